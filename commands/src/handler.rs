@@ -1,0 +1,249 @@
+//! The generic command handler.
+
+use std::time::{Duration, Instant};
+
+use moka::future::Cache;
+use natter_domain::{Aggregate, Claim, Context};
+use natter_eventlog::{AppendError, AppendErrorKind, EventLog, LogError, NewEvent, StoredEvent};
+use natter_schema::{ClaimMade, Envelope, Metadata, SchemaError};
+use time::OffsetDateTime;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::CommandMetrics;
+
+/// How many times a command is decided again after a conflict before giving up.
+const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+
+/// The events a command appended, each with its stream sequence.
+#[derive(Debug, Clone)]
+pub struct Executed<E> {
+    pub events: Vec<(u64, E)>,
+    /// The aggregate's last sequence after the command: the consistency token to wait
+    /// for when reading one's own write. For a command that changed nothing, the
+    /// aggregate's current last sequence.
+    pub last_sequence: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E: std::error::Error + 'static> {
+    /// The domain refused the command.
+    #[error(transparent)]
+    Rejected(E),
+    /// A unique key (such as a handle) belongs to someone else.
+    #[error("{kind} {key:?} is already taken")]
+    ClaimTaken { kind: &'static str, key: String },
+    /// Others kept changing the aggregate; every attempt conflicted.
+    #[error("the aggregate changed concurrently {attempts} times; try again")]
+    Conflict { attempts: u32 },
+    #[error(transparent)]
+    Append(#[from] AppendError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("stored event could not be read: {0}")]
+    Schema(#[from] SchemaError),
+}
+
+/// Runs commands of one aggregate type. Cheap to clone; clones share the cache.
+#[derive(Debug, Clone)]
+pub struct CommandHandler<A: Aggregate> {
+    log: EventLog,
+    /// (state, last sequence of the aggregate's subject) by aggregate id.
+    cache: Cache<String, (A, u64)>,
+    max_attempts: u32,
+    metrics: CommandMetrics,
+}
+
+impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
+    pub fn new(log: EventLog, metrics: CommandMetrics) -> Self {
+        Self {
+            log,
+            cache: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_secs(600))
+                .build(),
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            metrics,
+        }
+    }
+
+    /// How many attempts a conflicted command gets, at least 1.
+    #[must_use]
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    /// The aggregate's current state and last sequence, bringing the cache up to date.
+    pub async fn load(&self, id: &str) -> Result<(A, u64), CommandError<A::Error>> {
+        let cached = self.cache.get(id).await.unwrap_or_default();
+        let fresh = self.catch_up(id, cached).await?;
+        self.cache.insert(id.to_owned(), fresh.clone()).await;
+        Ok(fresh)
+    }
+
+    /// Applies the events stored after `sequence` to `state`.
+    async fn catch_up(&self, id: &str, (mut state, mut sequence): (A, u64)) -> Result<(A, u64), CommandError<A::Error>> {
+        let subject = self.log.subject(A::KIND, id);
+        for stored in self.log.load(&subject, sequence).await? {
+            state = state.evolve(&decode::<A>(&stored)?);
+            sequence = stored.sequence;
+        }
+        Ok((state, sequence))
+    }
+
+    /// Decides `command` on aggregate `id` and appends the outcome. The cached state is
+    /// trusted first; a conflict reads only the newer events and decides again.
+    pub async fn execute(
+        &self,
+        id: &str,
+        command: &A::Command,
+        metadata: Metadata,
+    ) -> Result<Executed<A::Event>, CommandError<A::Error>> {
+        let span = tracing::info_span!("command", aggregate = A::KIND, id = %id, correlation_id = %metadata.correlation_id);
+        self.execute_inner(id, command, metadata).instrument(span).await
+    }
+
+    async fn execute_inner(
+        &self,
+        id: &str,
+        command: &A::Command,
+        metadata: Metadata,
+    ) -> Result<Executed<A::Event>, CommandError<A::Error>> {
+        self.metrics.commands.inc();
+        let (mut state, mut sequence) = match self.cache.get(id).await {
+            Some(cached) => cached,
+            None => self.catch_up(id, Default::default()).await?,
+        };
+        for attempt in 1..=self.max_attempts {
+            let context = Context {
+                now: OffsetDateTime::now_utc(),
+                actor: metadata.actor,
+            };
+            let events = state.decide(command, &context).map_err(CommandError::Rejected)?;
+            if events.is_empty() {
+                self.cache.insert(id.to_owned(), (state, sequence)).await;
+                return Ok(Executed {
+                    events: Vec::new(),
+                    last_sequence: sequence,
+                });
+            }
+            let claims = A::claims(&events);
+            let batch = self.batch(id, sequence, &events, &claims, &metadata, context.now)?;
+            match self.append(&batch).await {
+                Ok(appended) => {
+                    let sequences = &appended.sequences[claims.len()..];
+                    let last_sequence = appended.last_sequence();
+                    let state = events.iter().fold(state, |state, event| state.evolve(event));
+                    self.cache.insert(id.to_owned(), (state, last_sequence)).await;
+                    return Ok(Executed {
+                        events: sequences.iter().copied().zip(events).collect(),
+                        last_sequence,
+                    });
+                }
+                Err(error) if error.kind() == AppendErrorKind::Conflict => {
+                    self.metrics.conflicts.inc();
+                    tracing::debug!(attempt, "conflict; reading newer events");
+                    self.check_claims(&claims).await?;
+                    (state, sequence) = self.catch_up(id, (state, sequence)).await?;
+                }
+                Err(error) => {
+                    // The cached state may be behind what the failed append did; drop it.
+                    self.cache.invalidate(id).await;
+                    return Err(error.into());
+                }
+            }
+        }
+        self.cache.invalidate(id).await;
+        Err(CommandError::Conflict {
+            attempts: self.max_attempts,
+        })
+    }
+
+    /// Appends, retrying once with the same event ids when the server did not answer:
+    /// deduplication makes that safe.
+    async fn append(&self, batch: &[NewEvent]) -> Result<natter_eventlog::Appended, AppendError> {
+        let started = Instant::now();
+        let result = match self.log.append(batch).await {
+            Err(error) if error.kind() == AppendErrorKind::Timeout => self.log.append(batch).await,
+            other => other,
+        };
+        self.metrics
+            .append_latency
+            .observe(started.elapsed().as_secs_f64());
+        result
+    }
+
+    /// The claims (each on its own subject, expected empty) and then the events, with the
+    /// expected sequence on the aggregate's first event.
+    fn batch(
+        &self,
+        id: &str,
+        sequence: u64,
+        events: &[A::Event],
+        claims: &[Claim],
+        metadata: &Metadata,
+        now: OffsetDateTime,
+    ) -> Result<Vec<NewEvent>, CommandError<A::Error>> {
+        let envelope = |aggregate_type: &str, aggregate_id: &str, event_type: &str, version: u32, payload| Envelope {
+            event_id: Uuid::now_v7(),
+            event_type: event_type.to_owned(),
+            schema_version: version,
+            aggregate_type: aggregate_type.to_owned(),
+            aggregate_id: aggregate_id.to_owned(),
+            actor: metadata.actor,
+            occurred_at: now,
+            correlation_id: metadata.correlation_id,
+            causation_id: metadata.causation_id,
+            payload,
+        };
+        let mut batch = Vec::with_capacity(claims.len() + events.len());
+        for claim in claims {
+            let payload = serde_json::to_value(ClaimMade { owner: claim.owner })
+                .map_err(|e| LogError::Read(e.to_string()))?;
+            batch.push(NewEvent {
+                subject: self.log.subject(claim.kind, &claim.key),
+                expected_sequence: Some(0),
+                envelope: envelope(claim.kind, &claim.key, ClaimMade::TYPE, 1, payload),
+            });
+        }
+        let subject = self.log.subject(A::KIND, id);
+        for (index, event) in events.iter().enumerate() {
+            let (event_type, version, payload) = natter_schema::encode(event)?;
+            batch.push(NewEvent {
+                subject: subject.clone(),
+                expected_sequence: (index == 0).then_some(sequence),
+                envelope: envelope(A::KIND, id, event_type, version, payload),
+            });
+        }
+        Ok(batch)
+    }
+
+    /// After a conflict: is one of the keys owned by someone else?
+    async fn check_claims(&self, claims: &[Claim]) -> Result<(), CommandError<A::Error>> {
+        for claim in claims {
+            let subject = self.log.subject(claim.kind, &claim.key);
+            if let Some(stored) = self.log.last_on_subject(&subject).await? {
+                let owner = serde_json::from_value::<ClaimMade>(stored.envelope.payload)
+                    .map(|made| made.owner)
+                    .ok();
+                if owner != Some(claim.owner) {
+                    return Err(CommandError::ClaimTaken {
+                        kind: claim.kind,
+                        key: claim.key.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn decode<A: Aggregate>(stored: &StoredEvent) -> Result<A::Event, SchemaError> {
+    let envelope = &stored.envelope;
+    natter_schema::decode(&envelope.event_type, envelope.schema_version, envelope.payload.clone())
+}

@@ -1,0 +1,7 @@
+//! Natter's pure domain: aggregates as `decide` and `evolve` functions, with no IO,
+//! no clock and no randomness (time and ids come in through [`Context`] and commands).
+
+pub mod aggregate;
+pub mod user;
+
+pub use aggregate::{Aggregate, Claim, Context, DomainEvent};

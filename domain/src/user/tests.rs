@@ -1,0 +1,174 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use proptest::prelude::*;
+use time::macros::datetime;
+
+use super::*;
+
+fn ctx() -> Context {
+    Context {
+        now: datetime!(2026-11-26 12:00 UTC),
+        actor: None,
+    }
+}
+
+fn id() -> Uuid {
+    Uuid::from_u128(0x0190_f3a1_0000_7000_8000_0000_0000_0001)
+}
+
+fn registered(handle: &str, name: &str) -> UserEvent {
+    UserEvent::UserRegistered(UserRegistered {
+        user_id: id(),
+        handle: Handle::parse(handle).unwrap(),
+        display_name: DisplayName::parse(name).unwrap(),
+        about: About::default(),
+        registered_at: ctx().now,
+    })
+}
+
+fn register(handle: &str, name: &str) -> UserCommand {
+    UserCommand::Register(Register {
+        user_id: id(),
+        handle: Handle::parse(handle).unwrap(),
+        display_name: DisplayName::parse(name).unwrap(),
+        about: About::default(),
+    })
+}
+
+fn change_name(name: &str) -> UserCommand {
+    UserCommand::ChangeProfile(ChangeProfile {
+        display_name: Some(DisplayName::parse(name).unwrap()),
+        about: None,
+    })
+}
+
+fn name_changed(name: &str) -> UserEvent {
+    UserEvent::ProfileChanged(ProfileChanged {
+        user_id: id(),
+        display_name: Some(DisplayName::parse(name).unwrap()),
+        about: None,
+    })
+}
+
+/// given the history, when the command is decided, then this is the outcome.
+#[test]
+fn user_decisions() {
+    let cases: Vec<(&str, Vec<UserEvent>, UserCommand, Result<Vec<UserEvent>, UserError>)> = vec![
+        (
+            "a new account registers",
+            vec![],
+            register("alice", "Alice"),
+            Ok(vec![registered("alice", "Alice")]),
+        ),
+        (
+            "the same registration retried changes nothing",
+            vec![registered("alice", "Alice")],
+            register("alice", "Alice"),
+            Ok(vec![]),
+        ),
+        (
+            "a different registration of the same account is refused",
+            vec![registered("alice", "Alice")],
+            register("alice", "Alicia"),
+            Err(UserError::AlreadyRegistered),
+        ),
+        (
+            "an unknown account has no profile to change",
+            vec![],
+            change_name("Bob"),
+            Err(UserError::NotFound),
+        ),
+        (
+            "a new display name is recorded",
+            vec![registered("alice", "Alice")],
+            change_name("Alice L."),
+            Ok(vec![name_changed("Alice L.")]),
+        ),
+        (
+            "the current display name again changes nothing",
+            vec![registered("alice", "Alice"), name_changed("Al")],
+            change_name("Al"),
+            Ok(vec![]),
+        ),
+    ];
+    for (name, given, when, then) in cases {
+        let state = User::replay(&given);
+        assert_eq!(state.decide(&when, &ctx()), then, "{name}");
+    }
+}
+
+#[test]
+fn registration_claims_the_handle() {
+    let claims = User::claims(&[registered("alice", "Alice"), name_changed("A")]);
+    assert_eq!(
+        claims,
+        vec![Claim {
+            kind: HANDLE_CLAIM,
+            key: "alice".into(),
+            owner: id()
+        }]
+    );
+}
+
+#[test]
+fn handles_are_normalized_and_checked() {
+    assert_eq!(Handle::parse("  Alice_01 ").unwrap().as_str(), "alice_01");
+    assert_eq!(Handle::parse("al"), Err(HandleError::TooShort));
+    assert_eq!(Handle::parse(&"a".repeat(33)), Err(HandleError::TooLong));
+    assert_eq!(Handle::parse("1abc"), Err(HandleError::MustStartWithLetter));
+    assert_eq!(Handle::parse("ab.c"), Err(HandleError::InvalidCharacter('.')));
+    assert_eq!(Handle::parse("abç"), Err(HandleError::InvalidCharacter('ç')));
+}
+
+#[test]
+fn texts_are_checked() {
+    assert_eq!(DisplayName::parse("  "), Err(TextError::Blank));
+    assert_eq!(
+        DisplayName::parse(&"x".repeat(65)),
+        Err(TextError::TooLong { max: 64 })
+    );
+    assert_eq!(DisplayName::parse("a\u{0007}b"), Err(TextError::ControlCharacter));
+    assert_eq!(About::parse("").unwrap().as_str(), "");
+}
+
+#[test]
+fn invalid_values_do_not_deserialize() {
+    let bad = serde_json::json!({"user_id": id(), "display_name": ""});
+    assert!(serde_json::from_value::<ProfileChanged>(bad).is_err());
+}
+
+proptest! {
+    /// Every handle that parses is already in normal form, and parsing it again is the identity.
+    #[test]
+    fn handle_parse_is_idempotent(input in "\\PC{0,40}") {
+        if let Ok(handle) = Handle::parse(&input) {
+            prop_assert_eq!(Handle::parse(handle.as_str()), Ok(handle.clone()));
+            prop_assert!(handle.as_str().len() >= Handle::MIN_LEN && handle.as_str().len() <= Handle::MAX_LEN);
+        }
+    }
+
+    /// Case does not make two handles different.
+    #[test]
+    fn handles_are_case_insensitive(input in "[a-zA-Z][a-zA-Z0-9_]{2,31}") {
+        prop_assert_eq!(Handle::parse(&input), Handle::parse(&input.to_uppercase()));
+    }
+
+    /// Any sequence of profile changes ends with the last value of each field, and
+    /// deciding the current values again yields no event.
+    #[test]
+    fn profile_changes_fold_to_the_last_value(names in proptest::collection::vec("[A-Za-z ]{0,10}[A-Za-z]", 1..12)) {
+        let mut state = User::default().evolve(&registered("alice", "Alice"));
+        for name in &names {
+            let events = state.decide(&change_name(name), &ctx()).unwrap();
+            for event in &events {
+                state = state.evolve(event);
+            }
+        }
+        let last = DisplayName::parse(names.last().unwrap()).unwrap();
+        match &state {
+            User::Active(profile) => prop_assert_eq!(&profile.display_name, &last),
+            User::Unregistered => prop_assert!(false, "still unregistered"),
+        }
+        prop_assert_eq!(state.decide(&change_name(last.as_str()), &ctx()).unwrap(), vec![]);
+    }
+}

@@ -1,0 +1,141 @@
+//! Appending: one event as a plain publish, several as one atomic batch (ADR-50).
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+use bytes::Bytes;
+use natter_schema::Envelope;
+use natter_schema::envelope::{EVENT_TYPE_HEADER, SCHEMA_VERSION_HEADER};
+
+use crate::{AppendError, AppendErrorKind, EventLog};
+
+/// One event to append.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub subject: String,
+    /// The subject's last stream sequence this append was decided on; `Some(0)` means
+    /// the subject must be empty. `None` appends unconditionally.
+    pub expected_sequence: Option<u64>,
+    pub envelope: Envelope,
+}
+
+/// The stream sequences the events were stored at, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub sequences: Vec<u64>,
+    /// The server already had these event ids (inside its deduplication window) and stored
+    /// nothing new; the sequences are those of the earlier append.
+    pub duplicate: bool,
+}
+
+impl Appended {
+    /// The sequence of the last event: a consistency token for read-your-writes.
+    pub fn last_sequence(&self) -> u64 {
+        self.sequences.last().copied().unwrap_or(0)
+    }
+}
+
+impl EventLog {
+    /// Appends the events all or nothing. Every `expected_sequence` is checked before
+    /// anything is stored; the event ids deduplicate a retried append.
+    pub async fn append(&self, events: &[NewEvent]) -> Result<Appended, AppendError> {
+        match events {
+            [] => Ok(Appended {
+                sequences: Vec::new(),
+                duplicate: false,
+            }),
+            [event] => self.append_one(event).await,
+            _ => self.append_batch(events).await,
+        }
+    }
+
+    async fn append_one(&self, event: &NewEvent) -> Result<Appended, AppendError> {
+        let (headers, payload) = encode(event)?;
+        let ack = self
+            .js
+            .publish_with_headers(event.subject.clone(), headers, payload)
+            .await
+            .map_err(publish_error)?
+            .await
+            .map_err(publish_error)?;
+        Ok(Appended {
+            sequences: vec![ack.sequence],
+            duplicate: ack.duplicate,
+        })
+    }
+
+    /// All but the last message go out as plain publishes; the last carries
+    /// `Nats-Batch-Commit` and alone is acknowledged, for the whole batch.
+    async fn append_batch(&self, events: &[NewEvent]) -> Result<Appended, AppendError> {
+        let batch_id = uuid::Uuid::now_v7().simple().to_string();
+        let last = events.len() - 1;
+        let mut commit = None;
+        for (index, event) in events.iter().enumerate() {
+            let (mut headers, payload) = encode(event)?;
+            headers.insert("Nats-Batch-Id", batch_id.as_str());
+            headers.insert("Nats-Batch-Sequence", (index + 1).to_string().as_str());
+            if index == last {
+                headers.insert("Nats-Batch-Commit", "1");
+                commit = Some(
+                    self.js
+                        .publish_with_headers(event.subject.clone(), headers, payload)
+                        .await
+                        .map_err(publish_error)?,
+                );
+            } else {
+                self.client
+                    .publish_with_headers(event.subject.clone(), headers, payload)
+                    .await
+                    .map_err(|e| AppendError::new(AppendErrorKind::Other, e.to_string()))?;
+            }
+        }
+        let Some(commit) = commit else {
+            return Err(AppendError::new(AppendErrorKind::Other, "empty batch"));
+        };
+        let ack = commit.await.map_err(publish_error)?;
+        let count = events.len() as u64;
+        if ack.batch_size.is_some_and(|size| size != count) {
+            return Err(AppendError::new(
+                AppendErrorKind::Other,
+                format!("batch of {count} acknowledged as {:?}", ack.batch_size),
+            ));
+        }
+        // An atomic batch is stored contiguously, ending at the acknowledged sequence.
+        let first = ack.sequence + 1 - count;
+        Ok(Appended {
+            sequences: (first..=ack.sequence).collect(),
+            duplicate: ack.duplicate,
+        })
+    }
+}
+
+fn encode(event: &NewEvent) -> Result<(HeaderMap, Bytes), AppendError> {
+    let payload = serde_json::to_vec(&event.envelope)
+        .map_err(|e| AppendError::new(AppendErrorKind::Other, e.to_string()))?;
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "Nats-Msg-Id",
+        event.envelope.event_id.to_string().as_str(),
+    );
+    headers.insert(EVENT_TYPE_HEADER, event.envelope.event_type.as_str());
+    headers.insert(
+        SCHEMA_VERSION_HEADER,
+        event.envelope.schema_version.to_string().as_str(),
+    );
+    if let Some(expected) = event.expected_sequence {
+        headers.insert(
+            "Nats-Expected-Last-Subject-Sequence",
+            expected.to_string().as_str(),
+        );
+    }
+    Ok((headers, Bytes::from(payload)))
+}
+
+fn publish_error(error: PublishError) -> AppendError {
+    let kind = match error.kind() {
+        PublishErrorKind::WrongLastSequence => AppendErrorKind::Conflict,
+        PublishErrorKind::MaxPayloadExceeded => AppendErrorKind::TooLarge,
+        PublishErrorKind::TimedOut => AppendErrorKind::Timeout,
+        _ => AppendErrorKind::Other,
+    };
+    AppendError::new(kind, error.to_string())
+}

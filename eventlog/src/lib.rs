@@ -1,0 +1,128 @@
+//! The event log: one append-only JetStream stream, the only source of truth.
+//!
+//! Subjects name aggregates (`<prefix>.evt.<kind>.<id>`). Appends carry the expected last
+//! sequence of their subject (optimistic concurrency) and the event id as `Nats-Msg-Id`
+//! (deduplication); several events go in one atomic batch. Reads use batched direct gets,
+//! so they need no consumer and see every committed write of the stream's leader.
+
+mod append;
+mod error;
+mod read;
+mod version;
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+
+pub use append::{Appended, NewEvent};
+pub use error::{AppendError, AppendErrorKind, LogError};
+pub use read::{Start, StoredEvent, decode_envelope};
+pub use version::{MIN_SERVER_VERSION, ServerVersion, check_server_version};
+
+/// Where the log lives and how it is kept.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// JetStream stream name, such as `NATTER`.
+    pub stream: String,
+    /// First subject token, such as `natter`; tests use a unique one each.
+    pub prefix: String,
+    /// Stream replicas: 1 on a single server, 3 in a cluster.
+    pub replicas: usize,
+    /// How long `Nats-Msg-Id` deduplication remembers an id.
+    pub duplicate_window: Duration,
+}
+
+impl LogConfig {
+    pub fn new(stream: impl Into<String>, prefix: impl Into<String>) -> Self {
+        Self {
+            stream: stream.into(),
+            prefix: prefix.into(),
+            replicas: 1,
+            duplicate_window: Duration::from_secs(120),
+        }
+    }
+}
+
+/// A handle on the log; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct EventLog {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    config: LogConfig,
+}
+
+impl EventLog {
+    /// Opens the log on a connected client: refuses a server older than
+    /// [`MIN_SERVER_VERSION`], then creates the stream or brings its settings up to date.
+    pub async fn open(client: async_nats::Client, config: LogConfig) -> Result<Self, LogError> {
+        check_server_version(&client.server_info().version)?;
+        let js = jetstream::new(client.clone());
+        let log = Self { client, js, config };
+        log.js
+            .create_or_update_stream(log.stream_config())
+            .await
+            .map_err(|e| LogError::Stream(e.to_string()))?;
+        Ok(log)
+    }
+
+    fn stream_config(&self) -> stream::Config {
+        let prefix = &self.config.prefix;
+        stream::Config {
+            name: self.config.stream.clone(),
+            description: Some("Natter event log: the only source of truth".into()),
+            subjects: vec![format!("{prefix}.evt.>")],
+            storage: stream::StorageType::File,
+            num_replicas: self.config.replicas,
+            retention: stream::RetentionPolicy::Limits,
+            deny_delete: true,
+            deny_purge: true,
+            allow_direct: true,
+            allow_atomic_publish: true,
+            duplicate_window: self.config.duplicate_window,
+            // Stored events are republished for live delivery, so a gateway only ever
+            // pushes what is durably in the log.
+            republish: Some(stream::Republish {
+                source: format!("{prefix}.evt.>"),
+                destination: format!("{prefix}.live.>"),
+                headers_only: false,
+            }),
+            ..Default::default()
+        }
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    /// The subject of one aggregate: `<prefix>.evt.<kind>.<id>`.
+    pub fn subject(&self, kind: &str, id: &str) -> String {
+        format!("{}.evt.{kind}.{id}", self.config.prefix)
+    }
+
+    /// The subject filter that matches every event in the log.
+    pub fn all_events(&self) -> String {
+        format!("{}.evt.>", self.config.prefix)
+    }
+
+    /// The stream sequence of the newest event, 0 when the log is empty.
+    pub async fn last_sequence(&self) -> Result<u64, LogError> {
+        let stream = self
+            .js
+            .get_stream_no_info(&self.config.stream)
+            .await
+            .map_err(|e| LogError::Stream(e.to_string()))?;
+        let info = stream
+            .get_info()
+            .await
+            .map_err(|e| LogError::Stream(e.to_string()))?;
+        Ok(info.state.last_sequence)
+    }
+}

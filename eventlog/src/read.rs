@@ -1,0 +1,249 @@
+//! Reading the log with batched direct gets (ADR-31): one aggregate's events, or the
+//! whole log from a sequence or a time, always in stream order.
+
+use std::time::Duration;
+
+use async_nats::{HeaderMap, Message, StatusCode};
+use futures::{Stream, StreamExt};
+use natter_schema::Envelope;
+use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::{EventLog, LogError};
+
+/// How many messages one direct-get request asks for.
+const PAGE: usize = 1024;
+/// How long to wait for the next message of a direct-get reply.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An event as the log holds it, with its place in the stream. Its envelope has been
+/// upcast to the current schema version of its type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub sequence: u64,
+    pub subject: String,
+    pub stored_at: OffsetDateTime,
+    pub envelope: Envelope,
+}
+
+/// Where a read of the whole log starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// The first stream sequence to return (1 is the beginning).
+    Sequence(u64),
+    /// The first event stored at or after this time.
+    Time(OffsetDateTime),
+}
+
+/// One page of a direct-get reply, and how many matching messages remain after it.
+struct Page {
+    events: Vec<StoredEvent>,
+    pending: u64,
+}
+
+impl EventLog {
+    /// Every event of one subject stored after sequence `after`, in order.
+    pub async fn load(&self, subject: &str, after: u64) -> Result<Vec<StoredEvent>, LogError> {
+        let mut events = Vec::new();
+        let mut from = after + 1;
+        loop {
+            let page = self.direct_get(json!({"seq": from, "next_by_subj": subject, "batch": PAGE})).await?;
+            if let Some(last) = page.events.last() {
+                from = last.sequence + 1;
+            }
+            let done = page.pending == 0 || page.events.is_empty();
+            events.extend(page.events);
+            if done {
+                return Ok(events);
+            }
+        }
+    }
+
+    /// The newest event of one subject, if any.
+    pub async fn last_on_subject(&self, subject: &str) -> Result<Option<StoredEvent>, LogError> {
+        let page = self.direct_get(json!({"last_by_subj": subject})).await?;
+        Ok(page.events.into_iter().next())
+    }
+
+    /// Up to `max` events matching `filter`, from sequence `from` on, not past `up_to`.
+    pub async fn read_page(
+        &self,
+        filter: &str,
+        from: u64,
+        max: usize,
+        up_to: u64,
+    ) -> Result<Vec<StoredEvent>, LogError> {
+        if from > up_to || max == 0 {
+            return Ok(Vec::new());
+        }
+        let request = json!({
+            "seq": from.max(1),
+            "next_by_subj": filter,
+            "batch": max.min(PAGE),
+            "up_to_seq": up_to,
+        });
+        Ok(self.direct_get(request).await?.events)
+    }
+
+    /// The sequence of the first event stored at or after `time`, if any.
+    pub async fn first_sequence_at(&self, time: OffsetDateTime) -> Result<Option<u64>, LogError> {
+        let start_time = time
+            .format(&Rfc3339)
+            .map_err(|e| LogError::Read(e.to_string()))?;
+        let request = json!({"start_time": start_time, "next_by_subj": self.all_events(), "batch": 1});
+        Ok(self.direct_get(request).await?.events.first().map(|e| e.sequence))
+    }
+
+    /// The whole log from `start`, in stream order, up to the newest event at the time of
+    /// the call; events appended meanwhile are not waited for.
+    pub fn read(&self, start: Start) -> impl Stream<Item = Result<StoredEvent, LogError>> + Send + '_ {
+        let filter = self.all_events();
+        futures::stream::once(async move {
+            let end = self.last_sequence().await?;
+            let from = match start {
+                Start::Sequence(sequence) => Some(sequence.max(1)),
+                Start::Time(time) => self.first_sequence_at(time).await?,
+            };
+            Ok::<_, LogError>((from.unwrap_or(end + 1), end))
+        })
+        .map(move |bounds| {
+            let filter = filter.clone();
+            let pages = match bounds {
+                Ok((from, end)) => futures::stream::try_unfold(from, move |from| {
+                    let filter = filter.clone();
+                    async move {
+                        let page = self.read_page(&filter, from, PAGE, end).await?;
+                        Ok(page.last().map(|last| (page.clone(), last.sequence + 1)))
+                    }
+                })
+                .boxed(),
+                Err(error) => futures::stream::once(async move { Err(error) }).boxed(),
+            };
+            pages.map_ok_flatten()
+        })
+        .flatten()
+    }
+
+    /// Sends one direct-get request and collects its reply messages up to the end marker.
+    async fn direct_get(&self, request: serde_json::Value) -> Result<Page, LogError> {
+        let read_error = |e: &dyn std::fmt::Display| LogError::Read(e.to_string());
+        let inbox = self.client.new_inbox();
+        let mut replies = self
+            .client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| read_error(&e))?;
+        let api = format!("$JS.API.DIRECT.GET.{}", self.config.stream);
+        self.client
+            .publish_with_reply(api, inbox, request.to_string().into())
+            .await
+            .map_err(|e| read_error(&e))?;
+        let batched = request.get("batch").is_some();
+        let mut events = Vec::new();
+        loop {
+            let message = tokio::time::timeout(REPLY_TIMEOUT, replies.next())
+                .await
+                .map_err(|_| LogError::Read("direct get timed out".into()))?
+                .ok_or_else(|| LogError::Read("direct get subscription closed".into()))?;
+            match message.status {
+                Some(StatusCode::NOT_FOUND) => return Ok(Page { events, pending: 0 }),
+                Some(status) if status.as_u16() == 204 => {
+                    let pending = header_u64(message.headers.as_ref(), "Nats-Num-Pending").unwrap_or(0);
+                    return Ok(Page { events, pending });
+                }
+                Some(status) if status != StatusCode::OK => {
+                    return Err(LogError::Read(format!(
+                        "direct get answered {status}: {}",
+                        message.description.as_deref().unwrap_or("")
+                    )));
+                }
+                _ => {
+                    let pending = header_u64(message.headers.as_ref(), "Nats-Num-Pending");
+                    events.push(stored_event(message)?);
+                    if !batched {
+                        return Ok(Page { events, pending: pending.unwrap_or(0) });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Flattens a stream of pages into a stream of events.
+trait FlattenPages {
+    fn map_ok_flatten(self) -> impl Stream<Item = Result<StoredEvent, LogError>> + Send;
+}
+
+impl<S> FlattenPages for S
+where
+    S: Stream<Item = Result<Vec<StoredEvent>, LogError>> + Send,
+{
+    fn map_ok_flatten(self) -> impl Stream<Item = Result<StoredEvent, LogError>> + Send {
+        self.flat_map(|page| match page {
+            Ok(events) => futures::stream::iter(events.into_iter().map(Ok)).left_stream(),
+            Err(error) => futures::stream::once(async move { Err(error) }).right_stream(),
+        })
+    }
+}
+
+fn header_u64(headers: Option<&HeaderMap>, name: &str) -> Option<u64> {
+    headers?.get(name)?.as_str().parse().ok()
+}
+
+fn stored_event(message: Message) -> Result<StoredEvent, LogError> {
+    let headers = message.headers.as_ref();
+    let sequence = header_u64(headers, "Nats-Sequence")
+        .ok_or_else(|| LogError::Read("direct get reply without Nats-Sequence".into()))?;
+    let malformed = |reason: String| LogError::Malformed { sequence, reason };
+    let subject = headers
+        .and_then(|h| h.get("Nats-Subject"))
+        .map(|v| v.as_str().to_owned())
+        .ok_or_else(|| malformed("no Nats-Subject".into()))?;
+    let stored_at = headers
+        .and_then(|h| h.get("Nats-Time-Stamp"))
+        .and_then(|v| OffsetDateTime::parse(v.as_str(), &Rfc3339).ok())
+        .ok_or_else(|| malformed("no valid Nats-Time-Stamp".into()))?;
+    let envelope = decode_envelope(&message.payload).map_err(malformed)?;
+    Ok(StoredEvent {
+        sequence,
+        subject,
+        stored_at,
+        envelope,
+    })
+}
+
+/// Parses a stored envelope and upcasts its payload to the current version of its type.
+/// Types this build does not know (written by a newer one) are passed on unchanged.
+pub fn decode_envelope(payload: &[u8]) -> Result<Envelope, String> {
+    let mut envelope: Envelope = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+    if let Some(current) = natter_schema::current_version(&envelope.event_type) {
+        if envelope.schema_version < current {
+            envelope.payload = natter_schema::events::upcast(
+                &envelope.event_type,
+                envelope.schema_version,
+                std::mem::take(&mut envelope.payload),
+            )
+            .map_err(|e| e.to_string())?;
+            envelope.schema_version = current;
+        }
+    }
+    Ok(envelope)
+}
+
+impl StoredEvent {
+    /// The event a JetStream consumer delivered.
+    pub fn from_consumed(message: &async_nats::jetstream::Message) -> Result<Self, LogError> {
+        let info = message
+            .info()
+            .map_err(|e| LogError::Read(format!("consumed message without metadata: {e}")))?;
+        let sequence = info.stream_sequence;
+        let envelope = decode_envelope(&message.payload).map_err(|reason| LogError::Malformed { sequence, reason })?;
+        Ok(Self {
+            sequence,
+            subject: message.subject.to_string(),
+            stored_at: info.published,
+            envelope,
+        })
+    }
+}

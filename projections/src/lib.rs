@@ -1,0 +1,37 @@
+//! Projection workers: each reads the log from its checkpoint and writes its read model
+//! and its checkpoint in one Postgres transaction, then acknowledges. Delivery is
+//! at-least-once; events at or below the checkpoint are skipped, so effects are
+//! exactly-once.
+
+mod metrics;
+mod runner;
+mod status;
+pub mod user_directory;
+
+use std::future::Future;
+
+use natter_eventlog::StoredEvent;
+use sqlx::PgConnection;
+
+pub use metrics::ProjectionMetrics;
+pub use runner::{Runner, RunnerError, apply_batch, checkpoint, reset};
+pub use status::{ProjectionStatus, status};
+pub use user_directory::UserDirectory;
+
+/// A read model built from the log. Its tables belong to it alone and are named with its
+/// version (`<name>_v<version>`), so that a new version can be built beside the live one.
+pub trait Projection: Send + Sync + 'static {
+    const NAME: &'static str;
+    const VERSION: i32;
+
+    /// Applies a batch of events, in stream order, all newer than the checkpoint, inside
+    /// the caller's transaction. Applying an event twice must change nothing.
+    fn apply(
+        &self,
+        connection: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
+    /// Empties the read model, for a rebuild from the first event.
+    fn reset(&self, connection: &mut PgConnection) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+}

@@ -1,0 +1,172 @@
+//! Event types, their current schema versions, and upcasting.
+//!
+//! A published event shape is never edited. To change one, add a version here and an
+//! upcaster from the previous version; the domain type always has the current shape.
+
+use natter_domain::DomainEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// Every event type Natter has written, with its current schema version.
+const CURRENT_VERSIONS: &[(&str, u32)] = &[
+    ("ClaimMade", 1),
+    ("UserRegistered", 2),
+    ("ProfileChanged", 1),
+];
+
+pub fn current_version(event_type: &str) -> Option<u32> {
+    CURRENT_VERSIONS
+        .iter()
+        .find(|(name, _)| *name == event_type)
+        .map(|(_, version)| *version)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("unknown event type {0:?}")]
+    UnknownType(String),
+    #[error("{event_type} has no schema version {version} (current is {current})")]
+    UnknownVersion {
+        event_type: String,
+        version: u32,
+        current: u32,
+    },
+    #[error("payload of {event_type} v{version} does not match its schema: {source}")]
+    Payload {
+        event_type: String,
+        version: u32,
+        source: serde_json::Error,
+    },
+}
+
+/// Splits a domain event into its type, current version and payload.
+pub fn encode<E: DomainEvent>(event: &E) -> Result<(&'static str, u32, Value), SchemaError> {
+    let event_type = event.event_type();
+    let version =
+        current_version(event_type).ok_or_else(|| SchemaError::UnknownType(event_type.into()))?;
+    let tagged = serde_json::to_value(event).map_err(|source| SchemaError::Payload {
+        event_type: event_type.into(),
+        version,
+        source,
+    })?;
+    let payload = match tagged {
+        Value::Object(mut map) => map.remove("payload").unwrap_or(Value::Null),
+        other => other,
+    };
+    Ok((event_type, version, payload))
+}
+
+/// Builds a domain event from a stored type, version and payload, upcasting old versions.
+pub fn decode<E: DomainEvent>(event_type: &str, version: u32, payload: Value) -> Result<E, SchemaError> {
+    let payload = upcast(event_type, version, payload)?;
+    let current = current_version(event_type).unwrap_or(version);
+    serde_json::from_value(json!({ "type": event_type, "payload": payload })).map_err(|source| {
+        SchemaError::Payload {
+            event_type: event_type.into(),
+            version: current,
+            source,
+        }
+    })
+}
+
+/// Brings a payload from `version` to the current version of its type, one step at a time.
+pub fn upcast(event_type: &str, version: u32, mut payload: Value) -> Result<Value, SchemaError> {
+    let current =
+        current_version(event_type).ok_or_else(|| SchemaError::UnknownType(event_type.into()))?;
+    if version == 0 || version > current {
+        return Err(SchemaError::UnknownVersion {
+            event_type: event_type.into(),
+            version,
+            current,
+        });
+    }
+    for from in version..current {
+        payload = upcast_step(event_type, from, payload);
+    }
+    Ok(payload)
+}
+
+/// One upcasting step, from `from` to `from + 1`.
+fn upcast_step(event_type: &str, from: u32, mut payload: Value) -> Value {
+    match (event_type, from) {
+        // v1 named the display name `name` and had no `about`.
+        ("UserRegistered", 1) => {
+            if let Value::Object(map) = &mut payload {
+                if let Some(name) = map.remove("name") {
+                    map.insert("display_name".into(), name);
+                }
+                map.entry("about").or_insert_with(|| Value::String(String::new()));
+            }
+            payload
+        }
+        _ => payload,
+    }
+}
+
+/// The event appended to a claim subject: the key belongs to `owner`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimMade {
+    pub owner: Uuid,
+}
+
+impl ClaimMade {
+    pub const TYPE: &'static str = "ClaimMade";
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use natter_domain::user::{UserEvent, UserRegistered};
+
+    use super::*;
+
+    #[test]
+    fn a_stored_version_1_registration_reads_as_the_current_shape() {
+        let stored = json!({
+            "user_id": "0190f3a1-0000-7000-8000-000000000001",
+            "handle": "alice",
+            "name": "Alice",
+            "registered_at": "2026-11-26T12:00:00Z"
+        });
+        let event: UserEvent = decode("UserRegistered", 1, stored).unwrap();
+        let UserEvent::UserRegistered(UserRegistered {
+            display_name, about, ..
+        }) = event
+        else {
+            panic!("wrong variant");
+        };
+        assert_eq!(display_name.as_str(), "Alice");
+        assert_eq!(about.as_str(), "");
+    }
+
+    #[test]
+    fn encode_then_decode_is_identity() {
+        let event: UserEvent = decode(
+            "UserRegistered",
+            2,
+            json!({"user_id": Uuid::nil(), "handle": "bob", "display_name": "Bob", "about": "hi",
+                   "registered_at": "2026-11-26T12:00:00Z"}),
+        )
+        .unwrap();
+        let (event_type, version, payload) = encode(&event).unwrap();
+        assert_eq!((event_type, version), ("UserRegistered", 2));
+        assert_eq!(decode::<UserEvent>(event_type, version, payload).unwrap(), event);
+    }
+
+    #[test]
+    fn unknown_types_and_versions_are_errors() {
+        assert!(matches!(
+            decode::<UserEvent>("Nope", 1, json!({})),
+            Err(SchemaError::UnknownType(_))
+        ));
+        assert!(matches!(
+            decode::<UserEvent>("UserRegistered", 9, json!({})),
+            Err(SchemaError::UnknownVersion { .. })
+        ));
+        assert!(matches!(
+            decode::<UserEvent>("ProfileChanged", 1, json!({"user_id": 5})),
+            Err(SchemaError::Payload { .. })
+        ));
+    }
+}

@@ -1,0 +1,52 @@
+# shellcheck shell=bash
+# Shared helpers for the Natter dev scripts. Source it, don't run it:
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# Sets NATTER_ROOT (the repo root, resolved from this file's location).
+
+NATTER_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+export NATTER_ROOT
+
+# Make a rustup install in the usual place usable even from a bare PATH (CI, sudo, cron).
+if ! command -v cargo >/dev/null 2>&1 && [[ -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]]; then
+    PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+    export PATH
+fi
+
+log()  { printf '[%s] %s\n' "${NATTER_LOG_TAG:-natter}" "$*"; }
+warn() { printf '[%s] WARNING: %s\n' "${NATTER_LOG_TAG:-natter}" "$*" >&2; }
+die()  { printf '[%s] ERROR: %s\n' "${NATTER_LOG_TAG:-natter}" "$*" >&2; exit 1; }
+
+section() {
+    printf '\n==================== %s ====================\n' "$*"
+}
+
+# Run a command as root: directly when we are root, else through sudo (non-interactive).
+as_root() {
+    if [[ "$(id -u)" -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo -n -E "$@"
+    else
+        die "need root to run '$*' and sudo is not available"
+    fi
+}
+
+# apt-get install, running 'apt-get update' at most once per script run.
+_NATTER_APT_UPDATED=0
+apt_install() {
+    command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install manually: $*"
+    if [[ "$_NATTER_APT_UPDATED" -eq 0 ]]; then
+        log "apt-get update"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+        _NATTER_APT_UPDATED=1
+    fi
+    log "apt-get install $*"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+        --no-install-recommends "$@" </dev/null
+}
+
+# True if something accepts TCP connections on 127.0.0.1:$1.
+port_open() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
