@@ -38,14 +38,44 @@ impl EventLog {
     /// Appends the events all or nothing. Every `expected_sequence` is checked before
     /// anything is stored; the event ids deduplicate a retried append.
     pub async fn append(&self, events: &[NewEvent]) -> Result<Appended, AppendError> {
-        match events {
+        let result = match events {
             [] => Ok(Appended {
                 sequences: Vec::new(),
                 duplicate: false,
             }),
             [event] => self.append_one(event).await,
             _ => self.append_batch(events).await,
+        };
+        match result {
+            Err(error) if matches!(error.kind(), AppendErrorKind::Conflict | AppendErrorKind::Duplicate) => {
+                // The server checks expectations before duplicates, so a retried append
+                // that had in fact been stored looks like a conflict. Tell them apart.
+                match self.find_stored(events).await {
+                    Some(appended) => Ok(appended),
+                    None => Err(error),
+                }
+            }
+            other => other,
         }
+    }
+
+    /// If the batch's last event is already in the log (after the expectation on its
+    /// subject), the whole batch is: atomic batches are stored whole and contiguous.
+    async fn find_stored(&self, events: &[NewEvent]) -> Option<Appended> {
+        let last = events.last()?;
+        let after = events
+            .iter()
+            .filter(|event| event.subject == last.subject)
+            .find_map(|event| event.expected_sequence)?;
+        let stored = self.load(&last.subject, after).await.ok()?;
+        let found = stored
+            .iter()
+            .find(|event| event.envelope.event_id == last.envelope.event_id)?;
+        let count = events.len() as u64;
+        Some(Appended {
+            sequences: (found.sequence + 1 - count..=found.sequence).collect(),
+            duplicate: true,
+        })
     }
 
     async fn append_one(&self, event: &NewEvent) -> Result<Appended, AppendError> {
@@ -130,11 +160,18 @@ fn encode(event: &NewEvent) -> Result<(HeaderMap, Bytes), AppendError> {
     Ok((headers, Bytes::from(payload)))
 }
 
+/// JetStream's error code for an atomic batch whose message id it has seen already.
+const BATCH_DUPLICATE_MESSAGE_ID: u64 = 10201;
+
 fn publish_error(error: PublishError) -> AppendError {
+    let server_code = std::error::Error::source(&error)
+        .and_then(|source| source.downcast_ref::<async_nats::jetstream::Error>())
+        .map(|server| server.error_code().0);
     let kind = match error.kind() {
         PublishErrorKind::WrongLastSequence => AppendErrorKind::Conflict,
         PublishErrorKind::MaxPayloadExceeded => AppendErrorKind::TooLarge,
         PublishErrorKind::TimedOut => AppendErrorKind::Timeout,
+        _ if server_code == Some(BATCH_DUPLICATE_MESSAGE_ID) => AppendErrorKind::Duplicate,
         _ => AppendErrorKind::Other,
     };
     AppendError::new(kind, error.to_string())

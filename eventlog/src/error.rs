@@ -29,6 +29,9 @@ pub enum AppendErrorKind {
     /// A subject's last sequence was not the expected one: someone else wrote first.
     /// Nothing of the batch was stored.
     Conflict,
+    /// The server has seen an event id of this batch, but the batch is not in the log
+    /// as a whole (an id was reused for different events).
+    Duplicate,
     /// The batch or event is too large for the server.
     TooLarge,
     /// The server did not answer in time; the append may or may not have happened, and

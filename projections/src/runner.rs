@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use futures::StreamExt;
 use natter_eventlog::{EventLog, LogError, StoredEvent};
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool};
 use tracing::Instrument;
 
 use crate::{Projection, ProjectionMetrics};
@@ -60,26 +60,9 @@ impl<P: Projection> Runner<P> {
 
     async fn run_inner(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), RunnerError> {
         tokio::pin!(shutdown);
-        ensure_checkpoint(&self.pool, P::NAME, P::VERSION).await?;
-        let mut lock = self.pool.acquire().await?;
-        let key = format!("natter.projection.{}.v{}", P::NAME, P::VERSION);
-        loop {
-            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
-                .bind(&key)
-                .fetch_one(&mut *lock)
-                .await?;
-            if locked {
-                break;
-            }
-            tokio::select! {
-                () = &mut shutdown => return Ok(()),
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        }
-        tracing::info!(projection = P::NAME, version = P::VERSION, "projection started");
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.consume(&mut shutdown).await {
+            match self.session(&mut shutdown).await {
                 Ok(()) => return Ok(()),
                 Err(error) => {
                     tracing::error!(projection = P::NAME, %error, "projection failed; resuming from its checkpoint");
@@ -93,9 +76,35 @@ impl<P: Projection> Runner<P> {
         }
     }
 
+    /// Takes the projection's lock, then consumes until shutdown or a failure. The lock is
+    /// held by a connection of its own, closed (and so released) when the session ends.
+    async fn session(&self, shutdown: &mut (impl Future<Output = ()> + Unpin + Send)) -> Result<(), RunnerError> {
+        ensure_checkpoint(&self.pool, P::NAME, P::VERSION).await?;
+        let mut lock = self.pool.acquire().await?.detach();
+        let key = format!("natter.projection.{}.v{}", P::NAME, P::VERSION);
+        loop {
+            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
+                .bind(&key)
+                .fetch_one(&mut lock)
+                .await?;
+            if locked {
+                break;
+            }
+            tokio::select! {
+                () = &mut *shutdown => return Ok(()),
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+        tracing::info!(projection = P::NAME, version = P::VERSION, "projection running");
+        let result = self.consume(shutdown).await;
+        // Closing the connection ends its session and so releases the lock.
+        let _ = lock.close().await;
+        result
+    }
+
     /// One life of the consumer: recreated at the checkpoint, so that the Postgres
     /// checkpoint, not the consumer's memory, says where to resume.
-    async fn consume(&self, shutdown: &mut (impl Future<Output = ()> + Unpin)) -> Result<(), RunnerError> {
+    async fn consume(&self, shutdown: &mut (impl Future<Output = ()> + Unpin + Send)) -> Result<(), RunnerError> {
         let from = checkpoint(&self.pool, P::NAME, P::VERSION).await?;
         let consumer = self.recreate_consumer(from).await?;
         let mut chunks = consumer

@@ -1,0 +1,61 @@
+//! Liveness, readiness and metrics.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use sqlx::PgPool;
+
+use crate::{ApiError, ApiState};
+
+/// The process is up.
+pub(crate) async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready to serve: NATS answers, Postgres answers and every migration is applied.
+pub(crate) async fn readyz(State(state): State<ApiState>) -> Result<&'static str, ApiError> {
+    if state.log.client().connection_state() != async_nats::connection::State::Connected {
+        return Err(ApiError::Unavailable("NATS is not connected".into()));
+    }
+    state
+        .log
+        .last_sequence()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("JetStream: {e}")))?;
+    migrations_applied(&state.pool)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("Postgres: {e}")))?;
+    Ok("ready")
+}
+
+/// Fails unless every migration this build knows is applied.
+pub async fn migrations_applied(pool: &PgPool) -> Result<(), String> {
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(pool)
+            .await
+            .map_err(|e| e.to_string())?;
+    let missing: Vec<i64> = natter_schema::MIGRATOR
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| !applied.contains(v))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("migrations not applied: {missing:?}; run `natter migrate`"))
+    }
+}
+
+pub(crate) async fn metrics(State(state): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
+    let mut body = String::new();
+    prometheus_client::encoding::text::encode(&mut body, &state.registry)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    ))
+}

@@ -1,0 +1,487 @@
+//! `natter bench`: each benchmark runs its raw baseline in the same run and prints the
+//! ratio, since on a shared machine only ratios are stable. Each run uses a stream,
+//! subject prefix and (where needed) database of its own, removed afterwards.
+
+use std::future::Future;
+use std::io::Write as _;
+use std::str::FromStr as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use natter_commands::CommandMetrics;
+use natter_commands::users::Users;
+use natter_domain::user::{About, ChangeProfile, DisplayName, Handle};
+use natter_eventlog::EventLog;
+use natter_projections::{ProjectionMetrics, Runner, UserDirectory};
+use natter_schema::{Envelope, Metadata};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions as _, PgPool};
+use time::OffsetDateTime;
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use crate::settings::Settings;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Commands through the command handler to stored events, against raw JetStream
+    /// publishes of the same payload and concurrency.
+    Append(AppendArgs),
+    /// Projection throughput over a backlog, against a raw batched insert of the same rows.
+    Project(ProjectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AppendArgs {
+    /// Commands in the sequential phase.
+    #[arg(long, default_value_t = 2_000)]
+    pub sequential: u64,
+    /// Commands in the concurrent phase.
+    #[arg(long, default_value_t = 50_000)]
+    pub count: u64,
+    /// Commands in flight in the concurrent phase (one aggregate each).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub in_flight: u64,
+    /// NATS monitoring endpoint, to report the server's fsync setting.
+    #[arg(long, env = "NATTER_NATS_MONITOR_URL", default_value = "http://127.0.0.1:8333")]
+    pub nats_monitor_url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ProjectArgs {
+    /// Events in the backlog (half registrations, half profile changes).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(2..=10_000_000))]
+    pub events: u64,
+    /// Most events per projection transaction.
+    #[arg(long, default_value_t = 2_000)]
+    pub batch: usize,
+}
+
+pub async fn run(settings: &Settings, command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Append(args) => with_bench_log(settings, |log| bench_append(log, args)).await,
+        BenchCommand::Project(args) => {
+            with_bench_log(settings, |log| async move {
+                with_bench_database(settings, |pool| bench_project(log, pool, args)).await
+            })
+            .await
+        }
+    }
+}
+
+/// Runs `body` on a fresh stream and prefix, deleting the stream afterwards.
+async fn with_bench_log<F, Fut>(settings: &Settings, body: F) -> anyhow::Result<()>
+where
+    F: FnOnce(EventLog) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let tag = Uuid::now_v7().simple().to_string();
+    let mut bench_settings = settings.clone();
+    bench_settings.stream = format!("NATTER_BENCH_{tag}");
+    bench_settings.subject_prefix = format!("bench{tag}");
+    let log = crate::app::connect_log(&bench_settings).await?;
+    let result = body(log.clone()).await;
+    log.jetstream()
+        .delete_stream(&bench_settings.stream)
+        .await
+        .map_err(|e| anyhow::anyhow!("deleting the bench stream: {e}"))?;
+    result
+}
+
+/// Runs `body` on a fresh, migrated database beside the configured one, dropped afterwards.
+async fn with_bench_database<F, Fut>(settings: &Settings, body: F) -> anyhow::Result<()>
+where
+    F: FnOnce(PgPool) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let name = format!("natter_bench_{}", Uuid::now_v7().simple());
+    let options = PgConnectOptions::from_str(settings.database_url.expose())?;
+    let mut admin = options.connect().await.context("connecting to Postgres")?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(8)
+        .connect_with(options.clone().database(&name))
+        .await?;
+    natter_schema::MIGRATOR.run(&pool).await?;
+    let result = body(pool.clone()).await;
+    pool.close().await;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+        .execute(&mut admin)
+        .await?;
+    result
+}
+
+/// Rate and latency of one measured phase.
+struct Phase {
+    ops: u64,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Phase {
+    fn rate(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&self, p: f64) -> Duration {
+        let mut sorted = self.latencies.clone();
+        sorted.sort_unstable();
+        let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len().max(1)) - 1;
+        sorted.get(index).copied().unwrap_or_default()
+    }
+
+    fn line(&self, label: &str) -> String {
+        format!(
+            "  {label:<34} {:>10.0} /s   p50 {:>7.2} ms   p99 {:>7.2} ms",
+            self.rate(),
+            self.percentile(0.50).as_secs_f64() * 1e3,
+            self.percentile(0.99).as_secs_f64() * 1e3,
+        )
+    }
+}
+
+async fn bench_append(log: EventLog, args: AppendArgs) -> anyhow::Result<()> {
+    println!("natter bench append");
+    println!("  NATS fsync: {}", fsync_setting(&args.nats_monitor_url).await);
+    let users = Users::new(log.clone(), CommandMetrics::default());
+    let workers = args.in_flight;
+    progress(&format!("registering {workers} users"));
+    let mut ids = Vec::new();
+    for i in 0..workers.max(1) {
+        let (id, _) = users
+            .register(
+                Handle::parse(&format!("bench_{i}"))?,
+                DisplayName::parse("Bench")?,
+                About::default(),
+                Metadata::new(None, Uuid::now_v7()),
+            )
+            .await?;
+        ids.push(id);
+    }
+    // The same envelope size the handler appends, for the raw baseline.
+    let sample = sample_envelope(ids[0]);
+    let payload = Bytes::from(serde_json::to_vec(&sample)?);
+
+    let seq_cmd = run_commands(&users, &ids[..1], args.sequential, "sequential commands").await?;
+    let seq_raw = run_raw(&log, 1, args.sequential, &payload, "sequential raw publishes").await?;
+    let par_cmd = run_commands(&users, &ids, args.count, "concurrent commands").await?;
+    let par_raw = run_raw(&log, workers, args.count, &payload, "concurrent raw publishes").await?;
+
+    println!("  payload {} bytes", payload.len());
+    println!("{}", seq_cmd.line("commands, sequential"));
+    println!("{}", seq_raw.line("raw JetStream publish, sequential"));
+    println!("  ratio sequential: {:.2}", seq_cmd.rate() / seq_raw.rate());
+    println!("{}", par_cmd.line(&format!("commands, {workers} in flight")));
+    println!("{}", par_raw.line(&format!("raw JetStream publish, {workers} in flight")));
+    println!(
+        "  ratio {workers} in flight: {:.2}   (target >= 0.60)",
+        par_cmd.rate() / par_raw.rate()
+    );
+    Ok(())
+}
+
+fn sample_envelope(user_id: Uuid) -> Envelope {
+    Envelope {
+        event_id: Uuid::now_v7(),
+        event_type: "ProfileChanged".into(),
+        schema_version: 1,
+        aggregate_type: "user".into(),
+        aggregate_id: user_id.to_string(),
+        actor: None,
+        occurred_at: OffsetDateTime::now_utc(),
+        correlation_id: Uuid::now_v7(),
+        causation_id: None,
+        payload: serde_json::json!({"user_id": user_id, "display_name": "Bench 000000"}),
+    }
+}
+
+/// `total` profile changes spread over one worker per id, each worker sequential.
+async fn run_commands(users: &Users, ids: &[Uuid], total: u64, label: &str) -> anyhow::Result<Phase> {
+    let workers = ids.len() as u64;
+    let done = Arc::new(AtomicU64::new(0));
+    let reporter = spawn_progress(label, total, Arc::clone(&done));
+    let started = Instant::now();
+    let mut tasks = JoinSet::new();
+    for (w, &id) in ids.iter().enumerate() {
+        let users = users.clone();
+        let done = Arc::clone(&done);
+        let share = total / workers + u64::from((w as u64) < total % workers);
+        tasks.spawn(async move {
+            let mut latencies = Vec::with_capacity(share as usize);
+            for i in 0..share {
+                let change = ChangeProfile {
+                    display_name: Some(DisplayName::parse(&format!("Bench {i:06}"))?),
+                    about: None,
+                };
+                let t = Instant::now();
+                users
+                    .change_profile(id, change, Metadata::new(None, Uuid::now_v7()))
+                    .await?;
+                latencies.push(t.elapsed());
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            anyhow::Ok(latencies)
+        });
+    }
+    let latencies = collect(tasks).await?;
+    let elapsed = started.elapsed();
+    reporter.abort();
+    Ok(Phase {
+        ops: total,
+        elapsed,
+        latencies,
+    })
+}
+
+/// `total` plain JetStream publishes, one subject per worker, each worker awaiting its ack.
+async fn run_raw(log: &EventLog, workers: u64, total: u64, payload: &Bytes, label: &str) -> anyhow::Result<Phase> {
+    let done = Arc::new(AtomicU64::new(0));
+    let reporter = spawn_progress(label, total, Arc::clone(&done));
+    let started = Instant::now();
+    let mut tasks = JoinSet::new();
+    for w in 0..workers {
+        let js = log.jetstream().clone();
+        let subject = log.subject("rawbench", &w.to_string());
+        let payload = payload.clone();
+        let done = Arc::clone(&done);
+        let share = total / workers + u64::from(w < total % workers);
+        tasks.spawn(async move {
+            let mut latencies = Vec::with_capacity(share as usize);
+            for _ in 0..share {
+                let t = Instant::now();
+                js.publish(subject.clone(), payload.clone())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                latencies.push(t.elapsed());
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            anyhow::Ok(latencies)
+        });
+    }
+    let latencies = collect(tasks).await?;
+    let elapsed = started.elapsed();
+    reporter.abort();
+    Ok(Phase {
+        ops: total,
+        elapsed,
+        latencies,
+    })
+}
+
+async fn collect(mut tasks: JoinSet<anyhow::Result<Vec<Duration>>>) -> anyhow::Result<Vec<Duration>> {
+    let mut all = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        all.extend(joined??);
+    }
+    Ok(all)
+}
+
+async fn bench_project(log: EventLog, pool: PgPool, args: ProjectArgs) -> anyhow::Result<()> {
+    println!("natter bench project");
+    let users = args.events / 2;
+    let events = build_backlog(users);
+    progress(&format!("appending a backlog of {} events", events.len()));
+    append_backlog(&log, &events).await?;
+    let last = log.last_sequence().await?;
+
+    // The projection: from an empty read model to the last event.
+    let done = Arc::new(AtomicU64::new(0));
+    let reporter = spawn_progress("projecting", last, Arc::clone(&done));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runner = Runner::new(log.clone(), pool.clone(), UserDirectory, ProjectionMetrics::default())
+        .with_max_batch(args.batch);
+    let started = Instant::now();
+    let task = tokio::spawn(runner.run(async move {
+        let _ = stopped.await;
+    }));
+    loop {
+        let at = natter_projections::checkpoint(&pool, "user_directory", 1).await?;
+        done.store(at, Ordering::Relaxed);
+        if at >= last {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let projected = started.elapsed();
+    reporter.abort();
+    let _ = stop.send(());
+    task.await??;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM user_directory_v1")
+        .fetch_one(&pool)
+        .await?;
+    anyhow::ensure!(rows as u64 == users, "projected {rows} rows, expected {users}");
+
+    // The baseline: the same rows, batched the same way, straight into a plain table.
+    progress("raw batched insert of the same rows");
+    let raw = raw_insert(&pool, &events, args.batch).await?;
+
+    let projection_rate = last as f64 / projected.as_secs_f64();
+    let raw_rate = events.len() as f64 / raw.as_secs_f64();
+    println!("  backlog {} events ({users} registrations, {users} profile changes), batches of {}", events.len(), args.batch);
+    println!("  projection (NATS consumer -> Postgres)   {projection_rate:>10.0} events/s  ({:.2} s)", projected.as_secs_f64());
+    println!("  raw batched insert (same rows)           {raw_rate:>10.0} rows/s    ({:.2} s)", raw.as_secs_f64());
+    println!("  ratio: {:.2}   (target >= 0.60)", projection_rate / raw_rate);
+    Ok(())
+}
+
+/// One backlog event: a registration (`name` is None) or a display-name change.
+struct BacklogEvent {
+    user_id: Uuid,
+    handle: String,
+    name: String,
+    registration: bool,
+}
+
+fn build_backlog(users: u64) -> Vec<BacklogEvent> {
+    let ids: Vec<Uuid> = (0..users).map(|_| Uuid::now_v7()).collect();
+    let registrations = ids.iter().enumerate().map(|(i, &user_id)| BacklogEvent {
+        user_id,
+        handle: format!("user_{i}"),
+        name: format!("User {i}"),
+        registration: true,
+    });
+    let changes = ids.iter().enumerate().map(|(i, &user_id)| BacklogEvent {
+        user_id,
+        handle: format!("user_{i}"),
+        name: format!("Renamed {i}"),
+        registration: false,
+    });
+    registrations.chain(changes).collect()
+}
+
+/// Appends the backlog with pipelined publishes; this is set-up, not measured.
+async fn append_backlog(log: &EventLog, events: &[BacklogEvent]) -> anyhow::Result<()> {
+    let now = OffsetDateTime::now_utc();
+    let mut pending = Vec::with_capacity(4_096);
+    for (n, event) in events.iter().enumerate() {
+        let payload = if event.registration {
+            serde_json::json!({"user_id": event.user_id, "handle": event.handle, "display_name": event.name,
+                               "about": "", "registered_at": now.format(&time::format_description::well_known::Rfc3339)?})
+        } else {
+            serde_json::json!({"user_id": event.user_id, "display_name": event.name})
+        };
+        let event_type = if event.registration { "UserRegistered" } else { "ProfileChanged" };
+        let envelope = Envelope {
+            event_id: Uuid::now_v7(),
+            event_type: event_type.into(),
+            schema_version: natter_schema::current_version(event_type).unwrap_or(1),
+            aggregate_type: "user".into(),
+            aggregate_id: event.user_id.to_string(),
+            actor: None,
+            occurred_at: now,
+            correlation_id: Uuid::now_v7(),
+            causation_id: None,
+            payload,
+        };
+        let subject = log.subject("user", &event.user_id.to_string());
+        let ack = log
+            .jetstream()
+            .publish(subject, Bytes::from(serde_json::to_vec(&envelope)?))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        pending.push(ack);
+        if pending.len() == 4_096 || n + 1 == events.len() {
+            for ack in pending.drain(..) {
+                ack.await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn raw_insert(pool: &PgPool, events: &[BacklogEvent], batch: usize) -> anyhow::Result<Duration> {
+    sqlx::query("CREATE TABLE raw_users (LIKE user_directory_v1 INCLUDING ALL)")
+        .execute(pool)
+        .await?;
+    let now = OffsetDateTime::now_utc();
+    let started = Instant::now();
+    for chunk in events.chunks(batch.max(1)) {
+        let mut tx = pool.begin().await?;
+        let (regs, changes): (Vec<&BacklogEvent>, Vec<&BacklogEvent>) = chunk.iter().partition(|e| e.registration);
+        if !regs.is_empty() {
+            sqlx::query(
+                "INSERT INTO raw_users (user_id, handle, display_name, about, created_at, last_sequence)
+                 SELECT u.id, u.handle, u.name, '', $4, 1 FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS u(id, handle, name)",
+            )
+            .bind(regs.iter().map(|e| e.user_id).collect::<Vec<_>>())
+            .bind(regs.iter().map(|e| e.handle.clone()).collect::<Vec<_>>())
+            .bind(regs.iter().map(|e| e.name.clone()).collect::<Vec<_>>())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !changes.is_empty() {
+            sqlx::query(
+                "UPDATE raw_users AS d SET display_name = c.name, last_sequence = 2
+                 FROM UNNEST($1::uuid[], $2::text[]) AS c(id, name) WHERE d.user_id = c.id",
+            )
+            .bind(changes.iter().map(|e| e.user_id).collect::<Vec<_>>())
+            .bind(changes.iter().map(|e| e.name.clone()).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(started.elapsed())
+}
+
+/// The server's fsync policy, read from its monitoring endpoint.
+async fn fsync_setting(monitor_url: &str) -> String {
+    match varz(monitor_url).await {
+        Ok(varz) => {
+            let config = &varz["jetstream"]["config"];
+            if config["sync_always"].as_bool() == Some(true) {
+                "always (every write synced)".into()
+            } else {
+                let nanos = config["sync_interval"].as_u64().unwrap_or(120_000_000_000);
+                format!("every {} s (NATS default is 120 s)", nanos / 1_000_000_000)
+            }
+        }
+        Err(error) => format!("unknown ({error})"),
+    }
+}
+
+/// A minimal HTTP/1.0 GET of `/varz`: enough for a loopback monitoring port.
+async fn varz(monitor_url: &str) -> anyhow::Result<serde_json::Value> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let authority = monitor_url
+        .strip_prefix("http://")
+        .context("monitor URL must start with http://")?
+        .trim_end_matches('/');
+    let mut stream = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(authority)).await??;
+    stream
+        .write_all(format!("GET /varz HTTP/1.0\r\nHost: {authority}\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut response)).await??;
+    let text = String::from_utf8_lossy(&response);
+    let body = text.split_once("\r\n\r\n").map(|(_, body)| body).context("no HTTP body")?;
+    Ok(serde_json::from_str(body)?)
+}
+
+fn progress(message: &str) {
+    eprintln!("  .. {message}");
+}
+
+/// Prints `label: done/total` to stderr every second until aborted.
+fn spawn_progress(label: &str, total: u64, done: Arc<AtomicU64>) -> tokio::task::JoinHandle<()> {
+    let label = label.to_owned();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            eprint!("\r  .. {label}: {}/{total}   ", done.load(Ordering::Relaxed));
+            let _ = std::io::stderr().flush();
+        }
+    })
+}
+

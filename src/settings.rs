@@ -1,0 +1,182 @@
+//! Every setting, from flags or `NATTER_*` environment variables, with defaults that work
+//! on a developer machine set up by `scripts/up`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use natter_eventlog::LogConfig;
+
+#[derive(Debug, Parser)]
+#[command(name = "natter", version, about = "Natter: an event-sourced messaging backend")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Settings,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: API, gateway and projections (each role selectable).
+    Serve(ServeArgs),
+    /// Apply the read models' SQL migrations.
+    Migrate,
+    /// Inspect projections.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+    /// Measure throughput and latency against a raw baseline in the same run.
+    Bench {
+        #[command(subcommand)]
+        command: crate::bench::BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Each projection's checkpoint and lag behind the log.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Settings every subcommand shares.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// NATS server (2.12 or newer, with JetStream).
+    #[arg(long, env = "NATTER_NATS_URL", default_value = "nats://127.0.0.1:4333", global = true)]
+    pub nats_url: String,
+    /// Postgres database of the read models.
+    #[arg(
+        long,
+        env = "NATTER_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/natter",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: Secret,
+    /// JetStream stream holding the event log.
+    #[arg(long, env = "NATTER_STREAM", default_value = "NATTER", global = true, value_parser = parse_name)]
+    pub stream: String,
+    /// First token of every subject.
+    #[arg(long, env = "NATTER_SUBJECT_PREFIX", default_value = "natter", global = true, value_parser = parse_name)]
+    pub subject_prefix: String,
+    /// Replicas of the stream: 1 on one server, 3 in a cluster.
+    #[arg(long, env = "NATTER_STREAM_REPLICAS", default_value_t = 1, global = true, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub stream_replicas: u8,
+    /// How long (seconds) the stream remembers event ids to drop duplicates.
+    #[arg(long, env = "NATTER_DUPLICATE_WINDOW_SECS", default_value_t = 120, global = true, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub duplicate_window_secs: u64,
+    /// Most connections to Postgres from this process.
+    #[arg(long, env = "NATTER_DATABASE_MAX_CONNECTIONS", default_value_t = 16, global = true, value_parser = clap::value_parser!(u32).range(2..=1_000))]
+    pub database_max_connections: u32,
+    #[arg(long, env = "NATTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    pub fn log_config(&self) -> LogConfig {
+        LogConfig {
+            stream: self.stream.clone(),
+            prefix: self.subject_prefix.clone(),
+            replicas: usize::from(self.stream_replicas),
+            duplicate_window: Duration::from_secs(self.duplicate_window_secs),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "NATTER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Which roles this process runs.
+    #[arg(long, env = "NATTER_ROLES", value_enum, value_delimiter = ',', default_value = "api,gateway,projector")]
+    pub roles: Vec<Role>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// The REST API (and health, readiness and metrics).
+    Api,
+    /// Realtime delivery to clients.
+    Gateway,
+    /// The projection workers that build the read models.
+    Projector,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// A value that never prints (a database URL may hold a password).
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// Stream names and subject prefixes: one subject token of `A-Z a-z 0-9 _ -`.
+fn parse_name(value: &str) -> Result<String, String> {
+    let valid = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if valid {
+        Ok(value.to_owned())
+    } else {
+        Err("use 1 to 64 characters of A-Z, a-z, 0-9, _ and -".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let secret = Secret::new("postgres://u:hunter2@db/natter");
+        assert!(!format!("{secret:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn names_are_single_subject_tokens() {
+        assert!(parse_name("natter_test-1").is_ok());
+        assert!(parse_name("a.b").is_err());
+        assert!(parse_name("").is_err());
+        assert!(parse_name("a*").is_err());
+    }
+}

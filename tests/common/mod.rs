@@ -1,0 +1,176 @@
+//! Test set-up against the real servers: each test gets a stream, subject prefix and
+//! database of its own, removed when it ends.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use natter::settings::{Role, ServeArgs, Settings};
+use natter_eventlog::{EventLog, LogConfig};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+use uuid::Uuid;
+
+pub fn nats_url() -> String {
+    std::env::var("NATTER_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4333".into())
+}
+
+pub fn admin_database_url() -> String {
+    std::env::var("NATTER_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A stream, prefix and database for one test.
+pub struct TestEnv {
+    pub log: EventLog,
+    pub pool: PgPool,
+    pub stream: String,
+    pub prefix: String,
+    pub database: String,
+    pub database_url: String,
+}
+
+impl TestEnv {
+    /// A fresh log and a fresh, migrated database.
+    pub async fn new() -> Self {
+        Self::with_migrations(true).await
+    }
+
+    pub async fn with_migrations(migrate: bool) -> Self {
+        let tag = Uuid::now_v7().simple().to_string();
+        let stream = format!("NATTER_TEST_{tag}");
+        let prefix = format!("t{tag}");
+        let log = open_log(&stream, &prefix).await;
+        let database = format!("natter_test_{tag}");
+        let admin = PgConnectOptions::from_str(&admin_database_url()).unwrap();
+        let mut connection = admin.connect().await.expect(
+            "Postgres is not reachable at NATTER_TEST_DATABASE_URL; run scripts/test",
+        );
+        sqlx::query(&format!("CREATE DATABASE {database}"))
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        let options = admin.clone().database(&database);
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .connect_with(options.clone())
+            .await
+            .unwrap();
+        if migrate {
+            natter_schema::MIGRATOR.run(&pool).await.unwrap();
+        }
+        let database_url = options.to_url_lossy().to_string();
+        Self {
+            log,
+            pool,
+            stream,
+            prefix,
+            database,
+            database_url,
+        }
+    }
+
+    /// The settings a `natter` process uses to reach this test's log and database.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            nats_url: nats_url(),
+            database_url: natter::settings::Secret::new(self.database_url.clone()),
+            stream: self.stream.clone(),
+            subject_prefix: self.prefix.clone(),
+            stream_replicas: 1,
+            duplicate_window_secs: 120,
+            database_max_connections: 8,
+            log_format: natter::settings::LogFormat::Human,
+        }
+    }
+
+    /// Another client on the same log, as a second process would have.
+    pub async fn second_log(&self) -> EventLog {
+        open_log(&self.stream, &self.prefix).await
+    }
+
+    /// Builds and runs the whole application on port 0.
+    pub async fn spawn_app(&self, roles: &[Role]) -> TestApp {
+        let serve = ServeArgs {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            roles: roles.to_vec(),
+        };
+        let app = natter::Application::build(&self.settings(), &serve).await.unwrap();
+        let address = app.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(app.run(async move {
+            let _ = stopped.await;
+        }));
+        TestApp {
+            address,
+            stop: Some(stop),
+            task,
+        }
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let stream = self.stream.clone();
+        let database = self.database.clone();
+        // Async clean-up from a synchronous drop: a thread with a runtime of its own.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok(client) = async_nats::connect(nats_url()).await {
+                    let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
+                }
+                if let Ok(mut admin) = PgConnectOptions::from_str(&admin_database_url()).unwrap().connect().await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+                        .execute(&mut admin)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub async fn open_log(stream: &str, prefix: &str) -> EventLog {
+    let client = async_nats::connect(nats_url())
+        .await
+        .expect("NATS is not reachable at NATTER_TEST_NATS_URL; run scripts/test");
+    EventLog::open(client, LogConfig::new(stream, prefix)).await.unwrap()
+}
+
+pub struct TestApp {
+    pub address: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Stops the application gracefully and returns how its run ended.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(20), &mut self.task).await??
+    }
+}
+
+/// Polls `check` until it holds, failing the test after `limit`.
+pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
