@@ -115,16 +115,29 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
         metadata: Metadata,
     ) -> Result<Executed<A::Event>, CommandError<A::Error>> {
         self.metrics.commands.inc();
-        let (mut state, mut sequence) = match self.cache.get(id).await {
-            Some(cached) => cached,
-            None => self.catch_up(id, Default::default()).await?,
+        // A cached state is only a guess: an append proves it (the expected sequence),
+        // but a refusal or a no-op proves nothing, so those are decided again on the
+        // log's newest events before they are answered.
+        let (mut state, mut sequence, mut fresh) = match self.cache.get(id).await {
+            Some((state, sequence)) => (state, sequence, false),
+            None => {
+                let (state, sequence) = self.catch_up(id, Default::default()).await?;
+                (state, sequence, true)
+            }
         };
-        for attempt in 1..=self.max_attempts {
+        let mut attempt = 0;
+        loop {
             let context = Context {
                 now: OffsetDateTime::now_utc(),
                 actor: metadata.actor,
             };
-            let events = state.decide(command, &context).map_err(CommandError::Rejected)?;
+            let decided = state.decide(command, &context);
+            if !fresh && !matches!(&decided, Ok(events) if !events.is_empty()) {
+                (state, sequence) = self.catch_up(id, (state, sequence)).await?;
+                fresh = true;
+                continue;
+            }
+            let events = decided.map_err(CommandError::Rejected)?;
             if events.is_empty() {
                 self.cache.insert(id.to_owned(), (state, sequence)).await;
                 return Ok(Executed {
@@ -147,9 +160,17 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
                 }
                 Err(error) if error.kind() == AppendErrorKind::Conflict => {
                     self.metrics.conflicts.inc();
+                    attempt += 1;
+                    if attempt >= self.max_attempts {
+                        self.cache.invalidate(id).await;
+                        return Err(CommandError::Conflict {
+                            attempts: self.max_attempts,
+                        });
+                    }
                     tracing::debug!(attempt, "conflict; reading newer events");
                     self.check_claims(&claims).await?;
                     (state, sequence) = self.catch_up(id, (state, sequence)).await?;
+                    fresh = true;
                 }
                 Err(error) => {
                     // The cached state may be behind what the failed append did; drop it.
@@ -158,10 +179,6 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
                 }
             }
         }
-        self.cache.invalidate(id).await;
-        Err(CommandError::Conflict {
-            attempts: self.max_attempts,
-        })
     }
 
     /// Appends, retrying once with the same event ids when the server did not answer:
