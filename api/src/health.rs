@@ -30,6 +30,13 @@ pub(crate) async fn readyz(State(state): State<ApiState>) -> Result<&'static str
 
 /// Fails unless every migration this build knows is applied.
 pub async fn migrations_applied(pool: &PgPool) -> Result<(), String> {
+    let table: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+        .fetch_one(pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    if table.is_none() {
+        return Err("no migration applied; run `natter migrate`".into());
+    }
     let applied: Vec<i64> =
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
             .fetch_all(pool)
