@@ -73,7 +73,10 @@ impl Application {
 
     /// Runs every role until `shutdown` completes, then lets each finish what it is
     /// doing. If one role fails, the others are stopped and the error returned.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let (stop, stopped) = watch::channel(false);
         let stop = Arc::new(stop);
         let trigger = Arc::clone(&stop);
@@ -90,7 +93,12 @@ impl Application {
                 self.projection_metrics.clone(),
             );
             let projector_stopped = stopped.clone();
-            tasks.spawn(async move { runner.run(wait(projector_stopped)).await.context("projector") });
+            tasks.spawn(async move {
+                runner
+                    .run(wait(projector_stopped))
+                    .await
+                    .context("projector")
+            });
         }
         let state = natter_api::ApiState {
             pool: self.pool.clone(),

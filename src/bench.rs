@@ -47,7 +47,11 @@ pub struct AppendArgs {
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub in_flight: u64,
     /// NATS monitoring endpoint, to report the server's fsync setting.
-    #[arg(long, env = "NATTER_NATS_MONITOR_URL", default_value = "http://127.0.0.1:8333")]
+    #[arg(
+        long,
+        env = "NATTER_NATS_MONITOR_URL",
+        default_value = "http://127.0.0.1:8333"
+    )]
     pub nats_monitor_url: String,
 }
 
@@ -148,7 +152,10 @@ impl Phase {
 
 async fn bench_append(log: EventLog, args: AppendArgs) -> anyhow::Result<()> {
     println!("natter bench append");
-    println!("  NATS fsync: {}", fsync_setting(&args.nats_monitor_url).await);
+    println!(
+        "  NATS fsync: {}",
+        fsync_setting(&args.nats_monitor_url).await
+    );
     let users = Users::new(log.clone(), CommandMetrics::default());
     let workers = args.in_flight;
     progress(&format!("registering {workers} users"));
@@ -169,16 +176,36 @@ async fn bench_append(log: EventLog, args: AppendArgs) -> anyhow::Result<()> {
     let payload = Bytes::from(serde_json::to_vec(&sample)?);
 
     let seq_cmd = run_commands(&users, &ids[..1], args.sequential, "sequential commands").await?;
-    let seq_raw = run_raw(&log, 1, args.sequential, &payload, "sequential raw publishes").await?;
+    let seq_raw = run_raw(
+        &log,
+        1,
+        args.sequential,
+        &payload,
+        "sequential raw publishes",
+    )
+    .await?;
     let par_cmd = run_commands(&users, &ids, args.count, "concurrent commands").await?;
-    let par_raw = run_raw(&log, workers, args.count, &payload, "concurrent raw publishes").await?;
+    let par_raw = run_raw(
+        &log,
+        workers,
+        args.count,
+        &payload,
+        "concurrent raw publishes",
+    )
+    .await?;
 
     println!("  payload {} bytes", payload.len());
     println!("{}", seq_cmd.line("commands, sequential"));
     println!("{}", seq_raw.line("raw JetStream publish, sequential"));
     println!("  ratio sequential: {:.2}", seq_cmd.rate() / seq_raw.rate());
-    println!("{}", par_cmd.line(&format!("commands, {workers} in flight")));
-    println!("{}", par_raw.line(&format!("raw JetStream publish, {workers} in flight")));
+    println!(
+        "{}",
+        par_cmd.line(&format!("commands, {workers} in flight"))
+    );
+    println!(
+        "{}",
+        par_raw.line(&format!("raw JetStream publish, {workers} in flight"))
+    );
     println!(
         "  ratio {workers} in flight: {:.2}   (target >= 0.60)",
         par_cmd.rate() / par_raw.rate()
@@ -202,7 +229,12 @@ fn sample_envelope(user_id: Uuid) -> Envelope {
 }
 
 /// `total` profile changes spread over one worker per id, each worker sequential.
-async fn run_commands(users: &Users, ids: &[Uuid], total: u64, label: &str) -> anyhow::Result<Phase> {
+async fn run_commands(
+    users: &Users,
+    ids: &[Uuid],
+    total: u64,
+    label: &str,
+) -> anyhow::Result<Phase> {
     let workers = ids.len() as u64;
     let done = Arc::new(AtomicU64::new(0));
     let reporter = spawn_progress(label, total, Arc::clone(&done));
@@ -240,7 +272,13 @@ async fn run_commands(users: &Users, ids: &[Uuid], total: u64, label: &str) -> a
 }
 
 /// `total` plain JetStream publishes, one subject per worker, each worker awaiting its ack.
-async fn run_raw(log: &EventLog, workers: u64, total: u64, payload: &Bytes, label: &str) -> anyhow::Result<Phase> {
+async fn run_raw(
+    log: &EventLog,
+    workers: u64,
+    total: u64,
+    payload: &Bytes,
+    label: &str,
+) -> anyhow::Result<Phase> {
     let done = Arc::new(AtomicU64::new(0));
     let reporter = spawn_progress(label, total, Arc::clone(&done));
     let started = Instant::now();
@@ -276,7 +314,9 @@ async fn run_raw(log: &EventLog, workers: u64, total: u64, payload: &Bytes, labe
     })
 }
 
-async fn collect(mut tasks: JoinSet<anyhow::Result<Vec<Duration>>>) -> anyhow::Result<Vec<Duration>> {
+async fn collect(
+    mut tasks: JoinSet<anyhow::Result<Vec<Duration>>>,
+) -> anyhow::Result<Vec<Duration>> {
     let mut all = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         all.extend(joined??);
@@ -296,8 +336,13 @@ async fn bench_project(log: EventLog, pool: PgPool, args: ProjectArgs) -> anyhow
     let done = Arc::new(AtomicU64::new(0));
     let reporter = spawn_progress("projecting", last, Arc::clone(&done));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let runner = Runner::new(log.clone(), pool.clone(), UserDirectory, ProjectionMetrics::default())
-        .with_max_batch(args.batch);
+    let runner = Runner::new(
+        log.clone(),
+        pool.clone(),
+        UserDirectory,
+        ProjectionMetrics::default(),
+    )
+    .with_max_batch(args.batch);
     let started = Instant::now();
     let task = tokio::spawn(runner.run(async move {
         let _ = stopped.await;
@@ -317,7 +362,10 @@ async fn bench_project(log: EventLog, pool: PgPool, args: ProjectArgs) -> anyhow
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM user_directory_v1")
         .fetch_one(&pool)
         .await?;
-    anyhow::ensure!(rows as u64 == users, "projected {rows} rows, expected {users}");
+    anyhow::ensure!(
+        rows as u64 == users,
+        "projected {rows} rows, expected {users}"
+    );
 
     // The baseline: the same rows, batched the same way, straight into a plain table.
     progress("raw batched insert of the same rows");
@@ -325,10 +373,23 @@ async fn bench_project(log: EventLog, pool: PgPool, args: ProjectArgs) -> anyhow
 
     let projection_rate = last as f64 / projected.as_secs_f64();
     let raw_rate = events.len() as f64 / raw.as_secs_f64();
-    println!("  backlog {} events ({users} registrations, {users} profile changes), batches of {}", events.len(), args.batch);
-    println!("  projection (NATS consumer -> Postgres)   {projection_rate:>10.0} events/s  ({:.2} s)", projected.as_secs_f64());
-    println!("  raw batched insert (same rows)           {raw_rate:>10.0} rows/s    ({:.2} s)", raw.as_secs_f64());
-    println!("  ratio: {:.2}   (target >= 0.60)", projection_rate / raw_rate);
+    println!(
+        "  backlog {} events ({users} registrations, {users} profile changes), batches of {}",
+        events.len(),
+        args.batch
+    );
+    println!(
+        "  projection (NATS consumer -> Postgres)   {projection_rate:>10.0} events/s  ({:.2} s)",
+        projected.as_secs_f64()
+    );
+    println!(
+        "  raw batched insert (same rows)           {raw_rate:>10.0} rows/s    ({:.2} s)",
+        raw.as_secs_f64()
+    );
+    println!(
+        "  ratio: {:.2}   (target >= 0.60)",
+        projection_rate / raw_rate
+    );
     Ok(())
 }
 
@@ -368,7 +429,11 @@ async fn append_backlog(log: &EventLog, events: &[BacklogEvent]) -> anyhow::Resu
         } else {
             serde_json::json!({"user_id": event.user_id, "display_name": event.name})
         };
-        let event_type = if event.registration { "UserRegistered" } else { "ProfileChanged" };
+        let event_type = if event.registration {
+            "UserRegistered"
+        } else {
+            "ProfileChanged"
+        };
         let envelope = Envelope {
             event_id: Uuid::now_v7(),
             event_type: event_type.into(),
@@ -397,7 +462,11 @@ async fn append_backlog(log: &EventLog, events: &[BacklogEvent]) -> anyhow::Resu
     Ok(())
 }
 
-async fn raw_insert(pool: &PgPool, events: &[BacklogEvent], batch: usize) -> anyhow::Result<Duration> {
+async fn raw_insert(
+    pool: &PgPool,
+    events: &[BacklogEvent],
+    batch: usize,
+) -> anyhow::Result<Duration> {
     sqlx::query("CREATE TABLE raw_users (LIKE user_directory_v1 INCLUDING ALL)")
         .execute(pool)
         .await?;
@@ -405,7 +474,8 @@ async fn raw_insert(pool: &PgPool, events: &[BacklogEvent], batch: usize) -> any
     let started = Instant::now();
     for chunk in events.chunks(batch.max(1)) {
         let mut tx = pool.begin().await?;
-        let (regs, changes): (Vec<&BacklogEvent>, Vec<&BacklogEvent>) = chunk.iter().partition(|e| e.registration);
+        let (regs, changes): (Vec<&BacklogEvent>, Vec<&BacklogEvent>) =
+            chunk.iter().partition(|e| e.registration);
         if !regs.is_empty() {
             sqlx::query(
                 "INSERT INTO raw_users (user_id, handle, display_name, about, created_at, last_sequence)
@@ -456,14 +526,21 @@ async fn varz(monitor_url: &str) -> anyhow::Result<serde_json::Value> {
         .strip_prefix("http://")
         .context("monitor URL must start with http://")?
         .trim_end_matches('/');
-    let mut stream = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(authority)).await??;
+    let mut stream = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::net::TcpStream::connect(authority),
+    )
+    .await??;
     stream
         .write_all(format!("GET /varz HTTP/1.0\r\nHost: {authority}\r\n\r\n").as_bytes())
         .await?;
     let mut response = Vec::new();
     tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut response)).await??;
     let text = String::from_utf8_lossy(&response);
-    let body = text.split_once("\r\n\r\n").map(|(_, body)| body).context("no HTTP body")?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body)
+        .context("no HTTP body")?;
     Ok(serde_json::from_str(body)?)
 }
 
@@ -479,9 +556,11 @@ fn spawn_progress(label: &str, total: u64, done: Arc<AtomicU64>) -> tokio::task:
         tick.tick().await;
         loop {
             tick.tick().await;
-            eprint!("\r  .. {label}: {}/{total}   ", done.load(Ordering::Relaxed));
+            eprint!(
+                "\r  .. {label}: {}/{total}   ",
+                done.load(Ordering::Relaxed)
+            );
             let _ = std::io::stderr().flush();
         }
     })
 }
-

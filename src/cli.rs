@@ -48,7 +48,10 @@ async fn projections_status(settings: &Settings, json: bool) -> anyhow::Result<(
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    println!("{:<24} {:>7} {:>12} {:>10}  UPDATED", "PROJECTION", "VERSION", "CHECKPOINT", "LAG");
+    println!(
+        "{:<24} {:>7} {:>12} {:>10}  UPDATED",
+        "PROJECTION", "VERSION", "CHECKPOINT", "LAG"
+    );
     for s in &statuses {
         println!(
             "{:<24} {:>7} {:>12} {:>10}  {}",

@@ -8,7 +8,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use natter_eventlog::LogConfig;
 
 #[derive(Debug, Parser)]
-#[command(name = "natter", version, about = "Natter: an event-sourced messaging backend")]
+#[command(
+    name = "natter",
+    version,
+    about = "Natter: an event-sourced messaging backend"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Settings,
@@ -48,7 +52,12 @@ pub enum ProjectionsCommand {
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// NATS server (2.12 or newer, with JetStream).
-    #[arg(long, env = "NATTER_NATS_URL", default_value = "nats://127.0.0.1:4333", global = true)]
+    #[arg(
+        long,
+        env = "NATTER_NATS_URL",
+        default_value = "nats://127.0.0.1:4333",
+        global = true
+    )]
     pub nats_url: String,
     /// Postgres database of the read models.
     #[arg(
@@ -95,7 +104,13 @@ pub struct ServeArgs {
     #[arg(long, env = "NATTER_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Which roles this process runs.
-    #[arg(long, env = "NATTER_ROLES", value_enum, value_delimiter = ',', default_value = "api,gateway,projector")]
+    #[arg(
+        long,
+        env = "NATTER_ROLES",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "api,gateway,projector"
+    )]
     pub roles: Vec<Role>,
 }
 

@@ -25,7 +25,10 @@ async fn health_readiness_and_unknown_paths() {
 
     let missing = http.get(app.url("/v1/nothing-here")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
-    assert_eq!(missing.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
     let problem: serde_json::Value = missing.json().await.unwrap();
     assert_eq!(problem["code"], "not_found");
     assert_eq!(problem["status"], 404);
@@ -42,7 +45,12 @@ async fn not_ready_until_migrations_are_applied() {
     assert_eq!(ready.headers()["content-type"], "application/problem+json");
     let problem: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(problem["code"], "unavailable");
-    assert!(problem["detail"].as_str().unwrap().contains("natter migrate"));
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("natter migrate")
+    );
 
     natter_schema::MIGRATOR.run(&env.pool).await.unwrap();
     let ready = http.get(app.url("/readyz")).send().await.unwrap();
@@ -76,18 +84,24 @@ async fn a_registration_reaches_the_directory_and_the_metrics() {
         .await
         .unwrap();
     eventually(Duration::from_secs(10), "the directory row", || async {
-        sqlx::query_scalar::<_, String>("SELECT display_name FROM user_directory_v1 WHERE user_id = $1")
-            .bind(id)
-            .fetch_optional(&env.pool)
-            .await
-            .unwrap()
-            .is_some_and(|name| name == "Zoë")
+        sqlx::query_scalar::<_, String>(
+            "SELECT display_name FROM user_directory_v1 WHERE user_id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&env.pool)
+        .await
+        .unwrap()
+        .is_some_and(|name| name == "Zoë")
     })
     .await;
-    let checkpoint = natter_projections::checkpoint(&env.pool, "user_directory", 1).await.unwrap();
+    let checkpoint = natter_projections::checkpoint(&env.pool, "user_directory", 1)
+        .await
+        .unwrap();
     assert!(checkpoint >= executed.last_sequence);
 
-    let metrics = reqwest::get(format!("http://{address}/metrics")).await.unwrap();
+    let metrics = reqwest::get(format!("http://{address}/metrics"))
+        .await
+        .unwrap();
     assert_eq!(metrics.status(), 200);
     let text = metrics.text().await.unwrap();
     for name in [
@@ -99,12 +113,20 @@ async fn a_registration_reaches_the_directory_and_the_metrics() {
         assert!(text.contains(name), "metrics lack {name:?}:\n{text}");
     }
     stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(20), task).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]
 async fn the_binary_refuses_an_unreachable_nats_with_a_clear_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_natter"))
         .args(["projections", "status"])
         .env("NATTER_NATS_URL", format!("nats://127.0.0.1:{port}"))

@@ -24,7 +24,12 @@ fn name(text: &str) -> DisplayName {
 
 async fn register(users: &Users, handle: &str) -> Uuid {
     users
-        .register(Handle::parse(handle).unwrap(), name(handle), About::default(), meta())
+        .register(
+            Handle::parse(handle).unwrap(),
+            name(handle),
+            About::default(),
+            meta(),
+        )
         .await
         .unwrap()
         .0
@@ -42,17 +47,33 @@ async fn registration_appends_the_claim_and_the_account_atomically() {
     let env = TestEnv::new().await;
     let users = Users::new(env.log.clone(), CommandMetrics::default());
     let (id, executed) = users
-        .register(Handle::parse("Alice").unwrap(), name("Alice"), About::default(), meta())
+        .register(
+            Handle::parse("Alice").unwrap(),
+            name("Alice"),
+            About::default(),
+            meta(),
+        )
         .await
         .unwrap();
     assert_eq!(executed.events.len(), 1);
     assert_eq!(executed.last_sequence, 2, "claim at 1, registration at 2");
-    let claim = env.log.load(&env.log.subject("handle", "alice"), 0).await.unwrap();
+    let claim = env
+        .log
+        .load(&env.log.subject("handle", "alice"), 0)
+        .await
+        .unwrap();
     assert_eq!(claim.len(), 1);
     assert_eq!(claim[0].envelope.payload["owner"], id.to_string());
-    let account = env.log.load(&env.log.subject("user", &id.to_string()), 0).await.unwrap();
+    let account = env
+        .log
+        .load(&env.log.subject("user", &id.to_string()), 0)
+        .await
+        .unwrap();
     assert_eq!(account[0].envelope.event_type, "UserRegistered");
-    assert_eq!(account[0].envelope.correlation_id, claim[0].envelope.correlation_id);
+    assert_eq!(
+        account[0].envelope.correlation_id,
+        claim[0].envelope.correlation_id
+    );
 }
 
 #[tokio::test]
@@ -64,7 +85,12 @@ async fn of_concurrent_registrations_of_one_handle_exactly_one_succeeds() {
         let users = Users::new(env.second_log().await, CommandMetrics::default());
         tasks.spawn(async move {
             users
-                .register(Handle::parse("BOB").unwrap(), name(&format!("Bob {i}")), About::default(), meta())
+                .register(
+                    Handle::parse("BOB").unwrap(),
+                    name(&format!("Bob {i}")),
+                    About::default(),
+                    meta(),
+                )
                 .await
         });
     }
@@ -72,7 +98,10 @@ async fn of_concurrent_registrations_of_one_handle_exactly_one_succeeds() {
     while let Some(result) = tasks.join_next().await {
         match result.unwrap() {
             Ok(_) => won += 1,
-            Err(CommandError::ClaimTaken { kind: "handle", key }) => {
+            Err(CommandError::ClaimTaken {
+                kind: "handle",
+                key,
+            }) => {
                 assert_eq!(key, "bob");
                 taken += 1;
             }
@@ -83,7 +112,12 @@ async fn of_concurrent_registrations_of_one_handle_exactly_one_succeeds() {
     let registered = env
         .log
         .read(natter_eventlog::Start::Sequence(1))
-        .filter(|e| std::future::ready(e.as_ref().is_ok_and(|e| e.envelope.event_type == "UserRegistered")))
+        .filter(|e| {
+            std::future::ready(
+                e.as_ref()
+                    .is_ok_and(|e| e.envelope.event_type == "UserRegistered"),
+            )
+        })
         .count()
         .await;
     assert_eq!(registered, 1);
@@ -103,22 +137,43 @@ async fn concurrent_commands_on_one_aggregate_all_land_in_order() {
             CommandHandler::new(env.second_log().await, metrics.clone()).with_max_attempts(100);
         tasks.spawn(async move {
             for i in 0..per_writer {
-                let command = natter_domain::user::UserCommand::ChangeProfile(rename(&format!("w{w} n{i}")));
-                handler.execute(&id.to_string(), &command, meta()).await.unwrap();
+                let command =
+                    natter_domain::user::UserCommand::ChangeProfile(rename(&format!("w{w} n{i}")));
+                handler
+                    .execute(&id.to_string(), &command, meta())
+                    .await
+                    .unwrap();
             }
         });
     }
     while let Some(result) = tasks.join_next().await {
         result.unwrap();
     }
-    let stored = env.log.load(&env.log.subject("user", &id.to_string()), 0).await.unwrap();
-    assert_eq!(stored.len(), 1 + writers * per_writer, "every command stored once");
+    let stored = env
+        .log
+        .load(&env.log.subject("user", &id.to_string()), 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.len(),
+        1 + writers * per_writer,
+        "every command stored once"
+    );
     assert!(stored.windows(2).all(|w| w[0].sequence < w[1].sequence));
     let names: HashSet<String> = stored[1..]
         .iter()
-        .map(|e| e.envelope.payload["display_name"].as_str().unwrap().to_owned())
+        .map(|e| {
+            e.envelope.payload["display_name"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
-    assert_eq!(names.len(), writers * per_writer, "no command lost or repeated");
+    assert_eq!(
+        names.len(),
+        writers * per_writer,
+        "no command lost or repeated"
+    );
     assert!(metrics.conflicts.get() > 0, "the writers did contend");
 }
 
@@ -129,14 +184,30 @@ async fn a_stale_cache_reads_only_the_newer_events_and_retries() {
     let second_metrics = CommandMetrics::default();
     let second = Users::new(env.second_log().await, second_metrics.clone());
     let id = register(&first, "dave").await;
-    second.change_profile(id, rename("Dave 1"), meta()).await.unwrap();
+    second
+        .change_profile(id, rename("Dave 1"), meta())
+        .await
+        .unwrap();
     // `first` still caches the state at registration; its append conflicts once.
-    let executed = first.change_profile(id, rename("Dave 2"), meta()).await.unwrap();
+    let executed = first
+        .change_profile(id, rename("Dave 2"), meta())
+        .await
+        .unwrap();
     assert_eq!(executed.last_sequence, 4);
     // And deciding the same change again changes nothing, from the refreshed cache.
-    let again = second.change_profile(id, rename("Dave 1"), meta()).await.unwrap();
-    assert_eq!(again.events.len(), 1, "Dave 2 is current, so Dave 1 is a change");
-    let same = first.change_profile(id, rename("Dave 1"), meta()).await.unwrap();
+    let again = second
+        .change_profile(id, rename("Dave 1"), meta())
+        .await
+        .unwrap();
+    assert_eq!(
+        again.events.len(),
+        1,
+        "Dave 2 is current, so Dave 1 is a change"
+    );
+    let same = first
+        .change_profile(id, rename("Dave 1"), meta())
+        .await
+        .unwrap();
     assert!(same.events.is_empty());
     assert_eq!(same.last_sequence, again.last_sequence);
 }
@@ -147,25 +218,48 @@ async fn exhausted_retries_report_a_conflict() {
     let users = Users::new(env.log.clone(), CommandMetrics::default());
     let id = register(&users, "erin").await;
     let metrics = CommandMetrics::default();
-    let handler: CommandHandler<User> = CommandHandler::new(env.log.clone(), metrics.clone()).with_max_attempts(1);
+    let handler: CommandHandler<User> =
+        CommandHandler::new(env.log.clone(), metrics.clone()).with_max_attempts(1);
     handler.load(&id.to_string()).await.unwrap();
-    users.change_profile(id, rename("Erin 2"), meta()).await.unwrap();
+    users
+        .change_profile(id, rename("Erin 2"), meta())
+        .await
+        .unwrap();
     let command = natter_domain::user::UserCommand::ChangeProfile(rename("Erin 3"));
-    let error = handler.execute(&id.to_string(), &command, meta()).await.unwrap_err();
-    assert!(matches!(error, CommandError::Conflict { attempts: 1 }), "{error:?}");
+    let error = handler
+        .execute(&id.to_string(), &command, meta())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, CommandError::Conflict { attempts: 1 }),
+        "{error:?}"
+    );
     assert_eq!(metrics.conflicts.get(), 1);
     // The cache was dropped, so the next attempt decides on fresh state.
-    handler.execute(&id.to_string(), &command, meta()).await.unwrap();
+    handler
+        .execute(&id.to_string(), &command, meta())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn domain_refusals_store_nothing() {
     let env = TestEnv::new().await;
     let users = Users::new(env.log.clone(), CommandMetrics::default());
-    let error = users.change_profile(Uuid::now_v7(), rename("Nobody"), meta()).await.unwrap_err();
+    let error = users
+        .change_profile(Uuid::now_v7(), rename("Nobody"), meta())
+        .await
+        .unwrap_err();
     assert!(matches!(error, CommandError::Rejected(UserError::NotFound)));
     assert_eq!(env.log.last_sequence().await.unwrap(), 0);
-    let executed = users.change_profile(register(&users, "frank").await, ChangeProfile::default(), meta()).await.unwrap();
+    let executed = users
+        .change_profile(
+            register(&users, "frank").await,
+            ChangeProfile::default(),
+            meta(),
+        )
+        .await
+        .unwrap();
     assert!(executed.events.is_empty());
     assert!(matches!(
         executed.events.first(),
@@ -177,8 +271,10 @@ async fn domain_refusals_store_nothing() {
 async fn a_refusal_on_a_stale_cache_is_decided_again_on_fresh_state() {
     use natter_domain::user::{Register, UserCommand};
     let env = TestEnv::new().await;
-    let stale: CommandHandler<User> = CommandHandler::new(env.log.clone(), CommandMetrics::default()).with_max_attempts(1);
-    let other: CommandHandler<User> = CommandHandler::new(env.second_log().await, CommandMetrics::default());
+    let stale: CommandHandler<User> =
+        CommandHandler::new(env.log.clone(), CommandMetrics::default()).with_max_attempts(1);
+    let other: CommandHandler<User> =
+        CommandHandler::new(env.second_log().await, CommandMetrics::default());
     let id = Uuid::now_v7();
     // `stale` caches the account as unregistered; then another process registers it.
     assert_eq!(stale.load(&id.to_string()).await.unwrap().1, 0);
@@ -188,8 +284,14 @@ async fn a_refusal_on_a_stale_cache_is_decided_again_on_fresh_state() {
         display_name: name("Gina"),
         about: About::default(),
     });
-    other.execute(&id.to_string(), &register, meta()).await.unwrap();
+    other
+        .execute(&id.to_string(), &register, meta())
+        .await
+        .unwrap();
     let change = UserCommand::ChangeProfile(rename("Gina G."));
-    let executed = stale.execute(&id.to_string(), &change, meta()).await.unwrap();
+    let executed = stale
+        .execute(&id.to_string(), &change, meta())
+        .await
+        .unwrap();
     assert_eq!(executed.events.len(), 1, "not refused as NotFound");
 }

@@ -52,8 +52,13 @@ async fn concurrent_appends_to_one_aggregate_have_one_winner_per_sequence() {
         for (w, log) in logs.iter().enumerate() {
             let log = log.clone();
             tasks.spawn(async move {
-                log.append(&[event(&log, "contended", Some(expected), round * 100 + w as u64)])
-                    .await
+                log.append(&[event(
+                    &log,
+                    "contended",
+                    Some(expected),
+                    round * 100 + w as u64,
+                )])
+                .await
             });
         }
         let mut winners = Vec::new();
@@ -66,8 +71,16 @@ async fn concurrent_appends_to_one_aggregate_have_one_winner_per_sequence() {
         assert_eq!(winners.len(), 1, "round {round}: exactly one writer wins");
         expected = winners[0];
     }
-    let stored = env.log.load(&env.log.subject("thing", "contended"), 0).await.unwrap();
-    assert_eq!(stored.len(), rounds as usize, "one event per round, no repeat");
+    let stored = env
+        .log
+        .load(&env.log.subject("thing", "contended"), 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.len(),
+        rounds as usize,
+        "one event per round, no repeat"
+    );
     let sequences: Vec<u64> = stored.iter().map(|e| e.sequence).collect();
     assert_eq!(sequences, (1..=rounds).collect::<Vec<_>>(), "no gap");
 }
@@ -77,7 +90,12 @@ async fn a_duplicate_event_id_is_stored_once() {
     let env = TestEnv::new().await;
     let first = event(&env.log, "dup", Some(0), 1);
     let stored = env.log.append(std::slice::from_ref(&first)).await.unwrap();
-    let again = env.log.append(std::slice::from_ref(&first)).await.map_err(|e| format!("{e:?}")).unwrap();
+    let again = env
+        .log
+        .append(std::slice::from_ref(&first))
+        .await
+        .map_err(|e| format!("{e:?}"))
+        .unwrap();
     assert!(!stored.duplicate);
     assert!(again.duplicate);
     assert_eq!(again.sequences, stored.sequences);
@@ -87,7 +105,10 @@ async fn a_duplicate_event_id_is_stored_once() {
 #[tokio::test]
 async fn a_batch_is_stored_whole_with_each_sequence_reported() {
     let env = TestEnv::new().await;
-    env.log.append(&[event(&env.log, "other", None, 0)]).await.unwrap();
+    env.log
+        .append(&[event(&env.log, "other", None, 0)])
+        .await
+        .unwrap();
     let batch = vec![
         event(&env.log, "a", Some(0), 1),
         event(&env.log, "b", Some(0), 2),
@@ -95,7 +116,11 @@ async fn a_batch_is_stored_whole_with_each_sequence_reported() {
     ];
     let appended = env.log.append(&batch).await.unwrap();
     assert_eq!(appended.sequences, vec![2, 3, 4]);
-    let a = env.log.load(&env.log.subject("thing", "a"), 0).await.unwrap();
+    let a = env
+        .log
+        .load(&env.log.subject("thing", "a"), 0)
+        .await
+        .unwrap();
     assert_eq!(a.iter().map(|e| e.sequence).collect::<Vec<_>>(), vec![2, 4]);
     assert_eq!(a[1].envelope.payload, json!({"n": 3}));
 }
@@ -103,7 +128,10 @@ async fn a_batch_is_stored_whole_with_each_sequence_reported() {
 #[tokio::test]
 async fn a_batch_with_a_stale_expectation_stores_nothing() {
     let env = TestEnv::new().await;
-    env.log.append(&[event(&env.log, "a", Some(0), 1)]).await.unwrap();
+    env.log
+        .append(&[event(&env.log, "a", Some(0), 1)])
+        .await
+        .unwrap();
     let batch = vec![
         event(&env.log, "b", Some(0), 2),
         event(&env.log, "c", Some(0), 3),
@@ -112,12 +140,25 @@ async fn a_batch_with_a_stale_expectation_stores_nothing() {
     ];
     let error = env.log.append(&batch).await.unwrap_err();
     assert_eq!(error.kind(), AppendErrorKind::Conflict);
-    assert_eq!(env.log.last_sequence().await.unwrap(), 1, "nothing of the batch stored");
-    assert!(env.log.load(&env.log.subject("thing", "b"), 0).await.unwrap().is_empty());
+    assert_eq!(
+        env.log.last_sequence().await.unwrap(),
+        1,
+        "nothing of the batch stored"
+    );
+    assert!(
+        env.log
+            .load(&env.log.subject("thing", "b"), 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // The same batch with the right expectation goes through.
     let mut batch = batch;
     batch[2].expected_sequence = Some(1);
-    assert_eq!(env.log.append(&batch).await.unwrap().sequences, vec![2, 3, 4]);
+    assert_eq!(
+        env.log.append(&batch).await.unwrap().sequences,
+        vec![2, 3, 4]
+    );
 }
 
 #[tokio::test]
@@ -126,26 +167,61 @@ async fn replay_returns_the_stream_order_from_a_sequence_or_a_time() {
     let mut appended = Vec::new();
     for n in 0..2_500u64 {
         let id = format!("agg{}", n % 7);
-        appended.extend(env.log.append(&[event(&env.log, &id, None, n)]).await.unwrap().sequences);
+        appended.extend(
+            env.log
+                .append(&[event(&env.log, &id, None, n)])
+                .await
+                .unwrap()
+                .sequences,
+        );
     }
-    let all: Vec<_> = env.log.read(Start::Sequence(1)).try_collect().await.unwrap();
+    let all: Vec<_> = env
+        .log
+        .read(Start::Sequence(1))
+        .try_collect()
+        .await
+        .unwrap();
     assert_eq!(all.iter().map(|e| e.sequence).collect::<Vec<_>>(), appended);
-    assert!(all.iter().enumerate().all(|(i, e)| e.envelope.payload == json!({"n": i})));
+    assert!(
+        all.iter()
+            .enumerate()
+            .all(|(i, e)| e.envelope.payload == json!({"n": i}))
+    );
 
-    let tail: Vec<_> = env.log.read(Start::Sequence(2_001)).try_collect().await.unwrap();
+    let tail: Vec<_> = env
+        .log
+        .read(Start::Sequence(2_001))
+        .try_collect()
+        .await
+        .unwrap();
     assert_eq!(tail.first().map(|e| e.sequence), Some(2_001));
     assert_eq!(tail.len(), 500);
 
     let middle = all[1_200].stored_at;
-    let from_time: Vec<_> = env.log.read(Start::Time(middle)).try_collect().await.unwrap();
+    let from_time: Vec<_> = env
+        .log
+        .read(Start::Time(middle))
+        .try_collect()
+        .await
+        .unwrap();
     assert!(from_time.iter().all(|e| e.stored_at >= middle));
     assert!(from_time.first().unwrap().sequence <= 1_201);
     assert_eq!(from_time.last().unwrap().sequence, 2_500);
 
     let future = OffsetDateTime::now_utc() + Duration::from_secs(3_600);
-    let none: Vec<_> = env.log.read(Start::Time(future)).try_collect().await.unwrap();
+    let none: Vec<_> = env
+        .log
+        .read(Start::Time(future))
+        .try_collect()
+        .await
+        .unwrap();
     assert!(none.is_empty());
-    let past_end: Vec<_> = env.log.read(Start::Sequence(9_999)).try_collect().await.unwrap();
+    let past_end: Vec<_> = env
+        .log
+        .read(Start::Sequence(9_999))
+        .try_collect()
+        .await
+        .unwrap();
     assert!(past_end.is_empty());
 }
 
@@ -154,7 +230,10 @@ async fn one_aggregate_loads_from_a_sequence() {
     let env = TestEnv::new().await;
     for n in 0..3_000u64 {
         let id = if n % 2 == 0 { "even" } else { "odd" };
-        env.log.append(&[event(&env.log, id, None, n)]).await.unwrap();
+        env.log
+            .append(&[event(&env.log, id, None, n)])
+            .await
+            .unwrap();
     }
     let subject = env.log.subject("thing", "even");
     let even = env.log.load(&subject, 0).await.unwrap();
@@ -162,8 +241,22 @@ async fn one_aggregate_loads_from_a_sequence() {
     assert!(even.windows(2).all(|w| w[0].sequence < w[1].sequence));
     let newer = env.log.load(&subject, 2_000).await.unwrap();
     assert_eq!(newer.first().unwrap().sequence, 2_001);
-    assert_eq!(env.log.last_on_subject(&subject).await.unwrap().unwrap().sequence, 2_999);
-    assert!(env.log.load(&env.log.subject("thing", "none"), 0).await.unwrap().is_empty());
+    assert_eq!(
+        env.log
+            .last_on_subject(&subject)
+            .await
+            .unwrap()
+            .unwrap()
+            .sequence,
+        2_999
+    );
+    assert!(
+        env.log
+            .load(&env.log.subject("thing", "none"), 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -199,12 +292,17 @@ async fn a_stored_version_1_event_is_upcast_when_read() {
 
 #[tokio::test]
 async fn a_server_older_than_2_12_is_refused_by_name() {
-    let binary = std::env::var("NATTER_TEST_OLD_NATS_SERVER").unwrap_or_else(|_| "/usr/sbin/nats-server".into());
+    let binary = std::env::var("NATTER_TEST_OLD_NATS_SERVER")
+        .unwrap_or_else(|_| "/usr/sbin/nats-server".into());
     assert!(
         std::path::Path::new(&binary).exists(),
         "an old nats-server is needed at {binary} (Debian's package; scripts/deps.sh installs it)"
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let store = std::env::temp_dir().join(format!("natter-old-nats-{port}"));
     let mut server = tokio::process::Command::new(&binary)
         .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
@@ -225,25 +323,37 @@ async fn a_server_older_than_2_12_is_refused_by_name() {
     }
     let client = client.expect("old server did not start");
     let found = client.server_info().version;
-    let error = EventLog::open(client, LogConfig::new("OLD", "old")).await.unwrap_err();
+    let error = EventLog::open(client, LogConfig::new("OLD", "old"))
+        .await
+        .unwrap_err();
     let _ = server.kill().await;
     let _ = std::fs::remove_dir_all(store);
     match &error {
-        LogError::ServerTooOld { found: reported, needed } => {
+        LogError::ServerTooOld {
+            found: reported,
+            needed,
+        } => {
             assert_eq!(reported, &found);
             assert_eq!(needed.to_string(), "2.12.0");
         }
         other => panic!("expected ServerTooOld, got {other:?}"),
     }
     let message = error.to_string();
-    assert!(message.contains(&found) && message.contains("2.12.0"), "{message}");
+    assert!(
+        message.contains(&found) && message.contains("2.12.0"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
 async fn subjects_in_one_log_do_not_leak_into_another() {
     let first = TestEnv::new().await;
     let second = TestEnv::new().await;
-    first.log.append(&[event(&first.log, "x", None, 1)]).await.unwrap();
+    first
+        .log
+        .append(&[event(&first.log, "x", None, 1)])
+        .await
+        .unwrap();
     assert_eq!(second.log.last_sequence().await.unwrap(), 0);
     let ids: HashSet<_> = first
         .log
@@ -258,7 +368,10 @@ async fn subjects_in_one_log_do_not_leak_into_another() {
 #[tokio::test]
 async fn a_retried_batch_is_a_duplicate_not_a_conflict() {
     let env = TestEnv::new().await;
-    let batch = vec![event(&env.log, "p", Some(0), 1), event(&env.log, "q", Some(0), 2)];
+    let batch = vec![
+        event(&env.log, "p", Some(0), 1),
+        event(&env.log, "q", Some(0), 2),
+    ];
     let first = env.log.append(&batch).await.unwrap();
     let again = env.log.append(&batch).await.unwrap();
     assert_eq!(first.sequences, vec![1, 2]);

@@ -12,7 +12,9 @@ use natter_commands::CommandMetrics;
 use natter_commands::users::Users;
 use natter_domain::user::{About, ChangeProfile, DisplayName, Handle};
 use natter_eventlog::{Start, StoredEvent};
-use natter_projections::{Projection, ProjectionMetrics, Runner, UserDirectory, apply_batch, checkpoint};
+use natter_projections::{
+    Projection, ProjectionMetrics, Runner, UserDirectory, apply_batch, checkpoint,
+};
 use natter_schema::Metadata;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
@@ -69,29 +71,53 @@ async fn seed(env: &TestEnv, users: usize) -> BTreeMap<Uuid, (String, String)> {
 fn assert_matches(rows: &Rows, expected: &BTreeMap<Uuid, (String, String)>) {
     assert_eq!(rows.len(), expected.len());
     for (id, handle, name, _, _) in rows {
-        assert_eq!(expected.get(id), Some(&(handle.clone(), name.clone())), "row of {id}");
+        assert_eq!(
+            expected.get(id),
+            Some(&(handle.clone(), name.clone())),
+            "row of {id}"
+        );
     }
 }
 
 async fn all_events(env: &TestEnv) -> Vec<StoredEvent> {
-    env.log.read(Start::Sequence(1)).try_collect().await.unwrap()
+    env.log
+        .read(Start::Sequence(1))
+        .try_collect()
+        .await
+        .unwrap()
 }
 
 /// Runs the projection until it has applied the whole log, then stops it.
 async fn run_to_end(env: &TestEnv, max_batch: usize) {
     let last = env.log.last_sequence().await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let runner = Runner::new(env.log.clone(), env.pool.clone(), UserDirectory, ProjectionMetrics::default())
-        .with_max_batch(max_batch);
+    let runner = Runner::new(
+        env.log.clone(),
+        env.pool.clone(),
+        UserDirectory,
+        ProjectionMetrics::default(),
+    )
+    .with_max_batch(max_batch);
     let task = tokio::spawn(runner.run(async move {
         let _ = stopped.await;
     }));
-    eventually(Duration::from_secs(30), "the projection to catch up", || async {
-        checkpoint(&env.pool, UserDirectory::NAME, UserDirectory::VERSION).await.unwrap() >= last
-    })
+    eventually(
+        Duration::from_secs(30),
+        "the projection to catch up",
+        || async {
+            checkpoint(&env.pool, UserDirectory::NAME, UserDirectory::VERSION)
+                .await
+                .unwrap()
+                >= last
+        },
+    )
     .await;
     stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]
@@ -102,10 +128,15 @@ async fn the_runner_builds_the_directory_and_acknowledges_after_commit() {
     assert_matches(&rows(&env.pool).await, &expected);
     let last = env.log.last_sequence().await.unwrap();
     let stream = env.log.jetstream().get_stream(&env.stream).await.unwrap();
-    let mut consumer: async_nats::jetstream::consumer::PullConsumer =
-        stream.get_consumer("projection_user_directory_v1").await.unwrap();
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer = stream
+        .get_consumer("projection_user_directory_v1")
+        .await
+        .unwrap();
     let info = consumer.info().await.unwrap();
-    assert_eq!(info.ack_floor.stream_sequence, last, "every applied event acknowledged");
+    assert_eq!(
+        info.ack_floor.stream_sequence, last,
+        "every applied event acknowledged"
+    );
 }
 
 #[tokio::test]
@@ -114,22 +145,32 @@ async fn applying_every_event_twice_changes_nothing() {
     let expected = seed(&env, 40).await;
     let events = all_events(&env).await;
     let last = events.last().unwrap().sequence;
-    let applied = apply_batch(&env.pool, &UserDirectory, &events, last).await.unwrap();
+    let applied = apply_batch(&env.pool, &UserDirectory, &events, last)
+        .await
+        .unwrap();
     assert_eq!(applied, events.len() as u64);
     let once = rows(&env.pool).await;
     assert_matches(&once, &expected);
 
     // Through the runner's path: everything is at or below the checkpoint, so skipped.
     for event in &events {
-        let again = apply_batch(&env.pool, &UserDirectory, std::slice::from_ref(event), event.sequence)
-            .await
-            .unwrap();
+        let again = apply_batch(
+            &env.pool,
+            &UserDirectory,
+            std::slice::from_ref(event),
+            event.sequence,
+        )
+        .await
+        .unwrap();
         assert_eq!(again, 0);
     }
     // And the projection itself, bypassing the checkpoint, one by one and as a batch.
     let mut tx = env.pool.begin().await.unwrap();
     for event in &events {
-        UserDirectory.apply(&mut tx, std::slice::from_ref(event)).await.unwrap();
+        UserDirectory
+            .apply(&mut tx, std::slice::from_ref(event))
+            .await
+            .unwrap();
     }
     UserDirectory.apply(&mut tx, &events).await.unwrap();
     tx.commit().await.unwrap();
@@ -145,19 +186,31 @@ async fn a_worker_killed_at_any_point_resumes_to_the_same_rows() {
 
     // Committed but never acknowledged: a crash between commit and ack.
     let half = &events[..events.len() / 2];
-    apply_batch(&env.pool, &UserDirectory, half, half.last().unwrap().sequence)
-        .await
-        .unwrap();
+    apply_batch(
+        &env.pool,
+        &UserDirectory,
+        half,
+        half.last().unwrap().sequence,
+    )
+    .await
+    .unwrap();
 
     // Killed (the task dropped mid-flight) a few times, at different moments.
     for delay_ms in [5u64, 20, 60] {
-        let runner = Runner::new(env.log.clone(), env.pool.clone(), UserDirectory, ProjectionMetrics::default())
-            .with_max_batch(5);
+        let runner = Runner::new(
+            env.log.clone(),
+            env.pool.clone(),
+            UserDirectory,
+            ProjectionMetrics::default(),
+        )
+        .with_max_batch(5);
         let task = tokio::spawn(runner.run(std::future::pending()));
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         task.abort();
         let _ = task.await;
-        let at = checkpoint(&env.pool, UserDirectory::NAME, UserDirectory::VERSION).await.unwrap();
+        let at = checkpoint(&env.pool, UserDirectory::NAME, UserDirectory::VERSION)
+            .await
+            .unwrap();
         assert!(at >= half.last().unwrap().sequence && at <= last);
     }
     run_to_end(&env, 5).await;
@@ -172,9 +225,16 @@ async fn rebuilding_from_the_first_event_gives_the_same_rows() {
     let live = rows(&env.pool).await;
     assert_matches(&live, &expected);
 
-    natter_projections::reset(&env.pool, &UserDirectory).await.unwrap();
+    natter_projections::reset(&env.pool, &UserDirectory)
+        .await
+        .unwrap();
     assert!(rows(&env.pool).await.is_empty());
-    assert_eq!(checkpoint(&env.pool, UserDirectory::NAME, UserDirectory::VERSION).await.unwrap(), 0);
+    assert_eq!(
+        checkpoint(&env.pool, UserDirectory::NAME, UserDirectory::VERSION)
+            .await
+            .unwrap(),
+        0
+    );
     run_to_end(&env, 3).await;
     assert_eq!(rows(&env.pool).await, live);
 }
@@ -185,9 +245,13 @@ async fn status_shows_checkpoint_and_lag_in_the_library_and_the_cli() {
     seed(&env, 10).await;
     let events = all_events(&env).await;
     let last = events.last().unwrap().sequence;
-    apply_batch(&env.pool, &UserDirectory, &events[..4], events[3].sequence).await.unwrap();
+    apply_batch(&env.pool, &UserDirectory, &events[..4], events[3].sequence)
+        .await
+        .unwrap();
 
-    let statuses = natter_projections::status(&env.pool, &env.log).await.unwrap();
+    let statuses = natter_projections::status(&env.pool, &env.log)
+        .await
+        .unwrap();
     assert_eq!(statuses.len(), 1);
     assert_eq!((statuses[0].checkpoint, statuses[0].lag), (4, last - 4));
 
@@ -201,7 +265,11 @@ async fn status_shows_checkpoint_and_lag_in_the_library_and_the_cli() {
         .output()
         .await
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(json[0]["name"], "user_directory");
     assert_eq!(json[0]["checkpoint"], 4);

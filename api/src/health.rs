@@ -50,7 +50,9 @@ pub async fn migrations_applied(pool: &PgPool) -> Result<(), String> {
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(format!("migrations not applied: {missing:?}; run `natter migrate`"))
+        Err(format!(
+            "migrations not applied: {missing:?}; run `natter migrate`"
+        ))
     }
 }
 

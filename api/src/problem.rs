@@ -60,7 +60,8 @@ impl IntoResponse for ApiError {
             tracing::error!(%reason, "request failed");
         }
         let problem = self.problem();
-        let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (
             status,
             [(header::CONTENT_TYPE, "application/problem+json")],

@@ -87,7 +87,11 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
     }
 
     /// Applies the events stored after `sequence` to `state`.
-    async fn catch_up(&self, id: &str, (mut state, mut sequence): (A, u64)) -> Result<(A, u64), CommandError<A::Error>> {
+    async fn catch_up(
+        &self,
+        id: &str,
+        (mut state, mut sequence): (A, u64),
+    ) -> Result<(A, u64), CommandError<A::Error>> {
         let subject = self.log.subject(A::KIND, id);
         for stored in self.log.load(&subject, sequence).await? {
             state = state.evolve(&decode::<A>(&stored)?);
@@ -105,7 +109,9 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
         metadata: Metadata,
     ) -> Result<Executed<A::Event>, CommandError<A::Error>> {
         let span = tracing::info_span!("command", aggregate = A::KIND, id = %id, correlation_id = %metadata.correlation_id);
-        self.execute_inner(id, command, metadata).instrument(span).await
+        self.execute_inner(id, command, metadata)
+            .instrument(span)
+            .await
     }
 
     async fn execute_inner(
@@ -151,8 +157,12 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
                 Ok(appended) => {
                     let sequences = &appended.sequences[claims.len()..];
                     let last_sequence = appended.last_sequence();
-                    let state = events.iter().fold(state, |state, event| state.evolve(event));
-                    self.cache.insert(id.to_owned(), (state, last_sequence)).await;
+                    let state = events
+                        .iter()
+                        .fold(state, |state, event| state.evolve(event));
+                    self.cache
+                        .insert(id.to_owned(), (state, last_sequence))
+                        .await;
                     return Ok(Executed {
                         events: sequences.iter().copied().zip(events).collect(),
                         last_sequence,
@@ -206,18 +216,21 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
         metadata: &Metadata,
         now: OffsetDateTime,
     ) -> Result<Vec<NewEvent>, CommandError<A::Error>> {
-        let envelope = |aggregate_type: &str, aggregate_id: &str, event_type: &str, version: u32, payload| Envelope {
-            event_id: Uuid::now_v7(),
-            event_type: event_type.to_owned(),
-            schema_version: version,
-            aggregate_type: aggregate_type.to_owned(),
-            aggregate_id: aggregate_id.to_owned(),
-            actor: metadata.actor,
-            occurred_at: now,
-            correlation_id: metadata.correlation_id,
-            causation_id: metadata.causation_id,
-            payload,
-        };
+        let envelope =
+            |aggregate_type: &str, aggregate_id: &str, event_type: &str, version: u32, payload| {
+                Envelope {
+                    event_id: Uuid::now_v7(),
+                    event_type: event_type.to_owned(),
+                    schema_version: version,
+                    aggregate_type: aggregate_type.to_owned(),
+                    aggregate_id: aggregate_id.to_owned(),
+                    actor: metadata.actor,
+                    occurred_at: now,
+                    correlation_id: metadata.correlation_id,
+                    causation_id: metadata.causation_id,
+                    payload,
+                }
+            };
         let mut batch = Vec::with_capacity(claims.len() + events.len());
         for claim in claims {
             let payload = serde_json::to_value(ClaimMade { owner: claim.owner })
@@ -262,5 +275,9 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
 
 fn decode<A: Aggregate>(stored: &StoredEvent) -> Result<A::Event, SchemaError> {
     let envelope = &stored.envelope;
-    natter_schema::decode(&envelope.event_type, envelope.schema_version, envelope.payload.clone())
+    natter_schema::decode(
+        &envelope.event_type,
+        envelope.schema_version,
+        envelope.payload.clone(),
+    )
 }

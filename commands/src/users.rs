@@ -1,6 +1,8 @@
 //! Account commands.
 
-use natter_domain::user::{About, ChangeProfile, DisplayName, Handle, Register, User, UserCommand, UserEvent};
+use natter_domain::user::{
+    About, ChangeProfile, DisplayName, Handle, Register, User, UserCommand, UserEvent,
+};
 use natter_eventlog::EventLog;
 use natter_schema::Metadata;
 use uuid::Uuid;
@@ -56,7 +58,11 @@ impl Users {
         metadata: Metadata,
     ) -> Result<Executed<UserEvent>, UserError> {
         self.handler
-            .execute(&user_id.to_string(), &UserCommand::ChangeProfile(change), metadata)
+            .execute(
+                &user_id.to_string(),
+                &UserCommand::ChangeProfile(change),
+                metadata,
+            )
             .await
     }
 }

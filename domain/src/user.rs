@@ -245,7 +245,11 @@ impl Aggregate for User {
     type Event = UserEvent;
     type Error = UserError;
 
-    fn decide(&self, command: &UserCommand, context: &Context) -> Result<Vec<UserEvent>, UserError> {
+    fn decide(
+        &self,
+        command: &UserCommand,
+        context: &Context,
+    ) -> Result<Vec<UserEvent>, UserError> {
         match (self, command) {
             (Self::Unregistered, UserCommand::Register(register)) => {
                 Ok(vec![UserEvent::UserRegistered(UserRegistered {

@@ -47,7 +47,12 @@ impl EventLog {
             _ => self.append_batch(events).await,
         };
         match result {
-            Err(error) if matches!(error.kind(), AppendErrorKind::Conflict | AppendErrorKind::Duplicate) => {
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    AppendErrorKind::Conflict | AppendErrorKind::Duplicate
+                ) =>
+            {
                 // The server checks expectations before duplicates, so a retried append
                 // that had in fact been stored looks like a conflict. Tell them apart.
                 match self.find_stored(events).await {
@@ -142,10 +147,7 @@ fn encode(event: &NewEvent) -> Result<(HeaderMap, Bytes), AppendError> {
     let payload = serde_json::to_vec(&event.envelope)
         .map_err(|e| AppendError::new(AppendErrorKind::Other, e.to_string()))?;
     let mut headers = HeaderMap::new();
-    headers.insert(
-        "Nats-Msg-Id",
-        event.envelope.event_id.to_string().as_str(),
-    );
+    headers.insert("Nats-Msg-Id", event.envelope.event_id.to_string().as_str());
     headers.insert(EVENT_TYPE_HEADER, event.envelope.event_type.as_str());
     headers.insert(
         SCHEMA_VERSION_HEADER,

@@ -7,7 +7,10 @@ pub enum LogError {
         "NATS server {found} is too old: Natter needs {needed} or newer \
          (older servers silently ignore atomic batches and multi-filter consumers)"
     )]
-    ServerTooOld { found: String, needed: ServerVersion },
+    ServerTooOld {
+        found: String,
+        needed: ServerVersion,
+    },
     #[error("JetStream stream: {0}")]
     Stream(String),
     #[error("reading the log: {0}")]

@@ -48,7 +48,9 @@ impl EventLog {
         let mut events = Vec::new();
         let mut from = after + 1;
         loop {
-            let page = self.direct_get(json!({"seq": from, "next_by_subj": subject, "batch": PAGE})).await?;
+            let page = self
+                .direct_get(json!({"seq": from, "next_by_subj": subject, "batch": PAGE}))
+                .await?;
             if let Some(last) = page.events.last() {
                 from = last.sequence + 1;
             }
@@ -91,13 +93,22 @@ impl EventLog {
         let start_time = time
             .format(&Rfc3339)
             .map_err(|e| LogError::Read(e.to_string()))?;
-        let request = json!({"start_time": start_time, "next_by_subj": self.all_events(), "batch": 1});
-        Ok(self.direct_get(request).await?.events.first().map(|e| e.sequence))
+        let request =
+            json!({"start_time": start_time, "next_by_subj": self.all_events(), "batch": 1});
+        Ok(self
+            .direct_get(request)
+            .await?
+            .events
+            .first()
+            .map(|e| e.sequence))
     }
 
     /// The whole log from `start`, in stream order, up to the newest event at the time of
     /// the call; events appended meanwhile are not waited for.
-    pub fn read(&self, start: Start) -> impl Stream<Item = Result<StoredEvent, LogError>> + Send + '_ {
+    pub fn read(
+        &self,
+        start: Start,
+    ) -> impl Stream<Item = Result<StoredEvent, LogError>> + Send + '_ {
         let filter = self.all_events();
         futures::stream::once(async move {
             let end = self.last_sequence().await?;
@@ -149,7 +160,8 @@ impl EventLog {
             match message.status {
                 Some(StatusCode::NOT_FOUND) => return Ok(Page { events, pending: 0 }),
                 Some(status) if status.as_u16() == 204 => {
-                    let pending = header_u64(message.headers.as_ref(), "Nats-Num-Pending").unwrap_or(0);
+                    let pending =
+                        header_u64(message.headers.as_ref(), "Nats-Num-Pending").unwrap_or(0);
                     return Ok(Page { events, pending });
                 }
                 Some(status) if status != StatusCode::OK => {
@@ -162,7 +174,10 @@ impl EventLog {
                     let pending = header_u64(message.headers.as_ref(), "Nats-Num-Pending");
                     events.push(stored_event(message)?);
                     if !batched {
-                        return Ok(Page { events, pending: pending.unwrap_or(0) });
+                        return Ok(Page {
+                            events,
+                            pending: pending.unwrap_or(0),
+                        });
                     }
                 }
             }
@@ -217,16 +232,16 @@ fn stored_event(message: Message) -> Result<StoredEvent, LogError> {
 /// Types this build does not know (written by a newer one) are passed on unchanged.
 pub fn decode_envelope(payload: &[u8]) -> Result<Envelope, String> {
     let mut envelope: Envelope = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
-    if let Some(current) = natter_schema::current_version(&envelope.event_type) {
-        if envelope.schema_version < current {
-            envelope.payload = natter_schema::events::upcast(
-                &envelope.event_type,
-                envelope.schema_version,
-                std::mem::take(&mut envelope.payload),
-            )
-            .map_err(|e| e.to_string())?;
-            envelope.schema_version = current;
-        }
+    if let Some(current) = natter_schema::current_version(&envelope.event_type)
+        && envelope.schema_version < current
+    {
+        envelope.payload = natter_schema::events::upcast(
+            &envelope.event_type,
+            envelope.schema_version,
+            std::mem::take(&mut envelope.payload),
+        )
+        .map_err(|e| e.to_string())?;
+        envelope.schema_version = current;
     }
     Ok(envelope)
 }
@@ -238,7 +253,8 @@ impl StoredEvent {
             .info()
             .map_err(|e| LogError::Read(format!("consumed message without metadata: {e}")))?;
         let sequence = info.stream_sequence;
-        let envelope = decode_envelope(&message.payload).map_err(|reason| LogError::Malformed { sequence, reason })?;
+        let envelope = decode_envelope(&message.payload)
+            .map_err(|reason| LogError::Malformed { sequence, reason })?;
         Ok(Self {
             sequence,
             subject: message.subject.to_string(),

@@ -45,8 +45,14 @@ mod tests {
 
     #[test]
     fn versions_parse_and_compare() {
-        assert_eq!(ServerVersion::parse("2.15.1"), Some(ServerVersion(2, 15, 1)));
-        assert_eq!(ServerVersion::parse("v2.12.0-RC.3"), Some(ServerVersion(2, 12, 0)));
+        assert_eq!(
+            ServerVersion::parse("2.15.1"),
+            Some(ServerVersion(2, 15, 1))
+        );
+        assert_eq!(
+            ServerVersion::parse("v2.12.0-RC.3"),
+            Some(ServerVersion(2, 12, 0))
+        );
         assert_eq!(ServerVersion::parse("2.9"), Some(ServerVersion(2, 9, 0)));
         assert_eq!(ServerVersion::parse(""), None);
         assert!(check_server_version("2.12.0").is_ok());

@@ -33,5 +33,8 @@ pub trait Projection: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 
     /// Empties the read model, for a rebuild from the first event.
-    fn reset(&self, connection: &mut PgConnection) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    fn reset(
+        &self,
+        connection: &mut PgConnection,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 }

@@ -78,7 +78,10 @@ impl<P: Projection> Runner<P> {
 
     /// Takes the projection's lock, then consumes until shutdown or a failure. The lock is
     /// held by a connection of its own, closed (and so released) when the session ends.
-    async fn session(&self, shutdown: &mut (impl Future<Output = ()> + Unpin + Send)) -> Result<(), RunnerError> {
+    async fn session(
+        &self,
+        shutdown: &mut (impl Future<Output = ()> + Unpin + Send),
+    ) -> Result<(), RunnerError> {
         ensure_checkpoint(&self.pool, P::NAME, P::VERSION).await?;
         let mut lock = self.pool.acquire().await?.detach();
         let key = format!("natter.projection.{}.v{}", P::NAME, P::VERSION);
@@ -95,7 +98,11 @@ impl<P: Projection> Runner<P> {
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
         }
-        tracing::info!(projection = P::NAME, version = P::VERSION, "projection running");
+        tracing::info!(
+            projection = P::NAME,
+            version = P::VERSION,
+            "projection running"
+        );
         let result = self.consume(shutdown).await;
         // Closing the connection ends its session and so releases the lock.
         let _ = lock.close().await;
@@ -104,7 +111,10 @@ impl<P: Projection> Runner<P> {
 
     /// One life of the consumer: recreated at the checkpoint, so that the Postgres
     /// checkpoint, not the consumer's memory, says where to resume.
-    async fn consume(&self, shutdown: &mut (impl Future<Output = ()> + Unpin + Send)) -> Result<(), RunnerError> {
+    async fn consume(
+        &self,
+        shutdown: &mut (impl Future<Output = ()> + Unpin + Send),
+    ) -> Result<(), RunnerError> {
         let from = checkpoint(&self.pool, P::NAME, P::VERSION).await?;
         let consumer = self.recreate_consumer(from).await?;
         let mut chunks = consumer
@@ -140,12 +150,16 @@ impl<P: Projection> Runner<P> {
                 last = Some(message);
             }
             let Some(last) = last else { continue };
-            let info = last.info().map_err(|e| RunnerError::Consumer(e.to_string()))?;
+            let info = last
+                .info()
+                .map_err(|e| RunnerError::Consumer(e.to_string()))?;
             let (through, pending) = (info.stream_sequence, info.pending);
             let applied = apply_batch(&self.pool, &self.projection, &events, through).await?;
             // Acknowledges everything up to `last` (AckPolicy::All). If we crash before
             // this, the redelivered events are at or below the checkpoint and skipped.
-            last.ack().await.map_err(|e| RunnerError::Consumer(e.to_string()))?;
+            last.ack()
+                .await
+                .map_err(|e| RunnerError::Consumer(e.to_string()))?;
             self.metrics
                 .events_applied
                 .get_or_create(&labels)
@@ -154,7 +168,13 @@ impl<P: Projection> Runner<P> {
                 .lag
                 .get_or_create(&labels)
                 .set(i64::try_from(pending).unwrap_or(i64::MAX));
-            tracing::debug!(projection = P::NAME, through, applied, pending, "batch applied");
+            tracing::debug!(
+                projection = P::NAME,
+                through,
+                applied,
+                pending,
+                "batch applied"
+            );
         }
     }
 
@@ -207,7 +227,9 @@ pub async fn apply_batch<P: Projection>(
         .filter(|event| event.sequence > current)
         .cloned()
         .collect();
-    let through = fresh.last().map_or(through, |last| last.sequence.max(through));
+    let through = fresh
+        .last()
+        .map_or(through, |last| last.sequence.max(through));
     if through <= current {
         return Ok(0);
     }
@@ -226,30 +248,39 @@ pub async fn apply_batch<P: Projection>(
 
 /// The last sequence the projection has applied.
 pub async fn checkpoint(pool: &PgPool, name: &str, version: i32) -> Result<u64, sqlx::Error> {
-    let sequence: Option<i64> =
-        sqlx::query_scalar("SELECT sequence FROM projection_checkpoints WHERE name = $1 AND version = $2")
-            .bind(name)
-            .bind(version)
-            .fetch_optional(pool)
-            .await?;
+    let sequence: Option<i64> = sqlx::query_scalar(
+        "SELECT sequence FROM projection_checkpoints WHERE name = $1 AND version = $2",
+    )
+    .bind(name)
+    .bind(version)
+    .fetch_optional(pool)
+    .await?;
     Ok(sequence.map_or(0, |s| u64::try_from(s).unwrap_or(0)))
 }
 
 async fn ensure_checkpoint(pool: &PgPool, name: &str, version: i32) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO projection_checkpoints (name, version) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(name)
-        .bind(version)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (name, version) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(name)
+    .bind(version)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
-async fn lock_checkpoint(connection: &mut PgConnection, name: &str, version: i32) -> Result<u64, sqlx::Error> {
-    sqlx::query("INSERT INTO projection_checkpoints (name, version) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(name)
-        .bind(version)
-        .execute(&mut *connection)
-        .await?;
+async fn lock_checkpoint(
+    connection: &mut PgConnection,
+    name: &str,
+    version: i32,
+) -> Result<u64, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (name, version) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(name)
+    .bind(version)
+    .execute(&mut *connection)
+    .await?;
     let sequence: i64 = sqlx::query_scalar(
         "SELECT sequence FROM projection_checkpoints WHERE name = $1 AND version = $2 FOR UPDATE",
     )

@@ -14,7 +14,10 @@ pub struct ProjectionStatus {
 }
 
 /// Every projection that has a checkpoint, with its lag behind the log's newest event.
-pub async fn status(pool: &PgPool, log: &EventLog) -> Result<Vec<ProjectionStatus>, crate::RunnerError> {
+pub async fn status(
+    pool: &PgPool,
+    log: &EventLog,
+) -> Result<Vec<ProjectionStatus>, crate::RunnerError> {
     let last = log.last_sequence().await?;
     let rows = sqlx::query(
         "SELECT name, version, sequence, updated_at FROM projection_checkpoints ORDER BY name, version",

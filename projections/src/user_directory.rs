@@ -35,7 +35,11 @@ impl Projection for UserDirectory {
     const NAME: &'static str = "user_directory";
     const VERSION: i32 = 1;
 
-    async fn apply(&self, connection: &mut PgConnection, events: &[StoredEvent]) -> Result<(), sqlx::Error> {
+    async fn apply(
+        &self,
+        connection: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), sqlx::Error> {
         // Fold the batch in memory first, so that it costs two statements however
         // large it is. Per-aggregate order is stream order, so a registration always
         // precedes the changes of its user.
@@ -134,7 +138,9 @@ impl Projection for UserDirectory {
     }
 
     async fn reset(&self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
-        sqlx::query("TRUNCATE user_directory_v1").execute(connection).await?;
+        sqlx::query("TRUNCATE user_directory_v1")
+            .execute(connection)
+            .await?;
         Ok(())
     }
 }

@@ -58,7 +58,11 @@ pub fn encode<E: DomainEvent>(event: &E) -> Result<(&'static str, u32, Value), S
 }
 
 /// Builds a domain event from a stored type, version and payload, upcasting old versions.
-pub fn decode<E: DomainEvent>(event_type: &str, version: u32, payload: Value) -> Result<E, SchemaError> {
+pub fn decode<E: DomainEvent>(
+    event_type: &str,
+    version: u32,
+    payload: Value,
+) -> Result<E, SchemaError> {
     let payload = upcast(event_type, version, payload)?;
     let current = current_version(event_type).unwrap_or(version);
     serde_json::from_value(json!({ "type": event_type, "payload": payload })).map_err(|source| {
@@ -96,7 +100,8 @@ fn upcast_step(event_type: &str, from: u32, mut payload: Value) -> Value {
                 if let Some(name) = map.remove("name") {
                     map.insert("display_name".into(), name);
                 }
-                map.entry("about").or_insert_with(|| Value::String(String::new()));
+                map.entry("about")
+                    .or_insert_with(|| Value::String(String::new()));
             }
             payload
         }
@@ -131,7 +136,9 @@ mod tests {
         });
         let event: UserEvent = decode("UserRegistered", 1, stored).unwrap();
         let UserEvent::UserRegistered(UserRegistered {
-            display_name, about, ..
+            display_name,
+            about,
+            ..
         }) = event
         else {
             panic!("wrong variant");
@@ -151,7 +158,10 @@ mod tests {
         .unwrap();
         let (event_type, version, payload) = encode(&event).unwrap();
         assert_eq!((event_type, version), ("UserRegistered", 2));
-        assert_eq!(decode::<UserEvent>(event_type, version, payload).unwrap(), event);
+        assert_eq!(
+            decode::<UserEvent>(event_type, version, payload).unwrap(),
+            event
+        );
     }
 
     #[test]

@@ -44,9 +44,10 @@ impl TestEnv {
         let log = open_log(&stream, &prefix).await;
         let database = format!("natter_test_{tag}");
         let admin = PgConnectOptions::from_str(&admin_database_url()).unwrap();
-        let mut connection = admin.connect().await.expect(
-            "Postgres is not reachable at NATTER_TEST_DATABASE_URL; run scripts/test",
-        );
+        let mut connection = admin
+            .connect()
+            .await
+            .expect("Postgres is not reachable at NATTER_TEST_DATABASE_URL; run scripts/test");
         sqlx::query(&format!("CREATE DATABASE {database}"))
             .execute(&mut connection)
             .await
@@ -96,7 +97,9 @@ impl TestEnv {
             listen: "127.0.0.1:0".parse().unwrap(),
             roles: roles.to_vec(),
         };
-        let app = natter::Application::build(&self.settings(), &serve).await.unwrap();
+        let app = natter::Application::build(&self.settings(), &serve)
+            .await
+            .unwrap();
         let address = app.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(app.run(async move {
@@ -116,17 +119,27 @@ impl Drop for TestEnv {
         let database = self.database.clone();
         // Async clean-up from a synchronous drop: a thread with a runtime of its own.
         let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             runtime.block_on(async move {
                 if let Ok(client) = async_nats::connect(nats_url()).await {
-                    let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
-                }
-                if let Ok(mut admin) = PgConnectOptions::from_str(&admin_database_url()).unwrap().connect().await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
-                        .execute(&mut admin)
+                    let _ = async_nats::jetstream::new(client)
+                        .delete_stream(&stream)
                         .await;
+                }
+                if let Ok(mut admin) = PgConnectOptions::from_str(&admin_database_url())
+                    .unwrap()
+                    .connect()
+                    .await
+                {
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+                            .execute(&mut admin)
+                            .await;
                 }
             });
         })
@@ -138,7 +151,9 @@ pub async fn open_log(stream: &str, prefix: &str) -> EventLog {
     let client = async_nats::connect(nats_url())
         .await
         .expect("NATS is not reachable at NATTER_TEST_NATS_URL; run scripts/test");
-    EventLog::open(client, LogConfig::new(stream, prefix)).await.unwrap()
+    EventLog::open(client, LogConfig::new(stream, prefix))
+        .await
+        .unwrap()
 }
 
 pub struct TestApp {
@@ -169,8 +184,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + limit;
     while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
-

@@ -50,10 +50,18 @@ fn name_changed(name: &str) -> UserEvent {
     })
 }
 
+/// A name, the history given, the command, and the outcome expected.
+type Case = (
+    &'static str,
+    Vec<UserEvent>,
+    UserCommand,
+    Result<Vec<UserEvent>, UserError>,
+);
+
 /// given the history, when the command is decided, then this is the outcome.
 #[test]
 fn user_decisions() {
-    let cases: Vec<(&str, Vec<UserEvent>, UserCommand, Result<Vec<UserEvent>, UserError>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "a new account registers",
             vec![],
@@ -116,8 +124,14 @@ fn handles_are_normalized_and_checked() {
     assert_eq!(Handle::parse("al"), Err(HandleError::TooShort));
     assert_eq!(Handle::parse(&"a".repeat(33)), Err(HandleError::TooLong));
     assert_eq!(Handle::parse("1abc"), Err(HandleError::MustStartWithLetter));
-    assert_eq!(Handle::parse("ab.c"), Err(HandleError::InvalidCharacter('.')));
-    assert_eq!(Handle::parse("abç"), Err(HandleError::InvalidCharacter('ç')));
+    assert_eq!(
+        Handle::parse("ab.c"),
+        Err(HandleError::InvalidCharacter('.'))
+    );
+    assert_eq!(
+        Handle::parse("abç"),
+        Err(HandleError::InvalidCharacter('ç'))
+    );
 }
 
 #[test]
@@ -127,7 +141,10 @@ fn texts_are_checked() {
         DisplayName::parse(&"x".repeat(65)),
         Err(TextError::TooLong { max: 64 })
     );
-    assert_eq!(DisplayName::parse("a\u{0007}b"), Err(TextError::ControlCharacter));
+    assert_eq!(
+        DisplayName::parse("a\u{0007}b"),
+        Err(TextError::ControlCharacter)
+    );
     assert_eq!(About::parse("").unwrap().as_str(), "");
 }
 
