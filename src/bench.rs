@@ -38,14 +38,17 @@ pub enum BenchCommand {
 #[derive(Debug, Args)]
 pub struct AppendArgs {
     /// Commands in the sequential phase.
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub sequential: u64,
     /// Commands in the concurrent phase.
-    #[arg(long, default_value_t = 50_000)]
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub count: u64,
     /// Commands in flight in the concurrent phase (one aggregate each).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub in_flight: u64,
+    /// Alternating rounds of every phase; the median of each is reported.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=21))]
+    pub rounds: u32,
     /// NATS monitoring endpoint, to report the server's fsync setting.
     #[arg(
         long,
@@ -175,26 +178,63 @@ async fn bench_append(log: EventLog, args: AppendArgs) -> anyhow::Result<()> {
     let sample = sample_envelope(ids[0]);
     let payload = Bytes::from(serde_json::to_vec(&sample)?);
 
-    let seq_cmd = run_commands(&users, &ids[..1], args.sequential, "sequential commands").await?;
-    let seq_raw = run_raw(
-        &log,
-        1,
-        args.sequential,
-        &payload,
-        "sequential raw publishes",
-    )
-    .await?;
-    let par_cmd = run_commands(&users, &ids, args.count, "concurrent commands").await?;
-    let par_raw = run_raw(
-        &log,
-        workers,
-        args.count,
-        &payload,
-        "concurrent raw publishes",
-    )
-    .await?;
+    // Alternating rounds, reporting the median of each: the machine's noise moves both
+    // sides of a round together, and the median drops an unlucky round.
+    let mut phases: [Vec<Phase>; 5] = Default::default();
+    for round in 1..=args.rounds {
+        progress(&format!("round {round} of {}", args.rounds));
+        let tag = |what: &str| format!("round {round}: {what}");
+        phases[0].push(
+            run_commands(
+                &users,
+                &ids[..1],
+                args.sequential,
+                &tag("sequential commands"),
+            )
+            .await?,
+        );
+        phases[1].push(
+            run_raw(
+                &log,
+                1,
+                args.sequential,
+                &payload,
+                false,
+                &tag("sequential raw"),
+            )
+            .await?,
+        );
+        phases[2].push(run_commands(&users, &ids, args.count, &tag("concurrent commands")).await?);
+        phases[3].push(
+            run_raw(
+                &log,
+                workers,
+                args.count,
+                &payload,
+                false,
+                &tag("concurrent raw"),
+            )
+            .await?,
+        );
+        phases[4].push(
+            run_raw(
+                &log,
+                workers,
+                args.count,
+                &payload,
+                true,
+                &tag("concurrent raw + expectation"),
+            )
+            .await?,
+        );
+    }
+    let [seq_cmd, seq_raw, par_cmd, par_raw, par_guarded] = phases.map(median);
 
-    println!("  payload {} bytes", payload.len());
+    println!(
+        "  payload {} bytes, median of {} rounds",
+        payload.len(),
+        args.rounds
+    );
     println!("{}", seq_cmd.line("commands, sequential"));
     println!("{}", seq_raw.line("raw JetStream publish, sequential"));
     println!("  ratio sequential: {:.2}", seq_cmd.rate() / seq_raw.rate());
@@ -207,10 +247,25 @@ async fn bench_append(log: EventLog, args: AppendArgs) -> anyhow::Result<()> {
         par_raw.line(&format!("raw JetStream publish, {workers} in flight"))
     );
     println!(
+        "{}",
+        par_guarded.line(&format!("raw + expectation, {workers} in flight"))
+    );
+    println!(
         "  ratio {workers} in flight: {:.2}   (target >= 0.60)",
         par_cmd.rate() / par_raw.rate()
     );
+    println!(
+        "  (the server's cost of checking the expectation alone: raw ratio {:.2})",
+        par_guarded.rate() / par_raw.rate()
+    );
     Ok(())
+}
+
+/// The phase with the median rate.
+fn median(mut phases: Vec<Phase>) -> Phase {
+    phases.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
+    let middle = phases.len() / 2;
+    phases.swap_remove(middle)
 }
 
 fn sample_envelope(user_id: Uuid) -> Envelope {
@@ -272,32 +327,49 @@ async fn run_commands(
 }
 
 /// `total` plain JetStream publishes, one subject per worker, each worker awaiting its ack.
+/// With `guarded`, each also carries the expected last subject sequence, as the command
+/// path does: that shows the server's share of the difference.
 async fn run_raw(
     log: &EventLog,
     workers: u64,
     total: u64,
     payload: &Bytes,
+    guarded: bool,
     label: &str,
 ) -> anyhow::Result<Phase> {
     let done = Arc::new(AtomicU64::new(0));
     let reporter = spawn_progress(label, total, Arc::clone(&done));
     let started = Instant::now();
+    // Fresh subjects per call, so each guarded worker starts from an empty subject.
+    let kind = format!("raw{}", Uuid::now_v7().simple());
     let mut tasks = JoinSet::new();
     for w in 0..workers {
         let js = log.jetstream().clone();
-        let subject = log.subject("rawbench", &w.to_string());
+        let subject = log.subject(&kind, &w.to_string());
         let payload = payload.clone();
         let done = Arc::clone(&done);
         let share = total / workers + u64::from(w < total % workers);
         tasks.spawn(async move {
             let mut latencies = Vec::with_capacity(share as usize);
+            let mut last = 0;
             for _ in 0..share {
                 let t = Instant::now();
-                js.publish(subject.clone(), payload.clone())
-                    .await
+                let ack = if guarded {
+                    let mut headers = async_nats::HeaderMap::new();
+                    headers.insert(
+                        "Nats-Expected-Last-Subject-Sequence",
+                        last.to_string().as_str(),
+                    );
+                    js.publish_with_headers(subject.clone(), headers, payload.clone())
+                        .await
+                } else {
+                    js.publish(subject.clone(), payload.clone()).await
+                };
+                let ack = ack
                     .map_err(|e| anyhow::anyhow!("{e}"))?
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
+                last = ack.sequence;
                 latencies.push(t.elapsed());
                 done.fetch_add(1, Ordering::Relaxed);
             }

@@ -2,6 +2,11 @@
 
 use clap::Parser;
 
+/// glibc's allocator contends on its arena locks under many concurrent tasks; mimalloc
+/// does not, and the command path allocates on every event.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = natter::settings::Cli::parse();
     natter::telemetry::init(cli.global.log_format);

@@ -379,3 +379,23 @@ async fn a_retried_batch_is_a_duplicate_not_a_conflict() {
     assert_eq!(again.sequences, first.sequences);
     assert_eq!(env.log.last_sequence().await.unwrap(), 2);
 }
+
+#[tokio::test]
+async fn unconditional_appends_are_deduplicated_by_event_id() {
+    let env = TestEnv::new().await;
+    let single = event(&env.log, "free", None, 1);
+    let stored = env.log.append(std::slice::from_ref(&single)).await.unwrap();
+    let again = env.log.append(std::slice::from_ref(&single)).await.unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.sequences, stored.sequences);
+
+    let batch = vec![
+        event(&env.log, "free", None, 2),
+        event(&env.log, "loose", None, 3),
+    ];
+    let first = env.log.append(&batch).await.unwrap();
+    let retried = env.log.append(&batch).await.unwrap();
+    assert!(retried.duplicate);
+    assert_eq!(retried.sequences, first.sequences);
+    assert_eq!(env.log.last_sequence().await.unwrap(), 3);
+}

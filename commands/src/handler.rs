@@ -1,8 +1,8 @@
 //! The generic command handler.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use moka::future::Cache;
+use moka::sync::Cache;
 use natter_domain::{Aggregate, Claim, Context};
 use natter_eventlog::{AppendError, AppendErrorKind, EventLog, LogError, NewEvent, StoredEvent};
 use natter_schema::{ClaimMade, Envelope, Metadata, SchemaError};
@@ -58,10 +58,9 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
     pub fn new(log: EventLog, metrics: CommandMetrics) -> Self {
         Self {
             log,
-            cache: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_idle(Duration::from_secs(600))
-                .build(),
+            // Bounded by count only: a stale entry costs one conflict and a catch-up read,
+            // so there is nothing to gain from expiring entries by time.
+            cache: Cache::new(100_000),
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             metrics,
         }
@@ -80,9 +79,9 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
 
     /// The aggregate's current state and last sequence, bringing the cache up to date.
     pub async fn load(&self, id: &str) -> Result<(A, u64), CommandError<A::Error>> {
-        let cached = self.cache.get(id).await.unwrap_or_default();
+        let cached = self.cache.get(id).unwrap_or_default();
         let fresh = self.catch_up(id, cached).await?;
-        self.cache.insert(id.to_owned(), fresh.clone()).await;
+        self.cache.insert(id.to_owned(), fresh.clone());
         Ok(fresh)
     }
 
@@ -124,7 +123,7 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
         // A cached state is only a guess: an append proves it (the expected sequence),
         // but a refusal or a no-op proves nothing, so those are decided again on the
         // log's newest events before they are answered.
-        let (mut state, mut sequence, mut fresh) = match self.cache.get(id).await {
+        let (mut state, mut sequence, mut fresh) = match self.cache.get(id) {
             Some((state, sequence)) => (state, sequence, false),
             None => {
                 let (state, sequence) = self.catch_up(id, Default::default()).await?;
@@ -145,7 +144,7 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
             }
             let events = decided.map_err(CommandError::Rejected)?;
             if events.is_empty() {
-                self.cache.insert(id.to_owned(), (state, sequence)).await;
+                self.cache.insert(id.to_owned(), (state, sequence));
                 return Ok(Executed {
                     events: Vec::new(),
                     last_sequence: sequence,
@@ -160,9 +159,7 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
                     let state = events
                         .iter()
                         .fold(state, |state, event| state.evolve(event));
-                    self.cache
-                        .insert(id.to_owned(), (state, last_sequence))
-                        .await;
+                    self.cache.insert(id.to_owned(), (state, last_sequence));
                     return Ok(Executed {
                         events: sequences.iter().copied().zip(events).collect(),
                         last_sequence,
@@ -172,7 +169,7 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
                     self.metrics.conflicts.inc();
                     attempt += 1;
                     if attempt >= self.max_attempts {
-                        self.cache.invalidate(id).await;
+                        self.cache.invalidate(id);
                         return Err(CommandError::Conflict {
                             attempts: self.max_attempts,
                         });
@@ -184,7 +181,7 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
                 }
                 Err(error) => {
                     // The cached state may be behind what the failed append did; drop it.
-                    self.cache.invalidate(id).await;
+                    self.cache.invalidate(id);
                     return Err(error.into());
                 }
             }

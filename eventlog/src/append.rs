@@ -68,10 +68,13 @@ impl EventLog {
     /// subject), the whole batch is: atomic batches are stored whole and contiguous.
     async fn find_stored(&self, events: &[NewEvent]) -> Option<Appended> {
         let last = events.last()?;
+        // Without an expectation on its subject, the whole subject is searched: only a
+        // retried unconditional batch comes here, and rarely.
         let after = events
             .iter()
             .filter(|event| event.subject == last.subject)
-            .find_map(|event| event.expected_sequence)?;
+            .find_map(|event| event.expected_sequence)
+            .unwrap_or(0);
         let stored = self.load(&last.subject, after).await.ok()?;
         let found = stored
             .iter()
@@ -84,7 +87,7 @@ impl EventLog {
     }
 
     async fn append_one(&self, event: &NewEvent) -> Result<Appended, AppendError> {
-        let (headers, payload) = encode(event)?;
+        let (headers, payload) = encode(event, event.expected_sequence.is_none())?;
         let ack = self
             .js
             .publish_with_headers(event.subject.clone(), headers, payload)
@@ -103,9 +106,10 @@ impl EventLog {
     async fn append_batch(&self, events: &[NewEvent]) -> Result<Appended, AppendError> {
         let batch_id = uuid::Uuid::now_v7().simple().to_string();
         let last = events.len() - 1;
+        let dedupe = events.iter().all(|event| event.expected_sequence.is_none());
         let mut commit = None;
         for (index, event) in events.iter().enumerate() {
-            let (mut headers, payload) = encode(event)?;
+            let (mut headers, payload) = encode(event, dedupe)?;
             headers.insert("Nats-Batch-Id", batch_id.as_str());
             headers.insert("Nats-Batch-Sequence", (index + 1).to_string().as_str());
             if index == last {
@@ -143,11 +147,17 @@ impl EventLog {
     }
 }
 
-fn encode(event: &NewEvent) -> Result<(HeaderMap, Bytes), AppendError> {
+/// The message of one event. `dedupe` adds `Nats-Msg-Id`: needed only where no event of
+/// the append carries an expectation, because an expectation already makes a retry fail
+/// (and [`EventLog::append`] then recognises its own stored event), beyond the server's
+/// deduplication window and without the server's cost of tracking ids.
+fn encode(event: &NewEvent, dedupe: bool) -> Result<(HeaderMap, Bytes), AppendError> {
     let payload = serde_json::to_vec(&event.envelope)
         .map_err(|e| AppendError::new(AppendErrorKind::Other, e.to_string()))?;
     let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", event.envelope.event_id.to_string().as_str());
+    if dedupe {
+        headers.insert("Nats-Msg-Id", event.envelope.event_id.to_string().as_str());
+    }
     headers.insert(EVENT_TYPE_HEADER, event.envelope.event_type.as_str());
     headers.insert(
         SCHEMA_VERSION_HEADER,
