@@ -64,8 +64,18 @@ pub struct ProjectArgs {
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(2..=10_000_000))]
     pub events: u64,
     /// Most events per projection transaction.
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = 2_000, value_parser = parse_batch)]
     pub batch: usize,
+    /// Alternating rounds of both sides; the median of each is reported.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=21))]
+    pub rounds: u32,
+}
+
+fn parse_batch(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(batch) if (1..=100_000).contains(&batch) => Ok(batch),
+        _ => Err("a batch is 1 to 100000 events".into()),
+    }
 }
 
 pub async fn run(settings: &Settings, command: BenchCommand) -> anyhow::Result<()> {
@@ -118,7 +128,7 @@ where
     natter_schema::MIGRATOR.run(&pool).await?;
     let result = body(pool.clone()).await;
     pool.close().await;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .execute(&mut admin)
         .await?;
     result
@@ -403,52 +413,39 @@ async fn bench_project(log: EventLog, pool: PgPool, args: ProjectArgs) -> anyhow
     progress(&format!("appending a backlog of {} events", events.len()));
     append_backlog(&log, &events).await?;
     let last = log.last_sequence().await?;
-
-    // The projection: from an empty read model to the last event.
-    let done = Arc::new(AtomicU64::new(0));
-    let reporter = spawn_progress("projecting", last, Arc::clone(&done));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let runner = Runner::new(
-        log.clone(),
-        pool.clone(),
-        UserDirectory,
-        ProjectionMetrics::default(),
-    )
-    .with_max_batch(args.batch);
-    let started = Instant::now();
-    let task = tokio::spawn(runner.run(async move {
-        let _ = stopped.await;
-    }));
-    loop {
-        let at = natter_projections::checkpoint(&pool, "user_directory", 1).await?;
-        done.store(at, Ordering::Relaxed);
-        if at >= last {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let projected = started.elapsed();
-    reporter.abort();
-    let _ = stop.send(());
-    task.await??;
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM user_directory_v1")
-        .fetch_one(&pool)
+    sqlx::query("CREATE TABLE raw_users (LIKE user_directory_v1 INCLUDING ALL)")
+        .execute(&pool)
         .await?;
-    anyhow::ensure!(
-        rows as u64 == users,
-        "projected {rows} rows, expected {users}"
-    );
 
-    // The baseline: the same rows, batched the same way, straight into a plain table.
-    progress("raw batched insert of the same rows");
-    let raw = raw_insert(&pool, &events, args.batch).await?;
+    // Alternating rounds from empty tables; the median of each side is reported.
+    let mut projected = Vec::new();
+    let mut raw = Vec::new();
+    for round in 1..=args.rounds {
+        progress(&format!(
+            "round {round} of {}: raw batched insert",
+            args.rounds
+        ));
+        raw.push(raw_insert(&pool, &events, args.batch).await?);
+        natter_projections::reset(&pool, &UserDirectory).await?;
+        projected.push(project_all(&log, &pool, last, args.batch, round).await?);
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM user_directory_v1")
+            .fetch_one(&pool)
+            .await?;
+        anyhow::ensure!(
+            rows as u64 == users,
+            "projected {rows} rows, expected {users}"
+        );
+    }
+    let projected = median_duration(projected);
+    let raw = median_duration(raw);
 
     let projection_rate = last as f64 / projected.as_secs_f64();
     let raw_rate = events.len() as f64 / raw.as_secs_f64();
     println!(
-        "  backlog {} events ({users} registrations, {users} profile changes), batches of {}",
+        "  backlog {} events ({users} registrations, {users} profile changes), batches of {}, median of {} rounds",
         events.len(),
-        args.batch
+        args.batch,
+        args.rounds
     );
     println!(
         "  projection (NATS consumer -> Postgres)   {projection_rate:>10.0} events/s  ({:.2} s)",
@@ -463,6 +460,52 @@ async fn bench_project(log: EventLog, pool: PgPool, args: ProjectArgs) -> anyhow
         projection_rate / raw_rate
     );
     Ok(())
+}
+
+/// Runs the user directory projection from an empty read model to `last`.
+async fn project_all(
+    log: &EventLog,
+    pool: &PgPool,
+    last: u64,
+    batch: usize,
+    round: u32,
+) -> anyhow::Result<Duration> {
+    let done = Arc::new(AtomicU64::new(0));
+    let reporter = spawn_progress(
+        &format!("round {round}: projecting"),
+        last,
+        Arc::clone(&done),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runner = Runner::new(
+        log.clone(),
+        pool.clone(),
+        UserDirectory,
+        ProjectionMetrics::default(),
+    )
+    .with_max_batch(batch);
+    let started = Instant::now();
+    let task = tokio::spawn(runner.run(async move {
+        let _ = stopped.await;
+    }));
+    loop {
+        let at = natter_projections::checkpoint(pool, "user_directory", 1).await?;
+        done.store(at, Ordering::Relaxed);
+        if at >= last {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let elapsed = started.elapsed();
+    reporter.abort();
+    let _ = stop.send(());
+    task.await??;
+    Ok(elapsed)
+}
+
+fn median_duration(mut durations: Vec<Duration>) -> Duration {
+    durations.sort_unstable();
+    durations[durations.len() / 2]
 }
 
 /// One backlog event: a registration (`name` is None) or a display-name change.
@@ -539,9 +582,7 @@ async fn raw_insert(
     events: &[BacklogEvent],
     batch: usize,
 ) -> anyhow::Result<Duration> {
-    sqlx::query("CREATE TABLE raw_users (LIKE user_directory_v1 INCLUDING ALL)")
-        .execute(pool)
-        .await?;
+    sqlx::query("TRUNCATE raw_users").execute(pool).await?;
     let now = OffsetDateTime::now_utc();
     let started = Instant::now();
     for chunk in events.chunks(batch.max(1)) {

@@ -275,6 +275,6 @@ fn decode<A: Aggregate>(stored: &StoredEvent) -> Result<A::Event, SchemaError> {
     natter_schema::decode(
         &envelope.event_type,
         envelope.schema_version,
-        envelope.payload.clone(),
+        &envelope.payload,
     )
 }

@@ -1,6 +1,6 @@
 //! The shape every aggregate takes: synchronous `decide` and `evolve`.
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserializer, Serialize, de::DeserializeOwned};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -18,6 +18,13 @@ pub struct Context {
 pub trait DomainEvent: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     /// The event's type name, as stored in the envelope and the `Natter-Event-Type` header.
     fn event_type(&self) -> &'static str;
+
+    /// Builds the event of type `event_type` from its payload in the current version;
+    /// an error for a type this aggregate does not have.
+    fn from_payload<'de, D: Deserializer<'de>>(
+        event_type: &str,
+        payload: D,
+    ) -> Result<Self, D::Error>;
 }
 
 /// A unique key that one aggregate takes for itself, such as a handle. It is appended to

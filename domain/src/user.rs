@@ -212,6 +212,19 @@ impl DomainEvent for UserEvent {
             Self::ProfileChanged(_) => "ProfileChanged",
         }
     }
+
+    fn from_payload<'de, D: serde::Deserializer<'de>>(
+        event_type: &str,
+        payload: D,
+    ) -> Result<Self, D::Error> {
+        match event_type {
+            "UserRegistered" => UserRegistered::deserialize(payload).map(Self::UserRegistered),
+            "ProfileChanged" => ProfileChanged::deserialize(payload).map(Self::ProfileChanged),
+            other => Err(serde::de::Error::custom(format!(
+                "{other} is not a user event"
+            ))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -5,12 +5,17 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
+use async_nats::jetstream::{self, consumer::pull::MessagesError};
 use futures::StreamExt;
 use natter_eventlog::{EventLog, LogError, StoredEvent};
 use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::{Projection, ProjectionMetrics};
+
+/// How long a batch under backlog waits for the next message before it goes as it is.
+const BACKLOG_WAIT: Duration = Duration::from_millis(50);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
@@ -117,39 +122,39 @@ impl<P: Projection> Runner<P> {
     ) -> Result<(), RunnerError> {
         let from = checkpoint(&self.pool, P::NAME, P::VERSION).await?;
         let consumer = self.recreate_consumer(from).await?;
-        let mut chunks = consumer
+        let messages = consumer
             .stream()
             .max_messages_per_batch(self.max_batch)
             .heartbeat(Duration::from_secs(5))
             .expires(Duration::from_secs(30))
             .messages()
             .await
-            .map_err(|e| RunnerError::Consumer(e.to_string()))?
-            .ready_chunks(self.max_batch);
+            .map_err(|e| RunnerError::Consumer(e.to_string()))?;
         let labels = ProjectionMetrics::labels(P::NAME, P::VERSION);
+        // Reading and decoding the next batch overlaps with writing this one.
+        let (batches, mut ready) = mpsc::channel(2);
+        let reader = tokio::spawn(read_batches(messages, self.max_batch, batches));
+        let _stop_reader = AbortOnDrop(reader);
         loop {
-            let chunk = tokio::select! {
+            let batch = tokio::select! {
                 biased;
                 () = &mut *shutdown => return Ok(()),
-                chunk = chunks.next() => chunk,
+                batch = ready.recv() => batch,
             };
-            let Some(chunk) = chunk else {
-                return Err(RunnerError::Consumer("message stream ended".into()));
+            let Batch {
+                events,
+                last,
+                unreadable,
+            } = match batch {
+                Some(batch) => batch?,
+                None => return Err(RunnerError::Consumer("message stream ended".into())),
             };
-            let mut events = Vec::with_capacity(chunk.len());
-            let mut last = None;
-            for message in chunk {
-                let message = message.map_err(|e| RunnerError::Consumer(e.to_string()))?;
-                match StoredEvent::from_consumed(&message) {
-                    Ok(event) => events.push(event),
-                    Err(error) => {
-                        tracing::error!(projection = P::NAME, %error, "skipping unreadable event");
-                        self.metrics.events_skipped.get_or_create(&labels).inc();
-                    }
-                }
-                last = Some(message);
+            if unreadable > 0 {
+                self.metrics
+                    .events_skipped
+                    .get_or_create(&labels)
+                    .inc_by(unreadable);
             }
-            let Some(last) = last else { continue };
             let info = last
                 .info()
                 .map_err(|e| RunnerError::Consumer(e.to_string()))?;
@@ -213,7 +218,8 @@ impl<P: Projection> Runner<P> {
 
 /// Applies the events newer than the checkpoint and moves the checkpoint to `through`
 /// (at least the last event's sequence), in one transaction. Returns how many events
-/// were applied; events at or below the checkpoint are skipped.
+/// were applied; events at or below the checkpoint are skipped. `events` must be in
+/// ascending sequence order.
 pub async fn apply_batch<P: Projection>(
     pool: &PgPool,
     projection: &P,
@@ -222,11 +228,8 @@ pub async fn apply_batch<P: Projection>(
 ) -> Result<u64, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let current = lock_checkpoint(&mut tx, P::NAME, P::VERSION).await?;
-    let fresh: Vec<StoredEvent> = events
-        .iter()
-        .filter(|event| event.sequence > current)
-        .cloned()
-        .collect();
+    // Events arrive in stream order; those at or below the checkpoint were applied.
+    let fresh = &events[events.partition_point(|event| event.sequence <= current)..];
     let through = fresh
         .last()
         .map_or(through, |last| last.sequence.max(through));
@@ -234,7 +237,7 @@ pub async fn apply_batch<P: Projection>(
         return Ok(0);
     }
     if !fresh.is_empty() {
-        projection.apply(&mut tx, &fresh).await?;
+        projection.apply(&mut tx, fresh).await?;
     }
     sqlx::query("UPDATE projection_checkpoints SET sequence = $3, updated_at = now() WHERE name = $1 AND version = $2")
         .bind(P::NAME)
@@ -269,20 +272,17 @@ async fn ensure_checkpoint(pool: &PgPool, name: &str, version: i32) -> Result<()
     Ok(())
 }
 
+/// Reads the checkpoint and locks its row until the transaction ends, creating the row if
+/// it is missing: one round trip.
 async fn lock_checkpoint(
     connection: &mut PgConnection,
     name: &str,
     version: i32,
 ) -> Result<u64, sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO projection_checkpoints (name, version) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-    )
-    .bind(name)
-    .bind(version)
-    .execute(&mut *connection)
-    .await?;
     let sequence: i64 = sqlx::query_scalar(
-        "SELECT sequence FROM projection_checkpoints WHERE name = $1 AND version = $2 FOR UPDATE",
+        "INSERT INTO projection_checkpoints (name, version) VALUES ($1, $2)
+         ON CONFLICT (name, version) DO UPDATE SET name = EXCLUDED.name
+         RETURNING sequence",
     )
     .bind(name)
     .bind(version)
@@ -304,4 +304,79 @@ pub async fn reset<P: Projection>(pool: &PgPool, projection: &P) -> Result<(), s
         .execute(&mut *tx)
         .await?;
     tx.commit().await
+}
+
+/// A decoded batch, and its last message, whose ack covers the whole batch.
+struct Batch {
+    events: Vec<StoredEvent>,
+    last: jetstream::Message,
+    /// Messages that could not be read as events (logged, skipped).
+    unreadable: u64,
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Reads batches off the consumer and decodes them, until the receiver goes away.
+async fn read_batches(
+    mut messages: pull::Stream,
+    max_batch: usize,
+    batches: mpsc::Sender<Result<Batch, RunnerError>>,
+) {
+    loop {
+        let batch = match messages.next().await {
+            Some(first) => next_batch(first, &mut messages, max_batch).await,
+            None => return,
+        };
+        let failed = batch.is_err();
+        if batches.send(batch).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Under backlog (the server says messages are pending), keeps taking messages up to
+/// the batch size; with none pending, the batch goes as it is, for low latency.
+async fn next_batch(
+    first: Result<jetstream::Message, MessagesError>,
+    messages: &mut pull::Stream,
+    max_batch: usize,
+) -> Result<Batch, RunnerError> {
+    let consumer_error = |e: &dyn std::fmt::Display| RunnerError::Consumer(e.to_string());
+    let mut last = first.map_err(|e| consumer_error(&e))?;
+    let mut pending = last.info().map_err(|e| consumer_error(&e))?.pending;
+    let mut events = Vec::with_capacity(max_batch.min(4_096));
+    let mut unreadable = 0;
+    loop {
+        match StoredEvent::from_consumed(&last) {
+            Ok(event) => events.push(event),
+            Err(error) => {
+                tracing::error!(%error, "skipping unreadable event");
+                unreadable += 1;
+            }
+        }
+        if pending == 0 || events.len() + unreadable as usize >= max_batch {
+            break;
+        }
+        match tokio::time::timeout(BACKLOG_WAIT, messages.next()).await {
+            Ok(Some(message)) => {
+                last = message.map_err(|e| consumer_error(&e))?;
+                pending = last.info().map_err(|e| consumer_error(&e))?.pending;
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    // A redelivery may arrive after newer messages; order the batch.
+    events.sort_by_key(|event| event.sequence);
+    events.dedup_by_key(|event| event.sequence);
+    Ok(Batch {
+        events,
+        last,
+        unreadable,
+    })
 }

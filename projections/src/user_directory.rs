@@ -23,6 +23,38 @@ struct NewRow {
     sequence: i64,
 }
 
+/// New rows as the column arrays that `UNNEST` takes.
+struct InsertColumns {
+    ids: Vec<Uuid>,
+    handles: Vec<String>,
+    names: Vec<String>,
+    abouts: Vec<String>,
+    created: Vec<OffsetDateTime>,
+    sequences: Vec<i64>,
+}
+
+impl InsertColumns {
+    fn with_capacity(capacity: usize) -> Self {
+        Self {
+            ids: Vec::with_capacity(capacity),
+            handles: Vec::with_capacity(capacity),
+            names: Vec::with_capacity(capacity),
+            abouts: Vec::with_capacity(capacity),
+            created: Vec::with_capacity(capacity),
+            sequences: Vec::with_capacity(capacity),
+        }
+    }
+
+    fn push(&mut self, id: Uuid, row: NewRow) {
+        self.ids.push(id);
+        self.handles.push(row.handle);
+        self.names.push(row.display_name);
+        self.abouts.push(row.about);
+        self.created.push(row.created_at);
+        self.sequences.push(row.sequence);
+    }
+}
+
 /// The last value of each changed field of one user in a batch.
 #[derive(Default)]
 struct Change {
@@ -55,7 +87,7 @@ impl Projection for UserDirectory {
             let event: UserEvent = match natter_schema::decode(
                 &envelope.event_type,
                 envelope.schema_version,
-                envelope.payload.clone(),
+                &envelope.payload,
             ) {
                 Ok(event) => event,
                 Err(error) => {
@@ -101,23 +133,36 @@ impl Projection for UserDirectory {
             }
         }
         if !inserts.is_empty() {
-            let (ids, rows): (Vec<Uuid>, Vec<NewRow>) = inserts.into_iter().unzip();
+            let mut columns = InsertColumns::with_capacity(inserts.len());
+            for (id, row) in inserts {
+                columns.push(id, row);
+            }
             sqlx::query(
                 "INSERT INTO user_directory_v1 (user_id, handle, display_name, about, created_at, last_sequence)
                  SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bigint[])
-                 ON CONFLICT (user_id) DO NOTHING",
+                     AS n(user_id, handle, display_name, about, created_at, last_sequence)
+                 WHERE NOT EXISTS (SELECT 1 FROM user_directory_v1 AS d WHERE d.user_id = n.user_id)",
             )
-            .bind(&ids)
-            .bind(rows.iter().map(|r| r.handle.clone()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.display_name.clone()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.about.clone()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.sequence).collect::<Vec<_>>())
+            .bind(columns.ids)
+            .bind(columns.handles)
+            .bind(columns.names)
+            .bind(columns.abouts)
+            .bind(columns.created)
+            .bind(columns.sequences)
             .execute(&mut *connection)
             .await?;
         }
         if !changes.is_empty() {
-            let (ids, changes): (Vec<Uuid>, Vec<Change>) = changes.into_iter().unzip();
+            let mut ids = Vec::with_capacity(changes.len());
+            let mut names = Vec::with_capacity(changes.len());
+            let mut abouts = Vec::with_capacity(changes.len());
+            let mut sequences = Vec::with_capacity(changes.len());
+            for (id, change) in changes {
+                ids.push(id);
+                names.push(change.display_name);
+                abouts.push(change.about);
+                sequences.push(change.sequence);
+            }
             // `last_sequence < seq` makes a replayed change a no-op.
             sqlx::query(
                 "UPDATE user_directory_v1 AS d
@@ -127,10 +172,10 @@ impl Projection for UserDirectory {
                  FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bigint[]) AS c(user_id, display_name, about, seq)
                  WHERE d.user_id = c.user_id AND d.last_sequence < c.seq",
             )
-            .bind(&ids)
-            .bind(changes.iter().map(|c| c.display_name.clone()).collect::<Vec<_>>())
-            .bind(changes.iter().map(|c| c.about.clone()).collect::<Vec<_>>())
-            .bind(changes.iter().map(|c| c.sequence).collect::<Vec<_>>())
+            .bind(ids)
+            .bind(names)
+            .bind(abouts)
+            .bind(sequences)
             .execute(&mut *connection)
             .await?;
         }

@@ -5,7 +5,7 @@
 
 use natter_domain::DomainEvent;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 /// Every event type Natter has written, with its current schema version.
@@ -61,17 +61,20 @@ pub fn encode<E: DomainEvent>(event: &E) -> Result<(&'static str, u32, Value), S
 pub fn decode<E: DomainEvent>(
     event_type: &str,
     version: u32,
-    payload: Value,
+    payload: &Value,
 ) -> Result<E, SchemaError> {
-    let payload = upcast(event_type, version, payload)?;
-    let current = current_version(event_type).unwrap_or(version);
-    serde_json::from_value(json!({ "type": event_type, "payload": payload })).map_err(|source| {
-        SchemaError::Payload {
-            event_type: event_type.into(),
-            version: current,
-            source,
-        }
-    })
+    let current =
+        current_version(event_type).ok_or_else(|| SchemaError::UnknownType(event_type.into()))?;
+    let payload_error = |source| SchemaError::Payload {
+        event_type: event_type.into(),
+        version: current,
+        source,
+    };
+    if version == current {
+        return E::from_payload(event_type, payload).map_err(payload_error);
+    }
+    let upcast = upcast(event_type, version, payload.clone())?;
+    E::from_payload(event_type, &upcast).map_err(payload_error)
 }
 
 /// Brings a payload from `version` to the current version of its type, one step at a time.
@@ -124,6 +127,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use natter_domain::user::{UserEvent, UserRegistered};
 
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -134,7 +139,7 @@ mod tests {
             "name": "Alice",
             "registered_at": "2026-11-26T12:00:00Z"
         });
-        let event: UserEvent = decode("UserRegistered", 1, stored).unwrap();
+        let event: UserEvent = decode("UserRegistered", 1, &stored).unwrap();
         let UserEvent::UserRegistered(UserRegistered {
             display_name,
             about,
@@ -152,14 +157,14 @@ mod tests {
         let event: UserEvent = decode(
             "UserRegistered",
             2,
-            json!({"user_id": Uuid::nil(), "handle": "bob", "display_name": "Bob", "about": "hi",
+            &json!({"user_id": Uuid::nil(), "handle": "bob", "display_name": "Bob", "about": "hi",
                    "registered_at": "2026-11-26T12:00:00Z"}),
         )
         .unwrap();
         let (event_type, version, payload) = encode(&event).unwrap();
         assert_eq!((event_type, version), ("UserRegistered", 2));
         assert_eq!(
-            decode::<UserEvent>(event_type, version, payload).unwrap(),
+            decode::<UserEvent>(event_type, version, &payload).unwrap(),
             event
         );
     }
@@ -167,15 +172,15 @@ mod tests {
     #[test]
     fn unknown_types_and_versions_are_errors() {
         assert!(matches!(
-            decode::<UserEvent>("Nope", 1, json!({})),
+            decode::<UserEvent>("Nope", 1, &json!({})),
             Err(SchemaError::UnknownType(_))
         ));
         assert!(matches!(
-            decode::<UserEvent>("UserRegistered", 9, json!({})),
+            decode::<UserEvent>("UserRegistered", 9, &json!({})),
             Err(SchemaError::UnknownVersion { .. })
         ));
         assert!(matches!(
-            decode::<UserEvent>("ProfileChanged", 1, json!({"user_id": 5})),
+            decode::<UserEvent>("ProfileChanged", 1, &json!({"user_id": 5})),
             Err(SchemaError::Payload { .. })
         ));
     }
