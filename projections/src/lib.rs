@@ -18,18 +18,46 @@ pub use runner::{Runner, RunnerError, apply_batch, checkpoint, reset};
 pub use status::{ProjectionStatus, status};
 pub use user_directory::UserDirectory;
 
+/// An event a projection has decoded, with its place in the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded<E> {
+    pub sequence: u64,
+    pub event: E,
+}
+
+/// Decodes what `projection` needs of `events`, keeping their order.
+pub fn decode_all<P: Projection>(projection: &P, events: &[StoredEvent]) -> Vec<Decoded<P::Event>> {
+    events
+        .iter()
+        .filter_map(|stored| {
+            projection.decode(stored).map(|event| Decoded {
+                sequence: stored.sequence,
+                event,
+            })
+        })
+        .collect()
+}
+
 /// A read model built from the log. Its tables belong to it alone and are named with its
 /// version (`<name>_v<version>`), so that a new version can be built beside the live one.
 pub trait Projection: Send + Sync + 'static {
     const NAME: &'static str;
     const VERSION: i32;
 
+    /// The events this projection reads, decoded.
+    type Event: Send + Sync + 'static;
+
+    /// Picks and decodes an event this projection needs; `None` for the others. The
+    /// runner calls it while the previous batch is being written, so parsing costs the
+    /// write path nothing.
+    fn decode(&self, event: &StoredEvent) -> Option<Self::Event>;
+
     /// Applies a batch of events, in stream order, all newer than the checkpoint, inside
     /// the caller's transaction. Applying an event twice must change nothing.
     fn apply(
         &self,
         connection: &mut PgConnection,
-        events: &[StoredEvent],
+        events: &[Decoded<Self::Event>],
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 
     /// Empties the read model, for a rebuild from the first event.

@@ -9,10 +9,11 @@ use async_nats::jetstream::{self, consumer::pull::MessagesError};
 use futures::StreamExt;
 use natter_eventlog::{EventLog, LogError, StoredEvent};
 use sqlx::{Connection, PgConnection, PgPool};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::{Projection, ProjectionMetrics};
+use crate::{Decoded, Projection, ProjectionMetrics};
 
 /// How long a batch under backlog waits for the next message before it goes as it is.
 const BACKLOG_WAIT: Duration = Duration::from_millis(50);
@@ -33,7 +34,7 @@ pub enum RunnerError {
 pub struct Runner<P: Projection> {
     log: EventLog,
     pool: PgPool,
-    projection: P,
+    projection: Arc<P>,
     metrics: ProjectionMetrics,
     max_batch: usize,
 }
@@ -43,7 +44,7 @@ impl<P: Projection> Runner<P> {
         Self {
             log,
             pool,
-            projection,
+            projection: Arc::new(projection),
             metrics,
             max_batch: 2_000,
         }
@@ -133,7 +134,12 @@ impl<P: Projection> Runner<P> {
         let labels = ProjectionMetrics::labels(P::NAME, P::VERSION);
         // Reading and decoding the next batch overlaps with writing this one.
         let (batches, mut ready) = mpsc::channel(2);
-        let reader = tokio::spawn(read_batches(messages, self.max_batch, batches));
+        let reader = tokio::spawn(read_batches(
+            Arc::clone(&self.projection),
+            messages,
+            self.max_batch,
+            batches,
+        ));
         let _stop_reader = AbortOnDrop(reader);
         loop {
             let batch = tokio::select! {
@@ -159,7 +165,7 @@ impl<P: Projection> Runner<P> {
                 .info()
                 .map_err(|e| RunnerError::Consumer(e.to_string()))?;
             let (through, pending) = (info.stream_sequence, info.pending);
-            let applied = apply_batch(&self.pool, &self.projection, &events, through).await?;
+            let applied = apply_batch(&self.pool, &*self.projection, &events, through).await?;
             // Acknowledges everything up to `last` (AckPolicy::All). If we crash before
             // this, the redelivered events are at or below the checkpoint and skipped.
             last.ack()
@@ -223,7 +229,7 @@ impl<P: Projection> Runner<P> {
 pub async fn apply_batch<P: Projection>(
     pool: &PgPool,
     projection: &P,
-    events: &[StoredEvent],
+    events: &[Decoded<P::Event>],
     through: u64,
 ) -> Result<u64, sqlx::Error> {
     let mut tx = pool.begin().await?;
@@ -307,8 +313,8 @@ pub async fn reset<P: Projection>(pool: &PgPool, projection: &P) -> Result<(), s
 }
 
 /// A decoded batch, and its last message, whose ack covers the whole batch.
-struct Batch {
-    events: Vec<StoredEvent>,
+struct Batch<E> {
+    events: Vec<Decoded<E>>,
     last: jetstream::Message,
     /// Messages that could not be read as events (logged, skipped).
     unreadable: u64,
@@ -323,14 +329,15 @@ impl Drop for AbortOnDrop {
 }
 
 /// Reads batches off the consumer and decodes them, until the receiver goes away.
-async fn read_batches(
+async fn read_batches<P: Projection>(
+    projection: Arc<P>,
     mut messages: pull::Stream,
     max_batch: usize,
-    batches: mpsc::Sender<Result<Batch, RunnerError>>,
+    batches: mpsc::Sender<Result<Batch<P::Event>, RunnerError>>,
 ) {
     loop {
         let batch = match messages.next().await {
-            Some(first) => next_batch(first, &mut messages, max_batch).await,
+            Some(first) => next_batch(&*projection, first, &mut messages, max_batch).await,
             None => return,
         };
         let failed = batch.is_err();
@@ -342,25 +349,35 @@ async fn read_batches(
 
 /// Under backlog (the server says messages are pending), keeps taking messages up to
 /// the batch size; with none pending, the batch goes as it is, for low latency.
-async fn next_batch(
+async fn next_batch<P: Projection>(
+    projection: &P,
     first: Result<jetstream::Message, MessagesError>,
     messages: &mut pull::Stream,
     max_batch: usize,
-) -> Result<Batch, RunnerError> {
+) -> Result<Batch<P::Event>, RunnerError> {
     let consumer_error = |e: &dyn std::fmt::Display| RunnerError::Consumer(e.to_string());
     let mut last = first.map_err(|e| consumer_error(&e))?;
     let mut pending = last.info().map_err(|e| consumer_error(&e))?.pending;
     let mut events = Vec::with_capacity(max_batch.min(4_096));
     let mut unreadable = 0;
+    let mut taken = 0;
     loop {
+        taken += 1;
         match StoredEvent::from_consumed(&last) {
-            Ok(event) => events.push(event),
+            Ok(stored) => {
+                if let Some(event) = projection.decode(&stored) {
+                    events.push(Decoded {
+                        sequence: stored.sequence,
+                        event,
+                    });
+                }
+            }
             Err(error) => {
                 tracing::error!(%error, "skipping unreadable event");
                 unreadable += 1;
             }
         }
-        if pending == 0 || events.len() + unreadable as usize >= max_batch {
+        if pending == 0 || taken >= max_batch {
             break;
         }
         match tokio::time::timeout(BACKLOG_WAIT, messages.next()).await {

@@ -8,7 +8,10 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::Projection;
+use natter_domain::Aggregate;
+use natter_domain::user::User;
+
+use crate::{Decoded, Projection};
 
 /// Projects account events into `user_directory_v1`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -67,10 +70,28 @@ impl Projection for UserDirectory {
     const NAME: &'static str = "user_directory";
     const VERSION: i32 = 1;
 
+    type Event = UserEvent;
+
+    fn decode(&self, stored: &StoredEvent) -> Option<UserEvent> {
+        let envelope = &stored.envelope;
+        if envelope.aggregate_type != User::KIND {
+            return None;
+        }
+        natter_schema::decode(
+            &envelope.event_type,
+            envelope.schema_version,
+            &envelope.payload,
+        )
+        .map_err(|error| {
+            tracing::error!(sequence = stored.sequence, %error, "user event not readable; skipped");
+        })
+        .ok()
+    }
+
     async fn apply(
         &self,
         connection: &mut PgConnection,
-        events: &[StoredEvent],
+        events: &[Decoded<UserEvent>],
     ) -> Result<(), sqlx::Error> {
         // Fold the batch in memory first, so that it costs two statements however
         // large it is. Per-aggregate order is stream order, so a registration always
@@ -78,24 +99,9 @@ impl Projection for UserDirectory {
         let mut inserts: Vec<(Uuid, NewRow)> = Vec::new();
         let mut inserted: HashMap<Uuid, usize> = HashMap::new();
         let mut changes: HashMap<Uuid, Change> = HashMap::new();
-        for stored in events {
-            let envelope = &stored.envelope;
-            if envelope.aggregate_type != "user" {
-                continue;
-            }
-            let sequence = i64::try_from(stored.sequence).unwrap_or(i64::MAX);
-            let event: UserEvent = match natter_schema::decode(
-                &envelope.event_type,
-                envelope.schema_version,
-                &envelope.payload,
-            ) {
-                Ok(event) => event,
-                Err(error) => {
-                    tracing::error!(sequence = stored.sequence, %error, "user event not readable; skipped");
-                    continue;
-                }
-            };
-            match event {
+        for decoded in events {
+            let sequence = i64::try_from(decoded.sequence).unwrap_or(i64::MAX);
+            match decoded.event.clone() {
                 UserEvent::UserRegistered(registered) => {
                     inserted.insert(registered.user_id, inserts.len());
                     inserts.push((
