@@ -107,7 +107,7 @@ async fn a_registration_reaches_the_directory_and_the_metrics() {
     for name in [
         "natter_append_latency_seconds_count 1",
         "natter_append_conflicts_total 0",
-        "natter_projection_events_applied_total{projection=\"user_directory_v1\"} 2",
+        "natter_projection_events_applied_total{projection=\"user_directory_v1\"} 1",
         "natter_projection_lag_events{projection=\"user_directory_v1\"} 0",
     ] {
         assert!(text.contains(name), "metrics lack {name:?}:\n{text}");
