@@ -6,10 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use natter_api::auth::{Revocations, TokenKeys};
+use natter_api::limits::{Limit, RateLimiter};
+use natter_api::{ApiConfig, Auth};
 use natter_commands::CommandMetrics;
-use natter_commands::users::Users;
+use natter_commands::accounts::{AccountPolicy, Accounts};
+use natter_commands::passwords::PasswordHasher;
 use natter_eventlog::EventLog;
-use natter_projections::{ProjectionMetrics, Runner, UserDirectory};
+use natter_projections::{Projection, ProjectionMetrics, Runner, Sessions, UserDirectory};
 use prometheus_client::registry::Registry;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -17,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::settings::{Role, ServeArgs, Settings};
+use crate::settings::{AuthSettings, Role, ServeArgs, Settings};
 
 /// A built, not yet running, Natter process.
 #[derive(Debug)]
@@ -27,8 +31,11 @@ pub struct Application {
     log: EventLog,
     pool: PgPool,
     registry: Registry,
-    users: Users,
+    accounts: Accounts,
+    auth: Auth,
+    api_config: ApiConfig,
     projection_metrics: ProjectionMetrics,
+    revocation_feed: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -44,23 +51,40 @@ impl Application {
         let listener = TcpListener::bind(serve.listen)
             .await
             .with_context(|| format!("listening on {}", serve.listen))?;
+        let settings = &serve.auth;
+        let hasher = PasswordHasher::new(hash_workers(settings), settings.hash_queue);
+        let accounts = Accounts::new(log.clone(), command_metrics, hasher, account_policy(settings));
+        let keys = token_keys(settings)?;
+        let revocations = Revocations::new(keys.ttl());
+        let revocation_feed = revocations
+            .clone()
+            .follow(log.clone())
+            .await
+            .context("reading recent session events")?;
         Ok(Self {
             roles: serve.roles.clone(),
             listener,
-            users: Users::new(log.clone(), command_metrics),
+            accounts,
+            auth: Auth { keys, revocations },
+            api_config: api_config(settings),
             log,
             pool,
             registry,
             projection_metrics,
+            revocation_feed,
         })
+    }
+
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
+    }
+
+    pub fn token_keys(&self) -> &TokenKeys {
+        &self.auth.keys
     }
 
     pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
         Ok(self.listener.local_addr()?)
-    }
-
-    pub fn users(&self) -> &Users {
-        &self.users
     }
 
     pub fn log(&self) -> &EventLog {
@@ -86,35 +110,34 @@ impl Application {
         });
         let mut tasks = JoinSet::new();
         if self.roles.contains(&Role::Projector) {
-            let runner = Runner::new(
-                self.log.clone(),
-                self.pool.clone(),
-                UserDirectory,
-                self.projection_metrics.clone(),
-            );
-            let projector_stopped = stopped.clone();
-            tasks.spawn(async move {
-                runner
-                    .run(wait(projector_stopped))
-                    .await
-                    .context("projector")
-            });
+            self.spawn_projection(&mut tasks, UserDirectory, &stopped);
+            self.spawn_projection(&mut tasks, Sessions, &stopped);
         }
+        let rest = self.roles.contains(&Role::Api);
+        let roles = self.roles.clone();
+        let revocation_feed = self.revocation_feed;
         let state = natter_api::ApiState {
             pool: self.pool.clone(),
             log: self.log.clone(),
             registry: Arc::new(self.registry),
+            accounts: self.accounts,
+            auth: self.auth,
+            limiter: RateLimiter::default(),
+            config: Arc::new(self.api_config),
         };
-        let router = natter_api::router(state);
+        let router = natter_api::router(state, rest);
         let http_stopped = stopped.clone();
         let listener = self.listener;
         tasks.spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(wait(http_stopped))
-                .await
-                .context("HTTP server")
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(wait(http_stopped))
+            .await
+            .context("HTTP server")
         });
-        tracing::info!(roles = ?self.roles, "natter running");
+        tracing::info!(roles = ?roles, "natter running");
         let mut result = Ok(());
         while let Some(joined) = tasks.join_next().await {
             let outcome = joined.context("task panicked").and_then(|r| r);
@@ -126,7 +149,65 @@ impl Application {
                 }
             }
         }
+        revocation_feed.abort();
         result
+    }
+
+    fn spawn_projection<P: Projection>(
+        &self,
+        tasks: &mut JoinSet<anyhow::Result<()>>,
+        projection: P,
+        stopped: &watch::Receiver<bool>,
+    ) {
+        let runner = Runner::new(
+            self.log.clone(),
+            self.pool.clone(),
+            projection,
+            self.projection_metrics.clone(),
+        );
+        let stopped = stopped.clone();
+        tasks.spawn(async move { runner.run(wait(stopped)).await.context(P::NAME) });
+    }
+}
+
+fn hash_workers(settings: &AuthSettings) -> usize {
+    settings.hash_workers.map(usize::from).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |cores| cores.get().saturating_sub(1))
+            .max(1)
+    })
+}
+
+fn account_policy(settings: &AuthSettings) -> AccountPolicy {
+    AccountPolicy {
+        session_lifetime: time::Duration::days(i64::from(settings.session_days)),
+        refresh_grace: time::Duration::seconds(i64::from(settings.refresh_grace_secs)),
+        handle_cool_down: time::Duration::seconds(i64::from(settings.handle_cool_down_secs)),
+    }
+}
+
+fn token_keys(settings: &AuthSettings) -> anyhow::Result<TokenKeys> {
+    let ttl = time::Duration::seconds(i64::from(settings.access_token_secs));
+    match &settings.jwt_keys {
+        Some(spec) => TokenKeys::parse(spec.expose(), &settings.jwt_issuer, &settings.jwt_audience, ttl)
+            .context("NATTER_JWT_KEYS"),
+        None => {
+            tracing::warn!(
+                "NATTER_JWT_KEYS is not set: signing with a random key; tokens will not survive a restart \
+                 nor verify on other instances"
+            );
+            Ok(TokenKeys::ephemeral(&settings.jwt_issuer, &settings.jwt_audience, ttl))
+        }
+    }
+}
+
+fn api_config(settings: &AuthSettings) -> ApiConfig {
+    ApiConfig {
+        trust_forwarded_for: settings.trust_forwarded_for,
+        login_per_address: Limit::per_minute(settings.login_per_address),
+        login_per_handle: Limit::per_minute(settings.login_per_handle),
+        register_per_address: Limit::per_minute(settings.register_per_address),
+        ..ApiConfig::default()
     }
 }
 

@@ -13,8 +13,9 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use clap::{Args, Subcommand};
 use natter_commands::CommandMetrics;
-use natter_commands::users::Users;
-use natter_domain::user::{About, ChangeProfile, DisplayName, Handle};
+use natter_commands::accounts::{AccountPolicy, Accounts, NewAccount};
+use natter_commands::passwords::PasswordHasher;
+use natter_domain::user::{About, ChangeProfile, DisplayName, Handle, Password, PasswordHash};
 use natter_eventlog::EventLog;
 use natter_projections::{ProjectionMetrics, Runner, UserDirectory};
 use natter_schema::{Envelope, Metadata};
@@ -169,20 +170,24 @@ async fn bench_append(log: EventLog, args: AppendArgs) -> anyhow::Result<()> {
         "  NATS fsync: {}",
         fsync_setting(&args.nats_monitor_url).await
     );
-    let users = Users::new(log.clone(), CommandMetrics::default());
+    let users = bench_accounts(&log);
     let workers = args.in_flight;
     progress(&format!("registering {workers} users"));
     let mut ids = Vec::new();
     for i in 0..workers.max(1) {
-        let (id, _) = users
-            .register(
-                Handle::parse(&format!("bench_{i}"))?,
-                DisplayName::parse("Bench")?,
-                About::default(),
-                Metadata::new(None, Uuid::now_v7()),
-            )
+        let account = NewAccount {
+            handle: Handle::parse(&format!("bench_{i}"))?,
+            display_name: DisplayName::parse("Bench")?,
+            about: About::default(),
+            phone: None,
+            password: Password::parse("bench password")?,
+        };
+        // The append path is measured here, not argon2: a fixed hash will do.
+        let hash = PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$bench$bench");
+        let registered = users
+            .register_hashed(account, hash, Metadata::new(None, Uuid::now_v7()))
             .await?;
-        ids.push(id);
+        ids.push(registered.user_id);
     }
     // The same envelope size the handler appends, for the raw baseline.
     let sample = sample_envelope(ids[0]);
@@ -294,8 +299,18 @@ fn sample_envelope(user_id: Uuid) -> Envelope {
 }
 
 /// `total` profile changes spread over one worker per id, each worker sequential.
+/// The account commands on a log, with a small hashing pool.
+fn bench_accounts(log: &EventLog) -> Accounts {
+    Accounts::new(
+        log.clone(),
+        CommandMetrics::default(),
+        PasswordHasher::new(1, 64),
+        AccountPolicy::default(),
+    )
+}
+
 async fn run_commands(
-    users: &Users,
+    users: &Accounts,
     ids: &[Uuid],
     total: u64,
     label: &str,

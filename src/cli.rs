@@ -16,6 +16,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Projections {
             command: ProjectionsCommand::Status { json },
         } => projections_status(&cli.global, json).await,
+        Command::Openapi => {
+            print!("{}", natter_api::openapi_json());
+            Ok(())
+        }
         Command::Bench { command } => crate::bench::run(&cli.global, command).await,
     }
 }

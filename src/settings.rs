@@ -31,6 +31,8 @@ pub enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// Print the OpenAPI document of the REST API.
+    Openapi,
     /// Measure throughput and latency against a raw baseline in the same run.
     Bench {
         #[command(subcommand)]
@@ -112,6 +114,74 @@ pub struct ServeArgs {
         default_value = "api,gateway,projector"
     )]
     pub roles: Vec<Role>,
+    #[command(flatten)]
+    pub auth: AuthSettings,
+}
+
+/// Accounts, tokens and their limits.
+#[derive(Debug, Clone, Args)]
+pub struct AuthSettings {
+    /// Access-token signing keys: `kid=<base64 32-byte Ed25519 seed>`, comma-separated;
+    /// the first signs, all verify (list the old key after the new one to rotate).
+    /// Unset: a random key per process, fit for development only.
+    #[arg(long, env = "NATTER_JWT_KEYS", hide_env_values = true)]
+    pub jwt_keys: Option<Secret>,
+    /// The `iss` of access tokens.
+    #[arg(long, env = "NATTER_JWT_ISSUER", default_value = "natter")]
+    pub jwt_issuer: String,
+    /// The `aud` of access tokens.
+    #[arg(long, env = "NATTER_JWT_AUDIENCE", default_value = "natter-api")]
+    pub jwt_audience: String,
+    /// Access-token lifetime in seconds.
+    #[arg(long, env = "NATTER_ACCESS_TOKEN_SECS", default_value_t = 900, value_parser = clap::value_parser!(u32).range(10..=86_400))]
+    pub access_token_secs: u32,
+    /// Absolute session lifetime in days.
+    #[arg(long, env = "NATTER_SESSION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=365))]
+    pub session_days: u32,
+    /// Seconds within which a just-spent refresh token is a race, not a theft.
+    #[arg(long, env = "NATTER_REFRESH_GRACE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=120))]
+    pub refresh_grace_secs: u32,
+    /// Seconds before a deleted account's handle may be taken again.
+    #[arg(long, env = "NATTER_HANDLE_COOL_DOWN_SECS", default_value_t = 30 * 86_400)]
+    pub handle_cool_down_secs: u32,
+    /// Password hashing threads (default: all cores but one).
+    #[arg(long, env = "NATTER_HASH_WORKERS", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub hash_workers: Option<u16>,
+    /// Password hashing jobs that may wait; more are refused with 503.
+    #[arg(long, env = "NATTER_HASH_QUEUE", default_value_t = 64)]
+    pub hash_queue: usize,
+    /// Login attempts per client address per minute.
+    #[arg(long, env = "NATTER_LOGIN_PER_ADDRESS", default_value_t = 60)]
+    pub login_per_address: u32,
+    /// Login attempts per handle per minute.
+    #[arg(long, env = "NATTER_LOGIN_PER_HANDLE", default_value_t = 10)]
+    pub login_per_handle: u32,
+    /// Registrations per client address per minute.
+    #[arg(long, env = "NATTER_REGISTER_PER_ADDRESS", default_value_t = 10)]
+    pub register_per_address: u32,
+    /// Take client addresses from X-Forwarded-For (only behind a trusted proxy).
+    #[arg(long, env = "NATTER_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            jwt_keys: None,
+            jwt_issuer: "natter".into(),
+            jwt_audience: "natter-api".into(),
+            access_token_secs: 900,
+            session_days: 30,
+            refresh_grace_secs: 10,
+            handle_cool_down_secs: 30 * 86_400,
+            hash_workers: None,
+            hash_queue: 64,
+            login_per_address: 60,
+            login_per_handle: 10,
+            register_per_address: 10,
+            trust_forwarded_for: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -7,9 +7,6 @@ use std::time::Duration;
 
 use common::{TestEnv, eventually};
 use natter::settings::Role;
-use natter_domain::user::{About, DisplayName, Handle};
-use natter_schema::Metadata;
-use uuid::Uuid;
 
 const ALL_ROLES: &[Role] = &[Role::Api, Role::Gateway, Role::Projector];
 
@@ -65,24 +62,18 @@ async fn a_registration_reaches_the_directory_and_the_metrics() {
     let serve = natter::settings::ServeArgs {
         listen: "127.0.0.1:0".parse().unwrap(),
         roles: ALL_ROLES.to_vec(),
+        auth: natter::settings::AuthSettings::default(),
     };
     let app = natter::Application::build(&settings, &serve).await.unwrap();
-    let users = app.users().clone();
+    let users = app.accounts().clone();
     let address = app.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(app.run(async move {
         let _ = stopped.await;
     }));
 
-    let (id, executed) = users
-        .register(
-            Handle::parse("zoe").unwrap(),
-            DisplayName::parse("Zoë").unwrap(),
-            About::default(),
-            Metadata::new(None, Uuid::now_v7()),
-        )
-        .await
-        .unwrap();
+    let executed = common::register_named(&users, "zoe", "Zoë").await;
+    let id = executed.user_id;
     eventually(Duration::from_secs(10), "the directory row", || async {
         sqlx::query_scalar::<_, String>(
             "SELECT display_name FROM user_directory_v1 WHERE user_id = $1",

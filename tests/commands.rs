@@ -7,8 +7,8 @@ use std::collections::HashSet;
 
 use futures::StreamExt;
 
-use common::TestEnv;
-use natter_commands::users::Users;
+use common::{TestEnv, accounts, accounts_with, register, register_named};
+use natter_commands::accounts::AccountError;
 use natter_commands::{CommandError, CommandHandler, CommandMetrics};
 use natter_domain::user::{About, ChangeProfile, DisplayName, Handle, User, UserError, UserEvent};
 use natter_schema::Metadata;
@@ -22,18 +22,6 @@ fn name(text: &str) -> DisplayName {
     DisplayName::parse(text).unwrap()
 }
 
-async fn register(users: &Users, handle: &str) -> Uuid {
-    users
-        .register(
-            Handle::parse(handle).unwrap(),
-            name(handle),
-            About::default(),
-            meta(),
-        )
-        .await
-        .unwrap()
-        .0
-}
 
 fn rename(to: &str) -> ChangeProfile {
     ChangeProfile {
@@ -45,18 +33,10 @@ fn rename(to: &str) -> ChangeProfile {
 #[tokio::test]
 async fn registration_appends_the_claim_and_the_account_atomically() {
     let env = TestEnv::new().await;
-    let users = Users::new(env.log.clone(), CommandMetrics::default());
-    let (id, executed) = users
-        .register(
-            Handle::parse("Alice").unwrap(),
-            name("Alice"),
-            About::default(),
-            meta(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(executed.events.len(), 1);
-    assert_eq!(executed.last_sequence, 2, "claim at 1, registration at 2");
+    let users = accounts(&env.log);
+    let registered = register_named(&users, "Alice", "Alice").await;
+    let id = registered.user_id;
+    assert_eq!(registered.last_sequence, 2, "claim at 1, registration at 2");
     let claim = env
         .log
         .load(&env.log.subject("handle", "alice"), 0)
@@ -82,13 +62,12 @@ async fn of_concurrent_registrations_of_one_handle_exactly_one_succeeds() {
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..8 {
         // Separate handlers: as if each came through another process.
-        let users = Users::new(env.second_log().await, CommandMetrics::default());
+        let users = accounts(&env.second_log().await);
         tasks.spawn(async move {
             users
-                .register(
-                    Handle::parse("BOB").unwrap(),
-                    name(&format!("Bob {i}")),
-                    About::default(),
+                .register_hashed(
+                    common::new_account("BOB", &format!("Bob {i}")),
+                    natter_domain::user::PasswordHash::new("$argon2id$test"),
                     meta(),
                 )
                 .await
@@ -98,13 +77,7 @@ async fn of_concurrent_registrations_of_one_handle_exactly_one_succeeds() {
     while let Some(result) = tasks.join_next().await {
         match result.unwrap() {
             Ok(_) => won += 1,
-            Err(CommandError::ClaimTaken {
-                kind: "handle",
-                key,
-            }) => {
-                assert_eq!(key, "bob");
-                taken += 1;
-            }
+            Err(AccountError::HandleTaken) => taken += 1,
             Err(other) => panic!("unexpected {other:?}"),
         }
     }
@@ -126,7 +99,7 @@ async fn of_concurrent_registrations_of_one_handle_exactly_one_succeeds() {
 #[tokio::test]
 async fn concurrent_commands_on_one_aggregate_all_land_in_order() {
     let env = TestEnv::new().await;
-    let users = Users::new(env.log.clone(), CommandMetrics::default());
+    let users = accounts(&env.log);
     let id = register(&users, "carol").await;
     let writers = 8;
     let per_writer = 10;
@@ -180,34 +153,22 @@ async fn concurrent_commands_on_one_aggregate_all_land_in_order() {
 #[tokio::test]
 async fn a_stale_cache_reads_only_the_newer_events_and_retries() {
     let env = TestEnv::new().await;
-    let first = Users::new(env.log.clone(), CommandMetrics::default());
+    let first = accounts(&env.log);
     let second_metrics = CommandMetrics::default();
-    let second = Users::new(env.second_log().await, second_metrics.clone());
+    let second = accounts_with(&env.second_log().await, second_metrics.clone());
     let id = register(&first, "dave").await;
-    second
-        .change_profile(id, rename("Dave 1"), meta())
-        .await
-        .unwrap();
+    rename_on(&second, id, "Dave 1").await;
     // `first` still caches the state at registration; its append conflicts once.
-    let executed = first
-        .change_profile(id, rename("Dave 2"), meta())
-        .await
-        .unwrap();
+    let executed = rename_on(&first, id, "Dave 2").await;
     assert_eq!(executed.last_sequence, 4);
     // And deciding the same change again changes nothing, from the refreshed cache.
-    let again = second
-        .change_profile(id, rename("Dave 1"), meta())
-        .await
-        .unwrap();
+    let again = rename_on(&second, id, "Dave 1").await;
     assert_eq!(
         again.events.len(),
         1,
         "Dave 2 is current, so Dave 1 is a change"
     );
-    let same = first
-        .change_profile(id, rename("Dave 1"), meta())
-        .await
-        .unwrap();
+    let same = rename_on(&first, id, "Dave 1").await;
     assert!(same.events.is_empty());
     assert_eq!(same.last_sequence, again.last_sequence);
 }
@@ -215,7 +176,7 @@ async fn a_stale_cache_reads_only_the_newer_events_and_retries() {
 #[tokio::test]
 async fn exhausted_retries_report_a_conflict() {
     let env = TestEnv::new().await;
-    let users = Users::new(env.log.clone(), CommandMetrics::default());
+    let users = accounts(&env.log);
     let id = register(&users, "erin").await;
     let metrics = CommandMetrics::default();
     let handler: CommandHandler<User> =
@@ -245,17 +206,19 @@ async fn exhausted_retries_report_a_conflict() {
 #[tokio::test]
 async fn domain_refusals_store_nothing() {
     let env = TestEnv::new().await;
-    let users = Users::new(env.log.clone(), CommandMetrics::default());
+    let users = accounts(&env.log);
     let error = users
         .change_profile(Uuid::now_v7(), rename("Nobody"), meta())
         .await
         .unwrap_err();
-    assert!(matches!(error, CommandError::Rejected(UserError::NotFound)));
+    assert!(matches!(error, AccountError::User(UserError::NotFound)));
     assert_eq!(env.log.last_sequence().await.unwrap(), 0);
+    let frank = register(&users, "frank").await;
     let executed = users
-        .change_profile(
-            register(&users, "frank").await,
-            ChangeProfile::default(),
+        .users()
+        .execute(
+            &frank.to_string(),
+            &natter_domain::user::UserCommand::ChangeProfile(ChangeProfile::default()),
             meta(),
         )
         .await
@@ -283,6 +246,8 @@ async fn a_refusal_on_a_stale_cache_is_decided_again_on_fresh_state() {
         handle: Handle::parse("gina").unwrap(),
         display_name: name("Gina"),
         about: About::default(),
+        phone: None,
+        password_hash: natter_domain::user::PasswordHash::new("$argon2id$test"),
     });
     other
         .execute(&id.to_string(), &register, meta())
@@ -294,4 +259,21 @@ async fn a_refusal_on_a_stale_cache_is_decided_again_on_fresh_state() {
         .await
         .unwrap();
     assert_eq!(executed.events.len(), 1, "not refused as NotFound");
+}
+
+/// Renames through the handler, to see the events decided.
+async fn rename_on(
+    accounts: &natter_commands::accounts::Accounts,
+    id: Uuid,
+    to: &str,
+) -> natter_commands::Executed<UserEvent> {
+    accounts
+        .users()
+        .execute(
+            &id.to_string(),
+            &natter_domain::user::UserCommand::ChangeProfile(rename(to)),
+            meta(),
+        )
+        .await
+        .unwrap()
 }

@@ -278,11 +278,11 @@ async fn a_stored_version_1_event_is_upcast_when_read() {
         .await
         .unwrap();
     let stored = env.log.load(&subject, 0).await.unwrap();
-    assert_eq!(stored[0].envelope.schema_version, 2);
+    assert_eq!(stored[0].envelope.schema_version, 3);
     assert_eq!(stored[0].envelope.payload["display_name"], "Old User");
 
-    let users = natter_commands::users::Users::new(env.log.clone(), Default::default());
-    let (state, sequence) = users.handler().load(&user_id.to_string()).await.unwrap();
+    let users = common::accounts(&env.log);
+    let (state, sequence) = users.users().load(&user_id.to_string()).await.unwrap();
     assert_eq!(sequence, 1);
     let natter_domain::user::User::Active(profile) = state else {
         panic!("not registered")

@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use common::{TestEnv, eventually};
 use futures::TryStreamExt;
-use natter_commands::CommandMetrics;
-use natter_commands::users::Users;
-use natter_domain::user::{About, ChangeProfile, DisplayName, Handle, UserEvent};
+use natter_domain::user::{About, ChangeProfile, DisplayName, UserEvent};
 use natter_eventlog::{Start, StoredEvent};
 use natter_projections::{
     Decoded, Projection, ProjectionMetrics, Runner, UserDirectory, apply_batch, checkpoint,
@@ -35,19 +33,13 @@ async fn rows(pool: &PgPool) -> Rows {
 /// Registers `users` accounts and renames every third one; returns what the directory
 /// must hold: handle and display name by id.
 async fn seed(env: &TestEnv, users: usize) -> BTreeMap<Uuid, (String, String)> {
-    let commands = Users::new(env.log.clone(), CommandMetrics::default());
+    let commands = common::accounts(&env.log);
     let mut expected = BTreeMap::new();
     for i in 0..users {
         let handle = format!("user_{i}");
-        let (id, _) = commands
-            .register(
-                Handle::parse(&handle).unwrap(),
-                DisplayName::parse(&format!("User {i}")).unwrap(),
-                About::default(),
-                Metadata::new(None, Uuid::now_v7()),
-            )
+        let id = common::register_named(&commands, &handle, &format!("User {i}"))
             .await
-            .unwrap();
+            .user_id;
         expected.insert(id, (handle, format!("User {i}")));
     }
     let ids: Vec<Uuid> = expected.keys().copied().collect();

@@ -15,16 +15,16 @@ pub(crate) async fn healthz() -> &'static str {
 /// Ready to serve: NATS answers, Postgres answers and every migration is applied.
 pub(crate) async fn readyz(State(state): State<ApiState>) -> Result<&'static str, ApiError> {
     if state.log.client().connection_state() != async_nats::connection::State::Connected {
-        return Err(ApiError::Unavailable("NATS is not connected".into()));
+        return Err(ApiError::unavailable("unavailable", "NATS is not connected", 1));
     }
     state
         .log
         .last_sequence()
         .await
-        .map_err(|e| ApiError::Unavailable(format!("JetStream: {e}")))?;
+        .map_err(|e| ApiError::unavailable("unavailable", format!("JetStream: {e}"), 1))?;
     migrations_applied(&state.pool)
         .await
-        .map_err(|e| ApiError::Unavailable(format!("Postgres: {e}")))?;
+        .map_err(|e| ApiError::unavailable("unavailable", format!("Postgres: {e}"), 1))?;
     Ok("ready")
 }
 
@@ -59,7 +59,7 @@ pub async fn migrations_applied(pool: &PgPool) -> Result<(), String> {
 pub(crate) async fn metrics(State(state): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
     let mut body = String::new();
     prometheus_client::encoding::text::encode(&mut body, &state.registry)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(ApiError::internal)?;
     Ok((
         [(
             header::CONTENT_TYPE,

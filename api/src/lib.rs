@@ -1,19 +1,65 @@
-//! The HTTP API: liveness, readiness and Prometheus metrics, and (as they arrive) the
-//! versioned REST endpoints. Every error leaves as `application/problem+json` with a
-//! stable `code`.
+//! The HTTP API: the versioned REST endpoints under `/v1`, their OpenAPI 3.1 document
+//! (`/openapi.json`, Swagger UI at `/docs`), liveness, readiness and Prometheus metrics.
+//! Every error leaves as `application/problem+json` with a stable `code`.
 
+pub mod auth;
+pub mod extract;
 pub mod health;
+pub mod limits;
+mod openapi;
 mod problem;
+mod routes;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post, put};
+use natter_commands::accounts::Accounts;
 use natter_eventlog::EventLog;
 use prometheus_client::registry::Registry;
 use sqlx::PgPool;
 
+pub use openapi::{ApiDoc, openapi_json};
 pub use problem::{ApiError, Problem};
+
+use crate::auth::{Revocations, TokenKeys};
+use crate::limits::{Limit, RateLimiter};
+
+/// Tokens: the keys that sign and verify them, and the sessions that have ended.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    pub keys: TokenKeys,
+    pub revocations: Revocations,
+}
+
+/// The API's own settings.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+    /// How long a query waits for its read model to reach a consistency token.
+    pub consistency_timeout: Duration,
+    pub login_per_address: Limit,
+    pub login_per_handle: Limit,
+    pub register_per_address: Limit,
+    /// The largest request body accepted, in bytes.
+    pub body_limit: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            trust_forwarded_for: false,
+            consistency_timeout: Duration::from_secs(3),
+            login_per_address: Limit::per_minute(60),
+            login_per_handle: Limit::per_minute(10),
+            register_per_address: Limit::per_minute(10),
+            body_limit: 16 * 1024,
+        }
+    }
+}
 
 /// What every handler may use. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -21,14 +67,47 @@ pub struct ApiState {
     pub pool: PgPool,
     pub log: EventLog,
     pub registry: Arc<Registry>,
+    pub accounts: Accounts,
+    pub auth: Auth,
+    pub limiter: RateLimiter,
+    pub config: Arc<ApiConfig>,
 }
 
-/// The whole HTTP surface.
-pub fn router(state: ApiState) -> Router {
-    Router::new()
+/// The whole HTTP surface. With `rest` false (a process without the `api` role), only
+/// health, readiness and metrics.
+pub fn router(state: ApiState, rest: bool) -> Router {
+    let mut router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
+        .route("/metrics", get(health::metrics));
+    if rest {
+        router = router
+            .route("/v1/users", post(routes::accounts::register).get(routes::accounts::search))
+            .route("/v1/users/by-handle/{handle}", get(routes::accounts::by_handle))
+            .route(
+                "/v1/users/me",
+                get(routes::accounts::me)
+                    .patch(routes::accounts::change_profile)
+                    .delete(routes::accounts::delete_account),
+            )
+            .route("/v1/users/me/password", put(routes::accounts::change_password))
+            .route("/v1/users/me/privacy", put(routes::accounts::change_privacy))
+            .route("/v1/users/me/blocks", get(routes::accounts::blocks))
+            .route(
+                "/v1/users/me/blocks/{user_id}",
+                put(routes::accounts::block).delete(routes::accounts::unblock),
+            )
+            .route("/v1/users/{user_id}", get(routes::accounts::user))
+            .route("/v1/sessions", post(routes::sessions::login).get(routes::sessions::list))
+            .route("/v1/sessions/refresh", post(routes::sessions::refresh))
+            .route("/v1/sessions/current", delete(routes::sessions::logout))
+            .route("/v1/sessions/{session_id}", delete(routes::sessions::revoke))
+            .route("/openapi.json", get(openapi::serve_openapi))
+            .merge(openapi::swagger_ui());
+    }
+    let body_limit = state.config.body_limit;
+    router
         .fallback(problem::not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

@@ -1,14 +1,23 @@
 //! RFC 9457 problem details: the one error shape of the API.
 
 use axum::Json;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use natter_commands::accounts::AccountError;
+use natter_domain::session::SessionError;
+use natter_domain::user::UserError;
 use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::auth::TokenError;
 
 /// The body of every error response.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"type": "about:blank", "code": "handle_taken", "title": "Conflict", "status": 409, "detail": "the handle is taken"}))]
 pub struct Problem {
-    /// A stable, machine-readable code, such as `not_found`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// A stable, machine-readable code, such as `handle_taken`.
     pub code: &'static str,
     pub title: &'static str,
     pub status: u16,
@@ -17,60 +26,132 @@ pub struct Problem {
 }
 
 /// The API's one error type. 4xx errors say what was wrong with the request; 5xx errors
-/// are logged once here and reveal nothing to the client.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("not found")]
-    NotFound,
-    #[error("not ready: {0}")]
-    Unavailable(String),
-    #[error("internal error: {0}")]
-    Internal(String),
+/// are logged once, here, and reveal nothing to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    detail: Option<String>,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
-    fn problem(&self) -> Problem {
-        let (status, code, title, detail) = match self {
-            Self::NotFound => (StatusCode::NOT_FOUND, "not_found", "No such resource", None),
-            Self::Unavailable(reason) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "The service is not ready",
-                Some(reason.clone()),
-            ),
-            Self::Internal(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "Something went wrong on our side",
-                None,
-            ),
-        };
-        Problem {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
             code,
-            title,
-            status: status.as_u16(),
-            detail,
+            detail: Some(detail.into()),
+            retry_after: None,
         }
+    }
+
+    pub fn bad_request(code: &'static str, detail: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, detail.to_string())
+    }
+
+    pub fn unauthorized(code: &'static str, detail: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, detail.to_string())
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+    }
+
+    pub fn unavailable(code: &'static str, detail: impl Into<String>, retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
+        }
+    }
+
+    pub fn too_many_requests(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after.max(1)),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many attempts; see Retry-After")
+        }
+    }
+
+    pub fn internal(reason: impl std::fmt::Display) -> Self {
+        tracing::error!(%reason, "request failed");
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            detail: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let Self::Internal(reason) = &self {
-            tracing::error!(%reason, "request failed");
-        }
-        let problem = self.problem();
-        let status =
-            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (
-            status,
+        let problem = Problem {
+            kind: "about:blank",
+            code: self.code,
+            title: self.status.canonical_reason().unwrap_or("Error"),
+            status: self.status.as_u16(),
+            detail: self.detail,
+        };
+        let mut response = (
+            self.status,
             [(header::CONTENT_TYPE, "application/problem+json")],
             Json(problem),
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = self.retry_after
+            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(error: TokenError) -> Self {
+        let code = match error {
+            TokenError::Missing => "unauthenticated",
+            TokenError::Invalid => "invalid_token",
+            TokenError::Expired => "token_expired",
+            TokenError::Revoked => "session_ended",
+        };
+        Self::unauthorized(code, error)
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(error: AccountError) -> Self {
+        use StatusCode as S;
+        let (status, code) = match &error {
+            AccountError::HandleTaken => (S::CONFLICT, "handle_taken"),
+            AccountError::InvalidCredentials => (S::UNAUTHORIZED, "invalid_credentials"),
+            AccountError::InvalidRefreshToken => (S::UNAUTHORIZED, "invalid_refresh_token"),
+            AccountError::RefreshTokenReused => (S::UNAUTHORIZED, "refresh_token_reused"),
+            AccountError::User(UserError::AlreadyRegistered) => (S::CONFLICT, "already_registered"),
+            AccountError::User(UserError::NotFound) => (S::NOT_FOUND, "not_found"),
+            AccountError::User(UserError::CannotBlockSelf) => (S::UNPROCESSABLE_ENTITY, "cannot_block_self"),
+            AccountError::User(UserError::TooManyBlocked) => (S::UNPROCESSABLE_ENTITY, "too_many_blocked"),
+            AccountError::Session(SessionError::NotFound) => (S::NOT_FOUND, "not_found"),
+            AccountError::Session(SessionError::AlreadyOpen) => (S::CONFLICT, "conflict"),
+            AccountError::Session(SessionError::Ended) => (S::UNAUTHORIZED, "session_ended"),
+            AccountError::Session(SessionError::InvalidToken) => (S::UNAUTHORIZED, "invalid_refresh_token"),
+            AccountError::Session(SessionError::RefreshRace) => (S::CONFLICT, "refresh_race"),
+            AccountError::IdempotencyKeyReused => (S::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+            AccountError::Busy => return Self::unavailable("busy", error.to_string(), 1),
+            AccountError::Conflict => (S::CONFLICT, "conflict"),
+            AccountError::Internal(reason) => return Self::internal(reason),
+        };
+        Self::new(status, code, error.to_string())
     }
 }
 
 pub(crate) async fn not_found() -> ApiError {
-    ApiError::NotFound
+    ApiError::not_found()
 }

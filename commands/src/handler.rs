@@ -3,9 +3,9 @@
 use std::time::Instant;
 
 use moka::sync::Cache;
-use natter_domain::{Aggregate, Claim, Context};
+use natter_domain::{Aggregate, Claim, ClaimAction, Context};
 use natter_eventlog::{AppendError, AppendErrorKind, EventLog, LogError, NewEvent, StoredEvent};
-use natter_schema::{ClaimMade, Envelope, Metadata, SchemaError};
+use natter_schema::{ClaimMade, ClaimReleased, Envelope, Metadata, SchemaError};
 use time::OffsetDateTime;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -107,8 +107,20 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
         command: &A::Command,
         metadata: Metadata,
     ) -> Result<Executed<A::Event>, CommandError<A::Error>> {
+        self.execute_with(id, command, metadata, &[]).await
+    }
+
+    /// As [`Self::execute`], taking `extra` claims in the same atomic append when the
+    /// command changes anything (an idempotency key, say).
+    pub async fn execute_with(
+        &self,
+        id: &str,
+        command: &A::Command,
+        metadata: Metadata,
+        extra: &[ExtraClaim],
+    ) -> Result<Executed<A::Event>, CommandError<A::Error>> {
         let span = tracing::info_span!("command", aggregate = A::KIND, id = %id, correlation_id = %metadata.correlation_id);
-        self.execute_inner(id, command, metadata)
+        self.execute_inner(id, command, metadata, extra)
             .instrument(span)
             .await
     }
@@ -118,6 +130,7 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
         id: &str,
         command: &A::Command,
         metadata: Metadata,
+        extra: &[ExtraClaim],
     ) -> Result<Executed<A::Event>, CommandError<A::Error>> {
         self.metrics.commands.inc();
         // A cached state is only a guess: an append proves it (the expected sequence),
@@ -150,7 +163,15 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
                     last_sequence: sequence,
                 });
             }
-            let claims = A::claims(&events);
+            let mut claims: Vec<ExtraClaim> = A::claims(&events)
+                .into_iter()
+                .map(|claim| ExtraClaim {
+                    claim,
+                    fingerprint: None,
+                })
+                .collect();
+            claims.extend_from_slice(extra);
+            let claims = self.resolve_claims(&claims, context.now).await?;
             let batch = self.batch(id, sequence, &events, &claims, &metadata, context.now)?;
             match self.append(&batch).await {
                 Ok(appended) => {
@@ -175,7 +196,6 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
                         });
                     }
                     tracing::debug!(attempt, "conflict; reading newer events");
-                    self.check_claims(&claims).await?;
                     (state, sequence) = self.catch_up(id, (state, sequence)).await?;
                     fresh = true;
                 }
@@ -202,40 +222,57 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
         result
     }
 
-    /// The claims (each on its own subject, expected empty) and then the events, with the
-    /// expected sequence on the aggregate's first event.
+    /// The claims (each at the expected sequence of its subject) and then the events,
+    /// with the expected sequence on the aggregate's first event.
     fn batch(
         &self,
         id: &str,
         sequence: u64,
         events: &[A::Event],
-        claims: &[Claim],
+        claims: &[ResolvedClaim],
         metadata: &Metadata,
         now: OffsetDateTime,
     ) -> Result<Vec<NewEvent>, CommandError<A::Error>> {
-        let envelope =
-            |aggregate_type: &str, aggregate_id: &str, event_type: &str, version: u32, payload| {
-                Envelope {
-                    event_id: Uuid::now_v7(),
-                    event_type: event_type.to_owned(),
-                    schema_version: version,
-                    aggregate_type: aggregate_type.to_owned(),
-                    aggregate_id: aggregate_id.to_owned(),
-                    actor: metadata.actor,
-                    occurred_at: now,
-                    correlation_id: metadata.correlation_id,
-                    causation_id: metadata.causation_id,
-                    payload,
-                }
-            };
+        let envelope = |aggregate_type: &str,
+                        aggregate_id: &str,
+                        event_type: &str,
+                        version: u32,
+                        payload| Envelope {
+            event_id: Uuid::now_v7(),
+            event_type: event_type.to_owned(),
+            schema_version: version,
+            aggregate_type: aggregate_type.to_owned(),
+            aggregate_id: aggregate_id.to_owned(),
+            actor: metadata.actor,
+            occurred_at: now,
+            correlation_id: metadata.correlation_id,
+            causation_id: metadata.causation_id,
+            payload,
+        };
         let mut batch = Vec::with_capacity(claims.len() + events.len());
-        for claim in claims {
-            let payload = serde_json::to_value(ClaimMade { owner: claim.owner })
-                .map_err(|e| LogError::Read(e.to_string()))?;
+        for resolved in claims {
+            let claim = &resolved.claim;
+            let (event_type, payload) = match claim.action {
+                ClaimAction::Take => (
+                    ClaimMade::TYPE,
+                    serde_json::to_value(ClaimMade {
+                        owner: claim.owner,
+                        fingerprint: resolved.fingerprint.clone(),
+                    }),
+                ),
+                ClaimAction::Release { available_after } => (
+                    ClaimReleased::TYPE,
+                    serde_json::to_value(ClaimReleased {
+                        owner: claim.owner,
+                        available_after,
+                    }),
+                ),
+            };
+            let payload = payload.map_err(|e| LogError::Read(e.to_string()))?;
             batch.push(NewEvent {
                 subject: self.log.subject(claim.kind, &claim.key),
-                expected_sequence: Some(0),
-                envelope: envelope(claim.kind, &claim.key, ClaimMade::TYPE, 1, payload),
+                expected_sequence: Some(resolved.expected),
+                envelope: envelope(claim.kind, &claim.key, event_type, 1, payload),
             });
         }
         let subject = self.log.subject(A::KIND, id);
@@ -250,24 +287,107 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
         Ok(batch)
     }
 
-    /// After a conflict: is one of the keys owned by someone else?
-    async fn check_claims(&self, claims: &[Claim]) -> Result<(), CommandError<A::Error>> {
-        for claim in claims {
-            let subject = self.log.subject(claim.kind, &claim.key);
-            if let Some(stored) = self.log.last_on_subject(&subject).await? {
-                let owner = serde_json::from_value::<ClaimMade>(stored.envelope.payload)
-                    .map(|made| made.owner)
-                    .ok();
-                if owner != Some(claim.owner) {
+    /// Reads where each claim's subject stands: the expected sequence to append at, or
+    /// a refusal when someone else holds the key. Claims already in the wanted state
+    /// are left out.
+    async fn resolve_claims(
+        &self,
+        claims: &[ExtraClaim],
+        now: OffsetDateTime,
+    ) -> Result<Vec<ResolvedClaim>, CommandError<A::Error>> {
+        let mut resolved = Vec::with_capacity(claims.len());
+        for extra in claims {
+            let claim = &extra.claim;
+            let (holder, sequence) = claim_state(&self.log, claim.kind, &claim.key).await?;
+            let expected = match (claim.action, holder) {
+                (ClaimAction::Take, ClaimHolder::Free) => Some(sequence),
+                (ClaimAction::Take, ClaimHolder::Released { available_after, .. })
+                    if available_after <= now =>
+                {
+                    Some(sequence)
+                }
+                (ClaimAction::Take, ClaimHolder::Held { owner, .. }) if owner == claim.owner => None,
+                (ClaimAction::Take, _) => {
                     return Err(CommandError::ClaimTaken {
                         kind: claim.kind,
                         key: claim.key.clone(),
                     });
                 }
+                (ClaimAction::Release { .. }, ClaimHolder::Held { owner, .. })
+                    if owner == claim.owner =>
+                {
+                    Some(sequence)
+                }
+                (ClaimAction::Release { .. }, _) => None,
+            };
+            if let Some(expected) = expected {
+                resolved.push(ResolvedClaim {
+                    claim: claim.clone(),
+                    fingerprint: extra.fingerprint.clone(),
+                    expected,
+                });
             }
         }
-        Ok(())
+        Ok(resolved)
     }
+}
+
+/// A claim a caller adds to a command, with what to remember about the request.
+#[derive(Debug, Clone)]
+pub struct ExtraClaim {
+    pub claim: Claim,
+    pub fingerprint: Option<String>,
+}
+
+/// A claim with the sequence its subject is expected to be at.
+#[derive(Debug, Clone)]
+struct ResolvedClaim {
+    claim: Claim,
+    fingerprint: Option<String>,
+    expected: u64,
+}
+
+/// Who holds a claimed key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimHolder {
+    Free,
+    Held {
+        owner: Uuid,
+        fingerprint: Option<String>,
+    },
+    Released {
+        owner: Uuid,
+        available_after: OffsetDateTime,
+    },
+}
+
+/// Who holds `<kind>.<key>`, and the last sequence of its subject (0 when never claimed).
+pub async fn claim_state(log: &EventLog, kind: &str, key: &str) -> Result<(ClaimHolder, u64), LogError> {
+    let Some(stored) = log.last_on_subject(&log.subject(kind, key)).await? else {
+        return Ok((ClaimHolder::Free, 0));
+    };
+    let malformed = |e: serde_json::Error| LogError::Malformed {
+        sequence: stored.sequence,
+        reason: e.to_string(),
+    };
+    let holder = match stored.envelope.event_type.as_str() {
+        ClaimReleased::TYPE => {
+            let released: ClaimReleased =
+                serde_json::from_value(stored.envelope.payload.clone()).map_err(malformed)?;
+            ClaimHolder::Released {
+                owner: released.owner,
+                available_after: released.available_after,
+            }
+        }
+        _ => {
+            let made: ClaimMade = serde_json::from_value(stored.envelope.payload.clone()).map_err(malformed)?;
+            ClaimHolder::Held {
+                owner: made.owner,
+                fingerprint: made.fingerprint,
+            }
+        }
+    };
+    Ok((holder, stored.sequence))
 }
 
 fn decode<A: Aggregate>(stored: &StoredEvent) -> Result<A::Event, SchemaError> {

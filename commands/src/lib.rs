@@ -2,9 +2,11 @@
 //! log), decides, and appends with the expected sequence, retrying a bounded number of
 //! times on a conflict; and the application's commands built on it.
 
+pub mod accounts;
 mod handler;
 mod metrics;
-pub mod users;
+pub mod passwords;
+pub mod tokens;
 
-pub use handler::{CommandError, CommandHandler, Executed};
+pub use handler::{ClaimHolder, CommandError, CommandHandler, Executed, ExtraClaim, claim_state};
 pub use metrics::CommandMetrics;

@@ -27,17 +27,27 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Clone + Send + Sync + 'sta
     ) -> Result<Self, D::Error>;
 }
 
-/// A unique key that one aggregate takes for itself, such as a handle. It is appended to
-/// its own subject (`<prefix>.evt.<kind>.<key>`) with expected subject sequence 0, in the
-/// same atomic batch as the events that need it: the log is the lock.
+/// A unique key that one aggregate takes for itself (such as a handle), or gives back.
+/// It lives on its own subject (`<prefix>.evt.<kind>.<key>`) and is appended with the
+/// expected sequence of that subject, in the same atomic batch as the events that need
+/// it: the log is the lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
     /// The claim's aggregate kind, a subject token such as `handle`.
     pub kind: &'static str,
     /// The claimed key, already normalized and valid as a subject token.
     pub key: String,
-    /// The aggregate id that owns the key.
+    /// The aggregate id that owns (or owned) the key.
     pub owner: Uuid,
+    pub action: ClaimAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimAction {
+    /// Take the key: it must be free, or released and past its cool-down.
+    Take,
+    /// Give the key back; others may take it from `available_after` on.
+    Release { available_after: OffsetDateTime },
 }
 
 /// A consistency boundary: its state is rebuilt by folding its events with `evolve`, and

@@ -22,6 +22,7 @@ struct NewRow {
     handle: String,
     display_name: String,
     about: String,
+    phone: Option<String>,
     created_at: OffsetDateTime,
     sequence: i64,
 }
@@ -32,6 +33,7 @@ struct InsertColumns {
     handles: Vec<String>,
     names: Vec<String>,
     abouts: Vec<String>,
+    phones: Vec<Option<String>>,
     created: Vec<OffsetDateTime>,
     sequences: Vec<i64>,
 }
@@ -43,6 +45,7 @@ impl InsertColumns {
             handles: Vec::with_capacity(capacity),
             names: Vec::with_capacity(capacity),
             abouts: Vec::with_capacity(capacity),
+            phones: Vec::with_capacity(capacity),
             created: Vec::with_capacity(capacity),
             sequences: Vec::with_capacity(capacity),
         }
@@ -53,6 +56,7 @@ impl InsertColumns {
         self.handles.push(row.handle);
         self.names.push(row.display_name);
         self.abouts.push(row.about);
+        self.phones.push(row.phone);
         self.created.push(row.created_at);
         self.sequences.push(row.sequence);
     }
@@ -93,77 +97,110 @@ impl Projection for UserDirectory {
         connection: &mut PgConnection,
         events: &[Decoded<UserEvent>],
     ) -> Result<(), sqlx::Error> {
-        // Fold the batch in memory first, so that it costs two statements however
-        // large it is. Per-aggregate order is stream order, so a registration always
-        // precedes the changes of its user.
-        let mut inserts: Vec<(Uuid, NewRow)> = Vec::new();
-        let mut inserted: HashMap<Uuid, usize> = HashMap::new();
-        let mut changes: HashMap<Uuid, Change> = HashMap::new();
+        // Registrations and profile changes (nearly all events) are folded in memory and
+        // written with one statement each per run; the rare others go one by one, after
+        // what came before them is written, so that stream order holds.
+        let mut pending = Pending::default();
         for decoded in events {
             let sequence = i64::try_from(decoded.sequence).unwrap_or(i64::MAX);
-            match decoded.event.clone() {
-                UserEvent::UserRegistered(registered) => {
-                    inserted.insert(registered.user_id, inserts.len());
-                    inserts.push((
-                        registered.user_id,
-                        NewRow {
-                            handle: registered.handle.into(),
-                            display_name: registered.display_name.into(),
-                            about: registered.about.into(),
-                            created_at: registered.registered_at,
-                            sequence,
-                        },
-                    ));
-                }
-                UserEvent::ProfileChanged(changed) => {
-                    if let Some(&index) = inserted.get(&changed.user_id) {
-                        let row = &mut inserts[index].1;
-                        if let Some(name) = changed.display_name {
-                            row.display_name = name.into();
-                        }
-                        if let Some(about) = changed.about {
-                            row.about = about.into();
-                        }
-                        row.sequence = sequence;
-                    } else {
-                        let change = changes.entry(changed.user_id).or_default();
-                        if let Some(name) = changed.display_name {
-                            change.display_name = Some(name.into());
-                        }
-                        if let Some(about) = changed.about {
-                            change.about = Some(about.into());
-                        }
-                        change.sequence = sequence;
-                    }
+            match &decoded.event {
+                UserEvent::UserRegistered(registered) => pending.register(registered, sequence),
+                UserEvent::ProfileChanged(changed) => pending.change(changed, sequence),
+                UserEvent::PasswordChanged(_) => {}
+                other => {
+                    pending.flush(connection).await?;
+                    apply_one(connection, other, sequence).await?;
                 }
             }
         }
-        if !inserts.is_empty() {
-            let mut columns = InsertColumns::with_capacity(inserts.len());
-            for (id, row) in inserts {
+        pending.flush(connection).await
+    }
+
+    async fn reset(&self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query("TRUNCATE user_directory_v1, user_blocks_v1")
+            .execute(connection)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Registrations and profile changes not yet written.
+#[derive(Default)]
+struct Pending {
+    inserts: Vec<(Uuid, NewRow)>,
+    inserted: HashMap<Uuid, usize>,
+    changes: HashMap<Uuid, Change>,
+}
+
+impl Pending {
+    fn register(&mut self, registered: &natter_domain::user::UserRegistered, sequence: i64) {
+        self.inserted.insert(registered.user_id, self.inserts.len());
+        self.inserts.push((
+            registered.user_id,
+            NewRow {
+                handle: registered.handle.as_str().to_owned(),
+                display_name: registered.display_name.as_str().to_owned(),
+                about: registered.about.as_str().to_owned(),
+                phone: registered.phone.as_ref().map(|p| p.as_str().to_owned()),
+                created_at: registered.registered_at,
+                sequence,
+            },
+        ));
+    }
+
+    fn change(&mut self, changed: &natter_domain::user::ProfileChanged, sequence: i64) {
+        let name = changed.display_name.as_ref().map(|n| n.as_str().to_owned());
+        let about = changed.about.as_ref().map(|a| a.as_str().to_owned());
+        if let Some(&index) = self.inserted.get(&changed.user_id) {
+            let row = &mut self.inserts[index].1;
+            if let Some(name) = name {
+                row.display_name = name;
+            }
+            if let Some(about) = about {
+                row.about = about;
+            }
+            row.sequence = sequence;
+        } else {
+            let change = self.changes.entry(changed.user_id).or_default();
+            if name.is_some() {
+                change.display_name = name;
+            }
+            if about.is_some() {
+                change.about = about;
+            }
+            change.sequence = sequence;
+        }
+    }
+
+    async fn flush(&mut self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
+        self.inserted.clear();
+        if !self.inserts.is_empty() {
+            let mut columns = InsertColumns::with_capacity(self.inserts.len());
+            for (id, row) in self.inserts.drain(..) {
                 columns.push(id, row);
             }
             sqlx::query(
-                "INSERT INTO user_directory_v1 (user_id, handle, display_name, about, created_at, last_sequence)
-                 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bigint[])
-                     AS n(user_id, handle, display_name, about, created_at, last_sequence)
+                "INSERT INTO user_directory_v1 (user_id, handle, display_name, about, phone, created_at, last_sequence)
+                 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::bigint[])
+                     AS n(user_id, handle, display_name, about, phone, created_at, last_sequence)
                  WHERE NOT EXISTS (SELECT 1 FROM user_directory_v1 AS d WHERE d.user_id = n.user_id)",
             )
             .bind(columns.ids)
             .bind(columns.handles)
             .bind(columns.names)
             .bind(columns.abouts)
+            .bind(columns.phones)
             .bind(columns.created)
             .bind(columns.sequences)
             .execute(&mut *connection)
             .await?;
         }
-        if !changes.is_empty() {
-            let mut ids = Vec::with_capacity(changes.len());
-            let mut names = Vec::with_capacity(changes.len());
-            let mut abouts = Vec::with_capacity(changes.len());
-            let mut sequences = Vec::with_capacity(changes.len());
-            for (id, change) in changes {
+        if !self.changes.is_empty() {
+            let mut ids = Vec::with_capacity(self.changes.len());
+            let mut names = Vec::with_capacity(self.changes.len());
+            let mut abouts = Vec::with_capacity(self.changes.len());
+            let mut sequences = Vec::with_capacity(self.changes.len());
+            for (id, change) in self.changes.drain() {
                 ids.push(id);
                 names.push(change.display_name);
                 abouts.push(change.about);
@@ -187,11 +224,58 @@ impl Projection for UserDirectory {
         }
         Ok(())
     }
+}
 
-    async fn reset(&self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
-        sqlx::query("TRUNCATE user_directory_v1")
-            .execute(connection)
+/// The events that are rare enough to write one by one.
+async fn apply_one(connection: &mut PgConnection, event: &UserEvent, sequence: i64) -> Result<(), sqlx::Error> {
+    match event {
+        UserEvent::PrivacyChanged(changed) => {
+            let privacy = changed.privacy;
+            sqlx::query(
+                "UPDATE user_directory_v1
+                 SET last_seen_visibility = $2, photo_visibility = $3, about_visibility = $4,
+                     read_receipts = $5, last_sequence = $6
+                 WHERE user_id = $1 AND last_sequence < $6",
+            )
+            .bind(changed.user_id)
+            .bind(privacy.last_seen.as_str())
+            .bind(privacy.profile_photo.as_str())
+            .bind(privacy.about.as_str())
+            .bind(privacy.read_receipts)
+            .bind(sequence)
+            .execute(&mut *connection)
             .await?;
-        Ok(())
+        }
+        UserEvent::UserBlocked(blocked) => {
+            sqlx::query(
+                "INSERT INTO user_blocks_v1 (user_id, blocked_user_id, blocked_at) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(blocked.user_id)
+            .bind(blocked.blocked_user_id)
+            .bind(blocked.blocked_at)
+            .execute(&mut *connection)
+            .await?;
+        }
+        UserEvent::UserUnblocked(unblocked) => {
+            sqlx::query("DELETE FROM user_blocks_v1 WHERE user_id = $1 AND blocked_user_id = $2")
+                .bind(unblocked.user_id)
+                .bind(unblocked.blocked_user_id)
+                .execute(&mut *connection)
+                .await?;
+        }
+        // The person's profile leaves the read models; their events stay in the log.
+        UserEvent::AccountDeleted(deleted) => {
+            sqlx::query("DELETE FROM user_directory_v1 WHERE user_id = $1")
+                .bind(deleted.user_id)
+                .execute(&mut *connection)
+                .await?;
+            sqlx::query("DELETE FROM user_blocks_v1 WHERE user_id = $1 OR blocked_user_id = $1")
+                .bind(deleted.user_id)
+                .execute(&mut *connection)
+                .await?;
+        }
+        UserEvent::UserRegistered(_) | UserEvent::ProfileChanged(_) | UserEvent::PasswordChanged(_) => {}
     }
+    Ok(())
 }

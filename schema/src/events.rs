@@ -11,8 +11,17 @@ use uuid::Uuid;
 /// Every event type Natter has written, with its current schema version.
 const CURRENT_VERSIONS: &[(&str, u32)] = &[
     ("ClaimMade", 1),
-    ("UserRegistered", 2),
+    ("ClaimReleased", 1),
+    ("UserRegistered", 3),
     ("ProfileChanged", 1),
+    ("PasswordChanged", 1),
+    ("PrivacyChanged", 1),
+    ("UserBlocked", 1),
+    ("UserUnblocked", 1),
+    ("AccountDeleted", 1),
+    ("SessionOpened", 1),
+    ("SessionRefreshed", 1),
+    ("SessionRevoked", 1),
 ];
 
 pub fn current_version(event_type: &str) -> Option<u32> {
@@ -108,6 +117,14 @@ fn upcast_step(event_type: &str, from: u32, mut payload: Value) -> Value {
             }
             payload
         }
+        // v2 had no password (and no phone): such an account cannot log in until it
+        // sets one.
+        ("UserRegistered", 2) => {
+            if let Value::Object(map) = &mut payload {
+                map.entry("password_hash").or_insert(Value::Null);
+            }
+            payload
+        }
         _ => payload,
     }
 }
@@ -116,10 +133,26 @@ fn upcast_step(event_type: &str, from: u32, mut payload: Value) -> Value {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClaimMade {
     pub owner: Uuid,
+    /// For idempotency keys: a digest of the request that took the key, so that the
+    /// same key sent with another request is told apart from a retry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 impl ClaimMade {
     pub const TYPE: &'static str = "ClaimMade";
+}
+
+/// The event appended to a claim subject when its owner gives the key back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimReleased {
+    pub owner: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub available_after: time::OffsetDateTime,
+}
+
+impl ClaimReleased {
+    pub const TYPE: &'static str = "ClaimReleased";
 }
 
 #[cfg(test)]
@@ -156,13 +189,13 @@ mod tests {
     fn encode_then_decode_is_identity() {
         let event: UserEvent = decode(
             "UserRegistered",
-            2,
+            3,
             &json!({"user_id": Uuid::nil(), "handle": "bob", "display_name": "Bob", "about": "hi",
                    "registered_at": "2026-11-26T12:00:00Z"}),
         )
         .unwrap();
         let (event_type, version, payload) = encode(&event).unwrap();
-        assert_eq!((event_type, version), ("UserRegistered", 2));
+        assert_eq!((event_type, version), ("UserRegistered", 3));
         assert_eq!(
             decode::<UserEvent>(event_type, version, &payload).unwrap(),
             event

@@ -6,7 +6,7 @@ pub mod envelope;
 pub mod events;
 
 pub use envelope::{Envelope, Metadata};
-pub use events::{ClaimMade, SchemaError, current_version, decode, encode};
+pub use events::{ClaimMade, ClaimReleased, SchemaError, current_version, decode, encode};
 
 /// The read models' migrations, embedded from `schema/migrations`. Never edit an applied
 /// migration: add a new one.

@@ -93,9 +93,14 @@ impl TestEnv {
 
     /// Builds and runs the whole application on port 0.
     pub async fn spawn_app(&self, roles: &[Role]) -> TestApp {
+        self.spawn_app_with(roles, natter::settings::AuthSettings::default()).await
+    }
+
+    pub async fn spawn_app_with(&self, roles: &[Role], auth: natter::settings::AuthSettings) -> TestApp {
         let serve = ServeArgs {
             listen: "127.0.0.1:0".parse().unwrap(),
             roles: roles.to_vec(),
+            auth,
         };
         let app = natter::Application::build(&self.settings(), &serve)
             .await
@@ -190,4 +195,49 @@ where
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The account commands on `log`, as a process would build them.
+pub fn accounts(log: &EventLog) -> natter_commands::accounts::Accounts {
+    accounts_with(log, natter_commands::CommandMetrics::default())
+}
+
+pub fn accounts_with(log: &EventLog, metrics: natter_commands::CommandMetrics) -> natter_commands::accounts::Accounts {
+    natter_commands::accounts::Accounts::new(
+        log.clone(),
+        metrics,
+        natter_commands::passwords::PasswordHasher::new(1, 64),
+        natter_commands::accounts::AccountPolicy::default(),
+    )
+}
+
+/// A new account named after its handle.
+pub fn new_account(handle: &str, name: &str) -> natter_commands::accounts::NewAccount {
+    natter_commands::accounts::NewAccount {
+        handle: natter_domain::user::Handle::parse(handle).unwrap(),
+        display_name: natter_domain::user::DisplayName::parse(name).unwrap(),
+        about: natter_domain::user::About::default(),
+        phone: None,
+        password: natter_domain::user::Password::parse("correct horse battery").unwrap(),
+    }
+}
+
+/// Registers without hashing (for tests about something else than passwords).
+pub async fn register(accounts: &natter_commands::accounts::Accounts, handle: &str) -> Uuid {
+    register_named(accounts, handle, handle).await.user_id
+}
+
+pub async fn register_named(
+    accounts: &natter_commands::accounts::Accounts,
+    handle: &str,
+    name: &str,
+) -> natter_commands::accounts::Registered {
+    accounts
+        .register_hashed(
+            new_account(handle, name),
+            natter_domain::user::PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$dGVzdHNhbHQ$dGVzdGhhc2g"),
+            natter_schema::Metadata::new(None, Uuid::now_v7()),
+        )
+        .await
+        .unwrap()
 }

@@ -22,6 +22,8 @@ fn registered(handle: &str, name: &str) -> UserEvent {
         handle: Handle::parse(handle).unwrap(),
         display_name: DisplayName::parse(name).unwrap(),
         about: About::default(),
+        phone: None,
+        password_hash: Some(PasswordHash::new("$argon2id$hash")),
         registered_at: ctx().now,
     })
 }
@@ -32,6 +34,8 @@ fn register(handle: &str, name: &str) -> UserCommand {
         handle: Handle::parse(handle).unwrap(),
         display_name: DisplayName::parse(name).unwrap(),
         about: About::default(),
+        phone: None,
+        password_hash: PasswordHash::new("$argon2id$hash"),
     })
 }
 
@@ -69,13 +73,7 @@ fn user_decisions() {
             Ok(vec![registered("alice", "Alice")]),
         ),
         (
-            "the same registration retried changes nothing",
-            vec![registered("alice", "Alice")],
-            register("alice", "Alice"),
-            Ok(vec![]),
-        ),
-        (
-            "a different registration of the same account is refused",
+            "a second registration of the same account is refused",
             vec![registered("alice", "Alice")],
             register("alice", "Alicia"),
             Err(UserError::AlreadyRegistered),
@@ -113,7 +111,8 @@ fn registration_claims_the_handle() {
         vec![Claim {
             kind: HANDLE_CLAIM,
             key: "alice".into(),
-            owner: id()
+            owner: id(),
+            action: ClaimAction::Take,
         }]
     );
 }
@@ -184,8 +183,101 @@ proptest! {
         let last = DisplayName::parse(names.last().unwrap()).unwrap();
         match &state {
             User::Active(profile) => prop_assert_eq!(&profile.display_name, &last),
-            User::Unregistered => prop_assert!(false, "still unregistered"),
+            User::Unregistered | User::Deleted => prop_assert!(false, "not active"),
         }
         prop_assert_eq!(state.decide(&change_name(last.as_str()), &ctx()).unwrap(), vec![]);
     }
+}
+
+fn active(history: &[UserEvent]) -> Profile {
+    match User::replay(history) {
+        User::Active(profile) => *profile,
+        other => panic!("not active: {other:?}"),
+    }
+}
+
+#[test]
+fn a_password_change_moves_the_session_epoch_on_but_keeps_the_current_session() {
+    let kept = Uuid::from_u128(7);
+    let change = UserCommand::ChangePassword(ChangePassword {
+        password_hash: PasswordHash::new("$new"),
+        kept_session: Some(kept),
+    });
+    let history = vec![registered("alice", "Alice")];
+    let events = User::replay(&history).decide(&change, &ctx()).unwrap();
+    let mut all = history.clone();
+    all.extend(events);
+    let profile = active(&all);
+    assert_eq!(profile.session_epoch, 1);
+    assert!(profile.admits_session(kept, 0));
+    assert!(!profile.admits_session(Uuid::from_u128(8), 0));
+    assert!(profile.admits_session(Uuid::from_u128(8), 1));
+    assert_eq!(profile.password_hash, Some(PasswordHash::new("$new")));
+}
+
+#[test]
+fn blocking_is_idempotent_and_never_of_oneself() {
+    let other = Uuid::from_u128(5);
+    let history = vec![registered("alice", "Alice")];
+    let state = User::replay(&history);
+    assert_eq!(
+        state.decide(&UserCommand::Block { user_id: id() }, &ctx()),
+        Err(UserError::CannotBlockSelf)
+    );
+    let blocked = state.decide(&UserCommand::Block { user_id: other }, &ctx()).unwrap();
+    let state = blocked.iter().fold(state, |s, e| s.evolve(e));
+    assert_eq!(state.decide(&UserCommand::Block { user_id: other }, &ctx()), Ok(vec![]));
+    let unblocked = state.decide(&UserCommand::Unblock { user_id: other }, &ctx()).unwrap();
+    assert_eq!(unblocked.len(), 1);
+    let state = unblocked.iter().fold(state, |s, e| s.evolve(e));
+    assert_eq!(state.decide(&UserCommand::Unblock { user_id: other }, &ctx()), Ok(vec![]));
+}
+
+#[test]
+fn privacy_changes_only_what_is_given() {
+    let state = User::replay(&[registered("alice", "Alice")]);
+    let change = UserCommand::ChangePrivacy(ChangePrivacy {
+        about: Some(Visibility::Nobody),
+        ..ChangePrivacy::default()
+    });
+    let events = state.decide(&change, &ctx()).unwrap();
+    let state = events.iter().fold(state, |s, e| s.evolve(e));
+    let privacy = state.profile().unwrap().privacy;
+    assert_eq!(privacy.about, Visibility::Nobody);
+    assert_eq!(privacy.last_seen, Visibility::Everyone);
+    assert!(privacy.read_receipts);
+    assert_eq!(state.decide(&change, &ctx()), Ok(vec![]));
+}
+
+#[test]
+fn deletion_releases_the_handle_after_the_cool_down_and_ends_the_account() {
+    let state = User::replay(&[registered("alice", "Alice")]);
+    let delete = UserCommand::Delete(DeleteAccount {
+        handle_cool_down: time::Duration::days(30),
+    });
+    let events = state.decide(&delete, &ctx()).unwrap();
+    assert_eq!(
+        User::claims(&events),
+        vec![Claim {
+            kind: HANDLE_CLAIM,
+            key: "alice".into(),
+            owner: id(),
+            action: ClaimAction::Release {
+                available_after: ctx().now + time::Duration::days(30)
+            },
+        }]
+    );
+    let state = events.iter().fold(state, |s, e| s.evolve(e));
+    assert_eq!(state, User::Deleted);
+    assert_eq!(state.decide(&change_name("X"), &ctx()), Err(UserError::NotFound));
+    assert_eq!(state.decide(&register("alice", "A"), &ctx()), Err(UserError::AlreadyRegistered));
+}
+
+#[test]
+fn phone_numbers_are_e164() {
+    assert_eq!(PhoneNumber::parse("+49 (30) 123-4567").unwrap().as_str(), "+49301234567");
+    assert!(PhoneNumber::parse("0301234567").is_err());
+    assert!(PhoneNumber::parse("+12").is_err());
+    assert!(PhoneNumber::parse("+1234567890123456").is_err());
+    assert!(PhoneNumber::parse("+12345abc90").is_err());
 }

@@ -1,0 +1,339 @@
+//! Access tokens: EdDSA-signed JWTs (the one algorithm accepted), with a key id so that
+//! keys can rotate; and the revocation view that refuses tokens of ended sessions within
+//! moments, fed by the log's session and account events.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use futures::StreamExt as _;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use natter_domain::session::SessionEvent;
+use natter_domain::user::UserEvent;
+use natter_eventlog::{EventLog, Start, decode_envelope};
+use natter_schema::Envelope;
+use rand::RngCore as _;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    /// The user.
+    pub sub: Uuid,
+    /// The session.
+    pub sid: Uuid,
+    /// The session's epoch (see the account's password changes).
+    pub sep: u32,
+    /// Always `access`: a token of another type is refused.
+    pub typ: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+const ACCESS: &str = "access";
+/// PKCS#8 v1 framing of a raw Ed25519 private key (RFC 8410).
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KeyError {
+    #[error("signing keys look like `kid=<base64 32-byte seed>`, comma-separated, the first signing")]
+    Malformed,
+    #[error("key id {0:?} is listed twice")]
+    Duplicate(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the access token is missing")]
+    Missing,
+    #[error("the access token is not valid")]
+    Invalid,
+    #[error("the access token has expired")]
+    Expired,
+    #[error("the session of this access token has ended")]
+    Revoked,
+}
+
+/// The keys that sign and verify access tokens. Cheap to clone.
+#[derive(Clone)]
+pub struct TokenKeys {
+    signing_kid: String,
+    signing: Arc<EncodingKey>,
+    verifying: Arc<HashMap<String, DecodingKey>>,
+    issuer: String,
+    audience: String,
+    ttl: time::Duration,
+}
+
+impl std::fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenKeys")
+            .field("signing_kid", &self.signing_kid)
+            .field("verifying", &self.verifying.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenKeys {
+    /// Parses `kid=<base64 seed>[,kid=<seed>...]`: the first key signs, all verify.
+    pub fn parse(spec: &str, issuer: &str, audience: &str, ttl: time::Duration) -> Result<Self, KeyError> {
+        let mut keys = Vec::new();
+        for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (kid, seed) = entry.split_once('=').ok_or(KeyError::Malformed)?;
+            let seed = STANDARD
+                .decode(seed.trim())
+                .or_else(|_| URL_SAFE_NO_PAD.decode(seed.trim()))
+                .map_err(|_| KeyError::Malformed)?;
+            let seed: [u8; 32] = seed.try_into().map_err(|_| KeyError::Malformed)?;
+            let kid = kid.trim();
+            if kid.is_empty() || kid.len() > 64 {
+                return Err(KeyError::Malformed);
+            }
+            keys.push((kid.to_owned(), seed));
+        }
+        Self::from_seeds(keys, issuer, audience, ttl)
+    }
+
+    /// A fresh random key, for development: tokens do not survive a restart and do not
+    /// verify on other instances.
+    pub fn ephemeral(issuer: &str, audience: &str, ttl: time::Duration) -> Self {
+        let mut seed = [0u8; 32];
+        rand::rng().fill_bytes(&mut seed);
+        let kid = format!("dev-{}", &Uuid::now_v7().simple().to_string()[..12]);
+        match Self::from_seeds(vec![(kid, seed)], issuer, audience, ttl) {
+            Ok(keys) => keys,
+            Err(_) => unreachable_keys(),
+        }
+    }
+
+    fn from_seeds(
+        seeds: Vec<(String, [u8; 32])>,
+        issuer: &str,
+        audience: &str,
+        ttl: time::Duration,
+    ) -> Result<Self, KeyError> {
+        let Some((signing_kid, signing_seed)) = seeds.first().cloned() else {
+            return Err(KeyError::Malformed);
+        };
+        let mut verifying = HashMap::new();
+        for (kid, seed) in &seeds {
+            let public = ed25519_dalek::SigningKey::from_bytes(seed).verifying_key().to_bytes();
+            if verifying
+                .insert(kid.clone(), DecodingKey::from_ed_der(&public))
+                .is_some()
+            {
+                return Err(KeyError::Duplicate(kid.clone()));
+            }
+        }
+        let mut der = ED25519_PKCS8_PREFIX.to_vec();
+        der.extend_from_slice(&signing_seed);
+        Ok(Self {
+            signing_kid,
+            signing: Arc::new(EncodingKey::from_ed_der(&der)),
+            verifying: Arc::new(verifying),
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            ttl,
+        })
+    }
+
+    pub fn ttl(&self) -> time::Duration {
+        self.ttl
+    }
+
+    /// Signs an access token for a session; returns it and its lifetime in seconds.
+    pub fn issue(&self, user_id: Uuid, session_id: Uuid, epoch: u32) -> Result<(String, i64), TokenError> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: user_id,
+            sid: session_id,
+            sep: epoch,
+            typ: ACCESS.into(),
+            iat: now,
+            exp: now + self.ttl.whole_seconds(),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.signing_kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &self.signing).map_err(|_| TokenError::Invalid)?;
+        Ok((token, self.ttl.whole_seconds()))
+    }
+
+    /// Checks signature (EdDSA only, by key id), issuer, audience, type and expiry.
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(TokenError::Invalid);
+        }
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.verifying.get(kid))
+            .ok_or(TokenError::Invalid)?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.leeway = 5;
+        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &validation).map_err(|error| {
+            match error.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            }
+        })?;
+        if data.claims.typ != ACCESS {
+            return Err(TokenError::Invalid);
+        }
+        Ok(data.claims)
+    }
+}
+
+fn unreachable_keys() -> TokenKeys {
+    // `from_seeds` only fails on an empty or duplicated list; one fresh key is neither.
+    panic!("one fresh key is always a valid key set")
+}
+
+/// Which sessions and accounts have ended recently enough that their access tokens may
+/// still be unexpired. Entries live as long as an access token does.
+#[derive(Debug, Clone)]
+pub struct Revocations {
+    ended_sessions: moka::sync::Cache<Uuid, ()>,
+    deleted_users: moka::sync::Cache<Uuid, ()>,
+    /// The newest session epoch of an account, and the session exempt from it.
+    epochs: moka::sync::Cache<Uuid, (u32, Option<Uuid>)>,
+    /// How far back the log is read at start: an access token's lifetime and some.
+    window: Duration,
+}
+
+impl Revocations {
+    pub fn new(access_ttl: time::Duration) -> Self {
+        let window = Duration::from_secs(u64::try_from(access_ttl.whole_seconds()).unwrap_or(900) + 60);
+        let cache = || moka::sync::Cache::builder().time_to_live(window).build();
+        Self {
+            ended_sessions: cache(),
+            deleted_users: cache(),
+            epochs: moka::sync::Cache::builder().time_to_live(window).build(),
+            window,
+        }
+    }
+
+    /// Whether a token with these claims is still good.
+    pub fn admits(&self, claims: &AccessClaims) -> bool {
+        if self.ended_sessions.contains_key(&claims.sid) || self.deleted_users.contains_key(&claims.sub) {
+            return false;
+        }
+        match self.epochs.get(&claims.sub) {
+            Some((epoch, exempt)) => claims.sep >= epoch || exempt == Some(claims.sid),
+            None => true,
+        }
+    }
+
+    /// Takes note of one event of the log.
+    pub fn observe(&self, envelope: &Envelope) {
+        let decoded = |e: &Envelope| (e.event_type.clone(), e.schema_version, e.payload.clone());
+        match envelope.aggregate_type.as_str() {
+            "session" => {
+                let (event_type, version, payload) = decoded(envelope);
+                if let Ok(SessionEvent::SessionRevoked(revoked)) =
+                    natter_schema::decode::<SessionEvent>(&event_type, version, &payload)
+                {
+                    self.ended_sessions.insert(revoked.session_id, ());
+                }
+            }
+            "user" => {
+                let (event_type, version, payload) = decoded(envelope);
+                match natter_schema::decode::<UserEvent>(&event_type, version, &payload) {
+                    Ok(UserEvent::PasswordChanged(changed)) => {
+                        let newer = self
+                            .epochs
+                            .get(&changed.user_id)
+                            .is_none_or(|(epoch, _)| changed.session_epoch >= epoch);
+                        if newer {
+                            self.epochs
+                                .insert(changed.user_id, (changed.session_epoch, changed.kept_session));
+                        }
+                    }
+                    Ok(UserEvent::AccountDeleted(deleted)) => self.deleted_users.insert(deleted.user_id, ()),
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Follows the log: subscribes to the live session and account events first, then
+    /// reads the recent past, so that nothing falls between the two. Returns once the
+    /// past is read; the live part runs until the connection closes.
+    pub async fn follow(self, log: EventLog) -> Result<tokio::task::JoinHandle<()>, natter_eventlog::LogError> {
+        let prefix = &log.config().prefix;
+        let client = log.client().clone();
+        let subscribe = |subject: String| {
+            let client = client.clone();
+            async move { client.subscribe(subject).await }
+        };
+        let sessions = subscribe(format!("{prefix}.live.session.>"))
+            .await
+            .map_err(|e| natter_eventlog::LogError::Read(e.to_string()))?;
+        let users = subscribe(format!("{prefix}.live.user.>"))
+            .await
+            .map_err(|e| natter_eventlog::LogError::Read(e.to_string()))?;
+        let since = OffsetDateTime::now_utc() - self.window;
+        let mut past = Box::pin(log.read(Start::Time(since)));
+        while let Some(event) = past.next().await {
+            self.observe(&event?.envelope);
+        }
+        let live = futures::stream::select(sessions, users);
+        Ok(tokio::spawn(async move {
+            let mut live = live;
+            while let Some(message) = live.next().await {
+                match decode_envelope(&message.payload) {
+                    Ok(envelope) => self.observe(&envelope),
+                    Err(error) => tracing::warn!(%error, "unreadable live event"),
+                }
+            }
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn keys(spec: &str) -> TokenKeys {
+        TokenKeys::parse(spec, "natter", "natter-api", time::Duration::minutes(15)).unwrap()
+    }
+
+    const SEED_A: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    const SEED_B: &str = "HxwdHhscGxoZGBcWFRQTEhEQDw4NDAsKCQgHBgUEAwI=";
+
+    #[test]
+    fn a_token_verifies_with_its_key_and_an_old_listed_key_still_verifies() {
+        let old = keys(&format!("old={SEED_A}"));
+        let (token, ttl) = old.issue(Uuid::nil(), Uuid::max(), 3).unwrap();
+        assert_eq!(ttl, 900);
+        assert_eq!(old.verify(&token).unwrap().sep, 3);
+        let rotated = keys(&format!("new={SEED_B},old={SEED_A}"));
+        assert_eq!(rotated.verify(&token).unwrap().sub, Uuid::nil());
+        let forgotten = keys(&format!("new={SEED_B}"));
+        assert_eq!(forgotten.verify(&token), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn malformed_key_lists_are_refused() {
+        let parse = |spec| TokenKeys::parse(spec, "i", "a", time::Duration::minutes(1)).map(|_| ());
+        assert_eq!(parse(""), Err(KeyError::Malformed));
+        assert_eq!(parse("k=notbase64!"), Err(KeyError::Malformed));
+        assert_eq!(parse("k=AAAA"), Err(KeyError::Malformed));
+        assert_eq!(parse(&format!("k={SEED_A},k={SEED_B}")), Err(KeyError::Duplicate("k".into())));
+    }
+}

@@ -1,0 +1,140 @@
+//! Extractors whose failures are problem+json: JSON bodies, the caller's identity and
+//! address, and the consistency token.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::auth::TokenError;
+use crate::{ApiError, ApiState};
+
+/// A JSON body; malformed, oversized or mistyped bodies are 4xx problems.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<ApiState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &ApiState) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_problem(&rejection)),
+        }
+    }
+}
+
+fn json_problem(rejection: &JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as application/json",
+        ),
+        JsonRejection::JsonDataError(error) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            error.body_text(),
+        ),
+        JsonRejection::JsonSyntaxError(error) => ApiError::bad_request("malformed_json", error.body_text()),
+        JsonRejection::BytesRejection(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the request body is too large")
+        }
+        other => ApiError::bad_request("invalid_body", other.body_text()),
+    }
+}
+
+/// The caller, from a valid access token of a session that has not ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+}
+
+impl FromRequestParts<ApiState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or(TokenError::Missing)?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or(TokenError::Invalid)?;
+        let claims = state.auth.keys.verify(token.trim())?;
+        if !state.auth.revocations.admits(&claims) {
+            return Err(TokenError::Revoked.into());
+        }
+        Ok(Self {
+            user_id: claims.sub,
+            session_id: claims.sid,
+        })
+    }
+}
+
+/// The client's address: the socket's, or the first `X-Forwarded-For` entry when the
+/// server is configured to trust its proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddress(pub IpAddr);
+
+impl FromRequestParts<ApiState> for ClientAddress {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
+        if state.config.trust_forwarded_for
+            && let Some(forwarded) = parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.split(',').next())
+                .and_then(|first| first.trim().parse::<IpAddr>().ok())
+        {
+            return Ok(Self(forwarded));
+        }
+        let address = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::from([127, 0, 0, 1]), |info| info.0.ip());
+        Ok(Self(address))
+    }
+}
+
+/// Waits, with a bound, until projection `name` v`version` has applied `sequence`: a
+/// client passing back a command's sequence reads its own write.
+pub async fn wait_for(
+    state: &ApiState,
+    name: &str,
+    version: i32,
+    sequence: Option<u64>,
+) -> Result<(), ApiError> {
+    let Some(sequence) = sequence.filter(|s| *s > 0) else {
+        return Ok(());
+    };
+    let deadline = tokio::time::Instant::now() + state.config.consistency_timeout;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        let reached = natter_projections::checkpoint(&state.pool, name, version)
+            .await
+            .map_err(ApiError::internal)?;
+        if reached >= sequence {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() + pause > deadline {
+            return Err(ApiError::unavailable(
+                "consistency_timeout",
+                format!("the read model has not reached sequence {sequence} yet; retry"),
+                1,
+            ));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}

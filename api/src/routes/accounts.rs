@@ -1,0 +1,635 @@
+//! Accounts: registration, the caller's own profile and settings, blocks, and the user
+//! directory.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use natter_commands::accounts::{IdempotencyKey, NewAccount};
+use natter_commands::tokens::hex_digest;
+use natter_domain::user::{About, ChangePrivacy, ChangeProfile, DisplayName, Handle, Password, PhoneNumber, Visibility};
+
+/// Who may see a piece of a profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    Everyone,
+    Contacts,
+    Nobody,
+}
+
+impl From<Audience> for Visibility {
+    fn from(audience: Audience) -> Self {
+        match audience {
+            Audience::Everyone => Self::Everyone,
+            Audience::Contacts => Self::Contacts,
+            Audience::Nobody => Self::Nobody,
+        }
+    }
+}
+
+fn audience(text: &str) -> Audience {
+    match text {
+        "contacts" => Audience::Contacts,
+        "nobody" => Audience::Nobody,
+        _ => Audience::Everyone,
+    }
+}
+use serde::{Deserialize, Serialize};
+use sqlx::Row as _;
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::{Consistency, SequenceResponse, metadata};
+use crate::extract::{ApiJson, Caller, ClientAddress, wait_for};
+use crate::{ApiError, ApiState, Problem};
+
+const DIRECTORY: (&str, i32) = ("user_directory", 1);
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"handle": "alice", "display_name": "Alice", "password": "correct horse battery", "phone": "+4930123456", "about": "Hi!"}))]
+pub struct RegisterRequest {
+    /// 3 to 32 of `a-z 0-9 _`, starting with a letter; case-insensitive.
+    pub handle: String,
+    /// 1 to 64 characters.
+    pub display_name: String,
+    /// 8 to 128 characters.
+    pub password: String,
+    /// International (E.164) form.
+    pub phone: Option<String>,
+    /// Up to 140 characters.
+    pub about: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"user_id": "0190f3a1-7b2c-7d3e-8f40-5a6b7c8d9e0f", "handle": "alice", "display_name": "Alice", "about": "Hi!", "sequence": 2}))]
+pub struct RegisteredResponse {
+    pub user_id: Uuid,
+    pub handle: String,
+    pub display_name: String,
+    pub about: String,
+    /// The stream sequence of the registration: a consistency token.
+    pub sequence: u64,
+}
+
+/// Registers an account.
+///
+/// Send an `Idempotency-Key` to make a retry safe: the same key with the same request
+/// answers with the first result, for as long as the log is kept.
+#[utoipa::path(
+    post, path = "/v1/users", tag = "accounts",
+    request_body = RegisterRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 printable ASCII characters")),
+    responses(
+        (status = 201, description = "Registered", body = RegisteredResponse),
+        (status = 400, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Handle taken", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Body of the wrong shape, or an Idempotency-Key reused for another request", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many registrations from this address", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Password hashing saturated", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn register(
+    State(state): State<ApiState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<RegisterRequest>,
+) -> Result<Response, ApiError> {
+    state
+        .limiter
+        .check(&format!("register:ip:{address}"), state.config.register_per_address)
+        .map_err(|wait| ApiError::too_many_requests(wait.as_secs() + 1))?;
+    let handle = Handle::parse(&request.handle).map_err(|e| ApiError::bad_request("invalid_handle", e))?;
+    let display_name =
+        DisplayName::parse(&request.display_name).map_err(|e| ApiError::bad_request("invalid_display_name", e))?;
+    let about = About::parse(request.about.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::bad_request("invalid_about", e))?;
+    let phone = request
+        .phone
+        .as_deref()
+        .map(PhoneNumber::parse)
+        .transpose()
+        .map_err(|e| ApiError::bad_request("invalid_phone", e))?;
+    let password = Password::parse(&request.password).map_err(|e| ApiError::bad_request("invalid_password", e))?;
+    let idempotency = match headers.get("idempotency-key") {
+        None => None,
+        Some(value) => {
+            let key = value
+                .to_str()
+                .ok()
+                .filter(|key| (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()))
+                .ok_or_else(|| ApiError::bad_request("invalid_idempotency_key", "1 to 255 printable ASCII characters"))?;
+            // The password is left out: the fingerprint is stored in the log.
+            let fingerprint = hex_digest(
+                format!(
+                    "{}\n{}\n{}\n{}",
+                    handle,
+                    display_name.as_str(),
+                    about.as_str(),
+                    phone.as_ref().map_or("", |p| p.as_str())
+                )
+                .as_bytes(),
+            );
+            Some(IdempotencyKey::new("POST /v1/users", key, fingerprint))
+        }
+    };
+    let account = NewAccount {
+        handle: handle.clone(),
+        display_name: display_name.clone(),
+        about: about.clone(),
+        phone,
+        password,
+    };
+    let registered = state.accounts.register(account, idempotency, metadata(None)).await?;
+    let body = RegisteredResponse {
+        user_id: registered.user_id,
+        handle: handle.to_string(),
+        display_name: display_name.as_str().to_owned(),
+        about: about.as_str().to_owned(),
+        sequence: registered.last_sequence,
+    };
+    let mut response = (StatusCode::CREATED, axum::Json(body)).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/users/{}", registered.user_id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    if registered.replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub struct PrivacySettings {
+    pub last_seen: Audience,
+    pub profile_photo: Audience,
+    pub about: Audience,
+    pub read_receipts: bool,
+}
+
+/// The caller's own account.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"user_id": "0190f3a1-7b2c-7d3e-8f40-5a6b7c8d9e0f", "handle": "alice", "display_name": "Alice", "about": "Hi!", "phone": "+4930123456", "created_at": "2026-11-26T12:00:00Z", "privacy": {"last_seen": "everyone", "profile_photo": "everyone", "about": "contacts", "read_receipts": true}}))]
+pub struct OwnProfile {
+    pub user_id: Uuid,
+    pub handle: String,
+    pub display_name: String,
+    pub about: String,
+    pub phone: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub privacy: PrivacySettings,
+}
+
+/// The caller's own profile and settings.
+#[utoipa::path(
+    get, path = "/v1/users/me", tag = "accounts", security(("bearer" = [])),
+    params(Consistency),
+    responses(
+        (status = 200, body = OwnProfile),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Account deleted", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Read model behind the consistency token", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn me(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Query(consistency): Query<Consistency>,
+) -> Result<axum::Json<OwnProfile>, ApiError> {
+    wait_for(&state, DIRECTORY.0, DIRECTORY.1, consistency.min_sequence).await?;
+    let row = sqlx::query(
+        "SELECT user_id, handle, display_name, about, phone, created_at, last_seen_visibility,
+                photo_visibility, about_visibility, read_receipts
+         FROM user_directory_v1 WHERE user_id = $1",
+    )
+    .bind(caller.user_id)
+    .fetch_optional(&state.pool)
+    .await
+    .map_err(ApiError::internal)?
+    .ok_or_else(ApiError::not_found)?;
+    let visibility = |column: &str| -> Result<Audience, ApiError> {
+        let text: String = row.try_get(column).map_err(ApiError::internal)?;
+        Ok(audience(&text))
+    };
+    Ok(axum::Json(OwnProfile {
+        user_id: row.try_get("user_id").map_err(ApiError::internal)?,
+        handle: row.try_get("handle").map_err(ApiError::internal)?,
+        display_name: row.try_get("display_name").map_err(ApiError::internal)?,
+        about: row.try_get("about").map_err(ApiError::internal)?,
+        phone: row.try_get("phone").map_err(ApiError::internal)?,
+        created_at: row.try_get("created_at").map_err(ApiError::internal)?,
+        privacy: PrivacySettings {
+            last_seen: visibility("last_seen_visibility")?,
+            profile_photo: visibility("photo_visibility")?,
+            about: visibility("about_visibility")?,
+            read_receipts: row.try_get("read_receipts").map_err(ApiError::internal)?,
+        },
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"display_name": "Alice L.", "about": "At work"}))]
+pub struct ProfilePatch {
+    pub display_name: Option<String>,
+    pub about: Option<String>,
+}
+
+/// Changes the caller's display name or about text.
+#[utoipa::path(
+    patch, path = "/v1/users/me", tag = "accounts", security(("bearer" = [])),
+    request_body = ProfilePatch,
+    responses(
+        (status = 200, body = SequenceResponse),
+        (status = 400, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Account deleted", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Body of the wrong shape", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn change_profile(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiJson(patch): ApiJson<ProfilePatch>,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    let change = ChangeProfile {
+        display_name: patch
+            .display_name
+            .as_deref()
+            .map(DisplayName::parse)
+            .transpose()
+            .map_err(|e| ApiError::bad_request("invalid_display_name", e))?,
+        about: patch
+            .about
+            .as_deref()
+            .map(About::parse)
+            .transpose()
+            .map_err(|e| ApiError::bad_request("invalid_about", e))?,
+    };
+    let sequence = state
+        .accounts
+        .change_profile(caller.user_id, change, metadata(Some(caller.user_id)))
+        .await?;
+    Ok(axum::Json(SequenceResponse { sequence }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"old_password": "correct horse battery", "new_password": "even more correct horse"}))]
+pub struct PasswordChange {
+    pub old_password: String,
+    pub new_password: String,
+}
+
+/// Changes the password. Every other session of the account ends.
+#[utoipa::path(
+    put, path = "/v1/users/me/password", tag = "accounts", security(("bearer" = [])),
+    request_body = PasswordChange,
+    responses(
+        (status = 200, body = SequenceResponse),
+        (status = 400, description = "New password invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in, or the old password is wrong", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Body of the wrong shape", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Password hashing saturated", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn change_password(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiJson(change): ApiJson<PasswordChange>,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    let new = Password::parse(&change.new_password).map_err(|e| ApiError::bad_request("invalid_password", e))?;
+    let old = Password::parse(&change.old_password)
+        .map_err(|_| ApiError::unauthorized("invalid_credentials", "wrong handle or password"))?;
+    let sequence = state
+        .accounts
+        .change_password(caller.user_id, caller.session_id, &old, &new, metadata(Some(caller.user_id)))
+        .await?;
+    Ok(axum::Json(SequenceResponse { sequence }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"about": "contacts", "read_receipts": false}))]
+pub struct PrivacyPatch {
+    pub last_seen: Option<Audience>,
+    pub profile_photo: Option<Audience>,
+    pub about: Option<Audience>,
+    pub read_receipts: Option<bool>,
+}
+
+/// Changes who may see the caller's last seen, photo and about, and whether read
+/// receipts are sent. `contacts` shows to nobody else until contacts exist.
+#[utoipa::path(
+    put, path = "/v1/users/me/privacy", tag = "accounts", security(("bearer" = [])),
+    request_body = PrivacyPatch,
+    responses(
+        (status = 200, body = SequenceResponse),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Body of the wrong shape", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn change_privacy(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiJson(patch): ApiJson<PrivacyPatch>,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    let change = ChangePrivacy {
+        last_seen: patch.last_seen.map(Into::into),
+        profile_photo: patch.profile_photo.map(Into::into),
+        about: patch.about.map(Into::into),
+        read_receipts: patch.read_receipts,
+    };
+    let sequence = state
+        .accounts
+        .change_privacy(caller.user_id, change, metadata(Some(caller.user_id)))
+        .await?;
+    Ok(axum::Json(SequenceResponse { sequence }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"password": "correct horse battery"}))]
+pub struct DeleteAccountRequest {
+    pub password: String,
+}
+
+/// Deletes the caller's account. Its events stay in the log; the read models drop the
+/// profile; the handle is free again after a cool-down.
+#[utoipa::path(
+    delete, path = "/v1/users/me", tag = "accounts", security(("bearer" = [])),
+    request_body = DeleteAccountRequest,
+    responses(
+        (status = 200, body = SequenceResponse),
+        (status = 401, description = "Not signed in, or the password is wrong", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Body of the wrong shape", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Password hashing saturated", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn delete_account(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<DeleteAccountRequest>,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    let password = Password::parse(&request.password)
+        .map_err(|_| ApiError::unauthorized("invalid_credentials", "wrong handle or password"))?;
+    let sequence = state
+        .accounts
+        .delete(caller.user_id, &password, metadata(Some(caller.user_id)))
+        .await?;
+    Ok(axum::Json(SequenceResponse { sequence }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BlockedUser {
+    pub user_id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub blocked_at: OffsetDateTime,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"items": [{"user_id": "0190f3a1-7b2c-7d3e-8f40-5a6b7c8d9e0f", "blocked_at": "2026-11-26T12:00:00Z"}]}))]
+pub struct BlockList {
+    pub items: Vec<BlockedUser>,
+}
+
+/// The users the caller has blocked.
+#[utoipa::path(
+    get, path = "/v1/users/me/blocks", tag = "accounts", security(("bearer" = [])),
+    params(Consistency),
+    responses(
+        (status = 200, body = BlockList),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Read model behind the consistency token", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn blocks(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Query(consistency): Query<Consistency>,
+) -> Result<axum::Json<BlockList>, ApiError> {
+    wait_for(&state, DIRECTORY.0, DIRECTORY.1, consistency.min_sequence).await?;
+    let rows = sqlx::query(
+        "SELECT blocked_user_id, blocked_at FROM user_blocks_v1 WHERE user_id = $1 ORDER BY blocked_at, blocked_user_id",
+    )
+    .bind(caller.user_id)
+    .fetch_all(&state.pool)
+    .await
+    .map_err(ApiError::internal)?;
+    let items = rows
+        .iter()
+        .map(|row| {
+            Ok(BlockedUser {
+                user_id: row.try_get(0)?,
+                blocked_at: row.try_get(1)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(ApiError::internal)?;
+    Ok(axum::Json(BlockList { items }))
+}
+
+/// Blocks a user: they can no longer start a chat with, or message, the caller.
+#[utoipa::path(
+    put, path = "/v1/users/me/blocks/{user_id}", tag = "accounts", security(("bearer" = [])),
+    params(("user_id" = Uuid, Path, description = "The user to block")),
+    responses(
+        (status = 200, body = SequenceResponse),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Blocking oneself, or too many blocks", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn block(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(user_id): Path<Uuid>,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    let sequence = state
+        .accounts
+        .block(caller.user_id, user_id, metadata(Some(caller.user_id)))
+        .await?;
+    Ok(axum::Json(SequenceResponse { sequence }))
+}
+
+/// Unblocks a user.
+#[utoipa::path(
+    delete, path = "/v1/users/me/blocks/{user_id}", tag = "accounts", security(("bearer" = [])),
+    params(("user_id" = Uuid, Path, description = "The user to unblock")),
+    responses(
+        (status = 200, body = SequenceResponse),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn unblock(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(user_id): Path<Uuid>,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    let sequence = state
+        .accounts
+        .unblock(caller.user_id, user_id, metadata(Some(caller.user_id)))
+        .await?;
+    Ok(axum::Json(SequenceResponse { sequence }))
+}
+
+/// Another user as the caller may see them: `about` is left out where their privacy
+/// settings or a block say so.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"user_id": "0190f3a1-7b2c-7d3e-8f40-5a6b7c8d9e0f", "handle": "alice", "display_name": "Alice", "about": "Hi!"}))]
+pub struct PublicProfile {
+    pub user_id: Uuid,
+    pub handle: String,
+    pub display_name: String,
+    pub about: Option<String>,
+}
+
+const PUBLIC_COLUMNS: &str = "SELECT d.user_id, d.handle, d.display_name, d.about, d.about_visibility,
+        EXISTS (SELECT 1 FROM user_blocks_v1 b WHERE b.user_id = d.user_id AND b.blocked_user_id = $1) AS blocks_viewer
+     FROM user_directory_v1 d";
+
+fn public_profile(row: &sqlx::postgres::PgRow, viewer: Uuid) -> Result<PublicProfile, sqlx::Error> {
+    let user_id: Uuid = row.try_get("user_id")?;
+    let visibility: String = row.try_get("about_visibility")?;
+    let blocks_viewer: bool = row.try_get("blocks_viewer")?;
+    let shown = user_id == viewer || (visibility == Visibility::Everyone.as_str() && !blocks_viewer);
+    Ok(PublicProfile {
+        user_id,
+        handle: row.try_get("handle")?,
+        display_name: row.try_get("display_name")?,
+        about: if shown { Some(row.try_get("about")?) } else { None },
+    })
+}
+
+/// One user, by id.
+#[utoipa::path(
+    get, path = "/v1/users/{user_id}", tag = "directory", security(("bearer" = [])),
+    params(("user_id" = Uuid, Path, description = "The user"), Consistency),
+    responses(
+        (status = 200, body = PublicProfile),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn user(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(user_id): Path<Uuid>,
+    Query(consistency): Query<Consistency>,
+) -> Result<axum::Json<PublicProfile>, ApiError> {
+    wait_for(&state, DIRECTORY.0, DIRECTORY.1, consistency.min_sequence).await?;
+    let row = sqlx::query(&format!("{PUBLIC_COLUMNS} WHERE d.user_id = $2"))
+        .bind(caller.user_id)
+        .bind(user_id)
+        .fetch_optional(&state.pool)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(axum::Json(public_profile(&row, caller.user_id).map_err(ApiError::internal)?))
+}
+
+/// One user, by handle (case-insensitive).
+#[utoipa::path(
+    get, path = "/v1/users/by-handle/{handle}", tag = "directory", security(("bearer" = [])),
+    params(("handle" = String, Path, description = "The handle"), Consistency),
+    responses(
+        (status = 200, body = PublicProfile),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn by_handle(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(handle): Path<String>,
+    Query(consistency): Query<Consistency>,
+) -> Result<axum::Json<PublicProfile>, ApiError> {
+    let handle = Handle::parse(&handle).map_err(|_| ApiError::not_found())?;
+    wait_for(&state, DIRECTORY.0, DIRECTORY.1, consistency.min_sequence).await?;
+    let row = sqlx::query(&format!("{PUBLIC_COLUMNS} WHERE d.handle = $2"))
+        .bind(caller.user_id)
+        .bind(handle.as_str())
+        .fetch_optional(&state.pool)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(axum::Json(public_profile(&row, caller.user_id).map_err(ApiError::internal)?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// A prefix of a handle or a display name (1 to 64 characters).
+    pub q: String,
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"items": [{"user_id": "0190f3a1-7b2c-7d3e-8f40-5a6b7c8d9e0f", "handle": "alice", "display_name": "Alice", "about": null}], "next_cursor": "YWxpY2U"}))]
+pub struct UserPage {
+    pub items: Vec<PublicProfile>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Searches users by handle or display-name prefix, in handle order.
+#[utoipa::path(
+    get, path = "/v1/users", tag = "directory", security(("bearer" = [])),
+    params(SearchQuery),
+    responses(
+        (status = 200, body = UserPage),
+        (status = 400, description = "Invalid query or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn search(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Query(query): Query<SearchQuery>,
+) -> Result<axum::Json<UserPage>, ApiError> {
+    let prefix = query.q.trim().to_lowercase();
+    if prefix.is_empty() || prefix.chars().count() > 64 || prefix.chars().any(char::is_control) {
+        return Err(ApiError::bad_request("invalid_query", "q is 1 to 64 characters"));
+    }
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_query", "limit is 1 to 100"));
+    }
+    let after = match &query.cursor {
+        None => String::new(),
+        Some(cursor) => URL_SAFE_NO_PAD
+            .decode(cursor)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(|| ApiError::bad_request("invalid_cursor", "not a cursor from this API"))?,
+    };
+    let pattern = format!("{}%", prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+    let rows = sqlx::query(&format!(
+        "{PUBLIC_COLUMNS} WHERE (d.handle LIKE $2 OR lower(d.display_name) LIKE $2) AND d.handle > $3
+         ORDER BY d.handle LIMIT $4"
+    ))
+    .bind(caller.user_id)
+    .bind(&pattern)
+    .bind(&after)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(&state.pool)
+    .await
+    .map_err(ApiError::internal)?;
+    let mut items = rows
+        .iter()
+        .map(|row| public_profile(row, caller.user_id))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::internal)?;
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|last| URL_SAFE_NO_PAD.encode(&last.handle))
+    } else {
+        None
+    };
+    Ok(axum::Json(UserPage { items, next_cursor }))
+}
