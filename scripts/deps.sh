@@ -8,6 +8,7 @@
 #   - curl
 #   - Debian's (old, 2.9) nats-server at /usr/sbin/nats-server: tests use it to prove
 #     that Natter refuses too-old servers. It listens on 4222, never on our 4333.
+#   - schemathesis (PyPI, pinned as SCHEMATHESIS_VERSION) in .tools/venv, for scripts/schemathesis.sh
 #   - cargo-nextest, rustfmt, clippy
 # The pinned NATS that Natter really runs on is installed by scripts/nats.sh.
 set -euo pipefail
@@ -21,6 +22,7 @@ PG_PORT=5432
 PG_MIN_VERSION_NUM=150000
 PG_DB=natter
 OUR_NATS_PORT=4333
+SCHEMATHESIS_VERSION=4.32.5
 
 pg_server_installed() { compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; }
 pg_ready() { pg_isready -q -h "$PG_HOST" -p "$PG_PORT" >/dev/null 2>&1; }
@@ -136,6 +138,24 @@ if [[ "$(pg_sql "select 1 from pg_database where datname = '$PG_DB'")" != 1 ]]; 
     pg_sql "create database $PG_DB" >/dev/null
 fi
 log "PostgreSQL $(pg_sql 'show server_version' | cut -d' ' -f1) ready: postgres://postgres@$PG_HOST:$PG_PORT/$PG_DB"
+
+# ---------------------------------------------------------------- Python tools (.tools/venv)
+# The installed version, from the venv's package metadata (fast: no schemathesis import).
+schemathesis_installed() {
+    [[ -x "$NATTER_VENV/bin/python" ]] || return 0
+    "$NATTER_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null || true
+}
+if [[ "$(schemathesis_installed)" != "$SCHEMATHESIS_VERSION" ]]; then
+    log "installing schemathesis $SCHEMATHESIS_VERSION (PyPI) into ${NATTER_VENV#"$NATTER_ROOT"/}"
+    ensure_venv
+    "$NATTER_VENV/bin/pip" install --disable-pip-version-check -q "schemathesis==$SCHEMATHESIS_VERSION"
+    got="$(schemathesis_installed)"
+    [[ "$got" == "$SCHEMATHESIS_VERSION" ]] ||
+        die "expected schemathesis $SCHEMATHESIS_VERSION in ${NATTER_VENV#"$NATTER_ROOT"/}, got: ${got:-nothing}"
+    "$NATTER_VENV/bin/schemathesis" --version >/dev/null ||
+        die "schemathesis $SCHEMATHESIS_VERSION is installed but $NATTER_VENV/bin/schemathesis does not run"
+fi
+log "schemathesis $SCHEMATHESIS_VERSION at ${NATTER_VENV#"$NATTER_ROOT"/}/bin/schemathesis"
 
 # ---------------------------------------------------------------- Rust tools
 command -v cargo >/dev/null 2>&1 || die "cargo not found (expected a rustup toolchain in ~/.cargo/bin)"

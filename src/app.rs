@@ -53,7 +53,12 @@ impl Application {
             .with_context(|| format!("listening on {}", serve.listen))?;
         let settings = &serve.auth;
         let hasher = PasswordHasher::new(hash_workers(settings), settings.hash_queue);
-        let accounts = Accounts::new(log.clone(), command_metrics, hasher, account_policy(settings));
+        let accounts = Accounts::new(
+            log.clone(),
+            command_metrics,
+            hasher,
+            account_policy(settings),
+        );
         let keys = token_keys(settings)?;
         let revocations = Revocations::new(keys.ttl());
         let revocation_feed = revocations
@@ -189,14 +194,23 @@ fn account_policy(settings: &AuthSettings) -> AccountPolicy {
 fn token_keys(settings: &AuthSettings) -> anyhow::Result<TokenKeys> {
     let ttl = time::Duration::seconds(i64::from(settings.access_token_secs));
     match &settings.jwt_keys {
-        Some(spec) => TokenKeys::parse(spec.expose(), &settings.jwt_issuer, &settings.jwt_audience, ttl)
-            .context("NATTER_JWT_KEYS"),
+        Some(spec) => TokenKeys::parse(
+            spec.expose(),
+            &settings.jwt_issuer,
+            &settings.jwt_audience,
+            ttl,
+        )
+        .context("NATTER_JWT_KEYS"),
         None => {
             tracing::warn!(
                 "NATTER_JWT_KEYS is not set: signing with a random key; tokens will not survive a restart \
                  nor verify on other instances"
             );
-            Ok(TokenKeys::ephemeral(&settings.jwt_issuer, &settings.jwt_audience, ttl))
+            Ok(TokenKeys::ephemeral(
+                &settings.jwt_issuer,
+                &settings.jwt_audience,
+                ttl,
+            ))
         }
     }
 }

@@ -40,7 +40,13 @@ impl Api {
         }
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = self.http.request(method, self.app.url(path));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -55,16 +61,22 @@ impl Api {
     }
 
     async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
-        self.send(reqwest::Method::POST, path, token, Some(body)).await
+        self.send(reqwest::Method::POST, path, token, Some(body))
+            .await
     }
 
     async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        self.send(reqwest::Method::GET, path, Some(token), None).await
+        self.send(reqwest::Method::GET, path, Some(token), None)
+            .await
     }
 
     async fn register(&self, handle: &str) -> Value {
         let (status, body) = self
-            .post("/v1/users", None, json!({"handle": handle, "display_name": handle, "password": PASSWORD}))
+            .post(
+                "/v1/users",
+                None,
+                json!({"handle": handle, "display_name": handle, "password": PASSWORD}),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
@@ -72,7 +84,11 @@ impl Api {
 
     async fn login(&self, handle: &str, device: &str) -> Value {
         let (status, body) = self
-            .post("/v1/sessions", None, json!({"handle": handle, "password": PASSWORD, "device_name": device}))
+            .post(
+                "/v1/sessions",
+                None,
+                json!({"handle": handle, "password": PASSWORD, "device_name": device}),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
@@ -87,7 +103,10 @@ impl Api {
                 assert_eq!(body["code"], "session_ended");
                 return;
             }
-            assert!(started.elapsed() < Duration::from_secs(1), "still accepted after a second");
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "still accepted after a second"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -108,8 +127,10 @@ async fn register_log_in_and_read_your_own_profile() {
     let response = api
         .http
         .post(api.app.url("/v1/users"))
-        .json(&json!({"handle": "  Alice ", "display_name": "Alice", "password": PASSWORD,
-                      "phone": "+49 30 1234567", "about": "hello"}))
+        .json(
+            &json!({"handle": "  Alice ", "display_name": "Alice", "password": PASSWORD,
+                      "phone": "+49 30 1234567", "about": "hello"}),
+        )
         .send()
         .await
         .unwrap();
@@ -117,13 +138,19 @@ async fn register_log_in_and_read_your_own_profile() {
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     let registered: Value = response.json().await.unwrap();
     assert_eq!(registered["handle"], "alice");
-    assert_eq!(location, format!("/v1/users/{}", registered["user_id"].as_str().unwrap()));
+    assert_eq!(
+        location,
+        format!("/v1/users/{}", registered["user_id"].as_str().unwrap())
+    );
 
     let session = api.login("ALICE", "laptop").await;
     assert_eq!(session["token_type"], "Bearer");
     assert_eq!(session["expires_in"], 900);
     let (status, me) = api
-        .get(&format!("/v1/users/me?min_sequence={}", registered["sequence"]), token(&session))
+        .get(
+            &format!("/v1/users/me?min_sequence={}", registered["sequence"]),
+            token(&session),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{me}");
     assert_eq!(me["handle"], "alice");
@@ -132,11 +159,19 @@ async fn register_log_in_and_read_your_own_profile() {
 
     // Read your own write: the consistency token of a change.
     let (status, changed) = api
-        .send(reqwest::Method::PATCH, "/v1/users/me", Some(token(&session)), Some(json!({"display_name": "Alice L."})))
+        .send(
+            reqwest::Method::PATCH,
+            "/v1/users/me",
+            Some(token(&session)),
+            Some(json!({"display_name": "Alice L."})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     let (_, me) = api
-        .get(&format!("/v1/users/me?min_sequence={}", changed["sequence"]), token(&session))
+        .get(
+            &format!("/v1/users/me?min_sequence={}", changed["sequence"]),
+            token(&session),
+        )
         .await;
     assert_eq!(me["display_name"], "Alice L.");
 }
@@ -147,18 +182,54 @@ async fn bad_input_gets_a_problem_with_a_stable_code() {
     let api = Api::start(&env, auth_settings()).await;
     api.register("bob").await;
     let cases = [
-        (json!({"handle": "BOB", "display_name": "B", "password": PASSWORD}), StatusCode::CONFLICT, "handle_taken"),
-        (json!({"handle": "b!", "display_name": "B", "password": PASSWORD}), StatusCode::BAD_REQUEST, "invalid_handle"),
-        (json!({"handle": "carl", "display_name": " ", "password": PASSWORD}), StatusCode::BAD_REQUEST, "invalid_display_name"),
-        (json!({"handle": "carl", "display_name": "C", "password": "short"}), StatusCode::BAD_REQUEST, "invalid_password"),
-        (json!({"handle": "carl", "display_name": "C", "password": "x".repeat(129)}), StatusCode::BAD_REQUEST, "invalid_password"),
-        (json!({"handle": "carl", "display_name": "C", "password": PASSWORD, "phone": "12"}), StatusCode::BAD_REQUEST, "invalid_phone"),
-        (json!({"handle": "carl", "display_name": "C"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
-        (json!({"handle": 5, "display_name": "C", "password": PASSWORD}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        (
+            json!({"handle": "BOB", "display_name": "B", "password": PASSWORD}),
+            StatusCode::CONFLICT,
+            "handle_taken",
+        ),
+        (
+            json!({"handle": "b!", "display_name": "B", "password": PASSWORD}),
+            StatusCode::BAD_REQUEST,
+            "invalid_handle",
+        ),
+        (
+            json!({"handle": "carl", "display_name": " ", "password": PASSWORD}),
+            StatusCode::BAD_REQUEST,
+            "invalid_display_name",
+        ),
+        (
+            json!({"handle": "carl", "display_name": "C", "password": "short"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_password",
+        ),
+        (
+            json!({"handle": "carl", "display_name": "C", "password": "x".repeat(129)}),
+            StatusCode::BAD_REQUEST,
+            "invalid_password",
+        ),
+        (
+            json!({"handle": "carl", "display_name": "C", "password": PASSWORD, "phone": "12"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_phone",
+        ),
+        (
+            json!({"handle": "carl", "display_name": "C"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            json!({"handle": 5, "display_name": "C", "password": PASSWORD}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
     ];
     for (body, status, code) in cases {
         let (got, problem) = api.post("/v1/users", None, body.clone()).await;
-        assert_eq!((got, problem["code"].as_str().unwrap()), (status, code), "{body}");
+        assert_eq!(
+            (got, problem["code"].as_str().unwrap()),
+            (status, code),
+            "{body}"
+        );
     }
     let raw = |body: &'static str, content_type: &'static str| {
         api.http
@@ -169,7 +240,10 @@ async fn bad_input_gets_a_problem_with_a_stable_code() {
     };
     let response = raw("{not json", "application/json").await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
     let response = raw("{}", "text/plain").await.unwrap();
     assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let huge = api
@@ -191,10 +265,18 @@ async fn a_wrong_password_and_an_unknown_handle_look_the_same() {
     let api = Api::start(&env, auth_settings()).await;
     api.register("carol").await;
     let (wrong_status, wrong) = api
-        .post("/v1/sessions", None, json!({"handle": "carol", "password": "not the password"}))
+        .post(
+            "/v1/sessions",
+            None,
+            json!({"handle": "carol", "password": "not the password"}),
+        )
         .await;
     let (unknown_status, unknown) = api
-        .post("/v1/sessions", None, json!({"handle": "nobody_here", "password": "not the password"}))
+        .post(
+            "/v1/sessions",
+            None,
+            json!({"handle": "nobody_here", "password": "not the password"}),
+        )
         .await;
     assert_eq!(wrong_status, StatusCode::UNAUTHORIZED);
     assert_eq!((wrong_status, &wrong), (unknown_status, &unknown));
@@ -212,7 +294,11 @@ async fn refresh_rotates_and_a_reused_token_ends_the_session() {
     api.register("dave").await;
     let first = api.login("dave", "phone").await;
     let (status, second) = api
-        .post("/v1/sessions/refresh", None, json!({"refresh_token": refresh_token(&first)}))
+        .post(
+            "/v1/sessions/refresh",
+            None,
+            json!({"refresh_token": refresh_token(&first)}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{second}");
     assert_ne!(refresh_token(&second), refresh_token(&first));
@@ -222,19 +308,40 @@ async fn refresh_rotates_and_a_reused_token_ends_the_session() {
 
     // The first token again: stolen. The whole session ends.
     let (status, reused) = api
-        .post("/v1/sessions/refresh", None, json!({"refresh_token": refresh_token(&first)}))
+        .post(
+            "/v1/sessions/refresh",
+            None,
+            json!({"refresh_token": refresh_token(&first)}),
+        )
         .await;
-    assert_eq!((status, reused["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("refresh_token_reused")));
+    assert_eq!(
+        (status, reused["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("refresh_token_reused"))
+    );
     let (status, ended) = api
-        .post("/v1/sessions/refresh", None, json!({"refresh_token": refresh_token(&second)}))
+        .post(
+            "/v1/sessions/refresh",
+            None,
+            json!({"refresh_token": refresh_token(&second)}),
+        )
         .await;
-    assert_eq!((status, ended["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("session_ended")));
+    assert_eq!(
+        (status, ended["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("session_ended"))
+    );
     api.refused_within_a_second(token(&second)).await;
 
     let (status, garbage) = api
-        .post("/v1/sessions/refresh", None, json!({"refresh_token": "rt1.nope"}))
+        .post(
+            "/v1/sessions/refresh",
+            None,
+            json!({"refresh_token": "rt1.nope"}),
+        )
         .await;
-    assert_eq!((status, garbage["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_refresh_token")));
+    assert_eq!(
+        (status, garbage["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_refresh_token"))
+    );
 }
 
 #[tokio::test]
@@ -255,7 +362,11 @@ async fn of_two_racing_refreshes_one_wins_and_the_session_lives() {
     assert_eq!(outcomes[1].1["code"], "refresh_race");
     // The winner's token carries on.
     let (status, _) = api
-        .post("/v1/sessions/refresh", None, json!({"refresh_token": refresh_token(&outcomes[0].1)}))
+        .post(
+            "/v1/sessions/refresh",
+            None,
+            json!({"refresh_token": refresh_token(&outcomes[0].1)}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
 }
@@ -268,17 +379,30 @@ async fn logout_and_revocation_refuse_the_access_token_within_a_second() {
     let laptop = api.login("fay", "laptop").await;
     let phone = api.login("fay", "phone").await;
     let (status, listed) = api
-        .get(&format!("/v1/sessions?min_sequence={}", phone["sequence"]), token(&laptop))
+        .get(
+            &format!("/v1/sessions?min_sequence={}", phone["sequence"]),
+            token(&laptop),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     let items = listed["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
-    assert!(items.iter().any(|s| s["device_name"] == "phone" && s["current"] == false));
-    assert!(items.iter().any(|s| s["device_name"] == "laptop" && s["current"] == true));
+    assert!(
+        items
+            .iter()
+            .any(|s| s["device_name"] == "phone" && s["current"] == false)
+    );
+    assert!(
+        items
+            .iter()
+            .any(|s| s["device_name"] == "laptop" && s["current"] == true)
+    );
 
     // Revoke the phone from the laptop.
     let path = format!("/v1/sessions/{}", phone["session_id"].as_str().unwrap());
-    let (status, _) = api.send(reqwest::Method::DELETE, &path, Some(token(&laptop)), None).await;
+    let (status, _) = api
+        .send(reqwest::Method::DELETE, &path, Some(token(&laptop)), None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     api.refused_within_a_second(token(&phone)).await;
 
@@ -286,17 +410,31 @@ async fn logout_and_revocation_refuse_the_access_token_within_a_second() {
     api.register("gus").await;
     let gus = api.login("gus", "x").await;
     let path = format!("/v1/sessions/{}", laptop["session_id"].as_str().unwrap());
-    let (status, problem) = api.send(reqwest::Method::DELETE, &path, Some(token(&gus)), None).await;
-    assert_eq!((status, problem["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    let (status, problem) = api
+        .send(reqwest::Method::DELETE, &path, Some(token(&gus)), None)
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
 
     // Log out.
     let (status, _) = api
-        .send(reqwest::Method::DELETE, "/v1/sessions/current", Some(token(&laptop)), None)
+        .send(
+            reqwest::Method::DELETE,
+            "/v1/sessions/current",
+            Some(token(&laptop)),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     api.refused_within_a_second(token(&laptop)).await;
     let (status, _) = api
-        .post("/v1/sessions/refresh", None, json!({"refresh_token": refresh_token(&laptop)}))
+        .post(
+            "/v1/sessions/refresh",
+            None,
+            json!({"refresh_token": refresh_token(&laptop)}),
+        )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
@@ -309,31 +447,60 @@ async fn a_password_change_ends_every_other_session() {
     let here = api.login("hana", "here").await;
     let there = api.login("hana", "there").await;
     let (status, problem) = api
-        .send(reqwest::Method::PUT, "/v1/users/me/password", Some(token(&here)),
-              Some(json!({"old_password": "wrong password!", "new_password": "a brand new secret"})))
+        .send(
+            reqwest::Method::PUT,
+            "/v1/users/me/password",
+            Some(token(&here)),
+            Some(json!({"old_password": "wrong password!", "new_password": "a brand new secret"})),
+        )
         .await;
-    assert_eq!((status, problem["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_credentials")));
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_credentials"))
+    );
     let (status, _) = api
-        .send(reqwest::Method::PUT, "/v1/users/me/password", Some(token(&here)),
-              Some(json!({"old_password": PASSWORD, "new_password": "a brand new secret"})))
+        .send(
+            reqwest::Method::PUT,
+            "/v1/users/me/password",
+            Some(token(&here)),
+            Some(json!({"old_password": PASSWORD, "new_password": "a brand new secret"})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     api.refused_within_a_second(token(&there)).await;
     let (status, _) = api
-        .post("/v1/sessions/refresh", None, json!({"refresh_token": refresh_token(&there)}))
+        .post(
+            "/v1/sessions/refresh",
+            None,
+            json!({"refresh_token": refresh_token(&there)}),
+        )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     // This session lives on, and only the new password works.
     let (status, _) = api.get("/v1/users/me", token(&here)).await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = api
-        .post("/v1/sessions/refresh", None, json!({"refresh_token": refresh_token(&here)}))
+        .post(
+            "/v1/sessions/refresh",
+            None,
+            json!({"refresh_token": refresh_token(&here)}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = api.post("/v1/sessions", None, json!({"handle": "hana", "password": PASSWORD})).await;
+    let (status, _) = api
+        .post(
+            "/v1/sessions",
+            None,
+            json!({"handle": "hana", "password": PASSWORD}),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _) = api
-        .post("/v1/sessions", None, json!({"handle": "hana", "password": "a brand new secret"}))
+        .post(
+            "/v1/sessions",
+            None,
+            json!({"handle": "hana", "password": "a brand new secret"}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED);
 }
@@ -342,56 +509,115 @@ async fn a_password_change_ends_every_other_session() {
 async fn blocks_and_privacy_shape_what_others_see() {
     let env = TestEnv::new().await;
     let api = Api::start(&env, auth_settings()).await;
-    let ivy_id = api.register("ivy").await["user_id"].as_str().unwrap().to_owned();
+    let ivy_id = api.register("ivy").await["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let jon = api.register("jon").await;
     let jon_id = jon["user_id"].as_str().unwrap().to_owned();
     let ivy = api.login("ivy", "x").await;
     let jon_session = api.login("jon", "x").await;
-    api.send(reqwest::Method::PATCH, "/v1/users/me", Some(token(&ivy)), Some(json!({"about": "ivy here"})))
-        .await;
+    api.send(
+        reqwest::Method::PATCH,
+        "/v1/users/me",
+        Some(token(&ivy)),
+        Some(json!({"about": "ivy here"})),
+    )
+    .await;
 
     let (status, problem) = api
-        .send(reqwest::Method::PUT, &format!("/v1/users/me/blocks/{ivy_id}"), Some(token(&ivy)), None)
+        .send(
+            reqwest::Method::PUT,
+            &format!("/v1/users/me/blocks/{ivy_id}"),
+            Some(token(&ivy)),
+            None,
+        )
         .await;
-    assert_eq!((status, problem["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("cannot_block_self")));
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("cannot_block_self"))
+    );
     let nobody = uuid::Uuid::now_v7();
     let (status, _) = api
-        .send(reqwest::Method::PUT, &format!("/v1/users/me/blocks/{nobody}"), Some(token(&ivy)), None)
+        .send(
+            reqwest::Method::PUT,
+            &format!("/v1/users/me/blocks/{nobody}"),
+            Some(token(&ivy)),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, blocked) = api
-        .send(reqwest::Method::PUT, &format!("/v1/users/me/blocks/{jon_id}"), Some(token(&ivy)), None)
+        .send(
+            reqwest::Method::PUT,
+            &format!("/v1/users/me/blocks/{jon_id}"),
+            Some(token(&ivy)),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     let (_, again) = api
-        .send(reqwest::Method::PUT, &format!("/v1/users/me/blocks/{jon_id}"), Some(token(&ivy)), None)
+        .send(
+            reqwest::Method::PUT,
+            &format!("/v1/users/me/blocks/{jon_id}"),
+            Some(token(&ivy)),
+            None,
+        )
         .await;
-    assert_eq!(again["sequence"], blocked["sequence"], "blocking twice changes nothing");
+    assert_eq!(
+        again["sequence"], blocked["sequence"],
+        "blocking twice changes nothing"
+    );
     let (_, list) = api
-        .get(&format!("/v1/users/me/blocks?min_sequence={}", blocked["sequence"]), token(&ivy))
+        .get(
+            &format!("/v1/users/me/blocks?min_sequence={}", blocked["sequence"]),
+            token(&ivy),
+        )
         .await;
     assert_eq!(list["items"][0]["user_id"], jon_id.as_str());
 
     // A blocked user does not see the blocker's about.
     let (status, seen) = api
-        .get(&format!("/v1/users/by-handle/IVY?min_sequence={}", blocked["sequence"]), token(&jon_session))
+        .get(
+            &format!(
+                "/v1/users/by-handle/IVY?min_sequence={}",
+                blocked["sequence"]
+            ),
+            token(&jon_session),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(seen["about"], Value::Null);
     let (_, unblocked) = api
-        .send(reqwest::Method::DELETE, &format!("/v1/users/me/blocks/{jon_id}"), Some(token(&ivy)), None)
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/v1/users/me/blocks/{jon_id}"),
+            Some(token(&ivy)),
+            None,
+        )
         .await;
     let (_, seen) = api
-        .get(&format!("/v1/users/{ivy_id}?min_sequence={}", unblocked["sequence"]), token(&jon_session))
+        .get(
+            &format!("/v1/users/{ivy_id}?min_sequence={}", unblocked["sequence"]),
+            token(&jon_session),
+        )
         .await;
     assert_eq!(seen["about"], "ivy here");
 
     // About for nobody: hidden from others, shown to oneself.
     let (_, private) = api
-        .send(reqwest::Method::PUT, "/v1/users/me/privacy", Some(token(&ivy)), Some(json!({"about": "nobody"})))
+        .send(
+            reqwest::Method::PUT,
+            "/v1/users/me/privacy",
+            Some(token(&ivy)),
+            Some(json!({"about": "nobody"})),
+        )
         .await;
     let (_, seen) = api
-        .get(&format!("/v1/users/{ivy_id}?min_sequence={}", private["sequence"]), token(&jon_session))
+        .get(
+            &format!("/v1/users/{ivy_id}?min_sequence={}", private["sequence"]),
+            token(&jon_session),
+        )
         .await;
     assert_eq!(seen["about"], Value::Null);
     let (_, mine) = api.get(&format!("/v1/users/{ivy_id}"), token(&ivy)).await;
@@ -418,7 +644,13 @@ async fn search_pages_through_handles_and_names() {
         }
         let (status, page) = api.get(&path, token(&kim)).await;
         assert_eq!(status, StatusCode::OK, "{page}");
-        seen.extend(page["items"].as_array().unwrap().iter().map(|u| u["handle"].as_str().unwrap().to_owned()));
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["handle"].as_str().unwrap().to_owned()),
+        );
         match page["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
             None => break,
@@ -431,7 +663,9 @@ async fn search_pages_through_handles_and_names() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _) = api.get("/v1/users?q=kim&limit=1000", token(&kim)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _) = api.get("/v1/users/by-handle/nobody_at_all", token(&kim)).await;
+    let (status, _) = api
+        .get("/v1/users/by-handle/nobody_at_all", token(&kim))
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -455,7 +689,9 @@ async fn an_idempotency_key_replays_the_first_registration() {
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     let again: Value = again.json().await.unwrap();
     assert_eq!(again["user_id"], first["user_id"]);
-    let other = send(json!({"handle": "leo", "display_name": "Leo", "password": PASSWORD})).await.unwrap();
+    let other = send(json!({"handle": "leo", "display_name": "Leo", "password": PASSWORD}))
+        .await
+        .unwrap();
     assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let problem: Value = other.json().await.unwrap();
     assert_eq!(problem["code"], "idempotency_key_reused");
@@ -472,7 +708,13 @@ async fn logins_are_rate_limited_before_any_hashing() {
     let api = Api::start(&env, settings).await;
     api.register("max").await;
     for _ in 0..3 {
-        let (status, _) = api.post("/v1/sessions", None, json!({"handle": "max", "password": "wrong password"})).await;
+        let (status, _) = api
+            .post(
+                "/v1/sessions",
+                None,
+                json!({"handle": "max", "password": "wrong password"}),
+            )
+            .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
     let started = std::time::Instant::now();
@@ -484,15 +726,26 @@ async fn logins_are_rate_limited_before_any_hashing() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&retry_after));
     let problem: Value = response.json().await.unwrap();
     assert_eq!(problem["code"], "rate_limited");
-    assert!(started.elapsed() < Duration::from_millis(500), "refused without hashing");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "refused without hashing"
+    );
     // Registrations per address.
     api.register("nia").await;
     let (status, _) = api
-        .post("/v1/users", None, json!({"handle": "ned", "display_name": "N", "password": PASSWORD}))
+        .post(
+            "/v1/users",
+            None,
+            json!({"handle": "ned", "display_name": "N", "password": PASSWORD}),
+        )
         .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
 }
@@ -508,28 +761,65 @@ async fn a_deleted_account_is_gone_and_its_handle_free_after_the_cool_down() {
     api.register("otto").await;
     let session = api.login("otto", "x").await;
     let (status, _) = api
-        .send(reqwest::Method::DELETE, "/v1/users/me", Some(token(&session)), Some(json!({"password": "wrong password"})))
+        .send(
+            reqwest::Method::DELETE,
+            "/v1/users/me",
+            Some(token(&session)),
+            Some(json!({"password": "wrong password"})),
+        )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, deleted) = api
-        .send(reqwest::Method::DELETE, "/v1/users/me", Some(token(&session)), Some(json!({"password": PASSWORD})))
+        .send(
+            reqwest::Method::DELETE,
+            "/v1/users/me",
+            Some(token(&session)),
+            Some(json!({"password": PASSWORD})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     api.refused_within_a_second(token(&session)).await;
-    let (status, _) = api.post("/v1/sessions", None, json!({"handle": "otto", "password": PASSWORD})).await;
+    let (status, _) = api
+        .post(
+            "/v1/sessions",
+            None,
+            json!({"handle": "otto", "password": PASSWORD}),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let other = api.register("pia").await;
     let pia = api.login("pia", "x").await;
     let (status, _) = api
-        .get(&format!("/v1/users/by-handle/otto?min_sequence={}", deleted["sequence"].as_u64().max(other["sequence"].as_u64()).unwrap()), token(&pia))
+        .get(
+            &format!(
+                "/v1/users/by-handle/otto?min_sequence={}",
+                deleted["sequence"]
+                    .as_u64()
+                    .max(other["sequence"].as_u64())
+                    .unwrap()
+            ),
+            token(&pia),
+        )
         .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "the directory dropped the profile");
-    eventually(Duration::from_secs(5), "the handle to come free", || async {
-        let (status, _) = api
-            .post("/v1/users", None, json!({"handle": "otto", "display_name": "New Otto", "password": PASSWORD}))
-            .await;
-        assert!(status == StatusCode::CREATED || status == StatusCode::CONFLICT);
-        status == StatusCode::CREATED
-    })
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the directory dropped the profile"
+    );
+    eventually(
+        Duration::from_secs(5),
+        "the handle to come free",
+        || async {
+            let (status, _) = api
+                .post(
+                    "/v1/users",
+                    None,
+                    json!({"handle": "otto", "display_name": "New Otto", "password": PASSWORD}),
+                )
+                .await;
+            assert!(status == StatusCode::CREATED || status == StatusCode::CONFLICT);
+            status == StatusCode::CREATED
+        },
+    )
     .await;
 }

@@ -22,7 +22,6 @@ fn name(text: &str) -> DisplayName {
     DisplayName::parse(text).unwrap()
 }
 
-
 fn rename(to: &str) -> ChangeProfile {
     ChangeProfile {
         display_name: Some(name(to)),

@@ -44,7 +44,9 @@ const ED25519_PKCS8_PREFIX: [u8; 16] = [
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeyError {
-    #[error("signing keys look like `kid=<base64 32-byte seed>`, comma-separated, the first signing")]
+    #[error(
+        "signing keys look like `kid=<base64 32-byte seed>`, comma-separated, the first signing"
+    )]
     Malformed,
     #[error("key id {0:?} is listed twice")]
     Duplicate(String),
@@ -84,7 +86,12 @@ impl std::fmt::Debug for TokenKeys {
 
 impl TokenKeys {
     /// Parses `kid=<base64 seed>[,kid=<seed>...]`: the first key signs, all verify.
-    pub fn parse(spec: &str, issuer: &str, audience: &str, ttl: time::Duration) -> Result<Self, KeyError> {
+    pub fn parse(
+        spec: &str,
+        issuer: &str,
+        audience: &str,
+        ttl: time::Duration,
+    ) -> Result<Self, KeyError> {
         let mut keys = Vec::new();
         for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             let (kid, seed) = entry.split_once('=').ok_or(KeyError::Malformed)?;
@@ -125,7 +132,9 @@ impl TokenKeys {
         };
         let mut verifying = HashMap::new();
         for (kid, seed) in &seeds {
-            let public = ed25519_dalek::SigningKey::from_bytes(seed).verifying_key().to_bytes();
+            let public = ed25519_dalek::SigningKey::from_bytes(seed)
+                .verifying_key()
+                .to_bytes();
             if verifying
                 .insert(kid.clone(), DecodingKey::from_ed_der(&public))
                 .is_some()
@@ -150,7 +159,12 @@ impl TokenKeys {
     }
 
     /// Signs an access token for a session; returns it and its lifetime in seconds.
-    pub fn issue(&self, user_id: Uuid, session_id: Uuid, epoch: u32) -> Result<(String, i64), TokenError> {
+    pub fn issue(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        epoch: u32,
+    ) -> Result<(String, i64), TokenError> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
@@ -164,7 +178,8 @@ impl TokenKeys {
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.signing_kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &self.signing).map_err(|_| TokenError::Invalid)?;
+        let token = jsonwebtoken::encode(&header, &claims, &self.signing)
+            .map_err(|_| TokenError::Invalid)?;
         Ok((token, self.ttl.whole_seconds()))
     }
 
@@ -184,12 +199,13 @@ impl TokenKeys {
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         validation.leeway = 5;
-        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &validation).map_err(|error| {
-            match error.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-                _ => TokenError::Invalid,
-            }
-        })?;
+        let data =
+            jsonwebtoken::decode::<AccessClaims>(token, key, &validation).map_err(|error| {
+                match error.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                    _ => TokenError::Invalid,
+                }
+            })?;
         if data.claims.typ != ACCESS {
             return Err(TokenError::Invalid);
         }
@@ -216,7 +232,8 @@ pub struct Revocations {
 
 impl Revocations {
     pub fn new(access_ttl: time::Duration) -> Self {
-        let window = Duration::from_secs(u64::try_from(access_ttl.whole_seconds()).unwrap_or(900) + 60);
+        let window =
+            Duration::from_secs(u64::try_from(access_ttl.whole_seconds()).unwrap_or(900) + 60);
         let cache = || moka::sync::Cache::builder().time_to_live(window).build();
         Self {
             ended_sessions: cache(),
@@ -228,7 +245,9 @@ impl Revocations {
 
     /// Whether a token with these claims is still good.
     pub fn admits(&self, claims: &AccessClaims) -> bool {
-        if self.ended_sessions.contains_key(&claims.sid) || self.deleted_users.contains_key(&claims.sub) {
+        if self.ended_sessions.contains_key(&claims.sid)
+            || self.deleted_users.contains_key(&claims.sub)
+        {
             return false;
         }
         match self.epochs.get(&claims.sub) {
@@ -258,11 +277,15 @@ impl Revocations {
                             .get(&changed.user_id)
                             .is_none_or(|(epoch, _)| changed.session_epoch >= epoch);
                         if newer {
-                            self.epochs
-                                .insert(changed.user_id, (changed.session_epoch, changed.kept_session));
+                            self.epochs.insert(
+                                changed.user_id,
+                                (changed.session_epoch, changed.kept_session),
+                            );
                         }
                     }
-                    Ok(UserEvent::AccountDeleted(deleted)) => self.deleted_users.insert(deleted.user_id, ()),
+                    Ok(UserEvent::AccountDeleted(deleted)) => {
+                        self.deleted_users.insert(deleted.user_id, ())
+                    }
                     _ => {}
                 }
             }
@@ -273,7 +296,10 @@ impl Revocations {
     /// Follows the log: subscribes to the live session and account events first, then
     /// reads the recent past, so that nothing falls between the two. Returns once the
     /// past is read; the live part runs until the connection closes.
-    pub async fn follow(self, log: EventLog) -> Result<tokio::task::JoinHandle<()>, natter_eventlog::LogError> {
+    pub async fn follow(
+        self,
+        log: EventLog,
+    ) -> Result<tokio::task::JoinHandle<()>, natter_eventlog::LogError> {
         let prefix = &log.config().prefix;
         let client = log.client().clone();
         let subscribe = |subject: String| {
@@ -334,6 +360,9 @@ mod tests {
         assert_eq!(parse(""), Err(KeyError::Malformed));
         assert_eq!(parse("k=notbase64!"), Err(KeyError::Malformed));
         assert_eq!(parse("k=AAAA"), Err(KeyError::Malformed));
-        assert_eq!(parse(&format!("k={SEED_A},k={SEED_B}")), Err(KeyError::Duplicate("k".into())));
+        assert_eq!(
+            parse(&format!("k={SEED_A},k={SEED_B}")),
+            Err(KeyError::Duplicate("k".into()))
+        );
     }
 }

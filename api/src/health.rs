@@ -15,7 +15,11 @@ pub(crate) async fn healthz() -> &'static str {
 /// Ready to serve: NATS answers, Postgres answers and every migration is applied.
 pub(crate) async fn readyz(State(state): State<ApiState>) -> Result<&'static str, ApiError> {
     if state.log.client().connection_state() != async_nats::connection::State::Connected {
-        return Err(ApiError::unavailable("unavailable", "NATS is not connected", 1));
+        return Err(ApiError::unavailable(
+            "unavailable",
+            "NATS is not connected",
+            1,
+        ));
     }
     state
         .log

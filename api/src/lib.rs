@@ -82,26 +82,44 @@ pub fn router(state: ApiState, rest: bool) -> Router {
         .route("/metrics", get(health::metrics));
     if rest {
         router = router
-            .route("/v1/users", post(routes::accounts::register).get(routes::accounts::search))
-            .route("/v1/users/by-handle/{handle}", get(routes::accounts::by_handle))
+            .route(
+                "/v1/users",
+                post(routes::accounts::register).get(routes::accounts::search),
+            )
+            .route(
+                "/v1/users/by-handle/{handle}",
+                get(routes::accounts::by_handle),
+            )
             .route(
                 "/v1/users/me",
                 get(routes::accounts::me)
                     .patch(routes::accounts::change_profile)
                     .delete(routes::accounts::delete_account),
             )
-            .route("/v1/users/me/password", put(routes::accounts::change_password))
-            .route("/v1/users/me/privacy", put(routes::accounts::change_privacy))
+            .route(
+                "/v1/users/me/password",
+                put(routes::accounts::change_password),
+            )
+            .route(
+                "/v1/users/me/privacy",
+                put(routes::accounts::change_privacy),
+            )
             .route("/v1/users/me/blocks", get(routes::accounts::blocks))
             .route(
                 "/v1/users/me/blocks/{user_id}",
                 put(routes::accounts::block).delete(routes::accounts::unblock),
             )
             .route("/v1/users/{user_id}", get(routes::accounts::user))
-            .route("/v1/sessions", post(routes::sessions::login).get(routes::sessions::list))
+            .route(
+                "/v1/sessions",
+                post(routes::sessions::login).get(routes::sessions::list),
+            )
             .route("/v1/sessions/refresh", post(routes::sessions::refresh))
             .route("/v1/sessions/current", delete(routes::sessions::logout))
-            .route("/v1/sessions/{session_id}", delete(routes::sessions::revoke))
+            .route(
+                "/v1/sessions/{session_id}",
+                delete(routes::sessions::revoke),
+            )
             .route("/openapi.json", get(openapi::serve_openapi))
             .merge(openapi::swagger_ui());
     }

@@ -45,7 +45,9 @@ impl RateLimiter {
         }
         let interval = limit.period / limit.burst;
         let now = Instant::now();
-        let cell = self.cells.get_with(key.to_owned(), || Arc::new(Mutex::new(now)));
+        let cell = self
+            .cells
+            .get_with(key.to_owned(), || Arc::new(Mutex::new(now)));
         let Ok(mut tat) = cell.lock() else {
             return Ok(());
         };
@@ -61,6 +63,7 @@ impl RateLimiter {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

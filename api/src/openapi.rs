@@ -44,7 +44,8 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         let mut bearer = Http::new(HttpAuthScheme::Bearer);
         bearer.bearer_format = Some("JWT".into());
-        bearer.description = Some("An access token from POST /v1/sessions or /v1/sessions/refresh".into());
+        bearer.description =
+            Some("An access token from POST /v1/sessions or /v1/sessions/refresh".into());
         components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
     }
 }

@@ -67,7 +67,11 @@ impl ApiError {
     pub fn too_many_requests(retry_after: u64) -> Self {
         Self {
             retry_after: Some(retry_after.max(1)),
-            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many attempts; see Retry-After")
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many attempts; see Retry-After",
+            )
         }
     }
 
@@ -136,14 +140,22 @@ impl From<AccountError> for ApiError {
             AccountError::RefreshTokenReused => (S::UNAUTHORIZED, "refresh_token_reused"),
             AccountError::User(UserError::AlreadyRegistered) => (S::CONFLICT, "already_registered"),
             AccountError::User(UserError::NotFound) => (S::NOT_FOUND, "not_found"),
-            AccountError::User(UserError::CannotBlockSelf) => (S::UNPROCESSABLE_ENTITY, "cannot_block_self"),
-            AccountError::User(UserError::TooManyBlocked) => (S::UNPROCESSABLE_ENTITY, "too_many_blocked"),
+            AccountError::User(UserError::CannotBlockSelf) => {
+                (S::UNPROCESSABLE_ENTITY, "cannot_block_self")
+            }
+            AccountError::User(UserError::TooManyBlocked) => {
+                (S::UNPROCESSABLE_ENTITY, "too_many_blocked")
+            }
             AccountError::Session(SessionError::NotFound) => (S::NOT_FOUND, "not_found"),
             AccountError::Session(SessionError::AlreadyOpen) => (S::CONFLICT, "conflict"),
             AccountError::Session(SessionError::Ended) => (S::UNAUTHORIZED, "session_ended"),
-            AccountError::Session(SessionError::InvalidToken) => (S::UNAUTHORIZED, "invalid_refresh_token"),
+            AccountError::Session(SessionError::InvalidToken) => {
+                (S::UNAUTHORIZED, "invalid_refresh_token")
+            }
             AccountError::Session(SessionError::RefreshRace) => (S::CONFLICT, "refresh_race"),
-            AccountError::IdempotencyKeyReused => (S::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+            AccountError::IdempotencyKeyReused => {
+                (S::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+            }
             AccountError::Busy => return Self::unavailable("busy", error.to_string(), 1),
             AccountError::Conflict => (S::CONFLICT, "conflict"),
             AccountError::Internal(reason) => return Self::internal(reason),

@@ -3,12 +3,13 @@
 //! the pure aggregates decide.
 
 use natter_domain::session::{
-    AccountStanding, DeviceName, Open, Refresh, RevokeReason, Session, SessionCommand, SessionError,
-    SessionEvent,
+    AccountStanding, DeviceName, Open, Refresh, RevokeReason, Session, SessionCommand,
+    SessionError, SessionEvent,
 };
 use natter_domain::user::{
-    About, ChangePassword, ChangePrivacy, ChangeProfile, DeleteAccount, DisplayName, HANDLE_CLAIM, Handle,
-    Password, PasswordHash, PhoneNumber, Profile, Register, User, UserCommand, UserError, UserEvent,
+    About, ChangePassword, ChangePrivacy, ChangeProfile, DeleteAccount, DisplayName, HANDLE_CLAIM,
+    Handle, Password, PasswordHash, PhoneNumber, Profile, Register, User, UserCommand, UserError,
+    UserEvent,
 };
 use natter_domain::{Claim, ClaimAction};
 use natter_eventlog::EventLog;
@@ -16,7 +17,10 @@ use natter_schema::Metadata;
 use uuid::Uuid;
 
 use crate::passwords::{HashError, PasswordHasher};
-use crate::{ClaimHolder, CommandError, CommandHandler, CommandMetrics, Executed, ExtraClaim, claim_state, tokens};
+use crate::{
+    ClaimHolder, CommandError, CommandHandler, CommandMetrics, Executed, ExtraClaim, claim_state,
+    tokens,
+};
 
 /// The claim kind of client idempotency keys.
 pub const IDEMPOTENCY_CLAIM: &str = "idem";
@@ -82,8 +86,12 @@ where
     fn from(error: CommandError<E>) -> Self {
         match error {
             CommandError::Rejected(rejected) => rejected.into(),
-            CommandError::ClaimTaken { kind: HANDLE_CLAIM, .. } => Self::HandleTaken,
-            CommandError::ClaimTaken { kind, key } => Self::Internal(format!("claim {kind} {key} taken")),
+            CommandError::ClaimTaken {
+                kind: HANDLE_CLAIM, ..
+            } => Self::HandleTaken,
+            CommandError::ClaimTaken { kind, key } => {
+                Self::Internal(format!("claim {kind} {key} taken"))
+            }
             CommandError::Conflict { .. } => Self::Conflict,
             other => Self::Internal(other.to_string()),
         }
@@ -158,7 +166,12 @@ pub struct Accounts {
 }
 
 impl Accounts {
-    pub fn new(log: EventLog, metrics: CommandMetrics, hasher: PasswordHasher, policy: AccountPolicy) -> Self {
+    pub fn new(
+        log: EventLog,
+        metrics: CommandMetrics,
+        hasher: PasswordHasher,
+        policy: AccountPolicy,
+    ) -> Self {
         Self {
             users: CommandHandler::new(log.clone(), metrics.clone()),
             sessions: CommandHandler::new(log, metrics),
@@ -253,7 +266,10 @@ impl Accounts {
             phone: account.phone,
             password_hash,
         });
-        let executed = self.users.execute(&user_id.to_string(), &command, metadata).await?;
+        let executed = self
+            .users
+            .execute(&user_id.to_string(), &command, metadata)
+            .await?;
         Ok(Registered {
             user_id,
             last_sequence: executed.last_sequence,
@@ -332,8 +348,13 @@ impl Accounts {
     }
 
     /// Rotates a refresh token: the presented one is spent, a new one handed out.
-    pub async fn refresh(&self, refresh_token: &str, metadata: Metadata) -> Result<Tokens, AccountError> {
-        let session_id = tokens::session_of(refresh_token).ok_or(AccountError::InvalidRefreshToken)?;
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        metadata: Metadata,
+    ) -> Result<Tokens, AccountError> {
+        let session_id =
+            tokens::session_of(refresh_token).ok_or(AccountError::InvalidRefreshToken)?;
         let id = session_id.to_string();
         let (session, _) = self.sessions.load(&id).await?;
         let (user_id, epoch) = match &session {
@@ -359,12 +380,16 @@ impl Accounts {
             actor: Some(user_id),
             ..metadata
         };
-        let executed = self.sessions.execute(&id, &command, metadata).await.map_err(|error| match error {
-            CommandError::Rejected(SessionError::InvalidToken | SessionError::NotFound) => {
-                AccountError::InvalidRefreshToken
-            }
-            other => other.into(),
-        })?;
+        let executed = self
+            .sessions
+            .execute(&id, &command, metadata)
+            .await
+            .map_err(|error| match error {
+                CommandError::Rejected(SessionError::InvalidToken | SessionError::NotFound) => {
+                    AccountError::InvalidRefreshToken
+                }
+                other => other.into(),
+            })?;
         let reused = executed.events.iter().any(|(_, event)| {
             matches!(event, SessionEvent::SessionRevoked(revoked) if revoked.reason == RevokeReason::RefreshTokenReused)
         });
@@ -418,7 +443,12 @@ impl Accounts {
     }
 
     /// Deletes the account after checking the password. Its events stay in the log.
-    pub async fn delete(&self, user_id: Uuid, password: &Password, metadata: Metadata) -> Result<u64, AccountError> {
+    pub async fn delete(
+        &self,
+        user_id: Uuid,
+        password: &Password,
+        metadata: Metadata,
+    ) -> Result<u64, AccountError> {
         self.check_password(user_id, password).await?;
         let command = UserCommand::Delete(DeleteAccount {
             handle_cool_down: self.policy.handle_cool_down,
@@ -432,7 +462,8 @@ impl Accounts {
         change: ChangeProfile,
         metadata: Metadata,
     ) -> Result<u64, AccountError> {
-        self.user_command(user_id, UserCommand::ChangeProfile(change), metadata).await
+        self.user_command(user_id, UserCommand::ChangeProfile(change), metadata)
+            .await
     }
 
     pub async fn change_privacy(
@@ -441,19 +472,32 @@ impl Accounts {
         change: ChangePrivacy,
         metadata: Metadata,
     ) -> Result<u64, AccountError> {
-        self.user_command(user_id, UserCommand::ChangePrivacy(change), metadata).await
+        self.user_command(user_id, UserCommand::ChangePrivacy(change), metadata)
+            .await
     }
 
     /// Blocks another existing account.
-    pub async fn block(&self, user_id: Uuid, other: Uuid, metadata: Metadata) -> Result<u64, AccountError> {
+    pub async fn block(
+        &self,
+        user_id: Uuid,
+        other: Uuid,
+        metadata: Metadata,
+    ) -> Result<u64, AccountError> {
         if other != user_id && self.profile(other).await?.is_none() {
             return Err(AccountError::User(UserError::NotFound));
         }
-        self.user_command(user_id, UserCommand::Block { user_id: other }, metadata).await
+        self.user_command(user_id, UserCommand::Block { user_id: other }, metadata)
+            .await
     }
 
-    pub async fn unblock(&self, user_id: Uuid, other: Uuid, metadata: Metadata) -> Result<u64, AccountError> {
-        self.user_command(user_id, UserCommand::Unblock { user_id: other }, metadata).await
+    pub async fn unblock(
+        &self,
+        user_id: Uuid,
+        other: Uuid,
+        metadata: Metadata,
+    ) -> Result<u64, AccountError> {
+        self.user_command(user_id, UserCommand::Unblock { user_id: other }, metadata)
+            .await
     }
 
     /// The account's current state, if it exists and is not deleted.
@@ -472,12 +516,20 @@ impl Accounts {
         }
     }
 
-    async fn user_command(&self, user_id: Uuid, command: UserCommand, metadata: Metadata) -> Result<u64, AccountError> {
+    async fn user_command(
+        &self,
+        user_id: Uuid,
+        command: UserCommand,
+        metadata: Metadata,
+    ) -> Result<u64, AccountError> {
         let metadata = Metadata {
             actor: Some(user_id),
             ..metadata
         };
-        let executed: Executed<UserEvent> = self.users.execute(&user_id.to_string(), &command, metadata).await?;
+        let executed: Executed<UserEvent> = self
+            .users
+            .execute(&user_id.to_string(), &command, metadata)
+            .await?;
         Ok(executed.last_sequence)
     }
 }

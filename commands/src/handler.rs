@@ -233,22 +233,21 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
         metadata: &Metadata,
         now: OffsetDateTime,
     ) -> Result<Vec<NewEvent>, CommandError<A::Error>> {
-        let envelope = |aggregate_type: &str,
-                        aggregate_id: &str,
-                        event_type: &str,
-                        version: u32,
-                        payload| Envelope {
-            event_id: Uuid::now_v7(),
-            event_type: event_type.to_owned(),
-            schema_version: version,
-            aggregate_type: aggregate_type.to_owned(),
-            aggregate_id: aggregate_id.to_owned(),
-            actor: metadata.actor,
-            occurred_at: now,
-            correlation_id: metadata.correlation_id,
-            causation_id: metadata.causation_id,
-            payload,
-        };
+        let envelope =
+            |aggregate_type: &str, aggregate_id: &str, event_type: &str, version: u32, payload| {
+                Envelope {
+                    event_id: Uuid::now_v7(),
+                    event_type: event_type.to_owned(),
+                    schema_version: version,
+                    aggregate_type: aggregate_type.to_owned(),
+                    aggregate_id: aggregate_id.to_owned(),
+                    actor: metadata.actor,
+                    occurred_at: now,
+                    correlation_id: metadata.correlation_id,
+                    causation_id: metadata.causation_id,
+                    payload,
+                }
+            };
         let mut batch = Vec::with_capacity(claims.len() + events.len());
         for resolved in claims {
             let claim = &resolved.claim;
@@ -301,12 +300,15 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
             let (holder, sequence) = claim_state(&self.log, claim.kind, &claim.key).await?;
             let expected = match (claim.action, holder) {
                 (ClaimAction::Take, ClaimHolder::Free) => Some(sequence),
-                (ClaimAction::Take, ClaimHolder::Released { available_after, .. })
-                    if available_after <= now =>
-                {
-                    Some(sequence)
+                (
+                    ClaimAction::Take,
+                    ClaimHolder::Released {
+                        available_after, ..
+                    },
+                ) if available_after <= now => Some(sequence),
+                (ClaimAction::Take, ClaimHolder::Held { owner, .. }) if owner == claim.owner => {
+                    None
                 }
-                (ClaimAction::Take, ClaimHolder::Held { owner, .. }) if owner == claim.owner => None,
                 (ClaimAction::Take, _) => {
                     return Err(CommandError::ClaimTaken {
                         kind: claim.kind,
@@ -362,7 +364,11 @@ pub enum ClaimHolder {
 }
 
 /// Who holds `<kind>.<key>`, and the last sequence of its subject (0 when never claimed).
-pub async fn claim_state(log: &EventLog, kind: &str, key: &str) -> Result<(ClaimHolder, u64), LogError> {
+pub async fn claim_state(
+    log: &EventLog,
+    kind: &str,
+    key: &str,
+) -> Result<(ClaimHolder, u64), LogError> {
     let Some(stored) = log.last_on_subject(&log.subject(kind, key)).await? else {
         return Ok((ClaimHolder::Free, 0));
     };
@@ -380,7 +386,8 @@ pub async fn claim_state(log: &EventLog, kind: &str, key: &str) -> Result<(Claim
             }
         }
         _ => {
-            let made: ClaimMade = serde_json::from_value(stored.envelope.payload.clone()).map_err(malformed)?;
+            let made: ClaimMade =
+                serde_json::from_value(stored.envelope.payload.clone()).map_err(malformed)?;
             ClaimHolder::Held {
                 owner: made.owner,
                 fingerprint: made.fingerprint,

@@ -44,10 +44,22 @@ impl std::fmt::Debug for PasswordHasher {
 impl PasswordHasher {
     /// `workers` threads (at least one), and at most `queue` jobs waiting for them.
     pub fn new(workers: usize, queue: usize) -> Self {
-        Self::with_params(workers, queue, OWASP_MEMORY_KIB, OWASP_ITERATIONS, OWASP_LANES)
+        Self::with_params(
+            workers,
+            queue,
+            OWASP_MEMORY_KIB,
+            OWASP_ITERATIONS,
+            OWASP_LANES,
+        )
     }
 
-    pub fn with_params(workers: usize, queue: usize, memory_kib: u32, iterations: u32, lanes: u32) -> Self {
+    pub fn with_params(
+        workers: usize,
+        queue: usize,
+        memory_kib: u32,
+        iterations: u32,
+        lanes: u32,
+    ) -> Self {
         let (jobs, receiver) = sync_channel::<Job>(queue);
         let receiver = Arc::new(Mutex::new(receiver));
         let params = Params::new(memory_kib, iterations, lanes, None).unwrap_or_default();
@@ -80,7 +92,11 @@ impl PasswordHasher {
 
     /// Whether `password` matches `hash`. With no hash (an unknown account), a decoy is
     /// checked instead and the answer is `false`, at the same cost.
-    pub async fn verify(&self, password: &Password, hash: Option<&PasswordHash>) -> Result<bool, HashError> {
+    pub async fn verify(
+        &self,
+        password: &Password,
+        hash: Option<&PasswordHash>,
+    ) -> Result<bool, HashError> {
         let (reply, answer) = oneshot::channel();
         self.submit(Job::Verify(password.clone(), hash.cloned(), reply))?;
         answer.await.map_err(|_| HashError::Failed)
@@ -94,7 +110,11 @@ impl PasswordHasher {
     }
 }
 
-fn work(argon2: &Argon2<'_>, jobs: &Mutex<std::sync::mpsc::Receiver<Job>>, decoy: Option<&PasswordHash>) {
+fn work(
+    argon2: &Argon2<'_>,
+    jobs: &Mutex<std::sync::mpsc::Receiver<Job>>,
+    decoy: Option<&PasswordHash>,
+) {
     loop {
         let job = match jobs.lock() {
             Ok(receiver) => receiver.recv(),
@@ -116,8 +136,11 @@ fn work(argon2: &Argon2<'_>, jobs: &Mutex<std::sync::mpsc::Receiver<Job>>, decoy
                     let _ = reply.send(false);
                     continue;
                 };
-                let matches = argon2::PasswordHash::new(phc.as_str())
-                    .is_ok_and(|parsed| argon2.verify_password(password.expose().as_bytes(), &parsed).is_ok());
+                let matches = argon2::PasswordHash::new(phc.as_str()).is_ok_and(|parsed| {
+                    argon2
+                        .verify_password(password.expose().as_bytes(), &parsed)
+                        .is_ok()
+                });
                 let _ = reply.send(known && matches);
             }
         }
@@ -147,7 +170,7 @@ mod tests {
         let password = Password::parse("correct horse").unwrap();
         let attempts: Vec<_> = (0..8).map(|_| hasher.hash(&password)).collect();
         let results = futures_join_all(attempts).await;
-        assert!(results.iter().any(|r| *r == Err(HashError::Busy)));
+        assert!(results.contains(&Err(HashError::Busy)));
         assert!(results.iter().any(Result::is_ok));
     }
 

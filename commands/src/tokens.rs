@@ -14,7 +14,11 @@ const PREFIX: &str = "rt1";
 pub fn new_refresh_token(session_id: Uuid) -> (String, TokenHash) {
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
-    let token = format!("{PREFIX}.{}.{}", session_id.simple(), URL_SAFE_NO_PAD.encode(secret));
+    let token = format!(
+        "{PREFIX}.{}.{}",
+        session_id.simple(),
+        URL_SAFE_NO_PAD.encode(secret)
+    );
     let hash = hash_token(&token);
     (token, hash)
 }
@@ -22,7 +26,8 @@ pub fn new_refresh_token(session_id: Uuid) -> (String, TokenHash) {
 /// The session a refresh token belongs to, if it is shaped like one of ours.
 pub fn session_of(token: &str) -> Option<Uuid> {
     let mut parts = token.split('.');
-    let (Some(PREFIX), Some(session), Some(secret), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(PREFIX), Some(session), Some(secret), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return None;
     };

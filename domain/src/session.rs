@@ -171,7 +171,9 @@ impl DomainEvent for SessionEvent {
     ) -> Result<Self, D::Error> {
         match event_type {
             "SessionOpened" => SessionOpened::deserialize(payload).map(Self::SessionOpened),
-            "SessionRefreshed" => SessionRefreshed::deserialize(payload).map(Self::SessionRefreshed),
+            "SessionRefreshed" => {
+                SessionRefreshed::deserialize(payload).map(Self::SessionRefreshed)
+            }
             "SessionRevoked" => SessionRevoked::deserialize(payload).map(Self::SessionRevoked),
             other => Err(serde::de::Error::custom(format!(
                 "{other} is not a session event"
@@ -199,7 +201,10 @@ pub enum Session {
     #[default]
     None,
     Open(Box<OpenSession>),
-    Ended { user_id: Uuid, reason: RevokeReason },
+    Ended {
+        user_id: Uuid,
+        reason: RevokeReason,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,7 +283,12 @@ impl Aggregate for Session {
                         refreshed_at: now,
                     })]);
                 }
-                match session.spent.iter().rev().position(|(hash, _)| *hash == refresh.presented) {
+                match session
+                    .spent
+                    .iter()
+                    .rev()
+                    .position(|(hash, _)| *hash == refresh.presented)
+                {
                     // The token spent last, a moment ago: two refreshes raced.
                     Some(0)
                         if session
@@ -289,7 +299,11 @@ impl Aggregate for Session {
                         Err(SessionError::RefreshRace)
                     }
                     // A spent token again: it leaked. End the session for everyone.
-                    Some(_) => Ok(vec![revoked(session, RevokeReason::RefreshTokenReused, now)]),
+                    Some(_) => Ok(vec![revoked(
+                        session,
+                        RevokeReason::RefreshTokenReused,
+                        now,
+                    )]),
                     None => Err(SessionError::InvalidToken),
                 }
             }

@@ -176,7 +176,11 @@ impl PhoneNumber {
         let valid = (8..=15).contains(&digits.len())
             && digits.chars().all(|c| c.is_ascii_digit())
             && !digits.starts_with('0');
-        if valid { Ok(Self(compact)) } else { Err(PhoneError) }
+        if valid {
+            Ok(Self(compact))
+        } else {
+            Err(PhoneError)
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -556,10 +560,7 @@ impl Aggregate for User {
                     .display_name
                     .clone()
                     .filter(|name| *name != profile.display_name);
-                let about = change
-                    .about
-                    .clone()
-                    .filter(|about| *about != profile.about);
+                let about = change.about.clone().filter(|about| *about != profile.about);
                 if display_name.is_none() && about.is_none() {
                     return Ok(Vec::new());
                 }

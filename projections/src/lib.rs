@@ -5,8 +5,8 @@
 
 mod metrics;
 mod runner;
-mod status;
 pub mod sessions;
+mod status;
 pub mod user_directory;
 
 use std::future::Future;
@@ -16,8 +16,8 @@ use sqlx::PgConnection;
 
 pub use metrics::ProjectionMetrics;
 pub use runner::{Runner, RunnerError, apply_batch, checkpoint, reset};
-pub use status::{ProjectionStatus, status};
 pub use sessions::Sessions;
+pub use status::{ProjectionStatus, status};
 pub use user_directory::UserDirectory;
 
 /// An event a projection has decoded, with its place in the log.

@@ -25,15 +25,22 @@ impl Projection for Sessions {
 
     fn decode(&self, stored: &StoredEvent) -> Option<SessionsEvent> {
         let envelope = &stored.envelope;
-        let decoded = match (envelope.aggregate_type.as_str(), envelope.event_type.as_str()) {
-            ("session", _) => {
-                natter_schema::decode(&envelope.event_type, envelope.schema_version, &envelope.payload)
-                    .map(SessionsEvent::Session)
-            }
-            ("user", "PasswordChanged" | "AccountDeleted") => {
-                natter_schema::decode(&envelope.event_type, envelope.schema_version, &envelope.payload)
-                    .map(SessionsEvent::User)
-            }
+        let decoded = match (
+            envelope.aggregate_type.as_str(),
+            envelope.event_type.as_str(),
+        ) {
+            ("session", _) => natter_schema::decode(
+                &envelope.event_type,
+                envelope.schema_version,
+                &envelope.payload,
+            )
+            .map(SessionsEvent::Session),
+            ("user", "PasswordChanged" | "AccountDeleted") => natter_schema::decode(
+                &envelope.event_type,
+                envelope.schema_version,
+                &envelope.payload,
+            )
+            .map(SessionsEvent::User),
             _ => return None,
         };
         decoded
@@ -41,7 +48,11 @@ impl Projection for Sessions {
             .ok()
     }
 
-    async fn apply(&self, connection: &mut PgConnection, events: &[Decoded<SessionsEvent>]) -> Result<(), sqlx::Error> {
+    async fn apply(
+        &self,
+        connection: &mut PgConnection,
+        events: &[Decoded<SessionsEvent>],
+    ) -> Result<(), sqlx::Error> {
         for decoded in events {
             let sequence = i64::try_from(decoded.sequence).unwrap_or(i64::MAX);
             match &decoded.event {
@@ -115,7 +126,9 @@ impl Projection for Sessions {
     }
 
     async fn reset(&self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
-        sqlx::query("TRUNCATE sessions_v1").execute(connection).await?;
+        sqlx::query("TRUNCATE sessions_v1")
+            .execute(connection)
+            .await?;
         Ok(())
     }
 }

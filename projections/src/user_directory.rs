@@ -227,7 +227,11 @@ impl Pending {
 }
 
 /// The events that are rare enough to write one by one.
-async fn apply_one(connection: &mut PgConnection, event: &UserEvent, sequence: i64) -> Result<(), sqlx::Error> {
+async fn apply_one(
+    connection: &mut PgConnection,
+    event: &UserEvent,
+    sequence: i64,
+) -> Result<(), sqlx::Error> {
     match event {
         UserEvent::PrivacyChanged(changed) => {
             let privacy = changed.privacy;
@@ -275,7 +279,9 @@ async fn apply_one(connection: &mut PgConnection, event: &UserEvent, sequence: i
                 .execute(&mut *connection)
                 .await?;
         }
-        UserEvent::UserRegistered(_) | UserEvent::ProfileChanged(_) | UserEvent::PasswordChanged(_) => {}
+        UserEvent::UserRegistered(_)
+        | UserEvent::ProfileChanged(_)
+        | UserEvent::PasswordChanged(_) => {}
     }
     Ok(())
 }

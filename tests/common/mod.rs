@@ -93,10 +93,15 @@ impl TestEnv {
 
     /// Builds and runs the whole application on port 0.
     pub async fn spawn_app(&self, roles: &[Role]) -> TestApp {
-        self.spawn_app_with(roles, natter::settings::AuthSettings::default()).await
+        self.spawn_app_with(roles, natter::settings::AuthSettings::default())
+            .await
     }
 
-    pub async fn spawn_app_with(&self, roles: &[Role], auth: natter::settings::AuthSettings) -> TestApp {
+    pub async fn spawn_app_with(
+        &self,
+        roles: &[Role],
+        auth: natter::settings::AuthSettings,
+    ) -> TestApp {
         let serve = ServeArgs {
             listen: "127.0.0.1:0".parse().unwrap(),
             roles: roles.to_vec(),
@@ -202,7 +207,10 @@ pub fn accounts(log: &EventLog) -> natter_commands::accounts::Accounts {
     accounts_with(log, natter_commands::CommandMetrics::default())
 }
 
-pub fn accounts_with(log: &EventLog, metrics: natter_commands::CommandMetrics) -> natter_commands::accounts::Accounts {
+pub fn accounts_with(
+    log: &EventLog,
+    metrics: natter_commands::CommandMetrics,
+) -> natter_commands::accounts::Accounts {
     natter_commands::accounts::Accounts::new(
         log.clone(),
         metrics,
@@ -235,7 +243,9 @@ pub async fn register_named(
     accounts
         .register_hashed(
             new_account(handle, name),
-            natter_domain::user::PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$dGVzdHNhbHQ$dGVzdGhhc2g"),
+            natter_domain::user::PasswordHash::new(
+                "$argon2id$v=19$m=19456,t=2,p=1$dGVzdHNhbHQ$dGVzdGhhc2g",
+            ),
             natter_schema::Metadata::new(None, Uuid::now_v7()),
         )
         .await

@@ -8,7 +8,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use natter_commands::accounts::{IdempotencyKey, NewAccount};
 use natter_commands::tokens::hex_digest;
-use natter_domain::user::{About, ChangePrivacy, ChangeProfile, DisplayName, Handle, Password, PhoneNumber, Visibility};
+use natter_domain::user::{
+    About, ChangePrivacy, ChangeProfile, DisplayName, Handle, Password, PhoneNumber, Visibility,
+};
 
 /// Who may see a piece of a profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -101,11 +103,15 @@ pub async fn register(
 ) -> Result<Response, ApiError> {
     state
         .limiter
-        .check(&format!("register:ip:{address}"), state.config.register_per_address)
+        .check(
+            &format!("register:ip:{address}"),
+            state.config.register_per_address,
+        )
         .map_err(|wait| ApiError::too_many_requests(wait.as_secs() + 1))?;
-    let handle = Handle::parse(&request.handle).map_err(|e| ApiError::bad_request("invalid_handle", e))?;
-    let display_name =
-        DisplayName::parse(&request.display_name).map_err(|e| ApiError::bad_request("invalid_display_name", e))?;
+    let handle =
+        Handle::parse(&request.handle).map_err(|e| ApiError::bad_request("invalid_handle", e))?;
+    let display_name = DisplayName::parse(&request.display_name)
+        .map_err(|e| ApiError::bad_request("invalid_display_name", e))?;
     let about = About::parse(request.about.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::bad_request("invalid_about", e))?;
     let phone = request
@@ -114,15 +120,23 @@ pub async fn register(
         .map(PhoneNumber::parse)
         .transpose()
         .map_err(|e| ApiError::bad_request("invalid_phone", e))?;
-    let password = Password::parse(&request.password).map_err(|e| ApiError::bad_request("invalid_password", e))?;
+    let password = Password::parse(&request.password)
+        .map_err(|e| ApiError::bad_request("invalid_password", e))?;
     let idempotency = match headers.get("idempotency-key") {
         None => None,
         Some(value) => {
             let key = value
                 .to_str()
                 .ok()
-                .filter(|key| (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()))
-                .ok_or_else(|| ApiError::bad_request("invalid_idempotency_key", "1 to 255 printable ASCII characters"))?;
+                .filter(|key| {
+                    (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
+                })
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_idempotency_key",
+                        "1 to 255 printable ASCII characters",
+                    )
+                })?;
             // The password is left out: the fingerprint is stored in the log.
             let fingerprint = hex_digest(
                 format!(
@@ -144,7 +158,10 @@ pub async fn register(
         phone,
         password,
     };
-    let registered = state.accounts.register(account, idempotency, metadata(None)).await?;
+    let registered = state
+        .accounts
+        .register(account, idempotency, metadata(None))
+        .await?;
     let body = RegisteredResponse {
         user_id: registered.user_id,
         handle: handle.to_string(),
@@ -302,12 +319,19 @@ pub async fn change_password(
     caller: Caller,
     ApiJson(change): ApiJson<PasswordChange>,
 ) -> Result<axum::Json<SequenceResponse>, ApiError> {
-    let new = Password::parse(&change.new_password).map_err(|e| ApiError::bad_request("invalid_password", e))?;
+    let new = Password::parse(&change.new_password)
+        .map_err(|e| ApiError::bad_request("invalid_password", e))?;
     let old = Password::parse(&change.old_password)
         .map_err(|_| ApiError::unauthorized("invalid_credentials", "wrong handle or password"))?;
     let sequence = state
         .accounts
-        .change_password(caller.user_id, caller.session_id, &old, &new, metadata(Some(caller.user_id)))
+        .change_password(
+            caller.user_id,
+            caller.session_id,
+            &old,
+            &new,
+            metadata(Some(caller.user_id)),
+        )
         .await?;
     Ok(axum::Json(SequenceResponse { sequence }))
 }
@@ -494,12 +518,17 @@ fn public_profile(row: &sqlx::postgres::PgRow, viewer: Uuid) -> Result<PublicPro
     let user_id: Uuid = row.try_get("user_id")?;
     let visibility: String = row.try_get("about_visibility")?;
     let blocks_viewer: bool = row.try_get("blocks_viewer")?;
-    let shown = user_id == viewer || (visibility == Visibility::Everyone.as_str() && !blocks_viewer);
+    let shown =
+        user_id == viewer || (visibility == Visibility::Everyone.as_str() && !blocks_viewer);
     Ok(PublicProfile {
         user_id,
         handle: row.try_get("handle")?,
         display_name: row.try_get("display_name")?,
-        about: if shown { Some(row.try_get("about")?) } else { None },
+        about: if shown {
+            Some(row.try_get("about")?)
+        } else {
+            None
+        },
     })
 }
 
@@ -527,7 +556,9 @@ pub async fn user(
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(ApiError::not_found)?;
-    Ok(axum::Json(public_profile(&row, caller.user_id).map_err(ApiError::internal)?))
+    Ok(axum::Json(
+        public_profile(&row, caller.user_id).map_err(ApiError::internal)?,
+    ))
 }
 
 /// One user, by handle (case-insensitive).
@@ -555,7 +586,9 @@ pub async fn by_handle(
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(ApiError::not_found)?;
-    Ok(axum::Json(public_profile(&row, caller.user_id).map_err(ApiError::internal)?))
+    Ok(axum::Json(
+        public_profile(&row, caller.user_id).map_err(ApiError::internal)?,
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -594,7 +627,10 @@ pub async fn search(
 ) -> Result<axum::Json<UserPage>, ApiError> {
     let prefix = query.q.trim().to_lowercase();
     if prefix.is_empty() || prefix.chars().count() > 64 || prefix.chars().any(char::is_control) {
-        return Err(ApiError::bad_request("invalid_query", "q is 1 to 64 characters"));
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "q is 1 to 64 characters",
+        ));
     }
     let limit = query.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
@@ -608,7 +644,13 @@ pub async fn search(
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .ok_or_else(|| ApiError::bad_request("invalid_cursor", "not a cursor from this API"))?,
     };
-    let pattern = format!("{}%", prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+    let pattern = format!(
+        "{}%",
+        prefix
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
     let rows = sqlx::query(&format!(
         "{PUBLIC_COLUMNS} WHERE (d.handle LIKE $2 OR lower(d.display_name) LIKE $2) AND d.handle > $3
          ORDER BY d.handle LIMIT $4"
@@ -627,7 +669,9 @@ pub async fn search(
         .map_err(ApiError::internal)?;
     let next_cursor = if items.len() > limit as usize {
         items.truncate(limit as usize);
-        items.last().map(|last| URL_SAFE_NO_PAD.encode(&last.handle))
+        items
+            .last()
+            .map(|last| URL_SAFE_NO_PAD.encode(&last.handle))
     } else {
         None
     };

@@ -39,7 +39,10 @@ pub struct TokenResponse {
     pub sequence: u64,
 }
 
-fn token_response(state: &ApiState, tokens: natter_commands::accounts::Tokens) -> Result<TokenResponse, ApiError> {
+fn token_response(
+    state: &ApiState,
+    tokens: natter_commands::accounts::Tokens,
+) -> Result<TokenResponse, ApiError> {
     let (access_token, expires_in) = state
         .auth
         .keys
@@ -84,13 +87,19 @@ pub async fn login(
     let retry = |wait: std::time::Duration| ApiError::too_many_requests(wait.as_secs() + 1);
     state
         .limiter
-        .check(&format!("login:ip:{address}"), state.config.login_per_address)
+        .check(
+            &format!("login:ip:{address}"),
+            state.config.login_per_address,
+        )
         .map_err(retry)?;
     let handle_key = request.handle.trim().to_ascii_lowercase();
     let handle_key: String = handle_key.chars().take(Handle::MAX_LEN + 1).collect();
     state
         .limiter
-        .check(&format!("login:handle:{handle_key}"), state.config.login_per_handle)
+        .check(
+            &format!("login:handle:{handle_key}"),
+            state.config.login_per_handle,
+        )
         .map_err(retry)?;
     let device_name = DeviceName::parse(request.device_name.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::bad_request("invalid_device_name", e))?;
@@ -100,7 +109,10 @@ pub async fn login(
         .accounts
         .login(&handle, &password, device_name, metadata(None))
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(token_response(&state, tokens)?)))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(token_response(&state, tokens)?),
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -129,9 +141,15 @@ pub async fn refresh(
     ApiJson(request): ApiJson<RefreshRequest>,
 ) -> Result<axum::Json<TokenResponse>, ApiError> {
     if request.refresh_token.len() > 256 {
-        return Err(ApiError::unauthorized("invalid_refresh_token", "the refresh token is not valid"));
+        return Err(ApiError::unauthorized(
+            "invalid_refresh_token",
+            "the refresh token is not valid",
+        ));
     }
-    let tokens = state.accounts.refresh(&request.refresh_token, metadata(None)).await?;
+    let tokens = state
+        .accounts
+        .refresh(&request.refresh_token, metadata(None))
+        .await?;
     Ok(axum::Json(token_response(&state, tokens)?))
 }
 
@@ -143,10 +161,18 @@ pub async fn refresh(
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn logout(State(state): State<ApiState>, caller: Caller) -> Result<axum::Json<SequenceResponse>, ApiError> {
+pub async fn logout(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
     let sequence = state
         .accounts
-        .end_session(caller.user_id, caller.session_id, RevokeReason::Logout, metadata(Some(caller.user_id)))
+        .end_session(
+            caller.user_id,
+            caller.session_id,
+            RevokeReason::Logout,
+            metadata(Some(caller.user_id)),
+        )
         .await?;
     Ok(axum::Json(SequenceResponse { sequence }))
 }
@@ -168,7 +194,12 @@ pub async fn revoke(
 ) -> Result<axum::Json<SequenceResponse>, ApiError> {
     let sequence = state
         .accounts
-        .end_session(caller.user_id, session_id, RevokeReason::Revoked, metadata(Some(caller.user_id)))
+        .end_session(
+            caller.user_id,
+            session_id,
+            RevokeReason::Revoked,
+            metadata(Some(caller.user_id)),
+        )
         .await?;
     Ok(axum::Json(SequenceResponse { sequence }))
 }

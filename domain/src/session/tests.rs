@@ -80,7 +80,9 @@ fn reason(outcome: &Result<Vec<SessionEvent>, SessionError>) -> Option<RevokeRea
 fn refresh_rotates_the_token() {
     let (state, outcomes) = run(&[(0, open()), (60, refresh(0, 1)), (120, refresh(1, 2))]);
     assert!(outcomes.iter().all(Result::is_ok));
-    let Session::Open(session) = state else { panic!() };
+    let Session::Open(session) = state else {
+        panic!()
+    };
     assert_eq!(session.current, hash(2));
 }
 
@@ -103,13 +105,20 @@ fn a_spent_token_after_the_grace_period_ends_the_session() {
 fn a_race_within_the_grace_period_is_refused_but_the_session_lives() {
     let (state, outcomes) = run(&[(0, open()), (60, refresh(0, 1)), (61, refresh(0, 7))]);
     assert_eq!(outcomes[2], Err(SessionError::RefreshRace));
-    let Session::Open(session) = state else { panic!() };
+    let Session::Open(session) = state else {
+        panic!()
+    };
     assert_eq!(session.current, hash(1));
 }
 
 #[test]
 fn an_older_spent_token_is_reuse_even_within_the_grace_period() {
-    let (_, outcomes) = run(&[(0, open()), (1, refresh(0, 1)), (2, refresh(1, 2)), (3, refresh(0, 5))]);
+    let (_, outcomes) = run(&[
+        (0, open()),
+        (1, refresh(0, 1)),
+        (2, refresh(1, 2)),
+        (3, refresh(0, 5)),
+    ]);
     assert_eq!(reason(&outcomes[3]), Some(RevokeReason::RefreshTokenReused));
 }
 
@@ -156,10 +165,10 @@ proptest! {
         let (_, outcomes) = run(&steps);
         let mut used = std::collections::HashSet::new();
         for (i, outcome) in outcomes.iter().enumerate().skip(1) {
-            if let Ok(events) = outcome {
-                if events.iter().any(|e| matches!(e, SessionEvent::SessionRefreshed(_))) {
-                    prop_assert!(used.insert(presented[i - 1]), "token {} refreshed twice", presented[i - 1]);
-                }
+            if let Ok(events) = outcome
+                && events.iter().any(|e| matches!(e, SessionEvent::SessionRefreshed(_)))
+            {
+                prop_assert!(used.insert(presented[i - 1]), "token {} refreshed twice", presented[i - 1]);
             }
         }
     }

@@ -224,13 +224,23 @@ fn blocking_is_idempotent_and_never_of_oneself() {
         state.decide(&UserCommand::Block { user_id: id() }, &ctx()),
         Err(UserError::CannotBlockSelf)
     );
-    let blocked = state.decide(&UserCommand::Block { user_id: other }, &ctx()).unwrap();
+    let blocked = state
+        .decide(&UserCommand::Block { user_id: other }, &ctx())
+        .unwrap();
     let state = blocked.iter().fold(state, |s, e| s.evolve(e));
-    assert_eq!(state.decide(&UserCommand::Block { user_id: other }, &ctx()), Ok(vec![]));
-    let unblocked = state.decide(&UserCommand::Unblock { user_id: other }, &ctx()).unwrap();
+    assert_eq!(
+        state.decide(&UserCommand::Block { user_id: other }, &ctx()),
+        Ok(vec![])
+    );
+    let unblocked = state
+        .decide(&UserCommand::Unblock { user_id: other }, &ctx())
+        .unwrap();
     assert_eq!(unblocked.len(), 1);
     let state = unblocked.iter().fold(state, |s, e| s.evolve(e));
-    assert_eq!(state.decide(&UserCommand::Unblock { user_id: other }, &ctx()), Ok(vec![]));
+    assert_eq!(
+        state.decide(&UserCommand::Unblock { user_id: other }, &ctx()),
+        Ok(vec![])
+    );
 }
 
 #[test]
@@ -269,13 +279,22 @@ fn deletion_releases_the_handle_after_the_cool_down_and_ends_the_account() {
     );
     let state = events.iter().fold(state, |s, e| s.evolve(e));
     assert_eq!(state, User::Deleted);
-    assert_eq!(state.decide(&change_name("X"), &ctx()), Err(UserError::NotFound));
-    assert_eq!(state.decide(&register("alice", "A"), &ctx()), Err(UserError::AlreadyRegistered));
+    assert_eq!(
+        state.decide(&change_name("X"), &ctx()),
+        Err(UserError::NotFound)
+    );
+    assert_eq!(
+        state.decide(&register("alice", "A"), &ctx()),
+        Err(UserError::AlreadyRegistered)
+    );
 }
 
 #[test]
 fn phone_numbers_are_e164() {
-    assert_eq!(PhoneNumber::parse("+49 (30) 123-4567").unwrap().as_str(), "+49301234567");
+    assert_eq!(
+        PhoneNumber::parse("+49 (30) 123-4567").unwrap().as_str(),
+        "+49301234567"
+    );
     assert!(PhoneNumber::parse("0301234567").is_err());
     assert!(PhoneNumber::parse("+12").is_err());
     assert!(PhoneNumber::parse("+1234567890123456").is_err());
