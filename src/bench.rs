@@ -27,6 +27,8 @@ use uuid::Uuid;
 
 use crate::settings::Settings;
 
+mod auth;
+
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Commands through the command handler to stored events, against raw JetStream
@@ -34,6 +36,9 @@ pub enum BenchCommand {
     Append(AppendArgs),
     /// Projection throughput over a backlog, against a raw batched insert of the same rows.
     Project(ProjectArgs),
+    /// Logins per second at saturation against raw argon2 verifications, and the p99 of
+    /// a cheap authenticated GET while logins saturate the hashing pool against idle.
+    Auth(auth::AuthArgs),
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +87,7 @@ fn parse_batch(value: &str) -> Result<usize, String> {
 pub async fn run(settings: &Settings, command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Append(args) => with_bench_log(settings, |log| bench_append(log, args)).await,
+        BenchCommand::Auth(args) => auth::bench_auth(settings, args).await,
         BenchCommand::Project(args) => {
             with_bench_log(settings, |log| async move {
                 with_bench_database(settings, |pool| bench_project(log, pool, args)).await
@@ -111,7 +117,7 @@ where
 }
 
 /// Runs `body` on a fresh, migrated database beside the configured one, dropped afterwards.
-async fn with_bench_database<F, Fut>(settings: &Settings, body: F) -> anyhow::Result<()>
+pub(crate) async fn with_bench_database<F, Fut>(settings: &Settings, body: F) -> anyhow::Result<()>
 where
     F: FnOnce(PgPool) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
@@ -672,7 +678,7 @@ async fn varz(monitor_url: &str) -> anyhow::Result<serde_json::Value> {
     Ok(serde_json::from_str(body)?)
 }
 
-fn progress(message: &str) {
+pub(crate) fn progress(message: &str) {
     eprintln!("  .. {message}");
 }
 
