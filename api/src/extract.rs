@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -52,6 +52,42 @@ fn json_problem(rejection: &JsonRejection) -> ApiError {
             )
         }
         other => ApiError::bad_request("invalid_body", other.body_text()),
+    }
+}
+
+/// Path parameters; a malformed one (say, not a UUID) is a 400 problem.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<ApiState> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(value)| Self(value))
+            .map_err(|rejection| ApiError::bad_request("invalid_path", rejection.body_text()))
+    }
+}
+
+/// Query parameters; malformed ones are a 400 problem.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<ApiState> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(value)| Self(value))
+            .map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))
     }
 }
 
@@ -130,6 +166,24 @@ pub async fn wait_for(
     let Some(sequence) = sequence.filter(|s| *s > 0) else {
         return Ok(());
     };
+    let reached = natter_projections::checkpoint(&state.pool, name, version)
+        .await
+        .map_err(ApiError::internal)?;
+    if reached >= sequence {
+        return Ok(());
+    }
+    // A token from the future was never handed out: the client's mistake, not a wait.
+    let last = state
+        .log
+        .last_sequence()
+        .await
+        .map_err(ApiError::internal)?;
+    if sequence > last {
+        return Err(ApiError::bad_request(
+            "invalid_consistency_token",
+            format!("min_sequence {sequence} is past the end of the log ({last})"),
+        ));
+    }
     let deadline = tokio::time::Instant::now() + state.config.consistency_timeout;
     let mut pause = Duration::from_millis(2);
     loop {

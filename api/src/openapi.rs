@@ -28,7 +28,7 @@ use crate::{ApiState, Problem};
         sessions::login, sessions::refresh, sessions::logout, sessions::revoke, sessions::list,
     ),
     components(schemas(Problem, SequenceResponse)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonProblems),
     tags(
         (name = "accounts", description = "Registration and the caller's own account"),
         (name = "directory", description = "Finding other users"),
@@ -47,6 +47,71 @@ impl Modify for BearerAuth {
         bearer.description =
             Some("An access token from POST /v1/sessions or /v1/sessions/refresh".into());
         components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
+    }
+}
+
+/// The problems every operation of a kind can answer with, added where missing: a
+/// malformed path or query (400), a body that is not JSON, too large or of the wrong
+/// shape (400, 413, 415, 422), a missing or ended session (401), and a read model that
+/// did not reach the consistency token in time (503).
+struct CommonProblems;
+
+impl Modify for CommonProblems {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                item.get.as_mut(),
+                item.put.as_mut(),
+                item.post.as_mut(),
+                item.delete.as_mut(),
+                item.patch.as_mut(),
+            ];
+            for operation in operations.into_iter().flatten() {
+                let mut add = |status: &str, description: &str| {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| problem(description).into());
+                };
+                add("400", "Malformed request: path, query or body");
+                let has_body = operation.request_body.is_some();
+                let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+                let consistent = operation
+                    .parameters
+                    .as_ref()
+                    .is_some_and(|ps| ps.iter().any(|p| p.name == "min_sequence"));
+                if has_body {
+                    add("413", "Body too large");
+                    add("415", "Body not sent as application/json");
+                    add("422", "Body of the wrong shape");
+                }
+                if secured {
+                    add(
+                        "401",
+                        "Missing, invalid or expired access token, or the session has ended",
+                    );
+                }
+                if consistent {
+                    add(
+                        "503",
+                        "The read model has not reached min_sequence yet; retry",
+                    );
+                }
+            }
+        }
     }
 }
 

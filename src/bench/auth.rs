@@ -39,14 +39,23 @@ pub async fn bench_auth(settings: &Settings, args: AuthArgs) -> anyhow::Result<(
     let tag = Uuid::now_v7().simple().to_string();
     let database = format!("natter_bench_{tag}");
     let admin_options = PgConnectOptions::from_str(settings.database_url.expose())?;
-    let mut admin = admin_options.connect().await.context("connecting to Postgres")?;
+    let mut admin = admin_options
+        .connect()
+        .await
+        .context("connecting to Postgres")?;
     sqlx::query(&format!("CREATE DATABASE {database}"))
         .execute(&mut admin)
         .await?;
     let mut bench = settings.clone();
     bench.stream = format!("NATTER_BENCH_{tag}");
     bench.subject_prefix = format!("bench{tag}");
-    bench.database_url = Secret::new(admin_options.clone().database(&database).to_url_lossy().to_string());
+    bench.database_url = Secret::new(
+        admin_options
+            .clone()
+            .database(&database)
+            .to_url_lossy()
+            .to_string(),
+    );
     let result = run(&bench, &args).await;
     if let Ok(log) = crate::app::connect_log(&bench).await {
         let _ = log.jetstream().delete_stream(&bench.stream).await;
@@ -72,18 +81,20 @@ async fn run(settings: &Settings, args: &AuthArgs) -> anyhow::Result<()> {
             ..AuthSettings::default()
         },
     };
-    let workers = serve
-        .auth
-        .hash_workers
-        .map(usize::from)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1)).max(1));
+    let workers = serve.auth.hash_workers.map(usize::from).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get().saturating_sub(1))
+            .max(1)
+    });
     let app = crate::Application::build(settings, &serve).await?;
     let base = format!("http://{}", app.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run(async move {
         let _ = stopped.await;
     }));
-    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()?;
 
     progress(&format!("registering {USERS} users"));
     let mut last_sequence = 0;
@@ -106,7 +117,10 @@ async fn run(settings: &Settings, args: &AuthArgs) -> anyhow::Result<()> {
         .error_for_status()?
         .json()
         .await?;
-    let token = session["access_token"].as_str().context("no access token")?.to_owned();
+    let token = session["access_token"]
+        .as_str()
+        .context("no access token")?
+        .to_owned();
     // Warm up, and wait until the directory has the users.
     http.get(format!("{base}/v1/users/me?min_sequence={last_sequence}"))
         .bearer_auth(&token)
@@ -129,7 +143,11 @@ async fn run(settings: &Settings, args: &AuthArgs) -> anyhow::Result<()> {
     let mut logins = tokio::task::JoinSet::new();
     for n in 0..args.logins_in_flight {
         let (http, base) = (http.clone(), base.clone());
-        let (succeeded, busy, failed) = (Arc::clone(&succeeded), Arc::clone(&busy), Arc::clone(&failed));
+        let (succeeded, busy, failed) = (
+            Arc::clone(&succeeded),
+            Arc::clone(&busy),
+            Arc::clone(&failed),
+        );
         logins.spawn(async move {
             let mut i = n as usize;
             while started.elapsed() < window {
@@ -161,16 +179,23 @@ async fn run(settings: &Settings, args: &AuthArgs) -> anyhow::Result<()> {
 
     let logins_per_second = succeeded.load(Ordering::Relaxed) as f64 / elapsed;
     let ceiling = raw_per_second * workers as f64;
-    println!("  argon2id m={OWASP_MEMORY_KIB} KiB t={OWASP_ITERATIONS} p={OWASP_LANES}; {workers} hashing thread(s) on {} cores",
-        std::thread::available_parallelism().map_or(1, |n| n.get()));
-    println!("  raw argon2 verify, one thread          {raw_per_second:>8.1} /s  (x{workers} threads = {ceiling:.1} /s)");
+    println!(
+        "  argon2id m={OWASP_MEMORY_KIB} KiB t={OWASP_ITERATIONS} p={OWASP_LANES}; {workers} hashing thread(s) on {} cores",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!(
+        "  raw argon2 verify, one thread          {raw_per_second:>8.1} /s  (x{workers} threads = {ceiling:.1} /s)"
+    );
     println!(
         "  logins at saturation ({} in flight)      {logins_per_second:>8.1} /s  ({} shed with 503, {} other failures)",
         args.logins_in_flight,
         busy.load(Ordering::Relaxed),
         failed.load(Ordering::Relaxed)
     );
-    println!("  ratio logins / raw ceiling: {:.2}", logins_per_second / ceiling);
+    println!(
+        "  ratio logins / raw ceiling: {:.2}",
+        logins_per_second / ceiling
+    );
     let (idle_p50, idle_p99) = (percentile(&idle, 0.50), percentile(&idle, 0.99));
     let (loaded_p50, loaded_p99) = (percentile(&loaded, 0.50), percentile(&loaded, 0.99));
     println!(
@@ -198,7 +223,12 @@ enum GetBound {
 }
 
 /// Sequential authenticated GETs of the caller's own profile, each timed.
-async fn get_latencies(http: &reqwest::Client, base: &str, token: &str, bound: GetBound) -> anyhow::Result<Vec<Duration>> {
+async fn get_latencies(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    bound: GetBound,
+) -> anyhow::Result<Vec<Duration>> {
     let mut latencies = Vec::new();
     loop {
         match bound {
@@ -224,7 +254,8 @@ async fn raw_verifications(for_at_least: Duration) -> anyhow::Result<f64> {
     tokio::task::spawn_blocking(move || {
         let params = argon2::Params::new(OWASP_MEMORY_KIB, OWASP_ITERATIONS, OWASP_LANES, None)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let argon2 = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let argon2 =
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let phc = argon2
             .hash_password(PASSWORD.as_bytes(), &SaltString::generate(&mut OsRng))
             .map_err(|e| anyhow::anyhow!("{e}"))?

@@ -1,7 +1,7 @@
 //! Accounts: registration, the caller's own profile and settings, blocks, and the user
 //! directory.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -45,7 +45,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{Consistency, SequenceResponse, metadata};
-use crate::extract::{ApiJson, Caller, ClientAddress, wait_for};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, ClientAddress, wait_for};
 use crate::{ApiError, ApiState, Problem};
 
 const DIRECTORY: (&str, i32) = ("user_directory", 1);
@@ -53,15 +53,21 @@ const DIRECTORY: (&str, i32) = ("user_directory", 1);
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"handle": "alice", "display_name": "Alice", "password": "correct horse battery", "phone": "+4930123456", "about": "Hi!"}))]
 pub struct RegisterRequest {
-    /// 3 to 32 of `a-z 0-9 _`, starting with a letter; case-insensitive.
+    /// 3 to 32 of `a-z 0-9 _`, starting with a letter; case-insensitive (surrounding
+    /// spaces are dropped).
+    #[schema(min_length = 3, max_length = 64)]
     pub handle: String,
     /// 1 to 64 characters.
+    #[schema(min_length = 1, max_length = 256)]
     pub display_name: String,
     /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
     /// International (E.164) form.
+    #[schema(max_length = 32)]
     pub phone: Option<String>,
     /// Up to 140 characters.
+    #[schema(max_length = 560)]
     pub about: Option<String>,
 }
 
@@ -217,7 +223,7 @@ pub struct OwnProfile {
 pub async fn me(
     State(state): State<ApiState>,
     caller: Caller,
-    Query(consistency): Query<Consistency>,
+    ApiQuery(consistency): ApiQuery<Consistency>,
 ) -> Result<axum::Json<OwnProfile>, ApiError> {
     wait_for(&state, DIRECTORY.0, DIRECTORY.1, consistency.min_sequence).await?;
     let row = sqlx::query(
@@ -299,6 +305,8 @@ pub async fn change_profile(
 #[schema(example = json!({"old_password": "correct horse battery", "new_password": "even more correct horse"}))]
 pub struct PasswordChange {
     pub old_password: String,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub new_password: String,
 }
 
@@ -432,7 +440,7 @@ pub struct BlockList {
 pub async fn blocks(
     State(state): State<ApiState>,
     caller: Caller,
-    Query(consistency): Query<Consistency>,
+    ApiQuery(consistency): ApiQuery<Consistency>,
 ) -> Result<axum::Json<BlockList>, ApiError> {
     wait_for(&state, DIRECTORY.0, DIRECTORY.1, consistency.min_sequence).await?;
     let rows = sqlx::query(
@@ -469,7 +477,7 @@ pub async fn blocks(
 pub async fn block(
     State(state): State<ApiState>,
     caller: Caller,
-    Path(user_id): Path<Uuid>,
+    ApiPath(user_id): ApiPath<Uuid>,
 ) -> Result<axum::Json<SequenceResponse>, ApiError> {
     let sequence = state
         .accounts
@@ -490,7 +498,7 @@ pub async fn block(
 pub async fn unblock(
     State(state): State<ApiState>,
     caller: Caller,
-    Path(user_id): Path<Uuid>,
+    ApiPath(user_id): ApiPath<Uuid>,
 ) -> Result<axum::Json<SequenceResponse>, ApiError> {
     let sequence = state
         .accounts
@@ -545,8 +553,8 @@ fn public_profile(row: &sqlx::postgres::PgRow, viewer: Uuid) -> Result<PublicPro
 pub async fn user(
     State(state): State<ApiState>,
     caller: Caller,
-    Path(user_id): Path<Uuid>,
-    Query(consistency): Query<Consistency>,
+    ApiPath(user_id): ApiPath<Uuid>,
+    ApiQuery(consistency): ApiQuery<Consistency>,
 ) -> Result<axum::Json<PublicProfile>, ApiError> {
     wait_for(&state, DIRECTORY.0, DIRECTORY.1, consistency.min_sequence).await?;
     let row = sqlx::query(&format!("{PUBLIC_COLUMNS} WHERE d.user_id = $2"))
@@ -574,8 +582,8 @@ pub async fn user(
 pub async fn by_handle(
     State(state): State<ApiState>,
     caller: Caller,
-    Path(handle): Path<String>,
-    Query(consistency): Query<Consistency>,
+    ApiPath(handle): ApiPath<String>,
+    ApiQuery(consistency): ApiQuery<Consistency>,
 ) -> Result<axum::Json<PublicProfile>, ApiError> {
     let handle = Handle::parse(&handle).map_err(|_| ApiError::not_found())?;
     wait_for(&state, DIRECTORY.0, DIRECTORY.1, consistency.min_sequence).await?;
@@ -595,8 +603,10 @@ pub async fn by_handle(
 #[into_params(parameter_in = Query)]
 pub struct SearchQuery {
     /// A prefix of a handle or a display name (1 to 64 characters).
+    #[param(min_length = 1, max_length = 64)]
     pub q: String,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -623,7 +633,7 @@ pub struct UserPage {
 pub async fn search(
     State(state): State<ApiState>,
     caller: Caller,
-    Query(query): Query<SearchQuery>,
+    ApiQuery(query): ApiQuery<SearchQuery>,
 ) -> Result<axum::Json<UserPage>, ApiError> {
     let prefix = query.q.trim().to_lowercase();
     if prefix.is_empty() || prefix.chars().count() > 64 || prefix.chars().any(char::is_control) {

@@ -22,6 +22,7 @@ pub struct SequenceResponse {
 pub struct Consistency {
     /// Wait (briefly) until the read model has applied this stream sequence: the
     /// `sequence` of an earlier command response.
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub min_sequence: Option<u64>,
 }
 

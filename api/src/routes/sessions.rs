@@ -1,6 +1,6 @@
 //! Sessions: login, refresh, logout, and the caller's list of sessions.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use natter_domain::session::{DeviceName, RevokeReason};
 use natter_domain::user::{Handle, Password};
@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{Consistency, SequenceResponse, metadata};
-use crate::extract::{ApiJson, Caller, ClientAddress, wait_for};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, ClientAddress, wait_for};
 use crate::{ApiError, ApiState, Problem};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -190,7 +190,7 @@ pub async fn logout(
 pub async fn revoke(
     State(state): State<ApiState>,
     caller: Caller,
-    Path(session_id): Path<Uuid>,
+    ApiPath(session_id): ApiPath<Uuid>,
 ) -> Result<axum::Json<SequenceResponse>, ApiError> {
     let sequence = state
         .accounts
@@ -238,7 +238,7 @@ pub struct SessionList {
 pub async fn list(
     State(state): State<ApiState>,
     caller: Caller,
-    Query(consistency): Query<Consistency>,
+    ApiQuery(consistency): ApiQuery<Consistency>,
 ) -> Result<axum::Json<SessionList>, ApiError> {
     wait_for(&state, "sessions", 1, consistency.min_sequence).await?;
     let rows = sqlx::query(
