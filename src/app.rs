@@ -221,6 +221,7 @@ fn api_config(settings: &AuthSettings) -> ApiConfig {
         login_per_address: Limit::per_minute(settings.login_per_address),
         login_per_handle: Limit::per_minute(settings.login_per_handle),
         register_per_address: Limit::per_minute(settings.register_per_address),
+        register_per_handle: Limit::per_minute(settings.register_per_handle),
         ..ApiConfig::default()
     }
 }

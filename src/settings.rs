@@ -159,6 +159,9 @@ pub struct AuthSettings {
     /// Registrations per client address per minute.
     #[arg(long, env = "NATTER_REGISTER_PER_ADDRESS", default_value_t = 10)]
     pub register_per_address: u32,
+    /// Registration attempts per handle per minute.
+    #[arg(long, env = "NATTER_REGISTER_PER_HANDLE", default_value_t = 5)]
+    pub register_per_handle: u32,
     /// Take client addresses from X-Forwarded-For (only behind a trusted proxy).
     #[arg(long, env = "NATTER_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
@@ -179,6 +182,7 @@ impl Default for AuthSettings {
             login_per_address: 60,
             login_per_handle: 10,
             register_per_address: 10,
+            register_per_handle: 5,
             trust_forwarded_for: false,
         }
     }

@@ -21,6 +21,7 @@ fn auth_settings() -> AuthSettings {
         login_per_address: 1_000,
         login_per_handle: 1_000,
         register_per_address: 1_000,
+        register_per_handle: 1_000,
         hash_workers: Some(1),
         ..AuthSettings::default()
     }
@@ -748,6 +749,25 @@ async fn logins_are_rate_limited_before_any_hashing() {
         )
         .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn registrations_of_one_handle_are_rate_limited() {
+    let env = TestEnv::new().await;
+    let settings = AuthSettings {
+        register_per_handle: 2,
+        ..auth_settings()
+    };
+    let api = Api::start(&env, settings).await;
+    api.register("quin").await;
+    let body = json!({"handle": "QUIN", "display_name": "Q", "password": PASSWORD});
+    let (status, _) = api.post("/v1/users", None, body.clone()).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, problem) = api.post("/v1/users", None, body).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+    );
 }
 
 #[tokio::test]

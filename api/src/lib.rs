@@ -44,6 +44,7 @@ pub struct ApiConfig {
     pub login_per_address: Limit,
     pub login_per_handle: Limit,
     pub register_per_address: Limit,
+    pub register_per_handle: Limit,
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
 }
@@ -56,6 +57,7 @@ impl Default for ApiConfig {
             login_per_address: Limit::per_minute(60),
             login_per_handle: Limit::per_minute(10),
             register_per_address: Limit::per_minute(10),
+            register_per_handle: Limit::per_minute(5),
             body_limit: 16 * 1024,
         }
     }

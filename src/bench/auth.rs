@@ -78,6 +78,7 @@ async fn run(settings: &Settings, args: &AuthArgs) -> anyhow::Result<()> {
             login_per_address: unlimited,
             login_per_handle: unlimited,
             register_per_address: unlimited,
+            register_per_handle: unlimited,
             ..AuthSettings::default()
         },
     };

@@ -97,7 +97,7 @@ pub struct RegisteredResponse {
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Body of the wrong shape, or an Idempotency-Key reused for another request", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many registrations from this address", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many registrations from this address, or of this handle", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Password hashing saturated", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -116,6 +116,13 @@ pub async fn register(
         .map_err(|wait| ApiError::too_many_requests(wait.as_secs() + 1))?;
     let handle =
         Handle::parse(&request.handle).map_err(|e| ApiError::bad_request("invalid_handle", e))?;
+    state
+        .limiter
+        .check(
+            &format!("register:handle:{handle}"),
+            state.config.register_per_handle,
+        )
+        .map_err(|wait| ApiError::too_many_requests(wait.as_secs() + 1))?;
     let display_name = DisplayName::parse(&request.display_name)
         .map_err(|e| ApiError::bad_request("invalid_display_name", e))?;
     let about = About::parse(request.about.as_deref().unwrap_or(""))
