@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +31,7 @@ pub struct Application {
     listener: TcpListener,
     log: EventLog,
     pool: PgPool,
+    projection_pool: PgPool,
     registry: Registry,
     accounts: Accounts,
     auth: Auth,
@@ -45,6 +47,7 @@ impl Application {
     pub async fn build(settings: &Settings, serve: &ServeArgs) -> anyhow::Result<Self> {
         let log = connect_log(settings).await?;
         let pool = connect_postgres(settings).await?;
+        let projection_pool = connect_projection_postgres(settings).await?;
         let mut registry = Registry::default();
         let command_metrics = CommandMetrics::register(&mut registry);
         let projection_metrics = ProjectionMetrics::register(&mut registry);
@@ -74,6 +77,7 @@ impl Application {
             api_config: api_config(settings),
             log,
             pool,
+            projection_pool,
             registry,
             projection_metrics,
             revocation_feed,
@@ -166,7 +170,7 @@ impl Application {
     ) {
         let runner = Runner::new(
             self.log.clone(),
-            self.pool.clone(),
+            self.projection_pool.clone(),
             projection,
             self.projection_metrics.clone(),
         );
@@ -241,6 +245,19 @@ pub async fn connect_log(settings: &Settings) -> anyhow::Result<EventLog> {
     EventLog::open(client, settings.log_config())
         .await
         .context("opening the event log")
+}
+
+/// The pool of the projection workers: their own connections, without waiting for the
+/// WAL flush (see `natter_projections::projection_connect_options`).
+pub async fn connect_projection_postgres(settings: &Settings) -> anyhow::Result<PgPool> {
+    let options = sqlx::postgres::PgConnectOptions::from_str(settings.database_url.expose())
+        .context("NATTER_DATABASE_URL")?;
+    PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(natter_projections::projection_connect_options(options))
+        .await
+        .context("connecting to Postgres (NATTER_DATABASE_URL)")
 }
 
 pub async fn connect_postgres(settings: &Settings) -> anyhow::Result<PgPool> {

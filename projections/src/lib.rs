@@ -15,7 +15,7 @@ use natter_eventlog::StoredEvent;
 use sqlx::PgConnection;
 
 pub use metrics::ProjectionMetrics;
-pub use runner::{Runner, RunnerError, apply_batch, checkpoint, reset};
+pub use runner::{Runner, RunnerError, apply_batch, checkpoint, projection_connect_options, reset};
 pub use sessions::Sessions;
 pub use status::{ProjectionStatus, status};
 pub use user_directory::UserDirectory;

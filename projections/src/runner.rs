@@ -15,6 +15,9 @@ use tracing::Instrument;
 
 use crate::{Decoded, Projection, ProjectionMetrics};
 
+/// How long a checkpoint may trail events the projection has no use for.
+const CHECKPOINT_LINGER: Duration = Duration::from_millis(100);
+
 /// How long a batch under backlog waits for the next message before it goes as it is.
 const BACKLOG_WAIT: Duration = Duration::from_millis(50);
 
@@ -26,6 +29,16 @@ pub enum RunnerError {
     Log(#[from] LogError),
     #[error("consumer: {0}")]
     Consumer(String),
+}
+
+/// The connection options projection workers should use: read models are derived, the
+/// log is durable, and a checkpoint commits with the rows it covers, so a commit lost to
+/// a Postgres crash is simply applied again from the log. Not waiting for the WAL flush
+/// (`synchronous_commit = off`) spares every batch an fsync.
+pub fn projection_connect_options(
+    options: sqlx::postgres::PgConnectOptions,
+) -> sqlx::postgres::PgConnectOptions {
+    options.options([("synchronous_commit", "off")])
 }
 
 /// Runs one projection until shut down. Only one runner per projection and database is
@@ -141,10 +154,29 @@ impl<P: Projection> Runner<P> {
             batches,
         ));
         let _stop_reader = AbortOnDrop(reader);
+        // How far the projection has read past its written checkpoint through events it
+        // has no use for. Written at most every CHECKPOINT_LINGER, or with the next
+        // batch that changes the read model: a stream of other projections' events
+        // costs this one a write now and then, not one per event.
+        let mut unwritten: Option<u64> = None;
+        let mut written_at = tokio::time::Instant::now();
         loop {
+            let linger = tokio::time::sleep_until(written_at + CHECKPOINT_LINGER);
             let batch = tokio::select! {
                 biased;
-                () = &mut *shutdown => return Ok(()),
+                () = &mut *shutdown => {
+                    if let Some(through) = unwritten {
+                        advance_checkpoint(&self.pool, P::NAME, P::VERSION, through).await?;
+                    }
+                    return Ok(());
+                }
+                () = linger, if unwritten.is_some() => {
+                    if let Some(through) = unwritten.take() {
+                        advance_checkpoint(&self.pool, P::NAME, P::VERSION, through).await?;
+                    }
+                    written_at = tokio::time::Instant::now();
+                    continue;
+                }
                 batch = ready.recv() => batch,
             };
             let Batch {
@@ -165,7 +197,22 @@ impl<P: Projection> Runner<P> {
                 .info()
                 .map_err(|e| RunnerError::Consumer(e.to_string()))?;
             let (through, pending) = (info.stream_sequence, info.pending);
-            let applied = apply_batch(&self.pool, &*self.projection, &events, through).await?;
+            let applied = if events.is_empty() {
+                // Nothing to apply: acknowledging first is safe, since a restart reads on
+                // from the written checkpoint and finds nothing to apply again.
+                unwritten = Some(through);
+                if written_at.elapsed() >= CHECKPOINT_LINGER {
+                    advance_checkpoint(&self.pool, P::NAME, P::VERSION, through).await?;
+                    unwritten = None;
+                    written_at = tokio::time::Instant::now();
+                }
+                0
+            } else {
+                let applied = apply_batch(&self.pool, &*self.projection, &events, through).await?;
+                unwritten = None;
+                written_at = tokio::time::Instant::now();
+                applied
+            };
             // Acknowledges everything up to `last` (AckPolicy::All). If we crash before
             // this, the redelivered events are at or below the checkpoint and skipped.
             last.ack()
@@ -233,12 +280,6 @@ pub async fn apply_batch<P: Projection>(
     through: u64,
 ) -> Result<u64, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    // Read models are derived: the log is durable, and the checkpoint commits with the
-    // rows it covers, so a commit lost to a Postgres crash is re-applied from the log.
-    // Not waiting for the WAL flush spares every batch an fsync.
-    sqlx::query("SET LOCAL synchronous_commit = off")
-        .execute(&mut *tx)
-        .await?;
     let current = lock_checkpoint(&mut tx, P::NAME, P::VERSION).await?;
     // Events arrive in stream order; those at or below the checkpoint were applied.
     let fresh = &events[events.partition_point(|event| event.sequence <= current)..];
@@ -259,6 +300,25 @@ pub async fn apply_batch<P: Projection>(
         .await?;
     tx.commit().await?;
     Ok(fresh.len() as u64)
+}
+
+/// Moves the checkpoint forward over events that change nothing in the read model.
+async fn advance_checkpoint(
+    pool: &PgPool,
+    name: &str,
+    version: i32,
+    through: u64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE projection_checkpoints SET sequence = $3, updated_at = now()
+         WHERE name = $1 AND version = $2 AND sequence < $3",
+    )
+    .bind(name)
+    .bind(version)
+    .bind(i64::try_from(through).unwrap_or(i64::MAX))
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// The last sequence the projection has applied.

@@ -26,9 +26,6 @@ pub struct AuthArgs {
     /// Login requests in flight during saturation.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub logins_in_flight: u32,
-    /// Authenticated GETs measured while idle.
-    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(10..=100_000))]
-    pub gets: u32,
 }
 
 const PASSWORD: &str = "bench password 123";
@@ -132,8 +129,11 @@ async fn run(settings: &Settings, args: &AuthArgs) -> anyhow::Result<()> {
     progress("raw argon2 verifications (the baseline)");
     let raw_per_second = raw_verifications(Duration::from_secs(3)).await?;
 
-    progress(&format!("{} idle authenticated GETs", args.gets));
-    let idle = get_latencies(&http, &base, &token, GetBound::Count(args.gets)).await?;
+    // The idle phase lasts as long as the loaded one, so that both see the same
+    // background (heartbeats, housekeeping) and give samples of the same size.
+    progress(&format!("{} s of idle authenticated GETs", args.seconds));
+    let idle_until = Instant::now() + Duration::from_secs(args.seconds);
+    let idle = get_latencies(&http, &base, &token, GetBound::Until(idle_until)).await?;
 
     progress(&format!("{} s of login saturation", args.seconds));
     let window = Duration::from_secs(args.seconds);
@@ -219,7 +219,6 @@ async fn run(settings: &Settings, args: &AuthArgs) -> anyhow::Result<()> {
 }
 
 enum GetBound {
-    Count(u32),
     Until(Instant),
 }
 
@@ -232,10 +231,9 @@ async fn get_latencies(
 ) -> anyhow::Result<Vec<Duration>> {
     let mut latencies = Vec::new();
     loop {
-        match bound {
-            GetBound::Count(count) if latencies.len() >= count as usize => break,
-            GetBound::Until(deadline) if Instant::now() >= deadline => break,
-            _ => {}
+        let GetBound::Until(deadline) = bound;
+        if Instant::now() >= deadline {
+            break;
         }
         let started = Instant::now();
         http.get(format!("{base}/v1/users/me"))
