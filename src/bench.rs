@@ -332,16 +332,11 @@ async fn run_commands(
     total: u64,
     label: &str,
 ) -> anyhow::Result<Phase> {
-    let workers = ids.len() as u64;
-    let done = Arc::new(AtomicU64::new(0));
-    let reporter = spawn_progress(label, total, Arc::clone(&done));
-    let started = Instant::now();
-    let mut tasks = JoinSet::new();
-    for (w, &id) in ids.iter().enumerate() {
-        let users = users.clone();
-        let done = Arc::clone(&done);
-        let share = total / workers + u64::from((w as u64) < total % workers);
-        tasks.spawn(async move {
+    let ids = ids.to_vec();
+    let users = users.clone();
+    measure(label, total, ids.len() as u64, move |w, share, done| {
+        let (users, id) = (users.clone(), ids[w as usize]);
+        async move {
             let mut latencies = Vec::with_capacity(share as usize);
             for i in 0..share {
                 let change = ChangeProfile {
@@ -356,16 +351,9 @@ async fn run_commands(
                 done.fetch_add(1, Ordering::Relaxed);
             }
             anyhow::Ok(latencies)
-        });
-    }
-    let latencies = collect(tasks).await?;
-    let elapsed = started.elapsed();
-    reporter.abort();
-    Ok(Phase {
-        ops: total,
-        elapsed,
-        latencies,
+        }
     })
+    .await
 }
 
 /// `total` plain JetStream publishes, one subject per worker, each worker awaiting its ack.
@@ -379,19 +367,14 @@ async fn run_raw(
     guarded: bool,
     label: &str,
 ) -> anyhow::Result<Phase> {
-    let done = Arc::new(AtomicU64::new(0));
-    let reporter = spawn_progress(label, total, Arc::clone(&done));
-    let started = Instant::now();
     // Fresh subjects per call, so each guarded worker starts from an empty subject.
     let kind = format!("raw{}", Uuid::now_v7().simple());
-    let mut tasks = JoinSet::new();
-    for w in 0..workers {
+    let (log, payload) = (log.clone(), payload.clone());
+    measure(label, total, workers, move |w, share, done| {
         let js = log.jetstream().clone();
         let subject = log.subject(&kind, &w.to_string());
         let payload = payload.clone();
-        let done = Arc::clone(&done);
-        let share = total / workers + u64::from(w < total % workers);
-        tasks.spawn(async move {
+        async move {
             let mut latencies = Vec::with_capacity(share as usize);
             let mut last = 0;
             for _ in 0..share {
@@ -416,7 +399,26 @@ async fn run_raw(
                 done.fetch_add(1, Ordering::Relaxed);
             }
             anyhow::Ok(latencies)
-        });
+        }
+    })
+    .await
+}
+
+/// Runs `total` operations split over `workers` tasks, made by `worker(index, share,
+/// done)`, each returning its latencies; reports progress while they run.
+async fn measure<F, Fut>(label: &str, total: u64, workers: u64, worker: F) -> anyhow::Result<Phase>
+where
+    F: Fn(u64, u64, Arc<AtomicU64>) -> Fut,
+    Fut: Future<Output = anyhow::Result<Vec<Duration>>> + Send + 'static,
+{
+    let workers = workers.max(1);
+    let done = Arc::new(AtomicU64::new(0));
+    let reporter = spawn_progress(label, total, Arc::clone(&done));
+    let started = Instant::now();
+    let mut tasks = JoinSet::new();
+    for w in 0..workers {
+        let share = total / workers + u64::from(w < total % workers);
+        tasks.spawn(worker(w, share, Arc::clone(&done)));
     }
     let latencies = collect(tasks).await?;
     let elapsed = started.elapsed();
