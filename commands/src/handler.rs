@@ -119,7 +119,7 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
         metadata: Metadata,
         extra: &[ExtraClaim],
     ) -> Result<Executed<A::Event>, CommandError<A::Error>> {
-        let span = tracing::info_span!("command", aggregate = A::KIND, id = %id, correlation_id = %metadata.correlation_id);
+        let span = tracing::debug_span!("command", aggregate = A::KIND, id = %id, correlation_id = %metadata.correlation_id);
         self.execute_inner(id, command, metadata, extra)
             .instrument(span)
             .await
