@@ -2,6 +2,7 @@
 //! no clock and no randomness (time and ids come in through [`Context`] and commands).
 
 pub mod aggregate;
+pub mod chat;
 pub mod session;
 pub mod user;
 

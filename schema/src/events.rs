@@ -22,6 +22,13 @@ const CURRENT_VERSIONS: &[(&str, u32)] = &[
     ("SessionOpened", 1),
     ("SessionRefreshed", 1),
     ("SessionRevoked", 1),
+    ("DirectChatCreated", 1),
+    ("GroupCreated", 1),
+    ("MembersAdded", 1),
+    ("MemberRemoved", 1),
+    ("MemberLeft", 1),
+    ("AdminChanged", 1),
+    ("GroupRenamed", 1),
 ];
 
 pub fn current_version(event_type: &str) -> Option<u32> {

@@ -1,0 +1,218 @@
+#![allow(clippy::unwrap_used)]
+
+use proptest::prelude::*;
+use time::macros::datetime;
+
+use super::*;
+
+const CHAT: Uuid = Uuid::from_u128(100);
+
+fn user(n: u128) -> Uuid {
+    Uuid::from_u128(n)
+}
+
+fn by(actor: u128) -> Context {
+    Context {
+        now: datetime!(2026-11-26 12:00 UTC),
+        actor: Some(user(actor)),
+    }
+}
+
+fn group(members: &[u128]) -> ChatCommand {
+    ChatCommand::CreateGroup {
+        chat_id: CHAT,
+        name: GroupName::parse("Friends").unwrap(),
+        members: members.iter().map(|n| user(*n)).collect(),
+    }
+}
+
+/// Runs (actor, command) pairs in order, applying what each decides.
+fn run(steps: &[(u128, ChatCommand)]) -> (Chat, Vec<Result<Vec<ChatEvent>, ChatError>>) {
+    let mut state = Chat::default();
+    let mut outcomes = Vec::new();
+    for (actor, command) in steps {
+        let outcome = state.decide(command, &by(*actor));
+        if let Ok(events) = &outcome {
+            state = events.iter().fold(state, |s, e| s.evolve(e));
+        }
+        outcomes.push(outcome);
+    }
+    (state, outcomes)
+}
+
+fn admins(chat: &Chat) -> Vec<Uuid> {
+    match chat {
+        Chat::Group { members, .. } => members
+            .iter()
+            .filter(|m| m.admin)
+            .map(|m| m.user_id)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn a_direct_chat_claims_its_pair_and_refuses_blocks_and_oneself() {
+    let open = ChatCommand::CreateDirect {
+        chat_id: CHAT,
+        other: user(2),
+        blocked: false,
+    };
+    let (state, outcomes) = run(&[(1, open.clone())]);
+    let events = outcomes[0].clone().unwrap();
+    assert_eq!(Chat::claims(&events)[0].key, direct_key(user(2), user(1)));
+    assert!(state.is_member(user(1)) && state.is_member(user(2)));
+    assert_eq!(state.decide(&open, &by(1)), Err(ChatError::AlreadyExists));
+    assert_eq!(
+        state.decide(&ChatCommand::Leave, &by(1)),
+        Err(ChatError::NotAGroup)
+    );
+    let blocked = ChatCommand::CreateDirect {
+        chat_id: CHAT,
+        other: user(2),
+        blocked: true,
+    };
+    assert_eq!(
+        Chat::default().decide(&blocked, &by(1)),
+        Err(ChatError::Blocked)
+    );
+    let myself = ChatCommand::CreateDirect {
+        chat_id: CHAT,
+        other: user(1),
+        blocked: false,
+    };
+    assert_eq!(
+        Chat::default().decide(&myself, &by(1)),
+        Err(ChatError::CannotChatWithSelf)
+    );
+}
+
+#[test]
+fn only_admins_change_membership_and_names() {
+    let (state, outcomes) = run(&[
+        (1, group(&[2, 3])),
+        (
+            2,
+            ChatCommand::AddMembers {
+                users: vec![user(4)],
+            },
+        ),
+        (2, ChatCommand::RemoveMember { user: user(3) }),
+        (
+            2,
+            ChatCommand::Rename {
+                name: GroupName::parse("Mine").unwrap(),
+            },
+        ),
+        (9, ChatCommand::Leave),
+        (
+            1,
+            ChatCommand::AddMembers {
+                users: vec![user(4), user(4), user(2)],
+            },
+        ),
+        (
+            1,
+            ChatCommand::SetAdmin {
+                user: user(2),
+                admin: true,
+            },
+        ),
+        (2, ChatCommand::RemoveMember { user: user(3) }),
+        (2, ChatCommand::RemoveMember { user: user(2) }),
+    ]);
+    assert_eq!(outcomes[1], Err(ChatError::NotAdmin));
+    assert_eq!(outcomes[2], Err(ChatError::NotAdmin));
+    assert_eq!(outcomes[3], Err(ChatError::NotAdmin));
+    assert_eq!(outcomes[4], Err(ChatError::NotMember));
+    let ChatEvent::MembersAdded(added) = &outcomes[5].as_ref().unwrap()[0] else {
+        panic!()
+    };
+    assert_eq!(
+        added.users,
+        vec![user(4)],
+        "duplicates and members are dropped"
+    );
+    assert!(outcomes[7].is_ok());
+    assert_eq!(outcomes[8], Err(ChatError::CannotRemoveSelf));
+    assert_eq!(state.members(), vec![user(1), user(2), user(4)]);
+}
+
+#[test]
+fn the_last_admin_leaving_promotes_the_oldest_member() {
+    let (state, outcomes) = run(&[(1, group(&[2, 3])), (1, ChatCommand::Leave)]);
+    assert_eq!(outcomes[1].as_ref().unwrap().len(), 2);
+    assert_eq!(admins(&state), vec![user(2)]);
+    // With another admin left, nobody is promoted.
+    let (state, _) = run(&[
+        (1, group(&[2, 3])),
+        (
+            1,
+            ChatCommand::SetAdmin {
+                user: user(3),
+                admin: true,
+            },
+        ),
+        (1, ChatCommand::Leave),
+    ]);
+    assert_eq!(admins(&state), vec![user(3)]);
+}
+
+#[test]
+fn groups_are_bounded() {
+    let many: Vec<u128> = (2..=1_024).collect();
+    assert!(run(&[(1, group(&many))]).1[0].is_ok());
+    let too_many: Vec<u128> = (2..=1_025).collect();
+    assert_eq!(
+        run(&[(1, group(&too_many))]).1[0],
+        Err(ChatError::TooManyMembers)
+    );
+    let (_, outcomes) = run(&[
+        (1, group(&many)),
+        (
+            1,
+            ChatCommand::AddMembers {
+                users: vec![user(5_000)],
+            },
+        ),
+    ]);
+    assert_eq!(outcomes[1], Err(ChatError::TooManyMembers));
+}
+
+proptest! {
+    /// Whatever happens to a group, while it has members it has an admin.
+    #[test]
+    fn a_group_with_members_always_has_an_admin(
+        steps in proptest::collection::vec((1u128..6, 0u8..4, 1u128..6), 1..40)
+    ) {
+        let mut all = vec![(1, group(&[2, 3, 4, 5]))];
+        for (actor, action, target) in steps {
+            let command = match action {
+                0 => ChatCommand::Leave,
+                1 => ChatCommand::RemoveMember { user: user(target) },
+                2 => ChatCommand::SetAdmin { user: user(target), admin: false },
+                _ => ChatCommand::AddMembers { users: vec![user(target)] },
+            };
+            all.push((actor, command));
+        }
+        let (state, _) = run(&all);
+        if !state.members().is_empty() {
+            prop_assert!(!admins(&state).is_empty() || matches!(state, Chat::Direct { .. }), "{state:?}");
+        }
+    }
+}
+
+#[test]
+fn the_last_admin_cannot_step_down() {
+    let (_, outcomes) = run(&[
+        (1, group(&[2])),
+        (
+            1,
+            ChatCommand::SetAdmin {
+                user: user(1),
+                admin: false,
+            },
+        ),
+    ]);
+    assert_eq!(outcomes[1], Err(ChatError::LastAdmin));
+}
