@@ -34,6 +34,7 @@ pub struct Application {
     projection_pool: PgPool,
     registry: Registry,
     accounts: Accounts,
+    chats: natter_commands::chats::Chats,
     auth: Auth,
     api_config: ApiConfig,
     projection_metrics: ProjectionMetrics,
@@ -58,10 +59,11 @@ impl Application {
         let hasher = PasswordHasher::new(hash_workers(settings), settings.hash_queue);
         let accounts = Accounts::new(
             log.clone(),
-            command_metrics,
+            command_metrics.clone(),
             hasher,
             account_policy(settings),
         );
+        let chats = natter_commands::chats::Chats::new(log.clone(), command_metrics);
         let keys = token_keys(settings)?;
         let revocations = Revocations::new(keys.ttl());
         let revocation_feed = revocations
@@ -73,6 +75,7 @@ impl Application {
             roles: serve.roles.clone(),
             listener,
             accounts,
+            chats,
             auth: Auth { keys, revocations },
             api_config: api_config(settings),
             log,
@@ -121,6 +124,7 @@ impl Application {
         if self.roles.contains(&Role::Projector) {
             self.spawn_projection(&mut tasks, UserDirectory, &stopped);
             self.spawn_projection(&mut tasks, Sessions, &stopped);
+            self.spawn_projection(&mut tasks, natter_projections::Chats, &stopped);
         }
         let rest = self.roles.contains(&Role::Api);
         let roles = self.roles.clone();
@@ -130,6 +134,7 @@ impl Application {
             log: self.log.clone(),
             registry: Arc::new(self.registry),
             accounts: self.accounts,
+            chats: self.chats,
             auth: self.auth,
             limiter: RateLimiter::default(),
             config: Arc::new(self.api_config),

@@ -70,6 +70,7 @@ pub struct ApiState {
     pub log: EventLog,
     pub registry: Arc<Registry>,
     pub accounts: Accounts,
+    pub chats: natter_commands::chats::Chats,
     pub auth: Auth,
     pub limiter: RateLimiter,
     pub config: Arc<ApiConfig>,
@@ -112,6 +113,25 @@ pub fn router(state: ApiState, rest: bool) -> Router {
                 put(routes::accounts::block).delete(routes::accounts::unblock),
             )
             .route("/v1/users/{user_id}", get(routes::accounts::user))
+            .route("/v1/chats", get(routes::chats::list))
+            .route("/v1/chats/direct", post(routes::chats::open_direct))
+            .route("/v1/chats/groups", post(routes::chats::create_group))
+            .route(
+                "/v1/chats/{chat_id}",
+                get(routes::chats::details).patch(routes::chats::rename),
+            )
+            .route(
+                "/v1/chats/{chat_id}/members",
+                post(routes::chats::add_members),
+            )
+            .route(
+                "/v1/chats/{chat_id}/members/{user_id}",
+                delete(routes::chats::remove_member),
+            )
+            .route(
+                "/v1/chats/{chat_id}/admins/{user_id}",
+                put(routes::chats::promote).delete(routes::chats::demote),
+            )
             .route(
                 "/v1/sessions",
                 post(routes::sessions::login).get(routes::sessions::list),

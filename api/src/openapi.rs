@@ -7,7 +7,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{SequenceResponse, accounts, sessions};
+use crate::routes::{SequenceResponse, accounts, chats, sessions};
 use crate::{ApiState, Problem};
 
 #[derive(Debug, OpenApi)]
@@ -26,6 +26,8 @@ use crate::{ApiState, Problem};
         accounts::change_password, accounts::change_privacy,
         accounts::blocks, accounts::block, accounts::unblock,
         sessions::login, sessions::refresh, sessions::logout, sessions::revoke, sessions::list,
+        chats::open_direct, chats::create_group, chats::list, chats::details,
+        chats::add_members, chats::remove_member, chats::promote, chats::demote, chats::rename,
     ),
     components(schemas(Problem, SequenceResponse)),
     modifiers(&BearerAuth, &CommonProblems),
@@ -33,6 +35,7 @@ use crate::{ApiState, Problem};
         (name = "accounts", description = "Registration and the caller's own account"),
         (name = "directory", description = "Finding other users"),
         (name = "sessions", description = "Signing in and out, and tokens"),
+        (name = "chats", description = "Direct chats and groups, their members and admins"),
     )
 )]
 pub struct ApiDoc;

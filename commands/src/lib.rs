@@ -3,6 +3,7 @@
 //! times on a conflict; and the application's commands built on it.
 
 pub mod accounts;
+pub mod chats;
 mod handler;
 mod metrics;
 pub mod passwords;

@@ -3,6 +3,7 @@
 //! at-least-once; events at or below the checkpoint are skipped, so effects are
 //! exactly-once.
 
+pub mod chats;
 mod metrics;
 mod runner;
 pub mod sessions;
@@ -14,6 +15,7 @@ use std::future::Future;
 use natter_eventlog::StoredEvent;
 use sqlx::PgConnection;
 
+pub use chats::Chats;
 pub use metrics::ProjectionMetrics;
 pub use runner::{Runner, RunnerError, apply_batch, checkpoint, projection_connect_options, reset};
 pub use sessions::Sessions;

@@ -1,6 +1,7 @@
 //! The REST endpoints, grouped by resource.
 
 pub mod accounts;
+pub mod chats;
 pub mod sessions;
 
 use natter_schema::Metadata;

@@ -1,0 +1,209 @@
+//! Chat commands: opening direct chats (once per pair, whoever opens first), groups,
+//! membership and roles.
+
+use natter_domain::chat::{Chat, ChatCommand, ChatError, DIRECT_CLAIM, GroupName, direct_key};
+use natter_domain::user::User;
+use natter_eventlog::EventLog;
+use natter_schema::Metadata;
+use uuid::Uuid;
+
+use crate::{ClaimHolder, CommandError, CommandHandler, CommandMetrics, claim_state};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChatsError {
+    #[error(transparent)]
+    Chat(ChatError),
+    #[error("no such user")]
+    UnknownUser,
+    #[error("the chat changed concurrently; try again")]
+    Conflict,
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<CommandError<ChatError>> for ChatsError {
+    fn from(error: CommandError<ChatError>) -> Self {
+        match error {
+            CommandError::Rejected(rejected) => Self::Chat(rejected),
+            CommandError::Conflict { .. } => Self::Conflict,
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+/// A chat command's outcome: the chat, and the stream sequence to wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChatOutcome {
+    pub chat_id: Uuid,
+    pub last_sequence: u64,
+    /// The direct chat existed already (opened by either of the two).
+    pub existed: bool,
+}
+
+/// Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Chats {
+    chats: CommandHandler<Chat>,
+    users: CommandHandler<User>,
+}
+
+impl Chats {
+    pub fn new(log: EventLog, metrics: CommandMetrics) -> Self {
+        Self {
+            chats: CommandHandler::new(log.clone(), metrics.clone()),
+            users: CommandHandler::new(log, metrics),
+        }
+    }
+
+    pub fn handler(&self) -> &CommandHandler<Chat> {
+        &self.chats
+    }
+
+    /// Opens the direct chat of `actor` and `other`, or finds the one that exists.
+    /// Blocking either way refuses a new chat.
+    pub async fn open_direct(
+        &self,
+        actor: Uuid,
+        other: Uuid,
+        metadata: Metadata,
+    ) -> Result<ChatOutcome, ChatsError> {
+        if let Some(existing) = self.existing_direct(actor, other).await? {
+            return Ok(existing);
+        }
+        let (me, them) = (self.user(actor).await?, self.user(other).await?);
+        let (Some(me), Some(them)) = (me, them) else {
+            return Err(ChatsError::UnknownUser);
+        };
+        let blocked = me.blocked.contains(&other) || them.blocked.contains(&actor);
+        let chat_id = Uuid::now_v7();
+        let command = ChatCommand::CreateDirect {
+            chat_id,
+            other,
+            blocked,
+        };
+        let metadata = Metadata {
+            actor: Some(actor),
+            ..metadata
+        };
+        match self
+            .chats
+            .execute(&chat_id.to_string(), &command, metadata)
+            .await
+        {
+            Ok(executed) => Ok(ChatOutcome {
+                chat_id,
+                last_sequence: executed.last_sequence,
+                existed: false,
+            }),
+            // The other opened it at the same moment: theirs is the chat.
+            Err(CommandError::ClaimTaken {
+                kind: DIRECT_CLAIM, ..
+            }) => self
+                .existing_direct(actor, other)
+                .await?
+                .ok_or_else(|| ChatsError::Internal("direct chat claim without a chat".into())),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn existing_direct(&self, a: Uuid, b: Uuid) -> Result<Option<ChatOutcome>, ChatsError> {
+        let (holder, _) = claim_state(self.chats.log(), DIRECT_CLAIM, &direct_key(a, b))
+            .await
+            .map_err(|e| ChatsError::Internal(e.to_string()))?;
+        match holder {
+            ClaimHolder::Held { owner, .. } => {
+                let (_, last_sequence) = self.chats.load(&owner.to_string()).await?;
+                Ok(Some(ChatOutcome {
+                    chat_id: owner,
+                    last_sequence,
+                    existed: true,
+                }))
+            }
+            ClaimHolder::Free | ClaimHolder::Released { .. } => Ok(None),
+        }
+    }
+
+    /// Creates a group of `actor` (its admin) and `members`, who must all exist.
+    pub async fn create_group(
+        &self,
+        actor: Uuid,
+        name: GroupName,
+        members: Vec<Uuid>,
+        metadata: Metadata,
+    ) -> Result<ChatOutcome, ChatsError> {
+        self.require_users(&members).await?;
+        let chat_id = Uuid::now_v7();
+        let command = ChatCommand::CreateGroup {
+            chat_id,
+            name,
+            members,
+        };
+        let last_sequence = self.execute(chat_id, &command, actor, metadata).await?;
+        Ok(ChatOutcome {
+            chat_id,
+            last_sequence,
+            existed: false,
+        })
+    }
+
+    /// Any membership, role or name change by `actor`.
+    pub async fn change(
+        &self,
+        chat_id: Uuid,
+        actor: Uuid,
+        command: ChatCommand,
+        metadata: Metadata,
+    ) -> Result<u64, ChatsError> {
+        if let ChatCommand::AddMembers { users } = &command {
+            self.require_users(users).await?;
+        }
+        self.execute(chat_id, &command, actor, metadata).await
+    }
+
+    /// The chat's state, for reads that must be exact (authorization).
+    pub async fn chat(&self, chat_id: Uuid) -> Result<Chat, ChatsError> {
+        Ok(self.chats.load(&chat_id.to_string()).await?.0)
+    }
+
+    async fn execute(
+        &self,
+        chat_id: Uuid,
+        command: &ChatCommand,
+        actor: Uuid,
+        metadata: Metadata,
+    ) -> Result<u64, ChatsError> {
+        let metadata = Metadata {
+            actor: Some(actor),
+            ..metadata
+        };
+        Ok(self
+            .chats
+            .execute(&chat_id.to_string(), command, metadata)
+            .await?
+            .last_sequence)
+    }
+
+    async fn user(
+        &self,
+        user_id: Uuid,
+    ) -> Result<Option<natter_domain::user::Profile>, ChatsError> {
+        let (user, _) = self
+            .users
+            .load(&user_id.to_string())
+            .await
+            .map_err(|e| ChatsError::Internal(e.to_string()))?;
+        Ok(user.profile().cloned())
+    }
+
+    async fn require_users(&self, users: &[Uuid]) -> Result<(), ChatsError> {
+        if users.len() > natter_domain::chat::MAX_MEMBERS {
+            return Err(ChatsError::Chat(ChatError::TooManyMembers));
+        }
+        for user in users {
+            if self.user(*user).await?.is_none() {
+                return Err(ChatsError::UnknownUser);
+            }
+        }
+        Ok(())
+    }
+}

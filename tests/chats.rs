@@ -1,0 +1,385 @@
+//! Chats through real HTTP: direct chats, groups, membership and admin rules.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{TestApp, TestEnv};
+use natter::settings::{AuthSettings, Role};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery";
+
+struct User {
+    id: String,
+    token: String,
+}
+
+struct Api {
+    app: TestApp,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn start(env: &TestEnv) -> Self {
+        let settings = AuthSettings {
+            login_per_address: 1_000,
+            login_per_handle: 1_000,
+            register_per_address: 1_000,
+            register_per_handle: 1_000,
+            ..AuthSettings::default()
+        };
+        Self {
+            app: env
+                .spawn_app_with(&[Role::Api, Role::Projector], settings)
+                .await,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        user: &User,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, self.app.url(path))
+            .bearer_auth(&user.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn user(&self, handle: &str) -> User {
+        let registered: Value = self
+            .http
+            .post(self.app.url("/v1/users"))
+            .json(&json!({"handle": handle, "display_name": handle, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session: Value = self
+            .http
+            .post(self.app.url("/v1/sessions"))
+            .json(&json!({"handle": handle, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        User {
+            id: registered["user_id"].as_str().unwrap().to_owned(),
+            token: session["access_token"].as_str().unwrap().to_owned(),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_direct_chat_exists_once_per_pair_even_when_both_open_it_at_once() {
+    let env = TestEnv::new().await;
+    let api = Api::start(&env).await;
+    let (ann, ben) = (api.user("ann").await, api.user("ben").await);
+    let (a, b) = tokio::join!(
+        api.call(
+            Method::POST,
+            "/v1/chats/direct",
+            &ann,
+            Some(json!({"user_id": ben.id}))
+        ),
+        api.call(
+            Method::POST,
+            "/v1/chats/direct",
+            &ben,
+            Some(json!({"user_id": ann.id}))
+        ),
+    );
+    assert_eq!(a.1["chat_id"], b.1["chat_id"], "{a:?} {b:?}");
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::CREATED],
+        "one opens it, the other finds it"
+    );
+    let (status, again) = api
+        .call(
+            Method::POST,
+            "/v1/chats/direct",
+            &ann,
+            Some(json!({"user_id": ben.id})),
+        )
+        .await;
+    assert_eq!(
+        (status, &again["chat_id"]),
+        (StatusCode::OK, &a.1["chat_id"])
+    );
+
+    let (status, list) = api
+        .call(
+            Method::GET,
+            &format!("/v1/chats?min_sequence={}", again["sequence"]),
+            &ben,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert_eq!(list["items"][0]["kind"], "direct");
+}
+
+#[tokio::test]
+async fn blocks_oneself_and_strangers_are_refused() {
+    let env = TestEnv::new().await;
+    let api = Api::start(&env).await;
+    let (cat, dan) = (api.user("cat").await, api.user("dan").await);
+    let (status, _) = api
+        .call(
+            Method::PUT,
+            &format!("/v1/users/me/blocks/{}", cat.id),
+            &dan,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, problem) = api
+        .call(
+            Method::POST,
+            "/v1/chats/direct",
+            &cat,
+            Some(json!({"user_id": dan.id})),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("blocked"))
+    );
+    let (status, problem) = api
+        .call(
+            Method::POST,
+            "/v1/chats/direct",
+            &cat,
+            Some(json!({"user_id": cat.id})),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("cannot_chat_with_self")
+        )
+    );
+    let stranger = uuid::Uuid::now_v7();
+    let (status, problem) = api
+        .call(
+            Method::POST,
+            "/v1/chats/direct",
+            &cat,
+            Some(json!({"user_id": stranger})),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_user"))
+    );
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/v1/chats/groups",
+            &cat,
+            Some(json!({"name": "G", "members": [stranger]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, problem) = api
+        .call(
+            Method::POST,
+            "/v1/chats/groups",
+            &cat,
+            Some(json!({"name": "  ", "members": []})),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_name"))
+    );
+}
+
+#[tokio::test]
+async fn only_admins_manage_a_group_and_the_last_admin_hands_over() {
+    let env = TestEnv::new().await;
+    let api = Api::start(&env).await;
+    let (eve, fin, gil, hal) = (
+        api.user("eve").await,
+        api.user("fin").await,
+        api.user("gil").await,
+        api.user("hal").await,
+    );
+    let (status, group) = api
+        .call(
+            Method::POST,
+            "/v1/chats/groups",
+            &eve,
+            Some(json!({"name": "Crew", "members": [fin.id, gil.id]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let chat = group["chat_id"].as_str().unwrap().to_owned();
+    let path = |rest: &str| format!("/v1/chats/{chat}{rest}");
+
+    // Not an admin: no membership changes, no renames.
+    let (status, problem) = api
+        .call(
+            Method::POST,
+            &path("/members"),
+            &fin,
+            Some(json!({"user_ids": [hal.id]})),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("not_admin"))
+    );
+    let (status, _) = api
+        .call(
+            Method::PATCH,
+            &path(""),
+            &fin,
+            Some(json!({"name": "Mine"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Not a member: the chat does not exist.
+    let (status, _) = api.call(Method::GET, &path(""), &hal, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = api
+        .call(
+            Method::POST,
+            &path("/members"),
+            &hal,
+            Some(json!({"user_ids": [hal.id]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, _) = api
+        .call(
+            Method::POST,
+            &path("/members"),
+            &eve,
+            Some(json!({"user_ids": [hal.id]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // The creator leaves: the oldest member (fin) becomes admin.
+    let (status, left) = api
+        .call(
+            Method::DELETE,
+            &path(&format!("/members/{}", eve.id)),
+            &eve,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, details) = api
+        .call(
+            Method::GET,
+            &format!("/v1/chats/{chat}?min_sequence={}", left["sequence"]),
+            &fin,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{details}");
+    let members = details["members"].as_array().unwrap();
+    assert_eq!(members.len(), 3);
+    assert!(
+        members
+            .iter()
+            .any(|m| m["user_id"] == fin.id.as_str() && m["admin"] == true)
+    );
+    let (status, _) = api.call(Method::GET, &path(""), &eve, None).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a former member no longer sees it"
+    );
+
+    // The last admin cannot step down; after promoting another, they can.
+    let (status, problem) = api
+        .call(
+            Method::DELETE,
+            &path(&format!("/admins/{}", fin.id)),
+            &fin,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::CONFLICT, Some("last_admin"))
+    );
+    let (status, _) = api
+        .call(
+            Method::PUT,
+            &path(&format!("/admins/{}", gil.id)),
+            &fin,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = api
+        .call(
+            Method::DELETE,
+            &path(&format!("/admins/{}", fin.id)),
+            &fin,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Gil removes Hal and renames the group.
+    let (status, _) = api
+        .call(
+            Method::DELETE,
+            &path(&format!("/members/{}", hal.id)),
+            &gil,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, renamed) = api
+        .call(
+            Method::PATCH,
+            &path(""),
+            &gil,
+            Some(json!({"name": "Crew 2"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, list) = api
+        .call(
+            Method::GET,
+            &format!("/v1/chats?min_sequence={}", renamed["sequence"]),
+            &hal,
+            None,
+        )
+        .await;
+    assert!(list["items"].as_array().unwrap().is_empty());
+    let (_, list) = api.call(Method::GET, "/v1/chats", &gil, None).await;
+    assert_eq!(list["items"][0]["name"], "Crew 2");
+    let (status, problem) = api
+        .call(Method::GET, "/v1/chats/not-a-uuid", &gil, None)
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_path"))
+    );
+}
