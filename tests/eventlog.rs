@@ -33,6 +33,7 @@ fn event(log: &EventLog, id: &str, expected: Option<u64>, n: u64) -> NewEvent {
     NewEvent {
         subject: log.subject("thing", id),
         expected_sequence: expected,
+        expected_subject: None,
         envelope: envelope("thing", id, n),
     }
 }
@@ -398,4 +399,23 @@ async fn unconditional_appends_are_deduplicated_by_event_id() {
     assert!(retried.duplicate);
     assert_eq!(retried.sequences, first.sequences);
     assert_eq!(env.log.last_sequence().await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn an_append_can_be_guarded_by_another_subject() {
+    let env = TestEnv::new().await;
+    let guard = env.log.subject("thing", "guard");
+    let at = env.log.append(&[event(&env.log, "guard", Some(0), 1)]).await.unwrap().last_sequence();
+    let guarded = |expected: u64, n: u64| NewEvent {
+        expected_sequence: Some(expected),
+        expected_subject: Some(guard.clone()),
+        ..event(&env.log, "guarded", None, n)
+    };
+    // Any number of appends on the guarded subject, as long as the guard stands still.
+    env.log.append(&[guarded(at, 2)]).await.unwrap();
+    env.log.append(&[guarded(at, 3)]).await.unwrap();
+    env.log.append(&[event(&env.log, "guard", Some(at), 4)]).await.unwrap();
+    let error = env.log.append(&[guarded(at, 5)]).await.unwrap_err();
+    assert_eq!(error.kind(), AppendErrorKind::Conflict);
+    assert_eq!(env.log.load(&env.log.subject("thing", "guarded"), 0).await.unwrap().len(), 2);
 }

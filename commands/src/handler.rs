@@ -271,6 +271,7 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
             batch.push(NewEvent {
                 subject: self.log.subject(claim.kind, &claim.key),
                 expected_sequence: Some(resolved.expected),
+                expected_subject: None,
                 envelope: envelope(claim.kind, &claim.key, event_type, 1, payload),
             });
         }
@@ -280,6 +281,7 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
             batch.push(NewEvent {
                 subject: subject.clone(),
                 expected_sequence: (index == 0).then_some(sequence),
+                expected_subject: None,
                 envelope: envelope(A::KIND, id, event_type, version, payload),
             });
         }

@@ -12,9 +12,14 @@ use crate::{AppendError, AppendErrorKind, EventLog};
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     pub subject: String,
-    /// The subject's last stream sequence this append was decided on; `Some(0)` means
-    /// the subject must be empty. `None` appends unconditionally.
+    /// The last stream sequence of `expected_subject` (by default this event's own
+    /// subject) that this append was decided on; `Some(0)` means that subject must be
+    /// empty. `None` appends unconditionally.
     pub expected_sequence: Option<u64>,
+    /// Another subject whose last sequence `expected_sequence` is checked against: an
+    /// append to one subject guarded by the state of another (messages of a chat by its
+    /// membership).
+    pub expected_subject: Option<String>,
     pub envelope: Envelope,
 }
 
@@ -168,6 +173,12 @@ fn encode(event: &NewEvent, dedupe: bool) -> Result<(HeaderMap, Bytes), AppendEr
             "Nats-Expected-Last-Subject-Sequence",
             expected.to_string().as_str(),
         );
+        if let Some(subject) = &event.expected_subject {
+            headers.insert(
+                "Nats-Expected-Last-Subject-Sequence-Subject",
+                subject.as_str(),
+            );
+        }
     }
     Ok((headers, Bytes::from(payload)))
 }
