@@ -35,6 +35,7 @@ pub struct Application {
     registry: Registry,
     accounts: Accounts,
     chats: natter_commands::chats::Chats,
+    messages: natter_commands::messages::Messages,
     auth: Auth,
     api_config: ApiConfig,
     projection_metrics: ProjectionMetrics,
@@ -63,7 +64,8 @@ impl Application {
             hasher,
             account_policy(settings),
         );
-        let chats = natter_commands::chats::Chats::new(log.clone(), command_metrics);
+        let chats = natter_commands::chats::Chats::new(log.clone(), command_metrics.clone());
+        let messages = natter_commands::messages::Messages::new(log.clone(), command_metrics);
         let keys = token_keys(settings)?;
         let revocations = Revocations::new(keys.ttl());
         let revocation_feed = revocations
@@ -76,6 +78,7 @@ impl Application {
             listener,
             accounts,
             chats,
+            messages,
             auth: Auth { keys, revocations },
             api_config: api_config(settings),
             log,
@@ -135,6 +138,7 @@ impl Application {
             registry: Arc::new(self.registry),
             accounts: self.accounts,
             chats: self.chats,
+            messages: self.messages,
             auth: self.auth,
             limiter: RateLimiter::default(),
             config: Arc::new(self.api_config),

@@ -405,7 +405,12 @@ async fn unconditional_appends_are_deduplicated_by_event_id() {
 async fn an_append_can_be_guarded_by_another_subject() {
     let env = TestEnv::new().await;
     let guard = env.log.subject("thing", "guard");
-    let at = env.log.append(&[event(&env.log, "guard", Some(0), 1)]).await.unwrap().last_sequence();
+    let at = env
+        .log
+        .append(&[event(&env.log, "guard", Some(0), 1)])
+        .await
+        .unwrap()
+        .last_sequence();
     let guarded = |expected: u64, n: u64| NewEvent {
         expected_sequence: Some(expected),
         expected_subject: Some(guard.clone()),
@@ -414,8 +419,18 @@ async fn an_append_can_be_guarded_by_another_subject() {
     // Any number of appends on the guarded subject, as long as the guard stands still.
     env.log.append(&[guarded(at, 2)]).await.unwrap();
     env.log.append(&[guarded(at, 3)]).await.unwrap();
-    env.log.append(&[event(&env.log, "guard", Some(at), 4)]).await.unwrap();
+    env.log
+        .append(&[event(&env.log, "guard", Some(at), 4)])
+        .await
+        .unwrap();
     let error = env.log.append(&[guarded(at, 5)]).await.unwrap_err();
     assert_eq!(error.kind(), AppendErrorKind::Conflict);
-    assert_eq!(env.log.load(&env.log.subject("thing", "guarded"), 0).await.unwrap().len(), 2);
+    assert_eq!(
+        env.log
+            .load(&env.log.subject("thing", "guarded"), 0)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }

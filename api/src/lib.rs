@@ -71,6 +71,7 @@ pub struct ApiState {
     pub registry: Arc<Registry>,
     pub accounts: Accounts,
     pub chats: natter_commands::chats::Chats,
+    pub messages: natter_commands::messages::Messages,
     pub auth: Auth,
     pub limiter: RateLimiter,
     pub config: Arc<ApiConfig>,
@@ -123,6 +124,10 @@ pub fn router(state: ApiState, rest: bool) -> Router {
             .route(
                 "/v1/chats/{chat_id}/members",
                 post(routes::chats::add_members),
+            )
+            .route(
+                "/v1/chats/{chat_id}/messages",
+                post(routes::chats::send_message).get(routes::chats::history),
             )
             .route(
                 "/v1/chats/{chat_id}/members/{user_id}",

@@ -28,6 +28,7 @@ use crate::{ApiState, Problem};
         sessions::login, sessions::refresh, sessions::logout, sessions::revoke, sessions::list,
         chats::open_direct, chats::create_group, chats::list, chats::details,
         chats::add_members, chats::remove_member, chats::promote, chats::demote, chats::rename,
+        chats::send_message, chats::history,
     ),
     components(schemas(Problem, SequenceResponse)),
     modifiers(&BearerAuth, &CommonProblems),
@@ -36,6 +37,7 @@ use crate::{ApiState, Problem};
         (name = "directory", description = "Finding other users"),
         (name = "sessions", description = "Signing in and out, and tokens"),
         (name = "chats", description = "Direct chats and groups, their members and admins"),
+        (name = "messages", description = "Sending and reading messages"),
     )
 )]
 pub struct ApiDoc;

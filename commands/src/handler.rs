@@ -85,6 +85,15 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
         Ok(fresh)
     }
 
+    /// The cached state and last sequence, loading it when absent. A guess, as in
+    /// [`Self::execute`]: whatever is decided on it must be appended with its sequence.
+    pub async fn cached(&self, id: &str) -> Result<(A, u64), CommandError<A::Error>> {
+        match self.cache.get(id) {
+            Some(cached) => Ok(cached),
+            None => self.load(id).await,
+        }
+    }
+
     /// Applies the events stored after `sequence` to `state`.
     async fn catch_up(
         &self,

@@ -502,3 +502,162 @@ impl Aggregate for Chat {
 
 #[cfg(test)]
 mod tests;
+
+/// A message's text: not blank, at most 64 KiB of UTF-8.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MessageBody(String);
+
+impl MessageBody {
+    pub const MAX_BYTES: usize = 64 * 1024;
+
+    pub fn parse(input: &str) -> Result<Self, TextError> {
+        if input.trim().is_empty() {
+            return Err(TextError::Blank);
+        }
+        if input.len() > Self::MAX_BYTES {
+            return Err(TextError::TooLong {
+                max: Self::MAX_BYTES,
+            });
+        }
+        Ok(Self(input.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for MessageBody {
+    type Error = TextError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<MessageBody> for String {
+    fn from(body: MessageBody) -> Self {
+        body.0
+    }
+}
+
+/// The id a client gives a send, so that a retried send is stored once: 1 to 64
+/// printable ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ClientId(String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a client id is 1 to 64 printable ASCII characters")]
+pub struct ClientIdError;
+
+impl ClientId {
+    pub fn parse(input: &str) -> Result<Self, ClientIdError> {
+        if (1..=64).contains(&input.len()) && input.bytes().all(|b| b.is_ascii_graphic()) {
+            Ok(Self(input.to_owned()))
+        } else {
+            Err(ClientIdError)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ClientId {
+    type Error = ClientIdError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<ClientId> for String {
+    fn from(id: ClientId) -> Self {
+        id.0
+    }
+}
+
+/// The subject kind of a chat's messages. They live beside the chat's own subject, and
+/// each send is guarded by the chat's last sequence (membership), not by other sends.
+pub const MESSAGES_KIND: &str = "chatmsg";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendMessage {
+    pub message_id: Uuid,
+    pub client_id: ClientId,
+    pub body: MessageBody,
+    pub reply_to: Option<Uuid>,
+    /// For a direct chat: one of the two has blocked the other.
+    pub blocked: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "payload")]
+pub enum MessageEvent {
+    MessageSent(MessageSent),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageSent {
+    pub chat_id: Uuid,
+    pub message_id: Uuid,
+    pub sender: Uuid,
+    pub client_id: ClientId,
+    pub body: MessageBody,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub sent_at: OffsetDateTime,
+}
+
+impl DomainEvent for MessageEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            Self::MessageSent(_) => "MessageSent",
+        }
+    }
+
+    fn from_payload<'de, D: serde::Deserializer<'de>>(
+        event_type: &str,
+        payload: D,
+    ) -> Result<Self, D::Error> {
+        match event_type {
+            "MessageSent" => MessageSent::deserialize(payload).map(Self::MessageSent),
+            other => Err(serde::de::Error::custom(format!(
+                "{other} is not a message event"
+            ))),
+        }
+    }
+}
+
+impl Chat {
+    /// Decides a send: members only, and not into a direct chat where one blocked the
+    /// other.
+    pub fn decide_send(
+        &self,
+        send: &SendMessage,
+        context: &Context,
+    ) -> Result<MessageSent, ChatError> {
+        let sender = context.actor.ok_or(ChatError::NoActor)?;
+        let chat_id = match self {
+            Self::None => return Err(ChatError::NotFound),
+            Self::Direct { chat_id, .. } | Self::Group { chat_id, .. } => *chat_id,
+        };
+        if !self.is_member(sender) {
+            return Err(ChatError::NotMember);
+        }
+        if matches!(self, Self::Direct { .. }) && send.blocked {
+            return Err(ChatError::Blocked);
+        }
+        Ok(MessageSent {
+            chat_id,
+            message_id: send.message_id,
+            sender,
+            client_id: send.client_id.clone(),
+            body: send.body.clone(),
+            reply_to: send.reply_to,
+            sent_at: context.now,
+        })
+    }
+}

@@ -1,6 +1,6 @@
 //! Chats and their members, for the chat list and membership checks of queries.
 
-use natter_domain::chat::ChatEvent;
+use natter_domain::chat::{ChatEvent, MESSAGES_KIND, MessageEvent};
 use natter_eventlog::StoredEvent;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -8,21 +8,35 @@ use uuid::Uuid;
 
 use crate::{Decoded, Projection};
 
-/// Projects chat events into `chats_v1` and `chat_members_v1`.
+/// Projects chat and message events into `chats_v1`, `chat_members_v1` and
+/// `messages_v1`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Chats;
+
+#[derive(Debug, Clone)]
+pub enum ChatsEvent {
+    Chat(ChatEvent),
+    Message(MessageEvent),
+}
 
 impl Projection for Chats {
     const NAME: &'static str = "chats";
     const VERSION: i32 = 1;
-    type Event = (ChatEvent, OffsetDateTime);
+    type Event = (ChatsEvent, OffsetDateTime);
 
     fn decode(&self, stored: &StoredEvent) -> Option<Self::Event> {
         let envelope = &stored.envelope;
-        if envelope.aggregate_type != "chat" {
-            return None;
-        }
-        natter_schema::decode(&envelope.event_type, envelope.schema_version, &envelope.payload)
+        let (kind, version, payload) = (
+            &envelope.event_type,
+            envelope.schema_version,
+            &envelope.payload,
+        );
+        let decoded = match envelope.aggregate_type.as_str() {
+            "chat" => natter_schema::decode(kind, version, payload).map(ChatsEvent::Chat),
+            MESSAGES_KIND => natter_schema::decode(kind, version, payload).map(ChatsEvent::Message),
+            _ => return None,
+        };
+        decoded
             .map(|event| (event, envelope.occurred_at))
             .map_err(|error| tracing::error!(sequence = stored.sequence, %error, "chat event not readable; skipped"))
             .ok()
@@ -36,10 +50,39 @@ impl Projection for Chats {
         for decoded in events {
             let sequence = i64::try_from(decoded.sequence).unwrap_or(i64::MAX);
             let (event, at) = &decoded.event;
+            let event = match event {
+                ChatsEvent::Chat(event) => event,
+                ChatsEvent::Message(MessageEvent::MessageSent(sent)) => {
+                    sqlx::query(
+                        "INSERT INTO messages_v1 (chat_id, sequence, message_id, sender, client_id, body, reply_to, sent_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(sent.chat_id)
+                    .bind(sequence)
+                    .bind(sent.message_id)
+                    .bind(sent.sender)
+                    .bind(sent.client_id.as_str())
+                    .bind(sent.body.as_str())
+                    .bind(sent.reply_to)
+                    .bind(sent.sent_at)
+                    .execute(&mut *connection)
+                    .await?;
+                    touch(connection, sent.chat_id, *at, sequence).await?;
+                    continue;
+                }
+            };
             match event {
                 ChatEvent::DirectChatCreated(created) => {
                     insert_chat(connection, created.chat_id, "direct", None, *at, sequence).await?;
-                    join(connection, created.chat_id, &created.members, false, *at).await?;
+                    join(
+                        connection,
+                        created.chat_id,
+                        &created.members,
+                        false,
+                        *at,
+                        sequence,
+                    )
+                    .await?;
                 }
                 ChatEvent::GroupCreated(created) => {
                     insert_chat(
@@ -51,19 +94,43 @@ impl Projection for Chats {
                         sequence,
                     )
                     .await?;
-                    join(connection, created.chat_id, &[created.creator], true, *at).await?;
-                    join(connection, created.chat_id, &created.members, false, *at).await?;
+                    join(
+                        connection,
+                        created.chat_id,
+                        &[created.creator],
+                        true,
+                        *at,
+                        sequence,
+                    )
+                    .await?;
+                    join(
+                        connection,
+                        created.chat_id,
+                        &created.members,
+                        false,
+                        *at,
+                        sequence,
+                    )
+                    .await?;
                 }
                 ChatEvent::MembersAdded(added) => {
-                    join(connection, added.chat_id, &added.users, false, *at).await?;
+                    join(
+                        connection,
+                        added.chat_id,
+                        &added.users,
+                        false,
+                        *at,
+                        sequence,
+                    )
+                    .await?;
                     touch(connection, added.chat_id, *at, sequence).await?;
                 }
                 ChatEvent::MemberRemoved(removed) => {
-                    leave(connection, removed.chat_id, removed.user, *at).await?;
+                    leave(connection, removed.chat_id, removed.user, *at, sequence).await?;
                     touch(connection, removed.chat_id, *at, sequence).await?;
                 }
                 ChatEvent::MemberLeft(left) => {
-                    leave(connection, left.chat_id, left.user, *at).await?;
+                    leave(connection, left.chat_id, left.user, *at, sequence).await?;
                     touch(connection, left.chat_id, *at, sequence).await?;
                 }
                 ChatEvent::AdminChanged(changed) => {
@@ -119,24 +186,27 @@ async fn insert_chat(
     Ok(())
 }
 
-/// (Re)joins users; a returning member's row is reopened.
+/// (Re)joins users; a returning member's row is reopened from this sequence on.
 async fn join(
     connection: &mut PgConnection,
     chat_id: Uuid,
     users: &[Uuid],
     admin: bool,
     at: OffsetDateTime,
+    sequence: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO chat_members_v1 (chat_id, user_id, admin, joined_at)
-         SELECT $1, u, $3, $4 FROM UNNEST($2::uuid[]) AS u
-         ON CONFLICT (chat_id, user_id) DO UPDATE SET admin = EXCLUDED.admin, joined_at = EXCLUDED.joined_at, left_at = NULL
-         WHERE chat_members_v1.left_at IS NOT NULL",
+        "INSERT INTO chat_members_v1 (chat_id, user_id, admin, joined_at, joined_sequence)
+         SELECT $1, u, $3, $4, $5 FROM UNNEST($2::uuid[]) AS u
+         ON CONFLICT (chat_id, user_id) DO UPDATE SET admin = EXCLUDED.admin, joined_at = EXCLUDED.joined_at,
+             joined_sequence = EXCLUDED.joined_sequence, left_at = NULL, left_sequence = NULL
+         WHERE chat_members_v1.left_sequence < EXCLUDED.joined_sequence",
     )
     .bind(chat_id)
     .bind(users)
     .bind(admin)
     .bind(at)
+    .bind(sequence)
     .execute(connection)
     .await?;
     Ok(())
@@ -147,13 +217,18 @@ async fn leave(
     chat_id: Uuid,
     user: Uuid,
     at: OffsetDateTime,
+    sequence: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE chat_members_v1 SET left_at = $3, admin = false WHERE chat_id = $1 AND user_id = $2 AND left_at IS NULL")
-        .bind(chat_id)
-        .bind(user)
-        .bind(at)
-        .execute(connection)
-        .await?;
+    sqlx::query(
+        "UPDATE chat_members_v1 SET left_at = $3, left_sequence = $4, admin = false
+         WHERE chat_id = $1 AND user_id = $2 AND left_at IS NULL AND joined_sequence < $4",
+    )
+    .bind(chat_id)
+    .bind(user)
+    .bind(at)
+    .bind(sequence)
+    .execute(connection)
+    .await?;
     Ok(())
 }
 

@@ -424,3 +424,215 @@ async fn change(
         .await?;
     Ok(axum::Json(SequenceResponse { sequence }))
 }
+
+impl From<natter_commands::messages::MessagesError> for ApiError {
+    fn from(error: natter_commands::messages::MessagesError) -> Self {
+        use natter_commands::messages::MessagesError as E;
+        match error {
+            E::Chat(chat) => ChatsError::Chat(chat).into(),
+            E::ClientIdReused => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "client_id_reused",
+                error.to_string(),
+            ),
+            E::Conflict => Self::new(StatusCode::CONFLICT, "conflict", error.to_string()),
+            E::Internal(reason) => Self::internal(reason),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"client_id": "b7c1e0d2-1", "body": "See you at 8?", "reply_to": null}))]
+pub struct SendRequest {
+    /// The client's id for this send (1 to 64 printable ASCII characters): a retry with
+    /// the same id is stored once, however much later it comes.
+    #[schema(min_length = 1, max_length = 64)]
+    pub client_id: String,
+    /// The text: not blank, at most 64 KiB of UTF-8.
+    #[schema(min_length = 1, max_length = 65536)]
+    pub body: String,
+    /// The message this one replies to.
+    pub reply_to: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"message_id": "0190f3a1-7b2c-7d3e-8f40-5a6b7c8d9e10", "sequence": 1043}))]
+pub struct SentResponse {
+    pub message_id: Uuid,
+    /// The message's stream sequence: its place in the chat, and a consistency token.
+    pub sequence: u64,
+}
+
+/// Sends a text message to a chat the caller is in.
+#[utoipa::path(
+    post, path = "/v1/chats/{chat_id}/messages", tag = "messages", security(("bearer" = [])),
+    params(("chat_id" = Uuid, Path, description = "The chat")),
+    request_body = SendRequest,
+    responses(
+        (status = 201, description = "Sent", body = SentResponse),
+        (status = 200, description = "Sent before with this client id", body = SentResponse),
+        (status = 403, description = "Blocked", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat, or not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The chat kept changing; try again", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The client id was used for another message", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn send_message(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(chat_id): ApiPath<Uuid>,
+    ApiJson(request): ApiJson<SendRequest>,
+) -> Result<(StatusCode, axum::Json<SentResponse>), ApiError> {
+    let client_id = natter_domain::chat::ClientId::parse(&request.client_id)
+        .map_err(|e| ApiError::bad_request("invalid_client_id", e))?;
+    let body = natter_domain::chat::MessageBody::parse(&request.body)
+        .map_err(|e| ApiError::bad_request("invalid_body_text", e))?;
+    let sent = state
+        .messages
+        .send(
+            chat_id,
+            caller.user_id,
+            client_id,
+            body,
+            request.reply_to,
+            metadata(Some(caller.user_id)),
+        )
+        .await?;
+    let status = if sent.replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((
+        status,
+        axum::Json(SentResponse {
+            message_id: sent.message_id,
+            sequence: sent.sequence,
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// Messages before this sequence (exclusive): paging back.
+    #[param(minimum = 0)]
+    pub before: Option<u64>,
+    /// Messages after this sequence (exclusive): paging forward.
+    #[param(minimum = 0)]
+    pub after: Option<u64>,
+    /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// Wait for the read model to reach this sequence.
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
+    pub min_sequence: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Message {
+    pub message_id: Uuid,
+    pub sequence: u64,
+    pub sender: Uuid,
+    pub body: String,
+    pub reply_to: Option<Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub sent_at: OffsetDateTime,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"items": [{"message_id": "0190f3a1-7b2c-7d3e-8f40-5a6b7c8d9e10", "sequence": 1043, "sender": "0190f3a1-0000-7000-8000-000000000001", "body": "See you at 8?", "reply_to": null, "sent_at": "2026-11-26T12:00:00Z"}], "has_more": false}))]
+pub struct MessagePage {
+    /// Oldest first.
+    pub items: Vec<Message>,
+    /// More messages lie beyond this page, in the direction asked for.
+    pub has_more: bool,
+}
+
+/// A page of a chat's history, oldest first: the latest messages by default, `before`
+/// to page back, `after` to page forward. A former member sees what was sent while they
+/// were in the chat, and nothing after.
+#[utoipa::path(
+    get, path = "/v1/chats/{chat_id}/messages", tag = "messages", security(("bearer" = [])),
+    params(("chat_id" = Uuid, Path, description = "The chat"), HistoryQuery),
+    responses(
+        (status = 200, body = MessagePage),
+        (status = 404, description = "No such chat, or never a member", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn history(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(chat_id): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
+) -> Result<axum::Json<MessagePage>, ApiError> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_query", "limit is 1 to 100"));
+    }
+    if query.before.is_some() && query.after.is_some() {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "give before or after, not both",
+        ));
+    }
+    wait_for(&state, CHATS.0, CHATS.1, query.min_sequence).await?;
+    let to_i64 = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+    let member = sqlx::query("SELECT joined_sequence, left_sequence FROM chat_members_v1 WHERE chat_id = $1 AND user_id = $2")
+        .bind(chat_id)
+        .bind(caller.user_id)
+        .fetch_optional(&state.pool)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(ApiError::not_found)?;
+    let joined: i64 = member
+        .try_get("joined_sequence")
+        .map_err(ApiError::internal)?;
+    let left: Option<i64> = member
+        .try_get("left_sequence")
+        .map_err(ApiError::internal)?;
+    let (forward, bound) = match (query.before, query.after) {
+        (_, Some(after)) => (true, to_i64(after)),
+        (Some(before), None) => (false, to_i64(before)),
+        (None, None) => (false, i64::MAX),
+    };
+    let sql = if forward {
+        "SELECT message_id, sequence, sender, body, reply_to, sent_at FROM messages_v1
+         WHERE chat_id = $1 AND sequence > $2 AND sequence >= $3 AND sequence < $4
+         ORDER BY sequence ASC LIMIT $5"
+    } else {
+        "SELECT message_id, sequence, sender, body, reply_to, sent_at FROM messages_v1
+         WHERE chat_id = $1 AND sequence < $2 AND sequence >= $3 AND sequence < $4
+         ORDER BY sequence DESC LIMIT $5"
+    };
+    let rows = sqlx::query(sql)
+        .bind(chat_id)
+        .bind(bound)
+        .bind(joined)
+        .bind(left.unwrap_or(i64::MAX))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&state.pool)
+        .await
+        .map_err(ApiError::internal)?;
+    let has_more = rows.len() > limit as usize;
+    let mut items = rows
+        .iter()
+        .take(limit as usize)
+        .map(|row| {
+            let sequence: i64 = row.try_get("sequence")?;
+            Ok(Message {
+                message_id: row.try_get("message_id")?,
+                sequence: u64::try_from(sequence).unwrap_or(0),
+                sender: row.try_get("sender")?,
+                body: row.try_get("body")?,
+                reply_to: row.try_get("reply_to")?,
+                sent_at: row.try_get("sent_at")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(ApiError::internal)?;
+    if !forward {
+        items.reverse();
+    }
+    Ok(axum::Json(MessagePage { items, has_more }))
+}

@@ -216,3 +216,54 @@ fn the_last_admin_cannot_step_down() {
     ]);
     assert_eq!(outcomes[1], Err(ChatError::LastAdmin));
 }
+
+fn send(blocked: bool) -> SendMessage {
+    SendMessage {
+        message_id: Uuid::from_u128(500),
+        client_id: ClientId::parse("c-1").unwrap(),
+        body: MessageBody::parse("hello").unwrap(),
+        reply_to: None,
+        blocked,
+    }
+}
+
+#[test]
+fn only_members_send_and_blocks_hold_in_direct_chats() {
+    let (group_chat, _) = run(&[(1, group(&[2]))]);
+    assert!(group_chat.decide_send(&send(false), &by(2)).is_ok());
+    assert_eq!(
+        group_chat.decide_send(&send(false), &by(3)),
+        Err(ChatError::NotMember)
+    );
+    assert!(
+        group_chat.decide_send(&send(true), &by(2)).is_ok(),
+        "blocks are about direct chats"
+    );
+    let direct = ChatCommand::CreateDirect {
+        chat_id: CHAT,
+        other: user(2),
+        blocked: false,
+    };
+    let (direct_chat, _) = run(&[(1, direct)]);
+    assert_eq!(
+        direct_chat.decide_send(&send(true), &by(1)),
+        Err(ChatError::Blocked)
+    );
+    assert_eq!(
+        Chat::default().decide_send(&send(false), &by(1)),
+        Err(ChatError::NotFound)
+    );
+}
+
+#[test]
+fn bodies_and_client_ids_are_checked() {
+    assert_eq!(MessageBody::parse(" \n"), Err(TextError::Blank));
+    assert!(MessageBody::parse(&"x".repeat(64 * 1024)).is_ok());
+    assert_eq!(
+        MessageBody::parse(&"x".repeat(64 * 1024 + 1)),
+        Err(TextError::TooLong { max: 64 * 1024 })
+    );
+    assert!(ClientId::parse("").is_err());
+    assert!(ClientId::parse("has space").is_err());
+    assert!(ClientId::parse(&"a".repeat(65)).is_err());
+}

@@ -1,0 +1,408 @@
+//! Messages through real HTTP: sends, retries, history and who may see what.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{TestApp, TestEnv};
+use natter::settings::{AuthSettings, Role};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery";
+
+struct User {
+    id: String,
+    token: String,
+}
+
+struct Api {
+    app: TestApp,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn start(env: &TestEnv) -> Self {
+        let settings = AuthSettings {
+            login_per_address: 1_000,
+            login_per_handle: 1_000,
+            register_per_address: 1_000,
+            register_per_handle: 1_000,
+            ..AuthSettings::default()
+        };
+        Self {
+            app: env
+                .spawn_app_with(&[Role::Api, Role::Projector], settings)
+                .await,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        user: &User,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, self.app.url(path))
+            .bearer_auth(&user.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn user(&self, name: &str) -> User {
+        let handle = format!("u_{name}");
+        let handle = handle.as_str();
+        let registered: Value = self
+            .http
+            .post(self.app.url("/v1/users"))
+            .json(&json!({"handle": handle, "display_name": handle, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session: Value = self
+            .http
+            .post(self.app.url("/v1/sessions"))
+            .json(&json!({"handle": handle, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        User {
+            id: registered["user_id"].as_str().unwrap().to_owned(),
+            token: session["access_token"].as_str().unwrap().to_owned(),
+        }
+    }
+}
+
+async fn direct(api: &Api, a: &User, b: &User) -> String {
+    let (_, chat) = api
+        .call(
+            Method::POST,
+            "/v1/chats/direct",
+            a,
+            Some(json!({"user_id": b.id})),
+        )
+        .await;
+    chat["chat_id"].as_str().unwrap().to_owned()
+}
+
+async fn send(
+    api: &Api,
+    chat: &str,
+    from: &User,
+    client_id: &str,
+    body: &str,
+) -> (StatusCode, Value) {
+    api.call(
+        Method::POST,
+        &format!("/v1/chats/{chat}/messages"),
+        from,
+        Some(json!({"client_id": client_id, "body": body})),
+    )
+    .await
+}
+
+async fn bodies(
+    api: &Api,
+    chat: &str,
+    reader: &User,
+    query: &str,
+) -> (StatusCode, Vec<String>, Value) {
+    let (status, page) = api
+        .call(
+            Method::GET,
+            &format!("/v1/chats/{chat}/messages?{query}"),
+            reader,
+            None,
+        )
+        .await;
+    let bodies = page["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|m| m["body"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    (status, bodies, page)
+}
+
+#[tokio::test]
+async fn messages_arrive_in_order_and_page_both_ways() {
+    let env = TestEnv::new().await;
+    let api = Api::start(&env).await;
+    let (ana, bo) = (api.user("ana").await, api.user("bo").await);
+    let chat = direct(&api, &ana, &bo).await;
+    let mut last = Value::Null;
+    for n in 1..=5 {
+        let (status, sent) = send(&api, &chat, &ana, &format!("c{n}"), &format!("m{n}")).await;
+        assert_eq!(status, StatusCode::CREATED, "{sent}");
+        last = sent;
+    }
+    let (status, all, _) = bodies(
+        &api,
+        &chat,
+        &bo,
+        &format!("min_sequence={}", last["sequence"]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(all, ["m1", "m2", "m3", "m4", "m5"]);
+    let (_, latest, page) = bodies(&api, &chat, &bo, "limit=2").await;
+    assert_eq!(
+        (latest.as_slice(), page["has_more"].as_bool()),
+        (&["m4".to_owned(), "m5".to_owned()][..], Some(true))
+    );
+    let oldest_shown = page["items"][0]["sequence"].as_u64().unwrap();
+    let (_, older, _) = bodies(&api, &chat, &bo, &format!("before={oldest_shown}&limit=2")).await;
+    assert_eq!(older, ["m2", "m3"]);
+    let (_, newer, page) =
+        bodies(&api, &chat, &bo, &format!("after={oldest_shown}&limit=10")).await;
+    assert_eq!(
+        (newer.as_slice(), page["has_more"].as_bool()),
+        (&["m5".to_owned()][..], Some(false))
+    );
+    let (status, _, _) = bodies(&api, &chat, &bo, "before=1&after=2").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // A reply names its message.
+    let first = api
+        .call(
+            Method::GET,
+            &format!("/v1/chats/{chat}/messages?limit=1&after=0"),
+            &bo,
+            None,
+        )
+        .await
+        .1;
+    let first_id = first["items"][0]["message_id"].clone();
+    let (status, reply) = api
+        .call(
+            Method::POST,
+            &format!("/v1/chats/{chat}/messages"),
+            &bo,
+            Some(json!({"client_id": "r1", "body": "re: m1", "reply_to": first_id})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, _, page) = bodies(
+        &api,
+        &chat,
+        &ana,
+        &format!("min_sequence={}&limit=1", reply["sequence"]),
+    )
+    .await;
+    assert_eq!(page["items"][0]["reply_to"], first_id);
+}
+
+#[tokio::test]
+async fn a_retried_send_is_stored_once() {
+    let env = TestEnv::new().await;
+    let api = Api::start(&env).await;
+    let (cy, di) = (api.user("cy").await, api.user("di").await);
+    let chat = direct(&api, &cy, &di).await;
+    let (first, second) = tokio::join!(
+        send(&api, &chat, &cy, "same-id", "hello"),
+        send(&api, &chat, &cy, "same-id", "hello"),
+    );
+    assert_eq!(
+        first.1["message_id"], second.1["message_id"],
+        "{first:?} {second:?}"
+    );
+    let mut statuses = [first.0, second.0];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::CREATED]);
+    let (status, again) = send(&api, &chat, &cy, "same-id", "hello").await;
+    assert_eq!(
+        (status, &again["message_id"]),
+        (StatusCode::OK, &first.1["message_id"])
+    );
+    let (status, problem) = send(&api, &chat, &cy, "same-id", "something else").await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("client_id_reused"))
+    );
+    // The same client id from the other member is another message.
+    let (status, theirs) = send(&api, &chat, &di, "same-id", "hello").await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, all, _) = bodies(
+        &api,
+        &chat,
+        &cy,
+        &format!("min_sequence={}", theirs["sequence"]),
+    )
+    .await;
+    assert_eq!(all, ["hello", "hello"]);
+}
+
+#[tokio::test]
+async fn strangers_blocked_users_and_bad_bodies_are_refused() {
+    let env = TestEnv::new().await;
+    let api = Api::start(&env).await;
+    let (ed, flo, gus) = (
+        api.user("ed").await,
+        api.user("flo").await,
+        api.user("gus").await,
+    );
+    let chat = direct(&api, &ed, &flo).await;
+    let (status, _) = send(&api, &chat, &gus, "x", "hi").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = bodies(&api, &chat, &gus, "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, problem) = send(&api, &chat, &ed, "x", "   ").await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_body_text"))
+    );
+    let (status, problem) = send(&api, &chat, &ed, "has space", "hi").await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_client_id"))
+    );
+    let (status, _) = send(&api, &chat, &ed, "big", &"x".repeat(64 * 1024 + 1)).await;
+    assert!(
+        status == StatusCode::BAD_REQUEST || status == StatusCode::PAYLOAD_TOO_LARGE,
+        "{status}"
+    );
+    // Flo blocks Ed: Ed can no longer message Flo.
+    let (status, _) = api
+        .call(
+            Method::PUT,
+            &format!("/v1/users/me/blocks/{}", ed.id),
+            &flo,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, problem) = send(&api, &chat, &ed, "after-block", "hi").await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("blocked"))
+    );
+}
+
+#[tokio::test]
+async fn a_removed_member_keeps_what_they_saw_and_nothing_after() {
+    let env = TestEnv::new().await;
+    let api = Api::start(&env).await;
+    let (hu, ivo) = (api.user("hu").await, api.user("ivo").await);
+    let (_, group) = api
+        .call(
+            Method::POST,
+            "/v1/chats/groups",
+            &hu,
+            Some(json!({"name": "G", "members": [ivo.id]})),
+        )
+        .await;
+    let chat = group["chat_id"].as_str().unwrap().to_owned();
+    send(&api, &chat, &hu, "1", "before").await;
+    let (status, _) = api
+        .call(
+            Method::DELETE,
+            &format!("/v1/chats/{chat}/members/{}", ivo.id),
+            &hu,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, after) = send(&api, &chat, &hu, "2", "after").await;
+    let (status, seen, _) = bodies(
+        &api,
+        &chat,
+        &ivo,
+        &format!("min_sequence={}", after["sequence"]),
+    )
+    .await;
+    assert_eq!((status, seen), (StatusCode::OK, vec!["before".to_owned()]));
+    let (status, _) = send(&api, &chat, &ivo, "3", "let me back").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn sixteen_writers_in_one_group_each_stored_once_in_one_order() {
+    let env = TestEnv::new().await;
+    let api = Api::start(&env).await;
+    let mut writers = Vec::new();
+    for n in 0..16 {
+        writers.push(api.user(&format!("w{n}")).await);
+    }
+    let members: Vec<&str> = writers[1..].iter().map(|w| w.id.as_str()).collect();
+    let (_, group) = api
+        .call(
+            Method::POST,
+            "/v1/chats/groups",
+            &writers[0],
+            Some(json!({"name": "Busy", "members": members})),
+        )
+        .await;
+    let chat = group["chat_id"].as_str().unwrap().to_owned();
+    let per_writer = 10;
+    let sends = writers.iter().enumerate().map(|(w, writer)| {
+        let (api, chat) = (&api, chat.clone());
+        async move {
+            let mut last = 0;
+            for i in 0..per_writer {
+                let (status, sent) =
+                    send(api, &chat, writer, &format!("{w}-{i}"), &format!("{w}-{i}")).await;
+                assert_eq!(status, StatusCode::CREATED, "{sent}");
+                last = sent["sequence"].as_u64().unwrap();
+            }
+            last
+        }
+    });
+    let lasts = futures::future::join_all(sends).await;
+    let newest = lasts.into_iter().max().unwrap();
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let (_, page) = api
+            .call(
+                Method::GET,
+                &format!("/v1/chats/{chat}/messages?after={after}&limit=100&min_sequence={newest}"),
+                &writers[3],
+                None,
+            )
+            .await;
+        let items = page["items"].as_array().unwrap().clone();
+        if items.is_empty() {
+            break;
+        }
+        after = items.last().unwrap()["sequence"].as_u64().unwrap();
+        seen.extend(items);
+    }
+    assert_eq!(seen.len(), 16 * per_writer, "every send stored once");
+    let sequences: Vec<u64> = seen
+        .iter()
+        .map(|m| m["sequence"].as_u64().unwrap())
+        .collect();
+    assert!(
+        sequences.windows(2).all(|w| w[0] < w[1]),
+        "one order, no repeat"
+    );
+    let unique: std::collections::HashSet<&str> =
+        seen.iter().map(|m| m["body"].as_str().unwrap()).collect();
+    assert_eq!(unique.len(), 16 * per_writer);
+    // Per writer, the chat's order is the order they sent in.
+    for w in 0..16 {
+        let mine: Vec<&str> = seen
+            .iter()
+            .map(|m| m["body"].as_str().unwrap())
+            .filter(|b| b.starts_with(&format!("{w}-")))
+            .collect();
+        let expected: Vec<String> = (0..per_writer).map(|i| format!("{w}-{i}")).collect();
+        assert_eq!(mine, expected);
+    }
+}
