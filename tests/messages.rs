@@ -406,3 +406,195 @@ async fn sixteen_writers_in_one_group_each_stored_once_in_one_order() {
         assert_eq!(mine, expected);
     }
 }
+
+async fn unread(api: &Api, reader: &User, chat: &str, min_sequence: u64) -> (u64, Value) {
+    let (status, list) = api
+        .call(
+            Method::GET,
+            &format!("/v1/chats?min_sequence={min_sequence}"),
+            reader,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let item = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["chat_id"] == chat)
+        .cloned()
+        .unwrap();
+    (item["unread_count"].as_u64().unwrap(), item)
+}
+
+#[tokio::test]
+async fn unread_counts_follow_sends_and_read_markers() {
+    let env = TestEnv::new().await;
+    let api = Api::start(&env).await;
+    let (jo, kai, lu) = (
+        api.user("jo").await,
+        api.user("kai").await,
+        api.user("lu").await,
+    );
+    let chat = direct(&api, &jo, &kai).await;
+    let mut sequences = Vec::new();
+    for n in 1..=3 {
+        let (_, sent) = send(&api, &chat, &jo, &format!("u{n}"), &format!("note {n}")).await;
+        sequences.push(sent["sequence"].as_u64().unwrap());
+    }
+    let (count, item) = unread(&api, &kai, &chat, sequences[2]).await;
+    assert_eq!(count, 3);
+    assert_eq!(item["last_message"]["preview"], "note 3");
+    assert_eq!(
+        unread(&api, &jo, &chat, sequences[2]).await.0,
+        0,
+        "one's own messages are read"
+    );
+
+    let read_path = format!("/v1/chats/{chat}/read");
+    let read = |up_to: u64| {
+        api.call(
+            Method::POST,
+            &read_path,
+            &kai,
+            Some(json!({"up_to": up_to})),
+        )
+    };
+    let (status, marked) = read(sequences[1]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        unread(&api, &kai, &chat, marked["sequence"].as_u64().unwrap())
+            .await
+            .0,
+        1
+    );
+    // A marker never moves back.
+    let (_, marked) = read(sequences[0]).await;
+    assert_eq!(
+        unread(&api, &kai, &chat, marked["sequence"].as_u64().unwrap())
+            .await
+            .0,
+        1
+    );
+    let (_, marked) = read(sequences[2]).await;
+    assert_eq!(
+        unread(&api, &kai, &chat, marked["sequence"].as_u64().unwrap())
+            .await
+            .0,
+        0
+    );
+    let (status, _) = api
+        .call(
+            Method::POST,
+            &format!("/v1/chats/{chat}/read"),
+            &lu,
+            Some(json!({"up_to": 1})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn unread_counts_match_a_recount_after_random_sends_reads_joins_and_leaves() {
+    let env = TestEnv::new().await;
+    let api = Api::start(&env).await;
+    let mut people = Vec::new();
+    for n in 0..4 {
+        people.push(api.user(&format!("r{n}")).await);
+    }
+    let (_, group) = api
+        .call(
+            Method::POST,
+            "/v1/chats/groups",
+            &people[0],
+            Some(json!({"name": "R", "members": [people[1].id, people[2].id]})),
+        )
+        .await;
+    let chat = group["chat_id"].as_str().unwrap().to_owned();
+    // The test's own account of what happened: who is in, from which sequence, read up to
+    // where, and every message (sequence, sender).
+    let mut member: Vec<Option<u64>> = vec![Some(0), Some(0), Some(0), None];
+    let mut read_up_to = [0u64; 4];
+    let mut messages: Vec<(u64, usize)> = Vec::new();
+    let mut last = group["sequence"].as_u64().unwrap();
+    // A fixed pseudo-random walk (xorshift), so that a failure reproduces.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let (mut joins, mut leaves, mut reads) = (0, 0, 0);
+    for step in 0..60 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let who = (x % 4) as usize;
+        match (x >> 8) % 10 {
+            0..=5 if member[who].is_some() => {
+                let (status, sent) =
+                    send(&api, &chat, &people[who], &format!("s{step}"), "hi").await;
+                assert_eq!(status, StatusCode::CREATED);
+                last = sent["sequence"].as_u64().unwrap();
+                messages.push((last, who));
+            }
+            6..=7 if member[who].is_some() => {
+                let up_to = messages.last().map_or(0, |m| m.0);
+                let (status, marked) = api
+                    .call(
+                        Method::POST,
+                        &format!("/v1/chats/{chat}/read"),
+                        &people[who],
+                        Some(json!({"up_to": up_to})),
+                    )
+                    .await;
+                assert_eq!(status, StatusCode::OK);
+                read_up_to[who] = read_up_to[who].max(up_to);
+                last = marked["sequence"].as_u64().unwrap();
+                reads += 1;
+            }
+            8 if member[who].is_none() => {
+                // Person 0 stays an admin throughout and adds them back.
+                let (status, added) = api
+                    .call(
+                        Method::POST,
+                        &format!("/v1/chats/{chat}/members"),
+                        &people[0],
+                        Some(json!({"user_ids": [people[who].id]})),
+                    )
+                    .await;
+                assert_eq!(status, StatusCode::OK, "{added}");
+                last = added["sequence"].as_u64().unwrap();
+                member[who] = Some(last);
+                read_up_to[who] = 0;
+                joins += 1;
+            }
+            9 if who != 0 && member[who].is_some() => {
+                let (status, left) = api
+                    .call(
+                        Method::DELETE,
+                        &format!("/v1/chats/{chat}/members/{}", people[who].id),
+                        &people[who],
+                        None,
+                    )
+                    .await;
+                assert_eq!(status, StatusCode::OK);
+                last = left["sequence"].as_u64().unwrap();
+                member[who] = None;
+                leaves += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        joins > 0 && leaves > 0 && reads > 0 && messages.len() > 10,
+        "the walk covers every kind of step"
+    );
+    for (who, person) in people.iter().enumerate() {
+        let Some(joined) = member[who] else { continue };
+        let expected = messages
+            .iter()
+            .filter(|(sequence, sender)| *sequence > read_up_to[who].max(joined) && *sender != who)
+            .count() as u64;
+        assert_eq!(
+            unread(&api, person, &chat, last).await.0,
+            expected,
+            "person {who}"
+        );
+    }
+}

@@ -125,6 +125,7 @@ pub fn router(state: ApiState, rest: bool) -> Router {
                 "/v1/chats/{chat_id}/members",
                 post(routes::chats::add_members),
             )
+            .route("/v1/chats/{chat_id}/read", post(routes::chats::mark_read))
             .route(
                 "/v1/chats/{chat_id}/messages",
                 post(routes::chats::send_message).get(routes::chats::history),

@@ -148,6 +148,65 @@ impl Messages {
         Err(MessagesError::Conflict)
     }
 
+    /// Marks the chat read by `user` up to `up_to` (a message's sequence).
+    pub async fn mark_read(
+        &self,
+        chat_id: Uuid,
+        user: Uuid,
+        up_to: u64,
+        metadata: Metadata,
+    ) -> Result<u64, MessagesError> {
+        let id = chat_id.to_string();
+        let (mut chat, mut sequence) = self.chats.cached(&id).await.map_err(internal)?;
+        let mut fresh = false;
+        for _ in 0..MAX_ATTEMPTS {
+            let context = Context {
+                now: OffsetDateTime::now_utc(),
+                actor: Some(user),
+            };
+            let marked = match chat.decide_mark_read(up_to, &context) {
+                Ok(marked) => marked,
+                Err(_) if !fresh => {
+                    (chat, sequence) = self.chats.load(&id).await.map_err(internal)?;
+                    fresh = true;
+                    continue;
+                }
+                Err(error) => return Err(MessagesError::Chat(error)),
+            };
+            let (event_type, version, payload) =
+                natter_schema::encode(&MessageEvent::ReadMarked(marked)).map_err(internal)?;
+            let event = NewEvent {
+                subject: self.log.subject(MESSAGES_KIND, &id),
+                expected_sequence: Some(sequence),
+                expected_subject: Some(
+                    self.log
+                        .subject(<Chat as natter_domain::Aggregate>::KIND, &id),
+                ),
+                envelope: Envelope {
+                    event_id: Uuid::now_v7(),
+                    event_type: event_type.to_owned(),
+                    schema_version: version,
+                    aggregate_type: MESSAGES_KIND.to_owned(),
+                    aggregate_id: id.clone(),
+                    actor: Some(user),
+                    occurred_at: context.now,
+                    correlation_id: metadata.correlation_id,
+                    causation_id: metadata.causation_id,
+                    payload,
+                },
+            };
+            match self.log.append(std::slice::from_ref(&event)).await {
+                Ok(appended) => return Ok(appended.last_sequence()),
+                Err(error) if error.kind() == AppendErrorKind::Conflict => {
+                    (chat, sequence) = self.chats.load(&id).await.map_err(internal)?;
+                    fresh = true;
+                }
+                Err(error) => return Err(internal(error)),
+            }
+        }
+        Err(MessagesError::Conflict)
+    }
+
     /// Whether, in a direct chat, either of the two has blocked the other.
     async fn blocked(&self, chat: &Chat, sender: Uuid) -> Result<bool, MessagesError> {
         let Chat::Direct { members, .. } = chat else {

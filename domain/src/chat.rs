@@ -596,6 +596,18 @@ pub struct SendMessage {
 #[serde(tag = "type", content = "payload")]
 pub enum MessageEvent {
     MessageSent(MessageSent),
+    ReadMarked(ReadMarked),
+}
+
+/// A member has read the chat up to a stream sequence (their own unread count clears;
+/// whether others learn of it follows the member's privacy settings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadMarked {
+    pub chat_id: Uuid,
+    pub user: Uuid,
+    pub up_to: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub marked_at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -615,6 +627,7 @@ impl DomainEvent for MessageEvent {
     fn event_type(&self) -> &'static str {
         match self {
             Self::MessageSent(_) => "MessageSent",
+            Self::ReadMarked(_) => "ReadMarked",
         }
     }
 
@@ -624,6 +637,7 @@ impl DomainEvent for MessageEvent {
     ) -> Result<Self, D::Error> {
         match event_type {
             "MessageSent" => MessageSent::deserialize(payload).map(Self::MessageSent),
+            "ReadMarked" => ReadMarked::deserialize(payload).map(Self::ReadMarked),
             other => Err(serde::de::Error::custom(format!(
                 "{other} is not a message event"
             ))),
@@ -632,6 +646,24 @@ impl DomainEvent for MessageEvent {
 }
 
 impl Chat {
+    /// Decides a read marker: members only.
+    pub fn decide_mark_read(&self, up_to: u64, context: &Context) -> Result<ReadMarked, ChatError> {
+        let user = context.actor.ok_or(ChatError::NoActor)?;
+        let chat_id = match self {
+            Self::None => return Err(ChatError::NotFound),
+            Self::Direct { chat_id, .. } | Self::Group { chat_id, .. } => *chat_id,
+        };
+        if !self.is_member(user) {
+            return Err(ChatError::NotMember);
+        }
+        Ok(ReadMarked {
+            chat_id,
+            user,
+            up_to,
+            marked_at: context.now,
+        })
+    }
+
     /// Decides a send: members only, and not into a direct chat where one blocked the
     /// other.
     pub fn decide_send(

@@ -70,6 +70,18 @@ impl Projection for Chats {
                     touch(connection, sent.chat_id, *at, sequence).await?;
                     continue;
                 }
+                ChatsEvent::Message(MessageEvent::ReadMarked(marked)) => {
+                    sqlx::query(
+                        "UPDATE chat_members_v1 SET read_up_to = GREATEST(read_up_to, $3)
+                         WHERE chat_id = $1 AND user_id = $2",
+                    )
+                    .bind(marked.chat_id)
+                    .bind(marked.user)
+                    .bind(i64::try_from(marked.up_to).unwrap_or(i64::MAX))
+                    .execute(&mut *connection)
+                    .await?;
+                    continue;
+                }
             };
             match event {
                 ChatEvent::DirectChatCreated(created) => {

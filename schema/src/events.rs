@@ -30,6 +30,7 @@ const CURRENT_VERSIONS: &[(&str, u32)] = &[
     ("AdminChanged", 1),
     ("GroupRenamed", 1),
     ("MessageSent", 1),
+    ("ReadMarked", 1),
 ];
 
 pub fn current_version(event_type: &str) -> Option<u32> {

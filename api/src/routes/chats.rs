@@ -145,6 +145,16 @@ pub async fn create_group(
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+pub struct LastMessage {
+    pub sequence: u64,
+    pub sender: Uuid,
+    /// The first 100 characters.
+    pub preview: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub sent_at: OffsetDateTime,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ChatSummary {
     pub chat_id: Uuid,
     /// `direct` or `group`.
@@ -153,15 +163,19 @@ pub struct ChatSummary {
     pub name: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub last_activity_at: OffsetDateTime,
+    pub last_message: Option<LastMessage>,
+    /// Messages from others after the caller's read marker.
+    pub unread_count: u64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"items": [{"chat_id": "0190f3a1-7b2c-7d3e-8f40-5a6b7c8d9e0f", "kind": "group", "name": "Climbing", "last_activity_at": "2026-11-26T12:00:00Z"}]}))]
+#[schema(example = json!({"items": [{"chat_id": "0190f3a1-7b2c-7d3e-8f40-5a6b7c8d9e0f", "kind": "group", "name": "Climbing", "last_activity_at": "2026-11-26T12:00:00Z", "last_message": {"sequence": 1043, "sender": "0190f3a1-0000-7000-8000-000000000001", "preview": "See you at 8?", "sent_at": "2026-11-26T12:00:00Z"}, "unread_count": 2}]}))]
 pub struct ChatList {
     pub items: Vec<ChatSummary>,
 }
 
-/// The caller's chats, most recently active first.
+/// The caller's chats, most recently active first, with the last message and the
+/// count of unread messages.
 #[utoipa::path(
     get, path = "/v1/chats", tag = "chats", security(("bearer" = [])),
     params(Consistency),
@@ -174,8 +188,17 @@ pub async fn list(
 ) -> Result<axum::Json<ChatList>, ApiError> {
     wait_for(&state, CHATS.0, CHATS.1, consistency.min_sequence).await?;
     let rows = sqlx::query(
-        "SELECT c.chat_id, c.kind, c.name, c.last_activity_at
+        "SELECT c.chat_id, c.kind, c.name, c.last_activity_at,
+                lm.sequence AS last_sequence, lm.sender AS last_sender, left(lm.body, 100) AS preview,
+                lm.sent_at AS last_sent_at,
+                (SELECT count(*) FROM messages_v1 x
+                 WHERE x.chat_id = c.chat_id AND x.sequence > GREATEST(m.read_up_to, m.joined_sequence)
+                   AND x.sender <> m.user_id) AS unread
          FROM chat_members_v1 m JOIN chats_v1 c USING (chat_id)
+         LEFT JOIN LATERAL (
+             SELECT sequence, sender, body, sent_at FROM messages_v1
+             WHERE chat_id = c.chat_id ORDER BY sequence DESC LIMIT 1
+         ) lm ON true
          WHERE m.user_id = $1 AND m.left_at IS NULL
          ORDER BY c.last_activity_at DESC, c.chat_id LIMIT 1000",
     )
@@ -186,11 +209,24 @@ pub async fn list(
     let items = rows
         .iter()
         .map(|row| {
+            let last_sequence: Option<i64> = row.try_get("last_sequence")?;
+            let last_message = match last_sequence {
+                Some(sequence) => Some(LastMessage {
+                    sequence: u64::try_from(sequence).unwrap_or(0),
+                    sender: row.try_get("last_sender")?,
+                    preview: row.try_get("preview")?,
+                    sent_at: row.try_get("last_sent_at")?,
+                }),
+                None => None,
+            };
+            let unread: i64 = row.try_get("unread")?;
             Ok(ChatSummary {
                 chat_id: row.try_get("chat_id")?,
                 kind: row.try_get("kind")?,
                 name: row.try_get("name")?,
                 last_activity_at: row.try_get("last_activity_at")?,
+                last_message,
+                unread_count: u64::try_from(unread).unwrap_or(0),
             })
         })
         .collect::<Result<_, sqlx::Error>>()
@@ -635,4 +671,41 @@ pub async fn history(
         items.reverse();
     }
     Ok(axum::Json(MessagePage { items, has_more }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"up_to": 1043}))]
+pub struct ReadRequest {
+    /// The sequence of the newest message read.
+    #[schema(minimum = 0)]
+    pub up_to: u64,
+}
+
+/// Marks the chat read up to a message: the caller's unread count clears up to there.
+#[utoipa::path(
+    post, path = "/v1/chats/{chat_id}/read", tag = "messages", security(("bearer" = [])),
+    params(("chat_id" = Uuid, Path, description = "The chat")),
+    request_body = ReadRequest,
+    responses(
+        (status = 200, body = SequenceResponse),
+        (status = 404, description = "No such chat, or not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The chat kept changing; try again", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn mark_read(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(chat_id): ApiPath<Uuid>,
+    ApiJson(request): ApiJson<ReadRequest>,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    let sequence = state
+        .messages
+        .mark_read(
+            chat_id,
+            caller.user_id,
+            request.up_to,
+            metadata(Some(caller.user_id)),
+        )
+        .await?;
+    Ok(axum::Json(SequenceResponse { sequence }))
 }
