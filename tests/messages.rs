@@ -598,3 +598,201 @@ async fn unread_counts_match_a_recount_after_random_sends_reads_joins_and_leaves
         );
     }
 }
+
+#[tokio::test]
+async fn edits_deletes_and_reactions_follow_their_rules() {
+    let env = TestEnv::new().await;
+    let api = Api::start(&env).await;
+    let (mo, ned, ola) = (
+        api.user("mo").await,
+        api.user("ned").await,
+        api.user("ola").await,
+    );
+    let (_, group) = api
+        .call(
+            Method::POST,
+            "/v1/chats/groups",
+            &mo,
+            Some(json!({"name": "E", "members": [ned.id, ola.id]})),
+        )
+        .await;
+    let chat = group["chat_id"].as_str().unwrap().to_owned();
+    let (_, sent) = send(&api, &chat, &ned, "e1", "typo hre").await;
+    let sequence = sent["sequence"].as_u64().unwrap();
+    let message = |rest: &str| format!("/v1/chats/{chat}/messages/{sequence}{rest}");
+
+    let (status, problem) = api
+        .call(
+            Method::PATCH,
+            &message(""),
+            &mo,
+            Some(json!({"body": "not mine"})),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("not_author"))
+    );
+    let (status, edited) = api
+        .call(
+            Method::PATCH,
+            &message(""),
+            &ned,
+            Some(json!({"body": "typo here"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, page) = api
+        .call(
+            Method::GET,
+            &format!(
+                "/v1/chats/{chat}/messages?min_sequence={}",
+                edited["sequence"]
+            ),
+            &ola,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (
+            page["items"][0]["body"].as_str(),
+            page["items"][0]["edited"].as_bool()
+        ),
+        (Some("typo here"), Some(true))
+    );
+
+    // One reaction per member, replaced or removed.
+    api.call(
+        Method::PUT,
+        &message("/reaction"),
+        &ned,
+        Some(json!({"reaction": "👍"})),
+    )
+    .await;
+    api.call(
+        Method::PUT,
+        &message("/reaction"),
+        &ola,
+        Some(json!({"reaction": "👍"})),
+    )
+    .await;
+    api.call(
+        Method::PUT,
+        &message("/reaction"),
+        &ned,
+        Some(json!({"reaction": "❤"})),
+    )
+    .await;
+    let (status, last) = api
+        .call(
+            Method::PUT,
+            &message("/reaction"),
+            &mo,
+            Some(json!({"reaction": "❤"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, removed) = api
+        .call(Method::DELETE, &message("/reaction"), &mo, None)
+        .await;
+    assert!(removed["sequence"].as_u64() > last["sequence"].as_u64());
+    let (_, page) = api
+        .call(
+            Method::GET,
+            &format!(
+                "/v1/chats/{chat}/messages?min_sequence={}",
+                removed["sequence"]
+            ),
+            &ola,
+            None,
+        )
+        .await;
+    let mut reactions: Vec<(String, u64)> = page["items"][0]["reactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["reaction"].as_str().unwrap().to_owned(),
+                r["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    reactions.sort();
+    assert_eq!(reactions, [("❤".to_owned(), 1), ("👍".to_owned(), 1)]);
+    let (status, problem) = api
+        .call(
+            Method::PUT,
+            &message("/reaction"),
+            &ola,
+            Some(json!({"reaction": "a b"})),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_reaction"))
+    );
+
+    // Ola may not delete Ned's message; Mo, an admin, may. The body leaves every read model.
+    let (status, problem) = api.call(Method::DELETE, &message(""), &ola, None).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("cannot_delete"))
+    );
+    let (status, deleted) = api.call(Method::DELETE, &message(""), &mo, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, page) = api
+        .call(
+            Method::GET,
+            &format!(
+                "/v1/chats/{chat}/messages?min_sequence={}",
+                deleted["sequence"]
+            ),
+            &ola,
+            None,
+        )
+        .await;
+    let tombstone = &page["items"][0];
+    assert_eq!(
+        (tombstone["deleted"].as_bool(), tombstone["body"].as_str()),
+        (Some(true), Some(""))
+    );
+    assert_eq!(tombstone["reactions"], json!([]));
+    let (_, list) = api.call(Method::GET, "/v1/chats", &ola, None).await;
+    assert_eq!(list["items"][0]["last_message"]["deleted"], true);
+    assert_eq!(list["items"][0]["last_message"]["preview"], "");
+    let (_, after_delete) = api
+        .call(
+            Method::PATCH,
+            &message(""),
+            &ned,
+            Some(json!({"body": "back?"})),
+        )
+        .await;
+    let (_, page) = api
+        .call(
+            Method::GET,
+            &format!(
+                "/v1/chats/{chat}/messages?min_sequence={}",
+                after_delete["sequence"].as_u64().unwrap_or(0)
+            ),
+            &ola,
+            None,
+        )
+        .await;
+    assert_eq!(
+        page["items"][0]["body"], "",
+        "an edit never brings a deleted message back"
+    );
+
+    // Sequences that are not messages of this chat.
+    for bad in [
+        format!("/v1/chats/{chat}/messages/999999"),
+        format!("/v1/chats/{chat}/messages/1"),
+    ] {
+        let (status, _) = api
+            .call(Method::PATCH, &bad, &ned, Some(json!({"body": "x"})))
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{bad}");
+    }
+}

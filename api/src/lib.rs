@@ -127,6 +127,15 @@ pub fn router(state: ApiState, rest: bool) -> Router {
             )
             .route("/v1/chats/{chat_id}/read", post(routes::chats::mark_read))
             .route(
+                "/v1/chats/{chat_id}/messages/{sequence}",
+                axum::routing::patch(routes::chats::edit_message)
+                    .delete(routes::chats::delete_message),
+            )
+            .route(
+                "/v1/chats/{chat_id}/messages/{sequence}/reaction",
+                put(routes::chats::react).delete(routes::chats::unreact),
+            )
+            .route(
                 "/v1/chats/{chat_id}/messages",
                 post(routes::chats::send_message).get(routes::chats::history),
             )

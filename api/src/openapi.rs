@@ -29,6 +29,7 @@ use crate::{ApiState, Problem};
         chats::open_direct, chats::create_group, chats::list, chats::details,
         chats::add_members, chats::remove_member, chats::promote, chats::demote, chats::rename,
         chats::send_message, chats::history, chats::mark_read,
+        chats::edit_message, chats::delete_message, chats::react, chats::unreact,
     ),
     components(schemas(Problem, SequenceResponse)),
     modifiers(&BearerAuth, &CommonProblems),

@@ -8,6 +8,7 @@ use natter_domain::Context;
 use natter_domain::chat::{
     Chat, ChatError, ClientId, MESSAGES_KIND, MessageBody, MessageEvent, SendMessage,
 };
+use natter_domain::chat::{MessageAction, MessageRef};
 use natter_domain::user::User;
 use natter_eventlog::{AppendErrorKind, EventLog, NewEvent};
 use natter_schema::{ClaimMade, Envelope, Metadata};
@@ -156,16 +157,78 @@ impl Messages {
         up_to: u64,
         metadata: Metadata,
     ) -> Result<u64, MessagesError> {
+        self.append_decided(chat_id, user, metadata, |chat, context| {
+            chat.decide_mark_read(up_to, context)
+                .map(MessageEvent::ReadMarked)
+        })
+        .await
+    }
+
+    /// Edits, deletes for everyone, or reacts to the message at stream `sequence`.
+    pub async fn act(
+        &self,
+        chat_id: Uuid,
+        actor: Uuid,
+        sequence: u64,
+        action: MessageAction,
+        metadata: Metadata,
+    ) -> Result<u64, MessagesError> {
+        let message = self.message_at(chat_id, sequence).await?;
+        self.append_decided(chat_id, actor, metadata, |chat, context| {
+            chat.decide_on_message(&message, &action, context)
+        })
+        .await
+    }
+
+    /// The message sent at `sequence` in this chat, looked up in the log directly.
+    async fn message_at(&self, chat_id: Uuid, sequence: u64) -> Result<MessageRef, MessagesError> {
+        let not_found = || MessagesError::Chat(ChatError::NotFound);
+        let stored = self
+            .log
+            .event_at(sequence)
+            .await
+            .map_err(internal)?
+            .ok_or_else(not_found)?;
+        if stored.subject != self.log.subject(MESSAGES_KIND, &chat_id.to_string()) {
+            return Err(not_found());
+        }
+        let envelope = &stored.envelope;
+        match natter_schema::decode::<MessageEvent>(
+            &envelope.event_type,
+            envelope.schema_version,
+            &envelope.payload,
+        ) {
+            Ok(MessageEvent::MessageSent(sent)) => Ok(MessageRef {
+                chat_id,
+                sequence,
+                message_id: sent.message_id,
+                sender: sent.sender,
+                sent_at: sent.sent_at,
+            }),
+            _ => Err(not_found()),
+        }
+    }
+
+    /// Decides on the chat's (cached, then fresh) state and appends the event to the
+    /// chat's messages, guarded by the chat's own last sequence.
+    async fn append_decided(
+        &self,
+        chat_id: Uuid,
+        actor: Uuid,
+        metadata: Metadata,
+        decide: impl Fn(&Chat, &Context) -> Result<MessageEvent, ChatError>,
+    ) -> Result<u64, MessagesError> {
         let id = chat_id.to_string();
         let (mut chat, mut sequence) = self.chats.cached(&id).await.map_err(internal)?;
         let mut fresh = false;
         for _ in 0..MAX_ATTEMPTS {
             let context = Context {
                 now: OffsetDateTime::now_utc(),
-                actor: Some(user),
+                actor: Some(actor),
             };
-            let marked = match chat.decide_mark_read(up_to, &context) {
-                Ok(marked) => marked,
+            let event = match decide(&chat, &context) {
+                Ok(event) => event,
+                // A refusal on a cached state proves nothing: decide again on fresh state.
                 Err(_) if !fresh => {
                     (chat, sequence) = self.chats.load(&id).await.map_err(internal)?;
                     fresh = true;
@@ -173,8 +236,7 @@ impl Messages {
                 }
                 Err(error) => return Err(MessagesError::Chat(error)),
             };
-            let (event_type, version, payload) =
-                natter_schema::encode(&MessageEvent::ReadMarked(marked)).map_err(internal)?;
+            let (event_type, version, payload) = natter_schema::encode(&event).map_err(internal)?;
             let event = NewEvent {
                 subject: self.log.subject(MESSAGES_KIND, &id),
                 expected_sequence: Some(sequence),
@@ -188,7 +250,7 @@ impl Messages {
                     schema_version: version,
                     aggregate_type: MESSAGES_KIND.to_owned(),
                     aggregate_id: id.clone(),
-                    actor: Some(user),
+                    actor: Some(actor),
                     occurred_at: context.now,
                     correlation_id: metadata.correlation_id,
                     causation_id: metadata.causation_id,

@@ -222,6 +222,12 @@ pub enum ChatError {
     NoActor,
     #[error("a group keeps at least one admin; promote another first")]
     LastAdmin,
+    #[error("only the author may edit a message")]
+    NotAuthor,
+    #[error("a message can be edited for {} minutes after it was sent", EDIT_WINDOW.whole_minutes())]
+    EditWindowClosed,
+    #[error("only the author or a group admin may delete a message for everyone")]
+    CannotDelete,
 }
 
 /// One member of a group, in the order they joined.
@@ -597,6 +603,99 @@ pub struct SendMessage {
 pub enum MessageEvent {
     MessageSent(MessageSent),
     ReadMarked(ReadMarked),
+    MessageEdited(MessageEdited),
+    MessageDeleted(MessageDeleted),
+    ReactionSet(ReactionSet),
+}
+
+/// How long after sending its author may edit a message.
+pub const EDIT_WINDOW: time::Duration = time::Duration::minutes(15);
+
+/// A message as the log has it, looked up by its stream sequence to decide on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRef {
+    pub chat_id: Uuid,
+    pub sequence: u64,
+    pub message_id: Uuid,
+    pub sender: Uuid,
+    pub sent_at: OffsetDateTime,
+}
+
+/// A reaction: one emoji (or short token), 1 to 32 bytes, no whitespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Reaction(String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a reaction is 1 to 32 bytes without spaces")]
+pub struct ReactionError;
+
+impl Reaction {
+    pub fn parse(input: &str) -> Result<Self, ReactionError> {
+        let valid = (1..=32).contains(&input.len())
+            && !input.chars().any(|c| c.is_whitespace() || c.is_control());
+        if valid {
+            Ok(Self(input.to_owned()))
+        } else {
+            Err(ReactionError)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Reaction {
+    type Error = ReactionError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Reaction> for String {
+    fn from(reaction: Reaction) -> Self {
+        reaction.0
+    }
+}
+
+/// What a member may do to an existing message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageAction {
+    Edit(MessageBody),
+    DeleteForEveryone,
+    /// Sets (or with `None`, removes) the actor's one reaction.
+    React(Option<Reaction>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageEdited {
+    pub chat_id: Uuid,
+    pub message_id: Uuid,
+    /// The stream sequence of the message edited.
+    pub sequence: u64,
+    pub body: MessageBody,
+    #[serde(with = "time::serde::rfc3339")]
+    pub edited_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageDeleted {
+    pub chat_id: Uuid,
+    pub message_id: Uuid,
+    pub sequence: u64,
+    pub by: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub deleted_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReactionSet {
+    pub chat_id: Uuid,
+    pub message_id: Uuid,
+    pub sequence: u64,
+    pub user: Uuid,
+    pub reaction: Option<Reaction>,
 }
 
 /// A member has read the chat up to a stream sequence (their own unread count clears;
@@ -628,6 +727,9 @@ impl DomainEvent for MessageEvent {
         match self {
             Self::MessageSent(_) => "MessageSent",
             Self::ReadMarked(_) => "ReadMarked",
+            Self::MessageEdited(_) => "MessageEdited",
+            Self::MessageDeleted(_) => "MessageDeleted",
+            Self::ReactionSet(_) => "ReactionSet",
         }
     }
 
@@ -638,6 +740,9 @@ impl DomainEvent for MessageEvent {
         match event_type {
             "MessageSent" => MessageSent::deserialize(payload).map(Self::MessageSent),
             "ReadMarked" => ReadMarked::deserialize(payload).map(Self::ReadMarked),
+            "MessageEdited" => MessageEdited::deserialize(payload).map(Self::MessageEdited),
+            "MessageDeleted" => MessageDeleted::deserialize(payload).map(Self::MessageDeleted),
+            "ReactionSet" => ReactionSet::deserialize(payload).map(Self::ReactionSet),
             other => Err(serde::de::Error::custom(format!(
                 "{other} is not a message event"
             ))),
@@ -646,6 +751,62 @@ impl DomainEvent for MessageEvent {
 }
 
 impl Chat {
+    /// Decides an edit, a delete for everyone, or a reaction on an existing message.
+    pub fn decide_on_message(
+        &self,
+        message: &MessageRef,
+        action: &MessageAction,
+        context: &Context,
+    ) -> Result<MessageEvent, ChatError> {
+        let actor = context.actor.ok_or(ChatError::NoActor)?;
+        let chat_id = match self {
+            Self::None => return Err(ChatError::NotFound),
+            Self::Direct { chat_id, .. } | Self::Group { chat_id, .. } => *chat_id,
+        };
+        if !self.is_member(actor) || message.chat_id != chat_id {
+            return Err(ChatError::NotMember);
+        }
+        let (message_id, sequence) = (message.message_id, message.sequence);
+        match action {
+            MessageAction::Edit(body) => {
+                if message.sender != actor {
+                    return Err(ChatError::NotAuthor);
+                }
+                if context.now - message.sent_at > EDIT_WINDOW {
+                    return Err(ChatError::EditWindowClosed);
+                }
+                Ok(MessageEvent::MessageEdited(MessageEdited {
+                    chat_id,
+                    message_id,
+                    sequence,
+                    body: body.clone(),
+                    edited_at: context.now,
+                }))
+            }
+            MessageAction::DeleteForEveryone => {
+                let admin = matches!(self, Self::Group { members, .. }
+                    if members.iter().any(|m| m.user_id == actor && m.admin));
+                if message.sender != actor && !admin {
+                    return Err(ChatError::CannotDelete);
+                }
+                Ok(MessageEvent::MessageDeleted(MessageDeleted {
+                    chat_id,
+                    message_id,
+                    sequence,
+                    by: actor,
+                    deleted_at: context.now,
+                }))
+            }
+            MessageAction::React(reaction) => Ok(MessageEvent::ReactionSet(ReactionSet {
+                chat_id,
+                message_id,
+                sequence,
+                user: actor,
+                reaction: reaction.clone(),
+            })),
+        }
+    }
+
     /// Decides a read marker: members only.
     pub fn decide_mark_read(&self, up_to: u64, context: &Context) -> Result<ReadMarked, ChatError> {
         let user = context.actor.ok_or(ChatError::NoActor)?;

@@ -68,6 +68,18 @@ impl EventLog {
         Ok(page.events.into_iter().next())
     }
 
+    /// The event stored at `sequence`, if any.
+    pub async fn event_at(&self, sequence: u64) -> Result<Option<StoredEvent>, LogError> {
+        if sequence == 0 {
+            return Ok(None);
+        }
+        let page = self.direct_get(json!({"seq": sequence})).await?;
+        Ok(page
+            .events
+            .into_iter()
+            .find(|event| event.sequence == sequence))
+    }
+
     /// Up to `max` events matching `filter`, from sequence `from` on, not past `up_to`.
     pub async fn read_page(
         &self,

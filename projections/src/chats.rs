@@ -70,6 +70,55 @@ impl Projection for Chats {
                     touch(connection, sent.chat_id, *at, sequence).await?;
                     continue;
                 }
+                ChatsEvent::Message(MessageEvent::MessageEdited(edited)) => {
+                    // An edit never brings a deleted message back.
+                    sqlx::query(
+                        "UPDATE messages_v1 SET body = $2, edited = true WHERE message_id = $1 AND NOT deleted",
+                    )
+                    .bind(edited.message_id)
+                    .bind(edited.body.as_str())
+                    .execute(&mut *connection)
+                    .await?;
+                    continue;
+                }
+                ChatsEvent::Message(MessageEvent::MessageDeleted(deleted)) => {
+                    sqlx::query(
+                        "UPDATE messages_v1 SET body = '', deleted = true WHERE message_id = $1",
+                    )
+                    .bind(deleted.message_id)
+                    .execute(&mut *connection)
+                    .await?;
+                    sqlx::query("DELETE FROM message_reactions_v1 WHERE message_id = $1")
+                        .bind(deleted.message_id)
+                        .execute(&mut *connection)
+                        .await?;
+                    continue;
+                }
+                ChatsEvent::Message(MessageEvent::ReactionSet(set)) => {
+                    match &set.reaction {
+                        Some(reaction) => {
+                            sqlx::query(
+                                "INSERT INTO message_reactions_v1 (message_id, user_id, reaction)
+                                 SELECT $1, $2, $3 WHERE NOT EXISTS
+                                     (SELECT 1 FROM messages_v1 WHERE message_id = $1 AND deleted)
+                                 ON CONFLICT (message_id, user_id) DO UPDATE SET reaction = EXCLUDED.reaction",
+                            )
+                            .bind(set.message_id)
+                            .bind(set.user)
+                            .bind(reaction.as_str())
+                            .execute(&mut *connection)
+                            .await?;
+                        }
+                        None => {
+                            sqlx::query("DELETE FROM message_reactions_v1 WHERE message_id = $1 AND user_id = $2")
+                                .bind(set.message_id)
+                                .bind(set.user)
+                                .execute(&mut *connection)
+                                .await?;
+                        }
+                    }
+                    continue;
+                }
                 ChatsEvent::Message(MessageEvent::ReadMarked(marked)) => {
                     sqlx::query(
                         "UPDATE chat_members_v1 SET read_up_to = GREATEST(read_up_to, $3)

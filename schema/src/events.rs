@@ -31,6 +31,9 @@ const CURRENT_VERSIONS: &[(&str, u32)] = &[
     ("GroupRenamed", 1),
     ("MessageSent", 1),
     ("ReadMarked", 1),
+    ("MessageEdited", 1),
+    ("MessageDeleted", 1),
+    ("ReactionSet", 1),
 ];
 
 pub fn current_version(event_type: &str) -> Option<u32> {

@@ -38,6 +38,9 @@ impl From<ChatsError> for ApiError {
             ChatsError::Chat(ChatError::CannotRemoveSelf) => {
                 (S::UNPROCESSABLE_ENTITY, "cannot_remove_self")
             }
+            ChatsError::Chat(ChatError::NotAuthor) => (S::FORBIDDEN, "not_author"),
+            ChatsError::Chat(ChatError::CannotDelete) => (S::FORBIDDEN, "cannot_delete"),
+            ChatsError::Chat(ChatError::EditWindowClosed) => (S::CONFLICT, "edit_window_closed"),
             ChatsError::Chat(ChatError::NoActor) => return Self::internal(error),
             ChatsError::UnknownUser => (S::UNPROCESSABLE_ENTITY, "unknown_user"),
             ChatsError::Conflict => (S::CONFLICT, "conflict"),
@@ -148,8 +151,9 @@ pub async fn create_group(
 pub struct LastMessage {
     pub sequence: u64,
     pub sender: Uuid,
-    /// The first 100 characters.
+    /// The first 100 characters; empty when the message was deleted for everyone.
     pub preview: String,
+    pub deleted: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub sent_at: OffsetDateTime,
 }
@@ -190,13 +194,14 @@ pub async fn list(
     let rows = sqlx::query(
         "SELECT c.chat_id, c.kind, c.name, c.last_activity_at,
                 lm.sequence AS last_sequence, lm.sender AS last_sender, left(lm.body, 100) AS preview,
+                lm.deleted AS last_deleted,
                 lm.sent_at AS last_sent_at,
                 (SELECT count(*) FROM messages_v1 x
                  WHERE x.chat_id = c.chat_id AND x.sequence > GREATEST(m.read_up_to, m.joined_sequence)
                    AND x.sender <> m.user_id) AS unread
          FROM chat_members_v1 m JOIN chats_v1 c USING (chat_id)
          LEFT JOIN LATERAL (
-             SELECT sequence, sender, body, sent_at FROM messages_v1
+             SELECT sequence, sender, body, sent_at, deleted FROM messages_v1
              WHERE chat_id = c.chat_id ORDER BY sequence DESC LIMIT 1
          ) lm ON true
          WHERE m.user_id = $1 AND m.left_at IS NULL
@@ -215,6 +220,7 @@ pub async fn list(
                     sequence: u64::try_from(sequence).unwrap_or(0),
                     sender: row.try_get("last_sender")?,
                     preview: row.try_get("preview")?,
+                    deleted: row.try_get("last_deleted")?,
                     sent_at: row.try_get("last_sent_at")?,
                 }),
                 None => None,
@@ -566,14 +572,26 @@ pub struct HistoryQuery {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+pub struct ReactionCount {
+    pub reaction: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Message {
     pub message_id: Uuid,
     pub sequence: u64,
     pub sender: Uuid,
+    /// Empty for a message deleted for everyone.
     pub body: String,
     pub reply_to: Option<Uuid>,
     #[serde(with = "time::serde::rfc3339")]
     pub sent_at: OffsetDateTime,
+    pub edited: bool,
+    /// Deleted for everyone: a tombstone.
+    pub deleted: bool,
+    /// Each reaction with how many members chose it, most chosen first.
+    pub reactions: Vec<ReactionCount>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -632,16 +650,23 @@ pub async fn history(
         (Some(before), None) => (false, to_i64(before)),
         (None, None) => (false, i64::MAX),
     };
+    const COLUMNS: &str = "SELECT m.message_id, m.sequence, m.sender, m.body, m.reply_to, m.sent_at, m.edited, m.deleted,
+            COALESCE((SELECT json_agg(json_build_object('reaction', r.reaction, 'count', r.n) ORDER BY r.n DESC, r.reaction)
+                      FROM (SELECT reaction, count(*) AS n FROM message_reactions_v1
+                            WHERE message_id = m.message_id GROUP BY reaction) r), '[]'::json) AS reactions
+         FROM messages_v1 m";
     let sql = if forward {
-        "SELECT message_id, sequence, sender, body, reply_to, sent_at FROM messages_v1
-         WHERE chat_id = $1 AND sequence > $2 AND sequence >= $3 AND sequence < $4
-         ORDER BY sequence ASC LIMIT $5"
+        format!(
+            "{COLUMNS} WHERE m.chat_id = $1 AND m.sequence > $2 AND m.sequence >= $3 AND m.sequence < $4
+             ORDER BY m.sequence ASC LIMIT $5"
+        )
     } else {
-        "SELECT message_id, sequence, sender, body, reply_to, sent_at FROM messages_v1
-         WHERE chat_id = $1 AND sequence < $2 AND sequence >= $3 AND sequence < $4
-         ORDER BY sequence DESC LIMIT $5"
+        format!(
+            "{COLUMNS} WHERE m.chat_id = $1 AND m.sequence < $2 AND m.sequence >= $3 AND m.sequence < $4
+             ORDER BY m.sequence DESC LIMIT $5"
+        )
     };
-    let rows = sqlx::query(sql)
+    let rows = sqlx::query(&sql)
         .bind(chat_id)
         .bind(bound)
         .bind(joined)
@@ -663,6 +688,9 @@ pub async fn history(
                 body: row.try_get("body")?,
                 reply_to: row.try_get("reply_to")?,
                 sent_at: row.try_get("sent_at")?,
+                edited: row.try_get("edited")?,
+                deleted: row.try_get("deleted")?,
+                reactions: reactions(row.try_get("reactions")?),
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()
@@ -704,6 +732,168 @@ pub async fn mark_read(
             chat_id,
             caller.user_id,
             request.up_to,
+            metadata(Some(caller.user_id)),
+        )
+        .await?;
+    Ok(axum::Json(SequenceResponse { sequence }))
+}
+
+fn reactions(json: serde_json::Value) -> Vec<ReactionCount> {
+    json.as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| {
+                    Some(ReactionCount {
+                        reaction: item["reaction"].as_str()?.to_owned(),
+                        count: item["count"].as_u64()?,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"body": "See you at 9?"}))]
+pub struct EditRequest {
+    #[schema(min_length = 1, max_length = 65536)]
+    pub body: String,
+}
+
+/// Edits a message: its author only, within 15 minutes of sending. Earlier versions
+/// stay in the log.
+#[utoipa::path(
+    patch, path = "/v1/chats/{chat_id}/messages/{sequence}", tag = "messages", security(("bearer" = [])),
+    params(("chat_id" = Uuid, Path, description = "The chat"), ("sequence" = u64, Path, description = "The message's sequence")),
+    request_body = EditRequest,
+    responses(
+        (status = 200, body = SequenceResponse),
+        (status = 403, description = "Not the author", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat or message, or not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The edit window has closed, or a concurrent change", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn edit_message(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath((chat_id, sequence)): ApiPath<(Uuid, u64)>,
+    ApiJson(request): ApiJson<EditRequest>,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    let body = natter_domain::chat::MessageBody::parse(&request.body)
+        .map_err(|e| ApiError::bad_request("invalid_body_text", e))?;
+    act(
+        &state,
+        caller,
+        chat_id,
+        sequence,
+        natter_domain::chat::MessageAction::Edit(body),
+    )
+    .await
+}
+
+/// Deletes a message for everyone: its author, or a group admin. A tombstone stays.
+#[utoipa::path(
+    delete, path = "/v1/chats/{chat_id}/messages/{sequence}", tag = "messages", security(("bearer" = [])),
+    params(("chat_id" = Uuid, Path, description = "The chat"), ("sequence" = u64, Path, description = "The message's sequence")),
+    responses(
+        (status = 200, body = SequenceResponse),
+        (status = 403, description = "Neither author nor admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat or message, or not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn delete_message(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath((chat_id, sequence)): ApiPath<(Uuid, u64)>,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    act(
+        &state,
+        caller,
+        chat_id,
+        sequence,
+        natter_domain::chat::MessageAction::DeleteForEveryone,
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"reaction": "👍"}))]
+pub struct ReactRequest {
+    /// One emoji or short token: 1 to 32 bytes, no spaces.
+    #[schema(min_length = 1, max_length = 32)]
+    pub reaction: String,
+}
+
+/// Sets the caller's one reaction to a message, replacing any earlier one.
+#[utoipa::path(
+    put, path = "/v1/chats/{chat_id}/messages/{sequence}/reaction", tag = "messages", security(("bearer" = [])),
+    params(("chat_id" = Uuid, Path, description = "The chat"), ("sequence" = u64, Path, description = "The message's sequence")),
+    request_body = ReactRequest,
+    responses(
+        (status = 200, body = SequenceResponse),
+        (status = 404, description = "No such chat or message, or not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn react(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath((chat_id, sequence)): ApiPath<(Uuid, u64)>,
+    ApiJson(request): ApiJson<ReactRequest>,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    let reaction = natter_domain::chat::Reaction::parse(&request.reaction)
+        .map_err(|e| ApiError::bad_request("invalid_reaction", e))?;
+    act(
+        &state,
+        caller,
+        chat_id,
+        sequence,
+        natter_domain::chat::MessageAction::React(Some(reaction)),
+    )
+    .await
+}
+
+/// Removes the caller's reaction to a message.
+#[utoipa::path(
+    delete, path = "/v1/chats/{chat_id}/messages/{sequence}/reaction", tag = "messages", security(("bearer" = [])),
+    params(("chat_id" = Uuid, Path, description = "The chat"), ("sequence" = u64, Path, description = "The message's sequence")),
+    responses(
+        (status = 200, body = SequenceResponse),
+        (status = 404, description = "No such chat or message, or not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn unreact(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath((chat_id, sequence)): ApiPath<(Uuid, u64)>,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    act(
+        &state,
+        caller,
+        chat_id,
+        sequence,
+        natter_domain::chat::MessageAction::React(None),
+    )
+    .await
+}
+
+async fn act(
+    state: &ApiState,
+    caller: Caller,
+    chat_id: Uuid,
+    sequence: u64,
+    action: natter_domain::chat::MessageAction,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    let sequence = state
+        .messages
+        .act(
+            chat_id,
+            caller.user_id,
+            sequence,
+            action,
             metadata(Some(caller.user_id)),
         )
         .await?;

@@ -267,3 +267,56 @@ fn bodies_and_client_ids_are_checked() {
     assert!(ClientId::parse("has space").is_err());
     assert!(ClientId::parse(&"a".repeat(65)).is_err());
 }
+
+fn sent_by(sender: u128, minutes_ago: i64) -> MessageRef {
+    MessageRef {
+        chat_id: CHAT,
+        sequence: 7,
+        message_id: Uuid::from_u128(700),
+        sender: user(sender),
+        sent_at: datetime!(2026-11-26 12:00 UTC) - time::Duration::minutes(minutes_ago),
+    }
+}
+
+#[test]
+fn edits_are_the_authors_within_the_window_and_deletes_the_authors_or_admins() {
+    let (chat, _) = run(&[(1, group(&[2, 3]))]);
+    let edit = MessageAction::Edit(MessageBody::parse("fixed").unwrap());
+    assert!(
+        chat.decide_on_message(&sent_by(2, 1), &edit, &by(2))
+            .is_ok()
+    );
+    assert_eq!(
+        chat.decide_on_message(&sent_by(2, 1), &edit, &by(3)),
+        Err(ChatError::NotAuthor)
+    );
+    assert_eq!(
+        chat.decide_on_message(&sent_by(2, 16), &edit, &by(2)),
+        Err(ChatError::EditWindowClosed)
+    );
+    let delete = MessageAction::DeleteForEveryone;
+    assert!(
+        chat.decide_on_message(&sent_by(2, 60), &delete, &by(2))
+            .is_ok(),
+        "the author, any time"
+    );
+    assert!(
+        chat.decide_on_message(&sent_by(2, 60), &delete, &by(1))
+            .is_ok(),
+        "an admin"
+    );
+    assert_eq!(
+        chat.decide_on_message(&sent_by(2, 60), &delete, &by(3)),
+        Err(ChatError::CannotDelete)
+    );
+    let react = MessageAction::React(Some(Reaction::parse("👍").unwrap()));
+    assert!(
+        chat.decide_on_message(&sent_by(2, 60), &react, &by(3))
+            .is_ok()
+    );
+    assert_eq!(
+        chat.decide_on_message(&sent_by(2, 60), &react, &by(9)),
+        Err(ChatError::NotMember)
+    );
+    assert!(Reaction::parse("two words").is_err() && Reaction::parse("").is_err());
+}
