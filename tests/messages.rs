@@ -796,3 +796,78 @@ async fn edits_deletes_and_reactions_follow_their_rules() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{bad}");
     }
 }
+
+#[tokio::test]
+async fn search_finds_what_the_caller_can_see_ranked_with_snippets() {
+    let env = TestEnv::new().await;
+    let api = Api::start(&env).await;
+    let (pia, quy, ray) = (
+        api.user("pia").await,
+        api.user("quy").await,
+        api.user("ray").await,
+    );
+    let ours = direct(&api, &pia, &quy).await;
+    let theirs = direct(&api, &quy, &ray).await;
+    send(&api, &ours, &pia, "s1", "Climbing at the wall tonight?").await;
+    send(
+        &api,
+        &ours,
+        &quy,
+        "s2",
+        "climbing climbing climbing, always climbing",
+    )
+    .await;
+    let (_, gone) = send(&api, &ours, &pia, "s3", "secret climbing plan").await;
+    send(&api, &theirs, &ray, "s4", "climbing without pia").await;
+    let (_, deleted) = api
+        .call(
+            Method::DELETE,
+            &format!("/v1/chats/{ours}/messages/{}", gone["sequence"]),
+            &pia,
+            None,
+        )
+        .await;
+    let at = deleted["sequence"].as_u64().unwrap();
+    let (status, found) = search(&api, at, &pia, "q=CLIMBING".into()).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    let items = found["items"].as_array().unwrap();
+    assert_eq!(
+        items.len(),
+        2,
+        "not the deleted message, not another chat's: {found}"
+    );
+    assert!(
+        items[0]["snippet"]
+            .as_str()
+            .unwrap()
+            .contains("<b>climbing</b>")
+    );
+    assert!(
+        items[0]["snippet"]
+            .as_str()
+            .unwrap()
+            .starts_with("<b>climbing</b> <b>climbing</b>"),
+        "best match first"
+    );
+    let (_, paged) = search(&api, at, &pia, "q=climbing&limit=1".into()).await;
+    let cursor = paged["next_cursor"].as_str().unwrap().to_owned();
+    let (_, second) = search(
+        &api,
+        at,
+        &pia,
+        format!("q=climbing&limit=1&cursor={cursor}"),
+    )
+    .await;
+    assert_eq!(second["items"][0]["message_id"], items[1]["message_id"]);
+    let (_, in_theirs) = search(&api, at, &quy, format!("q=climbing&chat_id={theirs}")).await;
+    assert_eq!(in_theirs["items"].as_array().unwrap().len(), 1);
+    let (_, phrase) = search(&api, at, &quy, "q=%22at+the+wall%22".into()).await;
+    assert_eq!(phrase["items"].as_array().unwrap().len(), 1);
+    let (status, _) = search(&api, at, &pia, "q=%20".into()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+async fn search(api: &Api, at: u64, user: &User, query: String) -> (StatusCode, Value) {
+    let path = format!("/v1/search/messages?{query}&min_sequence={at}");
+    api.call(Method::GET, &path, user, None).await
+}

@@ -7,7 +7,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{SequenceResponse, accounts, chats, sessions};
+use crate::routes::{SequenceResponse, accounts, chats, search, sessions};
 use crate::{ApiState, Problem};
 
 #[derive(Debug, OpenApi)]
@@ -30,6 +30,7 @@ use crate::{ApiState, Problem};
         chats::add_members, chats::remove_member, chats::promote, chats::demote, chats::rename,
         chats::send_message, chats::history, chats::mark_read,
         chats::edit_message, chats::delete_message, chats::react, chats::unreact,
+        search::search_messages,
     ),
     components(schemas(Problem, SequenceResponse)),
     modifiers(&BearerAuth, &CommonProblems),

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod chats;
+pub mod search;
 pub mod sessions;
 
 use natter_schema::Metadata;
