@@ -871,3 +871,103 @@ async fn search(api: &Api, at: u64, user: &User, query: String) -> (StatusCode, 
     let path = format!("/v1/search/messages?{query}&min_sequence={at}");
     api.call(Method::GET, &path, user, None).await
 }
+
+#[tokio::test]
+async fn the_sender_sees_sent_delivered_and_read_from_the_members_markers() {
+    let env = TestEnv::new().await;
+    let api = Api::start(&env).await;
+    let (sam, tia, uma, vic) = (
+        api.user("sam").await,
+        api.user("tia").await,
+        api.user("uma").await,
+        api.user("vic").await,
+    );
+    let (_, group) = api
+        .call(
+            Method::POST,
+            "/v1/chats/groups",
+            &sam,
+            Some(json!({"name": "R", "members": [tia.id, uma.id]})),
+        )
+        .await;
+    let chat = group["chat_id"].as_str().unwrap().to_owned();
+    let (_, sent) = send(&api, &chat, &sam, "r1", "did you get this?").await;
+    let up_to = sent["sequence"].as_u64().unwrap();
+    let state = |at: u64| {
+        let (api, sam, chat) = (&api, &sam, chat.clone());
+        async move {
+            let (_, page) = api
+                .call(
+                    Method::GET,
+                    &format!("/v1/chats/{chat}/messages?min_sequence={at}"),
+                    sam,
+                    None,
+                )
+                .await;
+            page["items"][0]["receipt"].as_str().unwrap().to_owned()
+        }
+    };
+    assert_eq!(state(up_to).await, "sent");
+    let mark = |who: &'static str, user: &User| {
+        let path = format!("/v1/chats/{chat}/{who}");
+        let (api, token) = (&api, user.token.clone());
+        async move {
+            let user = User {
+                id: String::new(),
+                token,
+            };
+            let (status, marked) = api
+                .call(Method::POST, &path, &user, Some(json!({"up_to": up_to})))
+                .await;
+            assert_eq!(status, StatusCode::OK);
+            marked["sequence"].as_u64().unwrap()
+        }
+    };
+    let at = mark("delivered", &tia).await;
+    assert_eq!(state(at).await, "sent", "one of two");
+    let at = mark("delivered", &uma).await;
+    assert_eq!(state(at).await, "delivered");
+    // A member who joins later does not hold it back.
+    let (_, added) = api
+        .call(
+            Method::POST,
+            &format!("/v1/chats/{chat}/members"),
+            &sam,
+            Some(json!({"user_ids": [vic.id]})),
+        )
+        .await;
+    assert_eq!(
+        state(added["sequence"].as_u64().unwrap()).await,
+        "delivered"
+    );
+    mark("read", &tia).await;
+    let at = mark("read", &uma).await;
+    assert_eq!(state(at).await, "read");
+    // Someone who turned read receipts off never counts as having read.
+    let (_, private) = api
+        .call(
+            Method::PUT,
+            "/v1/users/me/privacy",
+            &uma,
+            Some(json!({"read_receipts": false})),
+        )
+        .await;
+    let at = private["sequence"].as_u64().unwrap();
+    // The privacy setting is in the user directory, another projection: wait for it.
+    common::eventually(
+        std::time::Duration::from_secs(5),
+        "the privacy change",
+        || async { state(at).await == "delivered" },
+    )
+    .await;
+    // Others see no receipt state on messages that are not theirs.
+    let (_, page) = api
+        .call(
+            Method::GET,
+            &format!("/v1/chats/{chat}/messages"),
+            &tia,
+            None,
+        )
+        .await;
+    assert_eq!(page["items"][0]["receipt"], Value::Null);
+}

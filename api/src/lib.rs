@@ -126,6 +126,10 @@ pub fn router(state: ApiState, rest: bool) -> Router {
                 post(routes::chats::add_members),
             )
             .route("/v1/chats/{chat_id}/read", post(routes::chats::mark_read))
+            .route(
+                "/v1/chats/{chat_id}/delivered",
+                post(routes::chats::mark_delivered),
+            )
             .route("/v1/search/messages", get(routes::search::search_messages))
             .route(
                 "/v1/chats/{chat_id}/messages/{sequence}",

@@ -164,6 +164,21 @@ impl Messages {
         .await
     }
 
+    /// Marks the chat delivered to `user`'s devices up to `up_to`.
+    pub async fn mark_delivered(
+        &self,
+        chat_id: Uuid,
+        user: Uuid,
+        up_to: u64,
+        metadata: Metadata,
+    ) -> Result<u64, MessagesError> {
+        self.append_decided(chat_id, user, metadata, |chat, context| {
+            chat.decide_mark_delivered(up_to, context)
+                .map(MessageEvent::DeliveredMarked)
+        })
+        .await
+    }
+
     /// Edits, deletes for everyone, or reacts to the message at stream `sequence`.
     pub async fn act(
         &self,

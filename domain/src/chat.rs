@@ -603,9 +603,20 @@ pub struct SendMessage {
 pub enum MessageEvent {
     MessageSent(MessageSent),
     ReadMarked(ReadMarked),
+    DeliveredMarked(DeliveredMarked),
     MessageEdited(MessageEdited),
     MessageDeleted(MessageDeleted),
     ReactionSet(ReactionSet),
+}
+
+/// A member's devices have received the chat up to a stream sequence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveredMarked {
+    pub chat_id: Uuid,
+    pub user: Uuid,
+    pub up_to: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub marked_at: OffsetDateTime,
 }
 
 /// How long after sending its author may edit a message.
@@ -727,6 +738,7 @@ impl DomainEvent for MessageEvent {
         match self {
             Self::MessageSent(_) => "MessageSent",
             Self::ReadMarked(_) => "ReadMarked",
+            Self::DeliveredMarked(_) => "DeliveredMarked",
             Self::MessageEdited(_) => "MessageEdited",
             Self::MessageDeleted(_) => "MessageDeleted",
             Self::ReactionSet(_) => "ReactionSet",
@@ -740,6 +752,7 @@ impl DomainEvent for MessageEvent {
         match event_type {
             "MessageSent" => MessageSent::deserialize(payload).map(Self::MessageSent),
             "ReadMarked" => ReadMarked::deserialize(payload).map(Self::ReadMarked),
+            "DeliveredMarked" => DeliveredMarked::deserialize(payload).map(Self::DeliveredMarked),
             "MessageEdited" => MessageEdited::deserialize(payload).map(Self::MessageEdited),
             "MessageDeleted" => MessageDeleted::deserialize(payload).map(Self::MessageDeleted),
             "ReactionSet" => ReactionSet::deserialize(payload).map(Self::ReactionSet),
@@ -805,6 +818,21 @@ impl Chat {
                 reaction: reaction.clone(),
             })),
         }
+    }
+
+    /// Decides a delivered marker: members only.
+    pub fn decide_mark_delivered(
+        &self,
+        up_to: u64,
+        context: &Context,
+    ) -> Result<DeliveredMarked, ChatError> {
+        self.decide_mark_read(up_to, context)
+            .map(|read| DeliveredMarked {
+                chat_id: read.chat_id,
+                user: read.user,
+                up_to: read.up_to,
+                marked_at: read.marked_at,
+            })
     }
 
     /// Decides a read marker: members only.

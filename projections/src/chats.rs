@@ -119,9 +119,23 @@ impl Projection for Chats {
                     }
                     continue;
                 }
+                ChatsEvent::Message(MessageEvent::DeliveredMarked(marked)) => {
+                    sqlx::query(
+                        "UPDATE chat_members_v1 SET delivered_up_to = GREATEST(delivered_up_to, $3)
+                         WHERE chat_id = $1 AND user_id = $2",
+                    )
+                    .bind(marked.chat_id)
+                    .bind(marked.user)
+                    .bind(i64::try_from(marked.up_to).unwrap_or(i64::MAX))
+                    .execute(&mut *connection)
+                    .await?;
+                    continue;
+                }
+                // Reading implies having received.
                 ChatsEvent::Message(MessageEvent::ReadMarked(marked)) => {
                     sqlx::query(
-                        "UPDATE chat_members_v1 SET read_up_to = GREATEST(read_up_to, $3)
+                        "UPDATE chat_members_v1 SET read_up_to = GREATEST(read_up_to, $3),
+                             delivered_up_to = GREATEST(delivered_up_to, $3)
                          WHERE chat_id = $1 AND user_id = $2",
                     )
                     .bind(marked.chat_id)

@@ -31,6 +31,7 @@ const CURRENT_VERSIONS: &[(&str, u32)] = &[
     ("GroupRenamed", 1),
     ("MessageSent", 1),
     ("ReadMarked", 1),
+    ("DeliveredMarked", 1),
     ("MessageEdited", 1),
     ("MessageDeleted", 1),
     ("ReactionSet", 1),

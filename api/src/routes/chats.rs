@@ -592,6 +592,31 @@ pub struct Message {
     pub deleted: bool,
     /// Each reaction with how many members chose it, most chosen first.
     pub reactions: Vec<ReactionCount>,
+    /// For the caller's own messages: `sent`, `delivered` (to every other member) or
+    /// `read` (by every other member). Members who turned read receipts off never
+    /// count as having read.
+    pub receipt: Option<String>,
+}
+
+/// Another member's markers, for the receipts of the caller's messages.
+struct Recipient {
+    joined: i64,
+    delivered: i64,
+    read: Option<i64>,
+}
+
+fn receipt(sequence: i64, recipients: &[Recipient]) -> &'static str {
+    let concerned: Vec<&Recipient> = recipients.iter().filter(|r| r.joined < sequence).collect();
+    if concerned
+        .iter()
+        .all(|r| r.read.is_some_and(|read| read >= sequence))
+    {
+        "read"
+    } else if concerned.iter().all(|r| r.delivered >= sequence) {
+        "delivered"
+    } else {
+        "sent"
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -675,22 +700,46 @@ pub async fn history(
         .fetch_all(&state.pool)
         .await
         .map_err(ApiError::internal)?;
+    let recipients: Vec<Recipient> = sqlx::query(
+        "SELECT cm.joined_sequence, cm.delivered_up_to, cm.read_up_to, COALESCE(d.read_receipts, true) AS receipts
+         FROM chat_members_v1 cm LEFT JOIN user_directory_v1 d USING (user_id)
+         WHERE cm.chat_id = $1 AND cm.left_at IS NULL AND cm.user_id <> $2",
+    )
+    .bind(chat_id)
+    .bind(caller.user_id)
+    .fetch_all(&state.pool)
+    .await
+    .map_err(ApiError::internal)?
+    .iter()
+    .map(|row| {
+        let receipts: bool = row.try_get("receipts")?;
+        Ok(Recipient {
+            joined: row.try_get("joined_sequence")?,
+            delivered: row.try_get("delivered_up_to")?,
+            read: if receipts { Some(row.try_get("read_up_to")?) } else { None },
+        })
+    })
+    .collect::<Result<_, sqlx::Error>>()
+    .map_err(ApiError::internal)?;
     let has_more = rows.len() > limit as usize;
     let mut items = rows
         .iter()
         .take(limit as usize)
         .map(|row| {
             let sequence: i64 = row.try_get("sequence")?;
+            let sender: Uuid = row.try_get("sender")?;
             Ok(Message {
                 message_id: row.try_get("message_id")?,
                 sequence: u64::try_from(sequence).unwrap_or(0),
-                sender: row.try_get("sender")?,
+                sender,
                 body: row.try_get("body")?,
                 reply_to: row.try_get("reply_to")?,
                 sent_at: row.try_get("sent_at")?,
                 edited: row.try_get("edited")?,
                 deleted: row.try_get("deleted")?,
                 reactions: reactions(row.try_get("reactions")?),
+                receipt: (sender == caller.user_id)
+                    .then(|| receipt(sequence, &recipients).to_owned()),
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()
@@ -894,6 +943,36 @@ async fn act(
             caller.user_id,
             sequence,
             action,
+            metadata(Some(caller.user_id)),
+        )
+        .await?;
+    Ok(axum::Json(SequenceResponse { sequence }))
+}
+
+/// Marks the chat received by the caller's devices up to a message: it drives the
+/// sender's "delivered" state. Send one marker for many messages, not one each.
+#[utoipa::path(
+    post, path = "/v1/chats/{chat_id}/delivered", tag = "messages", security(("bearer" = [])),
+    params(("chat_id" = Uuid, Path, description = "The chat")),
+    request_body = ReadRequest,
+    responses(
+        (status = 200, body = SequenceResponse),
+        (status = 404, description = "No such chat, or not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The chat kept changing; try again", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn mark_delivered(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(chat_id): ApiPath<Uuid>,
+    ApiJson(request): ApiJson<ReadRequest>,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    let sequence = state
+        .messages
+        .mark_delivered(
+            chat_id,
+            caller.user_id,
+            request.up_to,
             metadata(Some(caller.user_id)),
         )
         .await?;
