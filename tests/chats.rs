@@ -383,3 +383,123 @@ async fn only_admins_manage_a_group_and_the_last_admin_hands_over() {
         (StatusCode::BAD_REQUEST, Some("invalid_path"))
     );
 }
+
+#[tokio::test]
+async fn chat_settings_pin_at_most_three_archive_and_mute() {
+    let env = TestEnv::new().await;
+    let api = Api::start(&env).await;
+    let me = api.user("me_user").await;
+    let mut chats = Vec::new();
+    for n in 0..4 {
+        let other = api.user(&format!("peer_{n}")).await;
+        let (_, chat) = api
+            .call(
+                Method::POST,
+                "/v1/chats/direct",
+                &me,
+                Some(json!({"user_id": other.id})),
+            )
+            .await;
+        chats.push(chat["chat_id"].as_str().unwrap().to_owned());
+    }
+    let settings = |chat: &str| format!("/v1/chats/{chat}/settings");
+    let mut last = Value::Null;
+    for chat in &chats[..3] {
+        let (status, changed) = api
+            .call(
+                Method::PUT,
+                &settings(chat),
+                &me,
+                Some(json!({"pinned": true})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{changed}");
+        last = changed;
+    }
+    let (status, problem) = api
+        .call(
+            Method::PUT,
+            &settings(&chats[3]),
+            &me,
+            Some(json!({"pinned": true})),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::CONFLICT, Some("too_many_pinned"))
+    );
+    let (_, archived) = api
+        .call(
+            Method::PUT,
+            &settings(&chats[3]),
+            &me,
+            Some(json!({"archived": true, "muted_until": "2030-01-01T00:00:00Z"})),
+        )
+        .await;
+    let (_, list) = api
+        .call(
+            Method::GET,
+            &format!(
+                "/v1/chats?min_sequence={}",
+                archived["sequence"]
+                    .as_u64()
+                    .max(last["sequence"].as_u64())
+                    .unwrap()
+            ),
+            &me,
+            None,
+        )
+        .await;
+    let items = list["items"].as_array().unwrap();
+    assert!(
+        items[..3].iter().all(|c| c["pinned"] == true),
+        "pinned first: {list}"
+    );
+    let fourth = items
+        .iter()
+        .find(|c| c["chat_id"] == chats[3].as_str())
+        .unwrap();
+    assert_eq!(
+        (fourth["archived"].as_bool(), fourth["muted_until"].as_str()),
+        (Some(true), Some("2030-01-01T00:00:00Z"))
+    );
+    // null unmutes; leaving the field out leaves it.
+    let (_, unmuted) = api
+        .call(
+            Method::PUT,
+            &settings(&chats[3]),
+            &me,
+            Some(json!({"muted_until": null})),
+        )
+        .await;
+    let (_, list) = api
+        .call(
+            Method::GET,
+            &format!("/v1/chats?min_sequence={}", unmuted["sequence"]),
+            &me,
+            None,
+        )
+        .await;
+    let fourth = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["chat_id"] == chats[3].as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (fourth["archived"].as_bool(), &fourth["muted_until"]),
+        (Some(true), &Value::Null)
+    );
+    // Not a member: not found.
+    let stranger = api.user("stranger").await;
+    let (status, _) = api
+        .call(
+            Method::PUT,
+            &settings(&chats[0]),
+            &stranger,
+            Some(json!({"archived": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -127,6 +127,10 @@ pub fn router(state: ApiState, rest: bool) -> Router {
             )
             .route("/v1/chats/{chat_id}/read", post(routes::chats::mark_read))
             .route(
+                "/v1/chats/{chat_id}/settings",
+                put(routes::chats::change_settings),
+            )
+            .route(
                 "/v1/chats/{chat_id}/delivered",
                 post(routes::chats::mark_delivered),
             )

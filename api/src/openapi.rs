@@ -28,6 +28,7 @@ use crate::{ApiState, Problem};
         sessions::login, sessions::refresh, sessions::logout, sessions::revoke, sessions::list,
         chats::open_direct, chats::create_group, chats::list, chats::details,
         chats::add_members, chats::remove_member, chats::promote, chats::demote, chats::rename,
+        chats::change_settings,
         chats::send_message, chats::history, chats::mark_read, chats::mark_delivered,
         chats::edit_message, chats::delete_message, chats::react, chats::unreact,
         search::search_messages,

@@ -2,6 +2,7 @@
 //! membership and roles.
 
 use natter_domain::chat::{Chat, ChatCommand, ChatError, DIRECT_CLAIM, GroupName, direct_key};
+use natter_domain::prefs::{ChangeChatSettings, ChatPrefs, PrefsError};
 use natter_domain::user::User;
 use natter_eventlog::EventLog;
 use natter_schema::Metadata;
@@ -17,6 +18,8 @@ pub enum ChatsError {
     UnknownUser,
     #[error("the chat changed concurrently; try again")]
     Conflict,
+    #[error(transparent)]
+    Prefs(PrefsError),
     #[error("{0}")]
     Internal(String),
 }
@@ -45,13 +48,15 @@ pub struct ChatOutcome {
 pub struct Chats {
     chats: CommandHandler<Chat>,
     users: CommandHandler<User>,
+    prefs: CommandHandler<ChatPrefs>,
 }
 
 impl Chats {
     pub fn new(log: EventLog, metrics: CommandMetrics) -> Self {
         Self {
             chats: CommandHandler::new(log.clone(), metrics.clone()),
-            users: CommandHandler::new(log, metrics),
+            users: CommandHandler::new(log.clone(), metrics.clone()),
+            prefs: CommandHandler::new(log, metrics),
         }
     }
 
@@ -158,6 +163,31 @@ impl Chats {
             self.require_users(users).await?;
         }
         self.execute(chat_id, &command, actor, metadata).await
+    }
+
+    /// Changes the caller's own settings for a chat they are in.
+    pub async fn change_settings(
+        &self,
+        user: Uuid,
+        change: ChangeChatSettings,
+        metadata: Metadata,
+    ) -> Result<u64, ChatsError> {
+        if !self.chat(change.chat_id).await?.is_member(user) {
+            return Err(ChatsError::Chat(ChatError::NotFound));
+        }
+        let metadata = Metadata {
+            actor: Some(user),
+            ..metadata
+        };
+        self.prefs
+            .execute(&user.to_string(), &change, metadata)
+            .await
+            .map(|executed| executed.last_sequence)
+            .map_err(|error| match error {
+                CommandError::Rejected(rejected) => ChatsError::Prefs(rejected),
+                CommandError::Conflict { .. } => ChatsError::Conflict,
+                other => ChatsError::Internal(other.to_string()),
+            })
     }
 
     /// The chat's state, for reads that must be exact (authorization).

@@ -1,6 +1,7 @@
 //! Chats and their members, for the chat list and membership checks of queries.
 
 use natter_domain::chat::{ChatEvent, MESSAGES_KIND, MessageEvent};
+use natter_domain::prefs::PrefsEvent;
 use natter_eventlog::StoredEvent;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -17,6 +18,7 @@ pub struct Chats;
 pub enum ChatsEvent {
     Chat(ChatEvent),
     Message(MessageEvent),
+    Prefs(PrefsEvent),
 }
 
 impl Projection for Chats {
@@ -34,6 +36,7 @@ impl Projection for Chats {
         let decoded = match envelope.aggregate_type.as_str() {
             "chat" => natter_schema::decode(kind, version, payload).map(ChatsEvent::Chat),
             MESSAGES_KIND => natter_schema::decode(kind, version, payload).map(ChatsEvent::Message),
+            "chatprefs" => natter_schema::decode(kind, version, payload).map(ChatsEvent::Prefs),
             _ => return None,
         };
         decoded
@@ -52,6 +55,30 @@ impl Projection for Chats {
             let (event, at) = &decoded.event;
             let event = match event {
                 ChatsEvent::Chat(event) => event,
+                ChatsEvent::Prefs(prefs) => {
+                    let query = match prefs {
+                        PrefsEvent::ChatPinned(e) => sqlx::query(
+                            "UPDATE chat_members_v1 SET pinned = $3 WHERE chat_id = $1 AND user_id = $2",
+                        )
+                        .bind(e.chat_id)
+                        .bind(e.user)
+                        .bind(e.pinned),
+                        PrefsEvent::ChatArchived(e) => sqlx::query(
+                            "UPDATE chat_members_v1 SET archived = $3 WHERE chat_id = $1 AND user_id = $2",
+                        )
+                        .bind(e.chat_id)
+                        .bind(e.user)
+                        .bind(e.archived),
+                        PrefsEvent::ChatMuted(e) => sqlx::query(
+                            "UPDATE chat_members_v1 SET muted_until = $3 WHERE chat_id = $1 AND user_id = $2",
+                        )
+                        .bind(e.chat_id)
+                        .bind(e.user)
+                        .bind(e.until),
+                    };
+                    query.execute(&mut *connection).await?;
+                    continue;
+                }
                 ChatsEvent::Message(MessageEvent::MessageSent(sent)) => {
                     sqlx::query(
                         "INSERT INTO messages_v1 (chat_id, sequence, message_id, sender, client_id, body, reply_to, sent_at)

@@ -44,6 +44,12 @@ impl From<ChatsError> for ApiError {
             ChatsError::Chat(ChatError::NoActor) => return Self::internal(error),
             ChatsError::UnknownUser => (S::UNPROCESSABLE_ENTITY, "unknown_user"),
             ChatsError::Conflict => (S::CONFLICT, "conflict"),
+            ChatsError::Prefs(natter_domain::prefs::PrefsError::TooManyPinned) => {
+                (S::CONFLICT, "too_many_pinned")
+            }
+            ChatsError::Prefs(natter_domain::prefs::PrefsError::NoActor) => {
+                return Self::internal(error);
+            }
             ChatsError::Internal(reason) => return Self::internal(reason),
         };
         Self::new(status, code, error.to_string())
@@ -170,6 +176,11 @@ pub struct ChatSummary {
     pub last_message: Option<LastMessage>,
     /// Messages from others after the caller's read marker.
     pub unread_count: u64,
+    /// The caller's own settings for this chat.
+    pub pinned: bool,
+    pub archived: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub muted_until: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -178,8 +189,8 @@ pub struct ChatList {
     pub items: Vec<ChatSummary>,
 }
 
-/// The caller's chats, most recently active first, with the last message and the
-/// count of unread messages.
+/// The caller's chats: pinned ones first, then the most recently active, each with
+/// its last message, the count of unread messages and the caller's settings.
 #[utoipa::path(
     get, path = "/v1/chats", tag = "chats", security(("bearer" = [])),
     params(Consistency),
@@ -192,7 +203,7 @@ pub async fn list(
 ) -> Result<axum::Json<ChatList>, ApiError> {
     wait_for(&state, CHATS.0, CHATS.1, consistency.min_sequence).await?;
     let rows = sqlx::query(
-        "SELECT c.chat_id, c.kind, c.name, c.last_activity_at,
+        "SELECT c.chat_id, c.kind, c.name, c.last_activity_at, m.pinned, m.archived, m.muted_until,
                 lm.sequence AS last_sequence, lm.sender AS last_sender, left(lm.body, 100) AS preview,
                 lm.deleted AS last_deleted,
                 lm.sent_at AS last_sent_at,
@@ -205,7 +216,7 @@ pub async fn list(
              WHERE chat_id = c.chat_id ORDER BY sequence DESC LIMIT 1
          ) lm ON true
          WHERE m.user_id = $1 AND m.left_at IS NULL
-         ORDER BY c.last_activity_at DESC, c.chat_id LIMIT 1000",
+         ORDER BY m.pinned DESC, c.last_activity_at DESC, c.chat_id LIMIT 1000",
     )
     .bind(caller.user_id)
     .fetch_all(&state.pool)
@@ -233,6 +244,9 @@ pub async fn list(
                 last_activity_at: row.try_get("last_activity_at")?,
                 last_message,
                 unread_count: u64::try_from(unread).unwrap_or(0),
+                pinned: row.try_get("pinned")?,
+                archived: row.try_get("archived")?,
+                muted_until: row.try_get("muted_until")?,
             })
         })
         .collect::<Result<_, sqlx::Error>>()
@@ -975,6 +989,61 @@ pub async fn mark_delivered(
             request.up_to,
             metadata(Some(caller.user_id)),
         )
+        .await?;
+    Ok(axum::Json(SequenceResponse { sequence }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"pinned": true, "archived": false, "muted_until": "2026-11-27T08:00:00Z"}))]
+pub struct SettingsRequest {
+    /// At most three chats can be pinned.
+    pub pinned: Option<bool>,
+    pub archived: Option<bool>,
+    /// Mute until this time; `null` unmutes; absent leaves it as it is.
+    #[serde(default, deserialize_with = "present_time")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub muted_until: Option<Option<OffsetDateTime>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
+fn present_time<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<OffsetDateTime>>, D::Error> {
+    let text = Option::<String>::deserialize(deserializer)?;
+    match text {
+        None => Ok(Some(None)),
+        Some(text) => OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+            .map(|time| Some(Some(time)))
+            .map_err(serde::de::Error::custom),
+    }
+}
+
+/// Changes the caller's own settings for a chat: pin, archive, mute.
+#[utoipa::path(
+    put, path = "/v1/chats/{chat_id}/settings", tag = "chats", security(("bearer" = [])),
+    params(("chat_id" = Uuid, Path, description = "The chat")),
+    request_body = SettingsRequest,
+    responses(
+        (status = 200, body = SequenceResponse),
+        (status = 404, description = "No such chat, or not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Three chats are pinned already, or a concurrent change", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn change_settings(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(chat_id): ApiPath<Uuid>,
+    ApiJson(request): ApiJson<SettingsRequest>,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    let change = natter_domain::prefs::ChangeChatSettings {
+        chat_id,
+        pinned: request.pinned,
+        archived: request.archived,
+        muted_until: request.muted_until,
+    };
+    let sequence = state
+        .chats
+        .change_settings(caller.user_id, change, metadata(Some(caller.user_id)))
         .await?;
     Ok(axum::Json(SequenceResponse { sequence }))
 }
