@@ -28,6 +28,7 @@ use uuid::Uuid;
 use crate::settings::Settings;
 
 mod auth;
+mod messages;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -39,6 +40,9 @@ pub enum BenchCommand {
     /// Logins per second at saturation against raw argon2 verifications, and the p99 of
     /// a cheap authenticated GET while logins saturate the hashing pool against idle.
     Auth(auth::AuthArgs),
+    /// REST sends across Zipf-distributed chats against raw JetStream publishes, at
+    /// saturation and at half that rate.
+    Messages(messages::MessagesArgs),
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +92,7 @@ pub async fn run(settings: &Settings, command: BenchCommand) -> anyhow::Result<(
     match command {
         BenchCommand::Append(args) => with_bench_log(settings, |log| bench_append(log, args)).await,
         BenchCommand::Auth(args) => auth::bench_auth(settings, args).await,
+        BenchCommand::Messages(args) => messages::bench_messages(settings, args).await,
         BenchCommand::Project(args) => {
             with_bench_log(settings, |log| async move {
                 with_bench_database(settings, |pool, projection_pool| {

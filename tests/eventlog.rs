@@ -34,6 +34,7 @@ fn event(log: &EventLog, id: &str, expected: Option<u64>, n: u64) -> NewEvent {
         subject: log.subject("thing", id),
         expected_sequence: expected,
         expected_subject: None,
+        dedupe_id: None,
         envelope: envelope("thing", id, n),
     }
 }

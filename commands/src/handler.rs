@@ -281,6 +281,7 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
                 subject: self.log.subject(claim.kind, &claim.key),
                 expected_sequence: Some(resolved.expected),
                 expected_subject: None,
+                dedupe_id: None,
                 envelope: envelope(claim.kind, &claim.key, event_type, 1, payload),
             });
         }
@@ -291,6 +292,7 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
                 subject: subject.clone(),
                 expected_sequence: (index == 0).then_some(sequence),
                 expected_subject: None,
+                dedupe_id: None,
                 envelope: envelope(A::KIND, id, event_type, version, payload),
             });
         }

@@ -1,8 +1,8 @@
 //! Sending messages. A chat's messages live on a subject of their own beside the chat;
 //! each send is appended with the chat's last sequence as its expectation, so sends do
-//! not conflict with each other, only with membership changes. A client id is a claim
-//! in the same atomic batch, so a retried send is stored once for as long as the log
-//! keeps it.
+//! not conflict with each other, only with membership changes. A send carries a
+//! `Nats-Msg-Id` derived from its client id, so a retry within the deduplication window
+//! is stored once; later retries are caught against the read model by the caller.
 
 use natter_domain::Context;
 use natter_domain::chat::{
@@ -11,15 +11,13 @@ use natter_domain::chat::{
 use natter_domain::chat::{MessageAction, MessageRef};
 use natter_domain::user::User;
 use natter_eventlog::{AppendErrorKind, EventLog, NewEvent};
-use natter_schema::{ClaimMade, Envelope, Metadata};
+use natter_schema::{Envelope, Metadata};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::tokens::hex_digest;
-use crate::{ClaimHolder, CommandHandler, CommandMetrics, claim_state};
+use crate::{CommandHandler, CommandMetrics};
 
-/// The claim kind of message client ids.
-pub const CLIENT_ID_CLAIM: &str = "cmsg";
 const MAX_ATTEMPTS: u32 = 20;
 
 #[derive(Debug, thiserror::Error)]
@@ -73,18 +71,11 @@ impl Messages {
         reply_to: Option<Uuid>,
         metadata: Metadata,
     ) -> Result<Sent, MessagesError> {
-        let key = hex_digest(format!("{chat_id}\n{sender}\n{}", client_id.as_str()).as_bytes());
-        let fingerprint = hex_digest(
-            format!(
-                "{}\n{}",
-                reply_to.map(|r| r.to_string()).unwrap_or_default(),
-                body.as_str()
-            )
-            .as_bytes(),
+        let dedupe_id = format!(
+            "cmsg-{}",
+            hex_digest(format!("{chat_id}\n{sender}\n{}", client_id.as_str()).as_bytes())
         );
-        if let Some(sent) = self.replay(&key, &fingerprint).await? {
-            return Ok(sent);
-        }
+        let fingerprint = fingerprint(&body, reply_to);
         let id = chat_id.to_string();
         let (mut chat, mut sequence) = self.chats.cached(&id).await.map_err(internal)?;
         let mut fresh = false;
@@ -116,29 +107,31 @@ impl Messages {
                 }
                 Err(error) => return Err(MessagesError::Chat(error)),
             };
-            let batch = self.batch(
+            let mut event = self.message_event(
                 chat_id,
                 sequence,
-                &key,
-                &fingerprint,
-                sent,
+                MessageEvent::MessageSent(sent),
+                sender,
                 metadata,
                 context.now,
             )?;
-            match self.log.append(&batch).await {
+            event.dedupe_id = Some(dedupe_id.clone());
+            match self.log.append(std::slice::from_ref(&event)).await {
+                // The same client id came within the deduplication window: the first send
+                // stands.
+                Ok(appended) if appended.duplicate => {
+                    return self
+                        .replay(chat_id, appended.last_sequence(), &fingerprint)
+                        .await;
+                }
                 Ok(appended) => {
                     return Ok(Sent {
                         message_id,
                         sequence: appended.last_sequence(),
-                        replayed: appended.duplicate,
+                        replayed: false,
                     });
                 }
                 Err(error) if error.kind() == AppendErrorKind::Conflict => {
-                    // Either the client id was taken meanwhile (a concurrent retry), or
-                    // the chat's membership moved on.
-                    if let Some(sent) = self.replay(&key, &fingerprint).await? {
-                        return Ok(sent);
-                    }
                     (chat, sequence) = self.chats.load(&id).await.map_err(internal)?;
                     fresh = true;
                     blocked = None;
@@ -147,6 +140,70 @@ impl Messages {
             }
         }
         Err(MessagesError::Conflict)
+    }
+
+    /// The earlier send at `sequence`, if it carried the same message.
+    async fn replay(
+        &self,
+        chat_id: Uuid,
+        sequence: u64,
+        fingerprint: &str,
+    ) -> Result<Sent, MessagesError> {
+        let stored = self.log.event_at(sequence).await.map_err(internal)?;
+        let sent = stored.and_then(|stored| {
+            let envelope = stored.envelope;
+            match natter_schema::decode::<MessageEvent>(
+                &envelope.event_type,
+                envelope.schema_version,
+                &envelope.payload,
+            ) {
+                Ok(MessageEvent::MessageSent(sent)) if sent.chat_id == chat_id => Some(sent),
+                _ => None,
+            }
+        });
+        match sent {
+            Some(sent) if self::fingerprint(&sent.body, sent.reply_to) == fingerprint => Ok(Sent {
+                message_id: sent.message_id,
+                sequence,
+                replayed: true,
+            }),
+            Some(_) => Err(MessagesError::ClientIdReused),
+            None => Err(internal("a duplicate send without its original")),
+        }
+    }
+
+    fn message_event(
+        &self,
+        chat_id: Uuid,
+        chat_sequence: u64,
+        event: MessageEvent,
+        actor: Uuid,
+        metadata: Metadata,
+        now: OffsetDateTime,
+    ) -> Result<NewEvent, MessagesError> {
+        let id = chat_id.to_string();
+        let (event_type, version, payload) = natter_schema::encode(&event).map_err(internal)?;
+        Ok(NewEvent {
+            subject: self.log.subject(MESSAGES_KIND, &id),
+            expected_sequence: Some(chat_sequence),
+            expected_subject: Some(
+                self.log
+                    .subject(<Chat as natter_domain::Aggregate>::KIND, &id),
+            ),
+            dedupe_id: None,
+            envelope: Envelope {
+                event_id: Uuid::now_v7(),
+                event_type: event_type.to_owned(),
+                schema_version: version,
+                aggregate_type: MESSAGES_KIND.to_owned(),
+                aggregate_id: id,
+                actor: Some(actor),
+                occurred_at: now,
+                correlation_id: metadata.correlation_id,
+                causation_id: metadata.causation_id,
+                payload,
+            },
+        })
     }
 
     /// Marks the chat read by `user` up to `up_to` (a message's sequence).
@@ -251,27 +308,8 @@ impl Messages {
                 }
                 Err(error) => return Err(MessagesError::Chat(error)),
             };
-            let (event_type, version, payload) = natter_schema::encode(&event).map_err(internal)?;
-            let event = NewEvent {
-                subject: self.log.subject(MESSAGES_KIND, &id),
-                expected_sequence: Some(sequence),
-                expected_subject: Some(
-                    self.log
-                        .subject(<Chat as natter_domain::Aggregate>::KIND, &id),
-                ),
-                envelope: Envelope {
-                    event_id: Uuid::now_v7(),
-                    event_type: event_type.to_owned(),
-                    schema_version: version,
-                    aggregate_type: MESSAGES_KIND.to_owned(),
-                    aggregate_id: id.clone(),
-                    actor: Some(actor),
-                    occurred_at: context.now,
-                    correlation_id: metadata.correlation_id,
-                    causation_id: metadata.causation_id,
-                    payload,
-                },
-            };
+            let event =
+                self.message_event(chat_id, sequence, event, actor, metadata, context.now)?;
             match self.log.append(std::slice::from_ref(&event)).await {
                 Ok(appended) => return Ok(appended.last_sequence()),
                 Err(error) if error.kind() == AppendErrorKind::Conflict => {
@@ -299,82 +337,17 @@ impl Messages {
         }
         Ok(blocked)
     }
+}
 
-    async fn replay(&self, key: &str, fingerprint: &str) -> Result<Option<Sent>, MessagesError> {
-        let (holder, sequence) = claim_state(&self.log, CLIENT_ID_CLAIM, key)
-            .await
-            .map_err(internal)?;
-        match holder {
-            ClaimHolder::Held {
-                owner,
-                fingerprint: Some(seen),
-            } => {
-                if seen != fingerprint {
-                    return Err(MessagesError::ClientIdReused);
-                }
-                // The claim and its message are one atomic batch: the message follows.
-                Ok(Some(Sent {
-                    message_id: owner,
-                    sequence: sequence + 1,
-                    replayed: true,
-                }))
-            }
-            _ => Ok(None),
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn batch(
-        &self,
-        chat_id: Uuid,
-        chat_sequence: u64,
-        key: &str,
-        fingerprint: &str,
-        sent: natter_domain::chat::MessageSent,
-        metadata: Metadata,
-        now: OffsetDateTime,
-    ) -> Result<Vec<NewEvent>, MessagesError> {
-        let sender = sent.sender;
-        let envelope =
-            |aggregate_type: &str, aggregate_id: &str, event_type: &str, version: u32, payload| {
-                Envelope {
-                    event_id: Uuid::now_v7(),
-                    event_type: event_type.to_owned(),
-                    schema_version: version,
-                    aggregate_type: aggregate_type.to_owned(),
-                    aggregate_id: aggregate_id.to_owned(),
-                    actor: Some(sender),
-                    occurred_at: now,
-                    correlation_id: metadata.correlation_id,
-                    causation_id: metadata.causation_id,
-                    payload,
-                }
-            };
-        let message_id = sent.message_id;
-        let claim = serde_json::to_value(ClaimMade {
-            owner: message_id,
-            fingerprint: Some(fingerprint.to_owned()),
-        })
-        .map_err(internal)?;
-        let chat = chat_id.to_string();
-        let (event_type, version, payload) =
-            natter_schema::encode(&MessageEvent::MessageSent(sent)).map_err(internal)?;
-        Ok(vec![
-            NewEvent {
-                subject: self.log.subject(CLIENT_ID_CLAIM, key),
-                expected_sequence: Some(0),
-                expected_subject: None,
-                envelope: envelope(CLIENT_ID_CLAIM, key, ClaimMade::TYPE, 1, claim),
-            },
-            NewEvent {
-                subject: self.log.subject(MESSAGES_KIND, &chat),
-                expected_sequence: Some(chat_sequence),
-                expected_subject: Some(
-                    self.log
-                        .subject(<Chat as natter_domain::Aggregate>::KIND, &chat),
-                ),
-                envelope: envelope(MESSAGES_KIND, &chat, event_type, version, payload),
-            },
-        ])
-    }
+/// What a client id stands for: the message's content. The same id with other content
+/// is a client's mistake, not a retry.
+pub fn fingerprint(body: &MessageBody, reply_to: Option<Uuid>) -> String {
+    hex_digest(
+        format!(
+            "{}\n{}",
+            reply_to.map(|r| r.to_string()).unwrap_or_default(),
+            body.as_str()
+        )
+        .as_bytes(),
+    )
 }

@@ -20,6 +20,10 @@ pub struct NewEvent {
     /// append to one subject guarded by the state of another (messages of a chat by its
     /// membership).
     pub expected_subject: Option<String>,
+    /// A `Nats-Msg-Id` of the caller's, stable across retries of one request (a client's
+    /// id for a send, say). Without it, an append with no expectation is deduplicated
+    /// by its event id.
+    pub dedupe_id: Option<String>,
     pub envelope: Envelope,
 }
 
@@ -160,7 +164,9 @@ fn encode(event: &NewEvent, dedupe: bool) -> Result<(HeaderMap, Bytes), AppendEr
     let payload = serde_json::to_vec(&event.envelope)
         .map_err(|e| AppendError::new(AppendErrorKind::Other, e.to_string()))?;
     let mut headers = HeaderMap::new();
-    if dedupe {
+    if let Some(id) = &event.dedupe_id {
+        headers.insert("Nats-Msg-Id", id.as_str());
+    } else if dedupe {
         headers.insert("Nats-Msg-Id", event.envelope.event_id.to_string().as_str());
     }
     headers.insert(EVENT_TYPE_HEADER, event.envelope.event_type.as_str());

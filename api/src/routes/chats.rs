@@ -543,6 +543,38 @@ pub async fn send_message(
         .map_err(|e| ApiError::bad_request("invalid_client_id", e))?;
     let body = natter_domain::chat::MessageBody::parse(&request.body)
         .map_err(|e| ApiError::bad_request("invalid_body_text", e))?;
+    // A retry later than the log's deduplication window: the read model has the first.
+    let earlier = sqlx::query(
+        "SELECT message_id, sequence, body, reply_to, deleted FROM messages_v1
+         WHERE chat_id = $1 AND sender = $2 AND client_id = $3",
+    )
+    .bind(chat_id)
+    .bind(caller.user_id)
+    .bind(client_id.as_str())
+    .fetch_optional(&state.pool)
+    .await
+    .map_err(ApiError::internal)?;
+    if let Some(row) = earlier {
+        let stored_body: String = row.try_get("body").map_err(ApiError::internal)?;
+        let deleted: bool = row.try_get("deleted").map_err(ApiError::internal)?;
+        let stored_reply: Option<Uuid> = row.try_get("reply_to").map_err(ApiError::internal)?;
+        let same = deleted || (stored_body == body.as_str() && stored_reply == request.reply_to);
+        if !same {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "client_id_reused",
+                "this client id was used for a different message",
+            ));
+        }
+        let sequence: i64 = row.try_get("sequence").map_err(ApiError::internal)?;
+        return Ok((
+            StatusCode::OK,
+            axum::Json(SentResponse {
+                message_id: row.try_get("message_id").map_err(ApiError::internal)?,
+                sequence: u64::try_from(sequence).unwrap_or(0),
+            }),
+        ));
+    }
     let sent = state
         .messages
         .send(

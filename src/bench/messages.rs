@@ -1,0 +1,445 @@
+//! `natter bench messages`: sends through the REST API across a Zipf-distributed set of
+//! chats (80% direct, the rest groups of 10 to 256), against raw JetStream publishes of
+//! the same payload and concurrency in the same run.
+
+use std::str::FromStr as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use clap::Args;
+use serde_json::{Value, json};
+use sqlx::ConnectOptions as _;
+use sqlx::postgres::PgConnectOptions;
+use uuid::Uuid;
+
+use super::progress;
+use crate::settings::{AuthSettings, Role, Secret, ServeArgs, Settings};
+
+#[derive(Debug, Args)]
+pub struct MessagesArgs {
+    /// Users taking part.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(20..=10_000))]
+    pub users: u32,
+    /// Chats, 80% direct and 20% groups of 10 to 256.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(5..=10_000))]
+    pub chats: u32,
+    /// Sends in flight during the saturation phase.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1_024))]
+    pub in_flight: u32,
+    /// Seconds per phase.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub seconds: u64,
+}
+
+const PASSWORD: &str = "bench password 123";
+
+struct Chat {
+    id: String,
+    members: Vec<usize>,
+}
+
+pub async fn bench_messages(settings: &Settings, args: MessagesArgs) -> anyhow::Result<()> {
+    println!("natter bench messages");
+    let tag = Uuid::now_v7().simple().to_string();
+    let database = format!("natter_bench_{tag}");
+    let admin_options = PgConnectOptions::from_str(settings.database_url.expose())?;
+    let mut admin = admin_options
+        .connect()
+        .await
+        .context("connecting to Postgres")?;
+    sqlx::query(&format!("CREATE DATABASE {database}"))
+        .execute(&mut admin)
+        .await?;
+    let mut bench = settings.clone();
+    bench.stream = format!("NATTER_BENCH_{tag}");
+    bench.subject_prefix = format!("bench{tag}");
+    bench.database_url = Secret::new(
+        admin_options
+            .clone()
+            .database(&database)
+            .to_url_lossy()
+            .to_string(),
+    );
+    let result = run(&bench, &args).await;
+    if let Ok(log) = crate::app::connect_log(&bench).await {
+        let _ = log.jetstream().delete_stream(&bench.stream).await;
+    }
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await?;
+    result
+}
+
+async fn run(settings: &Settings, args: &MessagesArgs) -> anyhow::Result<()> {
+    let pool = crate::app::connect_postgres(settings).await?;
+    natter_schema::MIGRATOR.run(&pool).await?;
+    pool.close().await;
+    let unlimited = u32::MAX / 2;
+    let serve = ServeArgs {
+        listen: "127.0.0.1:0".parse()?,
+        roles: vec![Role::Api, Role::Projector],
+        auth: AuthSettings {
+            login_per_address: unlimited,
+            login_per_handle: unlimited,
+            register_per_address: unlimited,
+            register_per_handle: unlimited,
+            ..AuthSettings::default()
+        },
+    };
+    let app = crate::Application::build(settings, &serve).await?;
+    let log = app.log().clone();
+    let base = format!("http://{}", app.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(async move {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(1_024)
+        .build()?;
+
+    progress(&format!("registering and signing in {} users", args.users));
+    let mut users: Vec<(String, String)> = Vec::new();
+    for n in 0..args.users {
+        let handle = format!("bench_{n}");
+        let registered: Value = post(
+            &http,
+            &format!("{base}/v1/users"),
+            None,
+            json!({"handle": handle, "display_name": "Bench", "password": PASSWORD}),
+        )
+        .await?;
+        let session: Value = post(
+            &http,
+            &format!("{base}/v1/sessions"),
+            None,
+            json!({"handle": handle, "password": PASSWORD}),
+        )
+        .await?;
+        users.push((
+            registered["user_id"]
+                .as_str()
+                .context("user id")?
+                .to_owned(),
+            session["access_token"]
+                .as_str()
+                .context("token")?
+                .to_owned(),
+        ));
+    }
+
+    progress(&format!("opening {} chats", args.chats));
+    let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
+    let mut chats = Vec::new();
+    for n in 0..args.chats as usize {
+        let creator = rng.below(users.len());
+        let members = if n % 5 == 4 {
+            let size = 10 + rng.below(247);
+            let mut members = vec![creator];
+            while members.len() < size.min(users.len()) {
+                let candidate = rng.below(users.len());
+                if !members.contains(&candidate) {
+                    members.push(candidate);
+                }
+            }
+            members
+        } else {
+            let mut other = rng.below(users.len());
+            while other == creator {
+                other = rng.below(users.len());
+            }
+            vec![creator, other]
+        };
+        let body = if members.len() == 2 {
+            (
+                format!("{base}/v1/chats/direct"),
+                json!({"user_id": users[members[1]].0}),
+            )
+        } else {
+            let ids: Vec<&str> = members[1..].iter().map(|m| users[*m].0.as_str()).collect();
+            (
+                format!("{base}/v1/chats/groups"),
+                json!({"name": format!("group {n}"), "members": ids}),
+            )
+        };
+        let created: Value = post(&http, &body.0, Some(&users[creator].1), body.1).await?;
+        chats.push(Chat {
+            id: created["chat_id"].as_str().context("chat id")?.to_owned(),
+            members,
+        });
+    }
+    let chats = Arc::new(chats);
+    let users = Arc::new(users);
+    let zipf = Arc::new(Zipf::new(chats.len()));
+    let body = "x".repeat(120);
+
+    progress(&format!(
+        "{} s of sends at saturation ({} in flight)",
+        args.seconds, args.in_flight
+    ));
+    let window = Duration::from_secs(args.seconds);
+    let saturated = send_phase(
+        &http,
+        &base,
+        &chats,
+        &users,
+        &zipf,
+        &body,
+        args.in_flight,
+        window,
+        None,
+    )
+    .await?;
+    let max_rate = saturated.count as f64 / saturated.elapsed.as_secs_f64();
+
+    progress(&format!("{} s of sends at half that rate", args.seconds));
+    let half = send_phase(
+        &http,
+        &base,
+        &chats,
+        &users,
+        &zipf,
+        &body,
+        args.in_flight * 4,
+        window,
+        Some(max_rate / 2.0),
+    )
+    .await?;
+
+    progress(&format!(
+        "{} s of raw JetStream publishes ({} in flight)",
+        args.seconds, args.in_flight
+    ));
+    let payload = Bytes::from(serde_json::to_vec(
+        &json!({"client_id": Uuid::now_v7(), "body": body}),
+    )?);
+    let raw = raw_phase(&log, &payload, args.in_flight, window).await?;
+    let raw_rate = raw.count as f64 / raw.elapsed.as_secs_f64();
+    let _ = stop.send(());
+    server.await??;
+
+    let direct = chats.iter().filter(|c| c.members.len() == 2).count();
+    println!(
+        "  {} users, {} chats ({direct} direct, {} groups of 10 to 256), Zipf-distributed sends of 120 bytes",
+        users.len(),
+        chats.len(),
+        chats.len() - direct
+    );
+    println!(
+        "  REST sends at saturation ({} in flight)   {max_rate:>9.0} /s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} failed)",
+        args.in_flight,
+        ms(saturated.percentile(0.5)),
+        ms(saturated.percentile(0.99)),
+        saturated.failed
+    );
+    println!(
+        "  REST sends at half that rate, open loop   {:>9.0} /s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} failed)",
+        half.count as f64 / half.elapsed.as_secs_f64(),
+        ms(half.percentile(0.5)),
+        ms(half.percentile(0.99)),
+        half.failed
+    );
+    println!(
+        "  raw JetStream publish ({} in flight)       {raw_rate:>9.0} /s   p50 {:>6.2} ms   p99 {:>6.2} ms",
+        args.in_flight,
+        ms(raw.percentile(0.5)),
+        ms(raw.percentile(0.99))
+    );
+    println!(
+        "  ratio REST sends / raw publishes: {:.2}   (targets: >= 5,000 sends/s; p99 < 20 ms at half rate)",
+        max_rate / raw_rate
+    );
+    Ok(())
+}
+
+struct Outcome {
+    count: u64,
+    failed: u64,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Outcome {
+    fn percentile(&self, p: f64) -> Duration {
+        let mut sorted = self.latencies.clone();
+        sorted.sort_unstable();
+        let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len().max(1)) - 1;
+        sorted.get(index).copied().unwrap_or_default()
+    }
+}
+
+/// Sends for `window`: closed loop with `workers` when `rate` is `None`, else open loop
+/// at `rate` per second (each worker keeps its share of the schedule).
+#[allow(clippy::too_many_arguments)]
+async fn send_phase(
+    http: &reqwest::Client,
+    base: &str,
+    chats: &Arc<Vec<Chat>>,
+    users: &Arc<Vec<(String, String)>>,
+    zipf: &Arc<Zipf>,
+    body: &str,
+    workers: u32,
+    window: Duration,
+    rate: Option<f64>,
+) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..workers {
+        let (http, base, chats, users, zipf, body) = (
+            http.clone(),
+            base.to_owned(),
+            Arc::clone(chats),
+            Arc::clone(users),
+            Arc::clone(zipf),
+            body.to_owned(),
+        );
+        let failed = Arc::clone(&failed);
+        let interval = rate.map(|r| Duration::from_secs_f64(f64::from(workers) / r.max(1.0)));
+        tasks.spawn(async move {
+            let mut rng = XorShift(0x9E37_79B9_7F4A_7C15 ^ (u64::from(w) << 17 | 1));
+            let mut latencies = Vec::new();
+            let mut next = started
+                + interval.map_or(Duration::ZERO, |i| {
+                    i.mul_f64(f64::from(w) / f64::from(workers))
+                });
+            while started.elapsed() < window {
+                if let Some(interval) = interval {
+                    tokio::time::sleep_until(next.into()).await;
+                    next += interval;
+                }
+                let chat = &chats[zipf.sample(&mut rng)];
+                let sender = chat.members[rng.below(chat.members.len())];
+                // Open loop: latency counts from when the send was due.
+                let due = if interval.is_some() {
+                    next - interval.unwrap_or_default()
+                } else {
+                    Instant::now()
+                };
+                let response = http
+                    .post(format!("{base}/v1/chats/{}/messages", chat.id))
+                    .bearer_auth(&users[sender].1)
+                    .json(&json!({"client_id": Uuid::now_v7().simple().to_string(), "body": body}))
+                    .send()
+                    .await;
+                match response {
+                    Ok(response) if response.status().is_success() => latencies.push(due.elapsed()),
+                    _ => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            latencies
+        });
+    }
+    let mut latencies = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        latencies.extend(joined?);
+    }
+    Ok(Outcome {
+        count: latencies.len() as u64,
+        failed: failed.load(Ordering::Relaxed),
+        elapsed: started.elapsed(),
+        latencies,
+    })
+}
+
+async fn raw_phase(
+    log: &natter_eventlog::EventLog,
+    payload: &Bytes,
+    workers: u32,
+    window: Duration,
+) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..workers {
+        let js = log.jetstream().clone();
+        let subject = log.subject("rawmsg", &w.to_string());
+        let payload = payload.clone();
+        tasks.spawn(async move {
+            let mut latencies = Vec::new();
+            while started.elapsed() < window {
+                let t = Instant::now();
+                let ack = js
+                    .publish(subject.clone(), payload.clone())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                ack.await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                latencies.push(t.elapsed());
+            }
+            anyhow::Ok(latencies)
+        });
+    }
+    let mut latencies = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        latencies.extend(joined??);
+    }
+    Ok(Outcome {
+        count: latencies.len() as u64,
+        failed: 0,
+        elapsed: started.elapsed(),
+        latencies,
+    })
+}
+
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    body: Value,
+) -> anyhow::Result<Value> {
+    let mut request = http.post(url).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    Ok(request.send().await?.error_for_status()?.json().await?)
+}
+
+/// A small, seeded generator: the same chats and load every run.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Zipf (s = 1) over `n` ranks: rank k is chosen with probability proportional to 1/k.
+struct Zipf {
+    cumulative: Vec<f64>,
+}
+
+impl Zipf {
+    fn new(n: usize) -> Self {
+        let mut total = 0.0;
+        let cumulative = (1..=n)
+            .map(|k| {
+                total += 1.0 / k as f64;
+                total
+            })
+            .collect::<Vec<_>>();
+        Self {
+            cumulative: cumulative.into_iter().map(|c| c / total).collect(),
+        }
+    }
+
+    fn sample(&self, rng: &mut XorShift) -> usize {
+        let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+        self.cumulative
+            .partition_point(|c| *c < u)
+            .min(self.cumulative.len() - 1)
+    }
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
+}
