@@ -50,8 +50,17 @@ impl Projection for Chats {
         connection: &mut PgConnection,
         events: &[Decoded<Self::Event>],
     ) -> Result<(), sqlx::Error> {
+        // Sends (nearly all events) are gathered and written with one statement per run;
+        // any other event first writes the sends before it, so stream order holds.
+        let mut sends = Sends::default();
         for decoded in events {
             let sequence = i64::try_from(decoded.sequence).unwrap_or(i64::MAX);
+            if !matches!(
+                decoded.event.0,
+                ChatsEvent::Message(MessageEvent::MessageSent(_))
+            ) {
+                sends.flush(connection).await?;
+            }
             let (event, at) = &decoded.event;
             let event = match event {
                 ChatsEvent::Chat(event) => event,
@@ -80,21 +89,7 @@ impl Projection for Chats {
                     continue;
                 }
                 ChatsEvent::Message(MessageEvent::MessageSent(sent)) => {
-                    sqlx::query(
-                        "INSERT INTO messages_v1 (chat_id, sequence, message_id, sender, client_id, body, reply_to, sent_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-                    )
-                    .bind(sent.chat_id)
-                    .bind(sequence)
-                    .bind(sent.message_id)
-                    .bind(sent.sender)
-                    .bind(sent.client_id.as_str())
-                    .bind(sent.body.as_str())
-                    .bind(sent.reply_to)
-                    .bind(sent.sent_at)
-                    .execute(&mut *connection)
-                    .await?;
-                    touch(connection, sent.chat_id, *at, sequence).await?;
+                    sends.push(sequence, sent, *at);
                     continue;
                 }
                 ChatsEvent::Message(MessageEvent::MessageEdited(edited)) => {
@@ -255,7 +250,7 @@ impl Projection for Chats {
                 }
             }
         }
-        Ok(())
+        sends.flush(connection).await
     }
 
     async fn reset(&self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
@@ -350,4 +345,69 @@ async fn touch(
     .execute(connection)
     .await?;
     Ok(())
+}
+
+/// Messages sent, as the column arrays that `UNNEST` takes.
+#[derive(Default)]
+struct Sends {
+    chats: Vec<Uuid>,
+    sequences: Vec<i64>,
+    ids: Vec<Uuid>,
+    senders: Vec<Uuid>,
+    client_ids: Vec<String>,
+    bodies: Vec<String>,
+    replies: Vec<Option<Uuid>>,
+    sent: Vec<OffsetDateTime>,
+    at: Vec<OffsetDateTime>,
+}
+
+impl Sends {
+    fn push(&mut self, sequence: i64, sent: &natter_domain::chat::MessageSent, at: OffsetDateTime) {
+        self.chats.push(sent.chat_id);
+        self.sequences.push(sequence);
+        self.ids.push(sent.message_id);
+        self.senders.push(sent.sender);
+        self.client_ids.push(sent.client_id.as_str().to_owned());
+        self.bodies.push(sent.body.as_str().to_owned());
+        self.replies.push(sent.reply_to);
+        self.sent.push(sent.sent_at);
+        self.at.push(at);
+    }
+
+    async fn flush(&mut self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
+        if self.chats.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(self);
+        sqlx::query(
+            "INSERT INTO messages_v1 (chat_id, sequence, message_id, sender, client_id, body, reply_to, sent_at)
+             SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::uuid[], $4::uuid[], $5::text[], $6::text[],
+                                  $7::uuid[], $8::timestamptz[])
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&batch.chats)
+        .bind(&batch.sequences)
+        .bind(&batch.ids)
+        .bind(&batch.senders)
+        .bind(&batch.client_ids)
+        .bind(&batch.bodies)
+        .bind(&batch.replies)
+        .bind(&batch.sent)
+        .execute(&mut *connection)
+        .await?;
+        // Each chat's activity moves to its newest send of the run.
+        sqlx::query(
+            "UPDATE chats_v1 AS c SET last_activity_at = GREATEST(c.last_activity_at, n.at), last_sequence = n.seq
+             FROM (SELECT chat_id, max(at) AS at, max(seq) AS seq
+                   FROM UNNEST($1::uuid[], $2::timestamptz[], $3::bigint[]) AS u(chat_id, at, seq)
+                   GROUP BY chat_id) AS n
+             WHERE c.chat_id = n.chat_id AND c.last_sequence < n.seq",
+        )
+        .bind(&batch.chats)
+        .bind(&batch.at)
+        .bind(&batch.sequences)
+        .execute(&mut *connection)
+        .await?;
+        Ok(())
+    }
 }
