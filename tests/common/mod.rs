@@ -2,6 +2,8 @@
 //! database of its own, removed when it ends.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod http;
+
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
