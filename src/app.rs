@@ -188,7 +188,8 @@ impl Application {
     }
 }
 
-fn hash_workers(settings: &AuthSettings) -> usize {
+/// The password-hashing threads `serve` runs: as set, or all cores but one.
+pub fn hash_workers(settings: &AuthSettings) -> usize {
     settings.hash_workers.map(usize::from).unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map_or(1, |cores| cores.get().saturating_sub(1))

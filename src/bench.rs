@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 use crate::settings::Settings;
 
+mod app;
 mod auth;
 mod messages;
 

@@ -1,6 +1,5 @@
 //! `natter bench auth`: logins at saturation, and what they do to everyone else.
 
-use std::str::FromStr as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -11,12 +10,10 @@ use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _, SaltStri
 use clap::Args;
 use natter_commands::passwords::{OWASP_ITERATIONS, OWASP_LANES, OWASP_MEMORY_KIB};
 use serde_json::{Value, json};
-use sqlx::ConnectOptions as _;
-use sqlx::postgres::PgConnectOptions;
-use uuid::Uuid;
 
+use super::app::{BenchApp, with_bench_app};
 use super::progress;
-use crate::settings::{AuthSettings, Role, Secret, ServeArgs, Settings};
+use crate::settings::Settings;
 
 #[derive(Debug, Args)]
 pub struct AuthArgs {
@@ -33,63 +30,11 @@ const USERS: usize = 8;
 
 pub async fn bench_auth(settings: &Settings, args: AuthArgs) -> anyhow::Result<()> {
     println!("natter bench auth");
-    let tag = Uuid::now_v7().simple().to_string();
-    let database = format!("natter_bench_{tag}");
-    let admin_options = PgConnectOptions::from_str(settings.database_url.expose())?;
-    let mut admin = admin_options
-        .connect()
-        .await
-        .context("connecting to Postgres")?;
-    sqlx::query(&format!("CREATE DATABASE {database}"))
-        .execute(&mut admin)
-        .await?;
-    let mut bench = settings.clone();
-    bench.stream = format!("NATTER_BENCH_{tag}");
-    bench.subject_prefix = format!("bench{tag}");
-    bench.database_url = Secret::new(
-        admin_options
-            .clone()
-            .database(&database)
-            .to_url_lossy()
-            .to_string(),
-    );
-    let result = run(&bench, &args).await;
-    if let Ok(log) = crate::app::connect_log(&bench).await {
-        let _ = log.jetstream().delete_stream(&bench.stream).await;
-    }
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await?;
-    result
+    with_bench_app(settings, |app| run(app, args)).await
 }
 
-async fn run(settings: &Settings, args: &AuthArgs) -> anyhow::Result<()> {
-    let pool = crate::app::connect_postgres(settings).await?;
-    natter_schema::MIGRATOR.run(&pool).await?;
-    pool.close().await;
-    let unlimited = u32::MAX / 2;
-    let serve = ServeArgs {
-        listen: "127.0.0.1:0".parse()?,
-        roles: vec![Role::Api, Role::Projector],
-        auth: AuthSettings {
-            login_per_address: unlimited,
-            login_per_handle: unlimited,
-            register_per_address: unlimited,
-            register_per_handle: unlimited,
-            ..AuthSettings::default()
-        },
-    };
-    let workers = serve.auth.hash_workers.map(usize::from).unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map_or(1, |n| n.get().saturating_sub(1))
-            .max(1)
-    });
-    let app = crate::Application::build(settings, &serve).await?;
-    let base = format!("http://{}", app.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run(async move {
-        let _ = stopped.await;
-    }));
+async fn run(app: BenchApp, args: AuthArgs) -> anyhow::Result<()> {
+    let (base, workers) = (app.base, app.hash_workers);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()?;
@@ -175,8 +120,6 @@ async fn run(settings: &Settings, args: &AuthArgs) -> anyhow::Result<()> {
     let loaded = get_latencies(&http, &base, &token, GetBound::Until(started + window)).await?;
     while logins.join_next().await.is_some() {}
     let elapsed = started.elapsed().as_secs_f64();
-    let _ = stop.send(());
-    server.await??;
 
     let logins_per_second = succeeded.load(Ordering::Relaxed) as f64 / elapsed;
     let ceiling = raw_per_second * workers as f64;

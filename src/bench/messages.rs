@@ -2,7 +2,6 @@
 //! chats (80% direct, the rest groups of 10 to 256), against raw JetStream publishes of
 //! the same payload and concurrency in the same run.
 
-use std::str::FromStr as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -11,12 +10,11 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use clap::Args;
 use serde_json::{Value, json};
-use sqlx::ConnectOptions as _;
-use sqlx::postgres::PgConnectOptions;
 use uuid::Uuid;
 
+use super::app::{BenchApp, with_bench_app};
 use super::progress;
-use crate::settings::{AuthSettings, Role, Secret, ServeArgs, Settings};
+use crate::settings::Settings;
 
 #[derive(Debug, Args)]
 pub struct MessagesArgs {
@@ -43,59 +41,12 @@ struct Chat {
 
 pub async fn bench_messages(settings: &Settings, args: MessagesArgs) -> anyhow::Result<()> {
     println!("natter bench messages");
-    let tag = Uuid::now_v7().simple().to_string();
-    let database = format!("natter_bench_{tag}");
-    let admin_options = PgConnectOptions::from_str(settings.database_url.expose())?;
-    let mut admin = admin_options
-        .connect()
-        .await
-        .context("connecting to Postgres")?;
-    sqlx::query(&format!("CREATE DATABASE {database}"))
-        .execute(&mut admin)
-        .await?;
-    let mut bench = settings.clone();
-    bench.stream = format!("NATTER_BENCH_{tag}");
-    bench.subject_prefix = format!("bench{tag}");
-    bench.database_url = Secret::new(
-        admin_options
-            .clone()
-            .database(&database)
-            .to_url_lossy()
-            .to_string(),
-    );
-    let result = run(&bench, &args).await;
-    if let Ok(log) = crate::app::connect_log(&bench).await {
-        let _ = log.jetstream().delete_stream(&bench.stream).await;
-    }
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await?;
-    result
+    with_bench_app(settings, |app| run(app, args)).await
 }
 
-async fn run(settings: &Settings, args: &MessagesArgs) -> anyhow::Result<()> {
-    let pool = crate::app::connect_postgres(settings).await?;
-    natter_schema::MIGRATOR.run(&pool).await?;
-    pool.close().await;
-    let unlimited = u32::MAX / 2;
-    let serve = ServeArgs {
-        listen: "127.0.0.1:0".parse()?,
-        roles: vec![Role::Api, Role::Projector],
-        auth: AuthSettings {
-            login_per_address: unlimited,
-            login_per_handle: unlimited,
-            register_per_address: unlimited,
-            register_per_handle: unlimited,
-            ..AuthSettings::default()
-        },
-    };
-    let app = crate::Application::build(settings, &serve).await?;
-    let log = app.log().clone();
-    let base = format!("http://{}", app.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run(async move {
-        let _ = stopped.await;
-    }));
+async fn run(app: BenchApp, args: MessagesArgs) -> anyhow::Result<()> {
+    let (base, log) = (app.base, app.log);
+    let args = &args;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(1_024)
         .build()?;
@@ -217,8 +168,6 @@ async fn run(settings: &Settings, args: &MessagesArgs) -> anyhow::Result<()> {
     )?);
     let raw = raw_phase(&log, &payload, args.in_flight, window).await?;
     let raw_rate = raw.count as f64 / raw.elapsed.as_secs_f64();
-    let _ = stop.send(());
-    server.await??;
 
     let direct = chats.iter().filter(|c| c.members.len() == 2).count();
     println!(

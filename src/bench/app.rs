@@ -1,0 +1,95 @@
+//! A whole Natter for a benchmark: API and projector on port 0, with a stream, subject
+//! prefix and database of its own and no rate limits, all removed afterwards.
+
+use std::future::Future;
+use std::str::FromStr as _;
+
+use anyhow::Context as _;
+use natter_eventlog::EventLog;
+use sqlx::ConnectOptions as _;
+use sqlx::postgres::PgConnectOptions;
+use uuid::Uuid;
+
+use crate::settings::{AuthSettings, Role, Secret, ServeArgs, Settings};
+
+/// The running app a benchmark talks to.
+#[derive(Debug, Clone)]
+pub struct BenchApp {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    pub log: EventLog,
+    /// The password-hashing threads the app runs.
+    pub hash_workers: usize,
+}
+
+/// Runs `body` against a fresh app, then stops it and removes its stream and database.
+pub async fn with_bench_app<F, Fut>(settings: &Settings, body: F) -> anyhow::Result<()>
+where
+    F: FnOnce(BenchApp) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let tag = Uuid::now_v7().simple().to_string();
+    let database = format!("natter_bench_{tag}");
+    let admin_options = PgConnectOptions::from_str(settings.database_url.expose())?;
+    let mut admin = admin_options
+        .connect()
+        .await
+        .context("connecting to Postgres")?;
+    sqlx::query(&format!("CREATE DATABASE {database}"))
+        .execute(&mut admin)
+        .await?;
+    let mut bench = settings.clone();
+    bench.stream = format!("NATTER_BENCH_{tag}");
+    bench.subject_prefix = format!("bench{tag}");
+    bench.database_url = Secret::new(
+        admin_options
+            .clone()
+            .database(&database)
+            .to_url_lossy()
+            .to_string(),
+    );
+    let result = run(&bench, body).await;
+    if let Ok(log) = crate::app::connect_log(&bench).await {
+        let _ = log.jetstream().delete_stream(&bench.stream).await;
+    }
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await?;
+    result
+}
+
+async fn run<F, Fut>(settings: &Settings, body: F) -> anyhow::Result<()>
+where
+    F: FnOnce(BenchApp) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let pool = crate::app::connect_postgres(settings).await?;
+    natter_schema::MIGRATOR.run(&pool).await?;
+    pool.close().await;
+    let unlimited = u32::MAX / 2;
+    let serve = ServeArgs {
+        listen: "127.0.0.1:0".parse()?,
+        roles: vec![Role::Api, Role::Projector],
+        auth: AuthSettings {
+            login_per_address: unlimited,
+            login_per_handle: unlimited,
+            register_per_address: unlimited,
+            register_per_handle: unlimited,
+            ..AuthSettings::default()
+        },
+    };
+    let app = crate::Application::build(settings, &serve).await?;
+    let bench = BenchApp {
+        base: format!("http://{}", app.local_addr()?),
+        log: app.log().clone(),
+        hash_workers: crate::app::hash_workers(&serve.auth),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(async move {
+        let _ = stopped.await;
+    }));
+    let result = body(bench).await;
+    let _ = stop.send(());
+    server.await??;
+    result
+}
