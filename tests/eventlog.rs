@@ -435,3 +435,32 @@ async fn an_append_can_be_guarded_by_another_subject() {
         2
     );
 }
+
+#[tokio::test]
+async fn a_read_can_pick_out_one_kind_of_subject() {
+    let env = TestEnv::new().await;
+    for n in 0..30u64 {
+        let kind = if n % 3 == 0 { "wanted" } else { "other" };
+        let subject = env.log.subject(kind, &n.to_string());
+        let mut new = event(&env.log, "x", None, n);
+        new.subject = subject;
+        env.log.append(&[new]).await.unwrap();
+    }
+    let filter = format!("{}.evt.wanted.>", env.prefix);
+    let wanted: Vec<_> = env
+        .log
+        .read_matching(filter.clone(), Start::Sequence(1))
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(wanted.len(), 10);
+    assert!(wanted.iter().all(|e| e.subject.contains(".evt.wanted.")));
+    let an_hour_ago = OffsetDateTime::now_utc() - Duration::from_secs(3_600);
+    let since: Vec<_> = env
+        .log
+        .read_matching(filter, Start::Time(an_hour_ago))
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(since.len(), 10);
+}

@@ -312,10 +312,15 @@ impl Revocations {
         let users = subscribe(format!("{prefix}.live.user.>"))
             .await
             .map_err(|e| natter_eventlog::LogError::Read(e.to_string()))?;
+        // Only session and account events, picked out by the server: reading every
+        // event of the window would cost as much as the traffic of the window.
         let since = OffsetDateTime::now_utc() - self.window;
-        let mut past = Box::pin(log.read(Start::Time(since)));
-        while let Some(event) = past.next().await {
-            self.observe(&event?.envelope);
+        for kind in ["session", "user"] {
+            let mut past =
+                Box::pin(log.read_matching(format!("{prefix}.evt.{kind}.>"), Start::Time(since)));
+            while let Some(event) = past.next().await {
+                self.observe(&event?.envelope);
+            }
         }
         let live = futures::stream::select(sessions, users);
         Ok(tokio::spawn(async move {

@@ -102,11 +102,18 @@ impl EventLog {
 
     /// The sequence of the first event stored at or after `time`, if any.
     pub async fn first_sequence_at(&self, time: OffsetDateTime) -> Result<Option<u64>, LogError> {
+        self.first_matching_at(&self.all_events(), time).await
+    }
+
+    async fn first_matching_at(
+        &self,
+        filter: &str,
+        time: OffsetDateTime,
+    ) -> Result<Option<u64>, LogError> {
         let start_time = time
             .format(&Rfc3339)
             .map_err(|e| LogError::Read(e.to_string()))?;
-        let request =
-            json!({"start_time": start_time, "next_by_subj": self.all_events(), "batch": 1});
+        let request = json!({"start_time": start_time, "next_by_subj": filter, "batch": 1});
         Ok(self
             .direct_get(request)
             .await?
@@ -121,12 +128,22 @@ impl EventLog {
         &self,
         start: Start,
     ) -> impl Stream<Item = Result<StoredEvent, LogError>> + Send + '_ {
-        let filter = self.all_events();
+        self.read_matching(self.all_events(), start)
+    }
+
+    /// As [`Self::read`], only the events whose subject matches `filter` (such as
+    /// `<prefix>.evt.session.>`), which the server picks out.
+    pub fn read_matching(
+        &self,
+        filter: String,
+        start: Start,
+    ) -> impl Stream<Item = Result<StoredEvent, LogError>> + Send + '_ {
+        let first_filter = filter.clone();
         futures::stream::once(async move {
             let end = self.last_sequence().await?;
             let from = match start {
                 Start::Sequence(sequence) => Some(sequence.max(1)),
-                Start::Time(time) => self.first_sequence_at(time).await?,
+                Start::Time(time) => self.first_matching_at(&first_filter, time).await?,
             };
             Ok::<_, LogError>((from.unwrap_or(end + 1), end))
         })
