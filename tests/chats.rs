@@ -427,3 +427,54 @@ async fn chat_settings_pin_at_most_three_archive_and_mute() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn an_idempotency_key_makes_a_retried_group_creation_safe() {
+    let env = TestEnv::new().await;
+    let api = Api::start(&env).await;
+    let (wes, xia) = (api.user("wes").await, api.user("xia").await);
+    let create = |body: Value| {
+        api.http
+            .post(api.app.url("/v1/chats/groups"))
+            .bearer_auth(&wes.token)
+            .header("idempotency-key", "group-7f3a")
+            .json(&body)
+            .send()
+    };
+    let body = json!({"name": "Once", "members": [xia.id]});
+    let first = create(body.clone()).await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+    let again = create(body).await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["chat_id"], first["chat_id"]);
+    let other = create(json!({"name": "Twice", "members": [xia.id]}))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, list) = api
+        .call(
+            Method::GET,
+            &format!("/v1/chats?min_sequence={}", again["sequence"]),
+            &wes,
+            None,
+        )
+        .await;
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        1,
+        "one group, not two"
+    );
+    // The same key from another user is another request.
+    let theirs = api
+        .http
+        .post(api.app.url("/v1/chats/groups"))
+        .bearer_auth(&xia.token)
+        .header("idempotency-key", "group-7f3a")
+        .json(&json!({"name": "Once", "members": [wes.id]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(theirs.status(), StatusCode::CREATED);
+}

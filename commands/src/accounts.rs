@@ -11,7 +11,6 @@ use natter_domain::user::{
     Handle, Password, PasswordHash, PhoneNumber, Profile, Register, User, UserCommand, UserError,
     UserEvent,
 };
-use natter_domain::{Claim, ClaimAction};
 use natter_eventlog::EventLog;
 use natter_schema::Metadata;
 use uuid::Uuid;
@@ -22,8 +21,8 @@ use crate::{
     tokens,
 };
 
-/// The claim kind of client idempotency keys.
-pub const IDEMPOTENCY_CLAIM: &str = "idem";
+use crate::idempotency::IdempotencyError;
+pub use crate::idempotency::{IDEMPOTENCY_CLAIM, IdempotencyKey};
 
 /// Lifetimes and grace periods, from settings.
 #[derive(Debug, Clone, Copy)]
@@ -120,23 +119,6 @@ pub struct NewAccount {
     pub password: Password,
 }
 
-/// A client's idempotency key, digested with its scope, and the request's fingerprint.
-#[derive(Debug, Clone)]
-pub struct IdempotencyKey {
-    pub digest: String,
-    pub fingerprint: String,
-}
-
-impl IdempotencyKey {
-    /// `scope` separates clients (an address, or a user); `fingerprint` digests the request.
-    pub fn new(scope: &str, key: &str, fingerprint: String) -> Self {
-        Self {
-            digest: tokens::hex_digest(format!("{scope}\n{key}").as_bytes()),
-            fingerprint,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy)]
 pub struct Registered {
     pub user_id: Uuid,
@@ -207,18 +189,7 @@ impl Accounts {
         }
         let password_hash = self.hasher.hash(&account.password).await?;
         let user_id = Uuid::now_v7();
-        let extra: Vec<ExtraClaim> = idempotency
-            .iter()
-            .map(|key| ExtraClaim {
-                claim: Claim {
-                    kind: IDEMPOTENCY_CLAIM,
-                    key: key.digest.clone(),
-                    owner: user_id,
-                    action: ClaimAction::Take,
-                },
-                fingerprint: Some(key.fingerprint.clone()),
-            })
-            .collect();
+        let extra: Vec<ExtraClaim> = idempotency.iter().map(|key| key.claim(user_id)).collect();
         let command = UserCommand::Register(Register {
             user_id,
             handle: account.handle,
@@ -278,23 +249,20 @@ impl Accounts {
     }
 
     async fn replay(&self, key: &IdempotencyKey) -> Result<Option<Registered>, AccountError> {
-        let (holder, _) = claim_state(self.users.log(), IDEMPOTENCY_CLAIM, &key.digest)
-            .await
-            .map_err(|e| AccountError::Internal(e.to_string()))?;
-        match holder {
-            ClaimHolder::Held { owner, fingerprint } => {
-                if fingerprint.as_deref() != Some(key.fingerprint.as_str()) {
-                    return Err(AccountError::IdempotencyKeyReused);
-                }
-                let (_, last_sequence) = self.users.load(&owner.to_string()).await?;
-                Ok(Some(Registered {
-                    user_id: owner,
-                    last_sequence,
-                    replayed: true,
-                }))
+        let owner = match key.earlier(self.users.log()).await {
+            Ok(owner) => owner,
+            Err(IdempotencyError::Reused) => return Err(AccountError::IdempotencyKeyReused),
+            Err(IdempotencyError::Log(error)) => {
+                return Err(AccountError::Internal(error.to_string()));
             }
-            ClaimHolder::Free | ClaimHolder::Released { .. } => Ok(None),
-        }
+        };
+        let Some(owner) = owner else { return Ok(None) };
+        let (_, last_sequence) = self.users.load(&owner.to_string()).await?;
+        Ok(Some(Registered {
+            user_id: owner,
+            last_sequence,
+            replayed: true,
+        }))
     }
 
     /// Checks the password and opens a session. Whether the handle exists or the

@@ -8,6 +8,7 @@ use natter_eventlog::EventLog;
 use natter_schema::Metadata;
 use uuid::Uuid;
 
+use crate::idempotency::{IDEMPOTENCY_CLAIM, IdempotencyError, IdempotencyKey};
 use crate::{ClaimHolder, CommandError, CommandHandler, CommandMetrics, claim_state};
 
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +21,8 @@ pub enum ChatsError {
     Conflict,
     #[error(transparent)]
     Prefs(PrefsError),
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyKeyReused,
     #[error("{0}")]
     Internal(String),
 }
@@ -128,14 +131,21 @@ impl Chats {
         }
     }
 
-    /// Creates a group of `actor` (its admin) and `members`, who must all exist.
+    /// Creates a group of `actor` (its admin) and `members`, who must all exist. With an
+    /// idempotency key, a retry of the same request gets the group made the first time.
     pub async fn create_group(
         &self,
         actor: Uuid,
         name: GroupName,
         members: Vec<Uuid>,
+        idempotency: Option<IdempotencyKey>,
         metadata: Metadata,
     ) -> Result<ChatOutcome, ChatsError> {
+        if let Some(key) = &idempotency
+            && let Some(earlier) = self.earlier(key).await?
+        {
+            return Ok(earlier);
+        }
         self.require_users(&members).await?;
         let chat_id = Uuid::now_v7();
         let command = ChatCommand::CreateGroup {
@@ -143,12 +153,50 @@ impl Chats {
             name,
             members,
         };
-        let last_sequence = self.execute(chat_id, &command, actor, metadata).await?;
-        Ok(ChatOutcome {
+        let extra: Vec<_> = idempotency.iter().map(|key| key.claim(chat_id)).collect();
+        let metadata = Metadata {
+            actor: Some(actor),
+            ..metadata
+        };
+        match self
+            .chats
+            .execute_with(&chat_id.to_string(), &command, metadata, &extra)
+            .await
+        {
+            Ok(executed) => Ok(ChatOutcome {
+                chat_id,
+                last_sequence: executed.last_sequence,
+                existed: false,
+            }),
+            // A concurrent retry with the same key got there first.
+            Err(CommandError::ClaimTaken {
+                kind: IDEMPOTENCY_CLAIM,
+                ..
+            }) => match &idempotency {
+                Some(key) => self.earlier(key).await?.ok_or(ChatsError::Conflict),
+                None => Err(ChatsError::Conflict),
+            },
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn earlier(&self, key: &IdempotencyKey) -> Result<Option<ChatOutcome>, ChatsError> {
+        let owner = key
+            .earlier(self.chats.log())
+            .await
+            .map_err(|error| match error {
+                IdempotencyError::Reused => ChatsError::IdempotencyKeyReused,
+                IdempotencyError::Log(error) => ChatsError::Internal(error.to_string()),
+            })?;
+        let Some(chat_id) = owner else {
+            return Ok(None);
+        };
+        let (_, last_sequence) = self.chats.load(&chat_id.to_string()).await?;
+        Ok(Some(ChatOutcome {
             chat_id,
             last_sequence,
-            existed: false,
-        })
+            existed: true,
+        }))
     }
 
     /// Any membership, role or name change by `actor`.

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod chats;
 mod handler;
+pub mod idempotency;
 pub mod messages;
 mod metrics;
 pub mod passwords;

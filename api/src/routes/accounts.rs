@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use natter_commands::accounts::{IdempotencyKey, NewAccount};
+use natter_commands::accounts::NewAccount;
 use natter_commands::tokens::hex_digest;
 use natter_domain::user::{
     About, ChangePrivacy, ChangeProfile, DisplayName, Handle, Password, PhoneNumber, Visibility,
@@ -135,35 +135,19 @@ pub async fn register(
         .map_err(|e| ApiError::bad_request("invalid_phone", e))?;
     let password = Password::parse(&request.password)
         .map_err(|e| ApiError::bad_request("invalid_password", e))?;
-    let idempotency = match headers.get("idempotency-key") {
-        None => None,
-        Some(value) => {
-            let key = value
-                .to_str()
-                .ok()
-                .filter(|key| {
-                    (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
-                })
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_idempotency_key",
-                        "1 to 255 printable ASCII characters",
-                    )
-                })?;
-            // The password is left out: the fingerprint is stored in the log.
-            let fingerprint = hex_digest(
-                format!(
-                    "{}\n{}\n{}\n{}",
-                    handle,
-                    display_name.as_str(),
-                    about.as_str(),
-                    phone.as_ref().map_or("", |p| p.as_str())
-                )
-                .as_bytes(),
-            );
-            Some(IdempotencyKey::new("POST /v1/users", key, fingerprint))
-        }
-    };
+    // The password is left out of the fingerprint: the fingerprint is stored in the log.
+    let idempotency = super::idempotency_key(&headers, "POST /v1/users", || {
+        hex_digest(
+            format!(
+                "{}\n{}\n{}\n{}",
+                handle,
+                display_name.as_str(),
+                about.as_str(),
+                phone.as_ref().map_or("", |p| p.as_str())
+            )
+            .as_bytes(),
+        )
+    })?;
     let account = NewAccount {
         handle: handle.clone(),
         display_name: display_name.clone(),

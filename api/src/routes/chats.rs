@@ -44,6 +44,7 @@ impl From<ChatsError> for ApiError {
             ChatsError::Chat(ChatError::NoActor) => return Self::internal(error),
             ChatsError::UnknownUser => (S::UNPROCESSABLE_ENTITY, "unknown_user"),
             ChatsError::Conflict => (S::CONFLICT, "conflict"),
+            ChatsError::IdempotencyKeyReused => (S::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
             ChatsError::Prefs(natter_domain::prefs::PrefsError::TooManyPinned) => {
                 (S::CONFLICT, "too_many_pinned")
             }
@@ -124,29 +125,42 @@ pub struct GroupRequest {
     pub members: Vec<Uuid>,
 }
 
-/// Creates a group; the caller is its first admin.
+/// Creates a group; the caller is its first admin. Send an `Idempotency-Key` to make a
+/// retry safe: the same key with the same request answers with the first group (200).
 #[utoipa::path(
     post, path = "/v1/chats/groups", tag = "chats", security(("bearer" = [])),
     request_body = GroupRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 printable ASCII characters")),
     responses(
         (status = 201, body = ChatCreated),
+        (status = 200, description = "Created before with this Idempotency-Key", body = ChatCreated),
         (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown users, or too many", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown users, too many, or an Idempotency-Key reused for another request", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_group(
     State(state): State<ApiState>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     ApiJson(request): ApiJson<GroupRequest>,
 ) -> Result<(StatusCode, axum::Json<ChatCreated>), ApiError> {
     let name =
         GroupName::parse(&request.name).map_err(|e| ApiError::bad_request("invalid_name", e))?;
+    let scope = format!("POST /v1/chats/groups\n{}", caller.user_id);
+    let idempotency = super::idempotency_key(&headers, &scope, || {
+        let mut members: Vec<String> = request.members.iter().map(Uuid::to_string).collect();
+        members.sort();
+        natter_commands::tokens::hex_digest(
+            format!("{}\n{}", name.as_str(), members.join(",")).as_bytes(),
+        )
+    })?;
     let outcome = state
         .chats
         .create_group(
             caller.user_id,
             name,
             request.members,
+            idempotency,
             metadata(Some(caller.user_id)),
         )
         .await?;

@@ -32,3 +32,29 @@ pub struct Consistency {
 pub(crate) fn metadata(actor: Option<Uuid>) -> Metadata {
     Metadata::new(actor, Uuid::now_v7())
 }
+
+/// The request's `Idempotency-Key`, if it sent one, digested with `scope`.
+pub(crate) fn idempotency_key(
+    headers: &axum::http::HeaderMap,
+    scope: &str,
+    fingerprint: impl FnOnce() -> String,
+) -> Result<Option<natter_commands::idempotency::IdempotencyKey>, crate::ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|key| (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            crate::ApiError::bad_request(
+                "invalid_idempotency_key",
+                "1 to 255 printable ASCII characters",
+            )
+        })?;
+    Ok(Some(natter_commands::idempotency::IdempotencyKey::new(
+        scope,
+        key,
+        fingerprint(),
+    )))
+}
