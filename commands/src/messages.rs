@@ -76,70 +76,44 @@ impl Messages {
             hex_digest(format!("{chat_id}\n{sender}\n{}", client_id.as_str()).as_bytes())
         );
         let fingerprint = fingerprint(&body, reply_to);
+        // A direct chat's two members never change, so whether either blocked the other
+        // is read once, from the chat as it is now.
         let id = chat_id.to_string();
-        let (mut chat, mut sequence) = self.chats.cached(&id).await.map_err(internal)?;
-        let mut fresh = false;
-        let mut blocked = None;
-        for _ in 0..MAX_ATTEMPTS {
-            if blocked.is_none() {
-                blocked = Some(self.blocked(&chat, sender).await?);
-            }
-            let message_id = Uuid::now_v7();
-            let context = Context {
-                now: OffsetDateTime::now_utc(),
-                actor: Some(sender),
-            };
-            let send = SendMessage {
-                message_id,
-                client_id: client_id.clone(),
-                body: body.clone(),
-                reply_to,
-                blocked: blocked.unwrap_or(false),
-            };
-            let sent = match chat.decide_send(&send, &context) {
-                Ok(sent) => sent,
-                // A refusal on a cached state proves nothing: decide again on fresh state.
-                Err(_) if !fresh => {
-                    (chat, sequence) = self.chats.load(&id).await.map_err(internal)?;
-                    fresh = true;
-                    blocked = None;
-                    continue;
-                }
-                Err(error) => return Err(MessagesError::Chat(error)),
-            };
-            let mut event = self.message_event(
+        let chat = match self.chats.cached(&id).await.map_err(internal)? {
+            (Chat::None, _) => self.chats.load(&id).await.map_err(internal)?.0,
+            (chat, _) => chat,
+        };
+        let blocked = self.blocked(&chat, sender).await?;
+        let decided = self
+            .append_decided(
                 chat_id,
-                sequence,
-                MessageEvent::MessageSent(sent),
                 sender,
                 metadata,
-                context.now,
-            )?;
-            event.dedupe_id = Some(dedupe_id.clone());
-            match self.log.append(std::slice::from_ref(&event)).await {
-                // The same client id came within the deduplication window: the first send
-                // stands.
-                Ok(appended) if appended.duplicate => {
-                    return self
-                        .replay(chat_id, appended.last_sequence(), &fingerprint)
-                        .await;
-                }
-                Ok(appended) => {
-                    return Ok(Sent {
-                        message_id,
-                        sequence: appended.last_sequence(),
-                        replayed: false,
-                    });
-                }
-                Err(error) if error.kind() == AppendErrorKind::Conflict => {
-                    (chat, sequence) = self.chats.load(&id).await.map_err(internal)?;
-                    fresh = true;
-                    blocked = None;
-                }
-                Err(error) => return Err(internal(error)),
-            }
+                Some(dedupe_id),
+                |chat, context| {
+                    let send = SendMessage {
+                        message_id: Uuid::now_v7(),
+                        client_id: client_id.clone(),
+                        body: body.clone(),
+                        reply_to,
+                        blocked,
+                    };
+                    chat.decide_send(&send, context)
+                        .map(MessageEvent::MessageSent)
+                },
+            )
+            .await?;
+        match decided.event {
+            // The same client id came within the deduplication window: the first send
+            // stands.
+            _ if decided.duplicate => self.replay(chat_id, decided.sequence, &fingerprint).await,
+            MessageEvent::MessageSent(sent) => Ok(Sent {
+                message_id: sent.message_id,
+                sequence: decided.sequence,
+                replayed: false,
+            }),
+            _ => Err(internal("a send decided something else")),
         }
-        Err(MessagesError::Conflict)
     }
 
     /// The earlier send at `sequence`, if it carried the same message.
@@ -176,13 +150,13 @@ impl Messages {
         &self,
         chat_id: Uuid,
         chat_sequence: u64,
-        event: MessageEvent,
+        event: &MessageEvent,
         actor: Uuid,
         metadata: Metadata,
         now: OffsetDateTime,
     ) -> Result<NewEvent, MessagesError> {
         let id = chat_id.to_string();
-        let (event_type, version, payload) = natter_schema::encode(&event).map_err(internal)?;
+        let (event_type, version, payload) = natter_schema::encode(event).map_err(internal)?;
         Ok(NewEvent {
             subject: self.log.subject(MESSAGES_KIND, &id),
             expected_sequence: Some(chat_sequence),
@@ -214,11 +188,12 @@ impl Messages {
         up_to: u64,
         metadata: Metadata,
     ) -> Result<u64, MessagesError> {
-        self.append_decided(chat_id, user, metadata, |chat, context| {
+        self.append_decided(chat_id, user, metadata, None, |chat, context| {
             chat.decide_mark_read(up_to, context)
                 .map(MessageEvent::ReadMarked)
         })
         .await
+        .map(|decided| decided.sequence)
     }
 
     /// Marks the chat delivered to `user`'s devices up to `up_to`.
@@ -229,11 +204,12 @@ impl Messages {
         up_to: u64,
         metadata: Metadata,
     ) -> Result<u64, MessagesError> {
-        self.append_decided(chat_id, user, metadata, |chat, context| {
+        self.append_decided(chat_id, user, metadata, None, |chat, context| {
             chat.decide_mark_delivered(up_to, context)
                 .map(MessageEvent::DeliveredMarked)
         })
         .await
+        .map(|decided| decided.sequence)
     }
 
     /// Edits, deletes for everyone, or reacts to the message at stream `sequence`.
@@ -246,10 +222,11 @@ impl Messages {
         metadata: Metadata,
     ) -> Result<u64, MessagesError> {
         let message = self.message_at(chat_id, sequence).await?;
-        self.append_decided(chat_id, actor, metadata, |chat, context| {
+        self.append_decided(chat_id, actor, metadata, None, |chat, context| {
             chat.decide_on_message(&message, &action, context)
         })
         .await
+        .map(|decided| decided.sequence)
     }
 
     /// The message sent at `sequence` in this chat, looked up in the log directly.
@@ -282,14 +259,15 @@ impl Messages {
     }
 
     /// Decides on the chat's (cached, then fresh) state and appends the event to the
-    /// chat's messages, guarded by the chat's own last sequence.
+    /// chat's messages, guarded by the chat's own last sequence (not by other sends).
     async fn append_decided(
         &self,
         chat_id: Uuid,
         actor: Uuid,
         metadata: Metadata,
+        dedupe_id: Option<String>,
         decide: impl Fn(&Chat, &Context) -> Result<MessageEvent, ChatError>,
-    ) -> Result<u64, MessagesError> {
+    ) -> Result<Decided, MessagesError> {
         let id = chat_id.to_string();
         let (mut chat, mut sequence) = self.chats.cached(&id).await.map_err(internal)?;
         let mut fresh = false;
@@ -308,10 +286,17 @@ impl Messages {
                 }
                 Err(error) => return Err(MessagesError::Chat(error)),
             };
-            let event =
-                self.message_event(chat_id, sequence, event, actor, metadata, context.now)?;
-            match self.log.append(std::slice::from_ref(&event)).await {
-                Ok(appended) => return Ok(appended.last_sequence()),
+            let mut new =
+                self.message_event(chat_id, sequence, &event, actor, metadata, context.now)?;
+            new.dedupe_id.clone_from(&dedupe_id);
+            match self.log.append(std::slice::from_ref(&new)).await {
+                Ok(appended) => {
+                    return Ok(Decided {
+                        sequence: appended.last_sequence(),
+                        duplicate: appended.duplicate,
+                        event,
+                    });
+                }
                 Err(error) if error.kind() == AppendErrorKind::Conflict => {
                     (chat, sequence) = self.chats.load(&id).await.map_err(internal)?;
                     fresh = true;
@@ -337,6 +322,14 @@ impl Messages {
         }
         Ok(blocked)
     }
+}
+
+/// An event appended, with its sequence; `duplicate` when its deduplication id had
+/// been appended before (the sequence is then the earlier one's).
+struct Decided {
+    sequence: u64,
+    duplicate: bool,
+    event: MessageEvent,
 }
 
 /// What a client id stands for: the message's content. The same id with other content
