@@ -171,10 +171,7 @@ impl Phase {
     }
 
     fn percentile(&self, p: f64) -> Duration {
-        let mut sorted = self.latencies.clone();
-        sorted.sort_unstable();
-        let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len().max(1)) - 1;
-        sorted.get(index).copied().unwrap_or_default()
+        percentile(&self.latencies, p)
     }
 
     fn line(&self, label: &str) -> String {
@@ -712,6 +709,19 @@ async fn varz(monitor_url: &str) -> anyhow::Result<serde_json::Value> {
         .map(|(_, body)| body)
         .context("no HTTP body")?;
     Ok(serde_json::from_str(body)?)
+}
+
+/// The latency at quantile `p` (0.5, 0.99, …) of a sample.
+pub(crate) fn percentile(latencies: &[Duration], p: f64) -> Duration {
+    let mut sorted = latencies.to_vec();
+    sorted.sort_unstable();
+    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len().max(1)) - 1;
+    sorted.get(index).copied().unwrap_or_default()
+}
+
+/// A duration in milliseconds, for printing.
+pub(crate) fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
 }
 
 pub(crate) fn progress(message: &str) {

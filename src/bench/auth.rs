@@ -12,7 +12,7 @@ use natter_commands::passwords::{OWASP_ITERATIONS, OWASP_LANES, OWASP_MEMORY_KIB
 use serde_json::{Value, json};
 
 use super::app::{BenchApp, with_bench_app};
-use super::progress;
+use super::{ms, percentile, progress};
 use crate::settings::Settings;
 
 #[derive(Debug, Args)]
@@ -214,15 +214,4 @@ async fn raw_verifications(for_at_least: Duration) -> anyhow::Result<f64> {
         Ok(f64::from(count) / started.elapsed().as_secs_f64())
     })
     .await?
-}
-
-fn percentile(latencies: &[Duration], p: f64) -> Duration {
-    let mut sorted = latencies.to_vec();
-    sorted.sort_unstable();
-    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len().max(1)) - 1;
-    sorted.get(index).copied().unwrap_or_default()
-}
-
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1e3
 }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::app::{BenchApp, with_bench_app};
-use super::progress;
+use super::{ms, progress};
 use crate::settings::Settings;
 
 #[derive(Debug, Args)]
@@ -212,10 +212,7 @@ struct Outcome {
 
 impl Outcome {
     fn percentile(&self, p: f64) -> Duration {
-        let mut sorted = self.latencies.clone();
-        sorted.sort_unstable();
-        let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len().max(1)) - 1;
-        sorted.get(index).copied().unwrap_or_default()
+        super::percentile(&self.latencies, p)
     }
 }
 
@@ -387,8 +384,4 @@ impl Zipf {
             .partition_point(|c| *c < u)
             .min(self.cumulative.len() - 1)
     }
-}
-
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1e3
 }
