@@ -94,20 +94,12 @@ impl Application {
         &self.accounts
     }
 
-    pub fn token_keys(&self) -> &TokenKeys {
-        &self.auth.keys
-    }
-
     pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
         Ok(self.listener.local_addr()?)
     }
 
     pub fn log(&self) -> &EventLog {
         &self.log
-    }
-
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
     }
 
     /// Runs every role until `shutdown` completes, then lets each finish what it is

@@ -166,14 +166,6 @@ impl Accounts {
         &self.users
     }
 
-    pub fn sessions(&self) -> &CommandHandler<Session> {
-        &self.sessions
-    }
-
-    pub fn policy(&self) -> AccountPolicy {
-        self.policy
-    }
-
     /// Registers an account. With an idempotency key, a retry of the same request gets
     /// the first result, for as long as the log keeps the key (not only NATS's window).
     pub async fn register(

@@ -63,10 +63,6 @@ impl Chats {
         }
     }
 
-    pub fn handler(&self) -> &CommandHandler<Chat> {
-        &self.chats
-    }
-
     /// Opens the direct chat of `actor` and `other`, or finds the one that exists.
     /// Blocking either way refuses a new chat.
     pub async fn open_direct(

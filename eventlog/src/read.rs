@@ -100,11 +100,7 @@ impl EventLog {
         Ok(self.direct_get(request).await?.events)
     }
 
-    /// The sequence of the first event stored at or after `time`, if any.
-    pub async fn first_sequence_at(&self, time: OffsetDateTime) -> Result<Option<u64>, LogError> {
-        self.first_matching_at(&self.all_events(), time).await
-    }
-
+    /// The sequence of the first event matching `filter` stored at or after `time`.
     async fn first_matching_at(
         &self,
         filter: &str,
