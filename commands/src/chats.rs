@@ -1,7 +1,9 @@
 //! Chat commands: opening direct chats (once per pair, whoever opens first), groups,
 //! membership and roles.
 
-use natter_domain::chat::{Chat, ChatCommand, ChatError, DIRECT_CLAIM, GroupName, direct_key};
+use natter_domain::chat::{
+    Chat, ChatCommand, ChatError, DIRECT_CLAIM, GroupName, INVITE_CLAIM, InviteCode, direct_key,
+};
 use natter_domain::prefs::{ChangeChatSettings, ChatPrefs, PrefsError};
 use natter_domain::user::User;
 use natter_eventlog::EventLog;
@@ -195,7 +197,7 @@ impl Chats {
         }))
     }
 
-    /// Any membership, role or name change by `actor`.
+    /// Any membership, role, info or invite change by `actor`.
     pub async fn change(
         &self,
         chat_id: Uuid,
@@ -207,6 +209,57 @@ impl Chats {
             self.require_users(users).await?;
         }
         self.execute(chat_id, &command, actor, metadata).await
+    }
+
+    /// Opens a new invite link to a group (admins only); its code is the secret.
+    pub async fn create_invite(
+        &self,
+        chat_id: Uuid,
+        actor: Uuid,
+        metadata: Metadata,
+    ) -> Result<(InviteCode, u64), ChatsError> {
+        // 122 random bits: a code cannot be guessed.
+        let code = InviteCode::parse(&Uuid::new_v4().simple().to_string())
+            .map_err(|e| ChatsError::Internal(e.to_string()))?;
+        let command = ChatCommand::CreateInvite { code: code.clone() };
+        let sequence = self.execute(chat_id, &command, actor, metadata).await?;
+        Ok((code, sequence))
+    }
+
+    /// The group's open invite codes, for its admins.
+    pub async fn invites(&self, chat_id: Uuid, actor: Uuid) -> Result<Vec<InviteCode>, ChatsError> {
+        match self.chat(chat_id).await? {
+            Chat::Group(group) if group.is_admin(actor) => Ok(group.invites),
+            Chat::Group(group) if group.members.iter().any(|m| m.user_id == actor) => {
+                Err(ChatsError::Chat(ChatError::NotAdmin))
+            }
+            Chat::Direct { members, .. } if members.contains(&actor) => {
+                Err(ChatsError::Chat(ChatError::NotAGroup))
+            }
+            _ => Err(ChatsError::Chat(ChatError::NotFound)),
+        }
+    }
+
+    /// Joins the group an invite code opens; a member joining again changes nothing.
+    pub async fn join_by_invite(
+        &self,
+        actor: Uuid,
+        code: InviteCode,
+        metadata: Metadata,
+    ) -> Result<ChatOutcome, ChatsError> {
+        let (holder, _) = claim_state(self.chats.log(), INVITE_CLAIM, code.as_str())
+            .await
+            .map_err(|e| ChatsError::Internal(e.to_string()))?;
+        let ClaimHolder::Held { owner: chat_id, .. } = holder else {
+            return Err(ChatsError::Chat(ChatError::InviteInvalid));
+        };
+        let command = ChatCommand::JoinByInvite { code };
+        let last_sequence = self.execute(chat_id, &command, actor, metadata).await?;
+        Ok(ChatOutcome {
+            chat_id,
+            last_sequence,
+            existed: false,
+        })
     }
 
     /// Changes the caller's own settings for a chat they are in.

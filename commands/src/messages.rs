@@ -66,42 +66,52 @@ impl Messages {
         &self,
         chat_id: Uuid,
         sender: Uuid,
-        client_id: ClientId,
-        body: MessageBody,
-        reply_to: Option<Uuid>,
+        message: NewMessage,
         metadata: Metadata,
     ) -> Result<Sent, MessagesError> {
         let dedupe_id = format!(
             "cmsg-{}",
-            hex_digest(format!("{chat_id}\n{sender}\n{}", client_id.as_str()).as_bytes())
+            hex_digest(format!("{chat_id}\n{sender}\n{}", message.client_id.as_str()).as_bytes())
         );
-        let fingerprint = fingerprint(&body, reply_to);
+        let fingerprint = message.fingerprint();
         // A direct chat's two members never change, so whether either blocked the other
         // is read once, from the chat as it is now.
         let id = chat_id.to_string();
-        let chat = match self.chats.cached(&id).await.map_err(internal)? {
-            (Chat::None, _) => self.chats.load(&id).await.map_err(internal)?.0,
-            (chat, _) => chat,
-        };
+        let (mut chat, _) = self.chats.cached(&id).await.map_err(internal)?;
+        if !chat.is_member(sender) {
+            // The cache may not know of the sender's joining yet.
+            chat = self.chats.load(&id).await.map_err(internal)?.0;
+        }
+        // Only members learn whether a message replied to is in the chat.
+        if !chat.is_member(sender) {
+            return Err(MessagesError::Chat(ChatError::NotFound));
+        }
         let blocked = self.blocked(&chat, sender).await?;
-        let decided = self
-            .append_decided(
-                chat_id,
-                sender,
-                metadata,
-                Some(dedupe_id),
-                |chat, context| {
-                    let send = SendMessage {
-                        message_id: Uuid::now_v7(),
-                        client_id: client_id.clone(),
-                        body: body.clone(),
-                        reply_to,
-                        blocked,
-                    };
-                    chat.decide_send(&send, context)
-                        .map(MessageEvent::MessageSent)
+        let reply_to = match message.reply_to {
+            Some(sequence) => Some(self.message_at(chat_id, sequence).await.map_err(
+                |error| match error {
+                    MessagesError::Chat(ChatError::NotFound) => {
+                        MessagesError::Chat(ChatError::ReplyNotInChat)
+                    }
+                    other => other,
                 },
-            )
+            )?),
+            None => None,
+        };
+        let send = SendMessage {
+            message_id: Uuid::now_v7(),
+            client_id: message.client_id,
+            body: message.body,
+            reply_to,
+            mentions: message.mentions,
+            forwarded: message.forwarded,
+            blocked,
+        };
+        let decided = self
+            .append_decided(chat_id, sender, metadata, Some(dedupe_id), |chat, context| {
+                chat.decide_send(&send, context)
+                    .map(MessageEvent::MessageSent)
+            })
             .await?;
         match decided.event {
             // The same client id came within the deduplication window: the first send
@@ -136,11 +146,13 @@ impl Messages {
             }
         });
         match sent {
-            Some(sent) if self::fingerprint(&sent.body, sent.reply_to) == fingerprint => Ok(Sent {
-                message_id: sent.message_id,
-                sequence,
-                replayed: true,
-            }),
+            Some(sent) if self::fingerprint(&sent.body, sent.reply_to_sequence) == fingerprint => {
+                Ok(Sent {
+                    message_id: sent.message_id,
+                    sequence,
+                    replayed: true,
+                })
+            }
             Some(_) => Err(MessagesError::ClientIdReused),
             None => Err(internal("a duplicate send without its original")),
         }
@@ -212,7 +224,7 @@ impl Messages {
         .map(|decided| decided.sequence)
     }
 
-    /// Edits, deletes for everyone, or reacts to the message at stream `sequence`.
+    /// Edits, deletes, reacts to, stars or pins the message at stream `sequence`.
     pub async fn act(
         &self,
         chat_id: Uuid,
@@ -332,9 +344,28 @@ struct Decided {
     event: MessageEvent,
 }
 
+/// A message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub client_id: ClientId,
+    pub body: MessageBody,
+    /// The stream sequence of the message replied to, in the same chat.
+    pub reply_to: Option<u64>,
+    /// Members to mention; anyone else is dropped.
+    pub mentions: Vec<Uuid>,
+    /// For a forward: the hops the original had come, plus one; 0 for an original.
+    pub forwarded: u32,
+}
+
+impl NewMessage {
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.body, self.reply_to)
+    }
+}
+
 /// What a client id stands for: the message's content. The same id with other content
 /// is a client's mistake, not a retry.
-pub fn fingerprint(body: &MessageBody, reply_to: Option<Uuid>) -> String {
+pub fn fingerprint(body: &MessageBody, reply_to: Option<u64>) -> String {
     hex_digest(
         format!(
             "{}\n{}",

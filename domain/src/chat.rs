@@ -1,17 +1,24 @@
-//! Chats: direct chats between two users, and groups with members and admins. The
-//! decision state holds members, roles and settings, never messages.
+//! Chats: direct chats between two users, and groups with members, admins, info and
+//! invite links. The decision state holds members, roles and settings, never messages.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::aggregate::{Aggregate, Claim, ClaimAction, Context, DomainEvent};
+use crate::aggregate::{Aggregate, Claim, ClaimAction, Context};
 use crate::user::TextError;
+
+mod message;
+pub use message::*;
 
 /// The most members a group may have.
 pub const MAX_MEMBERS: usize = 1_024;
+/// The most invite links a group may have open at once.
+pub const MAX_INVITES: usize = 10;
 /// The claim kind that makes a direct chat unique per pair of users.
 pub const DIRECT_CLAIM: &str = "direct";
+/// The claim kind that maps an invite code to its group.
+pub const INVITE_CLAIM: &str = "invite";
 
 /// A group's name: 1 to 100 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,10 +62,102 @@ impl From<GroupName> for String {
     }
 }
 
+/// A group's description: up to 500 characters, line breaks allowed; empty for none.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Description(String);
+
+impl Description {
+    pub const MAX_CHARS: usize = 500;
+
+    pub fn parse(input: &str) -> Result<Self, TextError> {
+        let trimmed = input.trim();
+        if trimmed.chars().count() > Self::MAX_CHARS {
+            return Err(TextError::TooLong {
+                max: Self::MAX_CHARS,
+            });
+        }
+        if trimmed.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(TextError::ControlCharacter);
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Description {
+    type Error = TextError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Description> for String {
+    fn from(description: Description) -> Self {
+        description.0
+    }
+}
+
+/// The secret part of an invite link: 16 to 64 letters, digits, `-` or `_`, so that it
+/// is also a subject token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct InviteCode(String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("an invite code is 16 to 64 letters, digits, '-' or '_'")]
+pub struct InviteCodeError;
+
+impl InviteCode {
+    pub fn parse(input: &str) -> Result<Self, InviteCodeError> {
+        let valid = (16..=64).contains(&input.len())
+            && input
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if valid {
+            Ok(Self(input.to_owned()))
+        } else {
+            Err(InviteCodeError)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for InviteCode {
+    type Error = InviteCodeError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<InviteCode> for String {
+    fn from(code: InviteCode) -> Self {
+        code.0
+    }
+}
+
 /// The key of the direct chat between two users, the same whichever opens it.
 pub fn direct_key(a: Uuid, b: Uuid) -> String {
     let (low, high) = if a <= b { (a, b) } else { (b, a) };
     format!("{}_{}", low.simple(), high.simple())
+}
+
+/// Changes to a group's info; fields left `None` stay as they are.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GroupEdit {
+    pub name: Option<GroupName>,
+    pub description: Option<Description>,
+    /// `Some(None)` removes the avatar.
+    pub avatar: Option<Option<Uuid>>,
+    /// Whether members who are not admins may change the name, description and avatar.
+    /// Admins only may change this.
+    pub members_edit_info: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,8 +185,15 @@ pub enum ChatCommand {
         user: Uuid,
         admin: bool,
     },
-    Rename {
-        name: GroupName,
+    Edit(GroupEdit),
+    CreateInvite {
+        code: InviteCode,
+    },
+    RevokeInvite {
+        code: InviteCode,
+    },
+    JoinByInvite {
+        code: InviteCode,
     },
 }
 
@@ -101,6 +207,12 @@ pub enum ChatEvent {
     MemberLeft(MemberLeft),
     AdminChanged(AdminChanged),
     GroupRenamed(GroupRenamed),
+    GroupDescribed(GroupDescribed),
+    GroupAvatarChanged(GroupAvatarChanged),
+    GroupPermissionsChanged(GroupPermissionsChanged),
+    InviteCreated(InviteCreated),
+    InviteRevoked(InviteRevoked),
+    MemberJoined(MemberJoined),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,39 +276,97 @@ pub struct GroupRenamed {
     pub by: Uuid,
 }
 
-impl DomainEvent for ChatEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            Self::DirectChatCreated(_) => "DirectChatCreated",
-            Self::GroupCreated(_) => "GroupCreated",
-            Self::MembersAdded(_) => "MembersAdded",
-            Self::MemberRemoved(_) => "MemberRemoved",
-            Self::MemberLeft(_) => "MemberLeft",
-            Self::AdminChanged(_) => "AdminChanged",
-            Self::GroupRenamed(_) => "GroupRenamed",
-        }
-    }
-
-    fn from_payload<'de, D: serde::Deserializer<'de>>(
-        event_type: &str,
-        payload: D,
-    ) -> Result<Self, D::Error> {
-        match event_type {
-            "DirectChatCreated" => {
-                DirectChatCreated::deserialize(payload).map(Self::DirectChatCreated)
-            }
-            "GroupCreated" => GroupCreated::deserialize(payload).map(Self::GroupCreated),
-            "MembersAdded" => MembersAdded::deserialize(payload).map(Self::MembersAdded),
-            "MemberRemoved" => MemberRemoved::deserialize(payload).map(Self::MemberRemoved),
-            "MemberLeft" => MemberLeft::deserialize(payload).map(Self::MemberLeft),
-            "AdminChanged" => AdminChanged::deserialize(payload).map(Self::AdminChanged),
-            "GroupRenamed" => GroupRenamed::deserialize(payload).map(Self::GroupRenamed),
-            other => Err(serde::de::Error::custom(format!(
-                "{other} is not a chat event"
-            ))),
-        }
-    }
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupDescribed {
+    pub chat_id: Uuid,
+    pub description: Description,
+    pub by: Uuid,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupAvatarChanged {
+    pub chat_id: Uuid,
+    /// The media id of the new avatar; `None` removes it.
+    pub avatar: Option<Uuid>,
+    pub by: Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupPermissionsChanged {
+    pub chat_id: Uuid,
+    pub members_edit_info: bool,
+    pub by: Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteCreated {
+    pub chat_id: Uuid,
+    pub code: InviteCode,
+    pub by: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteRevoked {
+    pub chat_id: Uuid,
+    pub code: InviteCode,
+    pub by: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub revoked_at: OffsetDateTime,
+}
+
+/// A user joined a group by one of its invite links.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberJoined {
+    pub chat_id: Uuid,
+    pub user: Uuid,
+    pub code: InviteCode,
+    #[serde(with = "time::serde::rfc3339")]
+    pub joined_at: OffsetDateTime,
+}
+
+/// Lists each variant's type name once, for `event_type` and `from_payload`.
+macro_rules! event_types {
+    ($enum:ident { $($variant:ident),* $(,)? }) => {
+        impl $crate::aggregate::DomainEvent for $enum {
+            fn event_type(&self) -> &'static str {
+                match self {
+                    $(Self::$variant(_) => stringify!($variant),)*
+                }
+            }
+
+            fn from_payload<'de, D: serde::Deserializer<'de>>(
+                event_type: &str,
+                payload: D,
+            ) -> Result<Self, D::Error> {
+                match event_type {
+                    $(stringify!($variant) => $variant::deserialize(payload).map(Self::$variant),)*
+                    other => Err(serde::de::Error::custom(format!(
+                        "{other} is not a {} event", stringify!($enum)
+                    ))),
+                }
+            }
+        }
+    };
+}
+pub(crate) use event_types;
+
+event_types!(ChatEvent {
+    DirectChatCreated,
+    GroupCreated,
+    MembersAdded,
+    MemberRemoved,
+    MemberLeft,
+    AdminChanged,
+    GroupRenamed,
+    GroupDescribed,
+    GroupAvatarChanged,
+    GroupPermissionsChanged,
+    InviteCreated,
+    InviteRevoked,
+    MemberJoined,
+});
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ChatError {
@@ -228,6 +398,14 @@ pub enum ChatError {
     EditWindowClosed,
     #[error("only the author or a group admin may delete a message for everyone")]
     CannotDelete,
+    #[error("a group has at most {MAX_INVITES} invite links open; revoke one first")]
+    TooManyInvites,
+    #[error("this invite link is not valid (revoked, or never was)")]
+    InviteInvalid,
+    #[error("the message replied to is not in this chat")]
+    ReplyNotInChat,
+    #[error("a message deleted for everyone cannot be forwarded, pinned or reacted to")]
+    MessageDeleted,
 }
 
 /// One member of a group, in the order they joined.
@@ -235,6 +413,30 @@ pub enum ChatError {
 pub struct Member {
     pub user_id: Uuid,
     pub admin: bool,
+}
+
+/// A group's decision state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub chat_id: Uuid,
+    pub name: GroupName,
+    pub description: Description,
+    pub avatar: Option<Uuid>,
+    pub members_edit_info: bool,
+    /// Oldest first: the first member is the one promoted when the last admin leaves.
+    pub members: Vec<Member>,
+    /// The invite codes that are open.
+    pub invites: Vec<InviteCode>,
+}
+
+impl Group {
+    fn member(&self, user: Uuid) -> Option<&Member> {
+        self.members.iter().find(|m| m.user_id == user)
+    }
+
+    pub fn is_admin(&self, user: Uuid) -> bool {
+        self.member(user).is_some_and(|m| m.admin)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -245,19 +447,23 @@ pub enum Chat {
         chat_id: Uuid,
         members: [Uuid; 2],
     },
-    Group {
-        chat_id: Uuid,
-        name: GroupName,
-        members: Vec<Member>,
-    },
+    Group(Group),
 }
 
 impl Chat {
+    pub fn chat_id(&self) -> Option<Uuid> {
+        match self {
+            Self::None => None,
+            Self::Direct { chat_id, .. } => Some(*chat_id),
+            Self::Group(group) => Some(group.chat_id),
+        }
+    }
+
     pub fn is_member(&self, user: Uuid) -> bool {
         match self {
             Self::None => false,
             Self::Direct { members, .. } => members.contains(&user),
-            Self::Group { members, .. } => members.iter().any(|m| m.user_id == user),
+            Self::Group(group) => group.member(user).is_some(),
         }
     }
 
@@ -265,33 +471,17 @@ impl Chat {
         match self {
             Self::None => Vec::new(),
             Self::Direct { members, .. } => members.to_vec(),
-            Self::Group { members, .. } => members.iter().map(|m| m.user_id).collect(),
+            Self::Group(group) => group.members.iter().map(|m| m.user_id).collect(),
         }
     }
-}
 
-impl Aggregate for Chat {
-    const KIND: &'static str = "chat";
-    type Command = ChatCommand;
-    type Event = ChatEvent;
-    type Error = ChatError;
-
-    fn decide(
-        &self,
-        command: &ChatCommand,
-        context: &Context,
-    ) -> Result<Vec<ChatEvent>, ChatError> {
-        let actor = context.actor.ok_or(ChatError::NoActor)?;
-        let now = context.now;
-        match (self, command) {
-            (
-                Self::None,
-                ChatCommand::CreateDirect {
-                    chat_id,
-                    other,
-                    blocked,
-                },
-            ) => {
+    fn create(command: &ChatCommand, actor: Uuid, now: OffsetDateTime) -> Result<Vec<ChatEvent>, ChatError> {
+        match command {
+            ChatCommand::CreateDirect {
+                chat_id,
+                other,
+                blocked,
+            } => {
                 if *other == actor {
                     return Err(ChatError::CannotChatWithSelf);
                 }
@@ -304,14 +494,11 @@ impl Aggregate for Chat {
                     created_at: now,
                 })])
             }
-            (
-                Self::None,
-                ChatCommand::CreateGroup {
-                    chat_id,
-                    name,
-                    members,
-                },
-            ) => {
+            ChatCommand::CreateGroup {
+                chat_id,
+                name,
+                members,
+            } => {
                 let mut unique: Vec<Uuid> = Vec::with_capacity(members.len());
                 for user in members {
                     if *user != actor && !unique.contains(user) {
@@ -329,105 +516,244 @@ impl Aggregate for Chat {
                     created_at: now,
                 })])
             }
-            (Self::None, _) => Err(ChatError::NotFound),
+            _ => Err(ChatError::NotFound),
+        }
+    }
+}
+
+impl Group {
+    fn decide(
+        &self,
+        command: &ChatCommand,
+        actor: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Vec<ChatEvent>, ChatError> {
+        let chat_id = self.chat_id;
+        // Joining by link is the one thing a non-member does.
+        if let ChatCommand::JoinByInvite { code } = command {
+            if !self.invites.contains(code) {
+                return Err(ChatError::InviteInvalid);
+            }
+            if self.member(actor).is_some() {
+                return Ok(Vec::new());
+            }
+            if self.members.len() >= MAX_MEMBERS {
+                return Err(ChatError::TooManyMembers);
+            }
+            return Ok(vec![ChatEvent::MemberJoined(MemberJoined {
+                chat_id,
+                user: actor,
+                code: code.clone(),
+                joined_at: now,
+            })]);
+        }
+        let me = self.member(actor).ok_or(ChatError::NotMember)?;
+        match command {
+            ChatCommand::Leave => {
+                let mut events = vec![ChatEvent::MemberLeft(MemberLeft {
+                    chat_id,
+                    user: actor,
+                    left_at: now,
+                })];
+                let other_admins = self.members.iter().any(|m| m.admin && m.user_id != actor);
+                if me.admin && !other_admins {
+                    // The last admin leaves: the oldest remaining member takes over.
+                    if let Some(oldest) = self.members.iter().find(|m| m.user_id != actor) {
+                        events.push(ChatEvent::AdminChanged(AdminChanged {
+                            chat_id,
+                            user: oldest.user_id,
+                            admin: true,
+                            by: None,
+                        }));
+                    }
+                }
+                Ok(events)
+            }
+            ChatCommand::Edit(edit) => self.edit(edit, me),
+            _ if !me.admin => Err(ChatError::NotAdmin),
+            ChatCommand::AddMembers { users } => {
+                let mut new: Vec<Uuid> = Vec::new();
+                for user in users {
+                    if self.member(*user).is_none() && !new.contains(user) {
+                        new.push(*user);
+                    }
+                }
+                if new.is_empty() {
+                    return Ok(Vec::new());
+                }
+                if self.members.len() + new.len() > MAX_MEMBERS {
+                    return Err(ChatError::TooManyMembers);
+                }
+                Ok(vec![ChatEvent::MembersAdded(MembersAdded {
+                    chat_id,
+                    users: new,
+                    by: actor,
+                    added_at: now,
+                })])
+            }
+            ChatCommand::RemoveMember { user } => {
+                if *user == actor {
+                    return Err(ChatError::CannotRemoveSelf);
+                }
+                if self.member(*user).is_none() {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![ChatEvent::MemberRemoved(MemberRemoved {
+                    chat_id,
+                    user: *user,
+                    by: actor,
+                    removed_at: now,
+                })])
+            }
+            ChatCommand::SetAdmin { user, admin } => match self.member(*user) {
+                None => Err(ChatError::NotMember),
+                Some(member) if member.admin == *admin => Ok(Vec::new()),
+                Some(_) if !*admin && self.members.iter().filter(|m| m.admin).count() == 1 => {
+                    Err(ChatError::LastAdmin)
+                }
+                Some(_) => Ok(vec![ChatEvent::AdminChanged(AdminChanged {
+                    chat_id,
+                    user: *user,
+                    admin: *admin,
+                    by: Some(actor),
+                })]),
+            },
+            ChatCommand::CreateInvite { code } => {
+                if self.invites.contains(code) {
+                    return Ok(Vec::new());
+                }
+                if self.invites.len() >= MAX_INVITES {
+                    return Err(ChatError::TooManyInvites);
+                }
+                Ok(vec![ChatEvent::InviteCreated(InviteCreated {
+                    chat_id,
+                    code: code.clone(),
+                    by: actor,
+                    created_at: now,
+                })])
+            }
+            ChatCommand::RevokeInvite { code } => {
+                if !self.invites.contains(code) {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![ChatEvent::InviteRevoked(InviteRevoked {
+                    chat_id,
+                    code: code.clone(),
+                    by: actor,
+                    revoked_at: now,
+                })])
+            }
+            ChatCommand::CreateDirect { .. }
+            | ChatCommand::CreateGroup { .. }
+            | ChatCommand::JoinByInvite { .. } => Err(ChatError::AlreadyExists),
+        }
+    }
+
+    /// Name, description and avatar: admins, or every member if the group allows it.
+    /// Who may do that: admins only.
+    fn edit(&self, edit: &GroupEdit, me: &Member) -> Result<Vec<ChatEvent>, ChatError> {
+        let (chat_id, by) = (self.chat_id, me.user_id);
+        let touches_info =
+            edit.name.is_some() || edit.description.is_some() || edit.avatar.is_some();
+        if (touches_info && !me.admin && !self.members_edit_info)
+            || (edit.members_edit_info.is_some() && !me.admin)
+        {
+            return Err(ChatError::NotAdmin);
+        }
+        let mut events = Vec::new();
+        if let Some(name) = edit.name.as_ref().filter(|name| **name != self.name) {
+            events.push(ChatEvent::GroupRenamed(GroupRenamed {
+                chat_id,
+                name: name.clone(),
+                by,
+            }));
+        }
+        if let Some(description) = edit
+            .description
+            .as_ref()
+            .filter(|description| **description != self.description)
+        {
+            events.push(ChatEvent::GroupDescribed(GroupDescribed {
+                chat_id,
+                description: description.clone(),
+                by,
+            }));
+        }
+        if let Some(avatar) = edit.avatar.filter(|avatar| *avatar != self.avatar) {
+            events.push(ChatEvent::GroupAvatarChanged(GroupAvatarChanged {
+                chat_id,
+                avatar,
+                by,
+            }));
+        }
+        if let Some(allowed) = edit
+            .members_edit_info
+            .filter(|allowed| *allowed != self.members_edit_info)
+        {
+            events.push(ChatEvent::GroupPermissionsChanged(GroupPermissionsChanged {
+                chat_id,
+                members_edit_info: allowed,
+                by,
+            }));
+        }
+        Ok(events)
+    }
+
+    fn evolve(&mut self, event: &ChatEvent) {
+        match event {
+            ChatEvent::MembersAdded(added) => {
+                self.members.extend(added.users.iter().map(|user| Member {
+                    user_id: *user,
+                    admin: false,
+                }));
+            }
+            ChatEvent::MemberJoined(joined) => self.members.push(Member {
+                user_id: joined.user,
+                admin: false,
+            }),
+            ChatEvent::MemberRemoved(MemberRemoved { user, .. })
+            | ChatEvent::MemberLeft(MemberLeft { user, .. }) => {
+                self.members.retain(|m| m.user_id != *user);
+            }
+            ChatEvent::AdminChanged(changed) => {
+                if let Some(member) = self.members.iter_mut().find(|m| m.user_id == changed.user) {
+                    member.admin = changed.admin;
+                }
+            }
+            ChatEvent::GroupRenamed(renamed) => self.name = renamed.name.clone(),
+            ChatEvent::GroupDescribed(described) => {
+                self.description = described.description.clone();
+            }
+            ChatEvent::GroupAvatarChanged(changed) => self.avatar = changed.avatar,
+            ChatEvent::GroupPermissionsChanged(changed) => {
+                self.members_edit_info = changed.members_edit_info;
+            }
+            ChatEvent::InviteCreated(created) => self.invites.push(created.code.clone()),
+            ChatEvent::InviteRevoked(revoked) => self.invites.retain(|c| *c != revoked.code),
+            ChatEvent::DirectChatCreated(_) | ChatEvent::GroupCreated(_) => {}
+        }
+    }
+}
+
+impl Aggregate for Chat {
+    const KIND: &'static str = "chat";
+    type Command = ChatCommand;
+    type Event = ChatEvent;
+    type Error = ChatError;
+
+    fn decide(
+        &self,
+        command: &ChatCommand,
+        context: &Context,
+    ) -> Result<Vec<ChatEvent>, ChatError> {
+        let actor = context.actor.ok_or(ChatError::NoActor)?;
+        match (self, command) {
+            (Self::None, command) => Self::create(command, actor, context.now),
             (_, ChatCommand::CreateDirect { .. } | ChatCommand::CreateGroup { .. }) => {
                 Err(ChatError::AlreadyExists)
             }
             (Self::Direct { .. }, _) => Err(ChatError::NotAGroup),
-            (
-                Self::Group {
-                    chat_id, members, ..
-                },
-                command,
-            ) => {
-                let Some(me) = members.iter().find(|m| m.user_id == actor) else {
-                    return Err(ChatError::NotMember);
-                };
-                let chat_id = *chat_id;
-                match command {
-                    ChatCommand::Leave => {
-                        let mut events = vec![ChatEvent::MemberLeft(MemberLeft {
-                            chat_id,
-                            user: actor,
-                            left_at: now,
-                        })];
-                        let other_admins = members.iter().any(|m| m.admin && m.user_id != actor);
-                        if me.admin && !other_admins {
-                            // The last admin leaves: the oldest remaining member takes over.
-                            if let Some(oldest) = members.iter().find(|m| m.user_id != actor) {
-                                events.push(ChatEvent::AdminChanged(AdminChanged {
-                                    chat_id,
-                                    user: oldest.user_id,
-                                    admin: true,
-                                    by: None,
-                                }));
-                            }
-                        }
-                        Ok(events)
-                    }
-                    _ if !me.admin => Err(ChatError::NotAdmin),
-                    ChatCommand::AddMembers { users } => {
-                        let mut new: Vec<Uuid> = Vec::new();
-                        for user in users {
-                            if !members.iter().any(|m| m.user_id == *user) && !new.contains(user) {
-                                new.push(*user);
-                            }
-                        }
-                        if new.is_empty() {
-                            return Ok(Vec::new());
-                        }
-                        if members.len() + new.len() > MAX_MEMBERS {
-                            return Err(ChatError::TooManyMembers);
-                        }
-                        Ok(vec![ChatEvent::MembersAdded(MembersAdded {
-                            chat_id,
-                            users: new,
-                            by: actor,
-                            added_at: now,
-                        })])
-                    }
-                    ChatCommand::RemoveMember { user } => {
-                        if *user == actor {
-                            return Err(ChatError::CannotRemoveSelf);
-                        }
-                        if !members.iter().any(|m| m.user_id == *user) {
-                            return Ok(Vec::new());
-                        }
-                        Ok(vec![ChatEvent::MemberRemoved(MemberRemoved {
-                            chat_id,
-                            user: *user,
-                            by: actor,
-                            removed_at: now,
-                        })])
-                    }
-                    ChatCommand::SetAdmin { user, admin } => match members
-                        .iter()
-                        .find(|m| m.user_id == *user)
-                    {
-                        None => Err(ChatError::NotMember),
-                        Some(member) if member.admin == *admin => Ok(Vec::new()),
-                        Some(_) if !*admin && members.iter().filter(|m| m.admin).count() == 1 => {
-                            Err(ChatError::LastAdmin)
-                        }
-                        Some(_) => Ok(vec![ChatEvent::AdminChanged(AdminChanged {
-                            chat_id,
-                            user: *user,
-                            admin: *admin,
-                            by: Some(actor),
-                        })]),
-                    },
-                    ChatCommand::Rename { name } => {
-                        Ok(vec![ChatEvent::GroupRenamed(GroupRenamed {
-                            chat_id,
-                            name: name.clone(),
-                            by: actor,
-                        })])
-                    }
-                    ChatCommand::CreateDirect { .. } | ChatCommand::CreateGroup { .. } => {
-                        Err(ChatError::AlreadyExists)
-                    }
-                }
-            }
+            (Self::Group(group), command) => group.decide(command, actor, context.now),
         }
     }
 
@@ -446,45 +772,19 @@ impl Aggregate for Chat {
                     user_id: *user,
                     admin: false,
                 }));
-                Self::Group {
+                Self::Group(Group {
                     chat_id: created.chat_id,
                     name: created.name.clone(),
+                    description: Description::default(),
+                    avatar: None,
+                    members_edit_info: false,
                     members,
-                }
+                    invites: Vec::new(),
+                })
             }
-            (
-                Self::Group {
-                    chat_id,
-                    mut name,
-                    mut members,
-                },
-                event,
-            ) => {
-                match event {
-                    ChatEvent::MembersAdded(added) => {
-                        members.extend(added.users.iter().map(|user| Member {
-                            user_id: *user,
-                            admin: false,
-                        }))
-                    }
-                    ChatEvent::MemberRemoved(MemberRemoved { user, .. })
-                    | ChatEvent::MemberLeft(MemberLeft { user, .. }) => {
-                        members.retain(|m| m.user_id != *user);
-                    }
-                    ChatEvent::AdminChanged(changed) => {
-                        if let Some(member) = members.iter_mut().find(|m| m.user_id == changed.user)
-                        {
-                            member.admin = changed.admin;
-                        }
-                    }
-                    ChatEvent::GroupRenamed(renamed) => name = renamed.name.clone(),
-                    ChatEvent::DirectChatCreated(_) | ChatEvent::GroupCreated(_) => {}
-                }
-                Self::Group {
-                    chat_id,
-                    name,
-                    members,
-                }
+            (Self::Group(mut group), event) => {
+                group.evolve(event);
+                Self::Group(group)
             }
             (state, _) => state,
         }
@@ -500,6 +800,20 @@ impl Aggregate for Chat {
                     owner: created.chat_id,
                     action: ClaimAction::Take,
                 }),
+                ChatEvent::InviteCreated(created) => Some(Claim {
+                    kind: INVITE_CLAIM,
+                    key: created.code.as_str().to_owned(),
+                    owner: created.chat_id,
+                    action: ClaimAction::Take,
+                }),
+                ChatEvent::InviteRevoked(revoked) => Some(Claim {
+                    kind: INVITE_CLAIM,
+                    key: revoked.code.as_str().to_owned(),
+                    owner: revoked.chat_id,
+                    action: ClaimAction::Release {
+                        available_after: revoked.revoked_at,
+                    },
+                }),
                 _ => None,
             })
             .collect()
@@ -508,377 +822,3 @@ impl Aggregate for Chat {
 
 #[cfg(test)]
 mod tests;
-
-/// A message's text: not blank, at most 64 KiB of UTF-8.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct MessageBody(String);
-
-impl MessageBody {
-    pub const MAX_BYTES: usize = 64 * 1024;
-
-    pub fn parse(input: &str) -> Result<Self, TextError> {
-        if input.trim().is_empty() {
-            return Err(TextError::Blank);
-        }
-        if input.len() > Self::MAX_BYTES {
-            return Err(TextError::TooLong {
-                max: Self::MAX_BYTES,
-            });
-        }
-        Ok(Self(input.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for MessageBody {
-    type Error = TextError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<MessageBody> for String {
-    fn from(body: MessageBody) -> Self {
-        body.0
-    }
-}
-
-/// The id a client gives a send, so that a retried send is stored once: 1 to 64
-/// printable ASCII characters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct ClientId(String);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("a client id is 1 to 64 printable ASCII characters")]
-pub struct ClientIdError;
-
-impl ClientId {
-    pub fn parse(input: &str) -> Result<Self, ClientIdError> {
-        if (1..=64).contains(&input.len()) && input.bytes().all(|b| b.is_ascii_graphic()) {
-            Ok(Self(input.to_owned()))
-        } else {
-            Err(ClientIdError)
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for ClientId {
-    type Error = ClientIdError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<ClientId> for String {
-    fn from(id: ClientId) -> Self {
-        id.0
-    }
-}
-
-/// The subject kind of a chat's messages. They live beside the chat's own subject, and
-/// each send is guarded by the chat's last sequence (membership), not by other sends.
-pub const MESSAGES_KIND: &str = "chatmsg";
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SendMessage {
-    pub message_id: Uuid,
-    pub client_id: ClientId,
-    pub body: MessageBody,
-    pub reply_to: Option<Uuid>,
-    /// For a direct chat: one of the two has blocked the other.
-    pub blocked: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "payload")]
-pub enum MessageEvent {
-    MessageSent(MessageSent),
-    ReadMarked(ReadMarked),
-    DeliveredMarked(DeliveredMarked),
-    MessageEdited(MessageEdited),
-    MessageDeleted(MessageDeleted),
-    ReactionSet(ReactionSet),
-}
-
-/// A member's devices have received the chat up to a stream sequence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeliveredMarked {
-    pub chat_id: Uuid,
-    pub user: Uuid,
-    pub up_to: u64,
-    #[serde(with = "time::serde::rfc3339")]
-    pub marked_at: OffsetDateTime,
-}
-
-/// How long after sending its author may edit a message.
-pub const EDIT_WINDOW: time::Duration = time::Duration::minutes(15);
-
-/// A message as the log has it, looked up by its stream sequence to decide on it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessageRef {
-    pub chat_id: Uuid,
-    pub sequence: u64,
-    pub message_id: Uuid,
-    pub sender: Uuid,
-    pub sent_at: OffsetDateTime,
-}
-
-/// A reaction: one emoji (or short token), 1 to 32 bytes, no whitespace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Reaction(String);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("a reaction is 1 to 32 bytes without spaces")]
-pub struct ReactionError;
-
-impl Reaction {
-    pub fn parse(input: &str) -> Result<Self, ReactionError> {
-        let valid = (1..=32).contains(&input.len())
-            && !input.chars().any(|c| c.is_whitespace() || c.is_control());
-        if valid {
-            Ok(Self(input.to_owned()))
-        } else {
-            Err(ReactionError)
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for Reaction {
-    type Error = ReactionError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<Reaction> for String {
-    fn from(reaction: Reaction) -> Self {
-        reaction.0
-    }
-}
-
-/// What a member may do to an existing message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MessageAction {
-    Edit(MessageBody),
-    DeleteForEveryone,
-    /// Sets (or with `None`, removes) the actor's one reaction.
-    React(Option<Reaction>),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MessageEdited {
-    pub chat_id: Uuid,
-    pub message_id: Uuid,
-    /// The stream sequence of the message edited.
-    pub sequence: u64,
-    pub body: MessageBody,
-    #[serde(with = "time::serde::rfc3339")]
-    pub edited_at: OffsetDateTime,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MessageDeleted {
-    pub chat_id: Uuid,
-    pub message_id: Uuid,
-    pub sequence: u64,
-    pub by: Uuid,
-    #[serde(with = "time::serde::rfc3339")]
-    pub deleted_at: OffsetDateTime,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReactionSet {
-    pub chat_id: Uuid,
-    pub message_id: Uuid,
-    pub sequence: u64,
-    pub user: Uuid,
-    pub reaction: Option<Reaction>,
-}
-
-/// A member has read the chat up to a stream sequence (their own unread count clears;
-/// whether others learn of it follows the member's privacy settings).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReadMarked {
-    pub chat_id: Uuid,
-    pub user: Uuid,
-    pub up_to: u64,
-    #[serde(with = "time::serde::rfc3339")]
-    pub marked_at: OffsetDateTime,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MessageSent {
-    pub chat_id: Uuid,
-    pub message_id: Uuid,
-    pub sender: Uuid,
-    pub client_id: ClientId,
-    pub body: MessageBody,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reply_to: Option<Uuid>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub sent_at: OffsetDateTime,
-}
-
-impl DomainEvent for MessageEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            Self::MessageSent(_) => "MessageSent",
-            Self::ReadMarked(_) => "ReadMarked",
-            Self::DeliveredMarked(_) => "DeliveredMarked",
-            Self::MessageEdited(_) => "MessageEdited",
-            Self::MessageDeleted(_) => "MessageDeleted",
-            Self::ReactionSet(_) => "ReactionSet",
-        }
-    }
-
-    fn from_payload<'de, D: serde::Deserializer<'de>>(
-        event_type: &str,
-        payload: D,
-    ) -> Result<Self, D::Error> {
-        match event_type {
-            "MessageSent" => MessageSent::deserialize(payload).map(Self::MessageSent),
-            "ReadMarked" => ReadMarked::deserialize(payload).map(Self::ReadMarked),
-            "DeliveredMarked" => DeliveredMarked::deserialize(payload).map(Self::DeliveredMarked),
-            "MessageEdited" => MessageEdited::deserialize(payload).map(Self::MessageEdited),
-            "MessageDeleted" => MessageDeleted::deserialize(payload).map(Self::MessageDeleted),
-            "ReactionSet" => ReactionSet::deserialize(payload).map(Self::ReactionSet),
-            other => Err(serde::de::Error::custom(format!(
-                "{other} is not a message event"
-            ))),
-        }
-    }
-}
-
-impl Chat {
-    /// Decides an edit, a delete for everyone, or a reaction on an existing message.
-    pub fn decide_on_message(
-        &self,
-        message: &MessageRef,
-        action: &MessageAction,
-        context: &Context,
-    ) -> Result<MessageEvent, ChatError> {
-        let actor = context.actor.ok_or(ChatError::NoActor)?;
-        let chat_id = match self {
-            Self::None => return Err(ChatError::NotFound),
-            Self::Direct { chat_id, .. } | Self::Group { chat_id, .. } => *chat_id,
-        };
-        if !self.is_member(actor) || message.chat_id != chat_id {
-            return Err(ChatError::NotMember);
-        }
-        let (message_id, sequence) = (message.message_id, message.sequence);
-        match action {
-            MessageAction::Edit(body) => {
-                if message.sender != actor {
-                    return Err(ChatError::NotAuthor);
-                }
-                if context.now - message.sent_at > EDIT_WINDOW {
-                    return Err(ChatError::EditWindowClosed);
-                }
-                Ok(MessageEvent::MessageEdited(MessageEdited {
-                    chat_id,
-                    message_id,
-                    sequence,
-                    body: body.clone(),
-                    edited_at: context.now,
-                }))
-            }
-            MessageAction::DeleteForEveryone => {
-                let admin = matches!(self, Self::Group { members, .. }
-                    if members.iter().any(|m| m.user_id == actor && m.admin));
-                if message.sender != actor && !admin {
-                    return Err(ChatError::CannotDelete);
-                }
-                Ok(MessageEvent::MessageDeleted(MessageDeleted {
-                    chat_id,
-                    message_id,
-                    sequence,
-                    by: actor,
-                    deleted_at: context.now,
-                }))
-            }
-            MessageAction::React(reaction) => Ok(MessageEvent::ReactionSet(ReactionSet {
-                chat_id,
-                message_id,
-                sequence,
-                user: actor,
-                reaction: reaction.clone(),
-            })),
-        }
-    }
-
-    /// Decides a delivered marker: members only.
-    pub fn decide_mark_delivered(
-        &self,
-        up_to: u64,
-        context: &Context,
-    ) -> Result<DeliveredMarked, ChatError> {
-        self.decide_mark_read(up_to, context)
-            .map(|read| DeliveredMarked {
-                chat_id: read.chat_id,
-                user: read.user,
-                up_to: read.up_to,
-                marked_at: read.marked_at,
-            })
-    }
-
-    /// Decides a read marker: members only.
-    pub fn decide_mark_read(&self, up_to: u64, context: &Context) -> Result<ReadMarked, ChatError> {
-        let user = context.actor.ok_or(ChatError::NoActor)?;
-        let chat_id = match self {
-            Self::None => return Err(ChatError::NotFound),
-            Self::Direct { chat_id, .. } | Self::Group { chat_id, .. } => *chat_id,
-        };
-        if !self.is_member(user) {
-            return Err(ChatError::NotMember);
-        }
-        Ok(ReadMarked {
-            chat_id,
-            user,
-            up_to,
-            marked_at: context.now,
-        })
-    }
-
-    /// Decides a send: members only, and not into a direct chat where one blocked the
-    /// other.
-    pub fn decide_send(
-        &self,
-        send: &SendMessage,
-        context: &Context,
-    ) -> Result<MessageSent, ChatError> {
-        let sender = context.actor.ok_or(ChatError::NoActor)?;
-        let chat_id = match self {
-            Self::None => return Err(ChatError::NotFound),
-            Self::Direct { chat_id, .. } | Self::Group { chat_id, .. } => *chat_id,
-        };
-        if !self.is_member(sender) {
-            return Err(ChatError::NotMember);
-        }
-        if matches!(self, Self::Direct { .. }) && send.blocked {
-            return Err(ChatError::Blocked);
-        }
-        Ok(MessageSent {
-            chat_id,
-            message_id: send.message_id,
-            sender,
-            client_id: send.client_id.clone(),
-            body: send.body.clone(),
-            reply_to: send.reply_to,
-            sent_at: context.now,
-        })
-    }
-}

@@ -1,6 +1,8 @@
 //! Chats and their members, for the chat list and membership checks of queries.
 
-use natter_domain::chat::{ChatEvent, MESSAGES_KIND, MessageEvent};
+use natter_domain::chat::{
+    ChatEvent, MAX_PINNED_MESSAGES, MESSAGES_KIND, MemberLeft, MemberRemoved, MessageEvent,
+};
 use natter_domain::prefs::PrefsEvent;
 use natter_eventlog::StoredEvent;
 use sqlx::PgConnection;
@@ -55,210 +57,243 @@ impl Projection for Chats {
         let mut sends = Sends::default();
         for decoded in events {
             let sequence = i64::try_from(decoded.sequence).unwrap_or(i64::MAX);
-            if !matches!(
-                decoded.event.0,
-                ChatsEvent::Message(MessageEvent::MessageSent(_))
-            ) {
-                sends.flush(connection).await?;
-            }
             let (event, at) = &decoded.event;
-            let event = match event {
-                ChatsEvent::Chat(event) => event,
-                ChatsEvent::Prefs(prefs) => {
-                    let query = match prefs {
-                        PrefsEvent::ChatPinned(e) => sqlx::query(
-                            "UPDATE chat_members_v1 SET pinned = $3 WHERE chat_id = $1 AND user_id = $2",
-                        )
-                        .bind(e.chat_id)
-                        .bind(e.user)
-                        .bind(e.pinned),
-                        PrefsEvent::ChatArchived(e) => sqlx::query(
-                            "UPDATE chat_members_v1 SET archived = $3 WHERE chat_id = $1 AND user_id = $2",
-                        )
-                        .bind(e.chat_id)
-                        .bind(e.user)
-                        .bind(e.archived),
-                        PrefsEvent::ChatMuted(e) => sqlx::query(
-                            "UPDATE chat_members_v1 SET muted_until = $3 WHERE chat_id = $1 AND user_id = $2",
-                        )
-                        .bind(e.chat_id)
-                        .bind(e.user)
-                        .bind(e.until),
-                    };
-                    query.execute(&mut *connection).await?;
-                    continue;
-                }
-                ChatsEvent::Message(MessageEvent::MessageSent(sent)) => {
-                    sends.push(sequence, sent, *at);
-                    continue;
-                }
-                ChatsEvent::Message(MessageEvent::MessageEdited(edited)) => {
-                    // An edit never brings a deleted message back.
-                    sqlx::query(
-                        "UPDATE messages_v1 SET body = $2, edited = true WHERE message_id = $1 AND NOT deleted",
-                    )
-                    .bind(edited.message_id)
-                    .bind(edited.body.as_str())
-                    .execute(&mut *connection)
-                    .await?;
-                    continue;
-                }
-                ChatsEvent::Message(MessageEvent::MessageDeleted(deleted)) => {
-                    sqlx::query(
-                        "UPDATE messages_v1 SET body = '', deleted = true WHERE message_id = $1",
-                    )
-                    .bind(deleted.message_id)
-                    .execute(&mut *connection)
-                    .await?;
-                    sqlx::query("DELETE FROM message_reactions_v1 WHERE message_id = $1")
-                        .bind(deleted.message_id)
-                        .execute(&mut *connection)
-                        .await?;
-                    continue;
-                }
-                ChatsEvent::Message(MessageEvent::ReactionSet(set)) => {
-                    match &set.reaction {
-                        Some(reaction) => {
-                            sqlx::query(
-                                "INSERT INTO message_reactions_v1 (message_id, user_id, reaction)
-                                 SELECT $1, $2, $3 WHERE NOT EXISTS
-                                     (SELECT 1 FROM messages_v1 WHERE message_id = $1 AND deleted)
-                                 ON CONFLICT (message_id, user_id) DO UPDATE SET reaction = EXCLUDED.reaction",
-                            )
-                            .bind(set.message_id)
-                            .bind(set.user)
-                            .bind(reaction.as_str())
-                            .execute(&mut *connection)
-                            .await?;
-                        }
-                        None => {
-                            sqlx::query("DELETE FROM message_reactions_v1 WHERE message_id = $1 AND user_id = $2")
-                                .bind(set.message_id)
-                                .bind(set.user)
-                                .execute(&mut *connection)
-                                .await?;
-                        }
-                    }
-                    continue;
-                }
-                ChatsEvent::Message(MessageEvent::DeliveredMarked(marked)) => {
-                    sqlx::query(
-                        "UPDATE chat_members_v1 SET delivered_up_to = GREATEST(delivered_up_to, $3)
-                         WHERE chat_id = $1 AND user_id = $2",
-                    )
-                    .bind(marked.chat_id)
-                    .bind(marked.user)
-                    .bind(i64::try_from(marked.up_to).unwrap_or(i64::MAX))
-                    .execute(&mut *connection)
-                    .await?;
-                    continue;
-                }
-                // Reading implies having received.
-                ChatsEvent::Message(MessageEvent::ReadMarked(marked)) => {
-                    sqlx::query(
-                        "UPDATE chat_members_v1 SET read_up_to = GREATEST(read_up_to, $3),
-                             delivered_up_to = GREATEST(delivered_up_to, $3)
-                         WHERE chat_id = $1 AND user_id = $2",
-                    )
-                    .bind(marked.chat_id)
-                    .bind(marked.user)
-                    .bind(i64::try_from(marked.up_to).unwrap_or(i64::MAX))
-                    .execute(&mut *connection)
-                    .await?;
-                    continue;
-                }
-            };
+            if let ChatsEvent::Message(MessageEvent::MessageSent(sent)) = event {
+                sends.push(sequence, sent, *at);
+                continue;
+            }
+            sends.flush(connection).await?;
             match event {
-                ChatEvent::DirectChatCreated(created) => {
-                    insert_chat(connection, created.chat_id, "direct", None, *at, sequence).await?;
-                    join(
-                        connection,
-                        created.chat_id,
-                        &created.members,
-                        false,
-                        *at,
-                        sequence,
-                    )
-                    .await?;
-                }
-                ChatEvent::GroupCreated(created) => {
-                    insert_chat(
-                        connection,
-                        created.chat_id,
-                        "group",
-                        Some(created.name.as_str()),
-                        *at,
-                        sequence,
-                    )
-                    .await?;
-                    join(
-                        connection,
-                        created.chat_id,
-                        &[created.creator],
-                        true,
-                        *at,
-                        sequence,
-                    )
-                    .await?;
-                    join(
-                        connection,
-                        created.chat_id,
-                        &created.members,
-                        false,
-                        *at,
-                        sequence,
-                    )
-                    .await?;
-                }
-                ChatEvent::MembersAdded(added) => {
-                    join(
-                        connection,
-                        added.chat_id,
-                        &added.users,
-                        false,
-                        *at,
-                        sequence,
-                    )
-                    .await?;
-                    touch(connection, added.chat_id, *at, sequence).await?;
-                }
-                ChatEvent::MemberRemoved(removed) => {
-                    leave(connection, removed.chat_id, removed.user, *at, sequence).await?;
-                    touch(connection, removed.chat_id, *at, sequence).await?;
-                }
-                ChatEvent::MemberLeft(left) => {
-                    leave(connection, left.chat_id, left.user, *at, sequence).await?;
-                    touch(connection, left.chat_id, *at, sequence).await?;
-                }
-                ChatEvent::AdminChanged(changed) => {
-                    sqlx::query(
-                        "UPDATE chat_members_v1 SET admin = $3 WHERE chat_id = $1 AND user_id = $2",
-                    )
-                    .bind(changed.chat_id)
-                    .bind(changed.user)
-                    .bind(changed.admin)
-                    .execute(&mut *connection)
-                    .await?;
-                }
-                ChatEvent::GroupRenamed(renamed) => {
-                    sqlx::query("UPDATE chats_v1 SET name = $2 WHERE chat_id = $1")
-                        .bind(renamed.chat_id)
-                        .bind(renamed.name.as_str())
-                        .execute(&mut *connection)
-                        .await?;
-                    touch(connection, renamed.chat_id, *at, sequence).await?;
-                }
+                ChatsEvent::Chat(event) => apply_chat(connection, event, *at, sequence).await?,
+                ChatsEvent::Message(event) => apply_message(connection, event).await?,
+                ChatsEvent::Prefs(event) => apply_prefs(connection, event).await?,
             }
         }
         sends.flush(connection).await
     }
 
     async fn reset(&self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
-        sqlx::query("TRUNCATE chats_v1, chat_members_v1")
-            .execute(connection)
-            .await?;
+        sqlx::query(
+            "TRUNCATE chats_v1, chat_members_v1, messages_v1, message_reactions_v1,
+                      message_stars_v1, message_hidden_v1, chat_pins_v1",
+        )
+        .execute(connection)
+        .await?;
         Ok(())
     }
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+async fn apply_prefs(connection: &mut PgConnection, event: &PrefsEvent) -> Result<(), sqlx::Error> {
+    let query = match event {
+        PrefsEvent::ChatPinned(e) => sqlx::query(
+            "UPDATE chat_members_v1 SET pinned = $3 WHERE chat_id = $1 AND user_id = $2",
+        )
+        .bind(e.chat_id)
+        .bind(e.user)
+        .bind(e.pinned),
+        PrefsEvent::ChatArchived(e) => sqlx::query(
+            "UPDATE chat_members_v1 SET archived = $3 WHERE chat_id = $1 AND user_id = $2",
+        )
+        .bind(e.chat_id)
+        .bind(e.user)
+        .bind(e.archived),
+        PrefsEvent::ChatMuted(e) => sqlx::query(
+            "UPDATE chat_members_v1 SET muted_until = $3 WHERE chat_id = $1 AND user_id = $2",
+        )
+        .bind(e.chat_id)
+        .bind(e.user)
+        .bind(e.until),
+    };
+    query.execute(connection).await?;
+    Ok(())
+}
+
+/// Every message event but sends, which go in batches.
+async fn apply_message(
+    connection: &mut PgConnection,
+    event: &MessageEvent,
+) -> Result<(), sqlx::Error> {
+    let query = match event {
+        MessageEvent::MessageSent(_) => return Ok(()),
+        // An edit never brings a deleted message back.
+        MessageEvent::MessageEdited(e) => sqlx::query(
+            "UPDATE messages_v1 SET body = $2, edited = true WHERE message_id = $1 AND NOT deleted",
+        )
+        .bind(e.message_id)
+        .bind(e.body.as_str()),
+        // The body goes from every read model; the row stays as a tombstone.
+        MessageEvent::MessageDeleted(e) => sqlx::query(
+            "WITH tombstone AS (
+                 UPDATE messages_v1 SET body = '', deleted = true WHERE message_id = $1
+             ), reactions AS (
+                 DELETE FROM message_reactions_v1 WHERE message_id = $1
+             ), stars AS (
+                 DELETE FROM message_stars_v1 WHERE chat_id = $2 AND sequence = $3
+             )
+             DELETE FROM chat_pins_v1 WHERE chat_id = $2 AND sequence = $3",
+        )
+        .bind(e.message_id)
+        .bind(e.chat_id)
+        .bind(to_i64(e.sequence)),
+        MessageEvent::ReactionSet(e) => match &e.reaction {
+            Some(reaction) => sqlx::query(
+                "INSERT INTO message_reactions_v1 (message_id, user_id, reaction)
+                 SELECT $1, $2, $3 WHERE NOT EXISTS
+                     (SELECT 1 FROM messages_v1 WHERE message_id = $1 AND deleted)
+                 ON CONFLICT (message_id, user_id) DO UPDATE SET reaction = EXCLUDED.reaction",
+            )
+            .bind(e.message_id)
+            .bind(e.user)
+            .bind(reaction.as_str()),
+            None => sqlx::query(
+                "DELETE FROM message_reactions_v1 WHERE message_id = $1 AND user_id = $2",
+            )
+            .bind(e.message_id)
+            .bind(e.user),
+        },
+        MessageEvent::MessageStarred(e) if e.starred => sqlx::query(
+            "INSERT INTO message_stars_v1 (user_id, chat_id, sequence, starred_at)
+             SELECT $1, $2, $3, $4 WHERE NOT EXISTS
+                 (SELECT 1 FROM messages_v1 WHERE chat_id = $2 AND sequence = $3 AND deleted)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(e.user)
+        .bind(e.chat_id)
+        .bind(to_i64(e.sequence))
+        .bind(e.at),
+        MessageEvent::MessageStarred(e) => sqlx::query(
+            "DELETE FROM message_stars_v1 WHERE user_id = $1 AND chat_id = $2 AND sequence = $3",
+        )
+        .bind(e.user)
+        .bind(e.chat_id)
+        .bind(to_i64(e.sequence)),
+        // A chat shows its latest pins; one more pushes the oldest out.
+        MessageEvent::MessagePinned(e) if e.pinned => sqlx::query(
+            "WITH pinned AS (
+                 INSERT INTO chat_pins_v1 (chat_id, sequence, pinned_by, pinned_at)
+                 SELECT $1, $2, $3, $4 WHERE NOT EXISTS
+                     (SELECT 1 FROM messages_v1 WHERE chat_id = $1 AND sequence = $2 AND deleted)
+                 ON CONFLICT (chat_id, sequence) DO UPDATE SET pinned_by = $3, pinned_at = $4
+                 RETURNING sequence
+             )
+             DELETE FROM chat_pins_v1 WHERE chat_id = $1 AND EXISTS (SELECT 1 FROM pinned)
+                 AND sequence NOT IN (SELECT sequence FROM pinned) AND sequence IN (
+                     SELECT sequence FROM chat_pins_v1 WHERE chat_id = $1
+                     ORDER BY pinned_at DESC, sequence DESC OFFSET $5)",
+        )
+        .bind(e.chat_id)
+        .bind(to_i64(e.sequence))
+        .bind(e.by)
+        .bind(e.at)
+        .bind(i64::try_from(MAX_PINNED_MESSAGES - 1).unwrap_or(0)),
+        MessageEvent::MessagePinned(e) => {
+            sqlx::query("DELETE FROM chat_pins_v1 WHERE chat_id = $1 AND sequence = $2")
+                .bind(e.chat_id)
+                .bind(to_i64(e.sequence))
+        }
+        MessageEvent::MessageHidden(e) => sqlx::query(
+            "INSERT INTO message_hidden_v1 (user_id, chat_id, sequence) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(e.user)
+        .bind(e.chat_id)
+        .bind(to_i64(e.sequence)),
+        MessageEvent::DeliveredMarked(e) => sqlx::query(
+            "UPDATE chat_members_v1 SET delivered_up_to = GREATEST(delivered_up_to, $3)
+             WHERE chat_id = $1 AND user_id = $2",
+        )
+        .bind(e.chat_id)
+        .bind(e.user)
+        .bind(to_i64(e.up_to)),
+        // Reading implies having received.
+        MessageEvent::ReadMarked(e) => sqlx::query(
+            "UPDATE chat_members_v1 SET read_up_to = GREATEST(read_up_to, $3),
+                 delivered_up_to = GREATEST(delivered_up_to, $3)
+             WHERE chat_id = $1 AND user_id = $2",
+        )
+        .bind(e.chat_id)
+        .bind(e.user)
+        .bind(to_i64(e.up_to)),
+    };
+    query.execute(connection).await?;
+    Ok(())
+}
+
+async fn apply_chat(
+    connection: &mut PgConnection,
+    event: &ChatEvent,
+    at: OffsetDateTime,
+    sequence: i64,
+) -> Result<(), sqlx::Error> {
+    match event {
+        ChatEvent::DirectChatCreated(created) => {
+            insert_chat(connection, created.chat_id, "direct", None, at, sequence).await?;
+            join(connection, created.chat_id, &created.members, false, at, sequence).await?;
+        }
+        ChatEvent::GroupCreated(created) => {
+            let name = Some(created.name.as_str());
+            insert_chat(connection, created.chat_id, "group", name, at, sequence).await?;
+            join(connection, created.chat_id, &[created.creator], true, at, sequence).await?;
+            join(connection, created.chat_id, &created.members, false, at, sequence).await?;
+        }
+        ChatEvent::MembersAdded(added) => {
+            join(connection, added.chat_id, &added.users, false, at, sequence).await?;
+            touch(connection, added.chat_id, at, sequence).await?;
+        }
+        ChatEvent::MemberJoined(joined) => {
+            join(connection, joined.chat_id, &[joined.user], false, at, sequence).await?;
+            touch(connection, joined.chat_id, at, sequence).await?;
+        }
+        ChatEvent::MemberRemoved(MemberRemoved { chat_id, user, .. })
+        | ChatEvent::MemberLeft(MemberLeft { chat_id, user, .. }) => {
+            leave(connection, *chat_id, *user, at, sequence).await?;
+            touch(connection, *chat_id, at, sequence).await?;
+        }
+        ChatEvent::AdminChanged(changed) => {
+            sqlx::query("UPDATE chat_members_v1 SET admin = $3 WHERE chat_id = $1 AND user_id = $2")
+                .bind(changed.chat_id)
+                .bind(changed.user)
+                .bind(changed.admin)
+                .execute(&mut *connection)
+                .await?;
+        }
+        ChatEvent::GroupRenamed(renamed) => {
+            sqlx::query("UPDATE chats_v1 SET name = $2 WHERE chat_id = $1")
+                .bind(renamed.chat_id)
+                .bind(renamed.name.as_str())
+                .execute(&mut *connection)
+                .await?;
+            touch(connection, renamed.chat_id, at, sequence).await?;
+        }
+        ChatEvent::GroupDescribed(described) => {
+            sqlx::query("UPDATE chats_v1 SET description = $2 WHERE chat_id = $1")
+                .bind(described.chat_id)
+                .bind(described.description.as_str())
+                .execute(&mut *connection)
+                .await?;
+        }
+        ChatEvent::GroupAvatarChanged(changed) => {
+            sqlx::query("UPDATE chats_v1 SET avatar_media_id = $2 WHERE chat_id = $1")
+                .bind(changed.chat_id)
+                .bind(changed.avatar)
+                .execute(&mut *connection)
+                .await?;
+        }
+        ChatEvent::GroupPermissionsChanged(changed) => {
+            sqlx::query("UPDATE chats_v1 SET members_edit_info = $2 WHERE chat_id = $1")
+                .bind(changed.chat_id)
+                .bind(changed.members_edit_info)
+                .execute(&mut *connection)
+                .await?;
+        }
+        // Open invites are read from the chat itself, exactly.
+        ChatEvent::InviteCreated(_) | ChatEvent::InviteRevoked(_) => {}
+    }
+    Ok(())
 }
 
 async fn insert_chat(
@@ -357,6 +392,10 @@ struct Sends {
     client_ids: Vec<String>,
     bodies: Vec<String>,
     replies: Vec<Option<Uuid>>,
+    reply_sequences: Vec<Option<i64>>,
+    /// Postgres array literals, since `UNNEST` cannot take a ragged `uuid[][]`.
+    mentions: Vec<String>,
+    forwarded: Vec<i32>,
     sent: Vec<OffsetDateTime>,
     at: Vec<OffsetDateTime>,
 }
@@ -370,6 +409,10 @@ impl Sends {
         self.client_ids.push(sent.client_id.as_str().to_owned());
         self.bodies.push(sent.body.as_str().to_owned());
         self.replies.push(sent.reply_to);
+        self.reply_sequences.push(sent.reply_to_sequence.map(to_i64));
+        let mentions: Vec<String> = sent.mentions.iter().map(Uuid::to_string).collect();
+        self.mentions.push(format!("{{{}}}", mentions.join(",")));
+        self.forwarded.push(i32::try_from(sent.forwarded).unwrap_or(i32::MAX));
         self.sent.push(sent.sent_at);
         self.at.push(at);
     }
@@ -380,9 +423,12 @@ impl Sends {
         }
         let batch = std::mem::take(self);
         sqlx::query(
-            "INSERT INTO messages_v1 (chat_id, sequence, message_id, sender, client_id, body, reply_to, sent_at)
-             SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::uuid[], $4::uuid[], $5::text[], $6::text[],
-                                  $7::uuid[], $8::timestamptz[])
+            "INSERT INTO messages_v1 (chat_id, sequence, message_id, sender, client_id, body, reply_to, sent_at,
+                                      reply_to_sequence, mentions, forwarded)
+             SELECT c, s, i, f, k, b, r, t, rs, m::uuid[], fw
+             FROM UNNEST($1::uuid[], $2::bigint[], $3::uuid[], $4::uuid[], $5::text[], $6::text[],
+                         $7::uuid[], $8::timestamptz[], $9::bigint[], $10::text[], $11::int[])
+                  AS u(c, s, i, f, k, b, r, t, rs, m, fw)
              ON CONFLICT DO NOTHING",
         )
         .bind(&batch.chats)
@@ -393,6 +439,9 @@ impl Sends {
         .bind(&batch.bodies)
         .bind(&batch.replies)
         .bind(&batch.sent)
+        .bind(&batch.reply_sequences)
+        .bind(&batch.mentions)
+        .bind(&batch.forwarded)
         .execute(&mut *connection)
         .await?;
         // Each chat's activity moves to its newest send of the run.

@@ -29,7 +29,13 @@ const CURRENT_VERSIONS: &[(&str, u32)] = &[
     ("MemberLeft", 1),
     ("AdminChanged", 1),
     ("GroupRenamed", 1),
-    ("MessageSent", 1),
+    ("GroupDescribed", 1),
+    ("GroupAvatarChanged", 1),
+    ("GroupPermissionsChanged", 1),
+    ("InviteCreated", 1),
+    ("InviteRevoked", 1),
+    ("MemberJoined", 1),
+    ("MessageSent", 2),
     ("ReadMarked", 1),
     ("DeliveredMarked", 1),
     ("ChatPinned", 1),
@@ -38,6 +44,9 @@ const CURRENT_VERSIONS: &[(&str, u32)] = &[
     ("MessageEdited", 1),
     ("MessageDeleted", 1),
     ("ReactionSet", 1),
+    ("MessageStarred", 1),
+    ("MessagePinned", 1),
+    ("MessageHidden", 1),
 ];
 
 pub fn current_version(event_type: &str) -> Option<u32> {
@@ -141,6 +150,14 @@ fn upcast_step(event_type: &str, from: u32, mut payload: Value) -> Value {
             }
             payload
         }
+        // v1 had no mentions and no forwards.
+        ("MessageSent", 1) => {
+            if let Value::Object(map) = &mut payload {
+                map.entry("mentions").or_insert_with(|| Value::Array(Vec::new()));
+                map.entry("forwarded").or_insert_with(|| Value::from(0));
+            }
+            payload
+        }
         _ => payload,
     }
 }
@@ -179,6 +196,24 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_stored_version_1_message_reads_as_an_original_mentioning_nobody() {
+        let stored = json!({
+            "chat_id": "0190f3a1-0000-7000-8000-000000000009",
+            "message_id": "0190f3a1-0000-7000-8000-000000000010",
+            "sender": "0190f3a1-0000-7000-8000-000000000001",
+            "client_id": "c-1",
+            "body": "hello",
+            "sent_at": "2026-11-26T12:00:00Z"
+        });
+        let event: natter_domain::chat::MessageEvent = decode("MessageSent", 1, &stored).unwrap();
+        let natter_domain::chat::MessageEvent::MessageSent(sent) = event else {
+            panic!("wrong variant");
+        };
+        assert!(sent.mentions.is_empty());
+        assert_eq!((sent.forwarded, sent.reply_to_sequence), (0, None));
+    }
 
     #[test]
     fn a_stored_version_1_registration_reads_as_the_current_shape() {

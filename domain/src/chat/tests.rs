@@ -42,7 +42,8 @@ fn run(steps: &[(u128, ChatCommand)]) -> (Chat, Vec<Result<Vec<ChatEvent>, ChatE
 
 fn admins(chat: &Chat) -> Vec<Uuid> {
     match chat {
-        Chat::Group { members, .. } => members
+        Chat::Group(group) => group
+            .members
             .iter()
             .filter(|m| m.admin)
             .map(|m| m.user_id)
@@ -100,9 +101,10 @@ fn only_admins_change_membership_and_names() {
         (2, ChatCommand::RemoveMember { user: user(3) }),
         (
             2,
-            ChatCommand::Rename {
-                name: GroupName::parse("Mine").unwrap(),
-            },
+            ChatCommand::Edit(GroupEdit {
+                name: Some(GroupName::parse("Mine").unwrap()),
+                ..GroupEdit::default()
+            }),
         ),
         (9, ChatCommand::Leave),
         (
@@ -223,6 +225,8 @@ fn send(blocked: bool) -> SendMessage {
         client_id: ClientId::parse("c-1").unwrap(),
         body: MessageBody::parse("hello").unwrap(),
         reply_to: None,
+        mentions: Vec::new(),
+        forwarded: 0,
         blocked,
     }
 }
@@ -319,4 +323,135 @@ fn edits_are_the_authors_within_the_window_and_deletes_the_authors_or_admins() {
         Err(ChatError::NotMember)
     );
     assert!(Reaction::parse("two words").is_err() && Reaction::parse("").is_err());
+}
+
+#[test]
+fn group_info_is_for_admins_unless_the_group_lets_every_member_edit_it() {
+    let rename = |name: &str| {
+        ChatCommand::Edit(GroupEdit {
+            name: Some(GroupName::parse(name).unwrap()),
+            ..GroupEdit::default()
+        })
+    };
+    let describe = ChatCommand::Edit(GroupEdit {
+        description: Some(Description::parse("Tuesdays at the wall").unwrap()),
+        avatar: Some(Some(Uuid::from_u128(900))),
+        ..GroupEdit::default()
+    });
+    let open_up = ChatCommand::Edit(GroupEdit {
+        members_edit_info: Some(true),
+        ..GroupEdit::default()
+    });
+    let (state, outcomes) = run(&[
+        (1, group(&[2])),
+        (2, rename("Theirs")),
+        (2, open_up.clone()),
+        (1, open_up.clone()),
+        (2, rename("Theirs")),
+        (2, describe.clone()),
+        (2, describe),
+        (1, open_up),
+    ]);
+    assert_eq!(outcomes[1], Err(ChatError::NotAdmin));
+    assert_eq!(outcomes[2], Err(ChatError::NotAdmin), "the permission itself is the admins'");
+    assert!(matches!(&outcomes[4].as_ref().unwrap()[..], [ChatEvent::GroupRenamed(_)]));
+    assert!(matches!(
+        &outcomes[5].as_ref().unwrap()[..],
+        [ChatEvent::GroupDescribed(_), ChatEvent::GroupAvatarChanged(_)]
+    ));
+    assert_eq!(outcomes[6], Ok(Vec::new()), "no change, no event");
+    assert_eq!(outcomes[7], Ok(Vec::new()));
+    let Chat::Group(group) = state else { panic!() };
+    assert_eq!(group.name.as_str(), "Theirs");
+    assert_eq!(group.avatar, Some(Uuid::from_u128(900)));
+    assert!(Description::parse(&"x".repeat(501)).is_err());
+    assert!(Description::parse("two\nlines").is_ok());
+}
+
+#[test]
+fn invite_links_let_strangers_join_until_revoked() {
+    let code = InviteCode::parse("abcdefghijklmnop").unwrap();
+    let create = ChatCommand::CreateInvite { code: code.clone() };
+    let join = ChatCommand::JoinByInvite { code: code.clone() };
+    let (state, outcomes) = run(&[
+        (1, group(&[2])),
+        (2, create.clone()),
+        (1, create.clone()),
+        (5, join.clone()),
+        (5, join.clone()),
+        (1, ChatCommand::RevokeInvite { code: code.clone() }),
+        (6, join),
+    ]);
+    assert_eq!(outcomes[1], Err(ChatError::NotAdmin));
+    let events = outcomes[2].as_ref().unwrap();
+    let claims = Chat::claims(events);
+    assert_eq!(claims.len(), 1);
+    assert_eq!((claims[0].kind, claims[0].key.as_str()), (INVITE_CLAIM, code.as_str()));
+    assert!(matches!(&outcomes[3].as_ref().unwrap()[..], [ChatEvent::MemberJoined(_)]));
+    assert_eq!(outcomes[4], Ok(Vec::new()), "a member joining again changes nothing");
+    let revoked = outcomes[5].as_ref().unwrap();
+    assert!(matches!(
+        Chat::claims(revoked)[0].action,
+        ClaimAction::Release { .. }
+    ));
+    assert_eq!(outcomes[6], Err(ChatError::InviteInvalid));
+    assert!(state.is_member(user(5)) && !state.is_member(user(6)));
+    assert!(InviteCode::parse("short").is_err() && InviteCode::parse(&"a.".repeat(10)).is_err());
+}
+
+#[test]
+fn a_group_keeps_at_most_ten_invites() {
+    let mut steps = vec![(1, group(&[]))];
+    for n in 0..=MAX_INVITES {
+        let code = InviteCode::parse(&format!("code-{n:0>12}")).unwrap();
+        steps.push((1, ChatCommand::CreateInvite { code }));
+    }
+    let (_, outcomes) = run(&steps);
+    assert_eq!(outcomes.last().unwrap(), &Err(ChatError::TooManyInvites));
+    assert!(outcomes[..outcomes.len() - 1].iter().all(Result::is_ok));
+}
+
+#[test]
+fn replies_stay_in_their_chat_and_mentions_name_members_only() {
+    let (chat, _) = run(&[(1, group(&[2, 3]))]);
+    let mut elsewhere = sent_by(2, 1);
+    elsewhere.chat_id = Uuid::from_u128(101);
+    let reply = SendMessage {
+        reply_to: Some(elsewhere),
+        ..send(false)
+    };
+    assert_eq!(chat.decide_send(&reply, &by(1)), Err(ChatError::ReplyNotInChat));
+    let reply = SendMessage {
+        reply_to: Some(sent_by(2, 1)),
+        mentions: vec![user(2), user(9), user(2), user(1)],
+        ..send(false)
+    };
+    let sent = chat.decide_send(&reply, &by(1)).unwrap();
+    assert_eq!((sent.reply_to, sent.reply_to_sequence), (Some(Uuid::from_u128(700)), Some(7)));
+    assert_eq!(sent.mentions, vec![user(2)], "members, once, not oneself");
+}
+
+#[test]
+fn pins_are_for_admins_in_groups_and_stars_and_hiding_for_anyone() {
+    let (chat, _) = run(&[(1, group(&[2]))]);
+    let pin = MessageAction::Pin(true);
+    assert_eq!(
+        chat.decide_on_message(&sent_by(2, 1), &pin, &by(2)),
+        Err(ChatError::NotAdmin)
+    );
+    assert!(chat.decide_on_message(&sent_by(2, 1), &pin, &by(1)).is_ok());
+    for action in [MessageAction::Star(true), MessageAction::DeleteForMe] {
+        assert!(chat.decide_on_message(&sent_by(1, 60), &action, &by(2)).is_ok());
+        assert_eq!(
+            chat.decide_on_message(&sent_by(1, 60), &action, &by(7)),
+            Err(ChatError::NotMember)
+        );
+    }
+    let direct = ChatCommand::CreateDirect {
+        chat_id: CHAT,
+        other: user(2),
+        blocked: false,
+    };
+    let (direct_chat, _) = run(&[(1, direct)]);
+    assert!(direct_chat.decide_on_message(&sent_by(1, 1), &pin, &by(2)).is_ok());
 }
