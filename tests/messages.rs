@@ -100,7 +100,7 @@ async fn messages_arrive_in_order_and_page_both_ways() {
     let (status, _, _) = bodies(&api, &chat, &bo, "before=1&after=2").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
-    // A reply names its message.
+    // A reply names its message by sequence.
     let first = api
         .call(
             Method::GET,
@@ -110,13 +110,13 @@ async fn messages_arrive_in_order_and_page_both_ways() {
         )
         .await
         .1;
-    let first_id = first["items"][0]["message_id"].clone();
+    let first_sequence = first["items"][0]["sequence"].clone();
     let (status, reply) = api
         .call(
             Method::POST,
             &format!("/v1/chats/{chat}/messages"),
             &bo,
-            Some(json!({"client_id": "r1", "body": "re: m1", "reply_to": first_id})),
+            Some(json!({"client_id": "r1", "body": "re: m1", "reply_to": first_sequence})),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
@@ -127,7 +127,7 @@ async fn messages_arrive_in_order_and_page_both_ways() {
         &format!("min_sequence={}&limit=1", reply["sequence"]),
     )
     .await;
-    assert_eq!(page["items"][0]["reply_to"], first_id);
+    assert_eq!(page["items"][0]["reply_to"], first_sequence);
 }
 
 #[tokio::test]

@@ -119,34 +119,52 @@ pub fn router(state: ApiState, rest: bool) -> Router {
             .route("/v1/chats/groups", post(routes::chats::create_group))
             .route(
                 "/v1/chats/{chat_id}",
-                get(routes::chats::details).patch(routes::chats::rename),
+                get(routes::chats::details).patch(routes::chats::edit),
             )
             .route(
                 "/v1/chats/{chat_id}/members",
                 post(routes::chats::add_members),
             )
-            .route("/v1/chats/{chat_id}/read", post(routes::chats::mark_read))
+            .route("/v1/chats/{chat_id}/read", post(routes::messages::mark_read))
             .route(
                 "/v1/chats/{chat_id}/settings",
                 put(routes::chats::change_settings),
             )
             .route(
                 "/v1/chats/{chat_id}/delivered",
-                post(routes::chats::mark_delivered),
+                post(routes::messages::mark_delivered),
             )
             .route("/v1/search/messages", get(routes::search::search_messages))
+            .route("/v1/starred", get(routes::messages::starred))
+            .route(
+                "/v1/chats/{chat_id}/invites",
+                post(routes::chats::create_invite).get(routes::chats::invites),
+            )
+            .route(
+                "/v1/chats/{chat_id}/invites/{code}",
+                delete(routes::chats::revoke_invite),
+            )
+            .route("/v1/invites/{code}", post(routes::chats::join_by_invite))
+            .route(
+                "/v1/chats/{chat_id}/messages/{sequence}/star",
+                put(routes::messages::star).delete(routes::messages::unstar),
+            )
+            .route(
+                "/v1/chats/{chat_id}/messages/{sequence}/pin",
+                put(routes::messages::pin).delete(routes::messages::unpin),
+            )
             .route(
                 "/v1/chats/{chat_id}/messages/{sequence}",
-                axum::routing::patch(routes::chats::edit_message)
-                    .delete(routes::chats::delete_message),
+                axum::routing::patch(routes::messages::edit_message)
+                    .delete(routes::messages::delete_message),
             )
             .route(
                 "/v1/chats/{chat_id}/messages/{sequence}/reaction",
-                put(routes::chats::react).delete(routes::chats::unreact),
+                put(routes::messages::react).delete(routes::messages::unreact),
             )
             .route(
                 "/v1/chats/{chat_id}/messages",
-                post(routes::chats::send_message).get(routes::chats::history),
+                post(routes::messages::send_message).get(routes::messages::history),
             )
             .route(
                 "/v1/chats/{chat_id}/members/{user_id}",

@@ -7,7 +7,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{SequenceResponse, accounts, chats, search, sessions};
+use crate::routes::{SequenceResponse, accounts, chats, messages, search, sessions};
 use crate::{ApiState, Problem};
 
 #[derive(Debug, OpenApi)]
@@ -27,10 +27,12 @@ use crate::{ApiState, Problem};
         accounts::blocks, accounts::block, accounts::unblock,
         sessions::login, sessions::refresh, sessions::logout, sessions::revoke, sessions::list,
         chats::open_direct, chats::create_group, chats::list, chats::details,
-        chats::add_members, chats::remove_member, chats::promote, chats::demote, chats::rename,
+        chats::add_members, chats::remove_member, chats::promote, chats::demote, chats::edit,
+        chats::create_invite, chats::invites, chats::revoke_invite, chats::join_by_invite,
         chats::change_settings,
-        chats::send_message, chats::history, chats::mark_read, chats::mark_delivered,
-        chats::edit_message, chats::delete_message, chats::react, chats::unreact,
+        messages::send_message, messages::history, messages::mark_read, messages::mark_delivered,
+        messages::edit_message, messages::delete_message, messages::react, messages::unreact,
+        messages::star, messages::unstar, messages::pin, messages::unpin, messages::starred,
         search::search_messages,
     ),
     components(schemas(Problem, SequenceResponse)),

@@ -1,9 +1,12 @@
-//! Chats: direct chats, groups, membership and roles.
+//! Chats: direct chats, groups, membership, roles, group info, invite links and each
+//! member's own settings.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use natter_commands::chats::{ChatOutcome, ChatsError};
-use natter_domain::chat::{ChatCommand, ChatError, GroupName};
+use natter_domain::chat::{
+    ChatCommand, ChatError, Description, GroupEdit, GroupName, InviteCode,
+};
 use serde::{Deserialize, Serialize};
 use sqlx::Row as _;
 use time::OffsetDateTime;
@@ -14,7 +17,7 @@ use super::{Consistency, SequenceResponse, metadata};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, wait_for};
 use crate::{ApiError, ApiState, Problem};
 
-const CHATS: (&str, i32) = ("chats", 1);
+pub(crate) const CHATS: (&str, i32) = ("chats", 1);
 
 impl From<ChatsError> for ApiError {
     fn from(error: ChatsError) -> Self {
@@ -41,6 +44,12 @@ impl From<ChatsError> for ApiError {
             ChatsError::Chat(ChatError::NotAuthor) => (S::FORBIDDEN, "not_author"),
             ChatsError::Chat(ChatError::CannotDelete) => (S::FORBIDDEN, "cannot_delete"),
             ChatsError::Chat(ChatError::EditWindowClosed) => (S::CONFLICT, "edit_window_closed"),
+            ChatsError::Chat(ChatError::TooManyInvites) => (S::CONFLICT, "too_many_invites"),
+            ChatsError::Chat(ChatError::InviteInvalid) => (S::NOT_FOUND, "invite_not_found"),
+            ChatsError::Chat(ChatError::ReplyNotInChat) => {
+                (S::UNPROCESSABLE_ENTITY, "reply_not_in_chat")
+            }
+            ChatsError::Chat(ChatError::MessageDeleted) => (S::CONFLICT, "message_deleted"),
             ChatsError::Chat(ChatError::NoActor) => return Self::internal(error),
             ChatsError::UnknownUser => (S::UNPROCESSABLE_ENTITY, "unknown_user"),
             ChatsError::Conflict => (S::CONFLICT, "conflict"),
@@ -188,8 +197,13 @@ pub struct ChatSummary {
     #[serde(with = "time::serde::rfc3339")]
     pub last_activity_at: OffsetDateTime,
     pub last_message: Option<LastMessage>,
-    /// Messages from others after the caller's read marker.
+    /// The group's avatar, a media id.
+    pub avatar_media_id: Option<Uuid>,
+    /// Messages from others after the caller's read marker (not counting messages
+    /// deleted for everyone, or by the caller for themselves).
     pub unread_count: u64,
+    /// An unread message mentions the caller.
+    pub mentioned: bool,
     /// The caller's own settings for this chat.
     pub pinned: bool,
     pub archived: bool,
@@ -216,19 +230,31 @@ pub async fn list(
     ApiQuery(consistency): ApiQuery<Consistency>,
 ) -> Result<axum::Json<ChatList>, ApiError> {
     wait_for(&state, CHATS.0, CHATS.1, consistency.min_sequence).await?;
+    // Unread counts and mentions are counted only in chats with activity after the
+    // caller's read marker, and the last message looked up past the caller's own
+    // deletes only where there are any.
     let rows = sqlx::query(
-        "SELECT c.chat_id, c.kind, c.name, c.last_activity_at, m.pinned, m.archived, m.muted_until,
+        "SELECT c.chat_id, c.kind, c.name, c.avatar_media_id, c.last_activity_at,
+                m.pinned, m.archived, m.muted_until,
                 lm.sequence AS last_sequence, lm.sender AS last_sender, left(lm.body, 100) AS preview,
-                lm.deleted AS last_deleted,
-                lm.sent_at AS last_sent_at,
-                (SELECT count(*) FROM messages_v1 x
-                 WHERE x.chat_id = c.chat_id AND x.sequence > GREATEST(m.read_up_to, m.joined_sequence)
-                   AND x.sender <> m.user_id) AS unread
+                lm.deleted AS last_deleted, lm.sent_at AS last_sent_at,
+                COALESCE(unread.n, 0) AS unread, COALESCE(unread.mentioned, false) AS mentioned
          FROM chat_members_v1 m JOIN chats_v1 c USING (chat_id)
          LEFT JOIN LATERAL (
-             SELECT sequence, sender, body, sent_at, deleted FROM messages_v1
-             WHERE chat_id = c.chat_id ORDER BY sequence DESC LIMIT 1
+             SELECT sequence, sender, body, sent_at, deleted FROM messages_v1 x
+             WHERE x.chat_id = c.chat_id AND NOT EXISTS (
+                 SELECT 1 FROM message_hidden_v1 h
+                 WHERE h.user_id = m.user_id AND h.chat_id = x.chat_id AND h.sequence = x.sequence)
+             ORDER BY sequence DESC LIMIT 1
          ) lm ON true
+         LEFT JOIN LATERAL (
+             SELECT count(*) AS n, bool_or(x.mentions @> ARRAY[m.user_id]) AS mentioned
+             FROM messages_v1 x
+             WHERE x.chat_id = c.chat_id AND x.sequence > GREATEST(m.read_up_to, m.joined_sequence)
+               AND x.sender <> m.user_id AND NOT x.deleted
+               AND NOT EXISTS (SELECT 1 FROM message_hidden_v1 h
+                               WHERE h.user_id = m.user_id AND h.chat_id = x.chat_id AND h.sequence = x.sequence)
+         ) unread ON c.last_sequence > GREATEST(m.read_up_to, m.joined_sequence)
          WHERE m.user_id = $1 AND m.left_at IS NULL
          ORDER BY m.pinned DESC, c.last_activity_at DESC, c.chat_id LIMIT 1000",
     )
@@ -258,6 +284,8 @@ pub async fn list(
                 last_activity_at: row.try_get("last_activity_at")?,
                 last_message,
                 unread_count: u64::try_from(unread).unwrap_or(0),
+                mentioned: row.try_get("mentioned")?,
+                avatar_media_id: row.try_get("avatar_media_id")?,
                 pinned: row.try_get("pinned")?,
                 archived: row.try_get("archived")?,
                 muted_until: row.try_get("muted_until")?,
@@ -275,12 +303,27 @@ pub struct ChatMember {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"chat_id": "0190f3a1-7b2c-7d3e-8f40-5a6b7c8d9e0f", "kind": "group", "name": "Climbing", "members": [{"user_id": "0190f3a1-0000-7000-8000-000000000001", "admin": true}]}))]
+pub struct PinnedMessage {
+    pub sequence: u64,
+    pub pinned_by: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub pinned_at: OffsetDateTime,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"chat_id": "0190f3a1-7b2c-7d3e-8f40-5a6b7c8d9e0f", "kind": "group", "name": "Climbing", "description": "Tuesdays at the wall", "avatar_media_id": null, "members_can_edit_info": false, "members": [{"user_id": "0190f3a1-0000-7000-8000-000000000001", "admin": true}], "pinned_messages": [{"sequence": 1043, "pinned_by": "0190f3a1-0000-7000-8000-000000000001", "pinned_at": "2026-11-26T12:00:00Z"}]}))]
 pub struct ChatDetails {
     pub chat_id: Uuid,
     pub kind: String,
     pub name: Option<String>,
+    /// Empty when there is none.
+    pub description: String,
+    pub avatar_media_id: Option<Uuid>,
+    /// Whether members who are not admins may edit the name, description and avatar.
+    pub members_can_edit_info: bool,
     pub members: Vec<ChatMember>,
+    /// Up to three, most recently pinned first.
+    pub pinned_messages: Vec<PinnedMessage>,
 }
 
 /// One chat, for its members only (others get 404).
@@ -299,35 +342,66 @@ pub async fn details(
     ApiQuery(consistency): ApiQuery<Consistency>,
 ) -> Result<axum::Json<ChatDetails>, ApiError> {
     wait_for(&state, CHATS.0, CHATS.1, consistency.min_sequence).await?;
-    let rows = sqlx::query(
-        "SELECT c.kind, c.name, m.user_id, m.admin FROM chats_v1 c
-         JOIN chat_members_v1 m USING (chat_id)
-         WHERE c.chat_id = $1 AND m.left_at IS NULL ORDER BY m.joined_at, m.user_id",
+    let members = sqlx::query(
+        "SELECT user_id, admin FROM chat_members_v1
+         WHERE chat_id = $1 AND left_at IS NULL ORDER BY joined_sequence, user_id",
     )
     .bind(chat_id)
     .fetch_all(&state.pool)
     .await
-    .map_err(ApiError::internal)?;
-    let members = rows
-        .iter()
-        .map(|row| {
-            Ok(ChatMember {
-                user_id: row.try_get("user_id")?,
-                admin: row.try_get("admin")?,
-            })
+    .map_err(ApiError::internal)?
+    .iter()
+    .map(|row| {
+        Ok(ChatMember {
+            user_id: row.try_get("user_id")?,
+            admin: row.try_get("admin")?,
         })
-        .collect::<Result<Vec<_>, sqlx::Error>>()
-        .map_err(ApiError::internal)?;
+    })
+    .collect::<Result<Vec<_>, sqlx::Error>>()
+    .map_err(ApiError::internal)?;
     if !members.iter().any(|m| m.user_id == caller.user_id) {
         return Err(ApiError::not_found());
     }
-    let first = rows.first().ok_or_else(ApiError::not_found)?;
-    Ok(axum::Json(ChatDetails {
-        chat_id,
-        kind: first.try_get("kind").map_err(ApiError::internal)?,
-        name: first.try_get("name").map_err(ApiError::internal)?,
-        members,
-    }))
+    let chat = sqlx::query(
+        "SELECT kind, name, description, avatar_media_id, members_edit_info FROM chats_v1 WHERE chat_id = $1",
+    )
+    .bind(chat_id)
+    .fetch_optional(&state.pool)
+    .await
+    .map_err(ApiError::internal)?
+    .ok_or_else(ApiError::not_found)?;
+    let pinned_messages = sqlx::query(
+        "SELECT sequence, pinned_by, pinned_at FROM chat_pins_v1 WHERE chat_id = $1
+         ORDER BY pinned_at DESC, sequence DESC LIMIT 3",
+    )
+    .bind(chat_id)
+    .fetch_all(&state.pool)
+    .await
+    .map_err(ApiError::internal)?
+    .iter()
+    .map(|row| {
+        Ok(PinnedMessage {
+            sequence: u64::try_from(row.try_get::<i64, _>("sequence")?).unwrap_or(0),
+            pinned_by: row.try_get("pinned_by")?,
+            pinned_at: row.try_get("pinned_at")?,
+        })
+    })
+    .collect::<Result<Vec<_>, sqlx::Error>>()
+    .map_err(ApiError::internal)?;
+    let details = (|| {
+        Ok::<_, sqlx::Error>(ChatDetails {
+            chat_id,
+            kind: chat.try_get("kind")?,
+            name: chat.try_get("name")?,
+            description: chat.try_get("description")?,
+            avatar_media_id: chat.try_get("avatar_media_id")?,
+            members_can_edit_info: chat.try_get("members_edit_info")?,
+            members,
+            pinned_messages,
+        })
+    })()
+    .map_err(ApiError::internal)?;
+    Ok(axum::Json(details))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -447,17 +521,139 @@ pub async fn demote(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-#[schema(example = json!({"name": "Bouldering"}))]
-pub struct RenameRequest {
+#[schema(example = json!({"name": "Bouldering", "description": "Tuesdays and Thursdays", "avatar_media_id": null, "members_can_edit_info": true}))]
+pub struct EditGroupRequest {
+    /// 1 to 100 characters.
     #[schema(min_length = 1, max_length = 400)]
-    pub name: String,
+    pub name: Option<String>,
+    /// Up to 500 characters; empty removes it.
+    #[schema(max_length = 2000)]
+    pub description: Option<String>,
+    /// The media id of the avatar image; `null` removes it, absent leaves it.
+    #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<Uuid>)]
+    pub avatar_media_id: Option<Option<Uuid>>,
+    /// Whether members who are not admins may change the name, description and
+    /// avatar. Only admins may change this.
+    pub members_can_edit_info: Option<bool>,
 }
 
-/// Renames a group (admins only).
+/// Edits a group's info: its name, description and avatar (admins, or every member
+/// if the group allows it), and who may edit them (admins only). Fields left out stay
+/// as they are.
 #[utoipa::path(
     patch, path = "/v1/chats/{chat_id}", tag = "chats", security(("bearer" = [])),
     params(("chat_id" = Uuid, Path, description = "The group")),
-    request_body = RenameRequest,
+    request_body = EditGroupRequest,
+    responses(
+        (status = 200, body = SequenceResponse),
+        (status = 403, description = "Not allowed to edit the group's info", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat, or not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a group", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn edit(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(chat_id): ApiPath<Uuid>,
+    ApiJson(request): ApiJson<EditGroupRequest>,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    let edit = GroupEdit {
+        name: request
+            .name
+            .as_deref()
+            .map(GroupName::parse)
+            .transpose()
+            .map_err(|e| ApiError::bad_request("invalid_name", e))?,
+        description: request
+            .description
+            .as_deref()
+            .map(Description::parse)
+            .transpose()
+            .map_err(|e| ApiError::bad_request("invalid_description", e))?,
+        avatar: request.avatar_media_id,
+        members_edit_info: request.members_can_edit_info,
+    };
+    change(&state, caller, chat_id, ChatCommand::Edit(edit)).await
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"code": "3f6c1a9e0b7d4e2f8a5c6b1d0e9f7a3c", "sequence": 1050}))]
+pub struct InviteCreatedResponse {
+    /// The invite link's secret: anyone who has it may join until it is revoked.
+    pub code: String,
+    pub sequence: u64,
+}
+
+/// Opens a new invite link to a group (admins only; at most ten open at once).
+#[utoipa::path(
+    post, path = "/v1/chats/{chat_id}/invites", tag = "chats", security(("bearer" = [])),
+    params(("chat_id" = Uuid, Path, description = "The group")),
+    responses(
+        (status = 201, body = InviteCreatedResponse),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat, or not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Ten links are open already, or a concurrent change", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a group", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_invite(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(chat_id): ApiPath<Uuid>,
+) -> Result<(StatusCode, axum::Json<InviteCreatedResponse>), ApiError> {
+    let (code, sequence) = state
+        .chats
+        .create_invite(chat_id, caller.user_id, metadata(Some(caller.user_id)))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(InviteCreatedResponse {
+            code: code.into(),
+            sequence,
+        }),
+    ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"codes": ["3f6c1a9e0b7d4e2f8a5c6b1d0e9f7a3c"]}))]
+pub struct InviteList {
+    /// The open invite codes, oldest first.
+    pub codes: Vec<String>,
+}
+
+/// The group's open invite links (admins only).
+#[utoipa::path(
+    get, path = "/v1/chats/{chat_id}/invites", tag = "chats", security(("bearer" = [])),
+    params(("chat_id" = Uuid, Path, description = "The group")),
+    responses(
+        (status = 200, body = InviteList),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat, or not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a group", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn invites(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(chat_id): ApiPath<Uuid>,
+) -> Result<axum::Json<InviteList>, ApiError> {
+    let codes = state.chats.invites(chat_id, caller.user_id).await?;
+    Ok(axum::Json(InviteList {
+        codes: codes.into_iter().map(String::from).collect(),
+    }))
+}
+
+fn invite_code(code: &str) -> Result<InviteCode, ApiError> {
+    // A malformed code opens nothing, like a revoked one.
+    InviteCode::parse(code).map_err(|_| ChatsError::Chat(ChatError::InviteInvalid).into())
+}
+
+/// Revokes an invite link (admins only): it lets nobody in any more.
+#[utoipa::path(
+    delete, path = "/v1/chats/{chat_id}/invites/{code}", tag = "chats", security(("bearer" = [])),
+    params(("chat_id" = Uuid, Path, description = "The group"), ("code" = String, Path, description = "The invite code")),
     responses(
         (status = 200, body = SequenceResponse),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
@@ -466,15 +662,40 @@ pub struct RenameRequest {
         (status = 422, description = "Not a group", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn rename(
+pub async fn revoke_invite(
     State(state): State<ApiState>,
     caller: Caller,
-    ApiPath(chat_id): ApiPath<Uuid>,
-    ApiJson(request): ApiJson<RenameRequest>,
+    ApiPath((chat_id, code)): ApiPath<(Uuid, String)>,
 ) -> Result<axum::Json<SequenceResponse>, ApiError> {
-    let name =
-        GroupName::parse(&request.name).map_err(|e| ApiError::bad_request("invalid_name", e))?;
-    change(&state, caller, chat_id, ChatCommand::Rename { name }).await
+    let code = invite_code(&code)?;
+    change(&state, caller, chat_id, ChatCommand::RevokeInvite { code }).await
+}
+
+/// Joins the group an invite link opens. Joining a group one is in changes nothing.
+#[utoipa::path(
+    post, path = "/v1/invites/{code}", tag = "chats", security(("bearer" = [])),
+    params(("code" = String, Path, description = "The invite code")),
+    responses(
+        (status = 200, description = "Joined (or a member already)", body = ChatCreated),
+        (status = 404, description = "No such invite, or revoked", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The group is full", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn join_by_invite(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(code): ApiPath<String>,
+) -> Result<axum::Json<ChatCreated>, ApiError> {
+    let code = invite_code(&code)?;
+    let outcome = state
+        .chats
+        .join_by_invite(caller.user_id, code, metadata(Some(caller.user_id)))
+        .await?;
+    Ok(axum::Json(ChatCreated {
+        chat_id: outcome.chat_id,
+        sequence: outcome.last_sequence,
+    }))
 }
 
 async fn change(
@@ -495,550 +716,6 @@ async fn change(
     Ok(axum::Json(SequenceResponse { sequence }))
 }
 
-impl From<natter_commands::messages::MessagesError> for ApiError {
-    fn from(error: natter_commands::messages::MessagesError) -> Self {
-        use natter_commands::messages::MessagesError as E;
-        match error {
-            E::Chat(chat) => ChatsError::Chat(chat).into(),
-            E::ClientIdReused => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "client_id_reused",
-                error.to_string(),
-            ),
-            E::Conflict => Self::new(StatusCode::CONFLICT, "conflict", error.to_string()),
-            E::Internal(reason) => Self::internal(reason),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[schema(example = json!({"client_id": "b7c1e0d2-1", "body": "See you at 8?", "reply_to": null}))]
-pub struct SendRequest {
-    /// The client's id for this send (1 to 64 printable ASCII characters): a retry with
-    /// the same id is stored once, however much later it comes.
-    #[schema(min_length = 1, max_length = 64)]
-    pub client_id: String,
-    /// The text: not blank, at most 64 KiB of UTF-8.
-    #[schema(min_length = 1, max_length = 65536)]
-    pub body: String,
-    /// The message this one replies to.
-    pub reply_to: Option<Uuid>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"message_id": "0190f3a1-7b2c-7d3e-8f40-5a6b7c8d9e10", "sequence": 1043}))]
-pub struct SentResponse {
-    pub message_id: Uuid,
-    /// The message's stream sequence: its place in the chat, and a consistency token.
-    pub sequence: u64,
-}
-
-/// Sends a text message to a chat the caller is in.
-#[utoipa::path(
-    post, path = "/v1/chats/{chat_id}/messages", tag = "messages", security(("bearer" = [])),
-    params(("chat_id" = Uuid, Path, description = "The chat")),
-    request_body = SendRequest,
-    responses(
-        (status = 201, description = "Sent", body = SentResponse),
-        (status = 200, description = "Sent before with this client id", body = SentResponse),
-        (status = 403, description = "Blocked", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such chat, or not a member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The chat kept changing; try again", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The client id was used for another message", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn send_message(
-    State(state): State<ApiState>,
-    caller: Caller,
-    ApiPath(chat_id): ApiPath<Uuid>,
-    ApiJson(request): ApiJson<SendRequest>,
-) -> Result<(StatusCode, axum::Json<SentResponse>), ApiError> {
-    let client_id = natter_domain::chat::ClientId::parse(&request.client_id)
-        .map_err(|e| ApiError::bad_request("invalid_client_id", e))?;
-    let body = natter_domain::chat::MessageBody::parse(&request.body)
-        .map_err(|e| ApiError::bad_request("invalid_body_text", e))?;
-    // A retry later than the log's deduplication window: the read model has the first.
-    let earlier = sqlx::query(
-        "SELECT message_id, sequence, body, reply_to, deleted FROM messages_v1
-         WHERE chat_id = $1 AND sender = $2 AND client_id = $3",
-    )
-    .bind(chat_id)
-    .bind(caller.user_id)
-    .bind(client_id.as_str())
-    .fetch_optional(&state.pool)
-    .await
-    .map_err(ApiError::internal)?;
-    if let Some(row) = earlier {
-        let stored_body: String = row.try_get("body").map_err(ApiError::internal)?;
-        let deleted: bool = row.try_get("deleted").map_err(ApiError::internal)?;
-        let stored_reply: Option<Uuid> = row.try_get("reply_to").map_err(ApiError::internal)?;
-        let same = deleted || (stored_body == body.as_str() && stored_reply == request.reply_to);
-        if !same {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "client_id_reused",
-                "this client id was used for a different message",
-            ));
-        }
-        let sequence: i64 = row.try_get("sequence").map_err(ApiError::internal)?;
-        return Ok((
-            StatusCode::OK,
-            axum::Json(SentResponse {
-                message_id: row.try_get("message_id").map_err(ApiError::internal)?,
-                sequence: u64::try_from(sequence).unwrap_or(0),
-            }),
-        ));
-    }
-    let sent = state
-        .messages
-        .send(
-            chat_id,
-            caller.user_id,
-            client_id,
-            body,
-            request.reply_to,
-            metadata(Some(caller.user_id)),
-        )
-        .await?;
-    let status = if sent.replayed {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    Ok((
-        status,
-        axum::Json(SentResponse {
-            message_id: sent.message_id,
-            sequence: sent.sequence,
-        }),
-    ))
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct HistoryQuery {
-    /// Messages before this sequence (exclusive): paging back.
-    #[param(minimum = 0)]
-    pub before: Option<u64>,
-    /// Messages after this sequence (exclusive): paging forward.
-    #[param(minimum = 0)]
-    pub after: Option<u64>,
-    /// Page size, 1 to 100 (default 50).
-    #[param(minimum = 1, maximum = 100)]
-    pub limit: Option<u32>,
-    /// Wait for the read model to reach this sequence.
-    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
-    pub min_sequence: Option<u64>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReactionCount {
-    pub reaction: String,
-    pub count: u64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Message {
-    pub message_id: Uuid,
-    pub sequence: u64,
-    pub sender: Uuid,
-    /// Empty for a message deleted for everyone.
-    pub body: String,
-    pub reply_to: Option<Uuid>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub sent_at: OffsetDateTime,
-    pub edited: bool,
-    /// Deleted for everyone: a tombstone.
-    pub deleted: bool,
-    /// Each reaction with how many members chose it, most chosen first.
-    pub reactions: Vec<ReactionCount>,
-    /// For the caller's own messages: `sent`, `delivered` (to every other member) or
-    /// `read` (by every other member). Members who turned read receipts off never
-    /// count as having read.
-    pub receipt: Option<String>,
-}
-
-/// Another member's markers, for the receipts of the caller's messages.
-struct Recipient {
-    joined: i64,
-    delivered: i64,
-    read: Option<i64>,
-}
-
-fn receipt(sequence: i64, recipients: &[Recipient]) -> &'static str {
-    let concerned: Vec<&Recipient> = recipients.iter().filter(|r| r.joined < sequence).collect();
-    if concerned
-        .iter()
-        .all(|r| r.read.is_some_and(|read| read >= sequence))
-    {
-        "read"
-    } else if concerned.iter().all(|r| r.delivered >= sequence) {
-        "delivered"
-    } else {
-        "sent"
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"items": [{"message_id": "0190f3a1-7b2c-7d3e-8f40-5a6b7c8d9e10", "sequence": 1043, "sender": "0190f3a1-0000-7000-8000-000000000001", "body": "See you at 8?", "reply_to": null, "sent_at": "2026-11-26T12:00:00Z"}], "has_more": false}))]
-pub struct MessagePage {
-    /// Oldest first.
-    pub items: Vec<Message>,
-    /// More messages lie beyond this page, in the direction asked for.
-    pub has_more: bool,
-}
-
-/// A page of a chat's history, oldest first: the latest messages by default, `before`
-/// to page back, `after` to page forward. A former member sees what was sent while they
-/// were in the chat, and nothing after.
-#[utoipa::path(
-    get, path = "/v1/chats/{chat_id}/messages", tag = "messages", security(("bearer" = [])),
-    params(("chat_id" = Uuid, Path, description = "The chat"), HistoryQuery),
-    responses(
-        (status = 200, body = MessagePage),
-        (status = 404, description = "No such chat, or never a member", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn history(
-    State(state): State<ApiState>,
-    caller: Caller,
-    ApiPath(chat_id): ApiPath<Uuid>,
-    ApiQuery(query): ApiQuery<HistoryQuery>,
-) -> Result<axum::Json<MessagePage>, ApiError> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_query", "limit is 1 to 100"));
-    }
-    if query.before.is_some() && query.after.is_some() {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "give before or after, not both",
-        ));
-    }
-    wait_for(&state, CHATS.0, CHATS.1, query.min_sequence).await?;
-    let to_i64 = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
-    let member = sqlx::query("SELECT joined_sequence, left_sequence FROM chat_members_v1 WHERE chat_id = $1 AND user_id = $2")
-        .bind(chat_id)
-        .bind(caller.user_id)
-        .fetch_optional(&state.pool)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(ApiError::not_found)?;
-    let joined: i64 = member
-        .try_get("joined_sequence")
-        .map_err(ApiError::internal)?;
-    let left: Option<i64> = member
-        .try_get("left_sequence")
-        .map_err(ApiError::internal)?;
-    let (forward, bound) = match (query.before, query.after) {
-        (_, Some(after)) => (true, to_i64(after)),
-        (Some(before), None) => (false, to_i64(before)),
-        (None, None) => (false, i64::MAX),
-    };
-    const COLUMNS: &str = "SELECT m.message_id, m.sequence, m.sender, m.body, m.reply_to, m.sent_at, m.edited, m.deleted,
-            COALESCE((SELECT json_agg(json_build_object('reaction', r.reaction, 'count', r.n) ORDER BY r.n DESC, r.reaction)
-                      FROM (SELECT reaction, count(*) AS n FROM message_reactions_v1
-                            WHERE message_id = m.message_id GROUP BY reaction) r), '[]'::json) AS reactions
-         FROM messages_v1 m";
-    let sql = if forward {
-        format!(
-            "{COLUMNS} WHERE m.chat_id = $1 AND m.sequence > $2 AND m.sequence >= $3 AND m.sequence < $4
-             ORDER BY m.sequence ASC LIMIT $5"
-        )
-    } else {
-        format!(
-            "{COLUMNS} WHERE m.chat_id = $1 AND m.sequence < $2 AND m.sequence >= $3 AND m.sequence < $4
-             ORDER BY m.sequence DESC LIMIT $5"
-        )
-    };
-    let rows = sqlx::query(&sql)
-        .bind(chat_id)
-        .bind(bound)
-        .bind(joined)
-        .bind(left.unwrap_or(i64::MAX))
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&state.pool)
-        .await
-        .map_err(ApiError::internal)?;
-    let recipients: Vec<Recipient> = sqlx::query(
-        "SELECT cm.joined_sequence, cm.delivered_up_to, cm.read_up_to, COALESCE(d.read_receipts, true) AS receipts
-         FROM chat_members_v1 cm LEFT JOIN user_directory_v1 d USING (user_id)
-         WHERE cm.chat_id = $1 AND cm.left_at IS NULL AND cm.user_id <> $2",
-    )
-    .bind(chat_id)
-    .bind(caller.user_id)
-    .fetch_all(&state.pool)
-    .await
-    .map_err(ApiError::internal)?
-    .iter()
-    .map(|row| {
-        let receipts: bool = row.try_get("receipts")?;
-        Ok(Recipient {
-            joined: row.try_get("joined_sequence")?,
-            delivered: row.try_get("delivered_up_to")?,
-            read: if receipts { Some(row.try_get("read_up_to")?) } else { None },
-        })
-    })
-    .collect::<Result<_, sqlx::Error>>()
-    .map_err(ApiError::internal)?;
-    let has_more = rows.len() > limit as usize;
-    let mut items = rows
-        .iter()
-        .take(limit as usize)
-        .map(|row| {
-            let sequence: i64 = row.try_get("sequence")?;
-            let sender: Uuid = row.try_get("sender")?;
-            Ok(Message {
-                message_id: row.try_get("message_id")?,
-                sequence: u64::try_from(sequence).unwrap_or(0),
-                sender,
-                body: row.try_get("body")?,
-                reply_to: row.try_get("reply_to")?,
-                sent_at: row.try_get("sent_at")?,
-                edited: row.try_get("edited")?,
-                deleted: row.try_get("deleted")?,
-                reactions: reactions(row.try_get("reactions")?),
-                receipt: (sender == caller.user_id)
-                    .then(|| receipt(sequence, &recipients).to_owned()),
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()
-        .map_err(ApiError::internal)?;
-    if !forward {
-        items.reverse();
-    }
-    Ok(axum::Json(MessagePage { items, has_more }))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[schema(example = json!({"up_to": 1043}))]
-pub struct ReadRequest {
-    /// The sequence of the newest message read.
-    #[schema(minimum = 0)]
-    pub up_to: u64,
-}
-
-/// Marks the chat read up to a message: the caller's unread count clears up to there.
-#[utoipa::path(
-    post, path = "/v1/chats/{chat_id}/read", tag = "messages", security(("bearer" = [])),
-    params(("chat_id" = Uuid, Path, description = "The chat")),
-    request_body = ReadRequest,
-    responses(
-        (status = 200, body = SequenceResponse),
-        (status = 404, description = "No such chat, or not a member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The chat kept changing; try again", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn mark_read(
-    State(state): State<ApiState>,
-    caller: Caller,
-    ApiPath(chat_id): ApiPath<Uuid>,
-    ApiJson(request): ApiJson<ReadRequest>,
-) -> Result<axum::Json<SequenceResponse>, ApiError> {
-    let sequence = state
-        .messages
-        .mark_read(
-            chat_id,
-            caller.user_id,
-            request.up_to,
-            metadata(Some(caller.user_id)),
-        )
-        .await?;
-    Ok(axum::Json(SequenceResponse { sequence }))
-}
-
-fn reactions(json: serde_json::Value) -> Vec<ReactionCount> {
-    json.as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|item| {
-                    Some(ReactionCount {
-                        reaction: item["reaction"].as_str()?.to_owned(),
-                        count: item["count"].as_u64()?,
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[schema(example = json!({"body": "See you at 9?"}))]
-pub struct EditRequest {
-    #[schema(min_length = 1, max_length = 65536)]
-    pub body: String,
-}
-
-/// Edits a message: its author only, within 15 minutes of sending. Earlier versions
-/// stay in the log.
-#[utoipa::path(
-    patch, path = "/v1/chats/{chat_id}/messages/{sequence}", tag = "messages", security(("bearer" = [])),
-    params(("chat_id" = Uuid, Path, description = "The chat"), ("sequence" = u64, Path, description = "The message's sequence")),
-    request_body = EditRequest,
-    responses(
-        (status = 200, body = SequenceResponse),
-        (status = 403, description = "Not the author", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such chat or message, or not a member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The edit window has closed, or a concurrent change", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn edit_message(
-    State(state): State<ApiState>,
-    caller: Caller,
-    ApiPath((chat_id, sequence)): ApiPath<(Uuid, u64)>,
-    ApiJson(request): ApiJson<EditRequest>,
-) -> Result<axum::Json<SequenceResponse>, ApiError> {
-    let body = natter_domain::chat::MessageBody::parse(&request.body)
-        .map_err(|e| ApiError::bad_request("invalid_body_text", e))?;
-    act(
-        &state,
-        caller,
-        chat_id,
-        sequence,
-        natter_domain::chat::MessageAction::Edit(body),
-    )
-    .await
-}
-
-/// Deletes a message for everyone: its author, or a group admin. A tombstone stays.
-#[utoipa::path(
-    delete, path = "/v1/chats/{chat_id}/messages/{sequence}", tag = "messages", security(("bearer" = [])),
-    params(("chat_id" = Uuid, Path, description = "The chat"), ("sequence" = u64, Path, description = "The message's sequence")),
-    responses(
-        (status = 200, body = SequenceResponse),
-        (status = 403, description = "Neither author nor admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such chat or message, or not a member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn delete_message(
-    State(state): State<ApiState>,
-    caller: Caller,
-    ApiPath((chat_id, sequence)): ApiPath<(Uuid, u64)>,
-) -> Result<axum::Json<SequenceResponse>, ApiError> {
-    act(
-        &state,
-        caller,
-        chat_id,
-        sequence,
-        natter_domain::chat::MessageAction::DeleteForEveryone,
-    )
-    .await
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[schema(example = json!({"reaction": "👍"}))]
-pub struct ReactRequest {
-    /// One emoji or short token: 1 to 32 bytes, no spaces.
-    #[schema(min_length = 1, max_length = 32)]
-    pub reaction: String,
-}
-
-/// Sets the caller's one reaction to a message, replacing any earlier one.
-#[utoipa::path(
-    put, path = "/v1/chats/{chat_id}/messages/{sequence}/reaction", tag = "messages", security(("bearer" = [])),
-    params(("chat_id" = Uuid, Path, description = "The chat"), ("sequence" = u64, Path, description = "The message's sequence")),
-    request_body = ReactRequest,
-    responses(
-        (status = 200, body = SequenceResponse),
-        (status = 404, description = "No such chat or message, or not a member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn react(
-    State(state): State<ApiState>,
-    caller: Caller,
-    ApiPath((chat_id, sequence)): ApiPath<(Uuid, u64)>,
-    ApiJson(request): ApiJson<ReactRequest>,
-) -> Result<axum::Json<SequenceResponse>, ApiError> {
-    let reaction = natter_domain::chat::Reaction::parse(&request.reaction)
-        .map_err(|e| ApiError::bad_request("invalid_reaction", e))?;
-    act(
-        &state,
-        caller,
-        chat_id,
-        sequence,
-        natter_domain::chat::MessageAction::React(Some(reaction)),
-    )
-    .await
-}
-
-/// Removes the caller's reaction to a message.
-#[utoipa::path(
-    delete, path = "/v1/chats/{chat_id}/messages/{sequence}/reaction", tag = "messages", security(("bearer" = [])),
-    params(("chat_id" = Uuid, Path, description = "The chat"), ("sequence" = u64, Path, description = "The message's sequence")),
-    responses(
-        (status = 200, body = SequenceResponse),
-        (status = 404, description = "No such chat or message, or not a member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn unreact(
-    State(state): State<ApiState>,
-    caller: Caller,
-    ApiPath((chat_id, sequence)): ApiPath<(Uuid, u64)>,
-) -> Result<axum::Json<SequenceResponse>, ApiError> {
-    act(
-        &state,
-        caller,
-        chat_id,
-        sequence,
-        natter_domain::chat::MessageAction::React(None),
-    )
-    .await
-}
-
-async fn act(
-    state: &ApiState,
-    caller: Caller,
-    chat_id: Uuid,
-    sequence: u64,
-    action: natter_domain::chat::MessageAction,
-) -> Result<axum::Json<SequenceResponse>, ApiError> {
-    let sequence = state
-        .messages
-        .act(
-            chat_id,
-            caller.user_id,
-            sequence,
-            action,
-            metadata(Some(caller.user_id)),
-        )
-        .await?;
-    Ok(axum::Json(SequenceResponse { sequence }))
-}
-
-/// Marks the chat received by the caller's devices up to a message: it drives the
-/// sender's "delivered" state. Send one marker for many messages, not one each.
-#[utoipa::path(
-    post, path = "/v1/chats/{chat_id}/delivered", tag = "messages", security(("bearer" = [])),
-    params(("chat_id" = Uuid, Path, description = "The chat")),
-    request_body = ReadRequest,
-    responses(
-        (status = 200, body = SequenceResponse),
-        (status = 404, description = "No such chat, or not a member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The chat kept changing; try again", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn mark_delivered(
-    State(state): State<ApiState>,
-    caller: Caller,
-    ApiPath(chat_id): ApiPath<Uuid>,
-    ApiJson(request): ApiJson<ReadRequest>,
-) -> Result<axum::Json<SequenceResponse>, ApiError> {
-    let sequence = state
-        .messages
-        .mark_delivered(
-            chat_id,
-            caller.user_id,
-            request.up_to,
-            metadata(Some(caller.user_id)),
-        )
-        .await?;
-    Ok(axum::Json(SequenceResponse { sequence }))
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"pinned": true, "archived": false, "muted_until": "2026-11-27T08:00:00Z"}))]
 pub struct SettingsRequest {
@@ -1046,22 +723,9 @@ pub struct SettingsRequest {
     pub pinned: Option<bool>,
     pub archived: Option<bool>,
     /// Mute until this time; `null` unmutes; absent leaves it as it is.
-    #[serde(default, deserialize_with = "present_time")]
+    #[serde(default, deserialize_with = "super::present_time")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub muted_until: Option<Option<OffsetDateTime>>,
-}
-
-/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
-fn present_time<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Option<OffsetDateTime>>, D::Error> {
-    let text = Option::<String>::deserialize(deserializer)?;
-    match text {
-        None => Ok(Some(None)),
-        Some(text) => OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
-            .map(|time| Some(Some(time)))
-            .map_err(serde::de::Error::custom),
-    }
 }
 
 /// Changes the caller's own settings for a chat: pin, archive, mute.

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod chats;
+pub mod messages;
 pub mod search;
 pub mod sessions;
 
@@ -57,4 +58,24 @@ pub(crate) fn idempotency_key(
         key,
         fingerprint(),
     )))
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`, with
+/// `#[serde(default)]`).
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// [`present`] for an RFC 3339 time.
+pub(crate) fn present_time<'de, D>(
+    deserializer: D,
+) -> Result<Option<Option<time::OffsetDateTime>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    time::serde::rfc3339::option::deserialize(deserializer).map(Some)
 }

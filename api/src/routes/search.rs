@@ -54,7 +54,8 @@ pub struct SearchPage {
 }
 
 /// Searches the messages the caller can see: in chats they are in, and in chats they
-/// left, up to when they left. Deleted messages are not found.
+/// left, up to when they left. Messages deleted for everyone, or by the caller for
+/// themselves, are not found.
 #[utoipa::path(
     get, path = "/v1/search/messages", tag = "messages", security(("bearer" = [])),
     params(SearchQuery),
@@ -97,6 +98,8 @@ pub async fn search_messages(
            AND m.sequence >= cm.joined_sequence
            AND (cm.left_sequence IS NULL OR m.sequence < cm.left_sequence)
            AND ($3::uuid IS NULL OR m.chat_id = $3)
+           AND NOT EXISTS (SELECT 1 FROM message_hidden_v1 h
+                           WHERE h.user_id = $1 AND h.chat_id = m.chat_id AND h.sequence = m.sequence)
          ORDER BY ts_rank(m.search, q.query) DESC, m.sequence DESC
          LIMIT $4 OFFSET $5",
     )

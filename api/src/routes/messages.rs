@@ -1,0 +1,848 @@
+//! Messages: sending (with replies, mentions and forwards), history, receipts, edits,
+//! deletes, reactions, stars and pins.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use natter_commands::chats::ChatsError;
+use natter_commands::messages::NewMessage;
+use natter_domain::chat::MessageAction;
+use serde::{Deserialize, Serialize};
+use sqlx::Row as _;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::chats::CHATS;
+use super::{SequenceResponse, metadata};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, wait_for};
+use crate::{ApiError, ApiState, Problem};
+
+impl From<natter_commands::messages::MessagesError> for ApiError {
+    fn from(error: natter_commands::messages::MessagesError) -> Self {
+        use natter_commands::messages::MessagesError as E;
+        match error {
+            E::Chat(chat) => ChatsError::Chat(chat).into(),
+            E::ClientIdReused => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "client_id_reused",
+                error.to_string(),
+            ),
+            E::Conflict => Self::new(StatusCode::CONFLICT, "conflict", error.to_string()),
+            E::Internal(reason) => Self::internal(reason),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"client_id": "b7c1e0d2-1", "body": "See you at 8, @Bo?", "reply_to": 1040, "mentions": ["0190f3a1-0000-7000-8000-000000000002"]}))]
+pub struct SendRequest {
+    /// The client's id for this send (1 to 64 printable ASCII characters): a retry with
+    /// the same id is stored once, however much later it comes.
+    #[schema(min_length = 1, max_length = 64)]
+    pub client_id: String,
+    /// The text: not blank, at most 64 KiB of UTF-8. Required unless forwarding.
+    #[schema(min_length = 1, max_length = 65536)]
+    pub body: Option<String>,
+    /// The sequence of the message this one replies to, in the same chat.
+    #[schema(minimum = 0)]
+    pub reply_to: Option<u64>,
+    /// Members this message mentions (up to 64); others are dropped.
+    #[serde(default)]
+    #[schema(max_items = 64)]
+    pub mentions: Vec<Uuid>,
+    /// Forwards a message the caller can see, instead of sending a body.
+    pub forward: Option<ForwardSource>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ForwardSource {
+    pub chat_id: Uuid,
+    #[schema(minimum = 0)]
+    pub sequence: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"message_id": "0190f3a1-7b2c-7d3e-8f40-5a6b7c8d9e10", "sequence": 1043}))]
+pub struct SentResponse {
+    pub message_id: Uuid,
+    /// The message's stream sequence: its place in the chat, and a consistency token.
+    pub sequence: u64,
+}
+
+/// Sends a message to a chat the caller is in: a text (optionally replying to a
+/// message of the chat and mentioning members), or a forward of a message the caller
+/// can see elsewhere, marked as forwarded with its hop count.
+#[utoipa::path(
+    post, path = "/v1/chats/{chat_id}/messages", tag = "messages", security(("bearer" = [])),
+    params(("chat_id" = Uuid, Path, description = "The chat")),
+    request_body = SendRequest,
+    responses(
+        (status = 201, description = "Sent", body = SentResponse),
+        (status = 200, description = "Sent before with this client id", body = SentResponse),
+        (status = 403, description = "Blocked", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat (or message to forward), or not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The message to forward was deleted, or the chat kept changing", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The client id was used for another message, or the reply is not in this chat", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn send_message(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(chat_id): ApiPath<Uuid>,
+    ApiJson(request): ApiJson<SendRequest>,
+) -> Result<(StatusCode, axum::Json<SentResponse>), ApiError> {
+    let client_id = natter_domain::chat::ClientId::parse(&request.client_id)
+        .map_err(|e| ApiError::bad_request("invalid_client_id", e))?;
+    if request.mentions.len() > natter_domain::chat::MAX_MENTIONS {
+        return Err(ApiError::bad_request(
+            "too_many_mentions",
+            "a message mentions at most 64 members",
+        ));
+    }
+    let (body, forwarded) = match (&request.body, &request.forward) {
+        (Some(body), None) => (body.clone(), 0),
+        (None, Some(source)) if request.reply_to.is_none() => {
+            forward_source(&state, caller.user_id, source).await?
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_message",
+                "send a body, or forward a message (without a reply)",
+            ));
+        }
+    };
+    let body = natter_domain::chat::MessageBody::parse(&body)
+        .map_err(|e| ApiError::bad_request("invalid_body_text", e))?;
+    let message = NewMessage {
+        client_id,
+        body,
+        reply_to: request.reply_to,
+        mentions: request.mentions,
+        forwarded,
+    };
+    if let Some(earlier) = earlier_send(&state, chat_id, caller.user_id, &message).await? {
+        return Ok((StatusCode::OK, axum::Json(earlier)));
+    }
+    let sent = state
+        .messages
+        .send(
+            chat_id,
+            caller.user_id,
+            message,
+            metadata(Some(caller.user_id)),
+        )
+        .await?;
+    let status = if sent.replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((
+        status,
+        axum::Json(SentResponse {
+            message_id: sent.message_id,
+            sequence: sent.sequence,
+        }),
+    ))
+}
+
+/// The body and hop count of a message the caller can see, to forward it.
+async fn forward_source(
+    state: &ApiState,
+    user: Uuid,
+    source: &ForwardSource,
+) -> Result<(String, u32), ApiError> {
+    let row = sqlx::query(
+        "SELECT m.body, m.deleted, m.forwarded FROM messages_v1 m
+         JOIN chat_members_v1 cm ON cm.chat_id = m.chat_id AND cm.user_id = $3
+         WHERE m.chat_id = $1 AND m.sequence = $2 AND m.sequence >= cm.joined_sequence
+           AND (cm.left_sequence IS NULL OR m.sequence < cm.left_sequence)
+           AND NOT EXISTS (SELECT 1 FROM message_hidden_v1 h
+                           WHERE h.user_id = $3 AND h.chat_id = m.chat_id AND h.sequence = m.sequence)",
+    )
+    .bind(source.chat_id)
+    .bind(i64::try_from(source.sequence).unwrap_or(i64::MAX))
+    .bind(user)
+    .fetch_optional(&state.pool)
+    .await
+    .map_err(ApiError::internal)?
+    .ok_or_else(ApiError::not_found)?;
+    let deleted: bool = row.try_get("deleted").map_err(ApiError::internal)?;
+    if deleted {
+        return Err(ChatsError::Chat(natter_domain::chat::ChatError::MessageDeleted).into());
+    }
+    let hops: i32 = row.try_get("forwarded").map_err(ApiError::internal)?;
+    let body = row.try_get("body").map_err(ApiError::internal)?;
+    Ok((body, u32::try_from(hops).unwrap_or(0).saturating_add(1)))
+}
+
+/// A retry later than the log's deduplication window: the read model has the first.
+async fn earlier_send(
+    state: &ApiState,
+    chat_id: Uuid,
+    sender: Uuid,
+    message: &NewMessage,
+) -> Result<Option<SentResponse>, ApiError> {
+    let earlier = sqlx::query(
+        "SELECT message_id, sequence, body, reply_to_sequence, deleted FROM messages_v1
+         WHERE chat_id = $1 AND sender = $2 AND client_id = $3",
+    )
+    .bind(chat_id)
+    .bind(sender)
+    .bind(message.client_id.as_str())
+    .fetch_optional(&state.pool)
+    .await
+    .map_err(ApiError::internal)?;
+    let Some(row) = earlier else {
+        return Ok(None);
+    };
+    let stored_body: String = row.try_get("body").map_err(ApiError::internal)?;
+    let deleted: bool = row.try_get("deleted").map_err(ApiError::internal)?;
+    let stored_reply: Option<i64> = row.try_get("reply_to_sequence").map_err(ApiError::internal)?;
+    let stored_reply = stored_reply.and_then(|r| u64::try_from(r).ok());
+    // A deleted message's body is gone: its id alone says it is the same send.
+    let same =
+        deleted || (stored_body == message.body.as_str() && stored_reply == message.reply_to);
+    if !same {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "client_id_reused",
+            "this client id was used for a different message",
+        ));
+    }
+    let sequence: i64 = row.try_get("sequence").map_err(ApiError::internal)?;
+    Ok(Some(SentResponse {
+        message_id: row.try_get("message_id").map_err(ApiError::internal)?,
+        sequence: u64::try_from(sequence).unwrap_or(0),
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// Messages before this sequence (exclusive): paging back.
+    #[param(minimum = 0)]
+    pub before: Option<u64>,
+    /// Messages after this sequence (exclusive): paging forward.
+    #[param(minimum = 0)]
+    pub after: Option<u64>,
+    /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// Wait for the read model to reach this sequence.
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
+    pub min_sequence: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReactionCount {
+    pub reaction: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Message {
+    pub message_id: Uuid,
+    pub sequence: u64,
+    pub sender: Uuid,
+    /// Empty for a message deleted for everyone.
+    pub body: String,
+    /// The sequence of the message this one replies to.
+    pub reply_to: Option<u64>,
+    /// The members this message mentions.
+    pub mentions: Vec<Uuid>,
+    /// 0 for an original; for a forward, how many hops it has come.
+    pub forwarded: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub sent_at: OffsetDateTime,
+    pub edited: bool,
+    /// Deleted for everyone: a tombstone.
+    pub deleted: bool,
+    /// Starred by the caller.
+    pub starred: bool,
+    /// Pinned in the chat.
+    pub pinned: bool,
+    /// Each reaction with how many members chose it, most chosen first.
+    pub reactions: Vec<ReactionCount>,
+    /// For the caller's own messages: `sent`, `delivered` (to every other member) or
+    /// `read` (by every other member). Members who turned read receipts off never
+    /// count as having read.
+    pub receipt: Option<String>,
+}
+
+/// Another member's markers, for the receipts of the caller's messages.
+struct Recipient {
+    joined: i64,
+    delivered: i64,
+    read: Option<i64>,
+}
+
+fn receipt(sequence: i64, recipients: &[Recipient]) -> &'static str {
+    let concerned: Vec<&Recipient> = recipients.iter().filter(|r| r.joined < sequence).collect();
+    if concerned
+        .iter()
+        .all(|r| r.read.is_some_and(|read| read >= sequence))
+    {
+        "read"
+    } else if concerned.iter().all(|r| r.delivered >= sequence) {
+        "delivered"
+    } else {
+        "sent"
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"items": [{"message_id": "0190f3a1-7b2c-7d3e-8f40-5a6b7c8d9e10", "sequence": 1043, "sender": "0190f3a1-0000-7000-8000-000000000001", "body": "See you at 8?", "reply_to": null, "sent_at": "2026-11-26T12:00:00Z"}], "has_more": false}))]
+pub struct MessagePage {
+    /// Oldest first.
+    pub items: Vec<Message>,
+    /// More messages lie beyond this page, in the direction asked for.
+    pub has_more: bool,
+}
+
+/// A page of a chat's history, oldest first: the latest messages by default, `before`
+/// to page back, `after` to page forward. A former member sees what was sent while they
+/// were in the chat, and nothing after.
+#[utoipa::path(
+    get, path = "/v1/chats/{chat_id}/messages", tag = "messages", security(("bearer" = [])),
+    params(("chat_id" = Uuid, Path, description = "The chat"), HistoryQuery),
+    responses(
+        (status = 200, body = MessagePage),
+        (status = 404, description = "No such chat, or never a member", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn history(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(chat_id): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
+) -> Result<axum::Json<MessagePage>, ApiError> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_query", "limit is 1 to 100"));
+    }
+    if query.before.is_some() && query.after.is_some() {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "give before or after, not both",
+        ));
+    }
+    wait_for(&state, CHATS.0, CHATS.1, query.min_sequence).await?;
+    let to_i64 = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+    let member = sqlx::query("SELECT joined_sequence, left_sequence FROM chat_members_v1 WHERE chat_id = $1 AND user_id = $2")
+        .bind(chat_id)
+        .bind(caller.user_id)
+        .fetch_optional(&state.pool)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(ApiError::not_found)?;
+    let joined: i64 = member
+        .try_get("joined_sequence")
+        .map_err(ApiError::internal)?;
+    let left: Option<i64> = member
+        .try_get("left_sequence")
+        .map_err(ApiError::internal)?;
+    let (forward, bound) = match (query.before, query.after) {
+        (_, Some(after)) => (true, to_i64(after)),
+        (Some(before), None) => (false, to_i64(before)),
+        (None, None) => (false, i64::MAX),
+    };
+    const COLUMNS: &str = "SELECT m.message_id, m.sequence, m.sender, m.body, m.reply_to_sequence, m.mentions,
+            m.forwarded, m.sent_at, m.edited, m.deleted,
+            EXISTS (SELECT 1 FROM message_stars_v1 s
+                    WHERE s.user_id = $6 AND s.chat_id = m.chat_id AND s.sequence = m.sequence) AS starred,
+            EXISTS (SELECT 1 FROM chat_pins_v1 p WHERE p.chat_id = m.chat_id AND p.sequence = m.sequence) AS pinned,
+            COALESCE((SELECT json_agg(json_build_object('reaction', r.reaction, 'count', r.n) ORDER BY r.n DESC, r.reaction)
+                      FROM (SELECT reaction, count(*) AS n FROM message_reactions_v1
+                            WHERE message_id = m.message_id GROUP BY reaction) r), '[]'::json) AS reactions
+         FROM messages_v1 m";
+    const VISIBLE: &str = "m.chat_id = $1 AND m.sequence >= $3 AND m.sequence < $4
+         AND NOT EXISTS (SELECT 1 FROM message_hidden_v1 h
+                         WHERE h.user_id = $6 AND h.chat_id = m.chat_id AND h.sequence = m.sequence)";
+    let sql = if forward {
+        format!(
+            "{COLUMNS} WHERE {VISIBLE} AND m.sequence > $2 ORDER BY m.sequence ASC LIMIT $5"
+        )
+    } else {
+        format!(
+            "{COLUMNS} WHERE {VISIBLE} AND m.sequence < $2 ORDER BY m.sequence DESC LIMIT $5"
+        )
+    };
+    let rows = sqlx::query(&sql)
+        .bind(chat_id)
+        .bind(bound)
+        .bind(joined)
+        .bind(left.unwrap_or(i64::MAX))
+        .bind(i64::from(limit) + 1)
+        .bind(caller.user_id)
+        .fetch_all(&state.pool)
+        .await
+        .map_err(ApiError::internal)?;
+    let recipients: Vec<Recipient> = sqlx::query(
+        "SELECT cm.joined_sequence, cm.delivered_up_to, cm.read_up_to, COALESCE(d.read_receipts, true) AS receipts
+         FROM chat_members_v1 cm LEFT JOIN user_directory_v1 d USING (user_id)
+         WHERE cm.chat_id = $1 AND cm.left_at IS NULL AND cm.user_id <> $2",
+    )
+    .bind(chat_id)
+    .bind(caller.user_id)
+    .fetch_all(&state.pool)
+    .await
+    .map_err(ApiError::internal)?
+    .iter()
+    .map(|row| {
+        let receipts: bool = row.try_get("receipts")?;
+        Ok(Recipient {
+            joined: row.try_get("joined_sequence")?,
+            delivered: row.try_get("delivered_up_to")?,
+            read: if receipts { Some(row.try_get("read_up_to")?) } else { None },
+        })
+    })
+    .collect::<Result<_, sqlx::Error>>()
+    .map_err(ApiError::internal)?;
+    let has_more = rows.len() > limit as usize;
+    let mut items = rows
+        .iter()
+        .take(limit as usize)
+        .map(|row| {
+            let sequence: i64 = row.try_get("sequence")?;
+            let sender: Uuid = row.try_get("sender")?;
+            Ok(Message {
+                message_id: row.try_get("message_id")?,
+                sequence: u64::try_from(sequence).unwrap_or(0),
+                sender,
+                body: row.try_get("body")?,
+                reply_to: row
+                    .try_get::<Option<i64>, _>("reply_to_sequence")?
+                    .and_then(|r| u64::try_from(r).ok()),
+                mentions: row.try_get("mentions")?,
+                forwarded: u32::try_from(row.try_get::<i32, _>("forwarded")?).unwrap_or(0),
+                sent_at: row.try_get("sent_at")?,
+                edited: row.try_get("edited")?,
+                deleted: row.try_get("deleted")?,
+                starred: row.try_get("starred")?,
+                pinned: row.try_get("pinned")?,
+                reactions: reactions(row.try_get("reactions")?),
+                receipt: (sender == caller.user_id)
+                    .then(|| receipt(sequence, &recipients).to_owned()),
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(ApiError::internal)?;
+    if !forward {
+        items.reverse();
+    }
+    Ok(axum::Json(MessagePage { items, has_more }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"up_to": 1043}))]
+pub struct ReadRequest {
+    /// The sequence of the newest message read.
+    #[schema(minimum = 0)]
+    pub up_to: u64,
+}
+
+/// Marks the chat read up to a message: the caller's unread count clears up to there.
+#[utoipa::path(
+    post, path = "/v1/chats/{chat_id}/read", tag = "messages", security(("bearer" = [])),
+    params(("chat_id" = Uuid, Path, description = "The chat")),
+    request_body = ReadRequest,
+    responses(
+        (status = 200, body = SequenceResponse),
+        (status = 404, description = "No such chat, or not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The chat kept changing; try again", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn mark_read(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(chat_id): ApiPath<Uuid>,
+    ApiJson(request): ApiJson<ReadRequest>,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    let sequence = state
+        .messages
+        .mark_read(
+            chat_id,
+            caller.user_id,
+            request.up_to,
+            metadata(Some(caller.user_id)),
+        )
+        .await?;
+    Ok(axum::Json(SequenceResponse { sequence }))
+}
+
+fn reactions(json: serde_json::Value) -> Vec<ReactionCount> {
+    json.as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| {
+                    Some(ReactionCount {
+                        reaction: item["reaction"].as_str()?.to_owned(),
+                        count: item["count"].as_u64()?,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"body": "See you at 9?"}))]
+pub struct EditRequest {
+    #[schema(min_length = 1, max_length = 65536)]
+    pub body: String,
+}
+
+/// Edits a message: its author only, within 15 minutes of sending. Earlier versions
+/// stay in the log.
+#[utoipa::path(
+    patch, path = "/v1/chats/{chat_id}/messages/{sequence}", tag = "messages", security(("bearer" = [])),
+    params(("chat_id" = Uuid, Path, description = "The chat"), ("sequence" = u64, Path, description = "The message's sequence")),
+    request_body = EditRequest,
+    responses(
+        (status = 200, body = SequenceResponse),
+        (status = 403, description = "Not the author", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat or message, or not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The edit window has closed, or a concurrent change", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn edit_message(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath((chat_id, sequence)): ApiPath<(Uuid, u64)>,
+    ApiJson(request): ApiJson<EditRequest>,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    let body = natter_domain::chat::MessageBody::parse(&request.body)
+        .map_err(|e| ApiError::bad_request("invalid_body_text", e))?;
+    act(
+        &state,
+        caller,
+        chat_id,
+        sequence,
+        MessageAction::Edit(body),
+    )
+    .await
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeleteScope {
+    /// For every member: the author, or a group admin. A tombstone stays.
+    #[default]
+    Everyone,
+    /// From the caller's own history, search and stars only.
+    Me,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteQuery {
+    /// `everyone` (the default) or `me`.
+    pub scope: Option<DeleteScope>,
+}
+
+/// Deletes a message: for everyone (its author, or a group admin; a tombstone stays),
+/// or with `scope=me` for the caller alone (any message they can see).
+#[utoipa::path(
+    delete, path = "/v1/chats/{chat_id}/messages/{sequence}", tag = "messages", security(("bearer" = [])),
+    params(("chat_id" = Uuid, Path, description = "The chat"), ("sequence" = u64, Path, description = "The message's sequence"), DeleteQuery),
+    responses(
+        (status = 200, body = SequenceResponse),
+        (status = 403, description = "Neither author nor admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat or message, or not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn delete_message(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath((chat_id, sequence)): ApiPath<(Uuid, u64)>,
+    ApiQuery(query): ApiQuery<DeleteQuery>,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    let action = match query.scope.unwrap_or_default() {
+        DeleteScope::Everyone => MessageAction::DeleteForEveryone,
+        DeleteScope::Me => MessageAction::DeleteForMe,
+    };
+    act(&state, caller, chat_id, sequence, action).await
+}
+
+/// Stars a message for the caller.
+#[utoipa::path(
+    put, path = "/v1/chats/{chat_id}/messages/{sequence}/star", tag = "messages", security(("bearer" = [])),
+    params(("chat_id" = Uuid, Path, description = "The chat"), ("sequence" = u64, Path, description = "The message's sequence")),
+    responses(
+        (status = 200, body = SequenceResponse),
+        (status = 404, description = "No such chat or message, or not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn star(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath((chat_id, sequence)): ApiPath<(Uuid, u64)>,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    act(&state, caller, chat_id, sequence, MessageAction::Star(true)).await
+}
+
+/// Unstars a message.
+#[utoipa::path(
+    delete, path = "/v1/chats/{chat_id}/messages/{sequence}/star", tag = "messages", security(("bearer" = [])),
+    params(("chat_id" = Uuid, Path, description = "The chat"), ("sequence" = u64, Path, description = "The message's sequence")),
+    responses(
+        (status = 200, body = SequenceResponse),
+        (status = 404, description = "No such chat or message, or not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn unstar(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath((chat_id, sequence)): ApiPath<(Uuid, u64)>,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    act(&state, caller, chat_id, sequence, MessageAction::Star(false)).await
+}
+
+/// Pins a message at the top of the chat (admins in groups, either member in a direct
+/// chat). A chat shows its three latest pins; a fourth pushes the oldest out.
+#[utoipa::path(
+    put, path = "/v1/chats/{chat_id}/messages/{sequence}/pin", tag = "messages", security(("bearer" = [])),
+    params(("chat_id" = Uuid, Path, description = "The chat"), ("sequence" = u64, Path, description = "The message's sequence")),
+    responses(
+        (status = 200, body = SequenceResponse),
+        (status = 403, description = "Not an admin of the group", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat or message, or not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn pin(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath((chat_id, sequence)): ApiPath<(Uuid, u64)>,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    act(&state, caller, chat_id, sequence, MessageAction::Pin(true)).await
+}
+
+/// Unpins a message (admins in groups, either member in a direct chat).
+#[utoipa::path(
+    delete, path = "/v1/chats/{chat_id}/messages/{sequence}/pin", tag = "messages", security(("bearer" = [])),
+    params(("chat_id" = Uuid, Path, description = "The chat"), ("sequence" = u64, Path, description = "The message's sequence")),
+    responses(
+        (status = 200, body = SequenceResponse),
+        (status = 403, description = "Not an admin of the group", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat or message, or not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn unpin(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath((chat_id, sequence)): ApiPath<(Uuid, u64)>,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    act(&state, caller, chat_id, sequence, MessageAction::Pin(false)).await
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StarredQuery {
+    /// Stars older than this time (exclusive): the `starred_at` of the last item of
+    /// the previous page.
+    #[param(value_type = Option<String>, format = DateTime)]
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub before: Option<OffsetDateTime>,
+    /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// Wait for the read model to reach this sequence.
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
+    pub min_sequence: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StarredMessage {
+    pub chat_id: Uuid,
+    pub sequence: u64,
+    pub message_id: Uuid,
+    pub sender: Uuid,
+    pub body: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub sent_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub starred_at: OffsetDateTime,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"items": [{"chat_id": "0190f3a1-7b2c-7d3e-8f40-5a6b7c8d9e0f", "sequence": 1043, "message_id": "0190f3a1-7b2c-7d3e-8f40-5a6b7c8d9e10", "sender": "0190f3a1-0000-7000-8000-000000000001", "body": "The code is 4711", "sent_at": "2026-11-26T12:00:00Z", "starred_at": "2026-11-26T12:05:00Z"}], "has_more": false}))]
+pub struct StarredPage {
+    /// Most recently starred first.
+    pub items: Vec<StarredMessage>,
+    pub has_more: bool,
+}
+
+/// The caller's starred messages, most recently starred first, from chats they can
+/// still see them in.
+#[utoipa::path(
+    get, path = "/v1/starred", tag = "messages", security(("bearer" = [])),
+    params(StarredQuery),
+    responses((status = 200, body = StarredPage))
+)]
+pub async fn starred(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<StarredQuery>,
+) -> Result<axum::Json<StarredPage>, ApiError> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_query", "limit is 1 to 100"));
+    }
+    wait_for(&state, CHATS.0, CHATS.1, query.min_sequence).await?;
+    let rows = sqlx::query(
+        "SELECT s.chat_id, s.sequence, s.starred_at, m.message_id, m.sender, m.body, m.sent_at
+         FROM message_stars_v1 s
+         JOIN messages_v1 m ON m.chat_id = s.chat_id AND m.sequence = s.sequence
+         JOIN chat_members_v1 cm ON cm.chat_id = s.chat_id AND cm.user_id = s.user_id
+         WHERE s.user_id = $1 AND ($2::timestamptz IS NULL OR s.starred_at < $2)
+           AND s.sequence >= cm.joined_sequence
+           AND (cm.left_sequence IS NULL OR s.sequence < cm.left_sequence)
+           AND NOT EXISTS (SELECT 1 FROM message_hidden_v1 h
+                           WHERE h.user_id = $1 AND h.chat_id = s.chat_id AND h.sequence = s.sequence)
+         ORDER BY s.starred_at DESC, s.chat_id, s.sequence LIMIT $3",
+    )
+    .bind(caller.user_id)
+    .bind(query.before)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(&state.pool)
+    .await
+    .map_err(ApiError::internal)?;
+    let has_more = rows.len() > limit as usize;
+    let items = rows
+        .iter()
+        .take(limit as usize)
+        .map(|row| {
+            Ok(StarredMessage {
+                chat_id: row.try_get("chat_id")?,
+                sequence: u64::try_from(row.try_get::<i64, _>("sequence")?).unwrap_or(0),
+                message_id: row.try_get("message_id")?,
+                sender: row.try_get("sender")?,
+                body: row.try_get("body")?,
+                sent_at: row.try_get("sent_at")?,
+                starred_at: row.try_get("starred_at")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(ApiError::internal)?;
+    Ok(axum::Json(StarredPage { items, has_more }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"reaction": "👍"}))]
+pub struct ReactRequest {
+    /// One emoji or short token: 1 to 32 bytes, no spaces.
+    #[schema(min_length = 1, max_length = 32)]
+    pub reaction: String,
+}
+
+/// Sets the caller's one reaction to a message, replacing any earlier one.
+#[utoipa::path(
+    put, path = "/v1/chats/{chat_id}/messages/{sequence}/reaction", tag = "messages", security(("bearer" = [])),
+    params(("chat_id" = Uuid, Path, description = "The chat"), ("sequence" = u64, Path, description = "The message's sequence")),
+    request_body = ReactRequest,
+    responses(
+        (status = 200, body = SequenceResponse),
+        (status = 404, description = "No such chat or message, or not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn react(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath((chat_id, sequence)): ApiPath<(Uuid, u64)>,
+    ApiJson(request): ApiJson<ReactRequest>,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    let reaction = natter_domain::chat::Reaction::parse(&request.reaction)
+        .map_err(|e| ApiError::bad_request("invalid_reaction", e))?;
+    act(
+        &state,
+        caller,
+        chat_id,
+        sequence,
+        MessageAction::React(Some(reaction)),
+    )
+    .await
+}
+
+/// Removes the caller's reaction to a message.
+#[utoipa::path(
+    delete, path = "/v1/chats/{chat_id}/messages/{sequence}/reaction", tag = "messages", security(("bearer" = [])),
+    params(("chat_id" = Uuid, Path, description = "The chat"), ("sequence" = u64, Path, description = "The message's sequence")),
+    responses(
+        (status = 200, body = SequenceResponse),
+        (status = 404, description = "No such chat or message, or not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn unreact(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath((chat_id, sequence)): ApiPath<(Uuid, u64)>,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    act(
+        &state,
+        caller,
+        chat_id,
+        sequence,
+        MessageAction::React(None),
+    )
+    .await
+}
+
+async fn act(
+    state: &ApiState,
+    caller: Caller,
+    chat_id: Uuid,
+    sequence: u64,
+    action: natter_domain::chat::MessageAction,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    let sequence = state
+        .messages
+        .act(
+            chat_id,
+            caller.user_id,
+            sequence,
+            action,
+            metadata(Some(caller.user_id)),
+        )
+        .await?;
+    Ok(axum::Json(SequenceResponse { sequence }))
+}
+
+/// Marks the chat received by the caller's devices up to a message: it drives the
+/// sender's "delivered" state. Send one marker for many messages, not one each.
+#[utoipa::path(
+    post, path = "/v1/chats/{chat_id}/delivered", tag = "messages", security(("bearer" = [])),
+    params(("chat_id" = Uuid, Path, description = "The chat")),
+    request_body = ReadRequest,
+    responses(
+        (status = 200, body = SequenceResponse),
+        (status = 404, description = "No such chat, or not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The chat kept changing; try again", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn mark_delivered(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(chat_id): ApiPath<Uuid>,
+    ApiJson(request): ApiJson<ReadRequest>,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    let sequence = state
+        .messages
+        .mark_delivered(
+            chat_id,
+            caller.user_id,
+            request.up_to,
+            metadata(Some(caller.user_id)),
+        )
+        .await?;
+    Ok(axum::Json(SequenceResponse { sequence }))
+}
+
