@@ -125,7 +125,10 @@ pub fn router(state: ApiState, rest: bool) -> Router {
                 "/v1/chats/{chat_id}/members",
                 post(routes::chats::add_members),
             )
-            .route("/v1/chats/{chat_id}/read", post(routes::messages::mark_read))
+            .route(
+                "/v1/chats/{chat_id}/read",
+                post(routes::messages::mark_read),
+            )
             .route(
                 "/v1/chats/{chat_id}/settings",
                 put(routes::chats::change_settings),

@@ -87,17 +87,18 @@ impl Messages {
             return Err(MessagesError::Chat(ChatError::NotFound));
         }
         let blocked = self.blocked(&chat, sender).await?;
-        let reply_to = match message.reply_to {
-            Some(sequence) => Some(self.message_at(chat_id, sequence).await.map_err(
-                |error| match error {
-                    MessagesError::Chat(ChatError::NotFound) => {
-                        MessagesError::Chat(ChatError::ReplyNotInChat)
-                    }
-                    other => other,
-                },
-            )?),
-            None => None,
-        };
+        let reply_to =
+            match message.reply_to {
+                Some(sequence) => Some(self.message_at(chat_id, sequence).await.map_err(
+                    |error| match error {
+                        MessagesError::Chat(ChatError::NotFound) => {
+                            MessagesError::Chat(ChatError::ReplyNotInChat)
+                        }
+                        other => other,
+                    },
+                )?),
+                None => None,
+            };
         let send = SendMessage {
             message_id: Uuid::now_v7(),
             client_id: message.client_id,
@@ -108,10 +109,16 @@ impl Messages {
             blocked,
         };
         let decided = self
-            .append_decided(chat_id, sender, metadata, Some(dedupe_id), |chat, context| {
-                chat.decide_send(&send, context)
-                    .map(MessageEvent::MessageSent)
-            })
+            .append_decided(
+                chat_id,
+                sender,
+                metadata,
+                Some(dedupe_id),
+                |chat, context| {
+                    chat.decide_send(&send, context)
+                        .map(MessageEvent::MessageSent)
+                },
+            )
             .await?;
         match decided.event {
             // The same client id came within the deduplication window: the first send

@@ -475,7 +475,11 @@ impl Chat {
         }
     }
 
-    fn create(command: &ChatCommand, actor: Uuid, now: OffsetDateTime) -> Result<Vec<ChatEvent>, ChatError> {
+    fn create(
+        command: &ChatCommand,
+        actor: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Vec<ChatEvent>, ChatError> {
         match command {
             ChatCommand::CreateDirect {
                 chat_id,
@@ -690,11 +694,13 @@ impl Group {
             .members_edit_info
             .filter(|allowed| *allowed != self.members_edit_info)
         {
-            events.push(ChatEvent::GroupPermissionsChanged(GroupPermissionsChanged {
-                chat_id,
-                members_edit_info: allowed,
-                by,
-            }));
+            events.push(ChatEvent::GroupPermissionsChanged(
+                GroupPermissionsChanged {
+                    chat_id,
+                    members_edit_info: allowed,
+                    by,
+                },
+            ));
         }
         Ok(events)
     }

@@ -232,20 +232,52 @@ async fn apply_chat(
     match event {
         ChatEvent::DirectChatCreated(created) => {
             insert_chat(connection, created.chat_id, "direct", None, at, sequence).await?;
-            join(connection, created.chat_id, &created.members, false, at, sequence).await?;
+            join(
+                connection,
+                created.chat_id,
+                &created.members,
+                false,
+                at,
+                sequence,
+            )
+            .await?;
         }
         ChatEvent::GroupCreated(created) => {
             let name = Some(created.name.as_str());
             insert_chat(connection, created.chat_id, "group", name, at, sequence).await?;
-            join(connection, created.chat_id, &[created.creator], true, at, sequence).await?;
-            join(connection, created.chat_id, &created.members, false, at, sequence).await?;
+            join(
+                connection,
+                created.chat_id,
+                &[created.creator],
+                true,
+                at,
+                sequence,
+            )
+            .await?;
+            join(
+                connection,
+                created.chat_id,
+                &created.members,
+                false,
+                at,
+                sequence,
+            )
+            .await?;
         }
         ChatEvent::MembersAdded(added) => {
             join(connection, added.chat_id, &added.users, false, at, sequence).await?;
             touch(connection, added.chat_id, at, sequence).await?;
         }
         ChatEvent::MemberJoined(joined) => {
-            join(connection, joined.chat_id, &[joined.user], false, at, sequence).await?;
+            join(
+                connection,
+                joined.chat_id,
+                &[joined.user],
+                false,
+                at,
+                sequence,
+            )
+            .await?;
             touch(connection, joined.chat_id, at, sequence).await?;
         }
         ChatEvent::MemberRemoved(MemberRemoved { chat_id, user, .. })
@@ -254,12 +286,14 @@ async fn apply_chat(
             touch(connection, *chat_id, at, sequence).await?;
         }
         ChatEvent::AdminChanged(changed) => {
-            sqlx::query("UPDATE chat_members_v1 SET admin = $3 WHERE chat_id = $1 AND user_id = $2")
-                .bind(changed.chat_id)
-                .bind(changed.user)
-                .bind(changed.admin)
-                .execute(&mut *connection)
-                .await?;
+            sqlx::query(
+                "UPDATE chat_members_v1 SET admin = $3 WHERE chat_id = $1 AND user_id = $2",
+            )
+            .bind(changed.chat_id)
+            .bind(changed.user)
+            .bind(changed.admin)
+            .execute(&mut *connection)
+            .await?;
         }
         ChatEvent::GroupRenamed(renamed) => {
             sqlx::query("UPDATE chats_v1 SET name = $2 WHERE chat_id = $1")
@@ -409,10 +443,12 @@ impl Sends {
         self.client_ids.push(sent.client_id.as_str().to_owned());
         self.bodies.push(sent.body.as_str().to_owned());
         self.replies.push(sent.reply_to);
-        self.reply_sequences.push(sent.reply_to_sequence.map(to_i64));
+        self.reply_sequences
+            .push(sent.reply_to_sequence.map(to_i64));
         let mentions: Vec<String> = sent.mentions.iter().map(Uuid::to_string).collect();
         self.mentions.push(format!("{{{}}}", mentions.join(",")));
-        self.forwarded.push(i32::try_from(sent.forwarded).unwrap_or(i32::MAX));
+        self.forwarded
+            .push(i32::try_from(sent.forwarded).unwrap_or(i32::MAX));
         self.sent.push(sent.sent_at);
         self.at.push(at);
     }

@@ -153,7 +153,8 @@ fn upcast_step(event_type: &str, from: u32, mut payload: Value) -> Value {
         // v1 had no mentions and no forwards.
         ("MessageSent", 1) => {
             if let Value::Object(map) = &mut payload {
-                map.entry("mentions").or_insert_with(|| Value::Array(Vec::new()));
+                map.entry("mentions")
+                    .or_insert_with(|| Value::Array(Vec::new()));
                 map.entry("forwarded").or_insert_with(|| Value::from(0));
             }
             payload

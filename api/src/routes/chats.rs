@@ -4,9 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use natter_commands::chats::{ChatOutcome, ChatsError};
-use natter_domain::chat::{
-    ChatCommand, ChatError, Description, GroupEdit, GroupName, InviteCode,
-};
+use natter_domain::chat::{ChatCommand, ChatError, Description, GroupEdit, GroupName, InviteCode};
 use serde::{Deserialize, Serialize};
 use sqlx::Row as _;
 use time::OffsetDateTime;

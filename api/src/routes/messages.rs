@@ -198,7 +198,9 @@ async fn earlier_send(
     };
     let stored_body: String = row.try_get("body").map_err(ApiError::internal)?;
     let deleted: bool = row.try_get("deleted").map_err(ApiError::internal)?;
-    let stored_reply: Option<i64> = row.try_get("reply_to_sequence").map_err(ApiError::internal)?;
+    let stored_reply: Option<i64> = row
+        .try_get("reply_to_sequence")
+        .map_err(ApiError::internal)?;
     let stored_reply = stored_reply.and_then(|r| u64::try_from(r).ok());
     // A deleted message's body is gone: its id alone says it is the same send.
     let same =
@@ -360,13 +362,9 @@ pub async fn history(
          AND NOT EXISTS (SELECT 1 FROM message_hidden_v1 h
                          WHERE h.user_id = $6 AND h.chat_id = m.chat_id AND h.sequence = m.sequence)";
     let sql = if forward {
-        format!(
-            "{COLUMNS} WHERE {VISIBLE} AND m.sequence > $2 ORDER BY m.sequence ASC LIMIT $5"
-        )
+        format!("{COLUMNS} WHERE {VISIBLE} AND m.sequence > $2 ORDER BY m.sequence ASC LIMIT $5")
     } else {
-        format!(
-            "{COLUMNS} WHERE {VISIBLE} AND m.sequence < $2 ORDER BY m.sequence DESC LIMIT $5"
-        )
+        format!("{COLUMNS} WHERE {VISIBLE} AND m.sequence < $2 ORDER BY m.sequence DESC LIMIT $5")
     };
     let rows = sqlx::query(&sql)
         .bind(chat_id)
@@ -515,14 +513,7 @@ pub async fn edit_message(
 ) -> Result<axum::Json<SequenceResponse>, ApiError> {
     let body = natter_domain::chat::MessageBody::parse(&request.body)
         .map_err(|e| ApiError::bad_request("invalid_body_text", e))?;
-    act(
-        &state,
-        caller,
-        chat_id,
-        sequence,
-        MessageAction::Edit(body),
-    )
-    .await
+    act(&state, caller, chat_id, sequence, MessageAction::Edit(body)).await
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
@@ -600,7 +591,14 @@ pub async fn unstar(
     caller: Caller,
     ApiPath((chat_id, sequence)): ApiPath<(Uuid, u64)>,
 ) -> Result<axum::Json<SequenceResponse>, ApiError> {
-    act(&state, caller, chat_id, sequence, MessageAction::Star(false)).await
+    act(
+        &state,
+        caller,
+        chat_id,
+        sequence,
+        MessageAction::Star(false),
+    )
+    .await
 }
 
 /// Pins a message at the top of the chat (admins in groups, either member in a direct
@@ -845,4 +843,3 @@ pub async fn mark_delivered(
         .await?;
     Ok(axum::Json(SequenceResponse { sequence }))
 }
-

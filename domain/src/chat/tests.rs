@@ -353,11 +353,21 @@ fn group_info_is_for_admins_unless_the_group_lets_every_member_edit_it() {
         (1, open_up),
     ]);
     assert_eq!(outcomes[1], Err(ChatError::NotAdmin));
-    assert_eq!(outcomes[2], Err(ChatError::NotAdmin), "the permission itself is the admins'");
-    assert!(matches!(&outcomes[4].as_ref().unwrap()[..], [ChatEvent::GroupRenamed(_)]));
+    assert_eq!(
+        outcomes[2],
+        Err(ChatError::NotAdmin),
+        "the permission itself is the admins'"
+    );
+    assert!(matches!(
+        &outcomes[4].as_ref().unwrap()[..],
+        [ChatEvent::GroupRenamed(_)]
+    ));
     assert!(matches!(
         &outcomes[5].as_ref().unwrap()[..],
-        [ChatEvent::GroupDescribed(_), ChatEvent::GroupAvatarChanged(_)]
+        [
+            ChatEvent::GroupDescribed(_),
+            ChatEvent::GroupAvatarChanged(_)
+        ]
     ));
     assert_eq!(outcomes[6], Ok(Vec::new()), "no change, no event");
     assert_eq!(outcomes[7], Ok(Vec::new()));
@@ -386,9 +396,19 @@ fn invite_links_let_strangers_join_until_revoked() {
     let events = outcomes[2].as_ref().unwrap();
     let claims = Chat::claims(events);
     assert_eq!(claims.len(), 1);
-    assert_eq!((claims[0].kind, claims[0].key.as_str()), (INVITE_CLAIM, code.as_str()));
-    assert!(matches!(&outcomes[3].as_ref().unwrap()[..], [ChatEvent::MemberJoined(_)]));
-    assert_eq!(outcomes[4], Ok(Vec::new()), "a member joining again changes nothing");
+    assert_eq!(
+        (claims[0].kind, claims[0].key.as_str()),
+        (INVITE_CLAIM, code.as_str())
+    );
+    assert!(matches!(
+        &outcomes[3].as_ref().unwrap()[..],
+        [ChatEvent::MemberJoined(_)]
+    ));
+    assert_eq!(
+        outcomes[4],
+        Ok(Vec::new()),
+        "a member joining again changes nothing"
+    );
     let revoked = outcomes[5].as_ref().unwrap();
     assert!(matches!(
         Chat::claims(revoked)[0].action,
@@ -420,14 +440,20 @@ fn replies_stay_in_their_chat_and_mentions_name_members_only() {
         reply_to: Some(elsewhere),
         ..send(false)
     };
-    assert_eq!(chat.decide_send(&reply, &by(1)), Err(ChatError::ReplyNotInChat));
+    assert_eq!(
+        chat.decide_send(&reply, &by(1)),
+        Err(ChatError::ReplyNotInChat)
+    );
     let reply = SendMessage {
         reply_to: Some(sent_by(2, 1)),
         mentions: vec![user(2), user(9), user(2), user(1)],
         ..send(false)
     };
     let sent = chat.decide_send(&reply, &by(1)).unwrap();
-    assert_eq!((sent.reply_to, sent.reply_to_sequence), (Some(Uuid::from_u128(700)), Some(7)));
+    assert_eq!(
+        (sent.reply_to, sent.reply_to_sequence),
+        (Some(Uuid::from_u128(700)), Some(7))
+    );
     assert_eq!(sent.mentions, vec![user(2)], "members, once, not oneself");
 }
 
@@ -441,7 +467,10 @@ fn pins_are_for_admins_in_groups_and_stars_and_hiding_for_anyone() {
     );
     assert!(chat.decide_on_message(&sent_by(2, 1), &pin, &by(1)).is_ok());
     for action in [MessageAction::Star(true), MessageAction::DeleteForMe] {
-        assert!(chat.decide_on_message(&sent_by(1, 60), &action, &by(2)).is_ok());
+        assert!(
+            chat.decide_on_message(&sent_by(1, 60), &action, &by(2))
+                .is_ok()
+        );
         assert_eq!(
             chat.decide_on_message(&sent_by(1, 60), &action, &by(7)),
             Err(ChatError::NotMember)
@@ -453,5 +482,9 @@ fn pins_are_for_admins_in_groups_and_stars_and_hiding_for_anyone() {
         blocked: false,
     };
     let (direct_chat, _) = run(&[(1, direct)]);
-    assert!(direct_chat.decide_on_message(&sent_by(1, 1), &pin, &by(2)).is_ok());
+    assert!(
+        direct_chat
+            .decide_on_message(&sent_by(1, 1), &pin, &by(2))
+            .is_ok()
+    );
 }
