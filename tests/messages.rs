@@ -416,12 +416,107 @@ async fn unread_counts_follow_sends_and_read_markers() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+/// Unread counts recounted from the stored events of one chat, independently of the
+/// projection: for each current member, messages from others after their read marker
+/// and their (latest) joining, neither deleted for everyone nor by them for themselves.
+async fn recount_unread(env: &TestEnv, chat: &str) -> std::collections::HashMap<String, u64> {
+    use futures::TryStreamExt as _;
+    use natter_domain::chat::{ChatEvent, MessageEvent};
+    use std::collections::{HashMap, HashSet};
+
+    let events: Vec<_> = env
+        .log
+        .read(natter_eventlog::Start::Sequence(1))
+        .try_collect()
+        .await
+        .unwrap();
+    let mut joined: HashMap<String, u64> = HashMap::new();
+    let mut read: HashMap<String, u64> = HashMap::new();
+    let mut sent: Vec<(u64, String)> = Vec::new();
+    let mut deleted: HashSet<u64> = HashSet::new();
+    let mut hidden: HashSet<(String, u64)> = HashSet::new();
+    for stored in events {
+        let e = &stored.envelope;
+        if e.aggregate_id != chat {
+            continue;
+        }
+        let seq = stored.sequence;
+        match e.aggregate_type.as_str() {
+            "chat" => match natter_schema::decode::<ChatEvent>(
+                &e.event_type,
+                e.schema_version,
+                &e.payload,
+            )
+            .unwrap()
+            {
+                ChatEvent::GroupCreated(c) => {
+                    for user in std::iter::once(c.creator).chain(c.members) {
+                        joined.insert(user.to_string(), seq);
+                    }
+                }
+                ChatEvent::MembersAdded(a) => {
+                    for user in a.users {
+                        joined.insert(user.to_string(), seq);
+                    }
+                }
+                ChatEvent::MemberJoined(j) => {
+                    joined.insert(j.user.to_string(), seq);
+                }
+                ChatEvent::MemberLeft(l) => {
+                    joined.remove(&l.user.to_string());
+                }
+                ChatEvent::MemberRemoved(r) => {
+                    joined.remove(&r.user.to_string());
+                }
+                _ => {}
+            },
+            "chatmsg" => match natter_schema::decode::<MessageEvent>(
+                &e.event_type,
+                e.schema_version,
+                &e.payload,
+            )
+            .unwrap()
+            {
+                MessageEvent::MessageSent(m) => sent.push((seq, m.sender.to_string())),
+                MessageEvent::MessageDeleted(d) => {
+                    deleted.insert(d.sequence);
+                }
+                MessageEvent::MessageHidden(h) => {
+                    hidden.insert((h.user.to_string(), h.sequence));
+                }
+                MessageEvent::ReadMarked(r) => {
+                    let marker = read.entry(r.user.to_string()).or_default();
+                    *marker = (*marker).max(r.up_to);
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    joined
+        .iter()
+        .map(|(user, from)| {
+            let after = read.get(user).copied().unwrap_or(0).max(*from);
+            let count = sent
+                .iter()
+                .filter(|(seq, sender)| {
+                    *seq > after
+                        && sender != user
+                        && !deleted.contains(seq)
+                        && !hidden.contains(&(user.clone(), *seq))
+                })
+                .count();
+            (user.clone(), count as u64)
+        })
+        .collect()
+}
+
 #[tokio::test]
-async fn unread_counts_match_a_recount_after_random_sends_reads_joins_and_leaves() {
+async fn unread_counts_match_a_recount_from_the_events_after_a_random_walk() {
     let env = TestEnv::new().await;
     let api = Api::start(&env).await;
     let mut people = Vec::new();
-    for n in 0..4 {
+    for n in 0..5 {
         people.push(api.user(&format!("r{n}")).await);
     }
     let (_, group) = api
@@ -433,89 +528,109 @@ async fn unread_counts_match_a_recount_after_random_sends_reads_joins_and_leaves
         )
         .await;
     let chat = group["chat_id"].as_str().unwrap().to_owned();
-    // The test's own account of what happened: who is in, from which sequence, read up to
-    // where, and every message (sequence, sender).
-    let mut member: Vec<Option<u64>> = vec![Some(0), Some(0), Some(0), None];
-    let mut read_up_to = [0u64; 4];
+    // What the walk needs to choose its steps: who is in, and the messages (sequence,
+    // sender). The expected counts come from the events, not from this.
+    let mut member = [true, true, true, false, false];
     let mut messages: Vec<(u64, usize)> = Vec::new();
     let mut last = group["sequence"].as_u64().unwrap();
     // A fixed pseudo-random walk (xorshift), so that a failure reproduces.
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let (mut joins, mut leaves, mut reads) = (0, 0, 0);
-    for step in 0..60 {
+    let mut steps = [0usize; 6];
+    for step in 0..150 {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let who = (x % 4) as usize;
-        match (x >> 8) % 10 {
-            0..=5 if member[who].is_some() => {
-                let (status, sent) =
-                    send(&api, &chat, &people[who], &format!("s{step}"), "hi").await;
-                assert_eq!(status, StatusCode::CREATED);
-                last = sent["sequence"].as_u64().unwrap();
-                messages.push((last, who));
-            }
-            6..=7 if member[who].is_some() => {
-                let up_to = messages.last().map_or(0, |m| m.0);
-                let (status, marked) = api
-                    .call(
-                        Method::POST,
-                        &format!("/v1/chats/{chat}/read"),
-                        &people[who],
-                        Some(json!({"up_to": up_to})),
-                    )
-                    .await;
-                assert_eq!(status, StatusCode::OK);
-                read_up_to[who] = read_up_to[who].max(up_to);
-                last = marked["sequence"].as_u64().unwrap();
-                reads += 1;
-            }
-            8 if member[who].is_none() => {
+        let who = (x % 5) as usize;
+        let pick = messages
+            .get((x >> 32) as usize % messages.len().max(1))
+            .copied();
+        let path = |rest: &str| format!("/v1/chats/{chat}{rest}");
+        let (kind, outcome) = match ((x >> 8) % 12, pick) {
+            (0..=4, _) if member[who] => (
+                0,
+                send(&api, &chat, &people[who], &format!("s{step}"), "hi").await,
+            ),
+            (5..=6, Some((up_to, _))) if member[who] => (
+                1,
+                api.call(
+                    Method::POST,
+                    &path("/read"),
+                    &people[who],
+                    Some(json!({"up_to": up_to})),
+                )
+                .await,
+            ),
+            (7, _) if !member[who] => {
                 // Person 0 stays an admin throughout and adds them back.
-                let (status, added) = api
-                    .call(
+                member[who] = true;
+                (
+                    2,
+                    api.call(
                         Method::POST,
-                        &format!("/v1/chats/{chat}/members"),
+                        &path("/members"),
                         &people[0],
                         Some(json!({"user_ids": [people[who].id]})),
                     )
-                    .await;
-                assert_eq!(status, StatusCode::OK, "{added}");
-                last = added["sequence"].as_u64().unwrap();
-                member[who] = Some(last);
-                read_up_to[who] = 0;
-                joins += 1;
+                    .await,
+                )
             }
-            9 if who != 0 && member[who].is_some() => {
-                let (status, left) = api
-                    .call(
+            (8, _) if who != 0 && member[who] => {
+                member[who] = false;
+                (
+                    3,
+                    api.call(
                         Method::DELETE,
-                        &format!("/v1/chats/{chat}/members/{}", people[who].id),
+                        &path(&format!("/members/{}", people[who].id)),
                         &people[who],
                         None,
                     )
-                    .await;
-                assert_eq!(status, StatusCode::OK);
-                last = left["sequence"].as_u64().unwrap();
-                member[who] = None;
-                leaves += 1;
+                    .await,
+                )
             }
-            _ => {}
+            // The author, or the admin, deletes for everyone.
+            (9..=10, Some((sequence, sender))) if member[who] && (who == sender || who == 0) => (
+                4,
+                api.call(
+                    Method::DELETE,
+                    &path(&format!("/messages/{sequence}")),
+                    &people[who],
+                    None,
+                )
+                .await,
+            ),
+            (11, Some((sequence, _))) if member[who] => (
+                5,
+                api.call(
+                    Method::DELETE,
+                    &path(&format!("/messages/{sequence}?scope=me")),
+                    &people[who],
+                    None,
+                )
+                .await,
+            ),
+            _ => continue,
+        };
+        let (status, body) = outcome;
+        assert!(status.is_success(), "step {step}: {status} {body}");
+        last = body["sequence"].as_u64().unwrap();
+        if kind == 0 {
+            messages.push((last, who));
         }
+        steps[kind] += 1;
     }
     assert!(
-        joins > 0 && leaves > 0 && reads > 0 && messages.len() > 10,
-        "the walk covers every kind of step"
+        steps.iter().all(|n| *n > 0) && messages.len() > 20,
+        "the walk covers every kind of step: {steps:?}"
     );
+    let expected = recount_unread(&env, &chat).await;
+    assert!(expected.values().any(|n| *n > 0), "something is left unread: {expected:?}");
     for (who, person) in people.iter().enumerate() {
-        let Some(joined) = member[who] else { continue };
-        let expected = messages
-            .iter()
-            .filter(|(sequence, sender)| *sequence > read_up_to[who].max(joined) && *sender != who)
-            .count() as u64;
+        if !member[who] {
+            continue;
+        }
         assert_eq!(
             unread(&api, person, &chat, last).await.0,
-            expected,
+            expected[&person.id],
             "person {who}"
         );
     }
