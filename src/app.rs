@@ -257,16 +257,28 @@ pub async fn connect_projection_postgres(settings: &Settings) -> anyhow::Result<
     PgPoolOptions::new()
         .max_connections(4)
         .acquire_timeout(Duration::from_secs(10))
-        .connect_with(natter_projections::projection_connect_options(options))
+        .connect_with(natter_projections::projection_connect_options(
+            short_queries(options),
+        ))
         .await
         .context("connecting to Postgres (NATTER_DATABASE_URL)")
 }
 
 pub async fn connect_postgres(settings: &Settings) -> anyhow::Result<PgPool> {
+    let options = sqlx::postgres::PgConnectOptions::from_str(settings.database_url.expose())
+        .context("NATTER_DATABASE_URL is not a Postgres URL")?;
     PgPoolOptions::new()
         .max_connections(settings.database_max_connections)
         .acquire_timeout(Duration::from_secs(10))
-        .connect(settings.database_url.expose())
+        .connect_with(short_queries(options))
         .await
         .context("connecting to Postgres (NATTER_DATABASE_URL)")
+}
+
+/// Natter's queries are short and indexed: compiling them (JIT) costs more than it
+/// saves; Postgres turns it on for any plan its estimates call costly.
+pub fn short_queries(
+    options: sqlx::postgres::PgConnectOptions,
+) -> sqlx::postgres::PgConnectOptions {
+    options.options([("jit", "off")])
 }

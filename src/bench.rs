@@ -30,6 +30,7 @@ use crate::settings::Settings;
 mod app;
 mod auth;
 mod messages;
+mod queries;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -44,6 +45,10 @@ pub enum BenchCommand {
     /// REST sends across Zipf-distributed chats against raw JetStream publishes, at
     /// saturation and at half that rate.
     Messages(messages::MessagesArgs),
+    /// Chat list, history page and search latency over a data set of a million
+    /// messages, after timing the projection's catch-up on it against raw batched
+    /// inserts of the same rows.
+    Queries(queries::QueriesArgs),
 }
 
 #[derive(Debug, Args)]
@@ -94,6 +99,7 @@ pub async fn run(settings: &Settings, command: BenchCommand) -> anyhow::Result<(
         BenchCommand::Append(args) => with_bench_log(settings, |log| bench_append(log, args)).await,
         BenchCommand::Auth(args) => auth::bench_auth(settings, args).await,
         BenchCommand::Messages(args) => messages::bench_messages(settings, args).await,
+        BenchCommand::Queries(args) => queries::bench_queries(settings, args).await,
         BenchCommand::Project(args) => {
             with_bench_log(settings, |log| async move {
                 with_bench_database(settings, |pool, projection_pool| {
@@ -320,7 +326,7 @@ fn sample_envelope(user_id: Uuid) -> Envelope {
 
 /// `total` profile changes spread over one worker per id, each worker sequential.
 /// The account commands on a log, with a small hashing pool.
-fn bench_accounts(log: &EventLog) -> Accounts {
+pub(crate) fn bench_accounts(log: &EventLog) -> Accounts {
     Accounts::new(
         log.clone(),
         CommandMetrics::default(),
@@ -590,8 +596,8 @@ fn build_backlog(users: u64) -> Vec<BacklogEvent> {
 /// Appends the backlog with pipelined publishes; this is set-up, not measured.
 async fn append_backlog(log: &EventLog, events: &[BacklogEvent]) -> anyhow::Result<()> {
     let now = OffsetDateTime::now_utc();
-    let mut pending = Vec::with_capacity(4_096);
-    for (n, event) in events.iter().enumerate() {
+    let mut envelopes = Vec::with_capacity(events.len());
+    for event in events {
         let payload = if event.registration {
             serde_json::json!({"user_id": event.user_id, "handle": event.handle, "display_name": event.name,
                                "about": "", "registered_at": now.format(&time::format_description::well_known::Rfc3339)?})
@@ -615,20 +621,41 @@ async fn append_backlog(log: &EventLog, events: &[BacklogEvent]) -> anyhow::Resu
             causation_id: None,
             payload,
         };
-        let subject = log.subject("user", &event.user_id.to_string());
+        envelopes.push((log.subject("user", &event.user_id.to_string()), envelope));
+    }
+    publish_pipelined(log, envelopes, "appending").await?;
+    Ok(())
+}
+
+/// Publishes events straight to the stream, up to 4,096 unacknowledged at a time, with
+/// progress; the stream sequence of each, in order. For seeding backlogs, not measured.
+pub(crate) async fn publish_pipelined(
+    log: &EventLog,
+    events: Vec<(String, Envelope)>,
+    label: &str,
+) -> anyhow::Result<Vec<u64>> {
+    let done = Arc::new(AtomicU64::new(0));
+    let reporter = spawn_progress(label, events.len() as u64, Arc::clone(&done));
+    let total = events.len();
+    let mut sequences = Vec::with_capacity(total);
+    let mut pending = Vec::with_capacity(4_096);
+    for (n, (subject, envelope)) in events.into_iter().enumerate() {
         let ack = log
             .jetstream()
             .publish(subject, Bytes::from(serde_json::to_vec(&envelope)?))
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         pending.push(ack);
-        if pending.len() == 4_096 || n + 1 == events.len() {
+        if pending.len() == 4_096 || n + 1 == total {
             for ack in pending.drain(..) {
-                ack.await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                sequences.push(ack.await.map_err(|e| anyhow::anyhow!("{e}"))?.sequence);
             }
+            done.store(sequences.len() as u64, Ordering::Relaxed);
         }
     }
-    Ok(())
+    reporter.abort();
+    eprintln!();
+    Ok(sequences)
 }
 
 async fn raw_insert(
@@ -729,7 +756,11 @@ pub(crate) fn progress(message: &str) {
 }
 
 /// Prints `label: done/total` to stderr every second until aborted.
-fn spawn_progress(label: &str, total: u64, done: Arc<AtomicU64>) -> tokio::task::JoinHandle<()> {
+pub(crate) fn spawn_progress(
+    label: &str,
+    total: u64,
+    done: Arc<AtomicU64>,
+) -> tokio::task::JoinHandle<()> {
     let label = label.to_owned();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));

@@ -623,7 +623,10 @@ async fn unread_counts_match_a_recount_from_the_events_after_a_random_walk() {
         "the walk covers every kind of step: {steps:?}"
     );
     let expected = recount_unread(&env, &chat).await;
-    assert!(expected.values().any(|n| *n > 0), "something is left unread: {expected:?}");
+    assert!(
+        expected.values().any(|n| *n > 0),
+        "something is left unread: {expected:?}"
+    );
     for (who, person) in people.iter().enumerate() {
         if !member[who] {
             continue;

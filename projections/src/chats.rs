@@ -59,7 +59,7 @@ impl Projection for Chats {
             let sequence = i64::try_from(decoded.sequence).unwrap_or(i64::MAX);
             let (event, at) = &decoded.event;
             if let ChatsEvent::Message(MessageEvent::MessageSent(sent)) = event {
-                sends.push(sequence, sent, *at);
+                sends.push(sequence, sent);
                 continue;
             }
             sends.flush(connection).await?;
@@ -121,7 +121,12 @@ async fn apply_message(
         MessageEvent::MessageSent(_) => return Ok(()),
         // An edit never brings a deleted message back.
         MessageEvent::MessageEdited(e) => sqlx::query(
-            "UPDATE messages_v1 SET body = $2, edited = true WHERE message_id = $1 AND NOT deleted",
+            "WITH edited AS (
+                 UPDATE messages_v1 SET body = $2, edited = true WHERE message_id = $1 AND NOT deleted
+                 RETURNING chat_id, sequence
+             )
+             UPDATE chats_v1 c SET last_message_preview = left($2, 100) FROM edited
+             WHERE c.chat_id = edited.chat_id AND c.last_message_sequence = edited.sequence",
         )
         .bind(e.message_id)
         .bind(e.body.as_str()),
@@ -133,8 +138,11 @@ async fn apply_message(
                  DELETE FROM message_reactions_v1 WHERE message_id = $1
              ), stars AS (
                  DELETE FROM message_stars_v1 WHERE chat_id = $2 AND sequence = $3
+             ), pins AS (
+                 DELETE FROM chat_pins_v1 WHERE chat_id = $2 AND sequence = $3
              )
-             DELETE FROM chat_pins_v1 WHERE chat_id = $2 AND sequence = $3",
+             UPDATE chats_v1 SET last_message_preview = '', last_message_deleted = true
+             WHERE chat_id = $2 AND last_message_sequence = $3",
         )
         .bind(e.message_id)
         .bind(e.chat_id)
@@ -431,11 +439,10 @@ struct Sends {
     mentions: Vec<String>,
     forwarded: Vec<i32>,
     sent: Vec<OffsetDateTime>,
-    at: Vec<OffsetDateTime>,
 }
 
 impl Sends {
-    fn push(&mut self, sequence: i64, sent: &natter_domain::chat::MessageSent, at: OffsetDateTime) {
+    fn push(&mut self, sequence: i64, sent: &natter_domain::chat::MessageSent) {
         self.chats.push(sent.chat_id);
         self.sequences.push(sequence);
         self.ids.push(sent.message_id);
@@ -450,7 +457,6 @@ impl Sends {
         self.forwarded
             .push(i32::try_from(sent.forwarded).unwrap_or(i32::MAX));
         self.sent.push(sent.sent_at);
-        self.at.push(at);
     }
 
     async fn flush(&mut self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
@@ -458,14 +464,28 @@ impl Sends {
             return Ok(());
         }
         let batch = std::mem::take(self);
+        // One statement: the rows, then each chat's newest message of the run as its
+        // last message (rows already there from an earlier run change nothing).
         sqlx::query(
-            "INSERT INTO messages_v1 (chat_id, sequence, message_id, sender, client_id, body, reply_to, sent_at,
-                                      reply_to_sequence, mentions, forwarded)
-             SELECT c, s, i, f, k, b, r, t, rs, m::uuid[], fw
-             FROM UNNEST($1::uuid[], $2::bigint[], $3::uuid[], $4::uuid[], $5::text[], $6::text[],
-                         $7::uuid[], $8::timestamptz[], $9::bigint[], $10::text[], $11::int[])
-                  AS u(c, s, i, f, k, b, r, t, rs, m, fw)
-             ON CONFLICT DO NOTHING",
+            "WITH inserted AS (
+                 INSERT INTO messages_v1 (chat_id, sequence, message_id, sender, client_id, body, reply_to,
+                                          sent_at, reply_to_sequence, mentions, forwarded)
+                 SELECT c, s, i, f, k, b, r, t, rs, m::uuid[], fw
+                 FROM UNNEST($1::uuid[], $2::bigint[], $3::uuid[], $4::uuid[], $5::text[], $6::text[],
+                             $7::uuid[], $8::timestamptz[], $9::bigint[], $10::text[], $11::int[])
+                      AS u(c, s, i, f, k, b, r, t, rs, m, fw)
+                 ON CONFLICT DO NOTHING
+                 RETURNING chat_id, sequence, sender, body, sent_at
+             ), newest AS (
+                 SELECT DISTINCT ON (chat_id) * FROM inserted ORDER BY chat_id, sequence DESC
+             )
+             UPDATE chats_v1 AS c SET last_activity_at = GREATEST(c.last_activity_at, n.sent_at),
+                 last_sequence = GREATEST(c.last_sequence, n.sequence),
+                 last_message_sequence = n.sequence, last_message_sender = n.sender,
+                 last_message_preview = left(n.body, 100), last_message_deleted = false,
+                 last_message_sent_at = n.sent_at
+             FROM newest n
+             WHERE c.chat_id = n.chat_id AND COALESCE(c.last_message_sequence, 0) < n.sequence",
         )
         .bind(&batch.chats)
         .bind(&batch.sequences)
@@ -478,19 +498,6 @@ impl Sends {
         .bind(&batch.reply_sequences)
         .bind(&batch.mentions)
         .bind(&batch.forwarded)
-        .execute(&mut *connection)
-        .await?;
-        // Each chat's activity moves to its newest send of the run.
-        sqlx::query(
-            "UPDATE chats_v1 AS c SET last_activity_at = GREATEST(c.last_activity_at, n.at), last_sequence = n.seq
-             FROM (SELECT chat_id, max(at) AS at, max(seq) AS seq
-                   FROM UNNEST($1::uuid[], $2::timestamptz[], $3::bigint[]) AS u(chat_id, at, seq)
-                   GROUP BY chat_id) AS n
-             WHERE c.chat_id = n.chat_id AND c.last_sequence < n.seq",
-        )
-        .bind(&batch.chats)
-        .bind(&batch.at)
-        .bind(&batch.sequences)
         .execute(&mut *connection)
         .await?;
         Ok(())

@@ -20,12 +20,30 @@ pub struct BenchApp {
     pub log: EventLog,
     /// The password-hashing threads the app runs.
     pub hash_workers: usize,
+    /// The app's own database.
+    pub database_url: String,
 }
 
 /// Runs `body` against a fresh app, then stops it and removes its stream and database.
 pub async fn with_bench_app<F, Fut>(settings: &Settings, body: F) -> anyhow::Result<()>
 where
     F: FnOnce(BenchApp) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    with_seeded_bench_app(settings, |_| async { Ok(()) }, |app, ()| body(app)).await
+}
+
+/// As [`with_bench_app`], with `seed` appending to the app's log before the app starts,
+/// so that its projections start from a backlog.
+pub async fn with_seeded_bench_app<S, SFut, T, F, Fut>(
+    settings: &Settings,
+    seed: S,
+    body: F,
+) -> anyhow::Result<()>
+where
+    S: FnOnce(EventLog) -> SFut,
+    SFut: Future<Output = anyhow::Result<T>>,
+    F: FnOnce(BenchApp, T) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let tag = Uuid::now_v7().simple().to_string();
@@ -48,7 +66,11 @@ where
             .to_url_lossy()
             .to_string(),
     );
-    let result = run(&bench, body).await;
+    let result = async {
+        let seeded = seed(crate::app::connect_log(&bench).await?).await?;
+        run(&bench, |app| body(app, seeded)).await
+    }
+    .await;
     if let Ok(log) = crate::app::connect_log(&bench).await {
         let _ = log.jetstream().delete_stream(&bench.stream).await;
     }
@@ -83,6 +105,7 @@ where
         base: format!("http://{}", app.local_addr()?),
         log: app.log().clone(),
         hash_workers: crate::app::hash_workers(&serve.auth),
+        database_url: settings.database_url.expose().to_owned(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run(async move {

@@ -344,28 +344,28 @@ async fn post(
 }
 
 /// A small, seeded generator: the same chats and load every run.
-struct XorShift(u64);
+pub(super) struct XorShift(pub(super) u64);
 
 impl XorShift {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub(super) fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
     }
 }
 
 /// Zipf (s = 1) over `n` ranks: rank k is chosen with probability proportional to 1/k.
-struct Zipf {
+pub(super) struct Zipf {
     cumulative: Vec<f64>,
 }
 
 impl Zipf {
-    fn new(n: usize) -> Self {
+    pub(super) fn new(n: usize) -> Self {
         let mut total = 0.0;
         let cumulative = (1..=n)
             .map(|k| {
@@ -378,7 +378,7 @@ impl Zipf {
         }
     }
 
-    fn sample(&self, rng: &mut XorShift) -> usize {
+    pub(super) fn sample(&self, rng: &mut XorShift) -> usize {
         let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
         self.cumulative
             .partition_point(|c| *c < u)

@@ -228,31 +228,37 @@ pub async fn list(
     ApiQuery(consistency): ApiQuery<Consistency>,
 ) -> Result<axum::Json<ChatList>, ApiError> {
     wait_for(&state, CHATS.0, CHATS.1, consistency.min_sequence).await?;
-    // Unread counts and mentions are counted only in chats with activity after the
-    // caller's read marker, and the last message looked up past the caller's own
-    // deletes only where there are any.
+    // One row per chat: the last message is kept on the chat, and looked up further
+    // back only where the caller deleted it for themselves; unread messages are counted
+    // only in chats with activity after the caller's read marker.
     let rows = sqlx::query(
         "SELECT c.chat_id, c.kind, c.name, c.avatar_media_id, c.last_activity_at,
                 m.pinned, m.archived, m.muted_until,
-                lm.sequence AS last_sequence, lm.sender AS last_sender, left(lm.body, 100) AS preview,
-                lm.deleted AS last_deleted, lm.sent_at AS last_sent_at,
+                CASE WHEN lh.user_id IS NOT NULL THEN fb.sequence ELSE c.last_message_sequence END AS last_sequence,
+                CASE WHEN lh.user_id IS NOT NULL THEN fb.sender ELSE c.last_message_sender END AS last_sender,
+                CASE WHEN lh.user_id IS NOT NULL THEN left(fb.body, 100) ELSE c.last_message_preview END AS preview,
+                CASE WHEN lh.user_id IS NOT NULL THEN fb.deleted ELSE c.last_message_deleted END AS last_deleted,
+                CASE WHEN lh.user_id IS NOT NULL THEN fb.sent_at ELSE c.last_message_sent_at END AS last_sent_at,
                 COALESCE(unread.n, 0) AS unread, COALESCE(unread.mentioned, false) AS mentioned
          FROM chat_members_v1 m JOIN chats_v1 c USING (chat_id)
+         LEFT JOIN message_hidden_v1 lh ON lh.user_id = m.user_id AND lh.chat_id = c.chat_id
+             AND lh.sequence = c.last_message_sequence
          LEFT JOIN LATERAL (
              SELECT sequence, sender, body, sent_at, deleted FROM messages_v1 x
-             WHERE x.chat_id = c.chat_id AND NOT EXISTS (
+             WHERE lh.user_id IS NOT NULL AND x.chat_id = c.chat_id AND NOT EXISTS (
                  SELECT 1 FROM message_hidden_v1 h
                  WHERE h.user_id = m.user_id AND h.chat_id = x.chat_id AND h.sequence = x.sequence)
              ORDER BY sequence DESC LIMIT 1
-         ) lm ON true
+         ) fb ON true
          LEFT JOIN LATERAL (
              SELECT count(*) AS n, bool_or(x.mentions @> ARRAY[m.user_id]) AS mentioned
              FROM messages_v1 x
-             WHERE x.chat_id = c.chat_id AND x.sequence > GREATEST(m.read_up_to, m.joined_sequence)
+             WHERE c.last_sequence > GREATEST(m.read_up_to, m.joined_sequence)
+               AND x.chat_id = c.chat_id AND x.sequence > GREATEST(m.read_up_to, m.joined_sequence)
                AND x.sender <> m.user_id AND NOT x.deleted
                AND NOT EXISTS (SELECT 1 FROM message_hidden_v1 h
                                WHERE h.user_id = m.user_id AND h.chat_id = x.chat_id AND h.sequence = x.sequence)
-         ) unread ON c.last_sequence > GREATEST(m.read_up_to, m.joined_sequence)
+         ) unread ON true
          WHERE m.user_id = $1 AND m.left_at IS NULL
          ORDER BY m.pinned DESC, c.last_activity_at DESC, c.chat_id LIMIT 1000",
     )
