@@ -29,6 +29,7 @@ use crate::settings::Settings;
 
 mod app;
 mod auth;
+mod catchup;
 mod messages;
 mod queries;
 
@@ -132,10 +133,13 @@ where
 }
 
 /// Runs `body` on a fresh, migrated database beside the configured one, dropped afterwards.
-pub(crate) async fn with_bench_database<F, Fut>(settings: &Settings, body: F) -> anyhow::Result<()>
+pub(crate) async fn with_bench_database<F, Fut, T>(
+    settings: &Settings,
+    body: F,
+) -> anyhow::Result<T>
 where
     F: FnOnce(PgPool, PgPool) -> Fut,
-    Fut: Future<Output = anyhow::Result<()>>,
+    Fut: Future<Output = anyhow::Result<T>>,
 {
     let name = format!("natter_bench_{}", Uuid::now_v7().simple());
     let options = PgConnectOptions::from_str(settings.database_url.expose())?;
@@ -477,7 +481,18 @@ async fn bench_project(
         raw.push(raw_insert(&pool, &events, args.batch).await?);
         raw_async.push(raw_insert(&projection_pool, &events, args.batch).await?);
         natter_projections::reset(&pool, &UserDirectory).await?;
-        projected.push(project_all(&log, &projection_pool, last, args.batch, round).await?);
+        let label = format!("round {round}: projecting");
+        projected.push(
+            project_all(
+                &log,
+                &projection_pool,
+                UserDirectory,
+                last,
+                args.batch,
+                &label,
+            )
+            .await?,
+        );
         let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM user_directory_v1")
             .fetch_one(&pool)
             .await?;
@@ -522,25 +537,22 @@ async fn bench_project(
     Ok(())
 }
 
-/// Runs the user directory projection from an empty read model to `last`.
-async fn project_all(
+/// Runs `projection` from an empty read model to `last`, with progress.
+pub(crate) async fn project_all<P: natter_projections::Projection>(
     log: &EventLog,
     pool: &PgPool,
+    projection: P,
     last: u64,
     batch: usize,
-    round: u32,
+    label: &str,
 ) -> anyhow::Result<Duration> {
     let done = Arc::new(AtomicU64::new(0));
-    let reporter = spawn_progress(
-        &format!("round {round}: projecting"),
-        last,
-        Arc::clone(&done),
-    );
+    let reporter = spawn_progress(label, last, Arc::clone(&done));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let runner = Runner::new(
         log.clone(),
         pool.clone(),
-        UserDirectory,
+        projection,
         ProjectionMetrics::default(),
     )
     .with_max_batch(batch);
@@ -549,7 +561,7 @@ async fn project_all(
         let _ = stopped.await;
     }));
     loop {
-        let at = natter_projections::checkpoint(pool, "user_directory", 1).await?;
+        let at = natter_projections::checkpoint(pool, P::NAME, P::VERSION).await?;
         done.store(at, Ordering::Relaxed);
         if at >= last {
             break;
@@ -558,6 +570,7 @@ async fn project_all(
     }
     let elapsed = started.elapsed();
     reporter.abort();
+    eprintln!();
     let _ = stop.send(());
     task.await??;
     Ok(elapsed)

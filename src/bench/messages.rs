@@ -1,6 +1,7 @@
 //! `natter bench messages`: sends through the REST API across a Zipf-distributed set of
 //! chats (80% direct, the rest groups of 10 to 256), against raw JetStream publishes of
-//! the same payload and concurrency in the same run.
+//! the same payload and concurrency in the same run; then the chats projection
+//! catching up on the whole backlog, against raw batched inserts of its rows.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,10 +42,10 @@ struct Chat {
 
 pub async fn bench_messages(settings: &Settings, args: MessagesArgs) -> anyhow::Result<()> {
     println!("natter bench messages");
-    with_bench_app(settings, |app| run(app, args)).await
+    with_bench_app(settings, |app| run(settings, app, args)).await
 }
 
-async fn run(app: BenchApp, args: MessagesArgs) -> anyhow::Result<()> {
+async fn run(settings: &Settings, app: BenchApp, args: MessagesArgs) -> anyhow::Result<()> {
     let (base, log) = (app.base, app.log);
     let args = &args;
     let http = reqwest::Client::builder()
@@ -168,6 +169,7 @@ async fn run(app: BenchApp, args: MessagesArgs) -> anyhow::Result<()> {
     )?);
     let raw = raw_phase(&log, &payload, args.in_flight, window).await?;
     let raw_rate = raw.count as f64 / raw.elapsed.as_secs_f64();
+    let catch_up = super::catchup::chats_catch_up(settings, &log, 2_000).await?;
 
     let direct = chats.iter().filter(|c| c.members.len() == 2).count();
     println!(
@@ -200,6 +202,7 @@ async fn run(app: BenchApp, args: MessagesArgs) -> anyhow::Result<()> {
         "  ratio REST sends / raw publishes: {:.2}   (targets: >= 5,000 sends/s; p99 < 20 ms at half rate)",
         max_rate / raw_rate
     );
+    catch_up.print();
     Ok(())
 }
 

@@ -23,12 +23,12 @@ use natter_domain::user::{About, DisplayName, Handle, Password};
 use natter_eventlog::EventLog;
 use natter_schema::{Envelope, Metadata};
 use serde_json::Value;
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::app::{BenchApp, with_seeded_bench_app};
+use super::catchup::{CatchUp, MessageRows};
 use super::messages::{XorShift, Zipf};
 use super::{ms, percentile, progress, publish_pipelined, spawn_progress};
 use crate::settings::Settings;
@@ -55,13 +55,12 @@ const PASSWORD: &str = "bench password 123";
 /// are rare, as in speech.
 const VOCABULARY: usize = 3_000;
 
-/// What the seeding leaves for the measuring: the reader, each chat's message
-/// sequences, and the rows the raw baseline inserts.
+/// What the seeding leaves for the measuring: the reader's chats and each chat's
+/// message sequences.
 struct DataSet {
     chats: Vec<Uuid>,
     sequences: HashMap<Uuid, Vec<u64>>,
-    rows: Vec<MessageSent>,
-    row_sequences: Vec<u64>,
+    messages: usize,
     last_sequence: u64,
 }
 
@@ -127,7 +126,7 @@ async fn seed(log: &EventLog, args: &QueriesArgs) -> anyhow::Result<DataSet> {
 
     let words = Zipf::new(VOCABULARY);
     let chat_popularity = Zipf::new(chats.len());
-    let mut rows = Vec::with_capacity(args.messages as usize);
+    let mut message_chats = Vec::with_capacity(args.messages as usize);
     for n in 0..args.messages {
         let c = chat_popularity.sample(&mut rng);
         let length = 4 + rng.below(14);
@@ -144,15 +143,14 @@ async fn seed(log: &EventLog, args: &QueriesArgs) -> anyhow::Result<DataSet> {
             forwarded: 0,
             sent_at: now,
         };
-        let event = MessageEvent::MessageSent(sent.clone());
-        events.push(envelope(log, MESSAGES_KIND, sent.chat_id, &event, now)?);
-        rows.push(sent);
+        message_chats.push(sent.chat_id);
+        let event = MessageEvent::MessageSent(sent);
+        events.push(envelope(log, MESSAGES_KIND, chats[c], &event, now)?);
     }
     let sequences_all = publish_pipelined(log, events, "appending chats and messages").await?;
-    let row_sequences = sequences_all[chats.len()..].to_vec();
     let mut sequences: HashMap<Uuid, Vec<u64>> = HashMap::new();
-    for (row, sequence) in rows.iter().zip(&row_sequences) {
-        sequences.entry(row.chat_id).or_default().push(*sequence);
+    for (chat, sequence) in message_chats.iter().zip(&sequences_all[chats.len()..]) {
+        sequences.entry(*chat).or_default().push(*sequence);
     }
 
     // The reader has read every chat but one in twenty, which has up to 20 unread.
@@ -175,8 +173,7 @@ async fn seed(log: &EventLog, args: &QueriesArgs) -> anyhow::Result<DataSet> {
     Ok(DataSet {
         chats,
         sequences,
-        rows,
-        row_sequences,
+        messages: message_chats.len(),
         last_sequence: log.last_sequence().await?,
     })
 }
@@ -256,8 +253,15 @@ async fn run(app: BenchApp, data: DataSet, args: Arc<QueriesArgs>) -> anyhow::Re
         args.messages
     );
 
-    progress("raw batched insert of the same rows");
-    let raw = raw_insert(&pool, &data, args.batch as usize).await?;
+    let rows = MessageRows::load(&pool).await?;
+    let catch_up = CatchUp {
+        events: data.last_sequence,
+        projected: caught_up,
+        rows: rows.len(),
+        raw: rows.insert_raw(&pool, args.batch as usize).await?,
+        batch: args.batch as usize,
+    };
+    drop(rows);
 
     progress("signing in");
     let http = reqwest::Client::new();
@@ -383,30 +387,14 @@ async fn run(app: BenchApp, data: DataSet, args: Arc<QueriesArgs>) -> anyhow::Re
         .await?,
     ));
 
-    let rows = data.rows.len() as f64;
-    let projection_rate = data.last_sequence as f64 / caught_up.as_secs_f64();
-    let raw_rate = rows / raw.as_secs_f64();
     println!(
         "  data set: {} messages in {} chats of one reader ({} direct, {} groups of 10 to 256), Zipf over chats and words",
-        data.rows.len(),
+        data.messages,
         data.chats.len(),
         data.chats.len() - data.chats.len() / 5,
         data.chats.len() / 5
     );
-    println!(
-        "  projection catch-up on {} events   {projection_rate:>9.0} events/s  ({:.1} s)",
-        data.last_sequence,
-        caught_up.as_secs_f64()
-    );
-    println!(
-        "  raw batched insert of the same rows   {raw_rate:>9.0} rows/s    ({:.1} s, batches of {}, same commit setting)",
-        raw.as_secs_f64(),
-        args.batch
-    );
-    println!(
-        "  ratio projection / raw insert: {:.2}",
-        projection_rate / raw_rate
-    );
+    catch_up.print();
     let floor_p99 = percentile(&floor, 0.99);
     println!(
         "  floor: authenticated GET of one row     p50 {:>6.2} ms   p99 {:>6.2} ms",
@@ -447,49 +435,4 @@ where
         latencies.push(request(n).await?);
     }
     Ok(latencies)
-}
-
-/// Inserts the data set's messages into a copy of `messages_v1` (same columns, generated
-/// search vector and indexes) in batches, as the raw baseline of the projection.
-async fn raw_insert(pool: &PgPool, data: &DataSet, batch: usize) -> anyhow::Result<Duration> {
-    sqlx::query("CREATE TABLE raw_messages (LIKE messages_v1 INCLUDING ALL)")
-        .execute(pool)
-        .await?;
-    let started = Instant::now();
-    for (rows, sequences) in data
-        .rows
-        .chunks(batch.max(1))
-        .zip(data.row_sequences.chunks(batch.max(1)))
-    {
-        sqlx::query(
-            "INSERT INTO raw_messages (chat_id, sequence, message_id, sender, client_id, body, sent_at)
-             SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::uuid[], $4::uuid[], $5::text[], $6::text[],
-                                  $7::timestamptz[])",
-        )
-        .bind(rows.iter().map(|r| r.chat_id).collect::<Vec<_>>())
-        .bind(
-            sequences
-                .iter()
-                .map(|s| i64::try_from(*s).unwrap_or(i64::MAX))
-                .collect::<Vec<_>>(),
-        )
-        .bind(rows.iter().map(|r| r.message_id).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.sender).collect::<Vec<_>>())
-        .bind(
-            rows.iter()
-                .map(|r| r.client_id.as_str().to_owned())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|r| r.body.as_str().to_owned())
-                .collect::<Vec<_>>(),
-        )
-        .bind(rows.iter().map(|r| r.sent_at).collect::<Vec<_>>())
-        .execute(pool)
-        .await?;
-    }
-    let elapsed = started.elapsed();
-    sqlx::query("DROP TABLE raw_messages").execute(pool).await?;
-    Ok(elapsed)
 }
