@@ -557,7 +557,7 @@ pub(crate) async fn project_all<P: natter_projections::Projection>(
     )
     .with_max_batch(batch);
     let started = Instant::now();
-    let task = tokio::spawn(runner.run(async move {
+    let mut task = tokio::spawn(runner.run(async move {
         let _ = stopped.await;
     }));
     loop {
@@ -566,7 +566,15 @@ pub(crate) async fn project_all<P: natter_projections::Projection>(
         if at >= last {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::select! {
+            // The runner stops only when told to: anything else is its error.
+            ended = &mut task => {
+                reporter.abort();
+                ended??;
+                anyhow::bail!("the {} projection stopped at {at} of {last}", P::NAME);
+            }
+            () = tokio::time::sleep(Duration::from_millis(10)) => {}
+        }
     }
     let elapsed = started.elapsed();
     reporter.abort();

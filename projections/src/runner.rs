@@ -236,8 +236,14 @@ impl<P: Projection> Runner<P> {
         }
     }
 
+    /// The projection's durable consumer, recreated at the checkpoint. Its name carries
+    /// the database's, so that read models in two databases (a rebuild beside the live
+    /// one, a benchmark) each have their own.
     async fn recreate_consumer(&self, checkpoint: u64) -> Result<PullConsumer, RunnerError> {
-        let name = format!("projection_{}_v{}", P::NAME, P::VERSION);
+        let database: String = sqlx::query_scalar("SELECT left(md5(current_database()), 12)")
+            .fetch_one(&self.pool)
+            .await?;
+        let name = format!("projection_{}_v{}_{database}", P::NAME, P::VERSION);
         let stream = self
             .log
             .jetstream()

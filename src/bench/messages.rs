@@ -160,16 +160,30 @@ async fn run(settings: &Settings, app: BenchApp, args: MessagesArgs) -> anyhow::
     )
     .await?;
 
+    // Before the raw publishes, so that the backlog is the sends' alone.
+    let catch_up = super::catchup::chats_catch_up(settings, &log, 2_000).await?;
+
     progress(&format!(
         "{} s of raw JetStream publishes ({} in flight)",
         args.seconds, args.in_flight
     ));
-    let payload = Bytes::from(serde_json::to_vec(
-        &json!({"client_id": Uuid::now_v7(), "body": body}),
-    )?);
+    // An envelope of the size a send stores, of a kind no projection reads.
+    let payload = Bytes::from(serde_json::to_vec(&natter_schema::Envelope {
+        event_id: Uuid::now_v7(),
+        event_type: "RawBench".into(),
+        schema_version: 1,
+        aggregate_type: "rawbench".into(),
+        aggregate_id: Uuid::now_v7().to_string(),
+        actor: Some(Uuid::now_v7()),
+        occurred_at: time::OffsetDateTime::now_utc(),
+        correlation_id: Uuid::now_v7(),
+        causation_id: None,
+        payload: json!({"chat_id": Uuid::now_v7(), "message_id": Uuid::now_v7(), "sender": Uuid::now_v7(),
+                        "client_id": Uuid::now_v7().simple().to_string(), "body": body, "mentions": [],
+                        "forwarded": 0, "sent_at": "2026-11-26T12:00:00Z"}),
+    })?);
     let raw = raw_phase(&log, &payload, args.in_flight, window).await?;
     let raw_rate = raw.count as f64 / raw.elapsed.as_secs_f64();
-    let catch_up = super::catchup::chats_catch_up(settings, &log, 2_000).await?;
 
     let direct = chats.iter().filter(|c| c.members.len() == 2).count();
     println!(
@@ -305,7 +319,7 @@ async fn raw_phase(
     let mut tasks = tokio::task::JoinSet::new();
     for w in 0..workers {
         let js = log.jetstream().clone();
-        let subject = log.subject("rawmsg", &w.to_string());
+        let subject = log.subject("rawbench", &w.to_string());
         let payload = payload.clone();
         tasks.spawn(async move {
             let mut latencies = Vec::new();
