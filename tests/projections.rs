@@ -125,7 +125,11 @@ async fn the_runner_builds_the_directory_and_acknowledges_after_commit() {
     let last = env.log.last_sequence().await.unwrap();
     let stream = env.log.jetstream().get_stream(&env.stream).await.unwrap();
     let mut consumer: async_nats::jetstream::consumer::PullConsumer = stream
-        .get_consumer("projection_user_directory_v1")
+        .get_consumer(
+            &natter_projections::consumer_name::<natter_projections::UserDirectory>(&env.pool)
+                .await
+                .unwrap(),
+        )
         .await
         .unwrap();
     let info = consumer.info().await.unwrap();

@@ -17,7 +17,9 @@ use sqlx::PgConnection;
 
 pub use chats::Chats;
 pub use metrics::ProjectionMetrics;
-pub use runner::{Runner, RunnerError, apply_batch, checkpoint, projection_connect_options, reset};
+pub use runner::{
+    Runner, RunnerError, apply_batch, checkpoint, consumer_name, projection_connect_options, reset,
+};
 pub use sessions::Sessions;
 pub use status::{ProjectionStatus, status};
 pub use user_directory::UserDirectory;

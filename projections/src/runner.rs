@@ -236,14 +236,9 @@ impl<P: Projection> Runner<P> {
         }
     }
 
-    /// The projection's durable consumer, recreated at the checkpoint. Its name carries
-    /// the database's, so that read models in two databases (a rebuild beside the live
-    /// one, a benchmark) each have their own.
+    /// The projection's durable consumer, recreated at the checkpoint.
     async fn recreate_consumer(&self, checkpoint: u64) -> Result<PullConsumer, RunnerError> {
-        let database: String = sqlx::query_scalar("SELECT left(md5(current_database()), 12)")
-            .fetch_one(&self.pool)
-            .await?;
-        let name = format!("projection_{}_v{}_{database}", P::NAME, P::VERSION);
+        let name = consumer_name::<P>(&self.pool).await?;
         let stream = self
             .log
             .jetstream()
@@ -468,4 +463,14 @@ async fn next_batch<P: Projection>(
         last,
         unreadable,
     })
+}
+
+/// The name of a projection's durable consumer for the read models in `pool`'s
+/// database. It carries the database's, so that read models in two databases (a rebuild
+/// beside the live one, a benchmark) each have their own.
+pub async fn consumer_name<P: Projection>(pool: &PgPool) -> Result<String, sqlx::Error> {
+    let database: String = sqlx::query_scalar("SELECT left(md5(current_database()), 12)")
+        .fetch_one(pool)
+        .await?;
+    Ok(format!("projection_{}_v{}_{database}", P::NAME, P::VERSION))
 }
