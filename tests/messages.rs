@@ -214,6 +214,20 @@ async fn strangers_blocked_users_and_bad_bodies_are_refused() {
         (status, problem["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("blocked"))
     );
+    let (status, _) = send(&api, &chat, &flo, "blocker", "hi").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "nor the other way while it holds");
+    // Unblocked, the chat is open again.
+    let (status, _) = api
+        .call(
+            Method::DELETE,
+            &format!("/v1/users/me/blocks/{}", ed.id),
+            &flo,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = send(&api, &chat, &ed, "after-unblock", "hi").await;
+    assert_eq!(status, StatusCode::CREATED);
 }
 
 #[tokio::test]

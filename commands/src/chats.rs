@@ -262,6 +262,30 @@ impl Chats {
         })
     }
 
+    /// Records on the direct chat of `actor` and `other`, if there is one, that the
+    /// actor blocks (or no longer blocks) the other: sends are decided on the chat.
+    /// The account's own block list is the user aggregate's (`Accounts::block`), which
+    /// goes first: it checks the request, and a retry after a failure here is a no-op
+    /// there that completes this step.
+    pub async fn set_direct_blocked(
+        &self,
+        actor: Uuid,
+        other: Uuid,
+        blocked: bool,
+        metadata: Metadata,
+    ) -> Result<Option<u64>, ChatsError> {
+        if actor == other {
+            return Ok(None);
+        }
+        let Some(chat) = self.existing_direct(actor, other).await? else {
+            return Ok(None);
+        };
+        let command = ChatCommand::SetBlocked { blocked };
+        self.execute(chat.chat_id, &command, actor, metadata)
+            .await
+            .map(Some)
+    }
+
     /// Changes the caller's own settings for a chat they are in.
     pub async fn change_settings(
         &self,

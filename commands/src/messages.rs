@@ -9,7 +9,6 @@ use natter_domain::chat::{
     Chat, ChatError, ClientId, MESSAGES_KIND, MessageBody, MessageEvent, SendMessage,
 };
 use natter_domain::chat::{MessageAction, MessageRef};
-use natter_domain::user::User;
 use natter_eventlog::{AppendErrorKind, EventLog, NewEvent};
 use natter_schema::{Envelope, Metadata};
 use time::OffsetDateTime;
@@ -50,14 +49,12 @@ pub struct Sent {
 pub struct Messages {
     log: EventLog,
     chats: CommandHandler<Chat>,
-    users: CommandHandler<User>,
 }
 
 impl Messages {
     pub fn new(log: EventLog, metrics: CommandMetrics) -> Self {
         Self {
-            chats: CommandHandler::new(log.clone(), metrics.clone()),
-            users: CommandHandler::new(log.clone(), metrics),
+            chats: CommandHandler::new(log.clone(), metrics),
             log,
         }
     }
@@ -74,8 +71,6 @@ impl Messages {
             hex_digest(format!("{chat_id}\n{sender}\n{}", message.client_id.as_str()).as_bytes())
         );
         let fingerprint = message.fingerprint();
-        // A direct chat's two members never change, so whether either blocked the other
-        // is read once, from the chat as it is now.
         let id = chat_id.to_string();
         let (mut chat, _) = self.chats.cached(&id).await.map_err(internal)?;
         if !chat.is_member(sender) {
@@ -86,7 +81,6 @@ impl Messages {
         if !chat.is_member(sender) {
             return Err(MessagesError::Chat(ChatError::NotFound));
         }
-        let blocked = self.blocked(&chat, sender).await?;
         let reply_to =
             match message.reply_to {
                 Some(sequence) => Some(self.message_at(chat_id, sequence).await.map_err(
@@ -106,7 +100,6 @@ impl Messages {
             reply_to,
             mentions: message.mentions,
             forwarded: message.forwarded,
-            blocked,
         };
         let decided = self
             .append_decided(
@@ -324,23 +317,6 @@ impl Messages {
             }
         }
         Err(MessagesError::Conflict)
-    }
-
-    /// Whether, in a direct chat, either of the two has blocked the other.
-    async fn blocked(&self, chat: &Chat, sender: Uuid) -> Result<bool, MessagesError> {
-        let Chat::Direct { members, .. } = chat else {
-            return Ok(false);
-        };
-        let Some(other) = members.iter().copied().find(|m| *m != sender) else {
-            return Ok(false);
-        };
-        let blocks = |who: Uuid, whom: Uuid| async move {
-            let (user, _) = self.users.load(&who.to_string()).await.map_err(internal)?;
-            Ok::<_, MessagesError>(user.profile().is_some_and(|p| p.blocked.contains(&whom)))
-        };
-        // Both read at once: a send waits for one round trip, not two.
-        let (theirs, mine) = tokio::try_join!(blocks(other, sender), blocks(sender, other))?;
-        Ok(theirs || mine)
     }
 }
 

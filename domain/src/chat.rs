@@ -195,6 +195,11 @@ pub enum ChatCommand {
     JoinByInvite {
         code: InviteCode,
     },
+    /// In a direct chat: the actor blocks (or unblocks) the other member. Sends are
+    /// decided on this, so a block holds from the moment it is appended.
+    SetBlocked {
+        blocked: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,6 +218,7 @@ pub enum ChatEvent {
     InviteCreated(InviteCreated),
     InviteRevoked(InviteRevoked),
     MemberJoined(MemberJoined),
+    DirectChatBlockChanged(DirectChatBlockChanged),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -326,6 +332,14 @@ pub struct MemberJoined {
     pub joined_at: OffsetDateTime,
 }
 
+/// One member of a direct chat blocked (or unblocked) the other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectChatBlockChanged {
+    pub chat_id: Uuid,
+    pub by: Uuid,
+    pub blocked: bool,
+}
+
 /// Lists each variant's type name once, for `event_type` and `from_payload`.
 macro_rules! event_types {
     ($enum:ident { $($variant:ident),* $(,)? }) => {
@@ -366,6 +380,7 @@ event_types!(ChatEvent {
     InviteCreated,
     InviteRevoked,
     MemberJoined,
+    DirectChatBlockChanged,
 });
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -446,6 +461,8 @@ pub enum Chat {
     Direct {
         chat_id: Uuid,
         members: [Uuid; 2],
+        /// The members who block the other.
+        blocked_by: Vec<Uuid>,
     },
     Group(Group),
 }
@@ -533,6 +550,9 @@ impl Group {
         now: OffsetDateTime,
     ) -> Result<Vec<ChatEvent>, ChatError> {
         let chat_id = self.chat_id;
+        if let ChatCommand::SetBlocked { .. } = command {
+            return Err(ChatError::NotAGroup);
+        }
         // Joining by link is the one thing a non-member does.
         if let ChatCommand::JoinByInvite { code } = command {
             if !self.invites.contains(code) {
@@ -647,6 +667,7 @@ impl Group {
                     revoked_at: now,
                 })])
             }
+            ChatCommand::SetBlocked { .. } => Err(ChatError::NotAGroup),
             ChatCommand::CreateDirect { .. }
             | ChatCommand::CreateGroup { .. }
             | ChatCommand::JoinByInvite { .. } => Err(ChatError::AlreadyExists),
@@ -736,7 +757,9 @@ impl Group {
             }
             ChatEvent::InviteCreated(created) => self.invites.push(created.code.clone()),
             ChatEvent::InviteRevoked(revoked) => self.invites.retain(|c| *c != revoked.code),
-            ChatEvent::DirectChatCreated(_) | ChatEvent::GroupCreated(_) => {}
+            ChatEvent::DirectChatCreated(_)
+            | ChatEvent::GroupCreated(_)
+            | ChatEvent::DirectChatBlockChanged(_) => {}
         }
     }
 }
@@ -758,6 +781,28 @@ impl Aggregate for Chat {
             (_, ChatCommand::CreateDirect { .. } | ChatCommand::CreateGroup { .. }) => {
                 Err(ChatError::AlreadyExists)
             }
+            (
+                Self::Direct {
+                    chat_id,
+                    members,
+                    blocked_by,
+                },
+                ChatCommand::SetBlocked { blocked },
+            ) => {
+                if !members.contains(&actor) {
+                    return Err(ChatError::NotMember);
+                }
+                if blocked_by.contains(&actor) == *blocked {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![ChatEvent::DirectChatBlockChanged(
+                    DirectChatBlockChanged {
+                        chat_id: *chat_id,
+                        by: actor,
+                        blocked: *blocked,
+                    },
+                )])
+            }
             (Self::Direct { .. }, _) => Err(ChatError::NotAGroup),
             (Self::Group(group), command) => group.decide(command, actor, context.now),
         }
@@ -768,7 +813,26 @@ impl Aggregate for Chat {
             (Self::None, ChatEvent::DirectChatCreated(created)) => Self::Direct {
                 chat_id: created.chat_id,
                 members: created.members,
+                blocked_by: Vec::new(),
             },
+            (
+                Self::Direct {
+                    chat_id,
+                    members,
+                    mut blocked_by,
+                },
+                ChatEvent::DirectChatBlockChanged(changed),
+            ) => {
+                blocked_by.retain(|user| *user != changed.by);
+                if changed.blocked {
+                    blocked_by.push(changed.by);
+                }
+                Self::Direct {
+                    chat_id,
+                    members,
+                    blocked_by,
+                }
+            }
             (Self::None, ChatEvent::GroupCreated(created)) => {
                 let mut members = vec![Member {
                     user_id: created.creator,

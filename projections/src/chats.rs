@@ -332,8 +332,10 @@ async fn apply_chat(
                 .execute(&mut *connection)
                 .await?;
         }
-        // Open invites are read from the chat itself, exactly.
-        ChatEvent::InviteCreated(_) | ChatEvent::InviteRevoked(_) => {}
+        // Open invites are read from the chat itself, exactly; blocks from the users'.
+        ChatEvent::InviteCreated(_)
+        | ChatEvent::InviteRevoked(_)
+        | ChatEvent::DirectChatBlockChanged(_) => {}
     }
     Ok(())
 }

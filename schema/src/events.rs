@@ -35,6 +35,7 @@ const CURRENT_VERSIONS: &[(&str, u32)] = &[
     ("InviteCreated", 1),
     ("InviteRevoked", 1),
     ("MemberJoined", 1),
+    ("DirectChatBlockChanged", 1),
     ("MessageSent", 2),
     ("ReadMarked", 1),
     ("DeliveredMarked", 1),

@@ -474,7 +474,20 @@ pub async fn block(
         .accounts
         .block(caller.user_id, user_id, metadata(Some(caller.user_id)))
         .await?;
-    Ok(axum::Json(SequenceResponse { sequence }))
+    // Sends are decided on the direct chat: it learns of the block too. Should this
+    // fail, the request fails, and its retry (a no-op on the account) completes it.
+    let chat = state
+        .chats
+        .set_direct_blocked(
+            caller.user_id,
+            user_id,
+            true,
+            metadata(Some(caller.user_id)),
+        )
+        .await?;
+    Ok(axum::Json(SequenceResponse {
+        sequence: chat.unwrap_or(sequence).max(sequence),
+    }))
 }
 
 /// Unblocks a user.
@@ -495,7 +508,18 @@ pub async fn unblock(
         .accounts
         .unblock(caller.user_id, user_id, metadata(Some(caller.user_id)))
         .await?;
-    Ok(axum::Json(SequenceResponse { sequence }))
+    let chat = state
+        .chats
+        .set_direct_blocked(
+            caller.user_id,
+            user_id,
+            false,
+            metadata(Some(caller.user_id)),
+        )
+        .await?;
+    Ok(axum::Json(SequenceResponse {
+        sequence: chat.unwrap_or(sequence).max(sequence),
+    }))
 }
 
 /// Another user as the caller may see them: `about` is left out where their privacy

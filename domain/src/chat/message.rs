@@ -103,8 +103,6 @@ pub struct SendMessage {
     pub mentions: Vec<Uuid>,
     /// For a forward: how many times the message had been forwarded before, plus one.
     pub forwarded: u32,
-    /// For a direct chat: one of the two has blocked the other.
-    pub blocked: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -425,7 +423,7 @@ impl Chat {
         })
     }
 
-    /// Decides a send: members only, not into a direct chat where one blocked the
+    /// Decides a send: members only, not into a direct chat where either blocks the
     /// other, replying only to a message of this chat, mentioning only members.
     pub fn decide_send(
         &self,
@@ -434,7 +432,7 @@ impl Chat {
     ) -> Result<MessageSent, ChatError> {
         let sender = context.actor.ok_or(ChatError::NoActor)?;
         let chat_id = self.member_chat(sender)?;
-        if matches!(self, Self::Direct { .. }) && send.blocked {
+        if matches!(self, Self::Direct { blocked_by, .. } if !blocked_by.is_empty()) {
             return Err(ChatError::Blocked);
         }
         if send.reply_to.as_ref().is_some_and(|r| r.chat_id != chat_id) {

@@ -219,7 +219,7 @@ fn the_last_admin_cannot_step_down() {
     assert_eq!(outcomes[1], Err(ChatError::LastAdmin));
 }
 
-fn send(blocked: bool) -> SendMessage {
+fn send() -> SendMessage {
     SendMessage {
         message_id: Uuid::from_u128(500),
         client_id: ClientId::parse("c-1").unwrap(),
@@ -227,20 +227,20 @@ fn send(blocked: bool) -> SendMessage {
         reply_to: None,
         mentions: Vec::new(),
         forwarded: 0,
-        blocked,
     }
 }
 
 #[test]
 fn only_members_send_and_blocks_hold_in_direct_chats() {
     let (group_chat, _) = run(&[(1, group(&[2]))]);
-    assert!(group_chat.decide_send(&send(false), &by(2)).is_ok());
+    assert!(group_chat.decide_send(&send(), &by(2)).is_ok());
     assert_eq!(
-        group_chat.decide_send(&send(false), &by(3)),
+        group_chat.decide_send(&send(), &by(3)),
         Err(ChatError::NotMember)
     );
-    assert!(
-        group_chat.decide_send(&send(true), &by(2)).is_ok(),
+    assert_eq!(
+        group_chat.decide(&ChatCommand::SetBlocked { blocked: true }, &by(2)),
+        Err(ChatError::NotAGroup),
         "blocks are about direct chats"
     );
     let direct = ChatCommand::CreateDirect {
@@ -248,13 +248,39 @@ fn only_members_send_and_blocks_hold_in_direct_chats() {
         other: user(2),
         blocked: false,
     };
-    let (direct_chat, _) = run(&[(1, direct)]);
+    let block = |blocked| ChatCommand::SetBlocked { blocked };
+    let (blocked_chat, outcomes) = run(&[(1, direct.clone()), (2, block(true)), (2, block(true))]);
     assert_eq!(
-        direct_chat.decide_send(&send(true), &by(1)),
-        Err(ChatError::Blocked)
+        outcomes[2],
+        Ok(Vec::new()),
+        "blocking twice changes nothing"
     );
+    for sender in [1, 2] {
+        assert_eq!(
+            blocked_chat.decide_send(&send(), &by(sender)),
+            Err(ChatError::Blocked),
+            "neither side sends while one blocks"
+        );
+    }
     assert_eq!(
-        Chat::default().decide_send(&send(false), &by(1)),
+        blocked_chat.decide(&block(true), &by(3)),
+        Err(ChatError::NotMember)
+    );
+    let (both, _) = run(&[
+        (1, direct.clone()),
+        (1, block(true)),
+        (2, block(true)),
+        (1, block(false)),
+    ]);
+    assert_eq!(
+        both.decide_send(&send(), &by(1)),
+        Err(ChatError::Blocked),
+        "one unblocking leaves the other's block"
+    );
+    let (unblocked, _) = run(&[(1, direct), (2, block(true)), (2, block(false))]);
+    assert!(unblocked.decide_send(&send(), &by(1)).is_ok());
+    assert_eq!(
+        Chat::default().decide_send(&send(), &by(1)),
         Err(ChatError::NotFound)
     );
 }
@@ -438,7 +464,7 @@ fn replies_stay_in_their_chat_and_mentions_name_members_only() {
     elsewhere.chat_id = Uuid::from_u128(101);
     let reply = SendMessage {
         reply_to: Some(elsewhere),
-        ..send(false)
+        ..send()
     };
     assert_eq!(
         chat.decide_send(&reply, &by(1)),
@@ -447,7 +473,7 @@ fn replies_stay_in_their_chat_and_mentions_name_members_only() {
     let reply = SendMessage {
         reply_to: Some(sent_by(2, 1)),
         mentions: vec![user(2), user(9), user(2), user(1)],
-        ..send(false)
+        ..send()
     };
     let sent = chat.decide_send(&reply, &by(1)).unwrap();
     assert_eq!(
