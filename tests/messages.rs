@@ -215,7 +215,11 @@ async fn strangers_blocked_users_and_bad_bodies_are_refused() {
         (StatusCode::FORBIDDEN, Some("blocked"))
     );
     let (status, _) = send(&api, &chat, &flo, "blocker", "hi").await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "nor the other way while it holds");
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "nor the other way while it holds"
+    );
     // Unblocked, the chat is open again.
     let (status, _) = api
         .call(

@@ -107,6 +107,15 @@ impl EventLog {
         format!("{}.evt.{kind}.{id}", self.config.prefix)
     }
 
+    /// The aggregate kind of an event's subject: `<kind>` of `<prefix>.evt.<kind>.<id>`.
+    pub fn kind_of<'a>(&self, subject: &'a str) -> Option<&'a str> {
+        subject
+            .strip_prefix(self.config.prefix.as_str())?
+            .strip_prefix(".evt.")?
+            .split('.')
+            .next()
+    }
+
     /// The subject filter that matches every event in the log.
     pub fn all_events(&self) -> String {
         format!("{}.evt.>", self.config.prefix)

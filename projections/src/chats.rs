@@ -26,6 +26,7 @@ pub enum ChatsEvent {
 impl Projection for Chats {
     const NAME: &'static str = "chats";
     const VERSION: i32 = 1;
+    const KINDS: &'static [&'static str] = &["chat", MESSAGES_KIND, "chatprefs"];
     type Event = (ChatsEvent, OffsetDateTime);
 
     fn decode(&self, stored: &StoredEvent) -> Option<Self::Event> {

@@ -50,6 +50,10 @@ pub trait Projection: Send + Sync + 'static {
     const NAME: &'static str;
     const VERSION: i32;
 
+    /// The aggregate kinds (subject tokens, `<prefix>.evt.<kind>.<id>`) whose events
+    /// this projection reads. The runner skips others without parsing them.
+    const KINDS: &'static [&'static str];
+
     /// The events this projection reads, decoded.
     type Event: Send + Sync + 'static;
 

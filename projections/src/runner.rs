@@ -149,6 +149,7 @@ impl<P: Projection> Runner<P> {
         let (batches, mut ready) = mpsc::channel(2);
         let reader = tokio::spawn(read_batches(
             Arc::clone(&self.projection),
+            self.log.clone(),
             messages,
             self.max_batch,
             batches,
@@ -398,13 +399,14 @@ impl Drop for AbortOnDrop {
 /// Reads batches off the consumer and decodes them, until the receiver goes away.
 async fn read_batches<P: Projection>(
     projection: Arc<P>,
+    log: EventLog,
     mut messages: pull::Stream,
     max_batch: usize,
     batches: mpsc::Sender<Result<Batch<P::Event>, RunnerError>>,
 ) {
     loop {
         let batch = match messages.next().await {
-            Some(first) => next_batch(&*projection, first, &mut messages, max_batch).await,
+            Some(first) => next_batch(&*projection, &log, first, &mut messages, max_batch).await,
             None => return,
         };
         let failed = batch.is_err();
@@ -418,6 +420,7 @@ async fn read_batches<P: Projection>(
 /// the batch size; with none pending, the batch goes as it is, for low latency.
 async fn next_batch<P: Projection>(
     projection: &P,
+    log: &EventLog,
     first: Result<jetstream::Message, MessagesError>,
     messages: &mut pull::Stream,
     max_batch: usize,
@@ -430,18 +433,24 @@ async fn next_batch<P: Projection>(
     let mut taken = 0;
     loop {
         taken += 1;
-        match StoredEvent::from_consumed(&last) {
-            Ok(stored) => {
-                if let Some(event) = projection.decode(&stored) {
-                    events.push(Decoded {
-                        sequence: stored.sequence,
-                        event,
-                    });
+        // Another kind's event counts for the checkpoint, and is not even parsed.
+        let wanted = log
+            .kind_of(&last.subject)
+            .is_none_or(|kind| P::KINDS.contains(&kind));
+        if wanted {
+            match StoredEvent::from_consumed(&last) {
+                Ok(stored) => {
+                    if let Some(event) = projection.decode(&stored) {
+                        events.push(Decoded {
+                            sequence: stored.sequence,
+                            event,
+                        });
+                    }
                 }
-            }
-            Err(error) => {
-                tracing::error!(%error, "skipping unreadable event");
-                unreadable += 1;
+                Err(error) => {
+                    tracing::error!(%error, "skipping unreadable event");
+                    unreadable += 1;
+                }
             }
         }
         if pending == 0 || taken >= max_batch {

@@ -21,6 +21,7 @@ pub enum SessionsEvent {
 impl Projection for Sessions {
     const NAME: &'static str = "sessions";
     const VERSION: i32 = 1;
+    const KINDS: &'static [&'static str] = &["session", "user"];
     type Event = SessionsEvent;
 
     fn decode(&self, stored: &StoredEvent) -> Option<SessionsEvent> {

@@ -73,6 +73,7 @@ struct Change {
 impl Projection for UserDirectory {
     const NAME: &'static str = "user_directory";
     const VERSION: i32 = 1;
+    const KINDS: &'static [&'static str] = &["user"];
 
     type Event = UserEvent;
 
