@@ -11,6 +11,7 @@ use natter_eventlog::{EventLog, LogError, StoredEvent};
 use sqlx::{Connection, PgConnection, PgPool};
 use std::sync::Arc;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::{Decoded, Projection, ProjectionMetrics};
@@ -20,6 +21,10 @@ const CHECKPOINT_LINGER: Duration = Duration::from_millis(100);
 
 /// How long a batch under backlog waits for the next message before it goes as it is.
 const BACKLOG_WAIT: Duration = Duration::from_millis(50);
+/// With nothing pending, how long a batch waits for more: at a live rate of thousands of
+/// events a second this writes one transaction where there would be dozens, for a few
+/// milliseconds more of read-model lag.
+const LIVE_LINGER: Duration = Duration::from_millis(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
@@ -417,7 +422,8 @@ async fn read_batches<P: Projection>(
 }
 
 /// Under backlog (the server says messages are pending), keeps taking messages up to
-/// the batch size; with none pending, the batch goes as it is, for low latency.
+/// the batch size; with none pending, takes what arrives within `LIVE_LINGER` of the
+/// batch's first message.
 async fn next_batch<P: Projection>(
     projection: &P,
     log: &EventLog,
@@ -431,6 +437,7 @@ async fn next_batch<P: Projection>(
     let mut events = Vec::with_capacity(max_batch.min(4_096));
     let mut unreadable = 0;
     let mut taken = 0;
+    let lingering_until = Instant::now() + LIVE_LINGER;
     loop {
         taken += 1;
         // Another kind's event counts for the checkpoint, and is not even parsed.
@@ -453,10 +460,18 @@ async fn next_batch<P: Projection>(
                 }
             }
         }
-        if pending == 0 || taken >= max_batch {
+        if taken >= max_batch {
             break;
         }
-        match tokio::time::timeout(BACKLOG_WAIT, messages.next()).await {
+        let wait = if pending == 0 {
+            match lingering_until.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => left,
+                _ => break,
+            }
+        } else {
+            BACKLOG_WAIT
+        };
+        match tokio::time::timeout(wait, messages.next()).await {
             Ok(Some(message)) => {
                 last = message.map_err(|e| consumer_error(&e))?;
                 pending = last.info().map_err(|e| consumer_error(&e))?.pending;
