@@ -16,6 +16,7 @@ use natter_eventlog::{EventLog, Start, decode_envelope};
 use natter_schema::Envelope;
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -37,6 +38,8 @@ pub struct AccessClaims {
 }
 
 const ACCESS: &str = "access";
+/// Clock skew allowed on a token's expiry.
+const LEEWAY_SECS: i64 = 5;
 /// PKCS#8 v1 framing of a raw Ed25519 private key (RFC 8410).
 const ED25519_PKCS8_PREFIX: [u8; 16] = [
     0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
@@ -73,6 +76,11 @@ pub struct TokenKeys {
     issuer: String,
     audience: String,
     ttl: time::Duration,
+    /// Tokens whose signature checked out, by SHA-256, until they expire: a client sends
+    /// one token for many requests, and an EdDSA verification costs more than the rest
+    /// of a small request. Expiry is still checked on every use; revocation is the
+    /// caller's, on every request.
+    verified: moka::sync::Cache<[u8; 32], AccessClaims>,
 }
 
 impl std::fmt::Debug for TokenKeys {
@@ -151,6 +159,10 @@ impl TokenKeys {
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             ttl,
+            verified: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::try_from(ttl).unwrap_or(Duration::from_secs(900)))
+                .build(),
         })
     }
 
@@ -185,6 +197,19 @@ impl TokenKeys {
 
     /// Checks signature (EdDSA only, by key id), issuer, audience, type and expiry.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(claims) = self.verified.get(&digest) {
+            if claims.exp + LEEWAY_SECS < OffsetDateTime::now_utc().unix_timestamp() {
+                return Err(TokenError::Expired);
+            }
+            return Ok(claims);
+        }
+        let claims = self.verify_signed(token)?;
+        self.verified.insert(digest, claims.clone());
+        Ok(claims)
+    }
+
+    fn verify_signed(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
         if header.alg != Algorithm::EdDSA {
             return Err(TokenError::Invalid);
@@ -198,7 +223,7 @@ impl TokenKeys {
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS.unsigned_abs();
         let data =
             jsonwebtoken::decode::<AccessClaims>(token, key, &validation).map_err(|error| {
                 match error.kind() {
@@ -357,6 +382,25 @@ mod tests {
         assert_eq!(rotated.verify(&token).unwrap().sub, Uuid::nil());
         let forgotten = keys(&format!("new={SEED_B}"));
         assert_eq!(forgotten.verify(&token), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_a_tampered_one_is_checked_afresh() {
+        let keys = keys(&format!("k={SEED_A}"));
+        let (token, _) = keys.issue(Uuid::nil(), Uuid::max(), 1).unwrap();
+        let claims = keys.verify(&token).unwrap();
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        assert_eq!(keys.verified.get(&digest), Some(claims.clone()));
+        // The same token, remembered as verified, past its expiry.
+        let expired = AccessClaims {
+            exp: OffsetDateTime::now_utc().unix_timestamp() - LEEWAY_SECS - 1,
+            ..claims
+        };
+        keys.verified.insert(digest, expired);
+        assert_eq!(keys.verify(&token), Err(TokenError::Expired));
+        let mut tampered = token.clone();
+        tampered.push('A');
+        assert_eq!(keys.verify(&tampered), Err(TokenError::Invalid));
     }
 
     #[test]
