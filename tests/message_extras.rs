@@ -330,6 +330,30 @@ async fn stars_are_personal_pins_are_the_admins_and_a_fourth_pin_drops_the_oldes
         .map(|p| p["sequence"].as_u64().unwrap())
         .collect();
     assert_eq!(pinned, vec![sequences[3], sequences[2], sequences[1]]);
+    // Pinning a pinned message again moves it to the front and drops nothing.
+    let (_, repinned) = crew
+        .call(
+            Method::PUT,
+            &format!("/messages/{}/pin", sequences[2]),
+            &ada,
+            None,
+        )
+        .await;
+    let (_, details) = crew
+        .call(
+            Method::GET,
+            &format!("?min_sequence={}", repinned["sequence"]),
+            &bo,
+            None,
+        )
+        .await;
+    let repinned: Vec<u64> = details["pinned_messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["sequence"].as_u64().unwrap())
+        .collect();
+    assert_eq!(repinned, vec![sequences[2], sequences[3], sequences[1]]);
     assert_eq!(crew.history(&bo, last).await[0]["pinned"], false);
     assert_eq!(crew.history(&bo, last).await[3]["pinned"], true);
     let (status, _) = crew
@@ -390,4 +414,83 @@ async fn deleting_for_oneself_hides_a_message_from_ones_own_history_search_and_u
         (status, code(&problem)),
         (StatusCode::BAD_REQUEST, Some("invalid_query"))
     );
+}
+
+#[tokio::test]
+async fn a_late_joiner_neither_sees_nor_touches_what_came_before_and_tombstones_take_nothing() {
+    let env = TestEnv::new().await;
+    let api = Api::start(&env).await;
+    let (ada, bo, cy) = (
+        api.user("ada").await,
+        api.user("bo").await,
+        api.user("cy").await,
+    );
+    let crew = Chat::group(&api, &ada, &[&bo]).await;
+    let before = crew.say(&ada, "m1", "before cy").await;
+    let (_, added) = crew
+        .call(
+            Method::POST,
+            "/members",
+            &ada,
+            Some(json!({"user_ids": [cy.id]})),
+        )
+        .await;
+    let at = added["sequence"].as_u64().unwrap();
+    let summary = crew.summary(&cy, at).await;
+    assert_eq!(summary["last_message"], Value::Null, "{summary}");
+    for (method, rest) in [
+        (Method::PUT, format!("/messages/{before}/reaction")),
+        (Method::PUT, format!("/messages/{before}/star")),
+    ] {
+        let body = (rest.ends_with("reaction")).then(|| json!({"reaction": "👍"}));
+        let (status, _) = crew.call(method, &rest, &cy, body).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{rest}");
+    }
+    let (status, problem) = crew
+        .send(
+            &cy,
+            json!({"client_id": "c1", "body": "re", "reply_to": before}),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&problem)),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("reply_not_in_chat"))
+    );
+
+    // A message deleted for everyone takes no reactions, stars or pins.
+    let doomed = crew.say(&bo, "m2", "oops").await;
+    let (_, deleted) = crew
+        .call(Method::DELETE, &format!("/messages/{doomed}"), &bo, None)
+        .await;
+    crew.history(&ada, deleted["sequence"].as_u64().unwrap())
+        .await;
+    for (rest, body) in [
+        (
+            format!("/messages/{doomed}/reaction"),
+            Some(json!({"reaction": "👍"})),
+        ),
+        (format!("/messages/{doomed}/star"), None),
+        (format!("/messages/{doomed}/pin"), None),
+    ] {
+        let (status, problem) = crew.call(Method::PUT, &rest, &ada, body).await;
+        assert_eq!(
+            (status, code(&problem)),
+            (StatusCode::CONFLICT, Some("message_deleted")),
+            "{rest}"
+        );
+    }
+    // A read marker past the end of the log reads only what was there.
+    let (_, read) = crew
+        .call(
+            Method::POST,
+            "/read",
+            &cy,
+            Some(json!({"up_to": 9_000_000_000_000u64})),
+        )
+        .await;
+    let later = crew.say(&ada, "m3", "after the marker").await;
+    let summary = crew
+        .summary(&cy, later.max(read["sequence"].as_u64().unwrap()))
+        .await;
+    assert_eq!(summary["unread_count"], 1, "{summary}");
 }

@@ -96,11 +96,26 @@ impl Chats {
             .execute(&chat_id.to_string(), &command, metadata)
             .await
         {
-            Ok(executed) => Ok(ChatOutcome {
-                chat_id,
-                last_sequence: executed.last_sequence,
-                existed: false,
-            }),
+            Ok(executed) => {
+                // A block made while the chat was being opened found no chat to record
+                // itself on: the blocks are read again, and recorded now.
+                let mut last_sequence = executed.last_sequence;
+                for (who, whom) in [(actor, other), (other, actor)] {
+                    if self
+                        .user(who)
+                        .await?
+                        .is_some_and(|p| p.blocked.contains(&whom))
+                    {
+                        let block = ChatCommand::SetBlocked { blocked: true };
+                        last_sequence = self.execute(chat_id, &block, who, metadata).await?;
+                    }
+                }
+                Ok(ChatOutcome {
+                    chat_id,
+                    last_sequence,
+                    existed: false,
+                })
+            }
             // The other opened it at the same moment: theirs is the chat.
             Err(CommandError::ClaimTaken {
                 kind: DIRECT_CLAIM, ..

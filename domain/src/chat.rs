@@ -564,12 +564,22 @@ impl Group {
             if self.members.len() >= MAX_MEMBERS {
                 return Err(ChatError::TooManyMembers);
             }
-            return Ok(vec![ChatEvent::MemberJoined(MemberJoined {
+            let mut events = vec![ChatEvent::MemberJoined(MemberJoined {
                 chat_id,
                 user: actor,
                 code: code.clone(),
                 joined_at: now,
-            })]);
+            })];
+            // Joining a group everyone has left: a group always has an admin.
+            if !self.members.iter().any(|m| m.admin) {
+                events.push(ChatEvent::AdminChanged(AdminChanged {
+                    chat_id,
+                    user: actor,
+                    admin: true,
+                    by: None,
+                }));
+            }
+            return Ok(events);
         }
         let me = self.member(actor).ok_or(ChatError::NotMember)?;
         match command {

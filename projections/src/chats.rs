@@ -66,7 +66,7 @@ impl Projection for Chats {
             sends.flush(connection).await?;
             match event {
                 ChatsEvent::Chat(event) => apply_chat(connection, event, *at, sequence).await?,
-                ChatsEvent::Message(event) => apply_message(connection, event).await?,
+                ChatsEvent::Message(event) => apply_message(connection, event, sequence).await?,
                 ChatsEvent::Prefs(event) => apply_prefs(connection, event).await?,
             }
         }
@@ -113,11 +113,14 @@ async fn apply_prefs(connection: &mut PgConnection, event: &PrefsEvent) -> Resul
     Ok(())
 }
 
-/// Every message event but sends, which go in batches.
+/// Every message event but sends, which go in batches. A marker counts up to its own
+/// place in the log at most: nobody has read what was sent after they said so.
 async fn apply_message(
     connection: &mut PgConnection,
     event: &MessageEvent,
+    sequence: i64,
 ) -> Result<(), sqlx::Error> {
+    let marker = |up_to: u64| to_i64(up_to).min(sequence - 1);
     let query = match event {
         MessageEvent::MessageSent(_) => return Ok(()),
         // An edit never brings a deleted message back.
@@ -191,7 +194,7 @@ async fn apply_message(
              )
              DELETE FROM chat_pins_v1 WHERE chat_id = $1 AND EXISTS (SELECT 1 FROM pinned)
                  AND sequence NOT IN (SELECT sequence FROM pinned) AND sequence IN (
-                     SELECT sequence FROM chat_pins_v1 WHERE chat_id = $1
+                     SELECT sequence FROM chat_pins_v1 WHERE chat_id = $1 AND sequence <> $2
                      ORDER BY pinned_at DESC, sequence DESC OFFSET $5)",
         )
         .bind(e.chat_id)
@@ -217,7 +220,7 @@ async fn apply_message(
         )
         .bind(e.chat_id)
         .bind(e.user)
-        .bind(to_i64(e.up_to)),
+        .bind(marker(e.up_to)),
         // Reading implies having received.
         MessageEvent::ReadMarked(e) => sqlx::query(
             "UPDATE chat_members_v1 SET read_up_to = GREATEST(read_up_to, $3),
@@ -226,7 +229,7 @@ async fn apply_message(
         )
         .bind(e.chat_id)
         .bind(e.user)
-        .bind(to_i64(e.up_to)),
+        .bind(marker(e.up_to)),
     };
     query.execute(connection).await?;
     Ok(())

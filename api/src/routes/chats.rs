@@ -229,23 +229,28 @@ pub async fn list(
 ) -> Result<axum::Json<ChatList>, ApiError> {
     wait_for(&state, CHATS.0, CHATS.1, consistency.min_sequence).await?;
     // One row per chat: the last message is kept on the chat, and looked up further
-    // back only where the caller deleted it for themselves; unread messages are counted
-    // only in chats with activity after the caller's read marker.
+    // back only where the caller deleted it for themselves or it predates their joining;
+    // unread messages are counted only in chats with activity after the caller's read
+    // marker.
     let rows = sqlx::query(
         "SELECT c.chat_id, c.kind, c.name, c.avatar_media_id, c.last_activity_at,
                 m.pinned, m.archived, m.muted_until,
-                CASE WHEN lh.user_id IS NOT NULL THEN fb.sequence ELSE c.last_message_sequence END AS last_sequence,
-                CASE WHEN lh.user_id IS NOT NULL THEN fb.sender ELSE c.last_message_sender END AS last_sender,
-                CASE WHEN lh.user_id IS NOT NULL THEN left(fb.body, 100) ELSE c.last_message_preview END AS preview,
-                CASE WHEN lh.user_id IS NOT NULL THEN fb.deleted ELSE c.last_message_deleted END AS last_deleted,
-                CASE WHEN lh.user_id IS NOT NULL THEN fb.sent_at ELSE c.last_message_sent_at END AS last_sent_at,
+                CASE WHEN v.look_back THEN fb.sequence ELSE c.last_message_sequence END AS last_sequence,
+                CASE WHEN v.look_back THEN fb.sender ELSE c.last_message_sender END AS last_sender,
+                CASE WHEN v.look_back THEN left(fb.body, 100) ELSE c.last_message_preview END AS preview,
+                CASE WHEN v.look_back THEN fb.deleted ELSE c.last_message_deleted END AS last_deleted,
+                CASE WHEN v.look_back THEN fb.sent_at ELSE c.last_message_sent_at END AS last_sent_at,
                 COALESCE(unread.n, 0) AS unread, COALESCE(unread.mentioned, false) AS mentioned
          FROM chat_members_v1 m JOIN chats_v1 c USING (chat_id)
          LEFT JOIN message_hidden_v1 lh ON lh.user_id = m.user_id AND lh.chat_id = c.chat_id
              AND lh.sequence = c.last_message_sequence
+         CROSS JOIN LATERAL (
+             SELECT lh.user_id IS NOT NULL OR c.last_message_sequence < m.joined_sequence AS look_back
+         ) v
          LEFT JOIN LATERAL (
              SELECT sequence, sender, body, sent_at, deleted FROM messages_v1 x
-             WHERE lh.user_id IS NOT NULL AND x.chat_id = c.chat_id AND NOT EXISTS (
+             WHERE v.look_back AND x.chat_id = c.chat_id AND x.sequence >= m.joined_sequence
+               AND NOT EXISTS (
                  SELECT 1 FROM message_hidden_v1 h
                  WHERE h.user_id = m.user_id AND h.chat_id = x.chat_id AND h.sequence = x.sequence)
              ORDER BY sequence DESC LIMIT 1

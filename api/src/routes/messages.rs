@@ -120,6 +120,15 @@ pub async fn send_message(
         mentions: request.mentions,
         forwarded,
     };
+    if let Some(reply_to) = message.reply_to {
+        // A reply to what the caller cannot see is a reply to nothing in the chat.
+        if seen_by(&state, chat_id, caller.user_id, reply_to)
+            .await?
+            .is_none()
+        {
+            return Err(ChatsError::Chat(natter_domain::chat::ChatError::ReplyNotInChat).into());
+        }
+    }
     if let Some(earlier) = earlier_send(&state, chat_id, caller.user_id, &message).await? {
         return Ok((StatusCode::OK, axum::Json(earlier)));
     }
@@ -799,8 +808,21 @@ async fn act(
     caller: Caller,
     chat_id: Uuid,
     sequence: u64,
-    action: natter_domain::chat::MessageAction,
+    action: MessageAction,
 ) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    let seen = seen_by(state, chat_id, caller.user_id, sequence)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let adds = matches!(
+        action,
+        MessageAction::Edit(_)
+            | MessageAction::React(Some(_))
+            | MessageAction::Pin(true)
+            | MessageAction::Star(true)
+    );
+    if adds && seen.deleted {
+        return Err(ChatsError::Chat(natter_domain::chat::ChatError::MessageDeleted).into());
+    }
     let sequence = state
         .messages
         .act(
@@ -812,6 +834,46 @@ async fn act(
         )
         .await?;
     Ok(axum::Json(SequenceResponse { sequence }))
+}
+
+/// What the read model knows of a message as a member sees it.
+struct Seen {
+    /// Deleted for everyone.
+    deleted: bool,
+}
+
+/// `None` for a message sent before the caller's current membership began, which their
+/// history does not show them. The log decides the rest: whether they are a member,
+/// whether the message is in the chat. A member or message the read model has not
+/// caught up with yet passes here.
+async fn seen_by(
+    state: &ApiState,
+    chat_id: Uuid,
+    user: Uuid,
+    sequence: u64,
+) -> Result<Option<Seen>, ApiError> {
+    let row = sqlx::query(
+        "SELECT cm.joined_sequence, COALESCE(m.deleted, false) AS deleted
+         FROM chat_members_v1 cm
+         LEFT JOIN messages_v1 m ON m.chat_id = cm.chat_id AND m.sequence = $3
+         WHERE cm.chat_id = $1 AND cm.user_id = $2 AND cm.left_at IS NULL",
+    )
+    .bind(chat_id)
+    .bind(user)
+    .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
+    .fetch_optional(&state.pool)
+    .await
+    .map_err(ApiError::internal)?;
+    let Some(row) = row else {
+        return Ok(Some(Seen { deleted: false }));
+    };
+    let joined: i64 = row.try_get("joined_sequence").map_err(ApiError::internal)?;
+    if i64::try_from(sequence).unwrap_or(i64::MAX) < joined {
+        return Ok(None);
+    }
+    Ok(Some(Seen {
+        deleted: row.try_get("deleted").map_err(ApiError::internal)?,
+    }))
 }
 
 /// Marks the chat received by the caller's devices up to a message: it drives the

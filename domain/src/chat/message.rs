@@ -9,7 +9,8 @@ use super::{Chat, ChatError};
 use crate::aggregate::Context;
 use crate::user::TextError;
 
-/// A message's text: not blank, at most 64 KiB of UTF-8.
+/// A message's text: not blank, at most 64 KiB of UTF-8, no control characters but
+/// line breaks and tabs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct MessageBody(String);
@@ -25,6 +26,14 @@ impl MessageBody {
             return Err(TextError::TooLong {
                 max: Self::MAX_BYTES,
             });
+        }
+        // Line breaks and tabs are text; other control characters (NUL above all,
+        // which Postgres cannot store) are not.
+        if input
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
+            return Err(TextError::ControlCharacter);
         }
         Ok(Self(input.to_owned()))
     }
@@ -332,6 +341,14 @@ impl Chat {
             return Err(ChatError::NotMember);
         }
         let (message_id, sequence, now) = (message.message_id, message.sequence, context.now);
+        // While either blocks the other, a direct chat takes nothing new from either.
+        let adds = matches!(
+            action,
+            MessageAction::Edit(_) | MessageAction::React(Some(_)) | MessageAction::Pin(true)
+        );
+        if adds && matches!(self, Self::Direct { blocked_by, .. } if !blocked_by.is_empty()) {
+            return Err(ChatError::Blocked);
+        }
         Ok(match action {
             MessageAction::Edit(body) => {
                 if message.sender != actor {

@@ -514,3 +514,52 @@ fn pins_are_for_admins_in_groups_and_stars_and_hiding_for_anyone() {
             .is_ok()
     );
 }
+
+#[test]
+fn a_blocked_direct_chat_takes_no_edits_reactions_or_pins_and_bodies_take_no_nul() {
+    let direct = ChatCommand::CreateDirect {
+        chat_id: CHAT,
+        other: user(2),
+        blocked: false,
+    };
+    let (chat, _) = run(&[(1, direct), (2, ChatCommand::SetBlocked { blocked: true })]);
+    let react = MessageAction::React(Some(Reaction::parse("👍").unwrap()));
+    for action in [
+        MessageAction::Edit(MessageBody::parse("new").unwrap()),
+        react,
+        MessageAction::Pin(true),
+    ] {
+        assert_eq!(
+            chat.decide_on_message(&sent_by(1, 1), &action, &by(1)),
+            Err(ChatError::Blocked)
+        );
+    }
+    for action in [
+        MessageAction::DeleteForEveryone,
+        MessageAction::DeleteForMe,
+        MessageAction::Star(true),
+    ] {
+        assert!(
+            chat.decide_on_message(&sent_by(1, 1), &action, &by(1))
+                .is_ok()
+        );
+    }
+    assert_eq!(MessageBody::parse("a\0b"), Err(TextError::ControlCharacter));
+    assert!(MessageBody::parse("two\nlines\twith tab").is_ok());
+}
+
+#[test]
+fn joining_a_group_everyone_left_makes_the_joiner_its_admin() {
+    let code = InviteCode::parse("abcdefghijklmnop").unwrap();
+    let (state, outcomes) = run(&[
+        (1, group(&[])),
+        (1, ChatCommand::CreateInvite { code: code.clone() }),
+        (1, ChatCommand::Leave),
+        (7, ChatCommand::JoinByInvite { code }),
+    ]);
+    assert!(matches!(
+        &outcomes[3].as_ref().unwrap()[..],
+        [ChatEvent::MemberJoined(_), ChatEvent::AdminChanged(_)]
+    ));
+    assert_eq!(admins(&state), vec![user(7)]);
+}
