@@ -931,6 +931,69 @@ async fn search(api: &Api, at: u64, user: &User, query: String) -> (StatusCode, 
 }
 
 #[tokio::test]
+async fn a_common_word_is_searched_newest_band_first_and_every_match_is_reached() {
+    let env = TestEnv::new().await;
+    let api = Api::start(&env).await;
+    let (sam, tia) = (api.user("sam").await, api.user("tia").await);
+    let chat = direct(&api, &sam, &tia).await;
+    for n in 0..3 {
+        send(&api, &chat, &sam, &format!("old{n}"), "old pelican").await;
+    }
+    // Twenty thousand events of a kind no read model reads push the old messages out
+    // of the newest band.
+    let mut acks = Vec::new();
+    for n in 0..20_000 {
+        let ack = env
+            .log
+            .jetstream()
+            .publish(env.log.subject("filler", &n.to_string()), "{}".into())
+            .await
+            .unwrap();
+        acks.push(ack);
+        if acks.len() == 2_000 {
+            for ack in acks.drain(..) {
+                ack.await.unwrap();
+            }
+        }
+    }
+    for ack in acks {
+        ack.await.unwrap();
+    }
+    let mut last = 0;
+    for n in 0..210 {
+        let (status, sent) = send(&api, &chat, &tia, &format!("new{n}"), "new pelican").await;
+        assert_eq!(status, StatusCode::CREATED);
+        last = sent["sequence"].as_u64().unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut query = "q=pelican&limit=50".to_owned();
+    for _ in 0..20 {
+        let (status, page) = search(&api, last, &sam, query.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|hit| hit["sequence"].as_u64().unwrap()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(cursor) => query = format!("q=pelican&limit=50&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 213, "every match once");
+    let mut unique = seen.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), 213);
+    assert!(
+        seen[..210].iter().all(|s| *s > seen[210]),
+        "the newest band comes first"
+    );
+}
+
+#[tokio::test]
 async fn the_sender_sees_sent_delivered_and_read_from_the_members_markers() {
     let env = TestEnv::new().await;
     let api = Api::start(&env).await;

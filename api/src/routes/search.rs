@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::extract::{ApiQuery, Caller, wait_for};
 use crate::{ApiError, ApiState};
 
-/// How deep a search may page.
+/// How deep a search may page within one band.
 const MAX_OFFSET: u64 = 1_000;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -53,9 +53,49 @@ pub struct SearchPage {
     pub next_cursor: Option<String>,
 }
 
+/// The newest band searched first, in stream sequences; each older band is four times
+/// the one before.
+const FIRST_BAND: i64 = 16_384;
+/// A band is widened (towards the past) until it holds this many matches, so that
+/// ranking has something to choose from.
+const CANDIDATES: i64 = 200;
+
+/// Where a search stands: the band of sequences `[floor, ceiling)` being ranked, and
+/// how far into its ranking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cursor {
+    ceiling: i64,
+    floor: i64,
+    offset: u64,
+}
+
+impl Cursor {
+    fn encode(self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}.{}.{}", self.ceiling, self.floor, self.offset))
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        let text = String::from_utf8(URL_SAFE_NO_PAD.decode(text).ok()?).ok()?;
+        let mut parts = text.split('.');
+        let cursor = Self {
+            ceiling: parts.next()?.parse().ok()?,
+            floor: parts.next()?.parse().ok()?,
+            offset: parts.next()?.parse().ok()?,
+        };
+        let valid = parts.next().is_none()
+            && 0 <= cursor.floor
+            && cursor.floor < cursor.ceiling
+            && cursor.offset <= MAX_OFFSET;
+        valid.then_some(cursor)
+    }
+}
+
 /// Searches the messages the caller can see: in chats they are in, and in chats they
 /// left, up to when they left. Messages deleted for everyone, or by the caller for
-/// themselves, are not found.
+/// themselves, are not found. Results come newest band first, ranked by relevance
+/// within a band: a band is a stretch of recent history widened until it holds enough
+/// matches, so a common word costs no more than a rare one. Follow `next_cursor` into
+/// older bands.
 #[utoipa::path(
     get, path = "/v1/search/messages", tag = "messages", security(("bearer" = [])),
     params(SearchQuery),
@@ -77,62 +117,138 @@ pub async fn search_messages(
     if !(1..=50).contains(&limit) {
         return Err(ApiError::bad_request("invalid_query", "limit is 1 to 50"));
     }
-    let offset = match &query.cursor {
-        None => 0,
-        Some(cursor) => URL_SAFE_NO_PAD
-            .decode(cursor)
-            .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .and_then(|text| text.parse::<u64>().ok())
-            .filter(|offset| *offset <= MAX_OFFSET)
-            .ok_or_else(|| ApiError::bad_request("invalid_cursor", "not a cursor from this API"))?,
+    let cursor = match &query.cursor {
+        None => None,
+        Some(text) => Some(Cursor::decode(text).ok_or_else(|| {
+            ApiError::bad_request("invalid_cursor", "not a cursor from this API")
+        })?),
     };
     wait_for(&state, "chats", 1, query.min_sequence).await?;
-    let rows = sqlx::query(
-        "WITH q AS (SELECT websearch_to_tsquery('simple', $2) AS query)
-         SELECT m.chat_id, m.message_id, m.sequence, m.sender, m.sent_at,
-                ts_headline('simple', m.body, q.query, 'StartSel=<b>, StopSel=</b>, MaxFragments=2, MaxWords=20, MinWords=5') AS snippet
-         FROM q, messages_v1 m
+    let search = Search {
+        state: &state,
+        user: caller.user_id,
+        text,
+        chat_id: query.chat_id,
+    };
+    let cursor = match cursor {
+        Some(cursor) => cursor,
+        None => {
+            let top: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(max(sequence), 0) + 1 FROM projection_checkpoints WHERE name = 'chats'",
+            )
+            .fetch_one(&state.pool)
+            .await
+            .map_err(ApiError::internal)?;
+            search.band(top).await?
+        }
+    };
+    let mut items = search.page(cursor, limit).await?;
+    let offset = cursor.offset + u64::from(limit);
+    let more_here = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let next_cursor = if more_here && offset <= MAX_OFFSET {
+        Some(Cursor { offset, ..cursor }.encode())
+    } else if cursor.floor > 0 {
+        // This band is done: on to the next older one.
+        Some(search.band(cursor.floor).await?.encode())
+    } else {
+        None
+    };
+    Ok(axum::Json(SearchPage { items, next_cursor }))
+}
+
+/// One caller's search.
+struct Search<'a> {
+    state: &'a ApiState,
+    user: Uuid,
+    text: &'a str,
+    chat_id: Option<Uuid>,
+}
+
+/// The matches the caller can see, in `[$5, $6)`.
+const VISIBLE_MATCHES: &str = "FROM q, messages_v1 m
          JOIN chat_members_v1 cm ON cm.chat_id = m.chat_id AND cm.user_id = $1
          WHERE m.search @@ q.query
+           AND m.sequence >= $5 AND m.sequence < $6
            AND m.sequence >= cm.joined_sequence
            AND (cm.left_sequence IS NULL OR m.sequence < cm.left_sequence)
            AND ($3::uuid IS NULL OR m.chat_id = $3)
            AND NOT EXISTS (SELECT 1 FROM message_hidden_v1 h
-                           WHERE h.user_id = $1 AND h.chat_id = m.chat_id AND h.sequence = m.sequence)
-         ORDER BY ts_rank(m.search, q.query) DESC, m.sequence DESC
-         LIMIT $4 OFFSET $5",
-    )
-    .bind(caller.user_id)
-    .bind(text)
-    .bind(query.chat_id)
-    .bind(i64::from(limit) + 1)
-    .bind(i64::try_from(offset).unwrap_or(0))
-    .fetch_all(&state.pool)
-    .await
-    .map_err(ApiError::internal)?;
-    let mut items = rows
-        .iter()
-        .map(|row| {
-            let sequence: i64 = row.try_get("sequence")?;
-            Ok(SearchHit {
-                chat_id: row.try_get("chat_id")?,
-                message_id: row.try_get("message_id")?,
-                sequence: u64::try_from(sequence).unwrap_or(0),
-                sender: row.try_get("sender")?,
-                snippet: row.try_get("snippet")?,
-                sent_at: row.try_get("sent_at")?,
+                           WHERE h.user_id = $1 AND h.chat_id = m.chat_id AND h.sequence = m.sequence)";
+
+impl Search<'_> {
+    /// The band below `ceiling`: widened until it holds enough matches or reaches the
+    /// beginning of the log.
+    async fn band(&self, ceiling: i64) -> Result<Cursor, ApiError> {
+        let mut width = FIRST_BAND;
+        loop {
+            let floor = (ceiling - width).max(0);
+            if floor == 0 {
+                return Ok(Cursor {
+                    ceiling,
+                    floor,
+                    offset: 0,
+                });
+            }
+            let sql = format!(
+                "WITH q AS (SELECT websearch_to_tsquery('simple', $2) AS query)
+                 SELECT count(*) FROM (SELECT 1 {VISIBLE_MATCHES} LIMIT $4) AS found"
+            );
+            let found: i64 = sqlx::query_scalar(&sql)
+                .bind(self.user)
+                .bind(self.text)
+                .bind(self.chat_id)
+                .bind(CANDIDATES)
+                .bind(floor)
+                .bind(ceiling)
+                .fetch_one(&self.state.pool)
+                .await
+                .map_err(ApiError::internal)?;
+            if found >= CANDIDATES {
+                return Ok(Cursor {
+                    ceiling,
+                    floor,
+                    offset: 0,
+                });
+            }
+            width = width.saturating_mul(4);
+        }
+    }
+
+    /// Up to `limit + 1` matches of the cursor's band, best first, from its offset.
+    async fn page(&self, cursor: Cursor, limit: u32) -> Result<Vec<SearchHit>, ApiError> {
+        let sql = format!(
+            "WITH q AS (SELECT websearch_to_tsquery('simple', $2) AS query)
+             SELECT m.chat_id, m.message_id, m.sequence, m.sender, m.sent_at,
+                    ts_headline('simple', m.body, q.query, 'StartSel=<b>, StopSel=</b>, MaxFragments=2, MaxWords=20, MinWords=5') AS snippet
+             {VISIBLE_MATCHES}
+             ORDER BY ts_rank(m.search, q.query) DESC, m.sequence DESC
+             LIMIT $4 OFFSET $7"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(self.user)
+            .bind(self.text)
+            .bind(self.chat_id)
+            .bind(i64::from(limit) + 1)
+            .bind(cursor.floor)
+            .bind(cursor.ceiling)
+            .bind(i64::try_from(cursor.offset).unwrap_or(0))
+            .fetch_all(&self.state.pool)
+            .await
+            .map_err(ApiError::internal)?;
+        rows.iter()
+            .map(|row| {
+                let sequence: i64 = row.try_get("sequence")?;
+                Ok(SearchHit {
+                    chat_id: row.try_get("chat_id")?,
+                    message_id: row.try_get("message_id")?,
+                    sequence: u64::try_from(sequence).unwrap_or(0),
+                    sender: row.try_get("sender")?,
+                    snippet: row.try_get("snippet")?,
+                    sent_at: row.try_get("sent_at")?,
+                })
             })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()
-        .map_err(ApiError::internal)?;
-    let next_offset = offset + u64::from(limit);
-    let next_cursor = if items.len() > limit as usize && next_offset <= MAX_OFFSET {
-        items.truncate(limit as usize);
-        Some(URL_SAFE_NO_PAD.encode(next_offset.to_string()))
-    } else {
-        items.truncate(limit as usize);
-        None
-    };
-    Ok(axum::Json(SearchPage { items, next_cursor }))
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(ApiError::internal)
+    }
 }
