@@ -95,7 +95,7 @@ impl Cursor {
 /// themselves, are not found. Results come newest band first, ranked by relevance
 /// within a band: a band is a stretch of recent history widened until it holds enough
 /// matches, so a common word costs no more than a rare one. Follow `next_cursor` into
-/// older bands.
+/// older bands. A search in one chat ranks all its matches at once.
 #[utoipa::path(
     get, path = "/v1/search/messages", tag = "messages", security(("bearer" = [])),
     params(SearchQuery),
@@ -180,7 +180,12 @@ impl Search<'_> {
     /// The band below `ceiling`: widened until it holds enough matches or reaches the
     /// beginning of the log.
     async fn band(&self, ceiling: i64) -> Result<Cursor, ApiError> {
-        let mut width = FIRST_BAND;
+        // One chat's matches are few enough to rank them all.
+        let mut width = if self.chat_id.is_some() {
+            ceiling
+        } else {
+            FIRST_BAND
+        };
         loop {
             let floor = (ceiling - width).max(0);
             if floor == 0 {
