@@ -222,11 +222,21 @@ impl Search<'_> {
 
     /// Up to `limit + 1` matches of the cursor's band, best first, from its offset.
     async fn page(&self, cursor: Cursor, limit: u32) -> Result<Vec<SearchHit>, ApiError> {
+        // In one chat the band is the whole chat: its bounds are left out, or Postgres
+        // intersects the text index with the chat's whole key range.
+        let matches = if self.chat_id.is_some() {
+            VISIBLE_MATCHES.replace(
+                "AND m.sequence >= $5 AND m.sequence < $6",
+                "AND $5::bigint IS NOT NULL AND $6::bigint IS NOT NULL",
+            )
+        } else {
+            VISIBLE_MATCHES.to_owned()
+        };
         let sql = format!(
             "WITH q AS (SELECT websearch_to_tsquery('simple', $2) AS query)
              SELECT m.chat_id, m.message_id, m.sequence, m.sender, m.sent_at,
                     ts_headline('simple', m.body, q.query, 'StartSel=<b>, StopSel=</b>, MaxFragments=2, MaxWords=20, MinWords=5') AS snippet
-             {VISIBLE_MATCHES}
+             {matches}
              ORDER BY ts_rank(m.search, q.query) DESC, m.sequence DESC
              LIMIT $4 OFFSET $7"
         );
