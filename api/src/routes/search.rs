@@ -165,16 +165,27 @@ struct Search<'a> {
     chat_id: Option<Uuid>,
 }
 
-/// The matches the caller can see, in `[$5, $6)`.
-const VISIBLE_MATCHES: &str = "FROM q, messages_v1 m
+/// The matches the caller can see, in the band `[$5, $6)` when `banded`. A search in
+/// one chat ranks the whole chat and leaves the bounds out: with them, Postgres
+/// intersects the text index with the chat's whole key range.
+fn visible_matches(banded: bool) -> String {
+    let band = if banded {
+        "m.sequence >= $5 AND m.sequence < $6"
+    } else {
+        "$5::bigint IS NOT NULL AND $6::bigint IS NOT NULL"
+    };
+    format!(
+        "FROM q, messages_v1 m
          JOIN chat_members_v1 cm ON cm.chat_id = m.chat_id AND cm.user_id = $1
          WHERE m.search @@ q.query
-           AND m.sequence >= $5 AND m.sequence < $6
+           AND {band}
            AND m.sequence >= cm.joined_sequence
            AND (cm.left_sequence IS NULL OR m.sequence < cm.left_sequence)
            AND ($3::uuid IS NULL OR m.chat_id = $3)
            AND NOT EXISTS (SELECT 1 FROM message_hidden_v1 h
-                           WHERE h.user_id = $1 AND h.chat_id = m.chat_id AND h.sequence = m.sequence)";
+                           WHERE h.user_id = $1 AND h.chat_id = m.chat_id AND h.sequence = m.sequence)"
+    )
+}
 
 impl Search<'_> {
     /// The band below `ceiling`: widened until it holds enough matches or reaches the
@@ -197,7 +208,8 @@ impl Search<'_> {
             }
             let sql = format!(
                 "WITH q AS (SELECT websearch_to_tsquery('simple', $2) AS query)
-                 SELECT count(*) FROM (SELECT 1 {VISIBLE_MATCHES} LIMIT $4) AS found"
+                 SELECT count(*) FROM (SELECT 1 {} LIMIT $4) AS found",
+                visible_matches(true)
             );
             let found: i64 = sqlx::query_scalar(&sql)
                 .bind(self.user)
@@ -222,16 +234,7 @@ impl Search<'_> {
 
     /// Up to `limit + 1` matches of the cursor's band, best first, from its offset.
     async fn page(&self, cursor: Cursor, limit: u32) -> Result<Vec<SearchHit>, ApiError> {
-        // In one chat the band is the whole chat: its bounds are left out, or Postgres
-        // intersects the text index with the chat's whole key range.
-        let matches = if self.chat_id.is_some() {
-            VISIBLE_MATCHES.replace(
-                "AND m.sequence >= $5 AND m.sequence < $6",
-                "AND $5::bigint IS NOT NULL AND $6::bigint IS NOT NULL",
-            )
-        } else {
-            VISIBLE_MATCHES.to_owned()
-        };
+        let matches = visible_matches(self.chat_id.is_none());
         let sql = format!(
             "WITH q AS (SELECT websearch_to_tsquery('simple', $2) AS query)
              SELECT m.chat_id, m.message_id, m.sequence, m.sender, m.sent_at,
