@@ -6,9 +6,9 @@
 
 use natter_domain::Context;
 use natter_domain::chat::{
-    Chat, ChatError, ClientId, MESSAGES_KIND, MessageBody, MessageEvent, SendMessage,
+    Chat, ChatError, ClientId, MESSAGES_KIND, MessageAction, MessageBody, MessageEvent, MessageRef,
+    MessageSent, SendMessage,
 };
-use natter_domain::chat::{MessageAction, MessageRef};
 use natter_eventlog::{AppendErrorKind, EventLog, NewEvent};
 use natter_schema::{Envelope, Metadata};
 use time::OffsetDateTime;
@@ -133,18 +133,7 @@ impl Messages {
         sequence: u64,
         fingerprint: &str,
     ) -> Result<Sent, MessagesError> {
-        let stored = self.log.event_at(sequence).await.map_err(internal)?;
-        let sent = stored.and_then(|stored| {
-            let envelope = stored.envelope;
-            match natter_schema::decode::<MessageEvent>(
-                &envelope.event_type,
-                envelope.schema_version,
-                &envelope.payload,
-            ) {
-                Ok(MessageEvent::MessageSent(sent)) if sent.chat_id == chat_id => Some(sent),
-                _ => None,
-            }
-        });
+        let sent = self.sent_at(chat_id, sequence).await?;
         match sent {
             Some(sent) if self::fingerprint(&sent.body, sent.reply_to_sequence) == fingerprint => {
                 Ok(Sent {
@@ -243,15 +232,30 @@ impl Messages {
 
     /// The message sent at `sequence` in this chat, looked up in the log directly.
     async fn message_at(&self, chat_id: Uuid, sequence: u64) -> Result<MessageRef, MessagesError> {
-        let not_found = || MessagesError::Chat(ChatError::NotFound);
-        let stored = self
-            .log
-            .event_at(sequence)
-            .await
-            .map_err(internal)?
-            .ok_or_else(not_found)?;
+        let sent = self
+            .sent_at(chat_id, sequence)
+            .await?
+            .ok_or(MessagesError::Chat(ChatError::NotFound))?;
+        Ok(MessageRef {
+            chat_id,
+            sequence,
+            message_id: sent.message_id,
+            sender: sent.sender,
+            sent_at: sent.sent_at,
+        })
+    }
+
+    /// The send stored at `sequence`, if that event is a message sent to this chat.
+    async fn sent_at(
+        &self,
+        chat_id: Uuid,
+        sequence: u64,
+    ) -> Result<Option<MessageSent>, MessagesError> {
+        let Some(stored) = self.log.event_at(sequence).await.map_err(internal)? else {
+            return Ok(None);
+        };
         if stored.subject != self.log.subject(MESSAGES_KIND, &chat_id.to_string()) {
-            return Err(not_found());
+            return Ok(None);
         }
         let envelope = &stored.envelope;
         match natter_schema::decode::<MessageEvent>(
@@ -259,14 +263,8 @@ impl Messages {
             envelope.schema_version,
             &envelope.payload,
         ) {
-            Ok(MessageEvent::MessageSent(sent)) => Ok(MessageRef {
-                chat_id,
-                sequence,
-                message_id: sent.message_id,
-                sender: sent.sender,
-                sent_at: sent.sent_at,
-            }),
-            _ => Err(not_found()),
+            Ok(MessageEvent::MessageSent(sent)) => Ok(Some(sent)),
+            _ => Ok(None),
         }
     }
 

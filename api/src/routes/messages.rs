@@ -813,14 +813,7 @@ async fn act(
     let seen = seen_by(state, chat_id, caller.user_id, sequence)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    let adds = matches!(
-        action,
-        MessageAction::Edit(_)
-            | MessageAction::React(Some(_))
-            | MessageAction::Pin(true)
-            | MessageAction::Star(true)
-    );
-    if adds && seen.deleted {
+    if action.adds() && seen.deleted {
         return Err(ChatsError::Chat(natter_domain::chat::ChatError::MessageDeleted).into());
     }
     let sequence = state

@@ -248,6 +248,17 @@ pub enum MessageAction {
     Pin(bool),
 }
 
+impl MessageAction {
+    /// Whether the action puts something on the message (new text, a reaction, a pin,
+    /// a star), as opposed to taking something away.
+    pub fn adds(&self) -> bool {
+        matches!(
+            self,
+            Self::Edit(_) | Self::React(Some(_)) | Self::Pin(true) | Self::Star(true)
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageEdited {
     pub chat_id: Uuid,
@@ -341,12 +352,10 @@ impl Chat {
             return Err(ChatError::NotMember);
         }
         let (message_id, sequence, now) = (message.message_id, message.sequence, context.now);
-        // While either blocks the other, a direct chat takes nothing new from either.
-        let adds = matches!(
-            action,
-            MessageAction::Edit(_) | MessageAction::React(Some(_)) | MessageAction::Pin(true)
-        );
-        if adds && matches!(self, Self::Direct { blocked_by, .. } if !blocked_by.is_empty()) {
+        // While either blocks the other, a direct chat takes nothing new that the other
+        // would see (a star is the starrer's own).
+        let shown = action.adds() && !matches!(action, MessageAction::Star(_));
+        if shown && matches!(self, Self::Direct { blocked_by, .. } if !blocked_by.is_empty()) {
             return Err(ChatError::Blocked);
         }
         Ok(match action {
