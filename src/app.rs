@@ -40,6 +40,7 @@ pub struct Application {
     api_config: ApiConfig,
     projection_metrics: ProjectionMetrics,
     revocation_feed: tokio::task::JoinHandle<()>,
+    gateway: Option<(natter_gateway::Gateway, tokio::task::JoinHandle<()>)>,
 }
 
 impl Application {
@@ -48,6 +49,7 @@ impl Application {
     /// role; the `api` role adds the REST endpoints.
     pub async fn build(settings: &Settings, serve: &ServeArgs) -> anyhow::Result<Self> {
         let log = connect_log(settings).await?;
+        let settings_nats_url = settings.nats_url.clone();
         let pool = connect_postgres(settings).await?;
         let projection_pool = connect_projection_postgres(settings).await?;
         let mut registry = Registry::default();
@@ -73,13 +75,30 @@ impl Application {
             .follow(log.clone())
             .await
             .context("reading recent session events")?;
+        let auth = Auth { keys, revocations };
+        let gateway = if serve.roles.contains(&Role::Gateway) {
+            let started = natter_gateway::Gateway::start(
+                &settings_nats_url,
+                log.clone(),
+                pool.clone(),
+                auth.clone(),
+                messages.clone(),
+                serve.gateway.config(),
+            )
+            .await
+            .context("starting the gateway")?;
+            Some(started)
+        } else {
+            None
+        };
         Ok(Self {
+            gateway,
             roles: serve.roles.clone(),
             listener,
             accounts,
             chats,
             messages,
-            auth: Auth { keys, revocations },
+            auth,
             api_config: api_config(settings),
             log,
             pool,
@@ -135,7 +154,11 @@ impl Application {
             limiter: RateLimiter::default(),
             config: Arc::new(self.api_config),
         };
-        let router = natter_api::router(state, rest);
+        let mut router = natter_api::router(state, rest);
+        let gateway_task = self.gateway.map(|(gateway, task)| {
+            router = router.clone().merge(gateway.router());
+            task
+        });
         let http_stopped = stopped.clone();
         let listener = self.listener;
         tasks.spawn(async move {
@@ -160,6 +183,11 @@ impl Application {
             }
         }
         revocation_feed.abort();
+        // Dropping the hub closes every connection's inbox: clients are told the
+        // server is going away, and resume elsewhere.
+        if let Some(task) = gateway_task {
+            task.abort();
+        }
         result
     }
 

@@ -116,6 +116,44 @@ pub struct ServeArgs {
     pub roles: Vec<Role>,
     #[command(flatten)]
     pub auth: AuthSettings,
+    #[command(flatten)]
+    pub gateway: GatewaySettings,
+}
+
+/// The realtime gateway.
+#[derive(Debug, Clone, Args)]
+pub struct GatewaySettings {
+    /// Origins browsers may open WebSockets from, comma-separated (`*` for any).
+    /// Clients that send no Origin (apps, servers) are always let in.
+    #[arg(long, env = "NATTER_GATEWAY_ORIGINS", value_delimiter = ',')]
+    pub gateway_origins: Vec<String>,
+    /// Live events held per connection before it counts as too slow and is closed.
+    #[arg(long, env = "NATTER_GATEWAY_INBOX", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(8..=1_000_000))]
+    pub gateway_inbox: u32,
+    /// The most events one resume replays; a cursor further back is refused.
+    #[arg(long, env = "NATTER_GATEWAY_MAX_REPLAY", default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub gateway_max_replay: u32,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            gateway_origins: Vec::new(),
+            gateway_inbox: 1024,
+            gateway_max_replay: 20_000,
+        }
+    }
+}
+
+impl GatewaySettings {
+    pub fn config(&self) -> natter_gateway::GatewayConfig {
+        natter_gateway::GatewayConfig {
+            allowed_origins: self.gateway_origins.clone(),
+            inbox_capacity: self.gateway_inbox as usize,
+            max_replay: self.gateway_max_replay as usize,
+            ..natter_gateway::GatewayConfig::default()
+        }
+    }
 }
 
 /// Accounts, tokens and their limits.

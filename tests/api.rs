@@ -63,6 +63,7 @@ async fn a_registration_reaches_the_directory_and_the_metrics() {
         listen: "127.0.0.1:0".parse().unwrap(),
         roles: ALL_ROLES.to_vec(),
         auth: natter::settings::AuthSettings::default(),
+        gateway: natter::settings::GatewaySettings::default(),
     };
     let app = natter::Application::build(&settings, &serve).await.unwrap();
     let users = app.accounts().clone();

@@ -253,6 +253,9 @@ pub struct Revocations {
     epochs: moka::sync::Cache<Uuid, (u32, Option<Uuid>)>,
     /// How far back the log is read at start: an access token's lifetime and some.
     window: Duration,
+    /// Moves on whenever a session or account ends, so that open connections can check
+    /// their own token again at once.
+    ended: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Revocations {
@@ -265,7 +268,18 @@ impl Revocations {
             deleted_users: cache(),
             epochs: moka::sync::Cache::builder().time_to_live(window).build(),
             window,
+            ended: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
         }
+    }
+
+    /// Changes whenever a session or an account ends (or an account's older sessions
+    /// do); a holder of claims then asks [`Self::admits`] again.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.ended.subscribe()
+    }
+
+    fn ended(&self) {
+        self.ended.send_modify(|generation| *generation += 1);
     }
 
     /// Whether a token with these claims is still good.
@@ -291,6 +305,7 @@ impl Revocations {
                     natter_schema::decode::<SessionEvent>(&event_type, version, &payload)
                 {
                     self.ended_sessions.insert(revoked.session_id, ());
+                    self.ended();
                 }
             }
             "user" => {
@@ -306,10 +321,12 @@ impl Revocations {
                                 changed.user_id,
                                 (changed.session_epoch, changed.kept_session),
                             );
+                            self.ended();
                         }
                     }
                     Ok(UserEvent::AccountDeleted(deleted)) => {
-                        self.deleted_users.insert(deleted.user_id, ())
+                        self.deleted_users.insert(deleted.user_id, ());
+                        self.ended();
                     }
                     _ => {}
                 }

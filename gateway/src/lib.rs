@@ -1,1 +1,220 @@
-//! gateway
+//! The realtime gateway: WebSocket connections that receive, in stream order, every
+//! stored event of their user's chats, live and after any disconnect, with typing
+//! signals beside them. The protocol is in `docs/realtime.md` and served as an
+//! AsyncAPI document at `/asyncapi.json`.
+
+mod connection;
+mod hub;
+pub mod membership;
+mod ordered;
+pub mod protocol;
+mod sync;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use natter_api::{ApiError, Auth};
+use natter_commands::messages::Messages;
+use natter_eventlog::EventLog;
+use serde::Deserialize;
+use sqlx::PgPool;
+
+use crate::hub::HubHandle;
+
+/// The gateway's settings.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Origins a browser may connect from (`*` for any). A request without an `Origin`
+    /// header (not a browser) is always let through.
+    pub allowed_origins: Vec<String>,
+    /// Live events held for one connection before it counts as too slow.
+    pub inbox_capacity: usize,
+    /// The most events one resume replays; a cursor further back is refused.
+    pub max_replay: usize,
+    /// How often delivered acknowledgements are written to the log, per chat at most.
+    pub delivered_flush: Duration,
+    /// Interval of the server's WebSocket pings; a client silent for three is gone.
+    pub heartbeat: Duration,
+    /// How long a frame may take to be written before the client counts as gone.
+    pub send_timeout: Duration,
+    /// How long a new connection may take to send `resume`.
+    pub resume_timeout: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            allowed_origins: Vec::new(),
+            inbox_capacity: 1024,
+            max_replay: 20_000,
+            delivered_flush: Duration::from_secs(1),
+            heartbeat: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(10),
+            resume_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What every connection shares.
+#[derive(Debug)]
+struct Shared {
+    hub: HubHandle,
+    /// The hub's own NATS connection, also used to publish typing signals.
+    client: async_nats::Client,
+    log: EventLog,
+    pool: PgPool,
+    auth: Auth,
+    messages: Messages,
+    config: GatewayConfig,
+    next_connection: AtomicU64,
+    open_connections: AtomicU64,
+}
+
+/// A running gateway: the hub and what the WebSocket endpoint needs. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    shared: Arc<Shared>,
+}
+
+impl Gateway {
+    /// Connects the hub to NATS on a connection of its own and starts it.
+    pub async fn start(
+        nats_url: &str,
+        log: EventLog,
+        pool: PgPool,
+        auth: Auth,
+        messages: Messages,
+        config: GatewayConfig,
+    ) -> Result<(Self, tokio::task::JoinHandle<()>), StartError> {
+        let (events, connection_events) = tokio::sync::mpsc::channel(64);
+        let client = async_nats::ConnectOptions::new()
+            .name("natter-gateway")
+            .connection_timeout(Duration::from_secs(5))
+            // Live events must not be dropped silently; a full subscription is reported
+            // and every connection resumes.
+            .subscription_capacity(1 << 16)
+            .event_callback(move |event| {
+                let events = events.clone();
+                async move {
+                    let _ = events.try_send(event);
+                }
+            })
+            .connect(nats_url)
+            .await?;
+        let (hub, task) = hub::start(client.clone(), connection_events, log.clone());
+        let shared = Arc::new(Shared {
+            hub,
+            client,
+            log,
+            pool,
+            auth,
+            messages,
+            config,
+            next_connection: AtomicU64::new(1),
+            open_connections: AtomicU64::new(0),
+        });
+        Ok((Self { shared }, task))
+    }
+
+    /// `GET /v1/ws` (the WebSocket) and `GET /asyncapi.json` (its description).
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/v1/ws", get(upgrade))
+            .route("/asyncapi.json", get(asyncapi))
+            .with_state(self.clone())
+    }
+
+    /// Connections open now.
+    pub fn open_connections(&self) -> u64 {
+        self.shared.open_connections.load(Ordering::Relaxed)
+    }
+}
+
+/// The gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("connecting the gateway to NATS: {0}")]
+    Nats(#[from] async_nats::ConnectError),
+}
+
+#[derive(Debug, Deserialize)]
+struct UpgradeQuery {
+    /// For browsers, which cannot set headers on a WebSocket request.
+    access_token: Option<String>,
+}
+
+/// Checks the origin and the access token, then upgrades to a WebSocket.
+async fn upgrade(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+    Query(query): Query<UpgradeQuery>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let shared = &gateway.shared;
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let allowed = origin.to_str().is_ok_and(|origin| {
+            shared
+                .config
+                .allowed_origins
+                .iter()
+                .any(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(origin))
+        });
+        if !allowed {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "origin_not_allowed",
+                "this origin may not open realtime connections",
+            )
+            .into_response();
+        }
+    }
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let Some(token) = bearer.or(query.access_token) else {
+        return ApiError::from(natter_api::auth::TokenError::Missing).into_response();
+    };
+    let claims = match shared.auth.keys.verify(token.trim()) {
+        Ok(claims) => claims,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    if !shared.auth.revocations.admits(&claims) {
+        return ApiError::from(natter_api::auth::TokenError::Revoked).into_response();
+    }
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            return ApiError::new(
+                StatusCode::UPGRADE_REQUIRED,
+                "websocket_required",
+                format!("open this endpoint as a WebSocket: {rejection}"),
+            )
+            .into_response();
+        }
+    };
+    let gateway = gateway.clone();
+    upgrade
+        .read_buffer_size(connection::READ_BUFFER)
+        .write_buffer_size(0)
+        .max_write_buffer_size(connection::MAX_WRITE_BUFFER)
+        .max_message_size(connection::MAX_CLIENT_FRAME)
+        .max_frame_size(connection::MAX_CLIENT_FRAME)
+        .on_upgrade(move |socket| connection::serve(socket, gateway.shared, claims))
+}
+
+async fn asyncapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("../../docs/asyncapi.json"),
+    )
+        .into_response()
+}

@@ -99,6 +99,7 @@ where
             register_per_handle: unlimited,
             ..AuthSettings::default()
         },
+        gateway: crate::settings::GatewaySettings::default(),
     };
     let app = crate::Application::build(settings, &serve).await?;
     let bench = BenchApp {

@@ -104,10 +104,21 @@ impl TestEnv {
         roles: &[Role],
         auth: natter::settings::AuthSettings,
     ) -> TestApp {
+        self.spawn_app_full(roles, auth, natter::settings::GatewaySettings::default())
+            .await
+    }
+
+    pub async fn spawn_app_full(
+        &self,
+        roles: &[Role],
+        auth: natter::settings::AuthSettings,
+        gateway: natter::settings::GatewaySettings,
+    ) -> TestApp {
         let serve = ServeArgs {
             listen: "127.0.0.1:0".parse().unwrap(),
             roles: roles.to_vec(),
             auth,
+            gateway,
         };
         let app = natter::Application::build(&self.settings(), &serve)
             .await

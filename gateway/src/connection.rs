@@ -1,0 +1,446 @@
+//! One WebSocket connection: hello, resume, the missed events, then live delivery and
+//! the client's frames, until either side ends it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use natter_api::ApiError;
+use natter_api::auth::AccessClaims;
+use natter_schema::Metadata;
+use tokio::time::Instant;
+use tracing::Instrument as _;
+use uuid::Uuid;
+
+use crate::Shared;
+use crate::hub::{ConnId, Delivery, Inbox};
+use crate::membership::Membership;
+use crate::protocol::{self, ClientFrame, CloseReason, ServerFrame, TypingState, VERSION};
+use crate::sync::{self, Synced};
+
+/// The socket's read buffer: small, since an idle connection keeps it.
+pub const READ_BUFFER: usize = 4 * 1024;
+/// The most a client's writes may queue in the socket writer.
+pub const MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
+/// The largest frame a client may send.
+pub const MAX_CLIENT_FRAME: usize = 16 * 1024;
+/// Frames that could not be understood before the connection is closed.
+const MAX_BAD_FRAMES: u32 = 16;
+/// Typing frames a connection may send per window.
+const TYPING_BURST: u32 = 10;
+const TYPING_WINDOW: Duration = Duration::from_secs(10);
+
+/// How a connection ends.
+#[derive(Debug)]
+enum End {
+    /// The client closed it or went away.
+    Gone,
+    /// The server closes it, saying why.
+    Close(CloseReason),
+}
+
+type Step<T = ()> = Result<T, End>;
+
+pub async fn serve(socket: WebSocket, shared: Arc<Shared>, claims: AccessClaims) {
+    let id = shared.next_connection.fetch_add(1, Ordering::Relaxed);
+    shared.open_connections.fetch_add(1, Ordering::Relaxed);
+    let span = tracing::info_span!("connection", id, user = %claims.sub);
+    let mut connection = Connection {
+        id,
+        user: claims.sub,
+        expires: expiry(&claims),
+        claims,
+        shared: Arc::clone(&shared),
+        socket,
+        membership: Membership::default(),
+        seen: 0,
+        delivered: HashMap::new(),
+        bad_frames: 0,
+        typing_window: (Instant::now(), 0),
+        last_heard: Instant::now(),
+    };
+    async {
+        let end = connection.run().await;
+        connection.finish(end).await;
+    }
+    .instrument(span)
+    .await;
+    shared.hub.unregister(id);
+    shared.open_connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+struct Connection {
+    id: ConnId,
+    user: Uuid,
+    claims: AccessClaims,
+    expires: Instant,
+    shared: Arc<Shared>,
+    socket: WebSocket,
+    membership: Membership,
+    /// The newest sequence handled (sent or passed over): the cursor.
+    seen: u64,
+    /// Delivered acknowledgements not yet written, per chat.
+    delivered: HashMap<Uuid, u64>,
+    bad_frames: u32,
+    typing_window: (Instant, u32),
+    last_heard: Instant,
+}
+
+impl Connection {
+    async fn run(&mut self) -> Step {
+        self.send_frame(&ServerFrame::Hello {
+            v: VERSION,
+            connection_id: self.id,
+            user_id: self.user,
+            heartbeat_secs: self.shared.config.heartbeat.as_secs(),
+        })
+        .await?;
+        let cursor = self.await_resume().await?;
+        let synced = sync::sync(&self.shared, self.id, self.user, cursor)
+            .await
+            .map_err(|error| {
+                if matches!(error.close_reason(), CloseReason::ServerError) {
+                    tracing::error!(%error, "resuming failed");
+                }
+                End::Close(error.close_reason())
+            })?;
+        let Synced {
+            membership,
+            up_to,
+            missed,
+            inbox,
+        } = synced;
+        self.membership = membership;
+        for event in missed {
+            let Some(chat_id) = sync::chat_of(&event) else {
+                continue;
+            };
+            let envelope = serde_json::to_vec(&event.envelope).unwrap_or_default();
+            let frame = protocol::event_frame(event.sequence, chat_id, &envelope);
+            self.send(Message::Text(frame.into())).await?;
+        }
+        self.seen = up_to;
+        self.send_frame(&ServerFrame::Ready {
+            v: VERSION,
+            cursor: up_to,
+        })
+        .await?;
+        self.live(inbox).await
+    }
+
+    /// Waits for the client's `resume`, answering pings meanwhile.
+    async fn await_resume(&mut self) -> Step<Option<u64>> {
+        let deadline = Instant::now() + self.shared.config.resume_timeout;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.socket.recv())
+                .await
+                .map_err(|_| End::Close(CloseReason::ResumeTimeout))?;
+            let Some(frame) = self.client_frame(message).await? else {
+                continue;
+            };
+            match frame {
+                ClientFrame::Resume { cursor } => return Ok(cursor),
+                ClientFrame::Ping { id } => self.pong(id).await?,
+                ClientFrame::Auth { token } => self.reauthenticate(&token).await?,
+                _ => {
+                    self.refuse("resume_first", "send a resume frame first")
+                        .await?;
+                }
+            }
+        }
+    }
+
+    async fn live(&mut self, mut inbox: Inbox) -> Step {
+        let config = &self.shared.config;
+        let mut flush = tokio::time::interval(config.delivered_flush);
+        let mut heartbeat = tokio::time::interval(config.heartbeat);
+        heartbeat.tick().await;
+        let mut revocations = self.shared.auth.revocations.watch();
+        loop {
+            tokio::select! {
+                delivery = inbox.deliveries.recv() => match delivery {
+                    Some(delivery) => self.deliver(delivery).await?,
+                    None => {
+                        let reason = inbox.dropped.get().copied().unwrap_or(CloseReason::GoingAway);
+                        return Err(End::Close(reason));
+                    }
+                },
+                message = self.socket.recv() => {
+                    if let Some(frame) = self.client_frame(message).await? {
+                        self.on_frame(frame).await?;
+                    }
+                }
+                _ = flush.tick() => self.flush_delivered().await,
+                _ = heartbeat.tick() => {
+                    let heartbeat = self.shared.config.heartbeat;
+                    if self.last_heard.elapsed() > heartbeat * 3 {
+                        return Err(End::Close(CloseReason::Unresponsive));
+                    }
+                    self.send(Message::Ping(bytes::Bytes::new())).await?;
+                }
+                Ok(()) = revocations.changed() => {
+                    if !self.shared.auth.revocations.admits(&self.claims) {
+                        return Err(End::Close(CloseReason::SessionEnded));
+                    }
+                }
+                () = tokio::time::sleep_until(self.expires) => {
+                    return Err(End::Close(CloseReason::TokenExpired));
+                }
+            }
+        }
+    }
+
+    async fn deliver(&mut self, delivery: Delivery) -> Step {
+        match delivery {
+            Delivery::Event {
+                sequence,
+                chat_id,
+                frame,
+                change,
+            } => {
+                // At or below the cursor: already sent from the log, or a repeat.
+                if sequence <= self.seen {
+                    return Ok(());
+                }
+                self.seen = sequence;
+                if let Some(change) = change {
+                    self.membership.apply(chat_id, sequence, &change);
+                }
+                if self.membership.admits(chat_id, sequence) {
+                    self.send(Message::Text(frame)).await?;
+                }
+            }
+            Delivery::Typing {
+                chat_id,
+                from,
+                frame,
+            } => {
+                if from != self.user && self.membership.is_member(chat_id) {
+                    self.send(Message::Text(frame)).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The frame in a message from the client; `None` for control frames and for
+    /// frames that were refused.
+    async fn client_frame(
+        &mut self,
+        message: Option<Result<Message, axum::Error>>,
+    ) -> Step<Option<ClientFrame>> {
+        let Some(Ok(message)) = message else {
+            return Err(End::Gone);
+        };
+        self.last_heard = Instant::now();
+        match message {
+            Message::Text(text) => match serde_json::from_str::<ClientFrame>(text.as_str()) {
+                Ok(frame) => Ok(Some(frame)),
+                Err(error) => {
+                    self.refuse("bad_frame", &format!("unreadable frame: {error}"))
+                        .await?;
+                    Ok(None)
+                }
+            },
+            Message::Binary(_) => {
+                self.refuse("text_frames_only", "frames are JSON text")
+                    .await?;
+                Ok(None)
+            }
+            Message::Close(_) => Err(End::Gone),
+            Message::Ping(_) | Message::Pong(_) => Ok(None),
+        }
+    }
+
+    async fn on_frame(&mut self, frame: ClientFrame) -> Step {
+        match frame {
+            ClientFrame::Resume { .. } => {
+                self.refuse("already_resumed", "this connection has resumed already")
+                    .await
+            }
+            ClientFrame::Ping { id } => self.pong(id).await,
+            ClientFrame::Auth { token } => self.reauthenticate(&token).await,
+            ClientFrame::Typing { chat_id, state } => self.typing(chat_id, state).await,
+            ClientFrame::Delivered { chat_id, up_to } => {
+                if !self.membership.is_member(chat_id) {
+                    return self.refuse("not_a_member", "not a member of this chat").await;
+                }
+                let pending = self.delivered.entry(chat_id).or_default();
+                *pending = (*pending).max(up_to);
+                Ok(())
+            }
+            ClientFrame::Read { chat_id, up_to } => {
+                if !self.membership.is_member(chat_id) {
+                    return self.refuse("not_a_member", "not a member of this chat").await;
+                }
+                let metadata = Metadata::new(Some(self.user), Uuid::now_v7());
+                match self
+                    .shared
+                    .messages
+                    .mark_read(chat_id, self.user, up_to, metadata)
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    Err(error) => self.refuse_command(error).await,
+                }
+            }
+        }
+    }
+
+    async fn typing(&mut self, chat_id: Uuid, state: TypingState) -> Step {
+        if !self.membership.is_member(chat_id) {
+            return self.refuse("not_a_member", "not a member of this chat").await;
+        }
+        let (started, count) = &mut self.typing_window;
+        if started.elapsed() >= TYPING_WINDOW {
+            *started = Instant::now();
+            *count = 0;
+        }
+        if *count >= TYPING_BURST {
+            return self
+                .refuse("rate_limited", "too many typing frames; slow down")
+                .await;
+        }
+        *count += 1;
+        let frame = ServerFrame::Typing {
+            v: VERSION,
+            chat_id,
+            user_id: self.user,
+            state,
+            expires_in_ms: protocol::TYPING_EXPIRES_MS,
+        }
+        .to_text();
+        let subject = format!(
+            "{}.signal.typing.{chat_id}",
+            self.shared.log.config().prefix
+        );
+        if let Err(error) = self.shared.client.publish(subject, frame.into()).await {
+            tracing::warn!(%error, "publishing a typing signal failed");
+        }
+        Ok(())
+    }
+
+    async fn pong(&mut self, id: Option<String>) -> Step {
+        if id
+            .as_ref()
+            .is_some_and(|id| id.len() > protocol::MAX_PING_ID)
+        {
+            return self
+                .refuse("bad_frame", "a ping id is at most 64 bytes")
+                .await;
+        }
+        self.send_frame(&ServerFrame::Pong {
+            v: VERSION,
+            id: id.as_deref(),
+        })
+        .await
+    }
+
+    /// Takes a fresh access token of the same user, so that the connection lives on.
+    async fn reauthenticate(&mut self, token: &str) -> Step {
+        let auth = &self.shared.auth;
+        match auth.keys.verify(token) {
+            Ok(claims) if claims.sub == self.user && auth.revocations.admits(&claims) => {
+                self.expires = expiry(&claims);
+                self.claims = claims;
+                Ok(())
+            }
+            Ok(_) => {
+                self.refuse("invalid_token", "the token is not a valid token of this user")
+                    .await
+            }
+            Err(error) => {
+                let error = ApiError::from(error);
+                self.refuse(error.code(), "the token was refused").await
+            }
+        }
+    }
+
+    /// Writes the delivered acknowledgements gathered since the last flush: one event
+    /// per chat at most.
+    async fn flush_delivered(&mut self) {
+        for (chat_id, up_to) in std::mem::take(&mut self.delivered) {
+            let metadata = Metadata::new(Some(self.user), Uuid::now_v7());
+            if let Err(error) = self
+                .shared
+                .messages
+                .mark_delivered(chat_id, self.user, up_to, metadata)
+                .await
+            {
+                tracing::debug!(%error, %chat_id, "a delivered acknowledgement was refused");
+            }
+        }
+    }
+
+    async fn refuse_command(&mut self, error: natter_commands::messages::MessagesError) -> Step {
+        let detail = error.to_string();
+        let error = ApiError::from(error);
+        if error.status().is_server_error() {
+            tracing::error!(%detail, "a command from the socket failed");
+            return self.refuse(error.code(), "the server failed").await;
+        }
+        self.refuse(error.code(), &detail).await
+    }
+
+    /// Answers a frame with a non-fatal error; too many close the connection.
+    async fn refuse(&mut self, code: &str, detail: &str) -> Step {
+        self.bad_frames += 1;
+        self.send_frame(&ServerFrame::Error {
+            v: VERSION,
+            code,
+            detail,
+            fatal: false,
+        })
+        .await?;
+        if self.bad_frames > MAX_BAD_FRAMES {
+            return Err(End::Close(CloseReason::ProtocolViolation));
+        }
+        Ok(())
+    }
+
+    async fn send_frame(&mut self, frame: &ServerFrame<'_>) -> Step {
+        self.send(Message::Text(frame.to_text().into())).await
+    }
+
+    /// Sends one frame; a client that does not take it in time is gone.
+    async fn send(&mut self, message: Message) -> Step {
+        match tokio::time::timeout(self.shared.config.send_timeout, self.socket.send(message))
+            .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Gone),
+            Err(_) => Err(End::Close(CloseReason::Unresponsive)),
+        }
+    }
+
+    /// Writes pending acknowledgements, then closes with the reason, if the server ends
+    /// the connection.
+    async fn finish(&mut self, end: Step) {
+        self.flush_delivered().await;
+        let Err(End::Close(reason)) = end else {
+            return;
+        };
+        tracing::debug!(reason = reason.code(), "closing");
+        let frame = ServerFrame::Error {
+            v: VERSION,
+            code: reason.code(),
+            detail: reason.detail(),
+            fatal: true,
+        };
+        if self.send_frame(&frame).await.is_ok() {
+            let close = Message::Close(Some(CloseFrame {
+                code: reason.close_code(),
+                reason: Utf8Bytes::from_static(reason.code()),
+            }));
+            let _ = self.send(close).await;
+        }
+    }
+}
+
+/// When the token's claims run out, as an instant of the runtime's clock.
+fn expiry(claims: &AccessClaims) -> Instant {
+    let left = claims.exp - time::OffsetDateTime::now_utc().unix_timestamp();
+    Instant::now() + Duration::from_secs(u64::try_from(left).unwrap_or(0))
+}

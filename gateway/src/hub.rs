@@ -1,0 +1,601 @@
+//! The hub: one per gateway process. It holds the NATS subscriptions its connections
+//! need (one per chat with a connected member, plus every chat's membership events),
+//! puts live events in stream order, and routes each to the inboxes of the
+//! connections watching its chat.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use async_nats::{Client, Message, Subscriber};
+use axum::extract::ws::Utf8Bytes;
+use futures::StreamExt;
+use futures::stream::{AbortHandle, Abortable, SelectAll};
+use natter_domain::chat::ChatEvent;
+use natter_eventlog::EventLog;
+use serde::Deserialize;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::membership::MembershipChange;
+use crate::ordered;
+use crate::protocol::{self, CloseReason};
+
+pub type ConnId = u64;
+
+/// How long a chat's subscription outlives its last watcher, so that clients that
+/// reconnect do not make it churn.
+const LINGER: Duration = Duration::from_secs(60);
+
+/// What the hub puts in a connection's inbox.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    /// A stored event of a chat, with the membership change it makes, if any.
+    Event {
+        sequence: u64,
+        chat_id: Uuid,
+        frame: Utf8Bytes,
+        change: Option<Arc<MembershipChange>>,
+    },
+    /// Someone in the chat is typing (or stopped); never stored.
+    Typing {
+        chat_id: Uuid,
+        from: Uuid,
+        frame: Utf8Bytes,
+    },
+}
+
+/// A connection's end of its inbox. When the hub lets go of a connection (it fell
+/// behind, or live events may have been missed), `dropped` says why and the channel
+/// closes after what is already in it.
+#[derive(Debug)]
+pub struct Inbox {
+    pub deliveries: mpsc::Receiver<Delivery>,
+    pub dropped: Arc<OnceLock<CloseReason>>,
+}
+
+#[derive(Debug)]
+enum Command {
+    Register {
+        conn: ConnId,
+        user: Uuid,
+        chats: Vec<Uuid>,
+        inbox: mpsc::Sender<Delivery>,
+        dropped: Arc<OnceLock<CloseReason>>,
+        done: oneshot::Sender<()>,
+    },
+    Watch {
+        conn: ConnId,
+        chats: Vec<Uuid>,
+        done: oneshot::Sender<()>,
+    },
+    Unwatch {
+        conn: ConnId,
+        chats: Vec<Uuid>,
+    },
+    Unregister {
+        conn: ConnId,
+    },
+}
+
+/// The hub has stopped (the process is shutting down).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the gateway hub has stopped")]
+pub struct HubGone;
+
+/// Talks to the hub; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct HubHandle {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl HubHandle {
+    /// Adds a connection watching `chats`. Once this returns, the subscriptions are in
+    /// place on the server: every event of those chats stored from now on reaches the
+    /// inbox, in stream order.
+    pub async fn register(
+        &self,
+        conn: ConnId,
+        user: Uuid,
+        chats: Vec<Uuid>,
+        capacity: usize,
+    ) -> Result<Inbox, HubGone> {
+        let (inbox, deliveries) = mpsc::channel(capacity);
+        let dropped = Arc::new(OnceLock::new());
+        let (done, registered) = oneshot::channel();
+        self.send(Command::Register {
+            conn,
+            user,
+            chats,
+            inbox,
+            dropped: Arc::clone(&dropped),
+            done,
+        })?;
+        registered.await.map_err(|_| HubGone)?;
+        Ok(Inbox {
+            deliveries,
+            dropped,
+        })
+    }
+
+    /// Adds chats to a registered connection, with the same promise as `register`.
+    pub async fn watch(&self, conn: ConnId, chats: Vec<Uuid>) -> Result<(), HubGone> {
+        let (done, watched) = oneshot::channel();
+        self.send(Command::Watch { conn, chats, done })?;
+        watched.await.map_err(|_| HubGone)
+    }
+
+    pub fn unwatch(&self, conn: ConnId, chats: Vec<Uuid>) {
+        let _ = self.send(Command::Unwatch { conn, chats });
+    }
+
+    pub fn unregister(&self, conn: ConnId) {
+        let _ = self.send(Command::Unregister { conn });
+    }
+
+    fn send(&self, command: Command) -> Result<(), HubGone> {
+        self.commands.send(command).map_err(|_| HubGone)
+    }
+}
+
+type Live = SelectAll<Abortable<Subscriber>>;
+
+/// The subscriptions, kept apart from the routing tables so both can be borrowed.
+struct Subscriptions {
+    /// Stored events: every chat's own events, and the messages of watched chats.
+    live: Live,
+    /// Typing signals of watched chats.
+    typing: Live,
+}
+
+#[derive(Debug)]
+struct Watched {
+    watchers: HashSet<ConnId>,
+    unsubscribe: [AbortHandle; 2],
+    idle_since: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Conn {
+    user: Uuid,
+    inbox: mpsc::Sender<Delivery>,
+    dropped: Arc<OnceLock<CloseReason>>,
+    chats: HashSet<Uuid>,
+}
+
+/// Starts the hub on its own NATS connection (`client`, whose connection events arrive
+/// on `connection_events`) and returns its handle.
+pub fn start(
+    client: Client,
+    connection_events: mpsc::Receiver<async_nats::Event>,
+    log: EventLog,
+) -> (HubHandle, tokio::task::JoinHandle<()>) {
+    let (commands, receiver) = mpsc::unbounded_channel();
+    let hub = Hub {
+        prefix: log.config().prefix.clone(),
+        client,
+        log,
+        chats: HashMap::new(),
+        conns: HashMap::new(),
+        users: HashMap::new(),
+    };
+    let task = tokio::spawn(tokio::task::unconstrained(
+        hub.run(receiver, connection_events),
+    ));
+    (HubHandle { commands }, task)
+}
+
+struct Hub {
+    prefix: String,
+    client: Client,
+    log: EventLog,
+    chats: HashMap<Uuid, Watched>,
+    conns: HashMap<ConnId, Conn>,
+    users: HashMap<Uuid, HashSet<ConnId>>,
+}
+
+impl Hub {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut connection_events: mpsc::Receiver<async_nats::Event>,
+    ) {
+        let mut subscriptions = Subscriptions {
+            live: SelectAll::new(),
+            typing: SelectAll::new(),
+        };
+        match self
+            .client
+            .subscribe(format!("{}.live.chat.>", self.prefix))
+            .await
+        {
+            Ok(chat_events) => {
+                let (_, registration) = AbortHandle::new_pair();
+                subscriptions
+                    .live
+                    .push(Abortable::new(chat_events, registration));
+            }
+            Err(error) => {
+                tracing::error!(%error, "the gateway cannot subscribe to chat events");
+                return;
+            }
+        }
+        let mut sweep = tokio::time::interval(LINGER / 4);
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.handle(command, &mut subscriptions).await,
+                    None => break,
+                },
+                batch = std::future::poll_fn(|cx| {
+                    ordered::poll_batch(&mut subscriptions.live, cx, sequence_of)
+                }) => {
+                    self.route(batch, &mut subscriptions).await;
+                    tokio::task::yield_now().await;
+                }
+                Some(signal) = subscriptions.typing.next() => self.route_typing(&signal),
+                Some(event) = connection_events.recv() => self.on_connection_event(&event),
+                _ = sweep.tick() => self.sweep(),
+            }
+        }
+        for conn in self.conns.keys().copied().collect::<Vec<_>>() {
+            self.drop_conn(conn, CloseReason::GoingAway);
+        }
+    }
+
+    async fn handle(&mut self, command: Command, subscriptions: &mut Subscriptions) {
+        match command {
+            Command::Register {
+                conn,
+                user,
+                chats,
+                inbox,
+                dropped,
+                done,
+            } => {
+                self.conns.insert(
+                    conn,
+                    Conn {
+                        user,
+                        inbox,
+                        dropped,
+                        chats: HashSet::new(),
+                    },
+                );
+                self.users.entry(user).or_default().insert(conn);
+                self.watch_all(conn, &chats, subscriptions).await;
+                let _ = done.send(());
+            }
+            Command::Watch { conn, chats, done } => {
+                self.watch_all(conn, &chats, subscriptions).await;
+                let _ = done.send(());
+            }
+            Command::Unwatch { conn, chats } => {
+                for chat in chats {
+                    self.unwatch(conn, chat);
+                }
+            }
+            Command::Unregister { conn } => self.forget(conn),
+        }
+    }
+
+    /// Watches every chat for `conn`, then makes sure the server has the new
+    /// subscriptions before the caller goes on.
+    async fn watch_all(&mut self, conn: ConnId, chats: &[Uuid], subscriptions: &mut Subscriptions) {
+        let mut subscribed = false;
+        for &chat in chats {
+            match self.watch(conn, chat, subscriptions).await {
+                Ok(new) => subscribed |= new,
+                Err(error) => {
+                    tracing::error!(%error, %chat, "subscribing failed");
+                    self.drop_conn(conn, CloseReason::ServerError);
+                    return;
+                }
+            }
+        }
+        if subscribed && let Err(error) = self.client.flush().await {
+            tracing::error!(%error, "flushing subscriptions failed");
+            self.drop_conn(conn, CloseReason::ServerError);
+        }
+    }
+
+    /// Adds `conn` to the chat's watchers; true if the chat needed a new subscription.
+    async fn watch(
+        &mut self,
+        conn: ConnId,
+        chat: Uuid,
+        subscriptions: &mut Subscriptions,
+    ) -> Result<bool, async_nats::SubscribeError> {
+        let Some(entry) = self.conns.get_mut(&conn) else {
+            return Ok(false);
+        };
+        entry.chats.insert(chat);
+        match self.chats.entry(chat) {
+            Entry::Occupied(mut watched) => {
+                let watched = watched.get_mut();
+                watched.watchers.insert(conn);
+                watched.idle_since = None;
+                Ok(false)
+            }
+            Entry::Vacant(vacant) => {
+                let events = self
+                    .client
+                    .subscribe(format!("{}.live.chatmsg.{chat}", self.prefix))
+                    .await?;
+                let typing = self
+                    .client
+                    .subscribe(format!("{}.signal.typing.{chat}", self.prefix))
+                    .await?;
+                let (events_handle, events_registration) = AbortHandle::new_pair();
+                let (typing_handle, typing_registration) = AbortHandle::new_pair();
+                subscriptions
+                    .live
+                    .push(Abortable::new(events, events_registration));
+                subscriptions
+                    .typing
+                    .push(Abortable::new(typing, typing_registration));
+                vacant.insert(Watched {
+                    watchers: HashSet::from([conn]),
+                    unsubscribe: [events_handle, typing_handle],
+                    idle_since: None,
+                });
+                Ok(true)
+            }
+        }
+    }
+
+    fn unwatch(&mut self, conn: ConnId, chat: Uuid) {
+        if let Some(entry) = self.conns.get_mut(&conn) {
+            entry.chats.remove(&chat);
+        }
+        if let Some(watched) = self.chats.get_mut(&chat) {
+            watched.watchers.remove(&conn);
+            if watched.watchers.is_empty() {
+                watched.idle_since = Some(Instant::now());
+            }
+        }
+    }
+
+    fn forget(&mut self, conn: ConnId) {
+        let Some(entry) = self.conns.remove(&conn) else {
+            return;
+        };
+        for chat in entry.chats {
+            if let Some(watched) = self.chats.get_mut(&chat) {
+                watched.watchers.remove(&conn);
+                if watched.watchers.is_empty() {
+                    watched.idle_since = Some(Instant::now());
+                }
+            }
+        }
+        if let Some(conns) = self.users.get_mut(&entry.user) {
+            conns.remove(&conn);
+            if conns.is_empty() {
+                self.users.remove(&entry.user);
+            }
+        }
+    }
+
+    /// Lets go of a connection: its inbox closes after what it holds, and `reason`
+    /// tells it why.
+    fn drop_conn(&mut self, conn: ConnId, reason: CloseReason) {
+        if let Some(entry) = self.conns.get(&conn) {
+            let _ = entry.dropped.set(reason);
+        }
+        self.forget(conn);
+    }
+
+    async fn route(&mut self, batch: Vec<Message>, subscriptions: &mut Subscriptions) {
+        for message in batch {
+            let sequence = sequence_of(&message);
+            let Some((kind, chat_id)) = self.chat_of(&message.subject) else {
+                continue;
+            };
+            if sequence == 0 {
+                tracing::warn!(subject = %message.subject, "live event without a sequence");
+                continue;
+            }
+            match kind {
+                "chatmsg" => self.deliver(chat_id, sequence, &message.payload, None),
+                "chat" => {
+                    let change = membership_change(&message.payload);
+                    if let Some(change) = &change {
+                        self.admit_joiners(chat_id, sequence, change, subscriptions)
+                            .await;
+                    }
+                    let change = change.map(Arc::new);
+                    self.deliver(chat_id, sequence, &message.payload, change.clone());
+                    if let Some(change) = change {
+                        for user in &change.left {
+                            let conns: Vec<_> = self
+                                .users
+                                .get(user)
+                                .map(|conns| conns.iter().copied().collect())
+                                .unwrap_or_default();
+                            for conn in conns {
+                                self.unwatch(conn, chat_id);
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Connected users who just joined a chat start watching it. If nobody here watched
+    /// it, its subscription is new, and messages stored between the join and the
+    /// subscription may have gone by: the joiners' connections then resume from their
+    /// cursors instead.
+    async fn admit_joiners(
+        &mut self,
+        chat_id: Uuid,
+        sequence: u64,
+        change: &MembershipChange,
+        subscriptions: &mut Subscriptions,
+    ) {
+        let joiners: Vec<ConnId> = change
+            .joined
+            .iter()
+            .filter_map(|user| self.users.get(user))
+            .flatten()
+            .copied()
+            .collect();
+        if joiners.is_empty() {
+            return;
+        }
+        let mut subscribed = false;
+        for &conn in &joiners {
+            match self.watch(conn, chat_id, subscriptions).await {
+                Ok(new) => subscribed |= new,
+                Err(error) => {
+                    tracing::error!(%error, chat = %chat_id, "subscribing failed");
+                    self.drop_conn(conn, CloseReason::ServerError);
+                }
+            }
+        }
+        if !subscribed {
+            return;
+        }
+        let subject = self.log.subject("chatmsg", &chat_id.to_string());
+        let missed = match self.client.flush().await {
+            Ok(()) => match self.log.last_on_subject(&subject).await {
+                Ok(last) => last.is_some_and(|last| last.sequence > sequence),
+                Err(_) => true,
+            },
+            Err(_) => true,
+        };
+        if missed {
+            for conn in joiners {
+                self.drop_conn(conn, CloseReason::Resync);
+            }
+        }
+    }
+
+    fn deliver(
+        &mut self,
+        chat_id: Uuid,
+        sequence: u64,
+        envelope: &[u8],
+        change: Option<Arc<MembershipChange>>,
+    ) {
+        let Some(watched) = self.chats.get(&chat_id) else {
+            return;
+        };
+        if watched.watchers.is_empty() {
+            return;
+        }
+        let frame = Utf8Bytes::from(protocol::event_frame(sequence, chat_id, envelope));
+        let mut behind = Vec::new();
+        for conn in &watched.watchers {
+            let Some(entry) = self.conns.get(conn) else {
+                continue;
+            };
+            let delivery = Delivery::Event {
+                sequence,
+                chat_id,
+                frame: frame.clone(),
+                change: change.clone(),
+            };
+            if entry.inbox.try_send(delivery).is_err() {
+                behind.push(*conn);
+            }
+        }
+        for conn in behind {
+            self.drop_conn(conn, CloseReason::SlowConsumer);
+        }
+    }
+
+    fn route_typing(&mut self, signal: &Message) {
+        #[derive(Deserialize)]
+        struct Typing {
+            chat_id: Uuid,
+            user_id: Uuid,
+        }
+        let Ok(typing) = serde_json::from_slice::<Typing>(&signal.payload) else {
+            return;
+        };
+        let Some(watched) = self.chats.get(&typing.chat_id) else {
+            return;
+        };
+        let Ok(frame) = std::str::from_utf8(&signal.payload) else {
+            return;
+        };
+        let frame = Utf8Bytes::from(frame);
+        for conn in &watched.watchers {
+            if let Some(entry) = self.conns.get(conn)
+                && entry.user != typing.user_id
+            {
+                // A typing signal is worth nothing late: a full inbox just skips it.
+                let _ = entry.inbox.try_send(Delivery::Typing {
+                    chat_id: typing.chat_id,
+                    from: typing.user_id,
+                    frame: frame.clone(),
+                });
+            }
+        }
+    }
+
+    /// A lost connection to NATS or a subscription that overflowed means live events
+    /// may have been missed: every connection resumes from its cursor.
+    fn on_connection_event(&mut self, event: &async_nats::Event) {
+        match event {
+            async_nats::Event::Disconnected | async_nats::Event::SlowConsumer(_) => {
+                tracing::warn!(%event, "live events may have been missed; connections resume");
+                for conn in self.conns.keys().copied().collect::<Vec<_>>() {
+                    self.drop_conn(conn, CloseReason::Resync);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Ends the subscriptions of chats nobody has watched for a while.
+    fn sweep(&mut self) {
+        let now = Instant::now();
+        self.chats.retain(|_, watched| {
+            let idle = watched
+                .idle_since
+                .is_some_and(|since| now.duration_since(since) >= LINGER);
+            if idle {
+                for handle in &watched.unsubscribe {
+                    handle.abort();
+                }
+            }
+            !idle
+        });
+    }
+
+    /// The kind and chat of a live subject, `<prefix>.live.<kind>.<chat id>`.
+    fn chat_of<'a>(&self, subject: &'a str) -> Option<(&'a str, Uuid)> {
+        let rest = subject
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix(".live.")?;
+        let (kind, id) = rest.split_once('.')?;
+        Some((kind, Uuid::parse_str(id).ok()?))
+    }
+}
+
+/// The stream sequence a republished message carries (0 if it has none).
+fn sequence_of(message: &Message) -> u64 {
+    message
+        .headers
+        .as_ref()
+        .and_then(|headers| headers.get("Nats-Sequence"))
+        .and_then(|value| value.as_str().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The membership change of a stored chat event, if it makes one.
+fn membership_change(payload: &[u8]) -> Option<MembershipChange> {
+    let envelope = natter_eventlog::decode_envelope(payload).ok()?;
+    let event = natter_schema::decode::<ChatEvent>(
+        &envelope.event_type,
+        envelope.schema_version,
+        &envelope.payload,
+    )
+    .ok()?;
+    let change = MembershipChange::of(&event);
+    (!change.is_empty()).then_some(change)
+}

@@ -1,0 +1,223 @@
+//! Bringing a connection up to date: the user's membership from the read model and
+//! the log, registration with the hub, and the events missed since the cursor.
+
+use std::collections::HashSet;
+
+use futures::{StreamExt, TryStreamExt};
+use natter_domain::chat::ChatEvent;
+use natter_eventlog::{EventLog, LogError, StoredEvent};
+use natter_projections::Projection;
+use uuid::Uuid;
+
+use crate::Shared;
+use crate::hub::{ConnId, HubGone, Inbox};
+use crate::membership::{MemberRow, Membership, MembershipChange};
+use crate::protocol::CloseReason;
+
+/// The longest stretch of the log a resume looks through, in sequences.
+const MAX_SPAN: u64 = 5_000_000;
+/// Reads of chats' missed events in flight at once.
+const PARALLEL_READS: usize = 8;
+/// Direct-get page size.
+const PAGE: usize = 1024;
+
+/// A connection brought up to date: registered with the hub, with the events it
+/// missed up to `up_to` (in stream order); live events after `up_to` come to `inbox`.
+#[derive(Debug)]
+pub struct Synced {
+    pub membership: Membership,
+    pub up_to: u64,
+    pub missed: Vec<StoredEvent>,
+    pub inbox: Inbox,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("the cursor is too far back")]
+    TooOld,
+    #[error("the cursor is past the end of the log")]
+    Ahead,
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Hub(#[from] HubGone),
+}
+
+impl SyncError {
+    pub fn close_reason(&self) -> CloseReason {
+        match self {
+            Self::TooOld => CloseReason::CursorTooOld,
+            Self::Ahead => CloseReason::CursorAhead,
+            Self::Hub(_) => CloseReason::GoingAway,
+            Self::Log(_) | Self::Database(_) => CloseReason::ServerError,
+        }
+    }
+}
+
+/// Registers `conn` with the hub and collects what it missed after `cursor` (from now
+/// if none).
+///
+/// The membership is exact over the whole stretch: the read model gives it at its
+/// checkpoint (or at the cursor, if that is older), and the chat events after that
+/// point, read from the log, bring it to the end. Chats the user turns out to be in
+/// are watched before the end of the stretch is read, so every event after it reaches
+/// the inbox; everything up to it is read from the log.
+pub async fn sync(
+    shared: &Shared,
+    conn: ConnId,
+    user: Uuid,
+    cursor: Option<u64>,
+) -> Result<Synced, SyncError> {
+    let (checkpoint, rows) = members_of(&shared.pool, user).await?;
+    let start = cursor.map_or(checkpoint, |cursor| cursor.min(checkpoint));
+    let mut membership = Membership::at(user, start, rows);
+    let mut watching: HashSet<Uuid> = membership.current().collect();
+    let inbox = shared
+        .hub
+        .register(
+            conn,
+            user,
+            watching.iter().copied().collect(),
+            shared.config.inbox_capacity,
+        )
+        .await?;
+    let chat_events = format!("{}.evt.chat.>", shared.log.config().prefix);
+    let mut scanned = start;
+    let up_to = loop {
+        let end = shared.log.last_sequence().await?;
+        if let Some(cursor) = cursor {
+            if cursor > end {
+                return Err(SyncError::Ahead);
+            }
+            if end - cursor > MAX_SPAN {
+                return Err(SyncError::TooOld);
+            }
+        }
+        for event in read_range(&shared.log, &chat_events, scanned + 1, end).await? {
+            if let Some((chat_id, change)) = membership_change(&event) {
+                membership.apply(chat_id, event.sequence, &change);
+            }
+        }
+        scanned = end;
+        let now: HashSet<Uuid> = membership.current().collect();
+        let gone: Vec<Uuid> = watching.difference(&now).copied().collect();
+        if !gone.is_empty() {
+            shared.hub.unwatch(conn, gone);
+        }
+        let new: Vec<Uuid> = now.difference(&watching).copied().collect();
+        watching = now;
+        if new.is_empty() {
+            break end;
+        }
+        // Watched from here on; what they stored before the next look at the end of
+        // the log is read from the log.
+        shared.hub.watch(conn, new).await?;
+    };
+    let after = cursor.unwrap_or(up_to);
+    let prefix = &shared.log.config().prefix;
+    let reads = membership
+        .ranges(after, up_to)
+        .into_iter()
+        .map(|(chat, from, to)| {
+            let filter = format!("{prefix}.evt.*.{chat}");
+            async move { read_range(&shared.log, &filter, from, to).await }
+        });
+    let mut missed = Vec::new();
+    let mut pages = futures::stream::iter(reads).buffer_unordered(PARALLEL_READS);
+    while let Some(events) = pages.try_next().await? {
+        missed.extend(events);
+        if missed.len() > shared.config.max_replay {
+            return Err(SyncError::TooOld);
+        }
+    }
+    missed.sort_by_key(|event| event.sequence);
+    Ok(Synced {
+        membership,
+        up_to,
+        missed,
+        inbox,
+    })
+}
+
+/// The read model's member rows of `user`, and the checkpoint they are exact at, read
+/// in one snapshot.
+async fn members_of(
+    pool: &sqlx::PgPool,
+    user: Uuid,
+) -> Result<(u64, Vec<MemberRow>), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let checkpoint: Option<i64> = sqlx::query_scalar(
+        "SELECT sequence FROM projection_checkpoints WHERE name = $1 AND version = $2",
+    )
+    .bind(natter_projections::Chats::NAME)
+    .bind(natter_projections::Chats::VERSION)
+    .fetch_optional(&mut *tx)
+    .await?;
+    // The member table of the chats projection's version 1.
+    let rows: Vec<(Uuid, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT chat_id, joined_sequence, left_sequence FROM chat_members_v1 WHERE user_id = $1",
+    )
+    .bind(user)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let sequence = |value: i64| u64::try_from(value).unwrap_or(0);
+    let rows = rows
+        .into_iter()
+        .map(|(chat_id, joined, left)| MemberRow {
+            chat_id,
+            joined_sequence: sequence(joined),
+            left_sequence: left.map(sequence),
+        })
+        .collect();
+    Ok((checkpoint.map_or(0, sequence), rows))
+}
+
+/// Every event matching `filter` in `from..=to`, in order.
+async fn read_range(
+    log: &EventLog,
+    filter: &str,
+    from: u64,
+    to: u64,
+) -> Result<Vec<StoredEvent>, LogError> {
+    let mut events = Vec::new();
+    let mut next = from;
+    while next <= to {
+        let page = log.read_page(filter, next, PAGE, to).await?;
+        let full = page.len() == PAGE;
+        match page.last() {
+            Some(last) => next = last.sequence + 1,
+            None => break,
+        }
+        events.extend(page);
+        if !full {
+            break;
+        }
+    }
+    Ok(events)
+}
+
+/// The chat and membership change of a stored chat event, if it makes one.
+fn membership_change(event: &StoredEvent) -> Option<(Uuid, MembershipChange)> {
+    let envelope = &event.envelope;
+    let chat_id = Uuid::parse_str(&envelope.aggregate_id).ok()?;
+    let decoded = natter_schema::decode::<ChatEvent>(
+        &envelope.event_type,
+        envelope.schema_version,
+        &envelope.payload,
+    )
+    .ok()?;
+    let change = MembershipChange::of(&decoded);
+    (!change.is_empty()).then_some((chat_id, change))
+}
+
+/// The chat an event of `<prefix>.evt.<kind>.<chat id>` belongs to.
+pub fn chat_of(event: &StoredEvent) -> Option<Uuid> {
+    let (_, id) = event.subject.rsplit_once('.')?;
+    Uuid::parse_str(id).ok()
+}
