@@ -95,9 +95,11 @@ impl EventLog {
             "seq": from.max(1),
             "next_by_subj": filter,
             "batch": max.min(PAGE),
-            "up_to_seq": up_to,
         });
-        Ok(self.direct_get(request).await?.events)
+        // The server applies `up_to_seq` to multi-last requests only: cut here.
+        let mut events = self.direct_get(request).await?.events;
+        events.retain(|event| event.sequence <= up_to);
+        Ok(events)
     }
 
     /// The sequence of the first event matching `filter` stored at or after `time`.

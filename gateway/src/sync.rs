@@ -189,6 +189,7 @@ async fn read_range(
     let mut next = from;
     while next <= to {
         let page = log.read_page(filter, next, PAGE, to).await?;
+        // A short page (the server's last, or one cut at `to`) ends the range.
         let full = page.len() == PAGE;
         match page.last() {
             Some(last) => next = last.sequence + 1,

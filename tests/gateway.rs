@@ -1,0 +1,527 @@
+//! The realtime gateway against real NATS and Postgres, with two gateway processes.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestEnv;
+use common::http::User;
+use common::ws::{Realtime, Socket, event_type, seq, ws_url};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// Reads event frames until one at or past `last`; their sequences.
+async fn sequences_until(socket: &mut Socket, last: u64) -> Vec<u64> {
+    let mut seen = Vec::new();
+    while seen.last().is_none_or(|&s| s < last) {
+        seen.push(seq(&socket.next_event().await));
+    }
+    seen
+}
+
+#[tokio::test]
+async fn a_message_sent_through_one_gateway_reaches_a_member_on_another_and_no_one_else() {
+    let env = TestEnv::new().await;
+    let rt = Realtime::start(&env).await;
+    let (ann, bob, eve) = (
+        rt.user(&env, "ann").await,
+        rt.user(&env, "bob").await,
+        rt.user(&env, "eve").await,
+    );
+    let chat = rt.group(&[&ann, &bob]).await;
+    let (mut bob_socket, _, _) = Socket::resume(&rt.second, &bob.token, None).await;
+    let (mut eve_socket, _, _) = Socket::resume(&rt.main, &eve.token, None).await;
+    let (mut ann_socket, _, _) = Socket::resume(&rt.main, &ann.token, None).await;
+
+    let sent = rt.send(&chat, &ann, "hello across gateways").await;
+    let frame = bob_socket.next_event().await;
+    assert_eq!(seq(&frame), sent);
+    assert_eq!(frame["chat_id"], chat.as_str());
+    assert_eq!(event_type(&frame), "MessageSent");
+    assert_eq!(frame["event"]["payload"]["body"], "hello across gateways");
+    assert_eq!(seq(&ann_socket.next_event().await), sent, "the sender's devices get it too");
+
+    // Typing goes to the others in the chat, over core NATS, across gateways.
+    ann_socket
+        .send(json!({"type": "typing", "chat_id": chat, "state": "start"}))
+        .await;
+    let typing = bob_socket.next().await;
+    assert_eq!(typing["type"], "typing", "{typing}");
+    assert_eq!(typing["user_id"], ann.id.as_str());
+    assert_eq!(typing["state"], "start");
+    assert!(typing["expires_in_ms"].as_u64().unwrap() > 0);
+
+    // Eve is in no chat: she sees neither the message nor the typing.
+    assert_eq!(eve_socket.try_next(Duration::from_millis(300)).await, None);
+    // Nor may she type into a chat she is not in.
+    eve_socket
+        .send(json!({"type": "typing", "chat_id": chat, "state": "start"}))
+        .await;
+    let refused = eve_socket.next().await;
+    assert_eq!(refused["type"], "error");
+    assert_eq!(refused["code"], "not_a_member");
+    assert_eq!(refused["fatal"], false);
+}
+
+#[tokio::test]
+async fn resuming_after_a_disconnect_in_a_burst_loses_nothing_and_repeats_nothing() {
+    let env = TestEnv::new().await;
+    let rt = Realtime::start(&env).await;
+    let (ann, bob) = (rt.user(&env, "ann").await, rt.user(&env, "bob").await);
+    let chat = rt.group(&[&ann, &bob]).await;
+    let other = rt.group(&[&bob, &ann]).await;
+    let (mut socket, _, start) = Socket::resume(&rt.second, &bob.token, None).await;
+
+    let burst = 300;
+    let sender = {
+        let rt_http = rt.http.clone();
+        let url = rt.main.url("");
+        let ann_token = ann.token.clone();
+        let (chat, other) = (chat.clone(), other.clone());
+        tokio::spawn(async move {
+            let mut sequences = Vec::new();
+            for i in 0..burst {
+                let target = if i % 3 == 0 { &other } else { &chat };
+                let answer: Value = rt_http
+                    .post(format!("{url}/v1/chats/{target}/messages"))
+                    .bearer_auth(&ann_token)
+                    .json(&json!({"client_id": format!("burst-{i}"), "body": format!("m{i}")}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                sequences.push(answer["sequence"].as_u64().unwrap());
+            }
+            sequences
+        })
+    };
+    // Take part of the burst, then drop the connection without a word.
+    let mut received = Vec::new();
+    while received.len() < 60 {
+        received.push(seq(&socket.next_event().await));
+    }
+    drop(socket);
+    let cursor = *received.last().unwrap();
+    let sent = sender.await.unwrap();
+    // Resume on the other gateway.
+    let (mut socket, missed, ready) = Socket::resume(&rt.main, &bob.token, Some(cursor)).await;
+    received.extend(missed.iter().map(seq));
+    let last = *sent.iter().max().unwrap();
+    if ready < last {
+        received.extend(sequences_until(&mut socket, last).await);
+    }
+    let mut expected = sent.clone();
+    expected.sort_unstable();
+    assert!(received.windows(2).all(|w| w[0] < w[1]), "in stream order, no repeat");
+    assert_eq!(received, expected, "exactly what was sent after {start}");
+}
+
+#[tokio::test]
+async fn a_member_gets_a_chat_only_between_joining_and_leaving_live_and_on_replay() {
+    let env = TestEnv::new().await;
+    let rt = Realtime::start(&env).await;
+    let (ann, bob, cid) = (
+        rt.user(&env, "ann").await,
+        rt.user(&env, "bob").await,
+        rt.user(&env, "cid").await,
+    );
+    let chat = rt.group(&[&ann, &bob]).await;
+    let (mut cid_socket, _, origin) = Socket::resume(&rt.second, &cid.token, None).await;
+    let before = rt.send(&chat, &ann, "before cid").await;
+    let (status, _) = rt
+        .call(
+            Method::POST,
+            &format!("/v1/chats/{chat}/members"),
+            &ann,
+            Some(json!({"user_ids": [cid.id]})),
+        )
+        .await;
+    assert!(status.is_success());
+    let added = cid_socket.next_event().await;
+    assert_eq!(event_type(&added), "MembersAdded");
+    assert!(seq(&added) > before);
+    let during = rt.send(&chat, &bob, "while cid is in").await;
+    assert_eq!(seq(&cid_socket.next_event().await), during);
+    let (status, _) = rt
+        .call(
+            Method::DELETE,
+            &format!("/v1/chats/{chat}/members/{}", cid.id),
+            &ann,
+            None,
+        )
+        .await;
+    assert!(status.is_success());
+    let removed = cid_socket.next_event().await;
+    assert_eq!(event_type(&removed), "MemberRemoved");
+    let after = rt.send(&chat, &ann, "after cid").await;
+    // Ann's later message reaches Bob but not Cid.
+    let (mut bob_socket, _, _) = Socket::resume(&rt.main, &bob.token, Some(after - 1)).await;
+    let _ = &mut bob_socket;
+    assert_eq!(cid_socket.try_next(Duration::from_millis(300)).await, None);
+
+    // A replay from before any of it gives the same stretch and nothing outside it.
+    let (_, replayed, _) = Socket::resume(&rt.main, &cid.token, Some(origin)).await;
+    let replayed: Vec<u64> = replayed.iter().map(seq).collect();
+    assert_eq!(replayed, vec![seq(&added), during, seq(&removed)]);
+}
+
+#[tokio::test]
+async fn a_revoked_session_is_closed_within_a_second_and_refused_on_connect() {
+    let env = TestEnv::new().await;
+    let rt = Realtime::start(&env).await;
+    let handle = "u_rev";
+    let password = "correct horse battery";
+    rt.http
+        .post(rt.main.url("/v1/users"))
+        .json(&json!({"handle": handle, "display_name": handle, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let session: Value = rt
+        .http
+        .post(rt.main.url("/v1/sessions"))
+        .json(&json!({"handle": handle, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = session["access_token"].as_str().unwrap().to_owned();
+    let (mut on_main, _, _) = Socket::resume(&rt.main, &token, None).await;
+    let (mut on_second, _, _) = Socket::resume(&rt.second, &token, None).await;
+
+    let revoked = rt
+        .http
+        .delete(rt.main.url("/v1/sessions/current"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(revoked.status().is_success());
+    for socket in [&mut on_main, &mut on_second] {
+        let frame = socket
+            .try_next(Duration::from_secs(1))
+            .await
+            .expect("closed within a second");
+        assert_eq!(frame["code"], "session_ended", "{frame}");
+        assert_eq!(frame["fatal"], true);
+        let closed = socket.next().await;
+        assert_eq!(closed, json!({"type": "closed", "code": 4001}));
+    }
+    let refused = tokio_tungstenite::connect_async(bearer_request(&rt, &token)).await;
+    assert_http_status(refused, 401);
+}
+
+fn bearer_request(
+    rt: &Realtime,
+    token: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let mut request = ws_url(&rt.second).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+fn assert_http_status<T>(result: Result<T, tokio_tungstenite::tungstenite::Error>, status: u16) {
+    match result {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), status);
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/problem+json"
+            );
+        }
+        Err(other) => panic!("expected HTTP {status}, got {other}"),
+        Ok(_) => panic!("expected HTTP {status}, the upgrade succeeded"),
+    }
+}
+
+#[tokio::test]
+async fn bad_tokens_origins_and_frames_get_clear_errors() {
+    let env = TestEnv::new().await;
+    let rt = Realtime::start(&env).await;
+    let ann = rt.user(&env, "ann").await;
+    let no_token = ws_url(&rt.second).into_client_request().unwrap();
+    assert_http_status(tokio_tungstenite::connect_async(no_token).await, 401);
+    assert_http_status(
+        tokio_tungstenite::connect_async(bearer_request(&rt, "not.a.token")).await,
+        401,
+    );
+    let mut from_a_page = bearer_request(&rt, &ann.token);
+    from_a_page
+        .headers_mut()
+        .insert("origin", "https://evil.example".parse().unwrap());
+    assert_http_status(tokio_tungstenite::connect_async(from_a_page).await, 403);
+    // A token in the query, as browsers send it.
+    let url = format!("{}?access_token={}", ws_url(&rt.main), ann.token);
+    let (mut stream, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    use futures::StreamExt as _;
+    assert!(stream.next().await.is_some());
+
+    let mut socket = Socket::connect(&rt.main, &ann.token).await;
+    assert_eq!(socket.hello["user_id"], ann.id.as_str());
+    assert_eq!(socket.hello["v"], 1);
+    socket.send(json!({"type": "ping", "id": "p1"})).await;
+    assert_eq!(socket.next().await, json!({"type": "pong", "v": 1, "id": "p1"}));
+    socket.send(json!({"type": "typing", "chat_id": "x"})).await;
+    assert_eq!(socket.next().await["code"], "bad_frame");
+    socket
+        .send(json!({"type": "delivered", "chat_id": uuid::Uuid::nil(), "up_to": 1}))
+        .await;
+    assert_eq!(socket.next().await["code"], "resume_first");
+    socket.send(json!({"type": "resume", "cursor": 1_000_000_000})).await;
+    let ahead = socket.next().await;
+    assert_eq!(ahead["code"], "cursor_ahead", "{ahead}");
+    assert_eq!(socket.next().await["code"], 4011);
+
+    let (mut socket, _, _) = Socket::resume(&rt.main, &ann.token, None).await;
+    socket
+        .send(json!({"type": "read", "chat_id": uuid::Uuid::nil(), "up_to": 1}))
+        .await;
+    assert_eq!(socket.next().await["code"], "not_a_member");
+    socket.send(json!({"type": "resume", "cursor": null})).await;
+    assert_eq!(socket.next().await["code"], "already_resumed");
+    for _ in 0..20 {
+        socket.send(json!({"type": "nonsense"})).await;
+    }
+    let mut last = Value::Null;
+    while last["type"] != "closed" {
+        last = socket.next().await;
+    }
+    assert_eq!(last["code"], 1008);
+}
+
+#[tokio::test]
+async fn delivered_acknowledgements_are_batched_into_one_marker_per_chat() {
+    let env = TestEnv::new().await;
+    let rt = Realtime::start(&env).await;
+    let (ann, bob) = (rt.user(&env, "ann").await, rt.user(&env, "bob").await);
+    let chat = rt.group(&[&ann, &bob]).await;
+    let (mut socket, _, _) = Socket::resume(&rt.second, &bob.token, None).await;
+    let mut last = 0;
+    for i in 0..5 {
+        last = rt.send(&chat, &ann, &format!("m{i}")).await;
+    }
+    let seen = sequences_until(&mut socket, last).await;
+    for sequence in &seen {
+        socket
+            .send(json!({"type": "delivered", "chat_id": chat, "up_to": sequence}))
+            .await;
+    }
+    // One DeliveredMarked for the five acknowledgements, up to the last.
+    let marker = socket.next_event().await;
+    assert_eq!(event_type(&marker), "DeliveredMarked", "{marker}");
+    assert_eq!(marker["event"]["payload"]["up_to"], last);
+    assert_eq!(socket.try_next(Duration::from_millis(1_500)).await, None);
+    common::eventually(Duration::from_secs(5), "the delivered state", || async {
+        let (_, history) = rt
+            .call(
+                Method::GET,
+                &format!("/v1/chats/{chat}/messages?limit=10"),
+                &ann,
+                None,
+            )
+            .await;
+        let messages = history["items"].as_array().cloned().unwrap_or_default();
+        let newest = messages.iter().find(|m| m["sequence"] == last);
+        newest.is_some_and(|m| m["receipt"] == "delivered")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_slow_consumer_is_disconnected_and_resumes_without_loss() {
+    let env = TestEnv::new().await;
+    let settings = natter::settings::GatewaySettings {
+        gateway_inbox: 16,
+        ..Default::default()
+    };
+    let rt = Realtime::start_with(&env, settings).await;
+    let (ann, bob) = (rt.user(&env, "ann").await, rt.user(&env, "bob").await);
+    let chat = rt.group(&[&ann, &bob]).await;
+    // A client with a small receive buffer that stops reading.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(rt.second.address).await.unwrap();
+    let request = bearer_request(&rt, &bob.token);
+    let (stream, _) =
+        tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(tcp))
+            .await
+            .unwrap();
+    let mut slow = Socket {
+        stream,
+        hello: Value::Null,
+    };
+    assert_eq!(slow.next().await["type"], "hello");
+    slow.send(json!({"type": "resume", "cursor": null})).await;
+    let ready = slow.next().await;
+    assert_eq!(ready["type"], "ready");
+
+    let body = "x".repeat(8_000);
+    let mut sent = Vec::new();
+    for chunk in 0..40 {
+        let sends = (0..20).map(|i| {
+            let (rt, chat, ann, body) = (&rt, &chat, &ann, &body);
+            async move { rt.send(chat, ann, &format!("{chunk}-{i}-{body}")).await }
+        });
+        sent.extend(futures::future::join_all(sends).await);
+    }
+    sent.sort_unstable();
+    // Now read: what was queued, then the reason, then the close.
+    let mut received = Vec::new();
+    let reason = loop {
+        let frame = slow.next().await;
+        match frame["type"].as_str() {
+            Some("event") => received.push(seq(&frame)),
+            Some("error") => break frame,
+            _ => panic!("unexpected {frame}"),
+        }
+    };
+    assert_eq!(reason["code"], "slow_consumer", "{reason}");
+    assert_eq!(slow.next().await["code"], 4008);
+    assert!(received.len() < sent.len());
+    let (mut socket, missed, ready) =
+        Socket::resume(&rt.main, &bob.token, received.last().copied()).await;
+    received.extend(missed.iter().map(seq));
+    let last = *sent.last().unwrap();
+    if ready < last {
+        received.extend(sequences_until(&mut socket, last).await);
+    }
+    assert_eq!(received, sent);
+}
+
+/// Users in a few groups, and what each may see.
+fn members_of(groups: &[Vec<usize>], user: usize) -> Vec<usize> {
+    groups
+        .iter()
+        .enumerate()
+        .filter(|(_, members)| members.contains(&user))
+        .map(|(group, _)| group)
+        .collect()
+}
+
+#[tokio::test]
+async fn soak_two_hundred_clients_dropping_and_reconnecting_while_twenty_thousand_messages_flow() {
+    use rand::{Rng, SeedableRng};
+    let env = TestEnv::new().await;
+    let rt = std::sync::Arc::new(Realtime::start(&env).await);
+    let clients = 200;
+    let messages = 20_000;
+    let mut users = Vec::new();
+    for i in 0..clients {
+        users.push(rt.user(&env, &format!("soak{i}")).await);
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    // 40 groups of 5 to 15; every user in at least one.
+    let mut groups: Vec<Vec<usize>> = (0..40)
+        .map(|g| {
+            let size = rng.random_range(5..=15);
+            let mut members: Vec<usize> = vec![g % clients];
+            while members.len() < size {
+                let user = rng.random_range(0..clients);
+                if !members.contains(&user) {
+                    members.push(user);
+                }
+            }
+            members
+        })
+        .collect();
+    for user in 0..clients {
+        if members_of(&groups, user).is_empty() {
+            groups[user % 40].push(user);
+        }
+    }
+    let mut chats = Vec::new();
+    for members in &groups {
+        let list: Vec<&User> = members.iter().map(|&m| &users[m]).collect();
+        chats.push(rt.group(&list).await);
+    }
+    let start = env.log.last_sequence().await.unwrap();
+    let done = std::sync::Arc::new(tokio::sync::watch::Sender::new(false));
+    let users = std::sync::Arc::new(users);
+
+    // Each client connects to either gateway, reads for a while, drops, and resumes.
+    let mut readers = Vec::new();
+    for user in 0..clients {
+        let (rt, users, mut done) = (rt.clone(), users.clone(), done.subscribe());
+        readers.push(tokio::spawn(async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(1000 + user as u64);
+            let mut received: Vec<u64> = Vec::new();
+            let mut cursor = start;
+            let mut reconnects = 0u32;
+            loop {
+                let finished = *done.borrow_and_update();
+                let app = if rng.random_bool(0.5) { &rt.main } else { &rt.second };
+                let (mut socket, missed, ready) =
+                    Socket::resume(app, &users[user].token, Some(cursor)).await;
+                received.extend(missed.iter().map(seq));
+                cursor = received.last().copied().unwrap_or(cursor).max(cursor);
+                let _ = ready;
+                if finished {
+                    return (received, reconnects);
+                }
+                let stay = Duration::from_millis(rng.random_range(20..400));
+                let until = tokio::time::Instant::now() + stay;
+                while let Ok(Some(frame)) =
+                    tokio::time::timeout_at(until, socket.try_next(Duration::from_secs(30))).await
+                {
+                    match frame["type"].as_str() {
+                        Some("event") => {
+                            let s = seq(&frame);
+                            received.push(s);
+                            cursor = s;
+                        }
+                        Some("closed") | Some("error") => break,
+                        _ => {}
+                    }
+                }
+                reconnects += 1;
+                drop(socket);
+            }
+        }));
+    }
+    // The senders: random members of random groups, 32 at a time.
+    let mut sends = Vec::new();
+    for i in 0..messages {
+        let group = rng.random_range(0..groups.len());
+        let sender = groups[group][rng.random_range(0..groups[group].len())];
+        sends.push((chats[group].clone(), sender, i));
+    }
+    let users_for_send = users.clone();
+    let sent: Vec<u64> = futures::stream::iter(sends)
+        .map(|(chat, sender, i)| {
+            let (rt, users) = (rt.clone(), users_for_send.clone());
+            async move { rt.send(&chat, &users[sender], &format!("soak {i}")).await }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    assert_eq!(sent.len(), messages);
+    done.send_replace(true);
+    let mut total_reconnects = 0;
+    for (user, reader) in readers.into_iter().enumerate() {
+        let (received, reconnects) = reader.await.unwrap();
+        total_reconnects += reconnects;
+        let mut expected = Vec::new();
+        for group in members_of(&groups, user) {
+            let filter = format!("{}.evt.*.{}", env.prefix, chats[group]);
+            let events: Vec<_> = env
+                .log
+                .read_matching(filter, natter_eventlog::Start::Sequence(start + 1))
+                .collect::<Vec<_>>()
+                .await;
+            expected.extend(events.into_iter().map(|e| e.unwrap().sequence));
+        }
+        expected.sort_unstable();
+        assert_eq!(received.len(), expected.len(), "client {user}: count");
+        assert!(received == expected, "client {user}: sequence differs");
+    }
+    assert!(total_reconnects > clients as u32, "clients did reconnect");
+}
+
+use futures::StreamExt;
