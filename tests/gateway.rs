@@ -1,4 +1,5 @@
 //! The realtime gateway against real NATS and Postgres, with two gateway processes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -40,7 +41,11 @@ async fn a_message_sent_through_one_gateway_reaches_a_member_on_another_and_no_o
     assert_eq!(frame["chat_id"], chat.as_str());
     assert_eq!(event_type(&frame), "MessageSent");
     assert_eq!(frame["event"]["payload"]["body"], "hello across gateways");
-    assert_eq!(seq(&ann_socket.next_event().await), sent, "the sender's devices get it too");
+    assert_eq!(
+        seq(&ann_socket.next_event().await),
+        sent,
+        "the sender's devices get it too"
+    );
 
     // Typing goes to the others in the chat, over core NATS, across gateways.
     ann_socket
@@ -115,7 +120,10 @@ async fn resuming_after_a_disconnect_in_a_burst_loses_nothing_and_repeats_nothin
     }
     let mut expected = sent.clone();
     expected.sort_unstable();
-    assert!(received.windows(2).all(|w| w[0] < w[1]), "in stream order, no repeat");
+    assert!(
+        received.windows(2).all(|w| w[0] < w[1]),
+        "in stream order, no repeat"
+    );
     assert_eq!(received, expected, "exactly what was sent after {start}");
 }
 
@@ -267,14 +275,19 @@ async fn bad_tokens_origins_and_frames_get_clear_errors() {
     assert_eq!(socket.hello["user_id"], ann.id.as_str());
     assert_eq!(socket.hello["v"], 1);
     socket.send(json!({"type": "ping", "id": "p1"})).await;
-    assert_eq!(socket.next().await, json!({"type": "pong", "v": 1, "id": "p1"}));
+    assert_eq!(
+        socket.next().await,
+        json!({"type": "pong", "v": 1, "id": "p1"})
+    );
     socket.send(json!({"type": "typing", "chat_id": "x"})).await;
     assert_eq!(socket.next().await["code"], "bad_frame");
     socket
         .send(json!({"type": "delivered", "chat_id": uuid::Uuid::nil(), "up_to": 1}))
         .await;
     assert_eq!(socket.next().await["code"], "resume_first");
-    socket.send(json!({"type": "resume", "cursor": 1_000_000_000})).await;
+    socket
+        .send(json!({"type": "resume", "cursor": 1_000_000_000}))
+        .await;
     let ahead = socket.next().await;
     assert_eq!(ahead["code"], "cursor_ahead", "{ahead}");
     assert_eq!(socket.next().await["code"], 4011);
@@ -405,7 +418,7 @@ fn members_of(groups: &[Vec<usize>], user: usize) -> Vec<usize> {
         .collect()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_two_hundred_clients_dropping_and_reconnecting_while_twenty_thousand_messages_flow() {
     use rand::{Rng, SeedableRng};
     let env = TestEnv::new().await;
@@ -456,7 +469,11 @@ async fn soak_two_hundred_clients_dropping_and_reconnecting_while_twenty_thousan
             let mut reconnects = 0u32;
             loop {
                 let finished = *done.borrow_and_update();
-                let app = if rng.random_bool(0.5) { &rt.main } else { &rt.second };
+                let app = if rng.random_bool(0.5) {
+                    &rt.main
+                } else {
+                    &rt.second
+                };
                 let (mut socket, missed, ready) =
                     Socket::resume(app, &users[user].token, Some(cursor)).await;
                 received.extend(missed.iter().map(seq));
@@ -465,7 +482,7 @@ async fn soak_two_hundred_clients_dropping_and_reconnecting_while_twenty_thousan
                 if finished {
                     return (received, reconnects);
                 }
-                let stay = Duration::from_millis(rng.random_range(20..400));
+                let stay = Duration::from_millis(rng.random_range(200..2_000));
                 let until = tokio::time::Instant::now() + stay;
                 while let Ok(Some(frame)) =
                     tokio::time::timeout_at(until, socket.try_next(Duration::from_secs(30))).await
@@ -485,18 +502,40 @@ async fn soak_two_hundred_clients_dropping_and_reconnecting_while_twenty_thousan
             }
         }));
     }
-    // The senders: random members of random groups, 32 at a time.
+    // The senders: random members of random groups, 32 at a time, straight through
+    // the command handler of another process (the REST path has tests of its own).
+    let writer = natter_commands::messages::Messages::new(
+        env.second_log().await,
+        natter_commands::CommandMetrics::default(),
+    );
     let mut sends = Vec::new();
     for i in 0..messages {
         let group = rng.random_range(0..groups.len());
         let sender = groups[group][rng.random_range(0..groups[group].len())];
-        sends.push((chats[group].clone(), sender, i));
+        sends.push((
+            chats[group].parse::<uuid::Uuid>().unwrap(),
+            users[sender].id.parse::<uuid::Uuid>().unwrap(),
+            i,
+        ));
     }
-    let users_for_send = users.clone();
     let sent: Vec<u64> = futures::stream::iter(sends)
         .map(|(chat, sender, i)| {
-            let (rt, users) = (rt.clone(), users_for_send.clone());
-            async move { rt.send(&chat, &users[sender], &format!("soak {i}")).await }
+            let writer = writer.clone();
+            async move {
+                let message = natter_commands::messages::NewMessage {
+                    client_id: natter_domain::chat::ClientId::parse(&format!("soak-{i}")).unwrap(),
+                    body: natter_domain::chat::MessageBody::parse(&format!("soak {i}")).unwrap(),
+                    reply_to: None,
+                    mentions: Vec::new(),
+                    forwarded: 0,
+                };
+                let metadata = natter_schema::Metadata::new(Some(sender), uuid::Uuid::now_v7());
+                writer
+                    .send(chat, sender, message, metadata)
+                    .await
+                    .unwrap()
+                    .sequence
+            }
         })
         .buffer_unordered(32)
         .collect()

@@ -265,7 +265,9 @@ impl Connection {
             ClientFrame::Typing { chat_id, state } => self.typing(chat_id, state).await,
             ClientFrame::Delivered { chat_id, up_to } => {
                 if !self.membership.is_member(chat_id) {
-                    return self.refuse("not_a_member", "not a member of this chat").await;
+                    return self
+                        .refuse("not_a_member", "not a member of this chat")
+                        .await;
                 }
                 let pending = self.delivered.entry(chat_id).or_default();
                 *pending = (*pending).max(up_to);
@@ -273,7 +275,9 @@ impl Connection {
             }
             ClientFrame::Read { chat_id, up_to } => {
                 if !self.membership.is_member(chat_id) {
-                    return self.refuse("not_a_member", "not a member of this chat").await;
+                    return self
+                        .refuse("not_a_member", "not a member of this chat")
+                        .await;
                 }
                 let metadata = Metadata::new(Some(self.user), Uuid::now_v7());
                 match self
@@ -291,7 +295,9 @@ impl Connection {
 
     async fn typing(&mut self, chat_id: Uuid, state: TypingState) -> Step {
         if !self.membership.is_member(chat_id) {
-            return self.refuse("not_a_member", "not a member of this chat").await;
+            return self
+                .refuse("not_a_member", "not a member of this chat")
+                .await;
         }
         let (started, count) = &mut self.typing_window;
         if started.elapsed() >= TYPING_WINDOW {
@@ -348,8 +354,11 @@ impl Connection {
                 Ok(())
             }
             Ok(_) => {
-                self.refuse("invalid_token", "the token is not a valid token of this user")
-                    .await
+                self.refuse(
+                    "invalid_token",
+                    "the token is not a valid token of this user",
+                )
+                .await
             }
             Err(error) => {
                 let error = ApiError::from(error);
@@ -406,8 +415,7 @@ impl Connection {
 
     /// Sends one frame; a client that does not take it in time is gone.
     async fn send(&mut self, message: Message) -> Step {
-        match tokio::time::timeout(self.shared.config.send_timeout, self.socket.send(message))
-            .await
+        match tokio::time::timeout(self.shared.config.send_timeout, self.socket.send(message)).await
         {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(End::Gone),

@@ -37,11 +37,7 @@ impl Wake for WakeFlag {
 ///
 /// Must run in a task without a cooperative budget (`tokio::task::unconstrained`): a
 /// channel that refuses to yield for budget reasons would look busy forever.
-pub fn poll_batch<S, T>(
-    live: &mut S,
-    cx: &mut Context<'_>,
-    key: impl Fn(&T) -> u64,
-) -> Poll<Vec<T>>
+pub fn poll_batch<S, T>(live: &mut S, cx: &mut Context<'_>, key: impl Fn(&T) -> u64) -> Poll<Vec<T>>
 where
     S: Stream<Item = T> + Unpin,
 {

@@ -135,8 +135,14 @@ pub enum ServerFrame<'a> {
         heartbeat_secs: u64,
     },
     /// Every event up to `cursor` has been sent; what follows is live.
-    Ready { v: u32, cursor: u64 },
-    Pong { v: u32, id: Option<&'a str> },
+    Ready {
+        v: u32,
+        cursor: u64,
+    },
+    Pong {
+        v: u32,
+        id: Option<&'a str>,
+    },
     Typing {
         v: u32,
         chat_id: Uuid,

@@ -143,10 +143,7 @@ pub async fn sync(
 
 /// The read model's member rows of `user`, and the checkpoint they are exact at, read
 /// in one snapshot.
-async fn members_of(
-    pool: &sqlx::PgPool,
-    user: Uuid,
-) -> Result<(u64, Vec<MemberRow>), sqlx::Error> {
+async fn members_of(pool: &sqlx::PgPool, user: Uuid) -> Result<(u64, Vec<MemberRow>), sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)

@@ -157,9 +157,15 @@ impl Socket {
 
     /// Connects and resumes after `cursor`; the events sent before `ready`, and the
     /// ready cursor.
-    pub async fn resume(app: &TestApp, token: &str, cursor: Option<u64>) -> (Self, Vec<Value>, u64) {
+    pub async fn resume(
+        app: &TestApp,
+        token: &str,
+        cursor: Option<u64>,
+    ) -> (Self, Vec<Value>, u64) {
         let mut socket = Self::connect(app, token).await;
-        socket.send(json!({"type": "resume", "cursor": cursor})).await;
+        socket
+            .send(json!({"type": "resume", "cursor": cursor}))
+            .await;
         let mut events = Vec::new();
         loop {
             let frame = socket.next().await;
