@@ -30,6 +30,7 @@ use crate::settings::Settings;
 mod app;
 mod auth;
 mod catchup;
+mod fanout;
 mod messages;
 mod queries;
 
@@ -50,6 +51,10 @@ pub enum BenchCommand {
     /// messages, after timing the projection's catch-up on it against raw batched
     /// inserts of the same rows.
     Queries(queries::QueriesArgs),
+    /// End-to-end latency from a REST send to the recipients' WebSocket frames in
+    /// groups of 1, 10 and 256, at 25%, 50% and 90% of the maximum rate, and frames per
+    /// second against raw NATS publish/subscribe.
+    Fanout(fanout::FanoutArgs),
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +106,7 @@ pub async fn run(settings: &Settings, command: BenchCommand) -> anyhow::Result<(
         BenchCommand::Auth(args) => auth::bench_auth(settings, args).await,
         BenchCommand::Messages(args) => messages::bench_messages(settings, args).await,
         BenchCommand::Queries(args) => queries::bench_queries(settings, args).await,
+        BenchCommand::Fanout(args) => fanout::bench_fanout(settings, args).await,
         BenchCommand::Project(args) => {
             with_bench_log(settings, |log| async move {
                 with_bench_database(settings, |pool, projection_pool| {

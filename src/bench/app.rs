@@ -22,6 +22,8 @@ pub struct BenchApp {
     pub hash_workers: usize,
     /// The app's own database.
     pub database_url: String,
+    /// The keys the app's tokens are signed with, so a benchmark can issue its own.
+    pub keys: natter_api::auth::TokenKeys,
 }
 
 /// Runs `body` against a fresh app, then stops it and removes its stream and database.
@@ -89,10 +91,20 @@ where
     natter_schema::MIGRATOR.run(&pool).await?;
     pool.close().await;
     let unlimited = u32::MAX / 2;
+    // A key of this run's own, so that benchmarks can issue tokens without signing in.
+    let seed: Vec<u8> = [Uuid::new_v4(), Uuid::new_v4()]
+        .iter()
+        .flat_map(|id| *id.as_bytes())
+        .collect();
+    let keys = format!(
+        "bench={}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, seed)
+    );
     let serve = ServeArgs {
         listen: "127.0.0.1:0".parse()?,
-        roles: vec![Role::Api, Role::Projector],
+        roles: vec![Role::Api, Role::Projector, Role::Gateway],
         auth: AuthSettings {
+            jwt_keys: Some(Secret::new(keys.clone())),
             login_per_address: unlimited,
             login_per_handle: unlimited,
             register_per_address: unlimited,
@@ -107,6 +119,12 @@ where
         log: app.log().clone(),
         hash_workers: crate::app::hash_workers(&serve.auth),
         database_url: settings.database_url.expose().to_owned(),
+        keys: natter_api::auth::TokenKeys::parse(
+            &keys,
+            &serve.auth.jwt_issuer,
+            &serve.auth.jwt_audience,
+            time::Duration::hours(12),
+        )?,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run(async move {
