@@ -162,6 +162,11 @@ impl Application {
         let http_stopped = stopped.clone();
         let listener = self.listener;
         tasks.spawn(async move {
+            // Without TCP_NODELAY, a WebSocket frame written right after another waits
+            // for the client's delayed acknowledgement (up to 40 ms).
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             axum::serve(
                 listener,
                 router.into_make_service_with_connect_info::<SocketAddr>(),
