@@ -31,6 +31,7 @@ mod app;
 mod auth;
 mod catchup;
 mod fanout;
+mod idle;
 mod messages;
 mod queries;
 
@@ -55,6 +56,12 @@ pub enum BenchCommand {
     /// groups of 1, 10 and 256, at 25%, 50% and 90% of the maximum rate, and frames per
     /// second against raw NATS publish/subscribe.
     Fanout(fanout::FanoutArgs),
+    /// Resident memory per open idle WebSocket, over at least 50,000 connections held by
+    /// gateway processes and opened by client processes from several 127.0.0.x addresses.
+    Idle(idle::IdleArgs),
+    /// One client process of `bench idle`.
+    #[command(hide = true)]
+    IdleClients(idle::IdleClientsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +114,8 @@ pub async fn run(settings: &Settings, command: BenchCommand) -> anyhow::Result<(
         BenchCommand::Messages(args) => messages::bench_messages(settings, args).await,
         BenchCommand::Queries(args) => queries::bench_queries(settings, args).await,
         BenchCommand::Fanout(args) => fanout::bench_fanout(settings, args).await,
+        BenchCommand::Idle(args) => idle::bench_idle(settings, args).await,
+        BenchCommand::IdleClients(args) => idle::idle_clients(args).await,
         BenchCommand::Project(args) => {
             with_bench_log(settings, |log| async move {
                 with_bench_database(settings, |pool, projection_pool| {

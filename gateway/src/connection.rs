@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures::SinkExt;
 use natter_api::ApiError;
 use natter_api::auth::AccessClaims;
 use natter_schema::Metadata;
@@ -22,10 +23,15 @@ use crate::sync::{self, Synced};
 
 /// The socket's read buffer: small, since an idle connection keeps it.
 pub const READ_BUFFER: usize = 4 * 1024;
+/// Frames gather up to this many bytes before they are written out (a flush writes
+/// them sooner): a burst goes out in few writes, and an idle connection keeps little.
+pub const WRITE_BUFFER: usize = 8 * 1024;
 /// The most a client's writes may queue in the socket writer.
 pub const MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
 /// The largest frame a client may send.
 pub const MAX_CLIENT_FRAME: usize = 16 * 1024;
+/// Frames written to the socket before one flush, at most.
+const MAX_FRAMES_PER_FLUSH: usize = 64;
 /// Frames that could not be understood before the connection is closed.
 const MAX_BAD_FRAMES: u32 = 16;
 /// Typing frames a connection may send per window.
@@ -98,7 +104,9 @@ impl Connection {
         })
         .await?;
         let cursor = self.await_resume().await?;
-        let synced = sync::sync(&self.shared, self.id, self.user, cursor)
+        // Boxed: the resume's state is large and short-lived; an idle connection's task
+        // should not keep room for it.
+        let synced = Box::pin(sync::sync(&self.shared, self.id, self.user, cursor))
             .await
             .map_err(|error| {
                 if matches!(error.close_reason(), CloseReason::ServerError) {
@@ -161,7 +169,7 @@ impl Connection {
         loop {
             tokio::select! {
                 delivery = inbox.deliveries.recv() => match delivery {
-                    Some(delivery) => self.deliver(delivery).await?,
+                    Some(delivery) => self.deliver_all(delivery, &mut inbox).await?,
                     None => {
                         let reason = inbox.dropped.get().copied().unwrap_or(CloseReason::GoingAway);
                         return Err(End::Close(reason));
@@ -192,7 +200,24 @@ impl Connection {
         }
     }
 
-    async fn deliver(&mut self, delivery: Delivery) -> Step {
+    /// Writes this delivery and any others already waiting, then flushes once: under
+    /// load, one write to the socket carries many frames.
+    async fn deliver_all(&mut self, first: Delivery, inbox: &mut Inbox) -> Step {
+        let mut written = self.deliver(first).await?;
+        for _ in 1..MAX_FRAMES_PER_FLUSH {
+            let Ok(next) = inbox.deliveries.try_recv() else {
+                break;
+            };
+            written |= self.deliver(next).await?;
+        }
+        if written {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Queues the delivery's frame if the user may see it; true if it did.
+    async fn deliver(&mut self, delivery: Delivery) -> Step<bool> {
         match delivery {
             Delivery::Event {
                 sequence,
@@ -202,27 +227,29 @@ impl Connection {
             } => {
                 // At or below the cursor: already sent from the log, or a repeat.
                 if sequence <= self.seen {
-                    return Ok(());
+                    return Ok(false);
                 }
                 self.seen = sequence;
                 if let Some(change) = change {
                     self.membership.apply(chat_id, sequence, &change);
                 }
-                if self.membership.admits(chat_id, sequence) {
-                    self.send(Message::Text(frame)).await?;
+                if !self.membership.admits(chat_id, sequence) {
+                    return Ok(false);
                 }
+                self.feed(Message::Text(frame)).await?;
             }
             Delivery::Typing {
                 chat_id,
                 from,
                 frame,
             } => {
-                if from != self.user && self.membership.is_member(chat_id) {
-                    self.send(Message::Text(frame)).await?;
+                if from == self.user || !self.membership.is_member(chat_id) {
+                    return Ok(false);
                 }
+                self.feed(Message::Text(frame)).await?;
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The frame in a message from the client; `None` for control frames and for
@@ -411,6 +438,26 @@ impl Connection {
 
     async fn send_frame(&mut self, frame: &ServerFrame<'_>) -> Step {
         self.send(Message::Text(frame.to_text().into())).await
+    }
+
+    /// Queues a frame without flushing (it goes out with the next flush, or once the
+    /// write buffer is full).
+    async fn feed(&mut self, message: Message) -> Step {
+        let timeout = self.shared.config.send_timeout;
+        match tokio::time::timeout(timeout, SinkExt::feed(&mut self.socket, message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Gone),
+            Err(_) => Err(End::Close(CloseReason::Unresponsive)),
+        }
+    }
+
+    async fn flush(&mut self) -> Step {
+        let timeout = self.shared.config.send_timeout;
+        match tokio::time::timeout(timeout, SinkExt::flush(&mut self.socket)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Gone),
+            Err(_) => Err(End::Close(CloseReason::Unresponsive)),
+        }
     }
 
     /// Sends one frame; a client that does not take it in time is gone.

@@ -204,7 +204,7 @@ async fn upgrade(
     let gateway = gateway.clone();
     upgrade
         .read_buffer_size(connection::READ_BUFFER)
-        .write_buffer_size(0)
+        .write_buffer_size(connection::WRITE_BUFFER)
         .max_write_buffer_size(connection::MAX_WRITE_BUFFER)
         .max_message_size(connection::MAX_CLIENT_FRAME)
         .max_frame_size(connection::MAX_CLIENT_FRAME)

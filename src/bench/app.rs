@@ -24,6 +24,8 @@ pub struct BenchApp {
     pub database_url: String,
     /// The keys the app's tokens are signed with, so a benchmark can issue its own.
     pub keys: natter_api::auth::TokenKeys,
+    /// The same keys as `NATTER_JWT_KEYS` takes them, for processes the benchmark starts.
+    pub keys_spec: String,
 }
 
 /// Runs `body` against a fresh app, then stops it and removes its stream and database.
@@ -125,6 +127,7 @@ where
             &serve.auth.jwt_audience,
             time::Duration::hours(12),
         )?,
+        keys_spec: keys.clone(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run(async move {
