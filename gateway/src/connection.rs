@@ -22,7 +22,7 @@ use crate::protocol::{self, ClientFrame, CloseReason, ServerFrame, TypingState, 
 use crate::sync::{self, Synced};
 
 /// The socket's read buffer: small, since an idle connection keeps it.
-pub const READ_BUFFER: usize = 4 * 1024;
+pub const READ_BUFFER: usize = 1024;
 /// Frames gather up to this many bytes before they are written out (a flush writes
 /// them sooner): a burst goes out in few writes, and an idle connection keeps little.
 pub const WRITE_BUFFER: usize = 8 * 1024;
