@@ -136,7 +136,9 @@ async fn run(app: BenchApp, args: FanoutArgs) -> anyhow::Result<()> {
                 "group of {size}: open loop at {:.0}% ({rate:.0} sends/s)",
                 load * 100.0
             ));
-            target.phase(phase, args.in_flight, window, Some(rate)).await;
+            target
+                .phase(phase, args.in_flight, window, Some(rate))
+                .await;
             tokio::time::sleep(DRAIN).await;
             rates.push(rate);
         }
@@ -220,7 +222,9 @@ impl Target {
             let interval = rate.map(|r| Duration::from_secs_f64(f64::from(workers) / r));
             tasks.spawn(async move {
                 let mut next = started
-                    + interval.map_or(Duration::ZERO, |i| i.mul_f64(f64::from(w) / f64::from(workers)));
+                    + interval.map_or(Duration::ZERO, |i| {
+                        i.mul_f64(f64::from(w) / f64::from(workers))
+                    });
                 let mut n = u64::from(w);
                 while started.elapsed() < window {
                     let due = match interval {
@@ -293,7 +297,9 @@ async fn receive(
         }
         if let Some(arrival) = arrival(&text, epoch) {
             if arrival.phase == 0 {
-                saturation_seen.last_us.fetch_max(arrival.at_us, Ordering::Relaxed);
+                saturation_seen
+                    .last_us
+                    .fetch_max(arrival.at_us, Ordering::Relaxed);
             }
             arrivals.push(arrival);
         } else if text.contains(r#""type":"error""#) {

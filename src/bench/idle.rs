@@ -66,9 +66,17 @@ async fn run(settings: Settings, app: BenchApp, args: IdleArgs) -> anyhow::Resul
     let config = app.log.config().clone();
     let mut gateways = Vec::new();
     for _ in 0..args.gateways {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let child = Command::new(&exe)
-            .args(["serve", "--roles", "gateway", "--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "serve",
+                "--roles",
+                "gateway",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
             .env("NATTER_NATS_URL", &settings.nats_url)
             .env("NATTER_DATABASE_URL", &app.database_url)
             .env("NATTER_STREAM", &config.stream)
@@ -91,7 +99,10 @@ async fn run(settings: Settings, app: BenchApp, args: IdleArgs) -> anyhow::Resul
             .await
             .map_or(true, |r| !r.status().is_success())
         {
-            anyhow::ensure!(started.elapsed() < Duration::from_secs(30), "a gateway did not start");
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(30),
+                "a gateway did not start"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -136,7 +147,10 @@ async fn run(settings: Settings, app: BenchApp, args: IdleArgs) -> anyhow::Resul
         let stdout = client.stdout.take().context("client stdout")?;
         let mut lines = BufReader::new(stdout).lines();
         loop {
-            let line = lines.next_line().await?.context("a client process ended early")?;
+            let line = lines
+                .next_line()
+                .await?
+                .context("a client process ended early")?;
             if let Some(count) = line.strip_prefix("ready ") {
                 open += count.parse::<u64>()?;
                 break;
