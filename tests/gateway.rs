@@ -564,3 +564,35 @@ async fn soak_two_hundred_clients_dropping_and_reconnecting_while_twenty_thousan
 }
 
 use futures::StreamExt;
+
+#[tokio::test]
+async fn the_protocol_is_served_as_asyncapi_and_its_client_examples_parse() {
+    let env = TestEnv::new().await;
+    let rt = Realtime::start(&env).await;
+    let response = rt
+        .http
+        .get(rt.main.url("/asyncapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let doc: Value = response.json().await.unwrap();
+    assert_eq!(doc["asyncapi"], "3.0.0");
+    let messages = doc["components"]["messages"].as_object().unwrap();
+    let mut client_types = Vec::new();
+    for (name, message) in messages {
+        let example = &message["examples"][0]["payload"];
+        if name.starts_with("client_") {
+            serde_json::from_value::<natter_gateway::protocol::ClientFrame>(example.clone())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            client_types.push(example["type"].as_str().unwrap().to_owned());
+        } else {
+            assert_eq!(example["v"], 1, "{name}");
+        }
+    }
+    client_types.sort();
+    assert_eq!(
+        client_types,
+        ["auth", "delivered", "ping", "read", "resume", "typing"]
+    );
+}

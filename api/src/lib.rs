@@ -188,6 +188,7 @@ pub fn router(state: ApiState, rest: bool) -> Router {
                 delete(routes::sessions::revoke),
             )
             .route("/openapi.json", get(openapi::serve_openapi))
+            .route("/asyncapi.json", get(openapi::serve_asyncapi))
             .merge(openapi::swagger_ui());
     }
     let body_limit = state.config.body_limit;

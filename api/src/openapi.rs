@@ -142,3 +142,13 @@ pub(crate) async fn serve_openapi() -> impl IntoResponse {
 pub(crate) fn swagger_ui() -> Router<ApiState> {
     Router::from(SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json")))
 }
+
+/// The realtime protocol (the gateway's WebSocket), as AsyncAPI 3.0.
+pub(crate) async fn serve_asyncapi() -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("../../docs/asyncapi.json"),
+    )
+        .into_response()
+}

@@ -1,7 +1,7 @@
 //! The realtime gateway: WebSocket connections that receive, in stream order, every
 //! stored event of their user's chats, live and after any disconnect, with typing
-//! signals beside them. The protocol is in `docs/realtime.md` and served as an
-//! AsyncAPI document at `/asyncapi.json`.
+//! signals beside them. The protocol is in `docs/realtime.md`, and the API serves it
+//! as an AsyncAPI document at `/asyncapi.json`.
 
 mod connection;
 mod hub;
@@ -123,11 +123,10 @@ impl Gateway {
         Ok((Self { shared }, task))
     }
 
-    /// `GET /v1/ws` (the WebSocket) and `GET /asyncapi.json` (its description).
+    /// `GET /v1/ws`, the WebSocket (described by the API's `/asyncapi.json`).
     pub fn router(&self) -> Router {
         Router::new()
             .route("/v1/ws", get(upgrade))
-            .route("/asyncapi.json", get(asyncapi))
             .with_state(self.clone())
     }
 
@@ -209,12 +208,4 @@ async fn upgrade(
         .max_message_size(connection::MAX_CLIENT_FRAME)
         .max_frame_size(connection::MAX_CLIENT_FRAME)
         .on_upgrade(move |socket| connection::serve(socket, gateway.shared, claims))
-}
-
-async fn asyncapi() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        include_str!("../../docs/asyncapi.json"),
-    )
-        .into_response()
 }
