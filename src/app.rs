@@ -41,6 +41,7 @@ pub struct Application {
     projection_metrics: ProjectionMetrics,
     revocation_feed: tokio::task::JoinHandle<()>,
     gateway: Option<(natter_gateway::Gateway, tokio::task::JoinHandle<()>)>,
+    presence: natter_api::presence::Presence,
 }
 
 impl Application {
@@ -76,13 +77,21 @@ impl Application {
             .await
             .context("reading recent session events")?;
         let auth = Auth { keys, revocations };
+        let presence = natter_api::presence::Presence::open(&log)
+            .await
+            .context("opening the presence bucket")?;
         let gateway = if serve.roles.contains(&Role::Gateway) {
+            let services = natter_gateway::Services {
+                log: log.clone(),
+                pool: pool.clone(),
+                auth: auth.clone(),
+                messages: messages.clone(),
+                accounts: accounts.clone(),
+                presence: presence.clone(),
+            };
             let started = natter_gateway::Gateway::start(
                 &settings_nats_url,
-                log.clone(),
-                pool.clone(),
-                auth.clone(),
-                messages.clone(),
+                services,
                 serve.gateway.config(),
             )
             .await
@@ -93,6 +102,7 @@ impl Application {
         };
         Ok(Self {
             gateway,
+            presence,
             roles: serve.roles.clone(),
             listener,
             accounts,
@@ -153,6 +163,7 @@ impl Application {
             auth: self.auth,
             limiter: RateLimiter::default(),
             config: Arc::new(self.api_config),
+            presence: self.presence,
         };
         let mut router = natter_api::router(state, rest);
         let gateway_task = self.gateway.map(|(gateway, task)| {

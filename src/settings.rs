@@ -133,6 +133,10 @@ pub struct GatewaySettings {
     /// The most events one resume replays; a cursor further back is refused.
     #[arg(long, env = "NATTER_GATEWAY_MAX_REPLAY", default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     pub gateway_max_replay: u32,
+    /// Milliseconds a user's last connection must stay closed before they count as
+    /// offline and their last seen is recorded.
+    #[arg(long, env = "NATTER_GATEWAY_PRESENCE_DEBOUNCE_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub gateway_presence_debounce_ms: u64,
 }
 
 impl Default for GatewaySettings {
@@ -141,6 +145,7 @@ impl Default for GatewaySettings {
             gateway_origins: Vec::new(),
             gateway_inbox: 1024,
             gateway_max_replay: 20_000,
+            gateway_presence_debounce_ms: 5_000,
         }
     }
 }
@@ -151,6 +156,7 @@ impl GatewaySettings {
             allowed_origins: self.gateway_origins.clone(),
             inbox_capacity: self.gateway_inbox as usize,
             max_replay: self.gateway_max_replay as usize,
+            presence_debounce: std::time::Duration::from_millis(self.gateway_presence_debounce_ms),
             ..natter_gateway::GatewayConfig::default()
         }
     }

@@ -596,3 +596,100 @@ async fn the_protocol_is_served_as_asyncapi_and_its_client_examples_parse() {
         ["auth", "delivered", "ping", "read", "resume", "typing"]
     );
 }
+
+#[tokio::test]
+async fn presence_reaches_contacts_as_privacy_allows_and_a_flapping_connection_records_nothing() {
+    let env = TestEnv::new().await;
+    let settings = natter::settings::GatewaySettings {
+        gateway_presence_debounce_ms: 400,
+        ..Default::default()
+    };
+    let rt = Realtime::start_with(&env, settings).await;
+    let (ann, bob, eve) = (
+        rt.user(&env, "ann").await,
+        rt.user(&env, "bob").await,
+        rt.user(&env, "eve").await,
+    );
+    let (status, _) = rt
+        .call(
+            Method::POST,
+            "/v1/chats/direct",
+            &ann,
+            Some(json!({"user_id": bob.id})),
+        )
+        .await;
+    assert!(status.is_success());
+    let (status, _) = rt
+        .call(
+            Method::PUT,
+            "/v1/users/me/privacy",
+            &ann,
+            Some(json!({"last_seen": "contacts"})),
+        )
+        .await;
+    assert!(status.is_success());
+    let presence_path = format!("/v1/users/{}/presence", ann.id);
+    // Eve shares no direct chat with Ann: once Ann's setting is in, Ann's presence
+    // does not exist for her. Bob, a contact, sees it.
+    common::eventually(Duration::from_secs(5), "Ann's setting", || async {
+        rt.call(Method::GET, &presence_path, &eve, None).await.0 == 404
+    })
+    .await;
+    common::eventually(
+        Duration::from_secs(5),
+        "Bob sees Ann's presence",
+        || async { rt.call(Method::GET, &presence_path, &bob, None).await.0 == 200 },
+    )
+    .await;
+
+    let (mut bob_socket, _, _) = Socket::resume(&rt.second, &bob.token, None).await;
+    bob_socket
+        .send(json!({"type": "presence_subscribe", "user_ids": [ann.id, eve.id]}))
+        .await;
+    let now = bob_socket.next().await;
+    assert_eq!(now["type"], "presence", "{now}");
+    assert_eq!(now["user_id"], ann.id.as_str());
+    assert_eq!(now["online"], false);
+    let eves = bob_socket.next().await;
+    assert_eq!(
+        eves["user_id"],
+        eve.id.as_str(),
+        "Eve shows hers to everyone"
+    );
+
+    let (ann_socket, _, _) = Socket::resume(&rt.main, &ann.token, None).await;
+    let online = bob_socket.next().await;
+    assert_eq!(
+        (online["user_id"].as_str(), online["online"].as_bool()),
+        (Some(ann.id.as_str()), Some(true))
+    );
+    let (status, seen) = rt.call(Method::GET, &presence_path, &bob, None).await;
+    assert_eq!((status.as_u16(), &seen["online"]), (200, &json!(true)));
+
+    // Reconnecting within the debounce changes nothing anyone can see.
+    drop(ann_socket);
+    let (ann_socket, _, _) = Socket::resume(&rt.main, &ann.token, None).await;
+    assert_eq!(bob_socket.try_next(Duration::from_millis(800)).await, None);
+    drop(ann_socket);
+    let offline = bob_socket.next().await;
+    assert_eq!(offline["online"], false, "{offline}");
+    let last_seen = offline["last_seen_at"].as_str().unwrap().to_owned();
+    common::eventually(Duration::from_secs(5), "the recorded last seen", || async {
+        let (_, seen) = rt.call(Method::GET, &presence_path, &bob, None).await;
+        seen["online"] == false && seen["last_seen_at"].as_str() == Some(last_seen.as_str())
+    })
+    .await;
+    let recorded: Vec<_> = env
+        .log
+        .read_matching(
+            format!("{}.evt.user.{}", env.prefix, ann.id),
+            natter_eventlog::Start::Sequence(1),
+        )
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .map(|event| event.unwrap().envelope.event_type)
+        .filter(|kind| kind == "LastSeenRecorded")
+        .collect();
+    assert_eq!(recorded.len(), 1, "one last seen for one real departure");
+}

@@ -7,6 +7,7 @@ pub mod extract;
 pub mod health;
 pub mod limits;
 mod openapi;
+pub mod presence;
 mod problem;
 mod routes;
 
@@ -75,6 +76,7 @@ pub struct ApiState {
     pub auth: Auth,
     pub limiter: RateLimiter,
     pub config: Arc<ApiConfig>,
+    pub presence: presence::Presence,
 }
 
 /// The whole HTTP surface. With `rest` false (a process without the `api` role), only
@@ -114,6 +116,10 @@ pub fn router(state: ApiState, rest: bool) -> Router {
                 put(routes::accounts::block).delete(routes::accounts::unblock),
             )
             .route("/v1/users/{user_id}", get(routes::accounts::user))
+            .route(
+                "/v1/users/{user_id}/presence",
+                get(routes::accounts::presence),
+            )
             .route("/v1/chats", get(routes::chats::list))
             .route("/v1/chats/direct", post(routes::chats::open_direct))
             .route("/v1/chats/groups", post(routes::chats::create_group))

@@ -21,7 +21,7 @@ use crate::{ApiState, Problem};
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
-        accounts::register, accounts::search, accounts::by_handle, accounts::user,
+        accounts::register, accounts::search, accounts::by_handle, accounts::user, accounts::presence,
         accounts::me, accounts::change_profile, accounts::delete_account,
         accounts::change_password, accounts::change_privacy,
         accounts::blocks, accounts::block, accounts::unblock,

@@ -436,6 +436,17 @@ impl Accounts {
             .await
     }
 
+    /// Records when the user's last connection closed (an older time changes nothing).
+    pub async fn record_last_seen(
+        &self,
+        user_id: Uuid,
+        at: time::OffsetDateTime,
+        metadata: Metadata,
+    ) -> Result<u64, AccountError> {
+        self.user_command(user_id, UserCommand::RecordLastSeen { at }, metadata)
+            .await
+    }
+
     /// Blocks another existing account.
     pub async fn block(
         &self,

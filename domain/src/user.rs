@@ -313,9 +313,18 @@ pub enum UserCommand {
     ChangeProfile(ChangeProfile),
     ChangePassword(ChangePassword),
     ChangePrivacy(ChangePrivacy),
-    Block { user_id: Uuid },
-    Unblock { user_id: Uuid },
+    Block {
+        user_id: Uuid,
+    },
+    Unblock {
+        user_id: Uuid,
+    },
     Delete(DeleteAccount),
+    /// The user's last connection closed at `at`; an older time than the one recorded
+    /// changes nothing.
+    RecordLastSeen {
+        at: OffsetDateTime,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -368,6 +377,14 @@ pub enum UserEvent {
     UserBlocked(UserBlocked),
     UserUnblocked(UserUnblocked),
     AccountDeleted(AccountDeleted),
+    LastSeenRecorded(LastSeenRecorded),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastSeenRecorded {
+    pub user_id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -446,6 +463,7 @@ impl DomainEvent for UserEvent {
             Self::UserBlocked(_) => "UserBlocked",
             Self::UserUnblocked(_) => "UserUnblocked",
             Self::AccountDeleted(_) => "AccountDeleted",
+            Self::LastSeenRecorded(_) => "LastSeenRecorded",
         }
     }
 
@@ -461,6 +479,9 @@ impl DomainEvent for UserEvent {
             "UserBlocked" => UserBlocked::deserialize(payload).map(Self::UserBlocked),
             "UserUnblocked" => UserUnblocked::deserialize(payload).map(Self::UserUnblocked),
             "AccountDeleted" => AccountDeleted::deserialize(payload).map(Self::AccountDeleted),
+            "LastSeenRecorded" => {
+                LastSeenRecorded::deserialize(payload).map(Self::LastSeenRecorded)
+            }
             other => Err(serde::de::Error::custom(format!(
                 "{other} is not a user event"
             ))),
@@ -505,6 +526,8 @@ pub struct Profile {
     pub session_epoch: u32,
     /// The session that changed the password, which lives on under its older epoch.
     pub epoch_exempt: Option<Uuid>,
+    /// When the user's last connection closed, as last recorded.
+    pub last_seen: Option<OffsetDateTime>,
 }
 
 impl Profile {
@@ -615,6 +638,12 @@ impl Aggregate for User {
                     blocked_user_id: *other,
                 })
             }
+            UserCommand::RecordLastSeen { at } => {
+                if profile.last_seen.is_some_and(|seen| seen >= *at) {
+                    return Ok(Vec::new());
+                }
+                UserEvent::LastSeenRecorded(LastSeenRecorded { user_id, at: *at })
+            }
             UserCommand::Delete(delete) => UserEvent::AccountDeleted(AccountDeleted {
                 user_id,
                 handle: profile.handle.clone(),
@@ -640,6 +669,7 @@ impl Aggregate for User {
                     blocked: std::collections::BTreeSet::new(),
                     session_epoch: 0,
                     epoch_exempt: None,
+                    last_seen: None,
                 }))
             }
             (Self::Active(_), UserEvent::AccountDeleted(_)) => Self::Deleted,
@@ -665,6 +695,7 @@ impl Aggregate for User {
                     UserEvent::UserUnblocked(unblocked) => {
                         profile.blocked.remove(&unblocked.blocked_user_id);
                     }
+                    UserEvent::LastSeenRecorded(seen) => profile.last_seen = Some(seen.at),
                     UserEvent::UserRegistered(_) | UserEvent::AccountDeleted(_) => {}
                 }
                 Self::Active(profile)

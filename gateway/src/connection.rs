@@ -64,6 +64,7 @@ pub async fn serve(socket: WebSocket, shared: Arc<Shared>, claims: AccessClaims)
         seen: 0,
         delivered: HashMap::new(),
         bad_frames: 0,
+        presence: std::collections::HashSet::new(),
         typing_window: (Instant::now(), 0),
         last_heard: Instant::now(),
     };
@@ -90,6 +91,8 @@ struct Connection {
     /// Delivered acknowledgements not yet written, per chat.
     delivered: HashMap<Uuid, u64>,
     bad_frames: u32,
+    /// Users whose presence this connection watches.
+    presence: std::collections::HashSet<Uuid>,
     typing_window: (Instant, u32),
     last_heard: Instant,
 }
@@ -248,6 +251,7 @@ impl Connection {
                 }
                 self.feed(Message::Text(frame)).await?;
             }
+            Delivery::Presence { frame } => self.feed(Message::Text(frame)).await?,
         }
         Ok(true)
     }
@@ -290,6 +294,7 @@ impl Connection {
             ClientFrame::Ping { id } => self.pong(id).await,
             ClientFrame::Auth { token } => self.reauthenticate(&token).await,
             ClientFrame::Typing { chat_id, state } => self.typing(chat_id, state).await,
+            ClientFrame::PresenceSubscribe { user_ids } => self.watch_presence(user_ids).await,
             ClientFrame::Delivered { chat_id, up_to } => {
                 if !self.membership.is_member(chat_id) {
                     return self
@@ -351,6 +356,49 @@ impl Connection {
         );
         if let Err(error) = self.shared.client.publish(subject, frame.into()).await {
             tracing::warn!(%error, "publishing a typing signal failed");
+        }
+        Ok(())
+    }
+
+    /// Starts watching the presence of the users the caller may see it of, and sends
+    /// each one's presence now.
+    async fn watch_presence(&mut self, users: Vec<Uuid>) -> Step {
+        if users.len() > protocol::MAX_PRESENCE_PER_FRAME
+            || self.presence.len() + users.len() > protocol::MAX_PRESENCE_PER_CONNECTION
+        {
+            return self
+                .refuse(
+                    "too_many_users",
+                    "at most 64 users per frame and 256 per connection",
+                )
+                .await;
+        }
+        let mut visible = Vec::new();
+        for user in users {
+            if self.presence.contains(&user) {
+                continue;
+            }
+            match natter_api::presence::visible_last_seen(&self.shared.pool, self.user, user).await
+            {
+                Ok(Some(last_seen)) => visible.push((user, last_seen)),
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::error!(%error, "reading presence visibility failed");
+                    return self.refuse("server_error", "the server failed").await;
+                }
+            }
+        }
+        let ids: Vec<Uuid> = visible.iter().map(|(user, _)| *user).collect();
+        self.presence.extend(&ids);
+        self.shared
+            .hub
+            .watch_presence(self.id, ids)
+            .await
+            .map_err(|_| End::Close(CloseReason::GoingAway))?;
+        for (user, last_seen) in visible {
+            let online = self.shared.presence.is_online(user).await.unwrap_or(false);
+            let frame = crate::presence::PresenceFrame::new(user, online, last_seen);
+            self.send(Message::Text(frame.to_text().into())).await?;
         }
         Ok(())
     }

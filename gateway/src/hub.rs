@@ -44,6 +44,8 @@ pub enum Delivery {
         from: Uuid,
         frame: Utf8Bytes,
     },
+    /// A watched user came online or went offline.
+    Presence { frame: Utf8Bytes },
 }
 
 /// A connection's end of its inbox. When the hub lets go of a connection (it fell
@@ -76,6 +78,11 @@ enum Command {
     },
     Unregister {
         conn: ConnId,
+    },
+    WatchPresence {
+        conn: ConnId,
+        users: Vec<Uuid>,
+        done: oneshot::Sender<()>,
     },
 }
 
@@ -126,6 +133,13 @@ impl HubHandle {
         watched.await.map_err(|_| HubGone)
     }
 
+    /// Routes the presence changes of `users` to the connection from now on.
+    pub async fn watch_presence(&self, conn: ConnId, users: Vec<Uuid>) -> Result<(), HubGone> {
+        let (done, watched) = oneshot::channel();
+        self.send(Command::WatchPresence { conn, users, done })?;
+        watched.await.map_err(|_| HubGone)
+    }
+
     pub fn unwatch(&self, conn: ConnId, chats: Vec<Uuid>) {
         let _ = self.send(Command::Unwatch { conn, chats });
     }
@@ -145,8 +159,8 @@ type Live = SelectAll<Abortable<Subscriber>>;
 struct Subscriptions {
     /// Stored events: every chat's own events, and the messages of watched chats.
     live: Live,
-    /// Typing signals of watched chats.
-    typing: Live,
+    /// Typing signals of watched chats, and presence signals of watched users.
+    signals: Live,
 }
 
 #[derive(Debug)]
@@ -162,6 +176,14 @@ struct Conn {
     inbox: mpsc::Sender<Delivery>,
     dropped: Arc<OnceLock<CloseReason>>,
     chats: HashSet<Uuid>,
+    /// Users whose presence this connection watches.
+    presence: HashSet<Uuid>,
+}
+
+#[derive(Debug)]
+struct PresenceWatch {
+    watchers: HashSet<ConnId>,
+    unsubscribe: AbortHandle,
 }
 
 /// Starts the hub on its own NATS connection (`client`, whose connection events arrive
@@ -170,6 +192,7 @@ pub fn start(
     client: Client,
     connection_events: mpsc::Receiver<async_nats::Event>,
     log: EventLog,
+    presence_changes: mpsc::UnboundedSender<crate::presence::Change>,
 ) -> (HubHandle, tokio::task::JoinHandle<()>) {
     let (commands, receiver) = mpsc::unbounded_channel();
     let hub = Hub {
@@ -179,6 +202,8 @@ pub fn start(
         chats: HashMap::new(),
         conns: HashMap::new(),
         users: HashMap::new(),
+        presence: HashMap::new(),
+        presence_changes,
     };
     let task = tokio::spawn(tokio::task::unconstrained(
         hub.run(receiver, connection_events),
@@ -193,6 +218,8 @@ struct Hub {
     chats: HashMap<Uuid, Watched>,
     conns: HashMap<ConnId, Conn>,
     users: HashMap<Uuid, HashSet<ConnId>>,
+    presence: HashMap<Uuid, PresenceWatch>,
+    presence_changes: mpsc::UnboundedSender<crate::presence::Change>,
 }
 
 impl Hub {
@@ -203,7 +230,7 @@ impl Hub {
     ) {
         let mut subscriptions = Subscriptions {
             live: SelectAll::new(),
-            typing: SelectAll::new(),
+            signals: SelectAll::new(),
         };
         match self
             .client
@@ -234,7 +261,7 @@ impl Hub {
                     self.route(batch, &mut subscriptions).await;
                     tokio::task::yield_now().await;
                 }
-                Some(signal) = subscriptions.typing.next() => self.route_typing(&signal),
+                Some(signal) = subscriptions.signals.next() => self.route_signal(&signal),
                 Some(event) = connection_events.recv() => self.on_connection_event(&event),
                 _ = sweep.tick() => self.sweep(),
             }
@@ -261,9 +288,16 @@ impl Hub {
                         inbox,
                         dropped,
                         chats: HashSet::new(),
+                        presence: HashSet::new(),
                     },
                 );
-                self.users.entry(user).or_default().insert(conn);
+                let conns = self.users.entry(user).or_default();
+                if conns.is_empty() {
+                    let _ = self
+                        .presence_changes
+                        .send(crate::presence::Change::Came(user));
+                }
+                conns.insert(conn);
                 self.watch_all(conn, &chats, subscriptions).await;
                 let _ = done.send(());
             }
@@ -277,6 +311,10 @@ impl Hub {
                 }
             }
             Command::Unregister { conn } => self.forget(conn),
+            Command::WatchPresence { conn, users, done } => {
+                self.watch_presence(conn, &users, subscriptions).await;
+                let _ = done.send(());
+            }
         }
     }
 
@@ -333,7 +371,7 @@ impl Hub {
                     .live
                     .push(Abortable::new(events, events_registration));
                 subscriptions
-                    .typing
+                    .signals
                     .push(Abortable::new(typing, typing_registration));
                 vacant.insert(Watched {
                     watchers: HashSet::from([conn]),
@@ -369,11 +407,63 @@ impl Hub {
                 }
             }
         }
+        for user in entry.presence {
+            if let Some(watch) = self.presence.get_mut(&user) {
+                watch.watchers.remove(&conn);
+                if watch.watchers.is_empty() {
+                    watch.unsubscribe.abort();
+                    self.presence.remove(&user);
+                }
+            }
+        }
         if let Some(conns) = self.users.get_mut(&entry.user) {
             conns.remove(&conn);
             if conns.is_empty() {
                 self.users.remove(&entry.user);
+                let _ = self
+                    .presence_changes
+                    .send(crate::presence::Change::Left(entry.user, now_micros()));
             }
+        }
+    }
+
+    async fn watch_presence(
+        &mut self,
+        conn: ConnId,
+        users: &[Uuid],
+        subscriptions: &mut Subscriptions,
+    ) {
+        let mut subscribed = false;
+        for &user in users {
+            let Some(entry) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            entry.presence.insert(user);
+            if let Some(watch) = self.presence.get_mut(&user) {
+                watch.watchers.insert(conn);
+                continue;
+            }
+            let subject = format!("{}.signal.presence.{user}", self.prefix);
+            match self.client.subscribe(subject).await {
+                Ok(subscription) => {
+                    let (handle, registration) = AbortHandle::new_pair();
+                    subscriptions
+                        .signals
+                        .push(Abortable::new(subscription, registration));
+                    self.presence.insert(
+                        user,
+                        PresenceWatch {
+                            watchers: HashSet::from([conn]),
+                            unsubscribe: handle,
+                        },
+                    );
+                    subscribed = true;
+                }
+                Err(error) => tracing::warn!(%error, "subscribing to presence failed"),
+            }
+        }
+        if subscribed {
+            let _ = self.client.flush().await;
         }
     }
 
@@ -507,6 +597,41 @@ impl Hub {
         }
     }
 
+    fn route_signal(&mut self, signal: &Message) {
+        let Some(rest) = signal
+            .subject
+            .strip_prefix(self.prefix.as_str())
+            .and_then(|rest| rest.strip_prefix(".signal."))
+        else {
+            return;
+        };
+        if rest.starts_with("typing.") {
+            self.route_typing(signal);
+        } else if let Some(user) = rest.strip_prefix("presence.") {
+            self.route_presence(user, signal);
+        }
+    }
+
+    fn route_presence(&mut self, user: &str, signal: &Message) {
+        let Ok(user) = Uuid::parse_str(user) else {
+            return;
+        };
+        let Some(watch) = self.presence.get(&user) else {
+            return;
+        };
+        let Ok(frame) = std::str::from_utf8(&signal.payload) else {
+            return;
+        };
+        let frame = Utf8Bytes::from(frame);
+        for conn in &watch.watchers {
+            if let Some(entry) = self.conns.get(conn) {
+                let _ = entry.inbox.try_send(Delivery::Presence {
+                    frame: frame.clone(),
+                });
+            }
+        }
+    }
+
     fn route_typing(&mut self, signal: &Message) {
         #[derive(Deserialize)]
         struct Typing {
@@ -598,4 +723,12 @@ fn membership_change(payload: &[u8]) -> Option<MembershipChange> {
     .ok()?;
     let change = MembershipChange::of(&event);
     (!change.is_empty()).then_some(change)
+}
+
+/// Now, to the microsecond: the precision Postgres keeps, so that the time in a frame,
+/// in the log and in the read model is the same.
+fn now_micros() -> time::OffsetDateTime {
+    let now = time::OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(now)
 }

@@ -7,6 +7,7 @@ mod connection;
 mod hub;
 pub mod membership;
 mod ordered;
+mod presence;
 pub mod protocol;
 mod sync;
 
@@ -46,6 +47,9 @@ pub struct GatewayConfig {
     pub send_timeout: Duration,
     /// How long a new connection may take to send `resume`.
     pub resume_timeout: Duration,
+    /// How long a user's last connection must stay closed before they count as gone
+    /// (and their last seen is recorded): flapping connections change nothing.
+    pub presence_debounce: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -58,6 +62,7 @@ impl Default for GatewayConfig {
             heartbeat: Duration::from_secs(30),
             send_timeout: Duration::from_secs(10),
             resume_timeout: Duration::from_secs(10),
+            presence_debounce: Duration::from_secs(5),
         }
     }
 }
@@ -72,9 +77,21 @@ struct Shared {
     pool: PgPool,
     auth: Auth,
     messages: Messages,
+    presence: natter_api::presence::Presence,
     config: GatewayConfig,
     next_connection: AtomicU64,
     open_connections: AtomicU64,
+}
+
+/// What the gateway uses of the rest of Natter.
+#[derive(Debug)]
+pub struct Services {
+    pub log: EventLog,
+    pub pool: PgPool,
+    pub auth: Auth,
+    pub messages: Messages,
+    pub accounts: natter_commands::accounts::Accounts,
+    pub presence: natter_api::presence::Presence,
 }
 
 /// A running gateway: the hub and what the WebSocket endpoint needs. Cheap to clone.
@@ -87,12 +104,17 @@ impl Gateway {
     /// Connects the hub to NATS on a connection of its own and starts it.
     pub async fn start(
         nats_url: &str,
-        log: EventLog,
-        pool: PgPool,
-        auth: Auth,
-        messages: Messages,
+        services: Services,
         config: GatewayConfig,
     ) -> Result<(Self, tokio::task::JoinHandle<()>), StartError> {
+        let Services {
+            log,
+            pool,
+            auth,
+            messages,
+            accounts,
+            presence,
+        } = services;
         let (events, connection_events) = tokio::sync::mpsc::channel(64);
         let client = async_nats::ConnectOptions::new()
             .name("natter-gateway")
@@ -108,7 +130,17 @@ impl Gateway {
             })
             .connect(nats_url)
             .await?;
-        let (hub, task) = hub::start(client.clone(), connection_events, log.clone());
+        let (changes, changed) = tokio::sync::mpsc::unbounded_channel();
+        let tracker = presence::Tracker {
+            presence: presence.clone(),
+            accounts,
+            client: client.clone(),
+            prefix: log.config().prefix.clone(),
+            gateway: uuid::Uuid::now_v7().simple().to_string(),
+            debounce: config.presence_debounce,
+        };
+        tokio::spawn(tracker.run(changed));
+        let (hub, task) = hub::start(client.clone(), connection_events, log.clone(), changes);
         let shared = Arc::new(Shared {
             hub,
             client,
@@ -116,6 +148,7 @@ impl Gateway {
             pool,
             auth,
             messages,
+            presence,
             config,
             next_connection: AtomicU64::new(1),
             open_connections: AtomicU64::new(0),

@@ -29,7 +29,14 @@ pub enum ClientFrame {
     },
     /// A fresh access token of the same user, so that the connection outlives the first.
     Auth { token: String },
+    /// Send the presence of these users now and whenever it changes (those who hide it
+    /// from the caller are left out).
+    PresenceSubscribe { user_ids: Vec<Uuid> },
 }
+
+/// Users one `presence_subscribe` may name, and one connection may watch.
+pub const MAX_PRESENCE_PER_FRAME: usize = 64;
+pub const MAX_PRESENCE_PER_CONNECTION: usize = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

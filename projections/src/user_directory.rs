@@ -280,6 +280,17 @@ async fn apply_one(
                 .execute(&mut *connection)
                 .await?;
         }
+        // Only ever later: a replay or a late copy changes nothing.
+        UserEvent::LastSeenRecorded(seen) => {
+            sqlx::query(
+                "UPDATE user_directory_v1 SET last_seen_at = $2
+                 WHERE user_id = $1 AND (last_seen_at IS NULL OR last_seen_at < $2)",
+            )
+            .bind(seen.user_id)
+            .bind(seen.at)
+            .execute(&mut *connection)
+            .await?;
+        }
         UserEvent::UserRegistered(_)
         | UserEvent::ProfileChanged(_)
         | UserEvent::PasswordChanged(_) => {}

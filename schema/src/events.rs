@@ -19,6 +19,7 @@ const CURRENT_VERSIONS: &[(&str, u32)] = &[
     ("UserBlocked", 1),
     ("UserUnblocked", 1),
     ("AccountDeleted", 1),
+    ("LastSeenRecorded", 1),
     ("SessionOpened", 1),
     ("SessionRefreshed", 1),
     ("SessionRevoked", 1),

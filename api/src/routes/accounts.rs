@@ -584,6 +584,40 @@ pub async fn user(
     ))
 }
 
+/// Whether a user is online, and when their last connection closed: as their privacy
+/// setting lets the caller see it (`contacts`: people they share a direct chat with).
+/// A user who hides it, or blocks the caller or is blocked by them, is answered with
+/// 404, as one who does not exist.
+#[utoipa::path(
+    get, path = "/v1/users/{user_id}/presence", tag = "directory", security(("bearer" = [])),
+    params(("user_id" = Uuid, Path, description = "The user")),
+    responses(
+        (status = 200, body = crate::presence::PresenceView),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user, or hidden from the caller", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn presence(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(user_id): ApiPath<Uuid>,
+) -> Result<axum::Json<crate::presence::PresenceView>, ApiError> {
+    let last_seen_at = crate::presence::visible_last_seen(&state.pool, caller.user_id, user_id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(ApiError::not_found)?;
+    let online = state
+        .presence
+        .is_online(user_id)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(axum::Json(crate::presence::PresenceView {
+        user_id,
+        online,
+        last_seen_at,
+    }))
+}
+
 /// One user, by handle (case-insensitive).
 #[utoipa::path(
     get, path = "/v1/users/by-handle/{handle}", tag = "directory", security(("bearer" = [])),

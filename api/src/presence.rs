@@ -1,0 +1,176 @@
+//! Who is online, and who may see it.
+//!
+//! Online is ephemeral: a NATS key-value bucket (in memory) holds a key per user and
+//! gateway process, `<user>.<gateway>`, which that gateway writes while the user has a
+//! connection there and refreshes; a key not refreshed expires by itself, so a gateway
+//! that dies leaves no one online for long. A user is online while any of their keys
+//! exists. Last seen is remembered: the gateway appends `LastSeenRecorded` when a
+//! user's last connection anywhere has closed.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv};
+use async_nats::{HeaderMap, StatusCode};
+use futures::StreamExt;
+use natter_domain::user::Visibility;
+use natter_eventlog::EventLog;
+use serde::Serialize;
+use serde_json::json;
+use sqlx::{PgPool, Row as _};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// How long a key lives without a refresh.
+pub const TTL: Duration = Duration::from_secs(90);
+/// How often a gateway refreshes its users' keys.
+pub const REFRESH: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+#[error("presence: {0}")]
+pub struct PresenceError(String);
+
+fn error(e: impl std::fmt::Display) -> PresenceError {
+    PresenceError(e.to_string())
+}
+
+/// The presence bucket of one log. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Presence {
+    client: async_nats::Client,
+    store: kv::Store,
+    bucket: String,
+}
+
+impl Presence {
+    /// Opens (or creates) the bucket `<stream>_presence`.
+    pub async fn open(log: &EventLog) -> Result<Self, PresenceError> {
+        let bucket = format!("{}_presence", log.config().stream);
+        let store = log
+            .jetstream()
+            .create_or_update_key_value(kv::Config {
+                bucket: bucket.clone(),
+                description: "Natter: who is online, per user and gateway".into(),
+                history: 1,
+                max_age: TTL,
+                storage: jetstream::stream::StorageType::Memory,
+                num_replicas: log.config().replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(error)?;
+        Ok(Self {
+            client: log.client().clone(),
+            store,
+            bucket,
+        })
+    }
+
+    /// Marks `user` online through `gateway` (and refreshes the mark).
+    pub async fn mark(&self, user: Uuid, gateway: &str) -> Result<(), PresenceError> {
+        self.store
+            .put(format!("{user}.{gateway}"), bytes::Bytes::from_static(b"1"))
+            .await
+            .map(|_| ())
+            .map_err(error)
+    }
+
+    pub async fn clear(&self, user: Uuid, gateway: &str) -> Result<(), PresenceError> {
+        self.store
+            .purge(format!("{user}.{gateway}"))
+            .await
+            .map_err(error)
+    }
+
+    /// Whether any gateway has `user` online: one direct get of the newest value of
+    /// each of the user's keys.
+    pub async fn is_online(&self, user: Uuid) -> Result<bool, PresenceError> {
+        let inbox = self.client.new_inbox();
+        let mut replies = self.client.subscribe(inbox.clone()).await.map_err(error)?;
+        let request = json!({
+            "multi_last": [format!("$KV.{}.{user}.*", self.bucket)],
+            "batch": 64,
+        });
+        self.client
+            .publish_with_reply(
+                format!("$JS.API.DIRECT.GET.KV_{}", self.bucket),
+                inbox,
+                request.to_string().into(),
+            )
+            .await
+            .map_err(error)?;
+        let mut online = false;
+        loop {
+            let reply = tokio::time::timeout(Duration::from_secs(5), replies.next())
+                .await
+                .map_err(|_| error("presence lookup timed out"))?
+                .ok_or_else(|| error("presence lookup ended"))?;
+            match reply.status {
+                Some(StatusCode::NOT_FOUND) => return Ok(online),
+                Some(status) if status.as_u16() == 204 => return Ok(online),
+                Some(status) if status != StatusCode::OK => {
+                    return Err(error(format!("presence lookup answered {status}")));
+                }
+                _ => online |= is_put(reply.headers.as_ref()),
+            }
+        }
+    }
+}
+
+fn is_put(headers: Option<&HeaderMap>) -> bool {
+    headers
+        .and_then(|h| h.get("KV-Operation"))
+        .is_none_or(|op| op.as_str() == "PUT")
+}
+
+/// A user's presence as someone may see it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"user_id": "0190f3a1-7b2c-7d3e-8f40-5a6b7c8d9e0f", "online": false, "last_seen_at": "2026-11-26T12:00:00Z"}))]
+pub struct PresenceView {
+    pub user_id: Uuid,
+    pub online: bool,
+    /// When their last connection closed; null if never, or not yet recorded.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_seen_at: Option<OffsetDateTime>,
+}
+
+/// Whether `viewer` may see `target`'s presence, and the recorded last seen: `None` if
+/// the target does not exist or hides it from the viewer. Their privacy setting
+/// decides (`contacts`: people they share a direct chat with), and a block either way
+/// hides it.
+pub async fn visible_last_seen(
+    pool: &PgPool,
+    viewer: Uuid,
+    target: Uuid,
+) -> Result<Option<Option<OffsetDateTime>>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT d.last_seen_visibility, d.last_seen_at,
+                EXISTS (SELECT 1 FROM user_blocks_v1 b
+                        WHERE (b.user_id = d.user_id AND b.blocked_user_id = $1)
+                           OR (b.user_id = $1 AND b.blocked_user_id = d.user_id)) AS blocked,
+                EXISTS (SELECT 1 FROM chat_members_v1 mine
+                        JOIN chat_members_v1 theirs ON theirs.chat_id = mine.chat_id
+                        JOIN chats_v1 c ON c.chat_id = mine.chat_id
+                        WHERE c.kind = 'direct' AND mine.user_id = $1
+                          AND theirs.user_id = d.user_id) AS contact
+         FROM user_directory_v1 d WHERE d.user_id = $2",
+    )
+    .bind(viewer)
+    .bind(target)
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let visibility: String = row.try_get("last_seen_visibility")?;
+    let blocked: bool = row.try_get("blocked")?;
+    let contact: bool = row.try_get("contact")?;
+    let shown = viewer == target
+        || (!blocked
+            && (visibility == Visibility::Everyone.as_str()
+                || (visibility == Visibility::Contacts.as_str() && contact)));
+    if !shown {
+        return Ok(None);
+    }
+    Ok(Some(row.try_get("last_seen_at")?))
+}
