@@ -593,7 +593,15 @@ async fn the_protocol_is_served_as_asyncapi_and_its_client_examples_parse() {
     client_types.sort();
     assert_eq!(
         client_types,
-        ["auth", "delivered", "ping", "read", "resume", "typing"]
+        [
+            "auth",
+            "delivered",
+            "ping",
+            "presence_subscribe",
+            "read",
+            "resume",
+            "typing"
+        ]
     );
 }
 
