@@ -88,6 +88,7 @@ impl Application {
                 messages: messages.clone(),
                 accounts: accounts.clone(),
                 presence: presence.clone(),
+                metrics: natter_gateway::metrics::GatewayMetrics::register(&mut registry),
             };
             let started = natter_gateway::Gateway::start(
                 &settings_nats_url,

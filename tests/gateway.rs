@@ -25,11 +25,7 @@ async fn sequences_until(socket: &mut Socket, last: u64) -> Vec<u64> {
 async fn a_message_sent_through_one_gateway_reaches_a_member_on_another_and_no_one_else() {
     let env = TestEnv::new().await;
     let rt = Realtime::start(&env).await;
-    let (ann, bob, eve) = (
-        rt.user(&env, "ann").await,
-        rt.user(&env, "bob").await,
-        rt.user(&env, "eve").await,
-    );
+    let [ann, bob, eve] = rt.users(&env, ["ann", "bob", "eve"]).await;
     let chat = rt.group(&[&ann, &bob]).await;
     let (mut bob_socket, _, _) = Socket::resume(&rt.second, &bob.token, None).await;
     let (mut eve_socket, _, _) = Socket::resume(&rt.main, &eve.token, None).await;
@@ -131,11 +127,7 @@ async fn resuming_after_a_disconnect_in_a_burst_loses_nothing_and_repeats_nothin
 async fn a_member_gets_a_chat_only_between_joining_and_leaving_live_and_on_replay() {
     let env = TestEnv::new().await;
     let rt = Realtime::start(&env).await;
-    let (ann, bob, cid) = (
-        rt.user(&env, "ann").await,
-        rt.user(&env, "bob").await,
-        rt.user(&env, "cid").await,
-    );
+    let [ann, bob, cid] = rt.users(&env, ["ann", "bob", "cid"]).await;
     let chat = rt.group(&[&ann, &bob]).await;
     let (mut cid_socket, _, origin) = Socket::resume(&rt.second, &cid.token, None).await;
     let before = rt.send(&chat, &ann, "before cid").await;
@@ -180,25 +172,7 @@ async fn a_member_gets_a_chat_only_between_joining_and_leaving_live_and_on_repla
 async fn a_revoked_session_is_closed_within_a_second_and_refused_on_connect() {
     let env = TestEnv::new().await;
     let rt = Realtime::start(&env).await;
-    let handle = "u_rev";
-    let password = "correct horse battery";
-    rt.http
-        .post(rt.main.url("/v1/users"))
-        .json(&json!({"handle": handle, "display_name": handle, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    let session: Value = rt
-        .http
-        .post(rt.main.url("/v1/sessions"))
-        .json(&json!({"handle": handle, "password": password}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = session["access_token"].as_str().unwrap().to_owned();
+    let token = common::http::sign_up(&rt.http, &rt.main, "rev").await.token;
     let (mut on_main, _, _) = Socket::resume(&rt.main, &token, None).await;
     let (mut on_second, _, _) = Socket::resume(&rt.second, &token, None).await;
 
@@ -307,6 +281,20 @@ async fn bad_tokens_origins_and_frames_get_clear_errors() {
         last = socket.next().await;
     }
     assert_eq!(last["code"], 1008);
+    let metrics = rt
+        .http
+        .get(rt.main.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"natter_gateway_closed_total{reason="protocol_violation"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"natter_gateway_closed_total{reason="cursor_ahead"} 1"#));
 }
 
 #[tokio::test]
@@ -613,11 +601,7 @@ async fn presence_reaches_contacts_as_privacy_allows_and_a_flapping_connection_r
         ..Default::default()
     };
     let rt = Realtime::start_with(&env, settings).await;
-    let (ann, bob, eve) = (
-        rt.user(&env, "ann").await,
-        rt.user(&env, "bob").await,
-        rt.user(&env, "eve").await,
-    );
+    let [ann, bob, eve] = rt.users(&env, ["ann", "bob", "eve"]).await;
     let (status, _) = rt
         .call(
             Method::POST,

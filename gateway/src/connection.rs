@@ -52,6 +52,7 @@ type Step<T = ()> = Result<T, End>;
 pub async fn serve(socket: WebSocket, shared: Arc<Shared>, claims: AccessClaims) {
     let id = shared.next_connection.fetch_add(1, Ordering::Relaxed);
     shared.open_connections.fetch_add(1, Ordering::Relaxed);
+    shared.metrics.connections.inc();
     let span = tracing::info_span!("connection", id, user = %claims.sub);
     let mut connection = Connection {
         id,
@@ -76,6 +77,7 @@ pub async fn serve(socket: WebSocket, shared: Arc<Shared>, claims: AccessClaims)
     .await;
     shared.hub.unregister(id);
     shared.open_connections.fetch_sub(1, Ordering::Relaxed);
+    shared.metrics.connections.dec();
 }
 
 struct Connection {
@@ -131,6 +133,7 @@ impl Connection {
             let envelope = serde_json::to_vec(&event.envelope).unwrap_or_default();
             let frame = protocol::event_frame(event.sequence, chat_id, &envelope);
             self.send(Message::Text(frame.into())).await?;
+            self.shared.metrics.replayed.inc();
         }
         self.seen = up_to;
         self.send_frame(&ServerFrame::Ready {
@@ -206,14 +209,15 @@ impl Connection {
     /// Writes this delivery and any others already waiting, then flushes once: under
     /// load, one write to the socket carries many frames.
     async fn deliver_all(&mut self, first: Delivery, inbox: &mut Inbox) -> Step {
-        let mut written = self.deliver(first).await?;
+        let mut written = u64::from(self.deliver(first).await?);
         for _ in 1..MAX_FRAMES_PER_FLUSH {
             let Ok(next) = inbox.deliveries.try_recv() else {
                 break;
             };
-            written |= self.deliver(next).await?;
+            written += u64::from(self.deliver(next).await?);
         }
-        if written {
+        if written > 0 {
+            self.shared.metrics.frames.inc_by(written);
             self.flush().await?;
         }
         Ok(())
@@ -526,6 +530,13 @@ impl Connection {
             return;
         };
         tracing::debug!(reason = reason.code(), "closing");
+        self.shared
+            .metrics
+            .closed
+            .get_or_create(&crate::metrics::Reason {
+                reason: reason.code(),
+            })
+            .inc();
         let frame = ServerFrame::Error {
             v: VERSION,
             code: reason.code(),

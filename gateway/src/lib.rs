@@ -6,6 +6,7 @@
 mod connection;
 mod hub;
 pub mod membership;
+pub mod metrics;
 mod ordered;
 mod presence;
 pub mod protocol;
@@ -78,6 +79,7 @@ struct Shared {
     auth: Auth,
     messages: Messages,
     presence: natter_api::presence::Presence,
+    metrics: metrics::GatewayMetrics,
     config: GatewayConfig,
     next_connection: AtomicU64,
     open_connections: AtomicU64,
@@ -92,6 +94,7 @@ pub struct Services {
     pub messages: Messages,
     pub accounts: natter_commands::accounts::Accounts,
     pub presence: natter_api::presence::Presence,
+    pub metrics: metrics::GatewayMetrics,
 }
 
 /// A running gateway: the hub and what the WebSocket endpoint needs. Cheap to clone.
@@ -114,6 +117,7 @@ impl Gateway {
             messages,
             accounts,
             presence,
+            metrics,
         } = services;
         let (events, connection_events) = tokio::sync::mpsc::channel(64);
         let client = async_nats::ConnectOptions::new()
@@ -149,6 +153,7 @@ impl Gateway {
             auth,
             messages,
             presence,
+            metrics,
             config,
             next_connection: AtomicU64::new(1),
             open_connections: AtomicU64::new(0),

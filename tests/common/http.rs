@@ -45,45 +45,56 @@ impl Api {
         user: &User,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut request = self
-            .http
-            .request(method, self.app.url(path))
-            .bearer_auth(&user.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        call(&self.http, &self.app, method, path, user, body).await
     }
 
     /// Registers and signs in `u_<name>`.
     pub async fn user(&self, name: &str) -> User {
-        let handle = format!("u_{name}");
-        let handle = handle.as_str();
-        let registered: Value = self
-            .http
-            .post(self.app.url("/v1/users"))
-            .json(&json!({"handle": handle, "display_name": handle, "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let session: Value = self
-            .http
-            .post(self.app.url("/v1/sessions"))
-            .json(&json!({"handle": handle, "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        User {
-            id: registered["user_id"].as_str().unwrap().to_owned(),
-            token: session["access_token"].as_str().unwrap().to_owned(),
-        }
+        sign_up(&self.http, &self.app, name).await
+    }
+}
+
+/// Calls `app` as `user`; the body of any answer, or null.
+pub async fn call(
+    http: &reqwest::Client,
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    user: &User,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = http.request(method, app.url(path)).bearer_auth(&user.token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Registers `u_<name>` with a password and signs in, as a client would.
+pub async fn sign_up(http: &reqwest::Client, app: &TestApp, name: &str) -> User {
+    let handle = format!("u_{name}");
+    let registered: Value = http
+        .post(app.url("/v1/users"))
+        .json(&json!({"handle": handle, "display_name": handle, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session: Value = http
+        .post(app.url("/v1/sessions"))
+        .json(&json!({"handle": handle, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    User {
+        id: registered["user_id"].as_str().unwrap().to_owned(),
+        token: session["access_token"].as_str().unwrap().to_owned(),
     }
 }

@@ -85,16 +85,16 @@ impl Realtime {
         user: &User,
         body: Option<Value>,
     ) -> (reqwest::StatusCode, Value) {
-        let mut request = self
-            .http
-            .request(method, self.main.url(path))
-            .bearer_auth(&user.token);
-        if let Some(body) = body {
-            request = request.json(&body);
+        super::http::call(&self.http, &self.main, method, path, user, body).await
+    }
+
+    /// Users registered straight into the log, with tokens.
+    pub async fn users<const N: usize>(&self, env: &TestEnv, handles: [&str; N]) -> [User; N] {
+        let mut users = Vec::with_capacity(N);
+        for handle in handles {
+            users.push(self.user(env, handle).await);
         }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        users.try_into().unwrap_or_else(|_| unreachable!())
     }
 
     /// A group of `members` created by the first; its id.
