@@ -350,10 +350,13 @@ async fn a_slow_consumer_is_disconnected_and_resumes_without_loss() {
     socket.set_recv_buffer_size(4096).unwrap();
     let tcp = socket.connect(rt.second.address).await.unwrap();
     let request = bearer_request(&rt, &bob.token);
-    let (stream, _) =
-        tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(tcp))
-            .await
-            .unwrap();
+    let (stream, _) = tokio_tungstenite::client_async_with_config(
+        request,
+        tokio_tungstenite::MaybeTlsStream::Plain(tcp),
+        Some(common::ws::client_config()),
+    )
+    .await
+    .unwrap();
     let mut slow = Socket {
         stream,
         hello: Value::Null,

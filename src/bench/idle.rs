@@ -237,7 +237,12 @@ pub async fn idle_clients(args: IdleClientsArgs) -> anyhow::Result<()> {
                 request
                     .headers_mut()
                     .insert("authorization", format!("Bearer {token}").parse()?);
-                let (mut ws, _) = tokio_tungstenite::client_async(request, tcp).await?;
+                let (mut ws, _) = tokio_tungstenite::client_async_with_config(
+                    request,
+                    tcp,
+                    Some(super::fanout::client_config()),
+                )
+                .await?;
                 ws.send(Message::Text(r#"{"type":"resume","cursor":null}"#.into()))
                     .await?;
                 while let Some(message) = ws.next().await {

@@ -144,7 +144,10 @@ impl Socket {
         request
             .headers_mut()
             .insert("authorization", format!("Bearer {token}").parse().unwrap());
-        let (stream, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let (stream, _) =
+            tokio_tungstenite::connect_async_with_config(request, Some(client_config()), true)
+                .await
+                .unwrap();
         let mut socket = Self {
             stream,
             hello: Value::Null,
@@ -230,4 +233,10 @@ pub fn seq(frame: &Value) -> u64 {
 /// The event type inside an event frame.
 pub fn event_type(frame: &Value) -> &str {
     frame["event"]["event_type"].as_str().unwrap()
+}
+
+/// Client socket settings: a small read buffer, since tungstenite zero-fills all of it
+/// (128 KiB by default) before every read.
+pub fn client_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024)
 }
