@@ -9,6 +9,7 @@
 #   - Debian's (old, 2.9) nats-server at /usr/sbin/nats-server: tests use it to prove
 #     that Natter refuses too-old servers. It listens on 4222, never on our 4333.
 #   - schemathesis (PyPI, pinned as SCHEMATHESIS_VERSION) in .tools/venv, for scripts/schemathesis.sh
+#   - duckdb (PyPI, pinned as DUCKDB_VERSION) in .tools/venv, for the event export test
 #   - cargo-nextest, rustfmt, clippy
 # The pinned NATS that Natter really runs on is installed by scripts/nats.sh.
 set -euo pipefail
@@ -156,6 +157,21 @@ if [[ "$(schemathesis_installed)" != "$SCHEMATHESIS_VERSION" ]]; then
         die "schemathesis $SCHEMATHESIS_VERSION is installed but $NATTER_VENV/bin/schemathesis does not run"
 fi
 log "schemathesis $SCHEMATHESIS_VERSION at ${NATTER_VENV#"$NATTER_ROOT"/}/bin/schemathesis"
+
+# DuckDB (PyPI), for the test that loads an event export the way an analyst would.
+DUCKDB_VERSION="${DUCKDB_VERSION:-1.1.3}"
+duckdb_installed() {
+    [[ -x "$NATTER_VENV/bin/python" ]] || return 0
+    "$NATTER_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("duckdb"))' 2>/dev/null || true
+}
+if [[ "$(duckdb_installed)" != "$DUCKDB_VERSION" ]]; then
+    log "installing duckdb $DUCKDB_VERSION (PyPI) into ${NATTER_VENV#"$NATTER_ROOT"/}"
+    ensure_venv
+    "$NATTER_VENV/bin/pip" install --disable-pip-version-check -q "duckdb==$DUCKDB_VERSION"
+    [[ "$(duckdb_installed)" == "$DUCKDB_VERSION" ]] ||
+        die "expected duckdb $DUCKDB_VERSION in ${NATTER_VENV#"$NATTER_ROOT"/}"
+fi
+log "duckdb $DUCKDB_VERSION in ${NATTER_VENV#"$NATTER_ROOT"/}"
 
 # ---------------------------------------------------------------- Rust tools
 command -v cargo >/dev/null 2>&1 || die "cargo not found (expected a rustup toolchain in ~/.cargo/bin)"

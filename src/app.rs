@@ -294,6 +294,17 @@ pub async fn connect_log(settings: &Settings) -> anyhow::Result<EventLog> {
         .context("opening the event log")
 }
 
+/// Connects to NATS and opens the log for reading only (the analysts' commands).
+pub async fn open_log_read_only(settings: &Settings) -> anyhow::Result<EventLog> {
+    let client = async_nats::ConnectOptions::new()
+        .name("natter-events")
+        .connection_timeout(Duration::from_secs(5))
+        .connect(&settings.nats_url)
+        .await
+        .with_context(|| format!("connecting to NATS at {}", settings.nats_url))?;
+    EventLog::attach(client, settings.log_config()).context("opening the event log")
+}
+
 /// The pool of the projection workers: their own connections, without waiting for the
 /// WAL flush (see `natter_projections::projection_connect_options`).
 pub async fn connect_projection_postgres(settings: &Settings) -> anyhow::Result<PgPool> {

@@ -21,6 +21,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench { command } => crate::bench::run(&cli.global, command).await,
+        Command::Events { command } => crate::events::run(&cli.global, command).await,
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod bench;
 pub mod cli;
+pub mod events;
 pub mod settings;
 pub mod telemetry;
 

@@ -31,6 +31,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// Read the event log: follow it, export it, count it (read-only).
+    Events {
+        #[command(subcommand)]
+        command: crate::events::EventsCommand,
+    },
     /// Print the OpenAPI document of the REST API.
     Openapi,
     /// Measure throughput and latency against a raw baseline in the same run.

@@ -65,6 +65,14 @@ impl EventLog {
         Ok(log)
     }
 
+    /// Opens the log for reading only: no change to the stream, so a NATS user with
+    /// read permissions (subscriptions, direct gets, stream info) is enough.
+    pub fn attach(client: async_nats::Client, config: LogConfig) -> Result<Self, LogError> {
+        check_server_version(&client.server_info().version)?;
+        let js = jetstream::new(client.clone());
+        Ok(Self { client, js, config })
+    }
+
     fn stream_config(&self) -> stream::Config {
         let prefix = &self.config.prefix;
         stream::Config {

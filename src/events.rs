@@ -1,0 +1,426 @@
+//! `natter events`: the log for analysts. `tail` follows it live, `export` writes a
+//! stretch of it as newline-delimited JSON (streaming, in constant memory), `stats`
+//! counts events by type and by day. All three only read: subscriptions and direct
+//! gets, no stream changes.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal as _, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use futures::StreamExt;
+use natter_eventlog::{EventLog, Start, StoredEvent};
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Follow the log live: one JSON line per event, as `export` writes them.
+    Tail {
+        #[command(flatten)]
+        filter: Filter,
+    },
+    /// Write the events between two points as newline-delimited JSON.
+    Export {
+        #[command(flatten)]
+        filter: Filter,
+        #[command(flatten)]
+        range: Range,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Count events by type and by day between two points.
+    Stats {
+        #[command(flatten)]
+        filter: Filter,
+        #[command(flatten)]
+        range: Range,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Which events: every filter given must match.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Filter {
+    /// Only events of these types (comma-separated or repeated), such as `MessageSent`.
+    #[arg(long = "type", value_delimiter = ',')]
+    pub types: Vec<String>,
+    /// Only one aggregate kind (`user`, `chat`, `chatmsg`, `session`), or one aggregate
+    /// (`chat:<id>`).
+    #[arg(long, conflicts_with = "chat")]
+    pub aggregate: Option<String>,
+    /// Only events whose actor is this user.
+    #[arg(long)]
+    pub actor: Option<Uuid>,
+    /// Only one chat's events: its own and its messages'.
+    #[arg(long)]
+    pub chat: Option<Uuid>,
+}
+
+impl Filter {
+    /// The subject filter the server applies (`<prefix>.<part>.…`); the rest is checked
+    /// here.
+    fn subject(&self, prefix: &str, part: &str) -> String {
+        if let Some(chat) = self.chat {
+            return format!("{prefix}.{part}.*.{chat}");
+        }
+        match self.aggregate.as_deref().map(|a| a.split_once(':')) {
+            Some(Some((kind, id))) => format!("{prefix}.{part}.{kind}.{id}"),
+            Some(None) => format!(
+                "{prefix}.{part}.{}.>",
+                self.aggregate.as_deref().unwrap_or_default()
+            ),
+            None => format!("{prefix}.{part}.>"),
+        }
+    }
+
+    fn admits(&self, event: &StoredEvent) -> bool {
+        (self.types.is_empty() || self.types.contains(&event.envelope.event_type))
+            && self
+                .actor
+                .is_none_or(|actor| event.envelope.actor == Some(actor))
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if let Some(aggregate) = &self.aggregate {
+            let valid = |s: &str| {
+                !s.is_empty()
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            };
+            let ok = match aggregate.split_once(':') {
+                Some((kind, id)) => valid(kind) && valid(id),
+                None => valid(aggregate),
+            };
+            anyhow::ensure!(ok, "--aggregate takes `<kind>` or `<kind>:<id>`");
+        }
+        Ok(())
+    }
+}
+
+/// Where a stretch of the log starts and ends (both ends included).
+#[derive(Debug, Clone, Default, Args)]
+pub struct Range {
+    /// The first sequence (default: the beginning).
+    #[arg(long, conflicts_with = "since")]
+    pub from_seq: Option<u64>,
+    /// The first time (RFC 3339), instead of a sequence.
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<OffsetDateTime>,
+    /// The last sequence (default: the newest at the start).
+    #[arg(long, conflicts_with = "until")]
+    pub to_seq: Option<u64>,
+    /// The last time (RFC 3339), instead of a sequence.
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<OffsetDateTime>,
+}
+
+impl Range {
+    fn start(&self) -> Start {
+        match (self.from_seq, self.since) {
+            (_, Some(time)) => Start::Time(time),
+            (Some(sequence), None) => Start::Sequence(sequence),
+            (None, None) => Start::Sequence(1),
+        }
+    }
+
+    /// True once `event` is past the end: the log is in stream order, so nothing after
+    /// it is in range either.
+    fn ended_by(&self, event: &StoredEvent) -> bool {
+        self.to_seq.is_some_and(|last| event.sequence > last)
+            || self.until.is_some_and(|until| event.stored_at > until)
+    }
+}
+
+fn parse_time(value: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(value, &Rfc3339).map_err(|e| format!("not an RFC 3339 time: {e}"))
+}
+
+/// One exported event. The field names are stable; the payload is upcast to its
+/// type's current version, with secrets' hashes redacted.
+#[derive(Debug, Serialize)]
+pub struct Record<'a> {
+    pub sequence: u64,
+    pub event_id: Uuid,
+    #[serde(rename = "type")]
+    pub event_type: &'a str,
+    pub schema_version: u32,
+    pub actor: Option<Uuid>,
+    pub aggregate_type: &'a str,
+    pub aggregate_id: &'a str,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub stored_at: OffsetDateTime,
+    pub correlation_id: Uuid,
+    pub causation_id: Option<Uuid>,
+    pub payload: serde_json::Value,
+}
+
+/// Payload fields that hold hashes of secrets (passwords, refresh tokens): never
+/// exported.
+const REDACTED: &[&str] = &["password_hash", "refresh_hash"];
+
+impl<'a> Record<'a> {
+    pub fn of(event: &'a StoredEvent) -> Self {
+        let envelope = &event.envelope;
+        let mut payload = envelope.payload.clone();
+        if let Some(fields) = payload.as_object_mut() {
+            for field in REDACTED {
+                if let Some(value) = fields.get_mut(*field)
+                    && !value.is_null()
+                {
+                    *value = serde_json::Value::String("[redacted]".into());
+                }
+            }
+        }
+        Self {
+            sequence: event.sequence,
+            event_id: envelope.event_id,
+            event_type: &envelope.event_type,
+            schema_version: envelope.schema_version,
+            actor: envelope.actor,
+            aggregate_type: &envelope.aggregate_type,
+            aggregate_id: &envelope.aggregate_id,
+            occurred_at: envelope.occurred_at,
+            stored_at: event.stored_at,
+            correlation_id: envelope.correlation_id,
+            causation_id: envelope.causation_id,
+            payload,
+        }
+    }
+}
+
+pub async fn run(
+    settings: &crate::settings::Settings,
+    command: EventsCommand,
+) -> anyhow::Result<()> {
+    let log = crate::app::open_log_read_only(settings).await?;
+    match command {
+        EventsCommand::Tail { filter } => {
+            let mut out = std::io::stdout().lock();
+            tail(&log, &filter, &mut out, std::future::pending()).await
+        }
+        EventsCommand::Export {
+            filter,
+            range,
+            output,
+        } => {
+            let written = match output {
+                Some(path) => {
+                    let file = std::fs::File::create(&path)
+                        .with_context(|| format!("creating {}", path.display()))?;
+                    let mut out = std::io::BufWriter::new(file);
+                    let written = export(&log, &filter, &range, &mut out).await?;
+                    out.flush()?;
+                    written
+                }
+                None => {
+                    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                    let written = export(&log, &filter, &range, &mut out).await?;
+                    out.flush()?;
+                    written
+                }
+            };
+            eprintln!("{written} events exported");
+            Ok(())
+        }
+        EventsCommand::Stats {
+            filter,
+            range,
+            json,
+        } => {
+            let stats = stats(&log, &filter, &range).await?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &stats)?;
+                writeln!(out)?;
+            } else {
+                stats.print(&mut out)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Writes the matching events of `range` to `out`, one JSON line each; how many. Shows
+/// progress on standard error when it is a terminal.
+pub async fn export(
+    log: &EventLog,
+    filter: &Filter,
+    range: &Range,
+    out: &mut impl Write,
+) -> anyhow::Result<u64> {
+    filter.validate()?;
+    let end = log.last_sequence().await?;
+    let mut progress = Progress::new("exported", end);
+    let mut events =
+        Box::pin(log.read_matching(filter.subject(&log.config().prefix, "evt"), range.start()));
+    let mut written = 0;
+    while let Some(event) = events.next().await {
+        let event = event?;
+        if range.ended_by(&event) {
+            break;
+        }
+        progress.tick(event.sequence, written);
+        if !filter.admits(&event) {
+            continue;
+        }
+        serde_json::to_writer(&mut *out, &Record::of(&event))?;
+        out.write_all(b"\n")?;
+        written += 1;
+    }
+    progress.done();
+    Ok(written)
+}
+
+/// Writes every matching live event to `out` as it is stored, until `stop`.
+pub async fn tail(
+    log: &EventLog,
+    filter: &Filter,
+    out: &mut impl Write,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    filter.validate()?;
+    let subject = filter.subject(&log.config().prefix, "live");
+    let mut live = log
+        .client()
+        .subscribe(subject)
+        .await
+        .context("subscribing to the live events")?;
+    tokio::pin!(stop);
+    loop {
+        let message = tokio::select! {
+            message = live.next() => message,
+            () = &mut stop => return Ok(()),
+        };
+        let Some(message) = message else {
+            anyhow::bail!("the connection to NATS closed");
+        };
+        let Some(event) = live_event(&message) else {
+            continue;
+        };
+        if filter.admits(&event) {
+            serde_json::to_writer(&mut *out, &Record::of(&event))?;
+            out.write_all(b"\n")?;
+            out.flush()?;
+        }
+    }
+}
+
+/// A republished event with the place and time the stream gave it.
+fn live_event(message: &async_nats::Message) -> Option<StoredEvent> {
+    let headers = message.headers.as_ref()?;
+    let sequence = headers.get("Nats-Sequence")?.as_str().parse().ok()?;
+    let subject = headers.get("Nats-Subject")?.as_str().to_owned();
+    let stored_at =
+        OffsetDateTime::parse(headers.get("Nats-Time-Stamp")?.as_str(), &Rfc3339).ok()?;
+    let envelope = natter_eventlog::decode_envelope(&message.payload).ok()?;
+    Some(StoredEvent {
+        sequence,
+        subject,
+        stored_at,
+        envelope,
+    })
+}
+
+/// Counts by type and by day (UTC, from the time each event was stored).
+#[derive(Debug, Default, Serialize)]
+pub struct Stats {
+    pub total: u64,
+    pub by_type: BTreeMap<String, u64>,
+    pub by_day: BTreeMap<String, u64>,
+}
+
+impl Stats {
+    fn print(&self, out: &mut impl Write) -> std::io::Result<()> {
+        writeln!(out, "{:<28} {:>12}", "type", "events")?;
+        for (kind, count) in &self.by_type {
+            writeln!(out, "{kind:<28} {count:>12}")?;
+        }
+        writeln!(out, "\n{:<28} {:>12}", "day (UTC)", "events")?;
+        for (day, count) in &self.by_day {
+            writeln!(out, "{day:<28} {count:>12}")?;
+        }
+        writeln!(out, "\n{:<28} {:>12}", "total", self.total)
+    }
+}
+
+pub async fn stats(log: &EventLog, filter: &Filter, range: &Range) -> anyhow::Result<Stats> {
+    filter.validate()?;
+    let end = log.last_sequence().await?;
+    let mut progress = Progress::new("counted", end);
+    let mut events =
+        Box::pin(log.read_matching(filter.subject(&log.config().prefix, "evt"), range.start()));
+    let mut stats = Stats::default();
+    while let Some(event) = events.next().await {
+        let event = event?;
+        if range.ended_by(&event) {
+            break;
+        }
+        progress.tick(event.sequence, stats.total);
+        if !filter.admits(&event) {
+            continue;
+        }
+        stats.total += 1;
+        *stats
+            .by_type
+            .entry(event.envelope.event_type.clone())
+            .or_default() += 1;
+        *stats
+            .by_day
+            .entry(event.stored_at.date().to_string())
+            .or_default() += 1;
+    }
+    progress.done();
+    Ok(stats)
+}
+
+/// A progress line on standard error, twice a second, when it is a terminal.
+struct Progress {
+    label: &'static str,
+    end: u64,
+    started: Instant,
+    shown: Instant,
+    on: bool,
+}
+
+impl Progress {
+    fn new(label: &'static str, end: u64) -> Self {
+        Self {
+            label,
+            end,
+            started: Instant::now(),
+            shown: Instant::now(),
+            on: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn tick(&mut self, sequence: u64, count: u64) {
+        if !self.on || self.shown.elapsed() < Duration::from_millis(500) {
+            return;
+        }
+        self.shown = Instant::now();
+        let rate = sequence as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+        let left = self.end.saturating_sub(sequence) as f64 / rate.max(1.0);
+        eprint!(
+            "\r  {count} {} · sequence {sequence} of {} ({:.0}%) · about {left:.0} s left   ",
+            self.label,
+            self.end,
+            100.0 * sequence as f64 / self.end.max(1) as f64
+        );
+        let _ = std::io::stderr().flush();
+    }
+
+    fn done(&self) {
+        if self.on {
+            eprintln!();
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! `natter events` against a real log: export, stats and tail, and an export loaded
+//! into DuckDB as an analyst would.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::TestEnv;
+use common::http::Api;
+use natter::events::{Filter, Range, export, stats, tail};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// Two signed-in users (their registrations carry password hashes, their sessions
+/// refresh-token hashes), a group and five messages; the group's id and its creator.
+async fn history(api: &Api) -> (String, common::http::User) {
+    let ann = api.user("ann").await;
+    let bob = api.user("bob").await;
+    let (_, group) = api
+        .call(
+            Method::POST,
+            "/v1/chats/groups",
+            &ann,
+            Some(json!({"name": "analysts", "members": [bob.id]})),
+        )
+        .await;
+    let chat = group["chat_id"].as_str().unwrap().to_owned();
+    for i in 0..5 {
+        let (status, _) = api
+            .call(
+                Method::POST,
+                &format!("/v1/chats/{chat}/messages"),
+                &ann,
+                Some(json!({"client_id": format!("m{i}"), "body": format!("message {i}")})),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    (chat, ann)
+}
+
+async fn exported(env: &TestEnv, filter: &Filter, range: &Range) -> Vec<Value> {
+    let mut out = Vec::new();
+    let written = export(&env.log, filter, range, &mut out).await.unwrap();
+    let lines: Vec<Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len() as u64, written);
+    lines
+}
+
+#[tokio::test]
+async fn an_export_has_every_event_in_order_with_stable_fields_and_no_secret_hashes() {
+    let env = TestEnv::new().await;
+    let api = Api::start(&env).await;
+    let (chat, _) = history(&api).await;
+    let last = env.log.last_sequence().await.unwrap();
+
+    let all = exported(&env, &Filter::default(), &Range::default()).await;
+    assert_eq!(all.len() as u64, last, "one line per stored event");
+    let sequences: Vec<u64> = all
+        .iter()
+        .map(|e| e["sequence"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sequences, (1..=last).collect::<Vec<_>>());
+    for field in [
+        "event_id",
+        "type",
+        "schema_version",
+        "actor",
+        "aggregate_type",
+        "aggregate_id",
+        "occurred_at",
+        "stored_at",
+        "correlation_id",
+        "payload",
+    ] {
+        assert!(
+            all.iter().all(|e| e.get(field).is_some()),
+            "{field} in every line"
+        );
+    }
+    let text = serde_json::to_string(&all).unwrap();
+    assert!(!text.contains("$argon2"), "no password hash leaves the log");
+    let registration = all.iter().find(|e| e["type"] == "UserRegistered").unwrap();
+    assert_eq!(registration["payload"]["password_hash"], "[redacted]");
+    let session = all.iter().find(|e| e["type"] == "SessionOpened").unwrap();
+    assert_eq!(session["payload"]["refresh_hash"], "[redacted]");
+
+    // One chat's events, a type, an actor, and a stretch of sequences.
+    let in_chat = exported(
+        &env,
+        &Filter {
+            chat: Some(chat.parse().unwrap()),
+            ..Filter::default()
+        },
+        &Range::default(),
+    )
+    .await;
+    assert!(in_chat.iter().all(|e| e["aggregate_id"] == chat.as_str()));
+    assert_eq!(
+        in_chat
+            .iter()
+            .filter(|e| e["type"] == "MessageSent")
+            .count(),
+        5
+    );
+    let sent = Filter {
+        types: vec!["MessageSent".into()],
+        ..Filter::default()
+    };
+    let messages = exported(&env, &sent, &Range::default()).await;
+    assert_eq!(messages.len(), 5);
+    let second = messages[1]["sequence"].as_u64().unwrap();
+    let fourth = messages[3]["sequence"].as_u64().unwrap();
+    let middle = exported(
+        &env,
+        &sent,
+        &Range {
+            from_seq: Some(second),
+            to_seq: Some(fourth),
+            ..Range::default()
+        },
+    )
+    .await;
+    assert_eq!(middle.len(), 3);
+    let by_actor = exported(
+        &env,
+        &Filter {
+            actor: messages[0]["actor"].as_str().map(|a| a.parse().unwrap()),
+            types: vec!["MessageSent".into()],
+            ..Filter::default()
+        },
+        &Range::default(),
+    )
+    .await;
+    assert_eq!(by_actor.len(), 5);
+
+    // Bad input is refused before anything is read.
+    let bad = Filter {
+        aggregate: Some("chat:".into()),
+        ..Filter::default()
+    };
+    assert!(
+        export(&env.log, &bad, &Range::default(), &mut Vec::new())
+            .await
+            .is_err()
+    );
+
+    let counted = stats(&env.log, &Filter::default(), &Range::default())
+        .await
+        .unwrap();
+    assert_eq!(counted.total, last);
+    assert_eq!(counted.by_type["MessageSent"], 5);
+    assert_eq!(counted.by_day.values().sum::<u64>(), last);
+}
+
+#[tokio::test]
+async fn an_export_loads_into_duckdb_with_the_counts_expected() {
+    let env = TestEnv::new().await;
+    let api = Api::start(&env).await;
+    history(&api).await;
+    let last = env.log.last_sequence().await.unwrap();
+    let mut out = Vec::new();
+    export(&env.log, &Filter::default(), &Range::default(), &mut out)
+        .await
+        .unwrap();
+    let file = std::env::temp_dir().join(format!("natter-export-{}.ndjson", env.prefix));
+    std::fs::write(&file, out).unwrap();
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/.tools/venv/bin/python");
+    let query = format!(
+        "import duckdb; r = duckdb.sql(\"select count(*), count(*) filter (where type = 'MessageSent'), \
+         max(sequence) from read_json_auto('{}', format = 'newline_delimited')\").fetchone(); \
+         print(r[0], r[1], r[2])",
+        file.display()
+    );
+    let output = std::process::Command::new(python)
+        .args(["-c", &query])
+        .output()
+        .expect("DuckDB is not installed in .tools/venv; run scripts/deps.sh");
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let counts = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(counts.trim(), format!("{last} 5 {last}"));
+}
+
+/// A writer the test can read while `tail` writes to it.
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn tail_prints_matching_events_as_they_are_stored() {
+    let env = TestEnv::new().await;
+    let api = Api::start(&env).await;
+    let (chat, ann) = history(&api).await;
+    let out = Shared::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let log = env.second_log().await;
+    let filter = Filter {
+        types: vec!["MessageSent".into()],
+        ..Filter::default()
+    };
+    let mut writer = out.clone();
+    let follower = tokio::spawn(async move {
+        tail(&log, &filter, &mut writer, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    let printed = |out: &Shared| -> Vec<Value> {
+        String::from_utf8(out.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    };
+    // Sends until one shows up: the tail subscribes in its own task.
+    let mut sent = Vec::new();
+    for i in 0..50 {
+        let (_, message) = api
+            .call(
+                Method::POST,
+                &format!("/v1/chats/{chat}/messages"),
+                &ann,
+                Some(json!({"client_id": format!("live-{i}"), "body": "live"})),
+            )
+            .await;
+        sent.push(message["sequence"].as_u64().unwrap());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if printed(&out)
+            .iter()
+            .any(|e| e["sequence"] == *sent.last().unwrap())
+        {
+            break;
+        }
+    }
+    let lines = printed(&out);
+    assert!(!lines.is_empty(), "the tail printed the live messages");
+    assert!(lines.iter().all(|e| e["type"] == "MessageSent"));
+    let tailed: Vec<u64> = lines
+        .iter()
+        .map(|e| e["sequence"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        tailed,
+        sent[sent.len() - tailed.len()..],
+        "in order, none missed once on"
+    );
+    let _ = stop.send(());
+    follower.await.unwrap().unwrap();
+}
