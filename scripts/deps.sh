@@ -141,37 +141,31 @@ fi
 log "PostgreSQL $(pg_sql 'show server_version' | cut -d' ' -f1) ready: postgres://postgres@$PG_HOST:$PG_PORT/$PG_DB"
 
 # ---------------------------------------------------------------- Python tools (.tools/venv)
-# The installed version, from the venv's package metadata (fast: no schemathesis import).
-schemathesis_installed() {
+# The installed version of a PyPI package, from the venv's metadata (fast: no import).
+pip_installed() {
     [[ -x "$NATTER_VENV/bin/python" ]] || return 0
-    "$NATTER_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null || true
+    "$NATTER_VENV/bin/python" -c "import importlib.metadata as m; print(m.version('$1'))" 2>/dev/null || true
 }
-if [[ "$(schemathesis_installed)" != "$SCHEMATHESIS_VERSION" ]]; then
-    log "installing schemathesis $SCHEMATHESIS_VERSION (PyPI) into ${NATTER_VENV#"$NATTER_ROOT"/}"
-    ensure_venv
-    "$NATTER_VENV/bin/pip" install --disable-pip-version-check -q "schemathesis==$SCHEMATHESIS_VERSION"
-    got="$(schemathesis_installed)"
-    [[ "$got" == "$SCHEMATHESIS_VERSION" ]] ||
-        die "expected schemathesis $SCHEMATHESIS_VERSION in ${NATTER_VENV#"$NATTER_ROOT"/}, got: ${got:-nothing}"
-    "$NATTER_VENV/bin/schemathesis" --version >/dev/null ||
-        die "schemathesis $SCHEMATHESIS_VERSION is installed but $NATTER_VENV/bin/schemathesis does not run"
-fi
-log "schemathesis $SCHEMATHESIS_VERSION at ${NATTER_VENV#"$NATTER_ROOT"/}/bin/schemathesis"
+# Installs exactly NAME==VERSION into the venv, unless it is there already.
+pip_pinned() {
+    local name=$1 version=$2 got
+    if [[ "$(pip_installed "$name")" != "$version" ]]; then
+        log "installing $name $version (PyPI) into ${NATTER_VENV#"$NATTER_ROOT"/}"
+        ensure_venv
+        "$NATTER_VENV/bin/pip" install --disable-pip-version-check -q "$name==$version"
+        got="$(pip_installed "$name")"
+        [[ "$got" == "$version" ]] ||
+            die "expected $name $version in ${NATTER_VENV#"$NATTER_ROOT"/}, got: ${got:-nothing}"
+    fi
+    log "$name $version in ${NATTER_VENV#"$NATTER_ROOT"/}"
+}
 
-# DuckDB (PyPI), for the test that loads an event export the way an analyst would.
+pip_pinned schemathesis "$SCHEMATHESIS_VERSION"
+"$NATTER_VENV/bin/schemathesis" --version >/dev/null ||
+    die "schemathesis $SCHEMATHESIS_VERSION is installed but $NATTER_VENV/bin/schemathesis does not run"
+# DuckDB, for the test that loads an event export the way an analyst would.
 DUCKDB_VERSION="${DUCKDB_VERSION:-1.1.3}"
-duckdb_installed() {
-    [[ -x "$NATTER_VENV/bin/python" ]] || return 0
-    "$NATTER_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("duckdb"))' 2>/dev/null || true
-}
-if [[ "$(duckdb_installed)" != "$DUCKDB_VERSION" ]]; then
-    log "installing duckdb $DUCKDB_VERSION (PyPI) into ${NATTER_VENV#"$NATTER_ROOT"/}"
-    ensure_venv
-    "$NATTER_VENV/bin/pip" install --disable-pip-version-check -q "duckdb==$DUCKDB_VERSION"
-    [[ "$(duckdb_installed)" == "$DUCKDB_VERSION" ]] ||
-        die "expected duckdb $DUCKDB_VERSION in ${NATTER_VENV#"$NATTER_ROOT"/}"
-fi
-log "duckdb $DUCKDB_VERSION in ${NATTER_VENV#"$NATTER_ROOT"/}"
+pip_pinned duckdb "$DUCKDB_VERSION"
 
 # ---------------------------------------------------------------- Rust tools
 command -v cargo >/dev/null 2>&1 || die "cargo not found (expected a rustup toolchain in ~/.cargo/bin)"
