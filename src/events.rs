@@ -303,7 +303,7 @@ pub async fn tail(
         let Some(message) = message else {
             anyhow::bail!("the connection to NATS closed");
         };
-        let Some(event) = live_event(&message) else {
+        let Ok(event) = StoredEvent::from_headers(&message) else {
             continue;
         };
         if filter.admits(&event) {
@@ -312,22 +312,6 @@ pub async fn tail(
             out.flush()?;
         }
     }
-}
-
-/// A republished event with the place and time the stream gave it.
-fn live_event(message: &async_nats::Message) -> Option<StoredEvent> {
-    let headers = message.headers.as_ref()?;
-    let sequence = headers.get("Nats-Sequence")?.as_str().parse().ok()?;
-    let subject = headers.get("Nats-Subject")?.as_str().to_owned();
-    let stored_at =
-        OffsetDateTime::parse(headers.get("Nats-Time-Stamp")?.as_str(), &Rfc3339).ok()?;
-    let envelope = natter_eventlog::decode_envelope(&message.payload).ok()?;
-    Some(StoredEvent {
-        sequence,
-        subject,
-        stored_at,
-        envelope,
-    })
 }
 
 /// Counts by type and by day (UTC, from the time each event was stored).

@@ -199,7 +199,7 @@ impl EventLog {
                 }
                 _ => {
                     let pending = header_u64(message.headers.as_ref(), "Nats-Num-Pending");
-                    events.push(stored_event(message)?);
+                    events.push(StoredEvent::from_headers(&message)?);
                     if !batched {
                         return Ok(Page {
                             events,
@@ -233,28 +233,6 @@ fn header_u64(headers: Option<&HeaderMap>, name: &str) -> Option<u64> {
     headers?.get(name)?.as_str().parse().ok()
 }
 
-fn stored_event(message: Message) -> Result<StoredEvent, LogError> {
-    let headers = message.headers.as_ref();
-    let sequence = header_u64(headers, "Nats-Sequence")
-        .ok_or_else(|| LogError::Read("direct get reply without Nats-Sequence".into()))?;
-    let malformed = |reason: String| LogError::Malformed { sequence, reason };
-    let subject = headers
-        .and_then(|h| h.get("Nats-Subject"))
-        .map(|v| v.as_str().to_owned())
-        .ok_or_else(|| malformed("no Nats-Subject".into()))?;
-    let stored_at = headers
-        .and_then(|h| h.get("Nats-Time-Stamp"))
-        .and_then(|v| OffsetDateTime::parse(v.as_str(), &Rfc3339).ok())
-        .ok_or_else(|| malformed("no valid Nats-Time-Stamp".into()))?;
-    let envelope = decode_envelope(&message.payload).map_err(malformed)?;
-    Ok(StoredEvent {
-        sequence,
-        subject,
-        stored_at,
-        envelope,
-    })
-}
-
 /// Parses a stored envelope and upcasts its payload to the current version of its type.
 /// Types this build does not know (written by a newer one) are passed on unchanged.
 pub fn decode_envelope(payload: &[u8]) -> Result<Envelope, String> {
@@ -274,6 +252,31 @@ pub fn decode_envelope(payload: &[u8]) -> Result<Envelope, String> {
 }
 
 impl StoredEvent {
+    /// An event from a message carrying the stream's headers (`Nats-Sequence`,
+    /// `Nats-Subject`, `Nats-Time-Stamp`): a direct-get reply, or an event the stream
+    /// republished to a live subject.
+    pub fn from_headers(message: &Message) -> Result<Self, LogError> {
+        let headers = message.headers.as_ref();
+        let sequence = header_u64(headers, "Nats-Sequence")
+            .ok_or_else(|| LogError::Read("a stored event without Nats-Sequence".into()))?;
+        let malformed = |reason: String| LogError::Malformed { sequence, reason };
+        let subject = headers
+            .and_then(|h| h.get("Nats-Subject"))
+            .map(|v| v.as_str().to_owned())
+            .ok_or_else(|| malformed("no Nats-Subject".into()))?;
+        let stored_at = headers
+            .and_then(|h| h.get("Nats-Time-Stamp"))
+            .and_then(|v| OffsetDateTime::parse(v.as_str(), &Rfc3339).ok())
+            .ok_or_else(|| malformed("no valid Nats-Time-Stamp".into()))?;
+        let envelope = decode_envelope(&message.payload).map_err(malformed)?;
+        Ok(Self {
+            sequence,
+            subject,
+            stored_at,
+            envelope,
+        })
+    }
+
     /// The event a JetStream consumer delivered.
     pub fn from_consumed(message: &async_nats::jetstream::Message) -> Result<Self, LogError> {
         let info = message

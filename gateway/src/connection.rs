@@ -51,7 +51,6 @@ type Step<T = ()> = Result<T, End>;
 
 pub async fn serve(socket: WebSocket, shared: Arc<Shared>, claims: AccessClaims) {
     let id = shared.next_connection.fetch_add(1, Ordering::Relaxed);
-    shared.open_connections.fetch_add(1, Ordering::Relaxed);
     shared.metrics.connections.inc();
     let span = tracing::info_span!("connection", id, user = %claims.sub);
     let mut connection = Connection {
@@ -76,7 +75,6 @@ pub async fn serve(socket: WebSocket, shared: Arc<Shared>, claims: AccessClaims)
     .instrument(span)
     .await;
     shared.hub.unregister(id);
-    shared.open_connections.fetch_sub(1, Ordering::Relaxed);
     shared.metrics.connections.dec();
 }
 
@@ -496,30 +494,18 @@ impl Connection {
     /// write buffer is full).
     async fn feed(&mut self, message: Message) -> Step {
         let timeout = self.shared.config.send_timeout;
-        match tokio::time::timeout(timeout, SinkExt::feed(&mut self.socket, message)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Gone),
-            Err(_) => Err(End::Close(CloseReason::Unresponsive)),
-        }
+        in_time(timeout, SinkExt::feed(&mut self.socket, message)).await
     }
 
     async fn flush(&mut self) -> Step {
         let timeout = self.shared.config.send_timeout;
-        match tokio::time::timeout(timeout, SinkExt::flush(&mut self.socket)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Gone),
-            Err(_) => Err(End::Close(CloseReason::Unresponsive)),
-        }
+        in_time(timeout, SinkExt::flush(&mut self.socket)).await
     }
 
-    /// Sends one frame; a client that does not take it in time is gone.
+    /// Sends one frame and flushes.
     async fn send(&mut self, message: Message) -> Step {
-        match tokio::time::timeout(self.shared.config.send_timeout, self.socket.send(message)).await
-        {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Gone),
-            Err(_) => Err(End::Close(CloseReason::Unresponsive)),
-        }
+        let timeout = self.shared.config.send_timeout;
+        in_time(timeout, self.socket.send(message)).await
     }
 
     /// Writes pending acknowledgements, then closes with the reason, if the server ends
@@ -550,6 +536,18 @@ impl Connection {
             }));
             let _ = self.send(close).await;
         }
+    }
+}
+
+/// A write to the socket: a client that does not take it within `timeout` is gone.
+async fn in_time(
+    timeout: Duration,
+    write: impl std::future::Future<Output = Result<(), axum::Error>>,
+) -> Step {
+    match tokio::time::timeout(timeout, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::Gone),
+        Err(_) => Err(End::Close(CloseReason::Unresponsive)),
     }
 }
 

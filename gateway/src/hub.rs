@@ -12,7 +12,6 @@ use async_nats::{Client, Message, Subscriber};
 use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
 use futures::stream::{AbortHandle, Abortable, SelectAll};
-use natter_domain::chat::ChatEvent;
 use natter_eventlog::EventLog;
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
@@ -489,7 +488,9 @@ impl Hub {
             match kind {
                 "chatmsg" => self.deliver(chat_id, sequence, &message.payload, None),
                 "chat" => {
-                    let change = membership_change(&message.payload);
+                    let change = natter_eventlog::decode_envelope(&message.payload)
+                        .ok()
+                        .and_then(|envelope| MembershipChange::of_envelope(&envelope));
                     if let Some(change) = &change {
                         self.admit_joiners(chat_id, sequence, change, subscriptions)
                             .await;
@@ -710,19 +711,6 @@ fn sequence_of(message: &Message) -> u64 {
         .and_then(|headers| headers.get("Nats-Sequence"))
         .and_then(|value| value.as_str().parse().ok())
         .unwrap_or(0)
-}
-
-/// The membership change of a stored chat event, if it makes one.
-fn membership_change(payload: &[u8]) -> Option<MembershipChange> {
-    let envelope = natter_eventlog::decode_envelope(payload).ok()?;
-    let event = natter_schema::decode::<ChatEvent>(
-        &envelope.event_type,
-        envelope.schema_version,
-        &envelope.payload,
-    )
-    .ok()?;
-    let change = MembershipChange::of(&event);
-    (!change.is_empty()).then_some(change)
 }
 
 /// Now, to the microsecond: the precision Postgres keeps, so that the time in a frame,

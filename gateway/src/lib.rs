@@ -13,7 +13,7 @@ pub mod protocol;
 mod sync;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use axum::Router;
@@ -82,7 +82,6 @@ struct Shared {
     metrics: metrics::GatewayMetrics,
     config: GatewayConfig,
     next_connection: AtomicU64,
-    open_connections: AtomicU64,
 }
 
 /// What the gateway uses of the rest of Natter.
@@ -156,7 +155,6 @@ impl Gateway {
             metrics,
             config,
             next_connection: AtomicU64::new(1),
-            open_connections: AtomicU64::new(0),
         });
         Ok((Self { shared }, task))
     }
@@ -166,11 +164,6 @@ impl Gateway {
         Router::new()
             .route("/v1/ws", get(upgrade))
             .with_state(self.clone())
-    }
-
-    /// Connections open now.
-    pub fn open_connections(&self) -> u64 {
-        self.shared.open_connections.load(Ordering::Relaxed)
     }
 }
 

@@ -38,6 +38,19 @@ impl MembershipChange {
         }
     }
 
+    /// The change a stored chat event makes, if it makes one (other events, and events
+    /// of other aggregates, make none).
+    pub fn of_envelope(envelope: &natter_schema::Envelope) -> Option<Self> {
+        let event = natter_schema::decode::<ChatEvent>(
+            &envelope.event_type,
+            envelope.schema_version,
+            &envelope.payload,
+        )
+        .ok()?;
+        let change = Self::of(&event);
+        (!change.is_empty()).then_some(change)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.joined.is_empty() && self.left.is_empty()
     }

@@ -4,7 +4,6 @@
 use std::collections::HashSet;
 
 use futures::{StreamExt, TryStreamExt};
-use natter_domain::chat::ChatEvent;
 use natter_eventlog::{EventLog, LogError, StoredEvent};
 use natter_projections::Projection;
 use uuid::Uuid;
@@ -96,7 +95,10 @@ pub async fn sync(
             }
         }
         for event in read_range(&shared.log, &chat_events, scanned + 1, end).await? {
-            if let Some((chat_id, change)) = membership_change(&event) {
+            if let (Some(chat_id), Some(change)) = (
+                chat_of(&event),
+                MembershipChange::of_envelope(&event.envelope),
+            ) {
                 membership.apply(chat_id, event.sequence, &change);
             }
         }
@@ -198,20 +200,6 @@ async fn read_range(
         }
     }
     Ok(events)
-}
-
-/// The chat and membership change of a stored chat event, if it makes one.
-fn membership_change(event: &StoredEvent) -> Option<(Uuid, MembershipChange)> {
-    let envelope = &event.envelope;
-    let chat_id = Uuid::parse_str(&envelope.aggregate_id).ok()?;
-    let decoded = natter_schema::decode::<ChatEvent>(
-        &envelope.event_type,
-        envelope.schema_version,
-        &envelope.payload,
-    )
-    .ok()?;
-    let change = MembershipChange::of(&decoded);
-    (!change.is_empty()).then_some((chat_id, change))
 }
 
 /// The chat an event of `<prefix>.evt.<kind>.<chat id>` belongs to.
