@@ -75,38 +75,25 @@ async fn resuming_after_a_disconnect_in_a_burst_loses_nothing_and_repeats_nothin
     let (mut socket, _, start) = Socket::resume(&rt.second, &bob.token, None).await;
 
     let burst = 300;
-    let sender = {
-        let rt_http = rt.http.clone();
-        let url = rt.main.url("");
-        let ann_token = ann.token.clone();
-        let (chat, other) = (chat.clone(), other.clone());
-        tokio::spawn(async move {
-            let mut sequences = Vec::new();
-            for i in 0..burst {
-                let target = if i % 3 == 0 { &other } else { &chat };
-                let answer: Value = rt_http
-                    .post(format!("{url}/v1/chats/{target}/messages"))
-                    .bearer_auth(&ann_token)
-                    .json(&json!({"client_id": format!("burst-{i}"), "body": format!("m{i}")}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                sequences.push(answer["sequence"].as_u64().unwrap());
-            }
-            sequences
-        })
+    let sending = async {
+        let mut sequences = Vec::new();
+        for i in 0..burst {
+            let target = if i % 3 == 0 { &other } else { &chat };
+            sequences.push(rt.send(target, &ann, &format!("m{i}")).await);
+        }
+        sequences
     };
     // Take part of the burst, then drop the connection without a word.
-    let mut received = Vec::new();
-    while received.len() < 60 {
-        received.push(seq(&socket.next_event().await));
-    }
-    drop(socket);
+    let taking = async move {
+        let mut received = Vec::new();
+        while received.len() < 60 {
+            received.push(seq(&socket.next_event().await));
+        }
+        drop(socket);
+        received
+    };
+    let (sent, mut received) = tokio::join!(sending, taking);
     let cursor = *received.last().unwrap();
-    let sent = sender.await.unwrap();
     // Resume on the other gateway.
     let (mut socket, missed, ready) = Socket::resume(&rt.main, &bob.token, Some(cursor)).await;
     received.extend(missed.iter().map(seq));
@@ -158,8 +145,8 @@ async fn a_member_gets_a_chat_only_between_joining_and_leaving_live_and_on_repla
     assert_eq!(event_type(&removed), "MemberRemoved");
     let after = rt.send(&chat, &ann, "after cid").await;
     // Ann's later message reaches Bob but not Cid.
-    let (mut bob_socket, _, _) = Socket::resume(&rt.main, &bob.token, Some(after - 1)).await;
-    let _ = &mut bob_socket;
+    let (_, to_bob, _) = Socket::resume(&rt.main, &bob.token, Some(after - 1)).await;
+    assert_eq!(to_bob.iter().map(seq).collect::<Vec<_>>(), vec![after]);
     assert_eq!(cid_socket.try_next(Duration::from_millis(300)).await, None);
 
     // A replay from before any of it gives the same stretch and nothing outside it.
@@ -465,11 +452,10 @@ async fn soak_two_hundred_clients_dropping_and_reconnecting_while_twenty_thousan
                 } else {
                     &rt.second
                 };
-                let (mut socket, missed, ready) =
+                let (mut socket, missed, _) =
                     Socket::resume(app, &users[user].token, Some(cursor)).await;
                 received.extend(missed.iter().map(seq));
                 cursor = received.last().copied().unwrap_or(cursor).max(cursor);
-                let _ = ready;
                 if finished {
                     return (received, reconnects);
                 }
