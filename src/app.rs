@@ -14,6 +14,7 @@ use natter_commands::CommandMetrics;
 use natter_commands::accounts::{AccountPolicy, Accounts};
 use natter_commands::passwords::PasswordHasher;
 use natter_eventlog::EventLog;
+use natter_projections::build::bring_up_to_date;
 use natter_projections::{Projection, ProjectionMetrics, Runner, Sessions, UserDirectory};
 use prometheus_client::registry::Registry;
 use sqlx::PgPool;
@@ -28,6 +29,7 @@ use crate::settings::{AuthSettings, Role, ServeArgs, Settings};
 #[derive(Debug)]
 pub struct Application {
     roles: Vec<Role>,
+    auto_rebuild: bool,
     listener: TcpListener,
     log: EventLog,
     pool: PgPool,
@@ -105,6 +107,7 @@ impl Application {
             gateway,
             presence,
             roles: serve.roles.clone(),
+            auto_rebuild: serve.auto_rebuild,
             listener,
             accounts,
             chats,
@@ -220,8 +223,24 @@ impl Application {
             projection,
             self.projection_metrics.clone(),
         );
+        let (log, pool, auto_rebuild) = (
+            self.log.clone(),
+            self.projection_pool.clone(),
+            self.auto_rebuild,
+        );
         let stopped = stopped.clone();
-        tasks.spawn(async move { runner.run(wait(stopped)).await.context(P::NAME) });
+        tasks.spawn(async move {
+            // A version newer than the live tables' is built beside them first; an
+            // interrupted build resumes at the next start.
+            let projection = Arc::clone(runner.projection());
+            tokio::select! {
+                built = bring_up_to_date(&log, &pool, &*projection, auto_rebuild) => {
+                    built.with_context(|| format!("rebuilding {}", P::NAME))?;
+                }
+                () = wait(stopped.clone()) => return Ok(()),
+            }
+            runner.run(wait(stopped)).await.context(P::NAME)
+        });
     }
 }
 

@@ -2,8 +2,8 @@
 
 use anyhow::Context as _;
 
-use crate::app::{Application, connect_log, connect_postgres};
-use crate::settings::{Cli, Command, ProjectionsCommand, Settings};
+use crate::app::{Application, connect_postgres};
+use crate::settings::{Cli, Command, Settings};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -13,9 +13,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run(shutdown_signal()).await
         }
         Command::Migrate => migrate(&cli.global).await,
-        Command::Projections {
-            command: ProjectionsCommand::Status { json },
-        } => projections_status(&cli.global, json).await,
+        Command::Projections { command } => crate::projections::run(&cli.global, command).await,
         Command::Openapi => {
             print!("{}", natter_api::openapi_json());
             Ok(())
@@ -33,39 +31,6 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
         .context("applying migrations")?;
     let count = natter_schema::MIGRATOR.iter().count();
     println!("migrations applied ({count} known)");
-    Ok(())
-}
-
-async fn projections_status(settings: &Settings, json: bool) -> anyhow::Result<()> {
-    let log = connect_log(settings).await?;
-    let pool = connect_postgres(settings).await?;
-    let statuses = natter_projections::status(&pool, &log).await?;
-    if json {
-        let rows: Vec<serde_json::Value> = statuses
-            .iter()
-            .map(|s| {
-                serde_json::json!({
-                    "name": s.name, "version": s.version, "checkpoint": s.checkpoint,
-                    "lag": s.lag, "updated_at": s.updated_at.to_string(),
-                })
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(());
-    }
-    println!(
-        "{:<24} {:>7} {:>12} {:>10}  UPDATED",
-        "PROJECTION", "VERSION", "CHECKPOINT", "LAG"
-    );
-    for s in &statuses {
-        println!(
-            "{:<24} {:>7} {:>12} {:>10}  {}",
-            s.name, s.version, s.checkpoint, s.lag, s.updated_at
-        );
-    }
-    if statuses.is_empty() {
-        println!("(no projection has run yet)");
-    }
     Ok(())
 }
 

@@ -4,17 +4,18 @@
 //! gets, no stream changes.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal as _, Write};
-use std::time::{Duration, Instant};
+use std::io::Write;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use futures::StreamExt;
 use natter_eventlog::{EventLog, Start, StoredEvent};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
+
+use crate::progress::Progress;
 
 #[derive(Debug, Subcommand)]
 pub enum EventsCommand {
@@ -32,6 +33,14 @@ pub enum EventsCommand {
         /// Write to this file instead of standard output.
         #[arg(long, short)]
         output: Option<std::path::PathBuf>,
+    },
+    /// Replay a complete export (every event from sequence 1, as `export` writes them)
+    /// into an empty stream, as a copy of the log to project and analyse apart. Needs
+    /// write access; refuses a stream that holds events.
+    Import {
+        /// Read from this file instead of standard input.
+        #[arg(long, short)]
+        input: Option<std::path::PathBuf>,
     },
     /// Count events by type and by day between two points.
     Stats {
@@ -138,7 +147,7 @@ impl Range {
     }
 }
 
-fn parse_time(value: &str) -> Result<OffsetDateTime, String> {
+pub(crate) fn parse_time(value: &str) -> Result<OffsetDateTime, String> {
     OffsetDateTime::parse(value, &Rfc3339).map_err(|e| format!("not an RFC 3339 time: {e}"))
 }
 
@@ -201,8 +210,22 @@ pub async fn run(
     settings: &crate::settings::Settings,
     command: EventsCommand,
 ) -> anyhow::Result<()> {
+    if let EventsCommand::Import { input } = command {
+        let log = crate::app::connect_log(settings).await?;
+        let imported = match input {
+            Some(path) => {
+                let file = std::fs::File::open(&path)
+                    .with_context(|| format!("opening {}", path.display()))?;
+                import(&log, std::io::BufReader::new(file)).await?
+            }
+            None => import(&log, std::io::stdin().lock()).await?,
+        };
+        eprintln!("{imported} events imported");
+        return Ok(());
+    }
     let log = crate::app::open_log_read_only(settings).await?;
     match command {
+        EventsCommand::Import { .. } => unreachable!("handled above"),
         EventsCommand::Tail { filter } => {
             let mut out = std::io::stdout().lock();
             tail(&log, &filter, &mut out, std::future::pending()).await
@@ -249,6 +272,82 @@ pub async fn run(
     }
 }
 
+/// An exported event read back.
+#[derive(Debug, Deserialize)]
+struct Exported {
+    sequence: u64,
+    event_id: Uuid,
+    #[serde(rename = "type")]
+    event_type: String,
+    schema_version: u32,
+    actor: Option<Uuid>,
+    aggregate_type: String,
+    aggregate_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    occurred_at: OffsetDateTime,
+    correlation_id: Uuid,
+    causation_id: Option<Uuid>,
+    payload: serde_json::Value,
+}
+
+/// Appends the events of an export to an empty log, each at the sequence it had, so
+/// that read models projected from the copy equal the original's. Returns how many.
+pub async fn import(log: &EventLog, input: impl std::io::BufRead) -> anyhow::Result<u64> {
+    let held = log.last_sequence().await?;
+    anyhow::ensure!(
+        held == 0,
+        "the stream {} already holds {held} events; import into an empty one",
+        log.config().stream
+    );
+    let mut imported = 0;
+    for (number, line) in input.lines().enumerate() {
+        let line = line.context("reading the export")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record: Exported = serde_json::from_str(&line)
+            .with_context(|| format!("line {}: not an exported event", number + 1))?;
+        let expected = imported + 1;
+        anyhow::ensure!(
+            record.sequence == expected,
+            "line {}: sequence {} where {expected} was due; only a complete export (from \
+             sequence 1, unfiltered) replays into an equal log",
+            number + 1,
+            record.sequence
+        );
+        let envelope = natter_schema::Envelope {
+            event_id: record.event_id,
+            event_type: record.event_type,
+            schema_version: record.schema_version,
+            aggregate_type: record.aggregate_type,
+            aggregate_id: record.aggregate_id,
+            actor: record.actor,
+            occurred_at: record.occurred_at,
+            correlation_id: record.correlation_id,
+            causation_id: record.causation_id,
+            payload: record.payload,
+        };
+        let appended = log
+            .append(&[natter_eventlog::NewEvent {
+                subject: log.subject(&envelope.aggregate_type, &envelope.aggregate_id),
+                expected_sequence: None,
+                expected_subject: None,
+                dedupe_id: None,
+                envelope,
+            }])
+            .await
+            .with_context(|| format!("line {}: appending", number + 1))?;
+        anyhow::ensure!(
+            appended.last_sequence() == expected,
+            "line {}: stored at sequence {} instead of {expected}; is another writer using the stream?",
+            number + 1,
+            appended.last_sequence()
+        );
+        imported = expected;
+    }
+    Ok(imported)
+}
+
 /// Writes the matching events of `range` to `out`, one JSON line each; how many. Shows
 /// progress on standard error when it is a terminal.
 pub async fn export(
@@ -259,7 +358,7 @@ pub async fn export(
 ) -> anyhow::Result<u64> {
     filter.validate()?;
     let end = log.last_sequence().await?;
-    let mut progress = Progress::new("exported", end);
+    let progress = Progress::new("exported", end);
     let mut events =
         Box::pin(log.read_matching(filter.subject(&log.config().prefix, "evt"), range.start()));
     let mut written = 0;
@@ -268,7 +367,7 @@ pub async fn export(
         if range.ended_by(&event) {
             break;
         }
-        progress.tick(event.sequence, written);
+        progress.tick(event.sequence, end, written);
         if !filter.admits(&event) {
             continue;
         }
@@ -339,7 +438,7 @@ impl Stats {
 pub async fn stats(log: &EventLog, filter: &Filter, range: &Range) -> anyhow::Result<Stats> {
     filter.validate()?;
     let end = log.last_sequence().await?;
-    let mut progress = Progress::new("counted", end);
+    let progress = Progress::new("counted", end);
     let mut events =
         Box::pin(log.read_matching(filter.subject(&log.config().prefix, "evt"), range.start()));
     let mut stats = Stats::default();
@@ -348,7 +447,7 @@ pub async fn stats(log: &EventLog, filter: &Filter, range: &Range) -> anyhow::Re
         if range.ended_by(&event) {
             break;
         }
-        progress.tick(event.sequence, stats.total);
+        progress.tick(event.sequence, end, stats.total);
         if !filter.admits(&event) {
             continue;
         }
@@ -364,47 +463,4 @@ pub async fn stats(log: &EventLog, filter: &Filter, range: &Range) -> anyhow::Re
     }
     progress.done();
     Ok(stats)
-}
-
-/// A progress line on standard error, twice a second, when it is a terminal.
-struct Progress {
-    label: &'static str,
-    end: u64,
-    started: Instant,
-    shown: Instant,
-    on: bool,
-}
-
-impl Progress {
-    fn new(label: &'static str, end: u64) -> Self {
-        Self {
-            label,
-            end,
-            started: Instant::now(),
-            shown: Instant::now(),
-            on: std::io::stderr().is_terminal(),
-        }
-    }
-
-    fn tick(&mut self, sequence: u64, count: u64) {
-        if !self.on || self.shown.elapsed() < Duration::from_millis(500) {
-            return;
-        }
-        self.shown = Instant::now();
-        let rate = sequence as f64 / self.started.elapsed().as_secs_f64().max(0.001);
-        let left = self.end.saturating_sub(sequence) as f64 / rate.max(1.0);
-        eprint!(
-            "\r  {count} {} · sequence {sequence} of {} ({:.0}%) · about {left:.0} s left   ",
-            self.label,
-            self.end,
-            100.0 * sequence as f64 / self.end.max(1) as f64
-        );
-        let _ = std::io::stderr().flush();
-    }
-
-    fn done(&self) {
-        if self.on {
-            eprintln!();
-        }
-    }
 }

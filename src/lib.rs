@@ -5,6 +5,8 @@ pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod events;
+mod progress;
+pub mod projections;
 pub mod settings;
 pub mod telemetry;
 

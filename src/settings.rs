@@ -29,7 +29,7 @@ pub enum Command {
     /// Inspect projections.
     Projections {
         #[command(subcommand)]
-        command: ProjectionsCommand,
+        command: crate::projections::ProjectionsCommand,
     },
     /// Read the event log: follow it, export it, count it (read-only).
     Events {
@@ -42,16 +42,6 @@ pub enum Command {
     Bench {
         #[command(subcommand)]
         command: crate::bench::BenchCommand,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ProjectionsCommand {
-    /// Each projection's checkpoint and lag behind the log.
-    Status {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -119,6 +109,11 @@ pub struct ServeArgs {
         default_value = "api,gateway,projector"
     )]
     pub roles: Vec<Role>,
+    /// At start, build a projection whose version is newer than the live tables' beside
+    /// them and switch it in before serving it (`false`: build it in place, with its
+    /// readers seeing it fill up).
+    #[arg(long, env = "NATTER_AUTO_REBUILD", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_rebuild: bool,
     #[command(flatten)]
     pub auth: AuthSettings,
     #[command(flatten)]

@@ -12,7 +12,8 @@ pub(crate) async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready to serve: NATS answers, Postgres answers and every migration is applied.
+/// Ready to serve: NATS answers, Postgres answers, every migration is applied and every
+/// read model this version reads has been built.
 pub(crate) async fn readyz(State(state): State<ApiState>) -> Result<&'static str, ApiError> {
     if state.log.client().connection_state() != async_nats::connection::State::Connected {
         return Err(ApiError::unavailable(
@@ -29,6 +30,19 @@ pub(crate) async fn readyz(State(state): State<ApiState>) -> Result<&'static str
     migrations_applied(&state.pool)
         .await
         .map_err(|e| ApiError::unavailable("unavailable", format!("Postgres: {e}"), 1))?;
+    let outdated = natter_projections::build::outdated(&state.pool)
+        .await
+        .map_err(|e| ApiError::unavailable("unavailable", format!("Postgres: {e}"), 1))?;
+    if !outdated.is_empty() {
+        return Err(ApiError::unavailable(
+            "rebuilding",
+            format!(
+                "read models being rebuilt for this version: {}",
+                outdated.join(", ")
+            ),
+            5,
+        ));
+    }
     Ok("ready")
 }
 

@@ -102,6 +102,20 @@ impl EventLog {
         Ok(events)
     }
 
+    /// The sequence of the last event stored at or before `time` (0 if there is none):
+    /// the log as it stood at that moment.
+    pub async fn last_sequence_at(&self, time: OffsetDateTime) -> Result<u64, LogError> {
+        // Read first: if no event is stored after `time`, none up to `end` is either.
+        let end = self.last_sequence().await?;
+        let after = time + time::Duration::nanoseconds(1);
+        Ok(
+            match self.first_matching_at(&self.all_events(), after).await? {
+                Some(first_after) => first_after - 1,
+                None => end,
+            },
+        )
+    }
+
     /// The sequence of the first event matching `filter` stored at or after `time`.
     async fn first_matching_at(
         &self,

@@ -26,6 +26,15 @@ pub enum ChatsEvent {
 impl Projection for Chats {
     const NAME: &'static str = "chats";
     const VERSION: i32 = 1;
+    const TABLES: &'static [&'static str] = &[
+        "chats_v1",
+        "chat_members_v1",
+        "messages_v1",
+        "message_reactions_v1",
+        "message_stars_v1",
+        "message_hidden_v1",
+        "chat_pins_v1",
+    ];
     const KINDS: &'static [&'static str] = &["chat", MESSAGES_KIND, "chatprefs"];
     type Event = (ChatsEvent, OffsetDateTime);
 
@@ -71,16 +80,6 @@ impl Projection for Chats {
             }
         }
         sends.flush(connection).await
-    }
-
-    async fn reset(&self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "TRUNCATE chats_v1, chat_members_v1, messages_v1, message_reactions_v1,
-                      message_stars_v1, message_hidden_v1, chat_pins_v1",
-        )
-        .execute(connection)
-        .await?;
-        Ok(())
     }
 }
 

@@ -3,12 +3,14 @@
 //! at-least-once; events at or below the checkpoint are skipped, so effects are
 //! exactly-once.
 
+pub mod build;
 pub mod chats;
 mod metrics;
 mod runner;
 pub mod sessions;
 mod status;
 pub mod user_directory;
+pub mod verify;
 
 use std::future::Future;
 
@@ -21,8 +23,15 @@ pub use runner::{
     Runner, RunnerError, apply_batch, checkpoint, consumer_name, projection_connect_options, reset,
 };
 pub use sessions::Sessions;
-pub use status::{ProjectionStatus, status};
+pub use status::{LastRebuild, ProjectionStatus, status};
 pub use user_directory::UserDirectory;
+
+/// Every projection of this build, by name and version.
+pub const CURRENT: &[(&str, i32)] = &[
+    (UserDirectory::NAME, UserDirectory::VERSION),
+    (Sessions::NAME, Sessions::VERSION),
+    (Chats::NAME, Chats::VERSION),
+];
 
 /// An event a projection has decoded, with its place in the log.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +63,10 @@ pub trait Projection: Send + Sync + 'static {
     /// this projection reads. The runner skips others without parsing them.
     const KINDS: &'static [&'static str];
 
+    /// The tables of the read model, all named `<name>_v<VERSION>`. A rebuild builds copies
+    /// of them beside the live ones and switches them in together.
+    const TABLES: &'static [&'static str];
+
     /// The events this projection reads, decoded.
     type Event: Send + Sync + 'static;
 
@@ -70,9 +83,16 @@ pub trait Projection: Send + Sync + 'static {
         events: &[Decoded<Self::Event>],
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 
-    /// Empties the read model, for a rebuild from the first event.
+    /// Empties the read model, for a rebuild from the first event in place.
     fn reset(
         &self,
         connection: &mut PgConnection,
-    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
+        async move {
+            sqlx::query(&format!("TRUNCATE {}", Self::TABLES.join(", ")))
+                .execute(connection)
+                .await?;
+            Ok(())
+        }
+    }
 }

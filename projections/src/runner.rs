@@ -68,6 +68,10 @@ impl<P: Projection> Runner<P> {
         }
     }
 
+    pub fn projection(&self) -> &Arc<P> {
+        &self.projection
+    }
+
     /// The most events applied in one transaction.
     #[must_use]
     pub fn with_max_batch(mut self, max_batch: usize) -> Self {
@@ -353,7 +357,7 @@ async fn ensure_checkpoint(pool: &PgPool, name: &str, version: i32) -> Result<()
 
 /// Reads the checkpoint and locks its row until the transaction ends, creating the row if
 /// it is missing: one round trip.
-async fn lock_checkpoint(
+pub(crate) async fn lock_checkpoint(
     connection: &mut PgConnection,
     name: &str,
     version: i32,

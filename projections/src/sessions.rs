@@ -21,6 +21,7 @@ pub enum SessionsEvent {
 impl Projection for Sessions {
     const NAME: &'static str = "sessions";
     const VERSION: i32 = 1;
+    const TABLES: &'static [&'static str] = &["sessions_v1"];
     const KINDS: &'static [&'static str] = &["session", "user"];
     type Event = SessionsEvent;
 
@@ -123,13 +124,6 @@ impl Projection for Sessions {
                 SessionsEvent::User(_) => {}
             }
         }
-        Ok(())
-    }
-
-    async fn reset(&self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
-        sqlx::query("TRUNCATE sessions_v1")
-            .execute(connection)
-            .await?;
         Ok(())
     }
 }

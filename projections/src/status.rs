@@ -11,28 +11,58 @@ pub struct ProjectionStatus {
     /// Events in the log after the checkpoint.
     pub lag: u64,
     pub updated_at: OffsetDateTime,
+    /// The last rebuild that switched this version's tables in, if any.
+    pub last_rebuild: Option<LastRebuild>,
 }
 
-/// Every projection that has a checkpoint, with its lag behind the log's newest event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastRebuild {
+    pub finished_at: OffsetDateTime,
+    /// `manual` or `automatic`.
+    pub reason: String,
+    /// The checkpoint the rebuilt tables went live at.
+    pub through: u64,
+}
+
+/// Every projection that has a checkpoint, with its lag behind the log's newest event
+/// and its last rebuild.
 pub async fn status(
     pool: &PgPool,
     log: &EventLog,
 ) -> Result<Vec<ProjectionStatus>, crate::RunnerError> {
     let last = log.last_sequence().await?;
     let rows = sqlx::query(
-        "SELECT name, version, sequence, updated_at FROM projection_checkpoints ORDER BY name, version",
+        "SELECT c.name, c.version, c.sequence, c.updated_at,
+                r.finished_at, r.reason, r.through
+         FROM projection_checkpoints c
+         LEFT JOIN LATERAL (
+             SELECT finished_at, reason, through FROM projection_rebuilds r
+             WHERE r.name = c.name AND r.version = c.version
+             ORDER BY finished_at DESC LIMIT 1
+         ) r ON true
+         ORDER BY c.name, c.version",
     )
     .fetch_all(pool)
     .await?;
+    let sequence = |value: i64| u64::try_from(value).unwrap_or(0);
     rows.iter()
         .map(|row| {
-            let checkpoint = u64::try_from(row.try_get::<i64, _>("sequence")?).unwrap_or(0);
+            let checkpoint = sequence(row.try_get("sequence")?);
+            let last_rebuild = match row.try_get::<Option<OffsetDateTime>, _>("finished_at")? {
+                Some(finished_at) => Some(LastRebuild {
+                    finished_at,
+                    reason: row.try_get("reason")?,
+                    through: sequence(row.try_get("through")?),
+                }),
+                None => None,
+            };
             Ok(ProjectionStatus {
                 name: row.try_get("name")?,
                 version: row.try_get("version")?,
                 checkpoint,
                 lag: last.saturating_sub(checkpoint),
                 updated_at: row.try_get("updated_at")?,
+                last_rebuild,
             })
         })
         .collect()

@@ -73,6 +73,7 @@ struct Change {
 impl Projection for UserDirectory {
     const NAME: &'static str = "user_directory";
     const VERSION: i32 = 1;
+    const TABLES: &'static [&'static str] = &["user_directory_v1", "user_blocks_v1"];
     const KINDS: &'static [&'static str] = &["user"];
 
     type Event = UserEvent;
@@ -115,13 +116,6 @@ impl Projection for UserDirectory {
             }
         }
         pending.flush(connection).await
-    }
-
-    async fn reset(&self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
-        sqlx::query("TRUNCATE user_directory_v1, user_blocks_v1")
-            .execute(connection)
-            .await?;
-        Ok(())
     }
 }
 

@@ -103,6 +103,7 @@ where
         base64::Engine::encode(&base64::engine::general_purpose::STANDARD, seed)
     );
     let serve = ServeArgs {
+        auto_rebuild: true,
         listen: "127.0.0.1:0".parse()?,
         roles: vec![Role::Api, Role::Projector, Role::Gateway],
         auth: AuthSettings {

@@ -116,6 +116,7 @@ impl TestEnv {
         gateway: natter::settings::GatewaySettings,
     ) -> TestApp {
         let serve = ServeArgs {
+            auto_rebuild: true,
             listen: "127.0.0.1:0".parse().unwrap(),
             roles: roles.to_vec(),
             auth,
