@@ -30,6 +30,7 @@ use crate::settings::Settings;
 mod app;
 mod auth;
 mod catchup;
+mod rebuild;
 mod fanout;
 mod idle;
 mod messages;
@@ -52,6 +53,10 @@ pub enum BenchCommand {
     /// messages, after timing the projection's catch-up on it against raw batched
     /// inserts of the same rows.
     Queries(queries::QueriesArgs),
+    /// Rebuilding the chats read model beside the live one over a log of a million
+    /// messages, against a raw read of the stream and a raw batched insert of the same
+    /// rows.
+    Rebuild(rebuild::RebuildArgs),
     /// End-to-end latency from a REST send to the recipients' WebSocket frames in
     /// groups of 1, 10 and 256, at 25%, 50% and 90% of the maximum rate, and frames per
     /// second against raw NATS publish/subscribe.
@@ -113,6 +118,7 @@ pub async fn run(settings: &Settings, command: BenchCommand) -> anyhow::Result<(
         BenchCommand::Auth(args) => auth::bench_auth(settings, args).await,
         BenchCommand::Messages(args) => messages::bench_messages(settings, args).await,
         BenchCommand::Queries(args) => queries::bench_queries(settings, args).await,
+        BenchCommand::Rebuild(args) => rebuild::bench_rebuild(settings, args).await,
         BenchCommand::Fanout(args) => fanout::bench_fanout(settings, args).await,
         BenchCommand::Idle(args) => idle::bench_idle(settings, args).await,
         BenchCommand::IdleClients(args) => idle::idle_clients(args).await,
@@ -129,7 +135,7 @@ pub async fn run(settings: &Settings, command: BenchCommand) -> anyhow::Result<(
 }
 
 /// Runs `body` on a fresh stream and prefix, deleting the stream afterwards.
-async fn with_bench_log<F, Fut>(settings: &Settings, body: F) -> anyhow::Result<()>
+pub(crate) async fn with_bench_log<F, Fut>(settings: &Settings, body: F) -> anyhow::Result<()>
 where
     F: FnOnce(EventLog) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,

@@ -57,11 +57,11 @@ const VOCABULARY: usize = 3_000;
 
 /// What the seeding leaves for the measuring: the reader's chats and each chat's
 /// message sequences.
-struct DataSet {
+pub(super) struct DataSet {
     chats: Vec<Uuid>,
     sequences: HashMap<Uuid, Vec<u64>>,
-    messages: usize,
-    last_sequence: u64,
+    pub(super) messages: usize,
+    pub(super) last_sequence: u64,
 }
 
 pub async fn bench_queries(settings: &Settings, args: QueriesArgs) -> anyhow::Result<()> {
@@ -76,7 +76,7 @@ pub async fn bench_queries(settings: &Settings, args: QueriesArgs) -> anyhow::Re
     .await
 }
 
-async fn seed(log: &EventLog, args: &QueriesArgs) -> anyhow::Result<DataSet> {
+pub(super) async fn seed(log: &EventLog, args: &QueriesArgs) -> anyhow::Result<DataSet> {
     progress("registering the reader");
     let accounts = super::bench_accounts(log);
     let reader = accounts
