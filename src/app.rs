@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use natter_api::admin::AdminToken;
 use natter_api::auth::{Revocations, TokenKeys};
 use natter_api::limits::{Limit, RateLimiter};
 use natter_api::{ApiConfig, Auth};
@@ -113,7 +114,7 @@ impl Application {
             chats,
             messages,
             auth,
-            api_config: api_config(settings),
+            api_config: api_config(settings)?,
             log,
             pool,
             projection_pool,
@@ -285,15 +286,23 @@ fn token_keys(settings: &AuthSettings) -> anyhow::Result<TokenKeys> {
     }
 }
 
-fn api_config(settings: &AuthSettings) -> ApiConfig {
-    ApiConfig {
+fn api_config(settings: &AuthSettings) -> anyhow::Result<ApiConfig> {
+    let admin_token = match &settings.admin_token {
+        Some(token) => Some(
+            AdminToken::new(token.expose())
+                .map_err(|e| anyhow::anyhow!("NATTER_ADMIN_TOKEN: {e}"))?,
+        ),
+        None => None,
+    };
+    Ok(ApiConfig {
         trust_forwarded_for: settings.trust_forwarded_for,
+        admin_token,
         login_per_address: Limit::per_minute(settings.login_per_address),
         login_per_handle: Limit::per_minute(settings.login_per_handle),
         register_per_address: Limit::per_minute(settings.register_per_address),
         register_per_handle: Limit::per_minute(settings.register_per_handle),
         ..ApiConfig::default()
-    }
+    })
 }
 
 async fn wait(mut stopped: watch::Receiver<bool>) {

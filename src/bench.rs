@@ -30,11 +30,11 @@ use crate::settings::Settings;
 mod app;
 mod auth;
 mod catchup;
-mod rebuild;
 mod fanout;
 mod idle;
 mod messages;
 mod queries;
+mod rebuild;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {

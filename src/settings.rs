@@ -209,6 +209,10 @@ pub struct AuthSettings {
     /// Take client addresses from X-Forwarded-For (only behind a trusted proxy).
     #[arg(long, env = "NATTER_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
+    /// The bearer token of the operators' endpoints under /v1/admin (at least 32
+    /// characters). Unset: those endpoints are off.
+    #[arg(long, env = "NATTER_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<Secret>,
 }
 
 impl Default for AuthSettings {
@@ -228,6 +232,7 @@ impl Default for AuthSettings {
             register_per_address: 10,
             register_per_handle: 5,
             trust_forwarded_for: false,
+            admin_token: None,
         }
     }
 }

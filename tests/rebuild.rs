@@ -690,3 +690,78 @@ async fn the_read_model_at_a_past_point_is_what_the_live_one_held_then() {
         "{public:?}"
     );
 }
+
+#[tokio::test]
+async fn the_admin_api_shows_each_read_model_behind_a_token_of_its_own() {
+    let env = TestEnv::new().await;
+    let token = "an operators' token of forty characters!";
+    let auth = natter::settings::AuthSettings {
+        admin_token: Some(natter::settings::Secret::new(token)),
+        ..Default::default()
+    };
+    let app = env
+        .spawn_app_with(&[Role::Api, Role::Projector], auth)
+        .await;
+    let http = reqwest::Client::new();
+    let status = |bearer: Option<&str>| {
+        let mut request = http.get(app.url("/v1/admin/projections"));
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            (
+                response.status(),
+                response.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    for wrong in [None, Some("not the token"), Some(&token[1..])] {
+        let (code, problem) = status(wrong).await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED, "{problem}");
+        assert_eq!(problem["code"], "invalid_admin_token");
+    }
+    caught_up(&env).await;
+    build::rebuild(
+        &env.log,
+        &env.pool,
+        &Sessions,
+        Reason::Manual,
+        false,
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    let (code, body) = status(Some(token)).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let projections = body["projections"].as_array().unwrap();
+    assert_eq!(
+        projections.len(),
+        natter_projections::CURRENT.len(),
+        "{body}"
+    );
+    for projection in projections {
+        assert_eq!(projection["current"], true);
+        assert!(
+            projection["lag"].as_u64().is_some() && projection["checkpoint"].as_u64().is_some()
+        );
+        let rebuilt = &projection["last_rebuild"];
+        assert_eq!(
+            rebuilt.is_null(),
+            projection["name"] != "sessions",
+            "{projection}"
+        );
+    }
+
+    // Without a token configured, the admin API is off.
+    let plain = env.spawn_app(&[Role::Api]).await;
+    let response = http
+        .get(plain.url("/v1/admin/projections"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let problem: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "admin_disabled");
+}

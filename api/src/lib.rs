@@ -2,6 +2,7 @@
 //! (`/openapi.json`, Swagger UI at `/docs`), liveness, readiness and Prometheus metrics.
 //! Every error leaves as `application/problem+json` with a stable `code`.
 
+pub mod admin;
 pub mod auth;
 pub mod extract;
 pub mod health;
@@ -48,6 +49,8 @@ pub struct ApiConfig {
     pub register_per_handle: Limit,
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// The operators' token for `/v1/admin`; `None` turns those endpoints off.
+    pub admin_token: Option<admin::AdminToken>,
 }
 
 impl Default for ApiConfig {
@@ -60,6 +63,7 @@ impl Default for ApiConfig {
             register_per_address: Limit::per_minute(10),
             register_per_handle: Limit::per_minute(5),
             body_limit: 16 * 1024,
+            admin_token: None,
         }
     }
 }
@@ -85,7 +89,8 @@ pub fn router(state: ApiState, rest: bool) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics));
+        .route("/metrics", get(health::metrics))
+        .route("/v1/admin/projections", get(admin::projections));
     if rest {
         router = router
             .route(

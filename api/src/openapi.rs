@@ -7,6 +7,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::admin;
 use crate::routes::{SequenceResponse, accounts, chats, messages, search, sessions};
 use crate::{ApiState, Problem};
 
@@ -34,6 +35,7 @@ use crate::{ApiState, Problem};
         messages::edit_message, messages::delete_message, messages::react, messages::unreact,
         messages::star, messages::unstar, messages::pin, messages::unpin, messages::starred,
         search::search_messages,
+        admin::projections,
     ),
     components(schemas(Problem, SequenceResponse)),
     modifiers(&BearerAuth, &CommonProblems),
@@ -43,6 +45,7 @@ use crate::{ApiState, Problem};
         (name = "sessions", description = "Signing in and out, and tokens"),
         (name = "chats", description = "Direct chats and groups, their members and admins"),
         (name = "messages", description = "Sending and reading messages"),
+        (name = "admin", description = "Operators' endpoints, behind NATTER_ADMIN_TOKEN"),
     )
 )]
 pub struct ApiDoc;
@@ -57,6 +60,9 @@ impl Modify for BearerAuth {
         bearer.description =
             Some("An access token from POST /v1/sessions or /v1/sessions/refresh".into());
         components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
+        let mut admin = Http::new(HttpAuthScheme::Bearer);
+        admin.description = Some("The operators' token, NATTER_ADMIN_TOKEN".into());
+        components.add_security_scheme("admin", SecurityScheme::Http(admin));
     }
 }
 

@@ -160,6 +160,19 @@ impl Staged {
         through
     }
 
+    /// Makes the indexes a build defers (see `IndexKind`); idempotent.
+    pub async fn complete_indexes<P: Projection>(&self, pool: &PgPool) -> Result<(), BuildError> {
+        let mut connection = pool.acquire().await?;
+        for table in P::TABLES {
+            for definition in
+                index_definitions(&mut connection, table, &self.schema, IndexKind::Deferred).await?
+            {
+                sqlx::query(&definition).execute(&mut *connection).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Drops the schema and everything in it.
     pub async fn discard(self, pool: &PgPool) -> Result<(), BuildError> {
         self.pool.close().await;
@@ -241,30 +254,65 @@ async fn copy_table(
         .execute(&mut *connection)
         .await?;
     }
-    let indexes: Vec<String> = sqlx::query_scalar(
-        "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
-         WHERE i.indrelid = format('public.%I', $1::text)::regclass
-           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
-         ORDER BY i.indexrelid",
-    )
-    .bind(table)
-    .fetch_all(&mut *connection)
-    .await?;
-    let live = format!(" ON public.{table} ");
-    let staged = format!(" ON {schema}.{table} ");
-    for definition in indexes {
-        sqlx::query(&definition.replacen(&live, &staged, 1))
-            .execute(&mut *connection)
-            .await?;
+    for definition in index_definitions(connection, table, schema, IndexKind::Kept).await? {
+        sqlx::query(&definition).execute(&mut *connection).await?;
     }
     Ok(())
 }
 
+/// Which of a table's indexes (those not backing a constraint) a build makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IndexKind {
+    /// B-tree indexes: a projection's writes may look rows up through them.
+    Kept,
+    /// The others (full-text GIN and the like): costly to keep up row by row and read
+    /// only by queries, so a build makes them once its bulk is in, as a restore would.
+    Deferred,
+}
+
+/// The definitions of `public.table`'s indexes of one kind, made for `schema.table`
+/// under the same names.
+async fn index_definitions(
+    connection: &mut PgConnection,
+    table: &str,
+    schema: &str,
+    kind: IndexKind,
+) -> Result<Vec<String>, sqlx::Error> {
+    let definitions: Vec<String> = sqlx::query_scalar(
+        "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
+         JOIN pg_class ix ON ix.oid = i.indexrelid JOIN pg_am am ON am.oid = ix.relam
+         WHERE i.indrelid = format('public.%I', $1::text)::regclass
+           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+           AND (am.amname = 'btree') = $2
+         ORDER BY i.indexrelid",
+    )
+    .bind(table)
+    .bind(kind == IndexKind::Kept)
+    .fetch_all(&mut *connection)
+    .await?;
+    let live = format!(" ON public.{table} ");
+    let staged = format!(" ON {schema}.{table} ");
+    Ok(definitions
+        .into_iter()
+        .map(|definition| {
+            definition
+                .replacen(&live, &staged, 1)
+                .replacen(" INDEX ", " INDEX IF NOT EXISTS ", 1)
+        })
+        .collect())
+}
+
 pub(crate) async fn drop_schema(pool: &PgPool, schema: &str) -> Result<(), BuildError> {
     check_schema_name(schema)?;
-    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        .execute(pool)
+    let mut tx = pool.begin().await?;
+    // Not a notice per table dropped with it.
+    sqlx::query("SET LOCAL client_min_messages = warning")
+        .execute(&mut *tx)
         .await?;
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -362,7 +410,11 @@ pub async fn rebuild<P: Projection>(
     let started_at = OffsetDateTime::now_utc();
     let staged = Staged::open::<P>(pool, &schema).await?;
     let resumed_from = staged.checkpoint::<P>().await?;
-    // Catch up with the log while the live tables serve; the switch does the rest.
+    // The bulk, then the deferred indexes, then catch up with what came meanwhile; all
+    // while the live tables serve. The switch does the rest.
+    let end = log.last_sequence().await?;
+    staged.build_to(log, projection, end, progress).await?;
+    staged.complete_indexes::<P>(pool).await?;
     loop {
         let end = log.last_sequence().await?;
         let through = staged.build_to(log, projection, end, progress).await?;
@@ -530,6 +582,7 @@ pub async fn build_at<P: Projection>(
     }
     let at = at.min(log.last_sequence().await?);
     let through = staged.build_to(log, projection, at, progress).await?;
+    staged.complete_indexes::<P>(pool).await?;
     staged.pool.close().await;
     lock.release().await;
     Ok(through)
