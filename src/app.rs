@@ -15,6 +15,7 @@ use natter_commands::CommandMetrics;
 use natter_commands::accounts::{AccountPolicy, Accounts};
 use natter_commands::passwords::PasswordHasher;
 use natter_eventlog::EventLog;
+use natter_eventlog::NatsUrl;
 use natter_projections::build::bring_up_to_date;
 use natter_projections::{Projection, ProjectionMetrics, Runner, Sessions, UserDirectory};
 use prometheus_client::registry::Registry;
@@ -311,12 +312,14 @@ async fn wait(mut stopped: watch::Receiver<bool>) {
 
 /// Connects to NATS and opens the log, naming what was wrong when it fails.
 pub async fn connect_log(settings: &Settings) -> anyhow::Result<EventLog> {
-    let client = async_nats::ConnectOptions::new()
+    let url = NatsUrl::parse(&settings.nats_url);
+    let client = url
+        .options()
         .name("natter")
         .connection_timeout(Duration::from_secs(5))
-        .connect(&settings.nats_url)
+        .connect(url.address())
         .await
-        .with_context(|| format!("connecting to NATS at {}", settings.nats_url))?;
+        .with_context(|| format!("connecting to NATS at {url}"))?;
     EventLog::open(client, settings.log_config())
         .await
         .context("opening the event log")
@@ -324,12 +327,14 @@ pub async fn connect_log(settings: &Settings) -> anyhow::Result<EventLog> {
 
 /// Connects to NATS and opens the log for reading only (the analysts' commands).
 pub async fn open_log_read_only(settings: &Settings) -> anyhow::Result<EventLog> {
-    let client = async_nats::ConnectOptions::new()
+    let url = NatsUrl::parse(&settings.nats_url);
+    let client = url
+        .options()
         .name("natter-events")
         .connection_timeout(Duration::from_secs(5))
-        .connect(&settings.nats_url)
+        .connect(url.address())
         .await
-        .with_context(|| format!("connecting to NATS at {}", settings.nats_url))?;
+        .with_context(|| format!("connecting to NATS at {url}"))?;
     EventLog::attach(client, settings.log_config()).context("opening the event log")
 }
 

@@ -267,3 +267,113 @@ async fn tail_prints_matching_events_as_they_are_stored() {
     let _ = stop.send(());
     follower.await.unwrap().unwrap();
 }
+
+/// The dev and test server's read-only user (scripts/nats.conf.tmpl).
+fn analyst_nats_url() -> String {
+    std::env::var("NATTER_TEST_NATS_ANALYST_URL")
+        .unwrap_or_else(|_| "nats://analyst:analyst-read-only@127.0.0.1:4333".into())
+}
+
+#[tokio::test]
+async fn analysts_read_follow_and_rebuild_from_the_log_as_a_read_only_nats_user() {
+    let env = TestEnv::new().await;
+    let api = Api::start(&env).await;
+    let (chat, ann) = history(&api).await;
+    let mut settings = env.settings();
+    settings.nats_url = analyst_nats_url();
+    let log = natter::app::open_log_read_only(&settings).await.unwrap();
+    let last = env.log.last_sequence().await.unwrap();
+
+    let mut out = Vec::new();
+    let written = export(&log, &Filter::default(), &Range::default(), &mut out)
+        .await
+        .unwrap();
+    assert_eq!(written, last);
+    let counted = stats(&log, &Filter::default(), &Range::default())
+        .await
+        .unwrap();
+    assert_eq!(serde_json::to_value(&counted).unwrap()["total"], last);
+
+    // Following the log live needs only subscriptions.
+    let out = Shared::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let follower = tokio::spawn({
+        let (log, mut writer) = (log.clone(), out.clone());
+        async move {
+            tail(&log, &Filter::default(), &mut writer, async {
+                let _ = stopped.await;
+            })
+            .await
+        }
+    });
+    for i in 0..50 {
+        api.call(
+            Method::POST,
+            &format!("/v1/chats/{chat}/messages"),
+            &ann,
+            Some(json!({"client_id": format!("ro-{i}"), "body": "read me"})),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if !out.0.lock().unwrap().is_empty() {
+            break;
+        }
+    }
+    assert!(
+        !out.0.lock().unwrap().is_empty(),
+        "the tail saw live events"
+    );
+    let _ = stop.send(());
+    follower.await.unwrap().unwrap();
+
+    // Operators' builds read the log the same way.
+    natter::projections::run(
+        &settings,
+        natter::projections::ProjectionsCommand::Build {
+            name: natter::projections::ProjectionName::Chats,
+            at_seq: Some(last),
+            at_time: None,
+            into: "analysis".into(),
+        },
+    )
+    .await
+    .unwrap();
+
+    // And the user can change nothing: neither append nor create a stream.
+    let before = env.log.last_sequence().await.unwrap();
+    let envelope = natter_schema::Envelope {
+        event_id: uuid::Uuid::now_v7(),
+        event_type: "MessageSent".into(),
+        schema_version: 2,
+        aggregate_type: "chatmsg".into(),
+        aggregate_id: chat.clone(),
+        actor: None,
+        occurred_at: time::OffsetDateTime::now_utc(),
+        correlation_id: uuid::Uuid::now_v7(),
+        causation_id: None,
+        payload: json!({}),
+    };
+    let appended = log
+        .append(&[natter_eventlog::NewEvent {
+            subject: log.subject("chatmsg", &chat),
+            expected_sequence: None,
+            expected_subject: None,
+            dedupe_id: None,
+            envelope,
+        }])
+        .await;
+    assert!(appended.is_err(), "an analyst cannot append");
+    let url = natter_eventlog::NatsUrl::parse(&analyst_nats_url());
+    let client = url.options().connect(url.address()).await.unwrap();
+    let created = natter_eventlog::EventLog::open(
+        client,
+        natter_eventlog::LogConfig::new("NATTER_ANALYST_TRY", "analysttry"),
+    )
+    .await;
+    assert!(created.is_err(), "an analyst cannot create a stream");
+    assert_eq!(
+        env.log.last_sequence().await.unwrap(),
+        before,
+        "nothing was stored"
+    );
+}

@@ -8,6 +8,7 @@
 mod append;
 mod error;
 mod read;
+mod url;
 mod version;
 
 use std::time::Duration;
@@ -17,6 +18,7 @@ use async_nats::jetstream::{self, stream};
 pub use append::{Appended, NewEvent};
 pub use error::{AppendError, AppendErrorKind, LogError};
 pub use read::{Start, StoredEvent, decode_envelope};
+pub use url::NatsUrl;
 pub use version::{MIN_SERVER_VERSION, ServerVersion, check_server_version};
 
 /// Where the log lives and how it is kept.

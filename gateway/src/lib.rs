@@ -119,7 +119,9 @@ impl Gateway {
             metrics,
         } = services;
         let (events, connection_events) = tokio::sync::mpsc::channel(64);
-        let client = async_nats::ConnectOptions::new()
+        let url = natter_eventlog::NatsUrl::parse(nats_url);
+        let client = url
+            .options()
             .name("natter-gateway")
             .connection_timeout(Duration::from_secs(5))
             // Live events must not be dropped silently; a full subscription is reported
@@ -131,7 +133,7 @@ impl Gateway {
                     let _ = events.try_send(event);
                 }
             })
-            .connect(nats_url)
+            .connect(url.address())
             .await?;
         let (changes, changed) = tokio::sync::mpsc::unbounded_channel();
         let tracker = presence::Tracker {
