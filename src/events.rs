@@ -4,7 +4,7 @@
 //! gets, no stream changes.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{IsTerminal as _, Write};
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
@@ -17,6 +17,17 @@ use uuid::Uuid;
 
 use crate::progress::Progress;
 
+mod parquet;
+
+/// How `export` writes events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON object per line.
+    Ndjson,
+    /// A Parquet file, with typed columns and the payload as JSON.
+    Parquet,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum EventsCommand {
     /// Follow the log live: one JSON line per event, as `export` writes them.
@@ -24,12 +35,14 @@ pub enum EventsCommand {
         #[command(flatten)]
         filter: Filter,
     },
-    /// Write the events between two points as newline-delimited JSON.
+    /// Write the events between two points as newline-delimited JSON or Parquet.
     Export {
         #[command(flatten)]
         filter: Filter,
         #[command(flatten)]
         range: Range,
+        #[arg(long, value_enum, default_value_t = Format::Ndjson)]
+        format: Format,
         /// Write to this file instead of standard output.
         #[arg(long, short)]
         output: Option<std::path::PathBuf>,
@@ -233,22 +246,29 @@ pub async fn run(
         EventsCommand::Export {
             filter,
             range,
+            format,
             output,
         } => {
             let written = match output {
                 Some(path) => {
                     let file = std::fs::File::create(&path)
                         .with_context(|| format!("creating {}", path.display()))?;
-                    let mut out = std::io::BufWriter::new(file);
-                    let written = export(&log, &filter, &range, &mut out).await?;
-                    out.flush()?;
-                    written
+                    export(&log, &filter, &range, format, std::io::BufWriter::new(file)).await?
                 }
                 None => {
-                    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-                    let written = export(&log, &filter, &range, &mut out).await?;
-                    out.flush()?;
-                    written
+                    let stdout = std::io::stdout();
+                    anyhow::ensure!(
+                        format == Format::Ndjson || !stdout.is_terminal(),
+                        "Parquet is binary: write it to a file (--output) or a pipe"
+                    );
+                    export(
+                        &log,
+                        &filter,
+                        &range,
+                        format,
+                        std::io::BufWriter::new(stdout),
+                    )
+                    .await?
                 }
             };
             eprintln!("{written} events exported");
@@ -354,9 +374,14 @@ pub async fn export(
     log: &EventLog,
     filter: &Filter,
     range: &Range,
-    out: &mut impl Write,
+    format: Format,
+    out: impl Write + Send,
 ) -> anyhow::Result<u64> {
     filter.validate()?;
+    let mut sink = match format {
+        Format::Ndjson => Sink::Ndjson(out),
+        Format::Parquet => Sink::Parquet(Box::new(parquet::ParquetWriter::new(out)?)),
+    };
     let end = log.last_sequence().await?;
     let progress = Progress::new("exported", end);
     let mut events =
@@ -371,12 +396,40 @@ pub async fn export(
         if !filter.admits(&event) {
             continue;
         }
-        serde_json::to_writer(&mut *out, &Record::of(&event))?;
-        out.write_all(b"\n")?;
+        sink.write(&Record::of(&event))?;
         written += 1;
     }
+    sink.finish()?;
     progress.done();
     Ok(written)
+}
+
+/// Where `export` writes records.
+enum Sink<W: Write + Send> {
+    Ndjson(W),
+    Parquet(Box<parquet::ParquetWriter<W>>),
+}
+
+impl<W: Write + Send> Sink<W> {
+    fn write(&mut self, record: &Record<'_>) -> anyhow::Result<()> {
+        match self {
+            Self::Ndjson(out) => {
+                serde_json::to_writer(&mut *out, record)?;
+                out.write_all(b"\n")?;
+            }
+            Self::Parquet(writer) => writer.write(record)?,
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        let mut out = match self {
+            Self::Ndjson(out) => out,
+            Self::Parquet(writer) => writer.finish()?,
+        };
+        out.flush()?;
+        Ok(())
+    }
 }
 
 /// Writes every matching live event to `out` as it is stored, until `stop`.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::TestEnv;
 use common::http::Api;
-use natter::events::{Filter, Range, export, stats, tail};
+use natter::events::{Filter, Format, Range, export, stats, tail};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -43,7 +43,9 @@ async fn history(api: &Api) -> (String, common::http::User) {
 
 async fn exported(env: &TestEnv, filter: &Filter, range: &Range) -> Vec<Value> {
     let mut out = Vec::new();
-    let written = export(&env.log, filter, range, &mut out).await.unwrap();
+    let written = export(&env.log, filter, range, Format::Ndjson, &mut out)
+        .await
+        .unwrap();
     let lines: Vec<Value> = String::from_utf8(out)
         .unwrap()
         .lines()
@@ -146,9 +148,15 @@ async fn an_export_has_every_event_in_order_with_stable_fields_and_no_secret_has
         ..Filter::default()
     };
     assert!(
-        export(&env.log, &bad, &Range::default(), &mut Vec::new())
-            .await
-            .is_err()
+        export(
+            &env.log,
+            &bad,
+            &Range::default(),
+            Format::Ndjson,
+            &mut Vec::new()
+        )
+        .await
+        .is_err()
     );
 
     let counted = stats(&env.log, &Filter::default(), &Range::default())
@@ -159,37 +167,66 @@ async fn an_export_has_every_event_in_order_with_stable_fields_and_no_secret_has
     assert_eq!(counted.by_day.values().sum::<u64>(), last);
 }
 
-#[tokio::test]
-async fn an_export_loads_into_duckdb_with_the_counts_expected() {
-    let env = TestEnv::new().await;
-    let api = Api::start(&env).await;
-    history(&api).await;
-    let last = env.log.last_sequence().await.unwrap();
-    let mut out = Vec::new();
-    export(&env.log, &Filter::default(), &Range::default(), &mut out)
-        .await
-        .unwrap();
-    let file = std::env::temp_dir().join(format!("natter-export-{}.ndjson", env.prefix));
-    std::fs::write(&file, out).unwrap();
+/// Runs a DuckDB query (from the PyPI package) and returns its one row, space-separated.
+fn duckdb(query: &str) -> String {
     let python = concat!(env!("CARGO_MANIFEST_DIR"), "/.tools/venv/bin/python");
-    let query = format!(
-        "import duckdb; r = duckdb.sql(\"select count(*), count(*) filter (where type = 'MessageSent'), \
-         max(sequence) from read_json_auto('{}', format = 'newline_delimited')\").fetchone(); \
-         print(r[0], r[1], r[2])",
-        file.display()
-    );
+    let script = format!("import duckdb; print(*duckdb.sql(\"{query}\").fetchone())");
     let output = std::process::Command::new(python)
-        .args(["-c", &query])
+        .args(["-c", &script])
         .output()
         .expect("DuckDB is not installed in .tools/venv; run scripts/deps.sh");
-    let _ = std::fs::remove_file(&file);
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let counts = String::from_utf8(output.stdout).unwrap();
-    assert_eq!(counts.trim(), format!("{last} 5 {last}"));
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+#[tokio::test]
+async fn an_export_loads_into_duckdb_with_the_counts_expected() {
+    let env = TestEnv::new().await;
+    let api = Api::start(&env).await;
+    let (chat, ann) = history(&api).await;
+    let last = env.log.last_sequence().await.unwrap();
+    for format in [Format::Ndjson, Format::Parquet] {
+        let mut out = Vec::new();
+        export(
+            &env.log,
+            &Filter::default(),
+            &Range::default(),
+            format,
+            &mut out,
+        )
+        .await
+        .unwrap();
+        let file = std::env::temp_dir().join(format!("natter-export-{}-{format:?}", env.prefix));
+        std::fs::write(&file, out).unwrap();
+        let table = match format {
+            Format::Ndjson => format!(
+                "read_json_auto('{}', format = 'newline_delimited')",
+                file.display()
+            ),
+            Format::Parquet => format!("read_parquet('{}')", file.display()),
+        };
+        let counts = duckdb(&format!(
+            "select count(*), count(*) filter (where type = 'MessageSent'), max(sequence), \
+             count(distinct aggregate_id) filter (where aggregate_type = 'chatmsg'), \
+             count(*) filter (where type = 'MessageSent' and actor::text = '{}' \
+                                   and aggregate_id = '{chat}' and occurred_at <= stored_at) \
+             from {table}",
+            ann.id
+        ));
+        assert_eq!(counts, format!("{last} 5 {last} 1 5"), "{format:?}");
+        if format == Format::Parquet {
+            // Typed columns: timestamps are timestamps, the payload is JSON.
+            let typed = duckdb(&format!(
+                "select min(typeof(stored_at)), count(*) filter (where json_extract_string(payload, '$.body') = 'message 0') from {table}"
+            ));
+            assert_eq!(typed, "TIMESTAMP WITH TIME ZONE 1");
+        }
+        let _ = std::fs::remove_file(&file);
+    }
 }
 
 /// A writer the test can read while `tail` writes to it.
@@ -285,9 +322,15 @@ async fn analysts_read_follow_and_rebuild_from_the_log_as_a_read_only_nats_user(
     let last = env.log.last_sequence().await.unwrap();
 
     let mut out = Vec::new();
-    let written = export(&log, &Filter::default(), &Range::default(), &mut out)
-        .await
-        .unwrap();
+    let written = export(
+        &log,
+        &Filter::default(),
+        &Range::default(),
+        Format::Ndjson,
+        &mut out,
+    )
+    .await
+    .unwrap();
     assert_eq!(written, last);
     let counted = stats(&log, &Filter::default(), &Range::default())
         .await

@@ -574,6 +574,7 @@ async fn an_export_replayed_into_an_empty_stream_projects_to_identical_read_mode
         &env.log,
         &natter::events::Filter::default(),
         &natter::events::Range::default(),
+        natter::events::Format::Ndjson,
         &mut export,
     )
     .await
