@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::{ArgGroup, Subcommand, ValueEnum};
-use natter_projections::build::{self, Reason};
+use natter_projections::build::{self, RebuildOptions};
 use natter_projections::{Chats, Projection, Sessions, UserDirectory, verify};
 use time::OffsetDateTime;
 
@@ -32,6 +32,10 @@ pub enum ProjectionsCommand {
         /// dropping them.
         #[arg(long)]
         keep_old: bool,
+        /// Start from the first event even where an interrupted rebuild could resume
+        /// (after a change to the projection's code or tables).
+        #[arg(long)]
+        fresh: bool,
     },
     /// Rebuild a read model into scratch tables up to the live checkpoint and compare
     /// it with the live one, row by row; fails if they differ.
@@ -75,8 +79,17 @@ macro_rules! with_projection {
 pub async fn run(settings: &Settings, command: ProjectionsCommand) -> anyhow::Result<()> {
     match command {
         ProjectionsCommand::Status { json } => status(settings, json).await,
-        ProjectionsCommand::Rebuild { name, keep_old } => {
-            with_projection!(name, rebuild(settings, keep_old))
+        ProjectionsCommand::Rebuild {
+            name,
+            keep_old,
+            fresh,
+        } => {
+            let options = RebuildOptions {
+                keep_old,
+                fresh,
+                ..RebuildOptions::manual()
+            };
+            with_projection!(name, rebuild(settings, options))
         }
         ProjectionsCommand::Verify { name } => with_projection!(name, verify(settings)),
         ProjectionsCommand::Build {
@@ -100,13 +113,13 @@ pub async fn run(settings: &Settings, command: ProjectionsCommand) -> anyhow::Re
 async fn rebuild<P: Projection>(
     projection: P,
     settings: &Settings,
-    keep_old: bool,
+    options: RebuildOptions,
 ) -> anyhow::Result<()> {
     let log = open_log_read_only(settings).await?;
     let pool = connect_projection_postgres(settings).await?;
     let started = Instant::now();
     let progress = Progress::new("events applied", log.last_sequence().await?);
-    let rebuilt = build::rebuild(&log, &pool, &projection, Reason::Manual, keep_old, &|p| {
+    let rebuilt = build::rebuild(&log, &pool, &projection, options, &|p| {
         progress.tick(p.through, p.target, p.applied)
     })
     .await
@@ -195,30 +208,17 @@ async fn build_at<P: Projection>(
 async fn status(settings: &Settings, json: bool) -> anyhow::Result<()> {
     let log = open_log_read_only(settings).await?;
     let pool = connect_projection_postgres(settings).await?;
-    let statuses = natter_projections::status(&pool, &log).await?;
+    let status = natter_projections::status(&pool, &log).await?;
     if json {
-        let rows: Vec<serde_json::Value> = statuses
-            .iter()
-            .map(|s| {
-                serde_json::json!({
-                    "name": s.name, "version": s.version, "checkpoint": s.checkpoint,
-                    "lag": s.lag, "updated_at": s.updated_at.to_string(),
-                    "last_rebuild": s.last_rebuild.as_ref().map(|r| serde_json::json!({
-                        "finished_at": r.finished_at.to_string(),
-                        "reason": r.reason,
-                        "through": r.through,
-                    })),
-                })
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        println!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(());
     }
+    println!("log end: sequence {}", status.log_end);
     println!(
         "{:<16} {:>7} {:>12} {:>10}  {:<36}  LAST REBUILD",
         "PROJECTION", "VERSION", "CHECKPOINT", "LAG", "UPDATED"
     );
-    for s in &statuses {
+    for s in &status.projections {
         let rebuilt = s.last_rebuild.as_ref().map_or_else(
             || "never".to_owned(),
             |r| format!("{} ({}, through {})", r.finished_at, r.reason, r.through),
@@ -232,7 +232,7 @@ async fn status(settings: &Settings, json: bool) -> anyhow::Result<()> {
             s.updated_at.to_string()
         );
     }
-    if statuses.is_empty() {
+    if status.projections.is_empty() {
         println!("(no projection has run yet)");
     }
     Ok(())

@@ -53,6 +53,7 @@ pub struct Settings {
         long,
         env = "NATTER_NATS_URL",
         default_value = "nats://127.0.0.1:4333",
+        hide_env_values = true,
         global = true
     )]
     pub nats_url: String,

@@ -381,6 +381,18 @@ async fn analysts_read_follow_and_rebuild_from_the_log_as_a_read_only_nats_user(
     )
     .await
     .unwrap();
+    let built: i64 = sqlx::query_scalar(
+        "SELECT sequence FROM analysis.projection_checkpoints WHERE name = 'chats'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(built as u64, last);
+    let messages: i64 = sqlx::query_scalar("SELECT count(*) FROM analysis.messages_v1")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(messages, 5);
 
     // And the user can change nothing: neither append nor create a stream.
     let before = env.log.last_sequence().await.unwrap();
@@ -410,10 +422,18 @@ async fn analysts_read_follow_and_rebuild_from_the_log_as_a_read_only_nats_user(
     let client = url.options().connect(url.address()).await.unwrap();
     let created = natter_eventlog::EventLog::open(
         client,
-        natter_eventlog::LogConfig::new("NATTER_ANALYST_TRY", "analysttry"),
+        natter_eventlog::LogConfig::new(format!("ANALYST_{}", env.stream), "analysttry"),
     )
     .await;
     assert!(created.is_err(), "an analyst cannot create a stream");
+    assert!(
+        env.log
+            .jetstream()
+            .get_stream(format!("ANALYST_{}", env.stream))
+            .await
+            .is_err(),
+        "no stream was created"
+    );
     assert_eq!(
         env.log.last_sequence().await.unwrap(),
         before,

@@ -250,9 +250,11 @@ async fn status_shows_checkpoint_and_lag_in_the_library_and_the_cli() {
         .unwrap();
 
     let at = events[3].sequence;
-    let statuses = natter_projections::status(&env.pool, &env.log)
+    let status = natter_projections::status(&env.pool, &env.log)
         .await
         .unwrap();
+    assert_eq!(status.log_end, last);
+    let statuses = status.projections;
     assert_eq!(statuses.len(), 1);
     assert_eq!((statuses[0].checkpoint, statuses[0].lag), (at, last - at));
 
@@ -272,7 +274,10 @@ async fn status_shows_checkpoint_and_lag_in_the_library_and_the_cli() {
         String::from_utf8_lossy(&output.stderr)
     );
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["log_end"], last);
+    let json = &json["projections"];
     assert_eq!(json[0]["name"], "user_directory");
     assert_eq!(json[0]["checkpoint"], at);
     assert_eq!(json[0]["lag"], last - at);
+    assert_eq!(json[0]["last_rebuild"], serde_json::Value::Null);
 }

@@ -14,7 +14,7 @@ use common::{TestEnv, eventually};
 use natter::projections::{ProjectionName, ProjectionsCommand};
 use natter::settings::Role;
 use natter_eventlog::StoredEvent;
-use natter_projections::build::{self, BuildError, BuildLock, Found, Reason, Staged};
+use natter_projections::build::{self, BuildError, BuildLock, Found, RebuildOptions, Staged};
 use natter_projections::verify::{checksums, verify};
 use natter_projections::{
     Chats, Decoded, Projection, ProjectionMetrics, Runner, Sessions, UserDirectory, checkpoint,
@@ -157,7 +157,14 @@ async fn a_rebuild_under_load_serves_every_request_and_ends_equal_to_a_fresh_bui
     let held = BuildLock::try_take(&env.pool, &build::staging_schema::<Chats>())
         .await
         .unwrap();
-    let refused = build::rebuild(&env.log, &env.pool, &Chats, Reason::Manual, false, &|_| {}).await;
+    let refused = build::rebuild(
+        &env.log,
+        &env.pool,
+        &Chats,
+        RebuildOptions::manual(),
+        &|_| {},
+    )
+    .await;
     assert!(
         matches!(refused, Err(BuildError::AlreadyRunning(_))),
         "{refused:?}"
@@ -175,20 +182,22 @@ async fn a_rebuild_under_load_serves_every_request_and_ends_equal_to_a_fresh_bui
             ProjectionsCommand::Rebuild {
                 name,
                 keep_old: false,
+                fresh: false,
             },
         )
         .await
         .unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = requests.load(Ordering::Relaxed) - before;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
     writer.await.unwrap();
     for reader in readers {
         reader.await.unwrap();
     }
     assert!(
-        requests.load(Ordering::Relaxed) > before + 20,
-        "the load ran through the rebuilds"
+        during > 20,
+        "the load ran through the rebuilds ({during} requests)"
     );
 
     caught_up(&env).await;
@@ -202,10 +211,10 @@ async fn a_rebuild_under_load_serves_every_request_and_ends_equal_to_a_fresh_bui
             .differences
             .is_empty()
     );
-    let statuses = natter_projections::status(&env.pool, &env.log)
+    let status = natter_projections::status(&env.pool, &env.log)
         .await
         .unwrap();
-    for status in &statuses {
+    for status in &status.projections {
         let rebuilt = status.last_rebuild.as_ref().expect("each was rebuilt");
         assert_eq!(rebuilt.reason, "manual");
     }
@@ -234,9 +243,18 @@ async fn an_interrupted_rebuild_resumes_where_it_stopped_and_can_keep_the_old_ta
     assert_eq!(staged.checkpoint::<Chats>().await.unwrap(), halfway);
     send(&api, &chat, &ann, "after the interruption").await;
 
-    let rebuilt = build::rebuild(&env.log, &env.pool, &Chats, Reason::Manual, true, &|_| {})
-        .await
-        .unwrap();
+    let rebuilt = build::rebuild(
+        &env.log,
+        &env.pool,
+        &Chats,
+        RebuildOptions {
+            keep_old: true,
+            ..RebuildOptions::manual()
+        },
+        &|_| {},
+    )
+    .await
+    .unwrap();
     let (resumed_from, through): (i64, i64) = sqlx::query_as(
         "SELECT resumed_from, through FROM projection_rebuilds WHERE name = 'chats'",
     )
@@ -251,6 +269,12 @@ async fn an_interrupted_rebuild_resumes_where_it_stopped_and_can_keep_the_old_ta
         .await
         .unwrap();
     assert!(old_messages >= 40, "the replaced tables hold the old rows");
+    // A kept schema is not a build: nothing is built into it.
+    let refused = build::build_at(&env.log, &env.pool, &Chats, &kept, 3, &|_| {}).await;
+    assert!(
+        matches!(refused, Err(BuildError::NotABuild(_))),
+        "{refused:?}"
+    );
     // Indexes keep their names across the switch, for later migrations that name them.
     let index: Option<String> =
         sqlx::query_scalar("SELECT to_regclass('public.messages_v1_client_id')::text")
@@ -258,6 +282,51 @@ async fn an_interrupted_rebuild_resumes_where_it_stopped_and_can_keep_the_old_ta
             .await
             .unwrap();
     assert_eq!(index.as_deref(), Some("messages_v1_client_id"));
+    caught_up(&env).await;
+    assert!(
+        verify(&env.log, &env.pool, &Chats, &|_| {})
+            .await
+            .unwrap()
+            .differences
+            .is_empty()
+    );
+
+    // A build whose tables are gone but whose checkpoint is left (a crash of old between
+    // a switch and its clean-up) starts again from the first event.
+    let schema = build::staging_schema::<Chats>();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    sqlx::query(&format!(
+        "CREATE TABLE {schema}.projection_checkpoints (LIKE public.projection_checkpoints INCLUDING ALL)"
+    ))
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    sqlx::query(&format!(
+        "INSERT INTO {schema}.projection_checkpoints (name, version, sequence) VALUES ('chats', 1, $1)"
+    ))
+    .bind(i64::try_from(rebuilt.through).unwrap())
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    build::rebuild(
+        &env.log,
+        &env.pool,
+        &Chats,
+        RebuildOptions::manual(),
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    let resumed_from: i64 = sqlx::query_scalar(
+        "SELECT resumed_from FROM projection_rebuilds WHERE name = 'chats' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(resumed_from, 0);
     caught_up(&env).await;
     assert!(
         verify(&env.log, &env.pool, &Chats, &|_| {})
@@ -617,9 +686,8 @@ async fn the_read_model_at_a_past_point_is_what_the_live_one_held_then() {
     let then = env.log.last_sequence().await.unwrap();
     let held_then = checksums::<Chats>(&env.pool, "public").await.unwrap();
     let (_, list_then) = api.call(Method::GET, "/v1/chats", &bob, None).await;
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let moment = time::OffsetDateTime::now_utc();
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // The moment the last event then was stored, by the server's clock.
+    let moment = env.log.event_at(then).await.unwrap().unwrap().stored_at;
 
     // Life goes on: more messages, an edit, a deletion, a reaction.
     for i in 0..5 {
@@ -727,8 +795,7 @@ async fn the_admin_api_shows_each_read_model_behind_a_token_of_its_own() {
         &env.log,
         &env.pool,
         &Sessions,
-        Reason::Manual,
-        false,
+        RebuildOptions::manual(),
         &|_| {},
     )
     .await

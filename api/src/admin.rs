@@ -116,15 +116,11 @@ pub(crate) async fn projections(
     headers: HeaderMap,
 ) -> Result<axum::Json<ProjectionsStatus>, ApiError> {
     authorize(&state, &headers)?;
-    let log_end = state
-        .log
-        .last_sequence()
+    let status = natter_projections::status(&state.pool, &state.log)
         .await
         .map_err(ApiError::internal)?;
-    let statuses = natter_projections::status(&state.pool, &state.log)
-        .await
-        .map_err(ApiError::internal)?;
-    let projections = statuses
+    let projections = status
+        .projections
         .into_iter()
         .map(|s| ProjectionStatus {
             current: natter_projections::CURRENT.contains(&(s.name.as_str(), s.version)),
@@ -141,7 +137,7 @@ pub(crate) async fn projections(
         })
         .collect();
     Ok(axum::Json(ProjectionsStatus {
-        log_end,
+        log_end: status.log_end,
         projections,
     }))
 }

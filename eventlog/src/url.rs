@@ -19,24 +19,34 @@ enum Credentials {
 }
 
 impl NatsUrl {
+    /// Parses one URL or a comma-separated list of them (a cluster); the credentials are
+    /// the first found. What looks like credentials never stays in the address.
     pub fn parse(url: &str) -> Self {
-        let (scheme, rest) = url.split_once("://").unwrap_or(("nats", url));
-        let host_start = rest.find('/').unwrap_or(rest.len());
-        let Some(at) = rest[..host_start].rfind('@') else {
-            return Self {
-                address: url.to_owned(),
-                credentials: Credentials::None,
-            };
-        };
-        let userinfo = &rest[..at];
-        let credentials = match userinfo.split_once(':') {
-            Some((user, password)) => {
-                Credentials::UserPassword(percent_decode(user), percent_decode(password))
-            }
-            None => Credentials::Token(percent_decode(userinfo)),
-        };
+        let mut credentials = Credentials::None;
+        let addresses: Vec<String> = url
+            .split(',')
+            .map(|server| {
+                let server = server.trim();
+                let (scheme, rest) = server.split_once("://").unwrap_or(("nats", server));
+                // A host never holds '@': everything up to the last one is credentials.
+                let Some(at) = rest.rfind('@') else {
+                    return server.to_owned();
+                };
+                if credentials == Credentials::None {
+                    let userinfo = &rest[..at];
+                    credentials = match userinfo.split_once(':') {
+                        Some((user, password)) => Credentials::UserPassword(
+                            percent_decode(user),
+                            percent_decode(password),
+                        ),
+                        None => Credentials::Token(percent_decode(userinfo)),
+                    };
+                }
+                format!("{scheme}://{}", &rest[at + 1..])
+            })
+            .collect();
         Self {
-            address: format!("{scheme}://{}", &rest[at + 1..]),
+            address: addresses.join(","),
             credentials,
         }
     }
@@ -46,13 +56,16 @@ impl NatsUrl {
         &self.address
     }
 
-    /// Connect options that present the URL's credentials.
+    /// Connect options that present the URL's credentials. A named user gets inboxes
+    /// of its own (`_INBOX_<user>`), so that a server can let it read its replies and
+    /// no one else's.
     pub fn options(&self) -> async_nats::ConnectOptions {
         match &self.credentials {
             Credentials::None => async_nats::ConnectOptions::new(),
             Credentials::Token(token) => async_nats::ConnectOptions::with_token(token.clone()),
             Credentials::UserPassword(user, password) => {
                 async_nats::ConnectOptions::with_user_and_password(user.clone(), password.clone())
+                    .custom_inbox_prefix(format!("_INBOX_{user}"))
             }
         }
     }
@@ -111,6 +124,11 @@ mod tests {
         let token = NatsUrl::parse("tls://s3cret@nats.example:4222");
         assert!(token.credentials == Credentials::Token("s3cret".into()));
         assert_eq!(token.address(), "tls://nats.example:4222");
+        let cluster = NatsUrl::parse("nats://u:p@a:4222, nats://u:p@b:4222");
+        assert_eq!(cluster.address(), "nats://a:4222,nats://b:4222");
+        assert!(cluster.credentials == Credentials::UserPassword("u".into(), "p".into()));
+        let slash = NatsUrl::parse("nats://u:pa/ss@a:4222");
+        assert_eq!(slash.address(), "nats://a:4222");
         let plain = NatsUrl::parse("nats://127.0.0.1:4222");
         assert!(plain.credentials == Credentials::None);
         assert_eq!(plain.address(), "nats://127.0.0.1:4222");

@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use natter_eventlog::{EventLog, LogError};
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
-use crate::runner::lock_checkpoint;
+use crate::lock::AdvisoryLock;
+use crate::runner::{lock_checkpoint, set_checkpoint};
 use crate::{Decoded, Projection, apply_batch, checkpoint};
 
 /// Events read from the log per request.
@@ -51,6 +52,8 @@ pub enum BuildError {
         at: u64,
         wanted: u64,
     },
+    #[error("schema {0} holds tables that are not a build of this projection; choose another")]
+    NotABuild(String),
     #[error("the switch could not lock the read model's tables after {0} attempts")]
     SwitchTimedOut(u32),
 }
@@ -79,16 +82,47 @@ pub struct Staged {
 
 impl Staged {
     /// Opens `schema` for projection `P`, creating it with empty copies of the live
-    /// tables if it is missing. `pool` reaches the live read models.
+    /// tables and a checkpoint at 0 if it is missing, or resuming the build it holds. A
+    /// build left with some tables gone (its switch committed, the clean-up did not)
+    /// starts again; a schema holding `P`'s tables that is not a build of `P` is refused.
+    /// `pool` reaches the live read models.
     pub async fn open<P: Projection>(pool: &PgPool, schema: &str) -> Result<Self, BuildError> {
         check_schema_name(schema)?;
         let mut tx = pool.begin().await?;
-        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+        let tables: Vec<&str> = P::TABLES
+            .iter()
+            .copied()
+            .chain(["projection_checkpoints"])
+            .collect();
+        let present: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename = ANY($2)",
+        )
+        .bind(schema)
+        .bind(&tables)
+        .fetch_one(&mut *tx)
+        .await?;
+        let ours = present > 0 && build_checkpoint::<P>(&mut tx, schema).await?.is_some();
+        if present > 0 && !ours {
+            return Err(BuildError::NotABuild(schema.to_owned()));
+        }
+        if ours && usize::try_from(present).ok() != Some(tables.len()) {
+            tracing::warn!(schema, "an incomplete build: starting it again");
+            drop_schema_in(&mut tx, schema).await?;
+        }
+        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
             .execute(&mut *tx)
             .await?;
-        for table in P::TABLES.iter().chain(&["projection_checkpoints"]) {
+        for table in &tables {
             copy_table(&mut tx, table, schema).await?;
         }
+        sqlx::query(&format!(
+            "INSERT INTO \"{schema}\".projection_checkpoints (name, version) VALUES ($1, $2)
+             ON CONFLICT DO NOTHING"
+        ))
+        .bind(P::NAME)
+        .bind(P::VERSION)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         let options = (*pool.connect_options())
             .clone()
@@ -129,7 +163,8 @@ impl Staged {
         }
         let (pages, mut ready) = mpsc::channel::<Result<Page<P::Event>, LogError>>(4);
         let read = read_pages(log, projection, from + 1, target, pages);
-        let write = async {
+        // Owns the receiver: if a write fails, dropping it stops the reader.
+        let write = async move {
             let mut applied = 0;
             let mut through = from;
             while let Some(page) = ready.recv().await {
@@ -160,6 +195,29 @@ impl Staged {
         through
     }
 
+    /// Builds to `target()` round after round, until a round ends within
+    /// `CLOSE_ENOUGH` of where `target()` has got to meanwhile. Returns the checkpoint.
+    pub(crate) async fn catch_up<P, F, Fut>(
+        &self,
+        log: &EventLog,
+        projection: &P,
+        progress: OnProgress<'_>,
+        mut target: F,
+    ) -> Result<u64, BuildError>
+    where
+        P: Projection,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<u64, BuildError>>,
+    {
+        loop {
+            let goal = target().await?;
+            let through = self.build_to(log, projection, goal, progress).await?;
+            if target().await?.saturating_sub(through) <= CLOSE_ENOUGH {
+                return Ok(through);
+            }
+        }
+    }
+
     /// Makes the indexes a build defers (see `IndexKind`); idempotent.
     pub async fn complete_indexes<P: Projection>(&self, pool: &PgPool) -> Result<(), BuildError> {
         let mut connection = pool.acquire().await?;
@@ -178,6 +236,30 @@ impl Staged {
         self.pool.close().await;
         drop_schema(pool, &self.schema).await
     }
+}
+
+/// The checkpoint a build of `P` in `schema` holds, if `schema` holds one.
+async fn build_checkpoint<P: Projection>(
+    connection: &mut PgConnection,
+    schema: &str,
+) -> Result<Option<u64>, sqlx::Error> {
+    let exists: bool = sqlx::query_scalar(
+        "SELECT to_regclass(format('%I.projection_checkpoints', $1::text)) IS NOT NULL",
+    )
+    .bind(schema)
+    .fetch_one(&mut *connection)
+    .await?;
+    if !exists {
+        return Ok(None);
+    }
+    let sequence: Option<i64> = sqlx::query_scalar(&format!(
+        "SELECT sequence FROM \"{schema}\".projection_checkpoints WHERE name = $1 AND version = $2"
+    ))
+    .bind(P::NAME)
+    .bind(P::VERSION)
+    .fetch_optional(&mut *connection)
+    .await?;
+    Ok(sequence.map(|s| u64::try_from(s).unwrap_or(0)))
 }
 
 /// Decoded events up to and including `through`.
@@ -234,13 +316,13 @@ async fn copy_table(
         return Ok(());
     }
     sqlx::query(&format!(
-        "CREATE TABLE {schema}.{table} (LIKE public.{table} INCLUDING DEFAULTS INCLUDING GENERATED \
+        "CREATE TABLE \"{schema}\".{table} (LIKE public.{table} INCLUDING DEFAULTS INCLUDING GENERATED \
          INCLUDING IDENTITY INCLUDING STORAGE INCLUDING CONSTRAINTS INCLUDING COMMENTS)"
     ))
     .execute(&mut *connection)
     .await?;
     let constraints: Vec<(String, String)> = sqlx::query_as(
-        "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint
+        "SELECT quote_ident(conname), pg_get_constraintdef(oid) FROM pg_constraint
          WHERE conrelid = format('public.%I', $1::text)::regclass AND contype IN ('p', 'u', 'x')
          ORDER BY conname",
     )
@@ -249,7 +331,7 @@ async fn copy_table(
     .await?;
     for (name, definition) in constraints {
         sqlx::query(&format!(
-            "ALTER TABLE {schema}.{table} ADD CONSTRAINT {name} {definition}"
+            "ALTER TABLE \"{schema}\".{table} ADD CONSTRAINT {name} {definition}"
         ))
         .execute(&mut *connection)
         .await?;
@@ -291,28 +373,41 @@ async fn index_definitions(
     .fetch_all(&mut *connection)
     .await?;
     let live = format!(" ON public.{table} ");
-    let staged = format!(" ON {schema}.{table} ");
-    Ok(definitions
+    let staged = format!(" ON \"{schema}\".{table} ");
+    definitions
         .into_iter()
         .map(|definition| {
-            definition
-                .replacen(&live, &staged, 1)
-                .replacen(" INDEX ", " INDEX IF NOT EXISTS ", 1)
+            if !definition.contains(&live) {
+                return Err(sqlx::Error::Protocol(format!(
+                    "an index definition of {table} that cannot be copied: {definition}"
+                )));
+            }
+            Ok(definition.replacen(&live, &staged, 1).replacen(
+                " INDEX ",
+                " INDEX IF NOT EXISTS ",
+                1,
+            ))
         })
-        .collect())
+        .collect()
 }
 
 pub(crate) async fn drop_schema(pool: &PgPool, schema: &str) -> Result<(), BuildError> {
     check_schema_name(schema)?;
     let mut tx = pool.begin().await?;
+    drop_schema_in(&mut tx, schema).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Drops `schema` and everything in it inside the caller's transaction.
+async fn drop_schema_in(connection: &mut PgConnection, schema: &str) -> Result<(), sqlx::Error> {
     // Not a notice per table dropped with it.
     sqlx::query("SET LOCAL client_min_messages = warning")
-        .execute(&mut *tx)
+        .execute(&mut *connection)
         .await?;
-    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        .execute(&mut *tx)
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .execute(&mut *connection)
         .await?;
-    tx.commit().await?;
     Ok(())
 }
 
@@ -331,32 +426,21 @@ pub fn check_schema_name(schema: &str) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// A session-level advisory lock, held by a connection of its own until dropped or
-/// released: one build per schema at a time, across processes.
+/// One build per schema at a time, across processes.
 #[derive(Debug)]
-pub struct BuildLock {
-    connection: PgConnection,
-}
+pub struct BuildLock(AdvisoryLock);
 
 impl BuildLock {
-    /// Takes the lock named `key`, or says who holds it.
-    pub async fn try_take(pool: &PgPool, key: &str) -> Result<Self, BuildError> {
-        let mut connection = pool.acquire().await?.detach();
-        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
-            .bind(format!("natter.build.{key}"))
-            .fetch_one(&mut connection)
-            .await?;
-        if taken {
-            Ok(Self { connection })
-        } else {
-            let _ = connection.close().await;
-            Err(BuildError::AlreadyRunning(key.to_owned()))
-        }
+    /// Takes the lock of the build in `schema`, or says that another holds it.
+    pub async fn try_take(pool: &PgPool, schema: &str) -> Result<Self, BuildError> {
+        AdvisoryLock::try_take(pool, &format!("natter.build.{schema}"))
+            .await?
+            .map(Self)
+            .ok_or_else(|| BuildError::AlreadyRunning(schema.to_owned()))
     }
 
-    /// Releases the lock (closing the connection ends its session).
     pub async fn release(self) {
-        let _ = self.connection.close().await;
+        self.0.release().await;
     }
 }
 
@@ -392,59 +476,89 @@ pub fn staging_schema<P: Projection>() -> String {
     format!("natter_rebuild_{}_v{}", P::NAME, P::VERSION)
 }
 
+/// How a rebuild runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RebuildOptions {
+    pub reason: Reason,
+    /// Keep the replaced tables in a `natter_retired_…` schema instead of dropping them.
+    pub keep_old: bool,
+    /// Start from the first event even if an interrupted rebuild could be resumed (after
+    /// a fix to the projection's code, say).
+    pub fresh: bool,
+}
+
+impl RebuildOptions {
+    pub fn manual() -> Self {
+        Self {
+            reason: Reason::Manual,
+            keep_old: false,
+            fresh: false,
+        }
+    }
+}
+
 /// Rebuilds `P`'s current version from the first event into new tables beside the live
 /// ones, while the live ones keep serving and their runner keeps writing; then switches
-/// readers over in one transaction and drops the replaced tables, or keeps them in a
-/// schema of their own with `keep_old`. Refuses to run twice at once; resumes an
-/// interrupted rebuild. `pool` reaches the live read models.
+/// readers over in one transaction and drops the replaced tables (or keeps them).
+/// Refuses to run twice at once; resumes an interrupted rebuild unless told `fresh`.
+/// `pool` reaches the live read models.
 pub async fn rebuild<P: Projection>(
     log: &EventLog,
     pool: &PgPool,
     projection: &P,
-    reason: Reason,
-    keep_old: bool,
+    options: RebuildOptions,
+    progress: OnProgress<'_>,
+) -> Result<Rebuilt, BuildError> {
+    let lock = BuildLock::try_take(pool, &staging_schema::<P>()).await?;
+    let rebuilt = rebuild_locked(log, pool, projection, options, progress).await;
+    lock.release().await;
+    rebuilt
+}
+
+/// [`rebuild`], its lock already held.
+async fn rebuild_locked<P: Projection>(
+    log: &EventLog,
+    pool: &PgPool,
+    projection: &P,
+    options: RebuildOptions,
     progress: OnProgress<'_>,
 ) -> Result<Rebuilt, BuildError> {
     let schema = staging_schema::<P>();
-    let lock = BuildLock::try_take(pool, &schema).await?;
+    if options.fresh {
+        drop_schema(pool, &schema).await?;
+    }
     let started_at = OffsetDateTime::now_utc();
     let staged = Staged::open::<P>(pool, &schema).await?;
     let resumed_from = staged.checkpoint::<P>().await?;
-    // The bulk, then the deferred indexes, then catch up with what came meanwhile; all
-    // while the live tables serve. The switch does the rest.
+    // The bulk, then the deferred indexes, then what came meanwhile; all while the live
+    // tables serve. The switch does the rest.
     let end = log.last_sequence().await?;
     staged.build_to(log, projection, end, progress).await?;
     staged.complete_indexes::<P>(pool).await?;
-    loop {
-        let end = log.last_sequence().await?;
-        let through = staged.build_to(log, projection, end, progress).await?;
-        let live = checkpoint(pool, P::NAME, P::VERSION).await?;
-        if log.last_sequence().await?.saturating_sub(through) <= CLOSE_ENOUGH
-            && live.saturating_sub(through) <= CLOSE_ENOUGH
-        {
-            break;
-        }
-    }
+    staged
+        .catch_up(log, projection, progress, || async {
+            Ok(log.last_sequence().await?)
+        })
+        .await?;
     let retired = format!(
         "natter_retired_{}_v{}_{}",
         P::NAME,
         P::VERSION,
-        started_at.unix_timestamp()
+        started_at.unix_timestamp_nanos() / 1_000
     );
     let record = Record {
-        reason,
+        reason: options.reason,
         started_at,
         resumed_from,
     };
     let through = switch(log, pool, projection, &staged, &retired, &record, progress).await?;
     staged.discard(pool).await?;
-    let kept = if keep_old {
+    let kept = if options.keep_old {
         Some(retired)
     } else {
         drop_schema(pool, &retired).await?;
         None
     };
-    lock.release().await;
     Ok(Rebuilt { through, kept })
 }
 
@@ -486,7 +600,7 @@ async fn switch<P: Projection>(
         let through = staged.build_to(log, projection, live, progress).await?;
         let tables: Vec<String> = P::TABLES
             .iter()
-            .flat_map(|table| [format!("public.{table}"), format!("{schema}.{table}")])
+            .flat_map(|table| [format!("public.{table}"), format!("\"{schema}\".{table}")])
             .collect();
         let moved = async {
             sqlx::query(&format!(
@@ -495,17 +609,24 @@ async fn switch<P: Projection>(
             ))
             .execute(&mut *tx)
             .await?;
-            sqlx::query(&format!("CREATE SCHEMA {retired}"))
+            sqlx::query(&format!("CREATE SCHEMA \"{retired}\""))
                 .execute(&mut *tx)
                 .await?;
             for table in P::TABLES {
-                sqlx::query(&format!("ALTER TABLE public.{table} SET SCHEMA {retired}"))
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(&format!("ALTER TABLE {schema}.{table} SET SCHEMA public"))
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(&format!(
+                    "ALTER TABLE public.{table} SET SCHEMA \"{retired}\""
+                ))
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(&format!(
+                    "ALTER TABLE \"{schema}\".{table} SET SCHEMA public"
+                ))
+                .execute(&mut *tx)
+                .await?;
             }
+            // What is left of the build (its checkpoint) goes with it: a rebuild started
+            // after this commits starts from the first event.
+            drop_schema_in(&mut tx, schema).await?;
             Ok::<_, sqlx::Error>(())
         }
         .await;
@@ -523,15 +644,7 @@ async fn switch<P: Projection>(
             }
             Err(error) => return Err(error.into()),
         }
-        sqlx::query(
-            "UPDATE projection_checkpoints SET sequence = $3, updated_at = now()
-             WHERE name = $1 AND version = $2",
-        )
-        .bind(P::NAME)
-        .bind(P::VERSION)
-        .bind(i64::try_from(through).unwrap_or(i64::MAX))
-        .execute(&mut *tx)
-        .await?;
+        set_checkpoint(&mut tx, P::NAME, P::VERSION, through).await?;
         sqlx::query(
             "INSERT INTO projection_rebuilds (name, version, reason, started_at, resumed_from, through)
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -660,15 +773,8 @@ pub async fn bring_up_to_date<P: Projection>(
                 );
             }
         };
-        match rebuild(log, pool, projection, Reason::Automatic, false, &logged).await {
-            Ok(rebuilt) => {
-                tracing::info!(
-                    projection = P::NAME,
-                    through = rebuilt.through,
-                    "rebuilt and switched in"
-                );
-                return Ok(());
-            }
+        let lock = match BuildLock::try_take(pool, &staging_schema::<P>()).await {
+            Ok(lock) => lock,
             Err(BuildError::AlreadyRunning(_)) => {
                 if !waiting {
                     tracing::info!(
@@ -678,9 +784,33 @@ pub async fn bring_up_to_date<P: Projection>(
                 }
                 waiting = true;
                 tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
             }
             Err(error) => return Err(error),
+        };
+        // Another process may have finished the build while this one waited for the lock.
+        let built = match found(pool, P::NAME, P::VERSION).await {
+            Ok(Found::Outdated { .. }) => {
+                let options = RebuildOptions {
+                    reason: Reason::Automatic,
+                    ..RebuildOptions::manual()
+                };
+                rebuild_locked(log, pool, projection, options, &logged)
+                    .await
+                    .map(Some)
+            }
+            Ok(_) => Ok(None),
+            Err(error) => Err(error.into()),
+        };
+        lock.release().await;
+        if let Some(rebuilt) = built? {
+            tracing::info!(
+                projection = P::NAME,
+                through = rebuilt.through,
+                "rebuilt and switched in"
+            );
         }
+        return Ok(());
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod build;
 pub mod chats;
+mod lock;
 mod metrics;
 mod runner;
 pub mod sessions;
@@ -23,7 +24,7 @@ pub use runner::{
     Runner, RunnerError, apply_batch, checkpoint, consumer_name, projection_connect_options, reset,
 };
 pub use sessions::Sessions;
-pub use status::{LastRebuild, ProjectionStatus, status};
+pub use status::{LastRebuild, ProjectionStatus, Status, status};
 pub use user_directory::UserDirectory;
 
 /// Every projection of this build, by name and version.

@@ -8,12 +8,13 @@ use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pu
 use async_nats::jetstream::{self, consumer::pull::MessagesError};
 use futures::StreamExt;
 use natter_eventlog::{EventLog, LogError, StoredEvent};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::lock::AdvisoryLock;
 use crate::{Decoded, Projection, ProjectionMetrics};
 
 /// How long a checkpoint may trail events the projection has no use for.
@@ -111,29 +112,23 @@ impl<P: Projection> Runner<P> {
         shutdown: &mut (impl Future<Output = ()> + Unpin + Send),
     ) -> Result<(), RunnerError> {
         ensure_checkpoint(&self.pool, P::NAME, P::VERSION).await?;
-        let mut lock = self.pool.acquire().await?.detach();
         let key = format!("natter.projection.{}.v{}", P::NAME, P::VERSION);
-        loop {
-            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
-                .bind(&key)
-                .fetch_one(&mut lock)
-                .await?;
-            if locked {
-                break;
+        let lock = loop {
+            if let Some(lock) = AdvisoryLock::try_take(&self.pool, &key).await? {
+                break lock;
             }
             tokio::select! {
                 () = &mut *shutdown => return Ok(()),
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
-        }
+        };
         tracing::info!(
             projection = P::NAME,
             version = P::VERSION,
             "projection running"
         );
         let result = self.consume(shutdown).await;
-        // Closing the connection ends its session and so releases the lock.
-        let _ = lock.close().await;
+        lock.release().await;
         result
     }
 
@@ -303,14 +298,28 @@ pub async fn apply_batch<P: Projection>(
     if !fresh.is_empty() {
         projection.apply(&mut tx, fresh).await?;
     }
-    sqlx::query("UPDATE projection_checkpoints SET sequence = $3, updated_at = now() WHERE name = $1 AND version = $2")
-        .bind(P::NAME)
-        .bind(P::VERSION)
-        .bind(i64::try_from(through).unwrap_or(i64::MAX))
-        .execute(&mut *tx)
-        .await?;
+    set_checkpoint(&mut tx, P::NAME, P::VERSION, through).await?;
     tx.commit().await?;
     Ok(fresh.len() as u64)
+}
+
+/// Sets the checkpoint inside the caller's transaction.
+pub(crate) async fn set_checkpoint(
+    connection: &mut PgConnection,
+    name: &str,
+    version: i32,
+    sequence: u64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE projection_checkpoints SET sequence = $3, updated_at = now()
+         WHERE name = $1 AND version = $2",
+    )
+    .bind(name)
+    .bind(version)
+    .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
+    .execute(connection)
+    .await?;
+    Ok(())
 }
 
 /// Moves the checkpoint forward over events that change nothing in the read model.
@@ -381,11 +390,7 @@ pub async fn reset<P: Projection>(pool: &PgPool, projection: &P) -> Result<(), s
     let mut tx = pool.begin().await?;
     lock_checkpoint(&mut tx, P::NAME, P::VERSION).await?;
     projection.reset(&mut tx).await?;
-    sqlx::query("UPDATE projection_checkpoints SET sequence = 0, updated_at = now() WHERE name = $1 AND version = $2")
-        .bind(P::NAME)
-        .bind(P::VERSION)
-        .execute(&mut *tx)
-        .await?;
+    set_checkpoint(&mut tx, P::NAME, P::VERSION, 0).await?;
     tx.commit().await
 }
 

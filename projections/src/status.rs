@@ -1,22 +1,33 @@
 use natter_eventlog::EventLog;
+use serde::Serialize;
 use sqlx::{PgPool, Row};
 use time::OffsetDateTime;
 
+/// Where every projection stands, against the log's newest event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Status {
+    /// The newest sequence in the log when the checkpoints were read.
+    pub log_end: u64,
+    pub projections: Vec<ProjectionStatus>,
+}
+
 /// Where one projection stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProjectionStatus {
     pub name: String,
     pub version: i32,
     pub checkpoint: u64,
     /// Events in the log after the checkpoint.
     pub lag: u64,
+    #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
     /// The last rebuild that switched this version's tables in, if any.
     pub last_rebuild: Option<LastRebuild>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LastRebuild {
+    #[serde(with = "time::serde::rfc3339")]
     pub finished_at: OffsetDateTime,
     /// `manual` or `automatic`.
     pub reason: String,
@@ -26,10 +37,7 @@ pub struct LastRebuild {
 
 /// Every projection that has a checkpoint, with its lag behind the log's newest event
 /// and its last rebuild.
-pub async fn status(
-    pool: &PgPool,
-    log: &EventLog,
-) -> Result<Vec<ProjectionStatus>, crate::RunnerError> {
+pub async fn status(pool: &PgPool, log: &EventLog) -> Result<Status, crate::RunnerError> {
     let last = log.last_sequence().await?;
     let rows = sqlx::query(
         "SELECT c.name, c.version, c.sequence, c.updated_at,
@@ -45,7 +53,8 @@ pub async fn status(
     .fetch_all(pool)
     .await?;
     let sequence = |value: i64| u64::try_from(value).unwrap_or(0);
-    rows.iter()
+    let projections = rows
+        .iter()
         .map(|row| {
             let checkpoint = sequence(row.try_get("sequence")?);
             let last_rebuild = match row.try_get::<Option<OffsetDateTime>, _>("finished_at")? {
@@ -65,5 +74,9 @@ pub async fn status(
                 last_rebuild,
             })
         })
-        .collect()
+        .collect::<Result<_, crate::RunnerError>>()?;
+    Ok(Status {
+        log_end: last,
+        projections,
+    })
 }

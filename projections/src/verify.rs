@@ -3,7 +3,7 @@
 use natter_eventlog::EventLog;
 use sqlx::{Connection, PgConnection, PgPool};
 
-use crate::build::{BuildError, BuildLock, CLOSE_ENOUGH, OnProgress, Staged, drop_schema};
+use crate::build::{BuildError, BuildLock, OnProgress, Staged, drop_schema};
 use crate::{Projection, checkpoint};
 
 /// Rows shown per side of a difference.
@@ -49,14 +49,11 @@ pub async fn verify<P: Projection>(
     // A verification starts from nothing: a leftover scratch schema may be behind.
     drop_schema(pool, &schema).await?;
     let staged = Staged::open::<P>(pool, &schema).await?;
-    loop {
-        let live = checkpoint(pool, P::NAME, P::VERSION).await?;
-        let through = staged.build_to(log, projection, live, progress).await?;
-        let live = checkpoint(pool, P::NAME, P::VERSION).await?;
-        if live.saturating_sub(through) <= CLOSE_ENOUGH {
-            break;
-        }
-    }
+    staged
+        .catch_up(log, projection, progress, || async {
+            Ok(checkpoint(pool, P::NAME, P::VERSION).await?)
+        })
+        .await?;
     let mut hold = pool.begin().await?;
     let live: Option<i64> = sqlx::query_scalar(
         "SELECT sequence FROM projection_checkpoints WHERE name = $1 AND version = $2 FOR SHARE",
@@ -94,7 +91,7 @@ async fn compare(
     let columns = columns(connection, table).await?;
     let sides = format!(
         "WITH live AS (SELECT row_to_json(t)::text AS r FROM (SELECT {columns} FROM public.{table}) t),
-              rebuilt AS (SELECT row_to_json(t)::text AS r FROM (SELECT {columns} FROM {schema}.{table}) t),
+              rebuilt AS (SELECT row_to_json(t)::text AS r FROM (SELECT {columns} FROM \"{schema}\".{table}) t),
               only_live AS MATERIALIZED (SELECT r FROM live EXCEPT ALL SELECT r FROM rebuilt),
               only_rebuilt AS MATERIALIZED (SELECT r FROM rebuilt EXCEPT ALL SELECT r FROM live)"
     );
@@ -147,7 +144,7 @@ pub async fn checksums<P: Projection>(
         let columns = columns(&mut connection, table).await?;
         let sum: String = sqlx::query_scalar(&format!(
             "SELECT md5(coalesce(string_agg(r, E'\\n' ORDER BY r COLLATE \"C\"), ''))
-             FROM (SELECT row_to_json(t)::text AS r FROM (SELECT {columns} FROM {schema}.{table}) t) rows"
+             FROM (SELECT row_to_json(t)::text AS r FROM (SELECT {columns} FROM \"{schema}\".{table}) t) rows"
         ))
         .fetch_one(&mut *connection)
         .await?;

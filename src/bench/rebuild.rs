@@ -13,7 +13,7 @@ use clap::Args;
 use futures::StreamExt as _;
 use natter_eventlog::EventLog;
 use natter_projections::Chats;
-use natter_projections::build::{self, Reason};
+use natter_projections::build::{self, RebuildOptions};
 
 use super::catchup::MessageRows;
 use super::queries::{QueriesArgs, seed};
@@ -67,8 +67,7 @@ pub async fn bench_rebuild(settings: &Settings, args: RebuildArgs) -> anyhow::Re
                 &log,
                 &projection_pool,
                 &Chats,
-                Reason::Manual,
-                false,
+                RebuildOptions::manual(),
                 &|p| applied.store(p.through, Ordering::Relaxed),
             )
             .await?;
