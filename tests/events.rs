@@ -18,25 +18,9 @@ use serde_json::{Value, json};
 async fn history(api: &Api) -> (String, common::http::User) {
     let ann = api.user("ann").await;
     let bob = api.user("bob").await;
-    let (_, group) = api
-        .call(
-            Method::POST,
-            "/v1/chats/groups",
-            &ann,
-            Some(json!({"name": "analysts", "members": [bob.id]})),
-        )
-        .await;
-    let chat = group["chat_id"].as_str().unwrap().to_owned();
+    let chat = api.group(&[&ann, &bob]).await;
     for i in 0..5 {
-        let (status, _) = api
-            .call(
-                Method::POST,
-                &format!("/v1/chats/{chat}/messages"),
-                &ann,
-                Some(json!({"client_id": format!("m{i}"), "body": format!("message {i}")})),
-            )
-            .await;
-        assert_eq!(status, 201);
+        api.send(&chat, &ann, &format!("message {i}")).await;
     }
     (chat, ann)
 }

@@ -28,33 +28,11 @@ use tokio::sync::oneshot;
 async fn chat_with_messages(api: &Api, messages: usize) -> (String, User, User) {
     let ann = api.user("ann").await;
     let bob = api.user("bob").await;
-    let (_, group) = api
-        .call(
-            Method::POST,
-            "/v1/chats/groups",
-            &ann,
-            Some(json!({"name": "ops", "members": [bob.id]})),
-        )
-        .await;
-    let chat = group["chat_id"].as_str().unwrap().to_owned();
+    let chat = api.group(&[&ann, &bob]).await;
     for i in 0..messages {
-        send(api, &chat, &ann, &format!("seed {i}")).await;
+        api.send(&chat, &ann, &format!("seed {i}")).await;
     }
     (chat, ann, bob)
-}
-
-/// Sends a message; its sequence.
-async fn send(api: &Api, chat: &str, from: &User, body: &str) -> u64 {
-    let (status, sent) = api
-        .call(
-            Method::POST,
-            &format!("/v1/chats/{chat}/messages"),
-            from,
-            Some(json!({"client_id": uuid::Uuid::now_v7().to_string(), "body": body})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{sent}");
-    sent["sequence"].as_u64().unwrap()
 }
 
 /// Waits until every projection has reached the end of the log.
@@ -100,7 +78,7 @@ async fn a_rebuild_under_load_serves_every_request_and_ends_equal_to_a_fresh_bui
         async move {
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) {
-                let sequence = send(&api, &chat, &ann, &format!("load {i}")).await;
+                let sequence = api.send(&chat, &ann, &format!("load {i}")).await;
                 let message = format!("/v1/chats/{chat}/messages/{sequence}");
                 let (status, body) = match i % 3 {
                     0 => {
@@ -241,7 +219,7 @@ async fn an_interrupted_rebuild_resumes_where_it_stopped_and_can_keep_the_old_ta
         .await
         .unwrap();
     assert_eq!(staged.checkpoint::<Chats>().await.unwrap(), halfway);
-    send(&api, &chat, &ann, "after the interruption").await;
+    api.send(&chat, &ann, "after the interruption").await;
 
     let rebuilt = build::rebuild(
         &env.log,
@@ -459,7 +437,8 @@ async fn a_new_version_deployed_over_the_old_is_built_beside_it_and_serves_the_n
         async move {
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) {
-                send(&api, &chat, &ann, &format!("during the deploy {i}")).await;
+                api.send(&chat, &ann, &format!("during the deploy {i}"))
+                    .await;
                 i += 1;
             }
             i
@@ -599,7 +578,7 @@ async fn readiness_waits_for_a_read_model_of_this_version() {
 async fn varied_history(api: &Api) -> (String, User, User) {
     let (chat, ann, bob) = chat_with_messages(api, 12).await;
     let path = |rest: &str| format!("/v1/chats/{chat}{rest}");
-    let reply = send(api, &chat, &bob, "a reply").await;
+    let reply = api.send(&chat, &bob, "a reply").await;
     let calls = [
         (
             &bob,
@@ -619,7 +598,7 @@ async fn varied_history(api: &Api) -> (String, User, User) {
         let (status, answer) = api.call(method, &path, user, Some(body)).await;
         assert!(status.is_success(), "{path}: {status} {answer}");
     }
-    let doomed = send(api, &chat, &ann, "deleted for everyone").await;
+    let doomed = api.send(&chat, &ann, "deleted for everyone").await;
     let (status, _) = api
         .call(
             Method::DELETE,
@@ -691,9 +670,9 @@ async fn the_read_model_at_a_past_point_is_what_the_live_one_held_then() {
 
     // Life goes on: more messages, an edit, a deletion, a reaction.
     for i in 0..5 {
-        send(&api, &chat, &ann, &format!("later {i}")).await;
+        api.send(&chat, &ann, &format!("later {i}")).await;
     }
-    let late = send(&api, &chat, &bob, "later still").await;
+    let late = api.send(&chat, &bob, "later still").await;
     let (status, _) = api
         .call(
             Method::DELETE,

@@ -52,6 +52,53 @@ impl Api {
     pub async fn user(&self, name: &str) -> User {
         sign_up(&self.http, &self.app, name).await
     }
+
+    /// A group of `members` created by the first; its id.
+    pub async fn group(&self, members: &[&User]) -> String {
+        group(&self.http, &self.app, members).await
+    }
+
+    /// Sends a text; its sequence.
+    pub async fn send(&self, chat: &str, from: &User, body: &str) -> u64 {
+        send(&self.http, &self.app, chat, from, body).await
+    }
+}
+
+/// A group of `members` created by the first, through `app`; its id.
+pub async fn group(http: &reqwest::Client, app: &TestApp, members: &[&User]) -> String {
+    let others: Vec<&str> = members[1..].iter().map(|m| m.id.as_str()).collect();
+    let (status, body) = call(
+        http,
+        app,
+        Method::POST,
+        "/v1/chats/groups",
+        members[0],
+        Some(json!({"name": "room", "members": others})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["chat_id"].as_str().unwrap().to_owned()
+}
+
+/// Sends a text through `app`; its sequence.
+pub async fn send(
+    http: &reqwest::Client,
+    app: &TestApp,
+    chat: &str,
+    from: &User,
+    body: &str,
+) -> u64 {
+    let (status, answer) = call(
+        http,
+        app,
+        Method::POST,
+        &format!("/v1/chats/{chat}/messages"),
+        from,
+        Some(json!({"client_id": uuid::Uuid::now_v7().to_string(), "body": body})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    answer["sequence"].as_u64().unwrap()
 }
 
 /// Calls `app` as `user`; the body of any answer, or null.

@@ -99,31 +99,12 @@ impl Realtime {
 
     /// A group of `members` created by the first; its id.
     pub async fn group(&self, members: &[&User]) -> String {
-        let others: Vec<&str> = members[1..].iter().map(|m| m.id.as_str()).collect();
-        let (status, body) = self
-            .call(
-                Method::POST,
-                "/v1/chats/groups",
-                members[0],
-                Some(json!({"name": "room", "members": others})),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-        body["chat_id"].as_str().unwrap().to_owned()
+        super::http::group(&self.http, &self.main, members).await
     }
 
     /// Sends a text; its sequence.
     pub async fn send(&self, chat: &str, from: &User, body: &str) -> u64 {
-        let (status, answer) = self
-            .call(
-                Method::POST,
-                &format!("/v1/chats/{chat}/messages"),
-                from,
-                Some(json!({"client_id": Uuid::now_v7().to_string(), "body": body})),
-            )
-            .await;
-        assert_eq!(status, 201, "{answer}");
-        answer["sequence"].as_u64().unwrap()
+        super::http::send(&self.http, &self.main, chat, from, body).await
     }
 }
 
