@@ -182,4 +182,14 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest --locked
 fi
 log "rust: $(cargo --version); $(cargo nextest --version 2>/dev/null | head -n1); rustfmt+clippy present"
+
+# s3s-fs: an S3 server on a directory that checks request signatures, for the tests of
+# the S3 blob store (scripts/s3.sh runs it). Built from crates.io, pinned.
+S3S_FS_VERSION="${S3S_FS_VERSION:-0.14.1}"
+S3S_FS_ROOT="$NATTER_ROOT/.tools/s3s"
+if [[ "$("$S3S_FS_ROOT/bin/s3s-fs" --version 2>/dev/null | awk '{print $2}')" != "$S3S_FS_VERSION" ]]; then
+    log "installing s3s-fs $S3S_FS_VERSION (cargo install --locked; this compiles it)"
+    cargo install s3s-fs --version "$S3S_FS_VERSION" --features binary --locked --root "$S3S_FS_ROOT" -q
+fi
+log "s3s-fs $S3S_FS_VERSION in ${S3S_FS_ROOT#"$NATTER_ROOT"/}"
 log "all dependencies present"

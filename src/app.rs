@@ -10,12 +10,14 @@ use anyhow::Context as _;
 use natter_api::admin::AdminToken;
 use natter_api::auth::{Revocations, TokenKeys};
 use natter_api::limits::{Limit, RateLimiter};
+use natter_api::routes::media::{MediaLimits, MediaService};
 use natter_api::{ApiConfig, Auth};
 use natter_commands::CommandMetrics;
 use natter_commands::accounts::{AccountPolicy, Accounts};
 use natter_commands::passwords::PasswordHasher;
 use natter_eventlog::EventLog;
 use natter_eventlog::NatsUrl;
+use natter_media::{BlobStore, S3Config};
 use natter_projections::build::bring_up_to_date;
 use natter_projections::{Projection, ProjectionMetrics, Runner, Sessions, UserDirectory};
 use prometheus_client::registry::Registry;
@@ -25,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::settings::{AuthSettings, Role, ServeArgs, Settings};
+use crate::settings::{AuthSettings, BlobBackend, MediaSettings, Role, ServeArgs, Settings};
 
 /// A built, not yet running, Natter process.
 #[derive(Debug)]
@@ -46,6 +48,7 @@ pub struct Application {
     revocation_feed: tokio::task::JoinHandle<()>,
     gateway: Option<(natter_gateway::Gateway, tokio::task::JoinHandle<()>)>,
     presence: natter_api::presence::Presence,
+    media: std::sync::Arc<MediaService>,
 }
 
 impl Application {
@@ -72,7 +75,8 @@ impl Application {
             account_policy(settings),
         );
         let chats = natter_commands::chats::Chats::new(log.clone(), command_metrics.clone());
-        let messages = natter_commands::messages::Messages::new(log.clone(), command_metrics);
+        let messages =
+            natter_commands::messages::Messages::new(log.clone(), command_metrics.clone());
         let keys = token_keys(settings)?;
         let revocations = Revocations::new(keys.ttl());
         let revocation_feed = revocations
@@ -84,6 +88,7 @@ impl Application {
         let presence = natter_api::presence::Presence::open(&log)
             .await
             .context("opening the presence bucket")?;
+        let media = std::sync::Arc::new(media_service(&serve.media, &log, &command_metrics).await?);
         let gateway = if serve.roles.contains(&Role::Gateway) {
             let services = natter_gateway::Services {
                 log: log.clone(),
@@ -108,6 +113,7 @@ impl Application {
         Ok(Self {
             gateway,
             presence,
+            media,
             roles: serve.roles.clone(),
             auto_rebuild: serve.auto_rebuild,
             listener,
@@ -170,6 +176,7 @@ impl Application {
             limiter: RateLimiter::default(),
             config: Arc::new(self.api_config),
             presence: self.presence,
+            media: self.media,
         };
         let mut router = natter_api::router(state, rest);
         let gateway_task = self.gateway.map(|(gateway, task)| {
@@ -244,6 +251,50 @@ impl Application {
             runner.run(wait(stopped)).await.context(P::NAME)
         });
     }
+}
+
+/// The blob store and the rest of what media needs, as the settings say.
+pub async fn media_service(
+    settings: &MediaSettings,
+    log: &EventLog,
+    metrics: &CommandMetrics,
+) -> anyhow::Result<MediaService> {
+    let store = match settings.blob_store {
+        BlobBackend::Fs => BlobStore::filesystem(&settings.media_dir)
+            .await
+            .with_context(|| {
+                format!(
+                    "opening the media directory {}",
+                    settings.media_dir.display()
+                )
+            })?,
+        BlobBackend::S3 => {
+            let key = |secret: &Option<crate::settings::Secret>, name: &str| {
+                secret
+                    .as_ref()
+                    .map(|s| s.expose().to_owned())
+                    .with_context(|| format!("{name} is needed with NATTER_BLOB_STORE=s3"))
+            };
+            BlobStore::s3(S3Config {
+                endpoint: settings.s3_endpoint.clone(),
+                region: settings.s3_region.clone(),
+                bucket: settings.s3_bucket.clone(),
+                access_key: key(&settings.s3_access_key, "NATTER_S3_ACCESS_KEY")?,
+                secret_key: key(&settings.s3_secret_key, "NATTER_S3_SECRET_KEY")?,
+            })
+            .await
+            .with_context(|| format!("opening the S3 bucket {}", settings.s3_bucket))?
+        }
+    };
+    Ok(MediaService {
+        store,
+        records: natter_commands::media::MediaRecords::new(log.clone(), metrics.clone()),
+        spool: settings
+            .media_spool
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("natter-uploads")),
+        limits: MediaLimits::default(),
+    })
 }
 
 /// The password-hashing threads `serve` runs: as set, or all cores but one.

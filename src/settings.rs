@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server: API, gateway and projections (each role selectable).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply the read models' SQL migrations.
     Migrate,
     /// Inspect projections.
@@ -119,6 +119,55 @@ pub struct ServeArgs {
     pub auth: AuthSettings,
     #[command(flatten)]
     pub gateway: GatewaySettings,
+    #[command(flatten)]
+    pub media: MediaSettings,
+}
+
+/// Where media bytes are kept.
+#[derive(Debug, Clone, Args)]
+pub struct MediaSettings {
+    /// `fs` (a directory, NATTER_MEDIA_DIR) or `s3` (any S3-compatible service).
+    #[arg(long, env = "NATTER_BLOB_STORE", value_enum, default_value_t = BlobBackend::Fs)]
+    pub blob_store: BlobBackend,
+    /// The directory of the `fs` store.
+    #[arg(long, env = "NATTER_MEDIA_DIR", default_value = ".natter/media")]
+    pub media_dir: std::path::PathBuf,
+    /// Where uploads are spooled while they arrive (default: a folder of the system's
+    /// temporary directory).
+    #[arg(long, env = "NATTER_MEDIA_SPOOL")]
+    pub media_spool: Option<std::path::PathBuf>,
+    /// The S3 endpoint, such as http://127.0.0.1:9000 (unset: AWS).
+    #[arg(long, env = "NATTER_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    #[arg(long, env = "NATTER_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+    #[arg(long, env = "NATTER_S3_BUCKET", default_value = "natter-media")]
+    pub s3_bucket: String,
+    #[arg(long, env = "NATTER_S3_ACCESS_KEY", hide_env_values = true)]
+    pub s3_access_key: Option<Secret>,
+    #[arg(long, env = "NATTER_S3_SECRET_KEY", hide_env_values = true)]
+    pub s3_secret_key: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BlobBackend {
+    Fs,
+    S3,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        Self {
+            blob_store: BlobBackend::Fs,
+            media_dir: ".natter/media".into(),
+            media_spool: None,
+            s3_endpoint: None,
+            s3_region: "us-east-1".into(),
+            s3_bucket: "natter-media".into(),
+            s3_access_key: None,
+            s3_secret_key: None,
+        }
+    }
 }
 
 /// The realtime gateway.

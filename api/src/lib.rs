@@ -10,7 +10,7 @@ pub mod limits;
 mod openapi;
 pub mod presence;
 mod problem;
-mod routes;
+pub mod routes;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,6 +81,7 @@ pub struct ApiState {
     pub limiter: RateLimiter,
     pub config: Arc<ApiConfig>,
     pub presence: presence::Presence,
+    pub media: std::sync::Arc<routes::media::MediaService>,
 }
 
 /// The whole HTTP surface. With `rest` false (a process without the `api` role), only
@@ -197,6 +198,13 @@ pub fn router(state: ApiState, rest: bool) -> Router {
             .route(
                 "/v1/sessions/{session_id}",
                 delete(routes::sessions::revoke),
+            )
+            .route("/v1/media", post(routes::media::upload))
+            .route("/v1/media/{media_id}", get(routes::media::details))
+            .route("/v1/media/{media_id}/content", get(routes::media::content))
+            .route(
+                "/v1/media/{media_id}/thumbnail",
+                get(routes::media::thumbnail),
             )
             .route("/openapi.json", get(openapi::serve_openapi))
             .route("/asyncapi.json", get(openapi::serve_asyncapi))

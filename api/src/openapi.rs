@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::admin;
-use crate::routes::{SequenceResponse, accounts, chats, messages, search, sessions};
+use crate::routes::{SequenceResponse, accounts, chats, media, messages, search, sessions};
 use crate::{ApiState, Problem};
 
 #[derive(Debug, OpenApi)]
@@ -36,6 +36,7 @@ use crate::{ApiState, Problem};
         messages::star, messages::unstar, messages::pin, messages::unpin, messages::starred,
         search::search_messages,
         admin::projections,
+        media::upload, media::details, media::content, media::thumbnail,
     ),
     components(schemas(Problem, SequenceResponse)),
     modifiers(&BearerAuth, &CommonProblems),
@@ -45,6 +46,7 @@ use crate::{ApiState, Problem};
         (name = "sessions", description = "Signing in and out, and tokens"),
         (name = "chats", description = "Direct chats and groups, their members and admins"),
         (name = "messages", description = "Sending and reading messages"),
+        (name = "media", description = "Images, voice notes, videos and documents"),
         (name = "admin", description = "Operators' endpoints, behind NATTER_ADMIN_TOKEN"),
     )
 )]

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod chats;
 mod handler;
 pub mod idempotency;
+pub mod media;
 pub mod messages;
 mod metrics;
 pub mod passwords;

@@ -3,6 +3,7 @@
 
 pub mod aggregate;
 pub mod chat;
+pub mod media;
 pub mod prefs;
 pub mod session;
 pub mod user;

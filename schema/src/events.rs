@@ -49,6 +49,7 @@ const CURRENT_VERSIONS: &[(&str, u32)] = &[
     ("MessageStarred", 1),
     ("MessagePinned", 1),
     ("MessageHidden", 1),
+    ("MediaUploaded", 1),
 ];
 
 pub fn current_version(event_type: &str) -> Option<u32> {

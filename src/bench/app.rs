@@ -104,6 +104,7 @@ where
     );
     let serve = ServeArgs {
         auto_rebuild: true,
+        media: Default::default(),
         listen: "127.0.0.1:0".parse()?,
         roles: vec![Role::Api, Role::Projector, Role::Gateway],
         auth: AuthSettings {

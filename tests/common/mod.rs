@@ -115,13 +115,19 @@ impl TestEnv {
         auth: natter::settings::AuthSettings,
         gateway: natter::settings::GatewaySettings,
     ) -> TestApp {
-        let serve = ServeArgs {
+        self.spawn_app_serving(ServeArgs {
             auto_rebuild: true,
+            media: Default::default(),
             listen: "127.0.0.1:0".parse().unwrap(),
             roles: roles.to_vec(),
             auth,
             gateway,
-        };
+        })
+        .await
+    }
+
+    /// Builds and runs the application as `serve` says.
+    pub async fn spawn_app_serving(&self, serve: ServeArgs) -> TestApp {
         let app = natter::Application::build(&self.settings(), &serve)
             .await
             .unwrap();

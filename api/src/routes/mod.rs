@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod chats;
+pub mod media;
 pub mod messages;
 pub mod search;
 pub mod sessions;

@@ -1,0 +1,566 @@
+//! Media: uploads streamed to a temporary file under a per-kind size limit, typed by
+//! their bytes, images decoded under limits and re-encoded without metadata, stored in
+//! the blob store and recorded in the log; downloads with ranges, for their owner.
+
+use std::path::PathBuf;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt as _;
+use natter_commands::media::{MediaError, MediaRecords};
+use natter_domain::media::MediaUploaded;
+use natter_media::{BlobError, BlobStore, ByteRange, Format, ImageError, ImageLimits, Kind};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt as _;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::extract::{ApiPath, ApiQuery, Caller};
+use crate::routes::metadata;
+use crate::{ApiError, ApiState};
+
+/// What media needs: where bytes go, the log's record of them, and the limits.
+#[derive(Debug, Clone)]
+pub struct MediaService {
+    pub store: BlobStore,
+    pub records: MediaRecords,
+    /// Where uploads are spooled while they arrive.
+    pub spool: PathBuf,
+    pub limits: MediaLimits,
+}
+
+/// The largest upload of each kind, in bytes, and what an image may cost to decode.
+#[derive(Debug, Clone, Copy)]
+pub struct MediaLimits {
+    pub image: u64,
+    pub voice: u64,
+    pub video: u64,
+    pub document: u64,
+    pub decode: ImageLimits,
+}
+
+impl Default for MediaLimits {
+    fn default() -> Self {
+        const MIB: u64 = 1024 * 1024;
+        Self {
+            image: 16 * MIB,
+            voice: 16 * MIB,
+            video: 64 * MIB,
+            document: 100 * MIB,
+            decode: ImageLimits::default(),
+        }
+    }
+}
+
+impl MediaLimits {
+    fn of(&self, kind: Kind) -> u64 {
+        match kind {
+            Kind::Image => self.image,
+            Kind::Voice => self.voice,
+            Kind::Video => self.video,
+            Kind::Document => self.document,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UploadQuery {
+    /// `image` (JPEG, PNG, WebP, GIF), `voice` (Ogg, MP3, AAC, MP4 audio), `video` (MP4,
+    /// WebM, Ogg) or `document` (PDF, Office).
+    pub kind: String,
+}
+
+/// A stored media item.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"media_id": "0190f3a1-7b2c-4d3e-8f40-5a6b7c8d9e0f", "kind": "image", "content_type": "image/jpeg", "size": 48213, "width": 1280, "height": 960, "placeholder": "data:image/jpeg;base64,...", "sequence": 1042}))]
+pub struct MediaItem {
+    pub media_id: Uuid,
+    pub kind: String,
+    /// Taken from the bytes.
+    pub content_type: String,
+    /// Bytes as uploaded.
+    pub size: u64,
+    /// Bytes served (an image is re-encoded without its metadata).
+    pub stored_size: u64,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub duration_ms: Option<u64>,
+    /// A tiny blurred preview as a `data:` URL (images).
+    pub placeholder: Option<String>,
+    pub has_thumbnail: bool,
+    /// The event's stream sequence.
+    pub sequence: u64,
+}
+
+impl MediaItem {
+    fn of(item: MediaUploaded, sequence: u64) -> Self {
+        Self {
+            media_id: item.media_id,
+            kind: item.kind,
+            content_type: item.content_type,
+            size: item.size,
+            stored_size: item.stored_size,
+            width: item.width,
+            height: item.height,
+            duration_ms: item.duration_ms,
+            placeholder: item.placeholder,
+            has_thumbnail: item.thumbnail_key.is_some(),
+            sequence,
+        }
+    }
+}
+
+/// Uploads a media item: the request body is the file's bytes, streamed. Its type is
+/// read from the bytes; the same bytes uploaded again by the same user are the same
+/// item (200 instead of 201).
+#[utoipa::path(
+    post, path = "/v1/media", tag = "media", security(("bearer" = [])),
+    params(UploadQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes"),
+    responses(
+        (status = 201, description = "Stored", body = MediaItem),
+        (status = 200, description = "The same bytes were stored before", body = MediaItem),
+        (status = 413, description = "Larger than the kind allows", body = crate::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not a format this kind takes, or bytes that contradict the kind", body = crate::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An image that cannot be decoded, or too large to decode", body = crate::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn upload(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<UploadQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let media = &state.media;
+    let kind = Kind::parse(&query.kind).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_kind",
+            "kind is one of image, voice, video, document",
+        )
+    })?;
+    let limit = media.limits.of(kind);
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large(kind, limit));
+    }
+    let spooled = spool(media, body, kind, limit).await?;
+    let format = natter_media::sniff(&spooled.head).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_format",
+            format!(
+                "the bytes are not a format Natter takes as {}",
+                kind.as_str()
+            ),
+        )
+    })?;
+    if !format.fits(kind) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content_mismatch",
+            format!(
+                "the bytes are {}, not {}",
+                format.content_type(),
+                kind.as_str()
+            ),
+        ));
+    }
+    let media_id = media_id(caller.user_id, &spooled.sha256);
+    if let Some(item) = media
+        .records
+        .item(media_id)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Ok((StatusCode::OK, axum::Json(MediaItem::of(item, 0))).into_response());
+    }
+    let hash = hex(&spooled.sha256);
+    let key = format!("media/{}/{hash}", caller.user_id);
+    let mut item = MediaUploaded {
+        media_id,
+        owner: caller.user_id,
+        kind: kind.as_str().to_owned(),
+        content_type: format.content_type().to_owned(),
+        size: spooled.size,
+        sha256: hash,
+        width: None,
+        height: None,
+        duration_ms: None,
+        key: key.clone(),
+        stored_size: spooled.size,
+        thumbnail_key: None,
+        placeholder: None,
+        uploaded_at: time::OffsetDateTime::now_utc(),
+    };
+    if kind == Kind::Image {
+        store_image(media, &spooled.path, format, &mut item).await?;
+    } else {
+        media
+            .store
+            .put_file(&key, &spooled.path, format.content_type())
+            .await
+            .map_err(ApiError::internal)?;
+    }
+    let recorded = media
+        .records
+        .record(item, metadata(Some(caller.user_id)))
+        .await
+        .map_err(|error| match error {
+            MediaError::Rejected(rejected) => ApiError::internal(rejected),
+            MediaError::Internal(reason) => ApiError::internal(reason),
+        })?;
+    let status = if recorded.new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        axum::Json(MediaItem::of(recorded.item, recorded.sequence)),
+    )
+        .into_response())
+}
+
+/// An upload on disk, with what was learnt on the way.
+struct Spooled {
+    path: PathBuf,
+    size: u64,
+    sha256: [u8; 32],
+    head: Vec<u8>,
+}
+
+impl Drop for Spooled {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Writes the body to a file of the spool, hashing it, and stops at `limit` bytes.
+async fn spool(
+    media: &MediaService,
+    body: Body,
+    kind: Kind,
+    limit: u64,
+) -> Result<Spooled, ApiError> {
+    tokio::fs::create_dir_all(&media.spool)
+        .await
+        .map_err(ApiError::internal)?;
+    let path = media.spool.join(format!("{}.upload", Uuid::now_v7()));
+    let file = tokio::fs::File::create(&path)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut spooled = Spooled {
+        path,
+        size: 0,
+        sha256: [0; 32],
+        head: Vec::with_capacity(natter_media::sniff::SNIFF_LEN),
+    };
+    let mut writer = tokio::io::BufWriter::with_capacity(256 * 1024, file);
+    let mut hasher = Sha256::new();
+    let mut chunks = body.into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk: Bytes = chunk.map_err(|e| {
+            ApiError::bad_request("invalid_body", format!("the upload broke off: {e}"))
+        })?;
+        spooled.size += chunk.len() as u64;
+        if spooled.size > limit {
+            return Err(too_large(kind, limit));
+        }
+        let wanted = natter_media::sniff::SNIFF_LEN.saturating_sub(spooled.head.len());
+        spooled
+            .head
+            .extend_from_slice(&chunk[..wanted.min(chunk.len())]);
+        hasher.update(&chunk);
+        writer.write_all(&chunk).await.map_err(ApiError::internal)?;
+    }
+    writer.flush().await.map_err(ApiError::internal)?;
+    if spooled.size == 0 {
+        return Err(ApiError::bad_request(
+            "empty_upload",
+            "the upload has no bytes",
+        ));
+    }
+    spooled.sha256 = hasher.finalize().into();
+    Ok(spooled)
+}
+
+/// Decodes the image under the limits, and stores it re-encoded and its thumbnail.
+async fn store_image(
+    media: &MediaService,
+    path: &std::path::Path,
+    format: Format,
+    item: &mut MediaUploaded,
+) -> Result<(), ApiError> {
+    let bytes = tokio::fs::read(path).await.map_err(ApiError::internal)?;
+    let limits = media.limits.decode;
+    let processed =
+        tokio::task::spawn_blocking(move || natter_media::image::process(&bytes, format, limits))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(|error| match error {
+                ImageError::TooLarge(detail) => ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "image_too_large",
+                    format!("the image is too large to decode: {detail}"),
+                ),
+                ImageError::Undecodable(detail) => ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "undecodable_image",
+                    format!("the image cannot be decoded: {detail}"),
+                ),
+                ImageError::Encode(detail) => ApiError::internal(detail),
+            })?;
+    let thumbnail_key = format!("{}.thumb.jpg", item.key);
+    media
+        .store
+        .put_bytes(
+            &item.key,
+            Bytes::from(processed.bytes.clone()),
+            format.content_type(),
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    media
+        .store
+        .put_bytes(
+            &thumbnail_key,
+            Bytes::from(processed.thumbnail),
+            "image/jpeg",
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    item.stored_size = processed.bytes.len() as u64;
+    item.width = Some(processed.width);
+    item.height = Some(processed.height);
+    item.thumbnail_key = Some(thumbnail_key);
+    item.placeholder = Some(processed.placeholder);
+    Ok(())
+}
+
+fn too_large(kind: Kind, limit: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "upload_too_large",
+        format!("a {} may be at most {limit} bytes", kind.as_str()),
+    )
+}
+
+/// The id of `owner`'s item with these bytes: the same bytes from the same owner are the
+/// same item. Not guessable without the bytes.
+fn media_id(owner: Uuid, sha256: &[u8; 32]) -> Uuid {
+    let digest = Sha256::new()
+        .chain_update(b"natter media id\0")
+        .chain_update(owner.as_bytes())
+        .chain_update(sha256)
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The item, if the caller may see it: for now its owner (sharing in chats comes with
+/// media in messages). Anyone else is told it does not exist.
+async fn visible(
+    state: &ApiState,
+    caller: Caller,
+    media_id: Uuid,
+) -> Result<MediaUploaded, ApiError> {
+    let item = state
+        .media
+        .records
+        .item(media_id)
+        .await
+        .map_err(ApiError::internal)?;
+    match item {
+        Some(item) if item.owner == caller.user_id => Ok(item),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+/// A media item's details.
+#[utoipa::path(
+    get, path = "/v1/media/{media_id}", tag = "media", security(("bearer" = [])),
+    params(("media_id" = Uuid, Path, description = "The item")),
+    responses(
+        (status = 200, body = MediaItem),
+        (status = 404, description = "No such item, or not the caller's to see", body = crate::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn details(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(media_id): ApiPath<Uuid>,
+) -> Result<axum::Json<MediaItem>, ApiError> {
+    let item = visible(&state, caller, media_id).await?;
+    Ok(axum::Json(MediaItem::of(item, 0)))
+}
+
+/// A media item's bytes, whole or a single range (`Range: bytes=…`).
+#[utoipa::path(
+    get, path = "/v1/media/{media_id}/content", tag = "media", security(("bearer" = [])),
+    params(("media_id" = Uuid, Path, description = "The item")),
+    responses(
+        (status = 200, description = "The bytes", content_type = "application/octet-stream"),
+        (status = 206, description = "The range asked for", content_type = "application/octet-stream"),
+        (status = 404, description = "No such item, or not the caller's to see", body = crate::Problem, content_type = "application/problem+json"),
+        (status = 416, description = "A range outside the item", body = crate::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn content(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(media_id): ApiPath<Uuid>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let item = visible(&state, caller, media_id).await?;
+    serve(
+        &state.media.store,
+        &item.key,
+        &item.content_type,
+        item.stored_size,
+        &headers,
+    )
+    .await
+}
+
+/// An image's thumbnail, a JPEG.
+#[utoipa::path(
+    get, path = "/v1/media/{media_id}/thumbnail", tag = "media", security(("bearer" = [])),
+    params(("media_id" = Uuid, Path, description = "The item")),
+    responses(
+        (status = 200, description = "The thumbnail", content_type = "image/jpeg"),
+        (status = 404, description = "No such item or no thumbnail, or not the caller's to see", body = crate::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn thumbnail(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(media_id): ApiPath<Uuid>,
+) -> Result<Response, ApiError> {
+    let item = visible(&state, caller, media_id).await?;
+    let key = item.thumbnail_key.ok_or_else(ApiError::not_found)?;
+    serve(
+        &state.media.store,
+        &key,
+        "image/jpeg",
+        u64::MAX,
+        &HeaderMap::new(),
+    )
+    .await
+}
+
+/// Streams `key` from the store, honouring a single `Range` when `size` is known.
+async fn serve(
+    store: &BlobStore,
+    key: &str,
+    content_type: &str,
+    size: u64,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let range = match headers.get(header::RANGE) {
+        Some(value) if size != u64::MAX => Some(parse_range(value, size).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "invalid_range",
+                format!(
+                    "one range of bytes within 0-{} is served",
+                    size.saturating_sub(1)
+                ),
+            )
+        })?),
+        _ => None,
+    };
+    let blob = store.get(key, range).await.map_err(|error| match error {
+        BlobError::NotFound => ApiError::not_found(),
+        other => ApiError::internal(other),
+    })?;
+    let mut response = Response::new(Body::from_stream(blob.body));
+    let response_headers = response.headers_mut();
+    let content_type = HeaderValue::from_str(content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    response_headers.insert(header::CONTENT_TYPE, content_type);
+    response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(blob.length));
+    response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    response_headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response_headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
+    response_headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=86400, immutable"),
+    );
+    if let Some(range) = range {
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        let value = format!("bytes {}-{}/{size}", range.start, range.end);
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(header::CONTENT_RANGE, value);
+        }
+    }
+    Ok(response)
+}
+
+/// One range of `bytes=a-b`, `bytes=a-` or `bytes=-n` within `size` bytes.
+fn parse_range(value: &HeaderValue, size: u64) -> Option<ByteRange> {
+    let spec = value.to_str().ok()?.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') || size == 0 {
+        return None;
+    }
+    let (first, last) = spec.split_once('-')?;
+    let (start, end) = match (first.trim(), last.trim()) {
+        ("", suffix) => {
+            let suffix: u64 = suffix.parse().ok()?;
+            if suffix == 0 {
+                return None;
+            }
+            (size.saturating_sub(suffix), size - 1)
+        }
+        (first, "") => (first.parse().ok()?, size - 1),
+        (first, last) => (first.parse().ok()?, last.parse::<u64>().ok()?.min(size - 1)),
+    };
+    (start <= end && start < size).then_some(ByteRange { start, end })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn ranges_are_read_as_rfc_9110_says() {
+        let range = |text: &str| parse_range(&HeaderValue::from_str(text).unwrap(), 100);
+        assert_eq!(range("bytes=0-9"), Some(ByteRange { start: 0, end: 9 }));
+        assert_eq!(range("bytes=90-"), Some(ByteRange { start: 90, end: 99 }));
+        assert_eq!(range("bytes=-10"), Some(ByteRange { start: 90, end: 99 }));
+        assert_eq!(
+            range("bytes=95-200"),
+            Some(ByteRange { start: 95, end: 99 })
+        );
+        for bad in [
+            "bytes=100-",
+            "bytes=5-1",
+            "bytes=0-1,5-6",
+            "items=0-1",
+            "bytes=-0",
+            "bytes=x-",
+        ] {
+            assert_eq!(range(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Recording uploads whose bytes are stored.
+
+use natter_domain::media::{Media, MediaUploaded, RecordUpload};
+use natter_eventlog::EventLog;
+use natter_schema::Metadata;
+
+use crate::{CommandError, CommandHandler, CommandMetrics};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error(transparent)]
+    Rejected(#[from] natter_domain::media::MediaError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct MediaRecords {
+    media: CommandHandler<Media>,
+}
+
+/// A recorded item: the one recorded now, or the one recorded earlier with the same id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub item: MediaUploaded,
+    /// Whether this call recorded it (false: the same bytes were recorded before).
+    pub new: bool,
+    /// The consistency token for reading it back.
+    pub sequence: u64,
+}
+
+impl MediaRecords {
+    pub fn new(log: EventLog, metrics: CommandMetrics) -> Self {
+        Self {
+            media: CommandHandler::new(log, metrics),
+        }
+    }
+
+    /// Records `upload`, as its owner; the same item again is found, not recorded.
+    pub async fn record(
+        &self,
+        upload: MediaUploaded,
+        metadata: Metadata,
+    ) -> Result<Recorded, MediaError> {
+        let id = upload.media_id.to_string();
+        let metadata = Metadata {
+            actor: Some(upload.owner),
+            ..metadata
+        };
+        let executed = self
+            .media
+            .execute(&id, &RecordUpload(upload.clone()), metadata)
+            .await
+            .map_err(|error| match error {
+                CommandError::Rejected(rejected) => MediaError::Rejected(rejected),
+                other => MediaError::Internal(other.to_string()),
+            })?;
+        if !executed.events.is_empty() {
+            return Ok(Recorded {
+                item: upload,
+                new: true,
+                sequence: executed.last_sequence,
+            });
+        }
+        let (state, sequence) = self
+            .media
+            .load(&id)
+            .await
+            .map_err(|e| MediaError::Internal(e.to_string()))?;
+        let item = state
+            .uploaded
+            .ok_or_else(|| MediaError::Internal("a recorded item without its event".into()))?;
+        Ok(Recorded {
+            item,
+            new: false,
+            sequence,
+        })
+    }
+
+    /// The item as the log holds it, if it was recorded.
+    pub async fn item(&self, id: uuid::Uuid) -> Result<Option<MediaUploaded>, MediaError> {
+        let (state, _) = self
+            .media
+            .load(&id.to_string())
+            .await
+            .map_err(|e| MediaError::Internal(e.to_string()))?;
+        Ok(state.uploaded)
+    }
+}

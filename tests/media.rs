@@ -1,0 +1,509 @@
+//! Media through the REST API, on both blob stores: the filesystem, and S3 as served by
+//! s3s-fs on loopback, which checks every request's signature (scripts/s3.sh).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Cursor;
+
+use common::TestEnv;
+use common::http::{User, sign_up};
+use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
+use natter::settings::{BlobBackend, MediaSettings, Role, ServeArgs};
+use natter_media::{BlobStore, S3Config};
+use reqwest::{StatusCode, header};
+use serde_json::Value;
+
+fn s3_endpoint() -> String {
+    std::env::var("NATTER_TEST_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:4335".into())
+}
+
+fn s3_keys() -> (String, String) {
+    (
+        std::env::var("NATTER_TEST_S3_ACCESS_KEY").unwrap_or_else(|_| "natter-test".into()),
+        std::env::var("NATTER_TEST_S3_SECRET_KEY")
+            .unwrap_or_else(|_| "natter-test-secret-key".into()),
+    )
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Fs,
+    S3,
+}
+
+/// A running app whose media go to `backend`, and a client.
+struct Media {
+    app: common::TestApp,
+    http: reqwest::Client,
+    _dir: Option<TempDir>,
+}
+
+/// A directory removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Media {
+    async fn start(env: &TestEnv, backend: Backend) -> Self {
+        let dir = TempDir(std::env::temp_dir().join(format!("natter-media-{}", env.prefix)));
+        let (access, secret) = s3_keys();
+        let media = match backend {
+            Backend::Fs => MediaSettings {
+                blob_store: BlobBackend::Fs,
+                media_dir: dir.0.join("store"),
+                media_spool: Some(dir.0.join("spool")),
+                ..MediaSettings::default()
+            },
+            Backend::S3 => MediaSettings {
+                blob_store: BlobBackend::S3,
+                media_spool: Some(dir.0.join("spool")),
+                s3_endpoint: Some(s3_endpoint()),
+                s3_bucket: format!("natter-{}", &env.prefix[..20]),
+                s3_access_key: Some(natter::settings::Secret::new(access)),
+                s3_secret_key: Some(natter::settings::Secret::new(secret)),
+                ..MediaSettings::default()
+            },
+        };
+        let app = env
+            .spawn_app_serving(ServeArgs {
+                auto_rebuild: true,
+                media,
+                listen: "127.0.0.1:0".parse().unwrap(),
+                roles: vec![Role::Api, Role::Projector],
+                auth: natter::settings::AuthSettings {
+                    register_per_address: 1_000,
+                    login_per_address: 1_000,
+                    ..Default::default()
+                },
+                gateway: Default::default(),
+            })
+            .await;
+        Self {
+            app,
+            http: reqwest::Client::new(),
+            _dir: Some(dir),
+        }
+    }
+
+    async fn user(&self, name: &str) -> User {
+        sign_up(&self.http, &self.app, name).await
+    }
+
+    async fn upload(&self, user: &User, kind: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(self.app.url(&format!("/v1/media?kind={kind}")))
+            .bearer_auth(&user.token)
+            .header(header::CONTENT_TYPE, "image/png")
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, user: &User, path: &str, range: Option<&str>) -> reqwest::Response {
+        let mut request = self.http.get(self.app.url(path)).bearer_auth(&user.token);
+        if let Some(range) = range {
+            request = request.header(header::RANGE, range);
+        }
+        request.send().await.unwrap()
+    }
+}
+
+fn encoded(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    image.write_to(&mut out, format).unwrap();
+    out.into_inner()
+}
+
+fn picture(width: u32, height: u32) -> DynamicImage {
+    DynamicImage::ImageRgb8(RgbImage::from_fn(width, height, |x, y| {
+        Rgb([(x * 3) as u8, (y * 5) as u8, 128])
+    }))
+}
+
+/// A JPEG with an EXIF segment carrying a GPS position, as phones write them.
+fn jpeg_with_gps() -> Vec<u8> {
+    let plain = encoded(&picture(120, 80), ImageFormat::Jpeg);
+    let payload = b"Exif\0\0MM\0*\0\0\0\x08GPSLatitude 52.5200 N GPSLongitude 13.4050 E";
+    let mut segment = vec![0xFF, 0xE1];
+    segment.extend_from_slice(&u16::try_from(payload.len() + 2).unwrap().to_be_bytes());
+    segment.extend_from_slice(payload);
+    let mut jpeg = plain[..2].to_vec();
+    jpeg.extend_from_slice(&segment);
+    jpeg.extend_from_slice(&plain[2..]);
+    jpeg
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for byte in bytes {
+        crc ^= u32::from(*byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A PNG that claims `width` x `height` RGBA pixels in a few dozen bytes: a
+/// decompression bomb, if a decoder believed it.
+fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut chunk = u32::try_from(data.len()).unwrap().to_be_bytes().to_vec();
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        chunk.extend_from_slice(&body);
+        chunk.extend_from_slice(&crc32(&body).to_be_bytes());
+        chunk
+    };
+    let mut header = width.to_be_bytes().to_vec();
+    header.extend_from_slice(&height.to_be_bytes());
+    header.extend_from_slice(&[8, 6, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &header));
+    png.extend(chunk(
+        b"IDAT",
+        &[0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    ));
+    png.extend(chunk(b"IEND", &[]));
+    png
+}
+
+fn animated_gif() -> Vec<u8> {
+    use image::codecs::gif::GifEncoder;
+    use image::{Delay, Frame, RgbaImage};
+    let mut out = Vec::new();
+    {
+        let mut encoder = GifEncoder::new(&mut out);
+        for color in [[255, 0, 0, 255], [0, 0, 255, 255]] {
+            let frame = RgbaImage::from_pixel(40, 30, image::Rgba(color));
+            encoder
+                .encode_frame(Frame::from_parts(
+                    frame,
+                    0,
+                    0,
+                    Delay::from_numer_denom_ms(100, 1),
+                ))
+                .unwrap();
+        }
+    }
+    out
+}
+
+/// Each image format is decoded, re-encoded without metadata, measured and thumbnailed;
+/// the same bytes again are the same item.
+async fn images(backend: Backend) {
+    let env = TestEnv::new().await;
+    let media = Media::start(&env, backend).await;
+    let ann = media.user("ann").await;
+    let cases = [
+        ("jpeg", jpeg_with_gps(), "image/jpeg", (120, 80)),
+        (
+            "png",
+            encoded(&picture(64, 48), ImageFormat::Png),
+            "image/png",
+            (64, 48),
+        ),
+        (
+            "webp",
+            encoded(&picture(30, 20), ImageFormat::WebP),
+            "image/webp",
+            (30, 20),
+        ),
+        ("gif", animated_gif(), "image/gif", (40, 30)),
+    ];
+    for (name, bytes, content_type, (width, height)) in cases {
+        let (status, item) = media.upload(&ann, "image", bytes.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "{name}: {item}");
+        assert_eq!(item["content_type"], content_type, "{name}");
+        assert_eq!(
+            (item["width"].as_u64(), item["height"].as_u64()),
+            (Some(width.into()), Some(height.into())),
+            "{name}"
+        );
+        assert!(
+            item["placeholder"]
+                .as_str()
+                .unwrap()
+                .starts_with("data:image/jpeg;base64,")
+        );
+        let id = item["media_id"].as_str().unwrap();
+
+        let served = media
+            .get(&ann, &format!("/v1/media/{id}/content"), None)
+            .await;
+        assert_eq!(served.status(), StatusCode::OK);
+        assert_eq!(served.headers()[header::CONTENT_TYPE], content_type);
+        assert_eq!(served.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        let body = served.bytes().await.unwrap();
+        assert_eq!(body.len() as u64, item["stored_size"].as_u64().unwrap());
+        let decoded = image::load_from_memory(&body).unwrap();
+        assert_eq!(
+            (decoded.width(), decoded.height()),
+            (width, height),
+            "{name}"
+        );
+        assert!(
+            !body.windows(4).any(|w| w == b"Exif") && !body.windows(3).any(|w| w == b"GPS"),
+            "{name}: metadata stripped"
+        );
+
+        let thumbnail = media
+            .get(&ann, &format!("/v1/media/{id}/thumbnail"), None)
+            .await;
+        assert_eq!(thumbnail.status(), StatusCode::OK);
+        let thumbnail = image::load_from_memory(&thumbnail.bytes().await.unwrap()).unwrap();
+        assert!(thumbnail.width() <= 320 && thumbnail.height() <= 320);
+        if name == "gif" {
+            let pixel = thumbnail.to_rgb8().get_pixel(20, 15).0;
+            assert!(
+                pixel[0] > 200 && pixel[2] < 60,
+                "the first frame: {pixel:?}"
+            );
+        }
+
+        let (again, same) = media.upload(&ann, "image", bytes).await;
+        assert_eq!(again, StatusCode::OK, "{name}: stored once");
+        assert_eq!(same["media_id"], item["media_id"]);
+    }
+}
+
+#[tokio::test]
+async fn images_are_decoded_stripped_measured_and_thumbnailed_on_the_filesystem() {
+    images(Backend::Fs).await;
+}
+
+#[tokio::test]
+async fn images_are_decoded_stripped_measured_and_thumbnailed_on_s3() {
+    images(Backend::S3).await;
+}
+
+/// Formats other than images are typed by their bytes and stored as they are, and served
+/// whole or by range, to their owner only.
+async fn files_and_ranges(backend: Backend) {
+    let env = TestEnv::new().await;
+    let media = Media::start(&env, backend).await;
+    let ann = media.user("ann").await;
+    let bob = media.user("bob").await;
+    let pad = |head: &[u8]| {
+        let mut bytes = head.to_vec();
+        bytes.extend((0..4_000u32).map(|i| (i % 251) as u8));
+        bytes
+    };
+    let cases: [(&str, Vec<u8>, &str); 8] = [
+        ("voice", pad(b"OggS\0\x02"), "audio/ogg"),
+        ("voice", pad(b"ID3\x04\0\0"), "audio/mpeg"),
+        ("voice", pad(b"\xFF\xF1\x50\x80"), "audio/aac"),
+        ("video", pad(b"\0\0\0\x20ftypisom"), "video/mp4"),
+        ("video", pad(b"\x1A\x45\xDF\xA3"), "video/webm"),
+        ("document", pad(b"%PDF-1.7\n"), "application/pdf"),
+        ("document", pad(b"PK\x03\x04\x14\0"), "application/zip"),
+        (
+            "document",
+            pad(b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1"),
+            "application/x-ole-storage",
+        ),
+    ];
+    for (kind, bytes, content_type) in cases {
+        let (status, item) = media.upload(&ann, kind, bytes.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "{content_type}: {item}");
+        assert_eq!(item["content_type"], content_type);
+        assert_eq!(item["size"].as_u64(), Some(bytes.len() as u64));
+        let id = item["media_id"].as_str().unwrap();
+        let path = format!("/v1/media/{id}/content");
+        let whole = media.get(&ann, &path, None).await;
+        assert_eq!(whole.headers()[header::CONTENT_TYPE], content_type);
+        assert_eq!(whole.bytes().await.unwrap(), bytes);
+
+        let part = media.get(&ann, &path, Some("bytes=10-19")).await;
+        assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(
+            part.headers()[header::CONTENT_RANGE],
+            format!("bytes 10-19/{}", bytes.len()).as_str()
+        );
+        assert_eq!(part.bytes().await.unwrap(), bytes[10..20]);
+        let tail = media.get(&ann, &path, Some("bytes=-5")).await;
+        assert_eq!(tail.bytes().await.unwrap(), bytes[bytes.len() - 5..]);
+        let outside = media.get(&ann, &path, Some("bytes=99999-")).await;
+        assert_eq!(outside.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+
+        // Someone else, or nobody, cannot tell it exists.
+        for path in [path.clone(), format!("/v1/media/{id}")] {
+            assert_eq!(
+                media.get(&bob, &path, None).await.status(),
+                StatusCode::NOT_FOUND
+            );
+        }
+        let anonymous = media.http.get(media.app.url(&path)).send().await.unwrap();
+        assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+        let thumbnail = media
+            .get(&ann, &format!("/v1/media/{id}/thumbnail"), None)
+            .await;
+        assert_eq!(thumbnail.status(), StatusCode::NOT_FOUND);
+    }
+    // The same bytes from another user are another item.
+    let (status, theirs) = media.upload(&bob, "document", pad(b"%PDF-1.7\n")).await;
+    assert_eq!(status, StatusCode::CREATED, "{theirs}");
+}
+
+#[tokio::test]
+async fn files_are_typed_by_their_bytes_and_served_by_range_to_their_owner_on_the_filesystem() {
+    files_and_ranges(Backend::Fs).await;
+}
+
+#[tokio::test]
+async fn files_are_typed_by_their_bytes_and_served_by_range_to_their_owner_on_s3() {
+    files_and_ranges(Backend::S3).await;
+}
+
+#[tokio::test]
+async fn bad_uploads_get_clear_errors() {
+    let env = TestEnv::new().await;
+    let media = Media::start(&env, Backend::Fs).await;
+    let ann = media.user("ann").await;
+    let png = encoded(&picture(8, 8), ImageFormat::Png);
+    let expect = |(status, problem): (StatusCode, Value), code: &str, want: StatusCode| {
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (want, Some(code)),
+            "{problem}"
+        );
+    };
+    // Bytes that contradict the kind, bytes of no known format, a kind that is not one.
+    expect(
+        media.upload(&ann, "document", png.clone()).await,
+        "content_mismatch",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    );
+    expect(
+        media.upload(&ann, "voice", png.clone()).await,
+        "content_mismatch",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    );
+    expect(
+        media
+            .upload(
+                &ann,
+                "image",
+                b"<html><script>alert(1)</script></html>".to_vec(),
+            )
+            .await,
+        "unsupported_format",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    );
+    expect(
+        media.upload(&ann, "sticker", png.clone()).await,
+        "invalid_kind",
+        StatusCode::BAD_REQUEST,
+    );
+    expect(
+        media.upload(&ann, "image", Vec::new()).await,
+        "empty_upload",
+        StatusCode::BAD_REQUEST,
+    );
+    // Decompression bombs: too wide, and within the sides but too many bytes to decode.
+    expect(
+        media
+            .upload(&ann, "image", png_claiming(30_000, 30_000))
+            .await,
+        "image_too_large",
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    expect(
+        media
+            .upload(&ann, "image", png_claiming(11_000, 11_000))
+            .await,
+        "image_too_large",
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    // A truncated image.
+    expect(
+        media
+            .upload(&ann, "image", png[..png.len() / 2].to_vec())
+            .await,
+        "undecodable_image",
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+
+    // Over the kind's limit: refused from the declared length, or while streaming.
+    let mut big = png.clone();
+    big.resize(16 * 1024 * 1024 + 1, 0);
+    expect(
+        media.upload(&ann, "image", big.clone()).await,
+        "upload_too_large",
+        StatusCode::PAYLOAD_TOO_LARGE,
+    );
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        big.chunks(1024 * 1024).map(|c| Ok(c.to_vec())).collect();
+    let streamed = media
+        .http
+        .post(media.app.url("/v1/media?kind=image"))
+        .bearer_auth(&ann.token)
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await;
+    // The server answers as soon as the limit is passed; it may close before the client
+    // has sent everything.
+    if let Ok(response) = streamed {
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    // Nothing was left in the spool.
+    let spool = std::env::temp_dir()
+        .join(format!("natter-media-{}", env.prefix))
+        .join("spool");
+    assert_eq!(std::fs::read_dir(spool).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn the_s3_store_signs_its_requests_and_a_wrong_key_is_refused() {
+    let (access, secret) = s3_keys();
+    let config = |secret: String| S3Config {
+        endpoint: Some(s3_endpoint()),
+        region: "us-east-1".into(),
+        bucket: format!("natter-signing-{}", uuid::Uuid::now_v7().simple()),
+        access_key: access.clone(),
+        secret_key: secret,
+    };
+    let wrong = BlobStore::s3(config("not-the-secret".into())).await;
+    assert!(
+        wrong.is_err(),
+        "a request signed with a wrong key is refused"
+    );
+    let store = BlobStore::s3(config(secret)).await.unwrap();
+    store
+        .put_bytes(
+            "media/a/b",
+            bytes::Bytes::from_static(b"hello"),
+            "text/plain",
+        )
+        .await
+        .unwrap();
+    let blob = store
+        .get(
+            "media/a/b",
+            Some(natter_media::ByteRange { start: 1, end: 3 }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(blob.length, 3);
+    assert!(matches!(
+        store.get("media/a/missing", None).await,
+        Err(natter_media::BlobError::NotFound)
+    ));
+    assert!(matches!(
+        store.get("../escape", None).await,
+        Err(natter_media::BlobError::BadKey(_))
+    ));
+}
