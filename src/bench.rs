@@ -32,6 +32,7 @@ mod auth;
 mod catchup;
 mod fanout;
 mod idle;
+mod media;
 mod messages;
 mod queries;
 mod rebuild;
@@ -57,6 +58,9 @@ pub enum BenchCommand {
     /// messages, against a raw read of the stream and a raw batched insert of the same
     /// rows.
     Rebuild(rebuild::RebuildArgs),
+    /// Image uploads per second through the API, with decoding, re-encoding and
+    /// thumbnailing, against writing the same bytes to the blob store raw.
+    Media(media::MediaArgs),
     /// End-to-end latency from a REST send to the recipients' WebSocket frames in
     /// groups of 1, 10 and 256, at 25%, 50% and 90% of the maximum rate, and frames per
     /// second against raw NATS publish/subscribe.
@@ -119,6 +123,7 @@ pub async fn run(settings: &Settings, command: BenchCommand) -> anyhow::Result<(
         BenchCommand::Messages(args) => messages::bench_messages(settings, args).await,
         BenchCommand::Queries(args) => queries::bench_queries(settings, args).await,
         BenchCommand::Rebuild(args) => rebuild::bench_rebuild(settings, args).await,
+        BenchCommand::Media(args) => media::bench_media(settings, args).await,
         BenchCommand::Fanout(args) => fanout::bench_fanout(settings, args).await,
         BenchCommand::Idle(args) => idle::bench_idle(settings, args).await,
         BenchCommand::IdleClients(args) => idle::idle_clients(args).await,

@@ -26,6 +26,8 @@ pub struct BenchApp {
     pub keys: natter_api::auth::TokenKeys,
     /// The same keys as `NATTER_JWT_KEYS` takes them, for processes the benchmark starts.
     pub keys_spec: String,
+    /// The app's media directory (a filesystem blob store of this run's own).
+    pub media_dir: std::path::PathBuf,
 }
 
 /// Runs `body` against a fresh app, then stops it and removes its stream and database.
@@ -102,9 +104,16 @@ where
         "bench={}",
         base64::Engine::encode(&base64::engine::general_purpose::STANDARD, seed)
     );
+    let media_root =
+        std::env::temp_dir().join(format!("natter-bench-media-{}", Uuid::now_v7().simple()));
+    let media = crate::settings::MediaSettings {
+        media_dir: media_root.join("store"),
+        media_spool: Some(media_root.join("spool")),
+        ..Default::default()
+    };
     let serve = ServeArgs {
         auto_rebuild: true,
-        media: Default::default(),
+        media,
         listen: "127.0.0.1:0".parse()?,
         roles: vec![Role::Api, Role::Projector, Role::Gateway],
         auth: AuthSettings {
@@ -130,6 +139,7 @@ where
             time::Duration::hours(12),
         )?,
         keys_spec: keys.clone(),
+        media_dir: media_root.join("store"),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run(async move {
@@ -138,5 +148,6 @@ where
     let result = body(bench).await;
     let _ = stop.send(());
     server.await??;
+    let _ = tokio::fs::remove_dir_all(&media_root).await;
     result
 }
