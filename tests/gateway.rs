@@ -505,6 +505,7 @@ async fn soak_two_hundred_clients_dropping_and_reconnecting_while_twenty_thousan
                     reply_to: None,
                     mentions: Vec::new(),
                     forwarded: 0,
+                    attachment: None,
                 };
                 let metadata = natter_schema::Metadata::new(Some(sender), uuid::Uuid::now_v7());
                 writer

@@ -507,3 +507,187 @@ async fn the_s3_store_signs_its_requests_and_a_wrong_key_is_refused() {
         Err(natter_media::BlobError::BadKey(_))
     ));
 }
+
+/// Sends `request` (a JSON message) to `chat` as `from`; the status and answer.
+async fn send(media: &Media, chat: &str, from: &User, request: Value) -> (StatusCode, Value) {
+    common::http::call(
+        &media.http,
+        &media.app,
+        reqwest::Method::POST,
+        &format!("/v1/chats/{chat}/messages"),
+        from,
+        Some(request),
+    )
+    .await
+}
+
+async fn status_of(media: &Media, user: &User, id: &str) -> StatusCode {
+    media
+        .get(user, &format!("/v1/media/{id}/content"), None)
+        .await
+        .status()
+}
+
+#[tokio::test]
+async fn media_shared_in_a_chat_is_served_to_its_members_while_the_message_stands() {
+    use serde_json::json;
+    let env = TestEnv::new().await;
+    let media = Media::start(&env, Backend::Fs).await;
+    let [ann, bob, eve, cat] = [
+        media.user("ann").await,
+        media.user("bob").await,
+        media.user("eve").await,
+        media.user("cat").await,
+    ];
+    let chat = common::http::group(&media.http, &media.app, &[&ann, &bob, &eve]).await;
+    let (_, item) = media
+        .upload(&ann, "image", encoded(&picture(32, 32), ImageFormat::Png))
+        .await;
+    let id = item["media_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        status_of(&media, &bob, &id).await,
+        StatusCode::NOT_FOUND,
+        "not shared yet"
+    );
+
+    // Only one's own uploads can be attached.
+    let (status, problem) = send(
+        &media,
+        &chat,
+        &bob,
+        json!({"client_id": "b1", "attachment": {"type": "media", "media_id": id}}),
+    )
+    .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_media"))
+    );
+    let (status, sent) = send(
+        &media,
+        &chat,
+        &ann,
+        json!({"client_id": "a1", "body": "look", "attachment": {"type": "media", "media_id": id}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{sent}");
+    let shared = sent["sequence"].as_u64().unwrap();
+    let (_, page) = common::http::call(
+        &media.http,
+        &media.app,
+        reqwest::Method::GET,
+        &format!("/v1/chats/{chat}/messages?min_sequence={shared}"),
+        &bob,
+        None,
+    )
+    .await;
+    let message = &page["items"][0];
+    assert_eq!(message["body"], "look");
+    assert_eq!(message["attachment"]["type"], "media");
+    assert_eq!(message["attachment"]["media_id"], id.as_str());
+    assert_eq!(message["attachment"]["content_type"], "image/png");
+    for member in [&bob, &eve] {
+        assert_eq!(status_of(&media, member, &id).await, StatusCode::OK);
+    }
+    assert_eq!(
+        status_of(&media, &cat, &id).await,
+        StatusCode::NOT_FOUND,
+        "not a member"
+    );
+
+    // A place and a contact card, and ones that are not.
+    let (status, _) = send(&media, &chat, &bob, json!({"client_id": "b2", "attachment": {"type": "location", "latitude": 52.52, "longitude": 13.405, "name": "Alexanderplatz"}})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, card) = send(&media, &chat, &bob, json!({"client_id": "b3", "attachment": {"type": "contact", "name": "Dora", "phone": "+49 30 1234567"}})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    for bad in [
+        json!({"type": "location", "latitude": 91.0, "longitude": 0.0}),
+        json!({"type": "contact", "name": "No way to reach"}),
+        json!({"type": "contact", "name": "Bad", "phone": "call me"}),
+    ] {
+        let (status, problem) = send(
+            &media,
+            &chat,
+            &bob,
+            json!({"client_id": "bad", "attachment": bad}),
+        )
+        .await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_attachment")),
+            "{problem}"
+        );
+    }
+    let (_, page) = common::http::call(
+        &media.http,
+        &media.app,
+        reqwest::Method::GET,
+        &format!(
+            "/v1/chats/{chat}/messages?limit=2&min_sequence={}",
+            card["sequence"]
+        ),
+        &ann,
+        None,
+    )
+    .await;
+    let place = &page["items"][0]["attachment"];
+    assert_eq!(
+        (
+            place["latitude_e7"].as_i64(),
+            place["longitude_e7"].as_i64()
+        ),
+        (Some(525_200_000), Some(134_050_000)),
+        "{page}"
+    );
+    assert_eq!(page["items"][1]["attachment"]["phone"], "+49 30 1234567");
+
+    // A forward shares the item with the chat it goes to.
+    let (_, direct) = common::http::call(
+        &media.http,
+        &media.app,
+        reqwest::Method::POST,
+        "/v1/chats/direct",
+        &bob,
+        Some(json!({"user_id": cat.id})),
+    )
+    .await;
+    let direct = direct["chat_id"].as_str().unwrap().to_owned();
+    let (status, _) = send(
+        &media,
+        &direct,
+        &bob,
+        json!({"client_id": "f1", "forward": {"chat_id": chat, "sequence": shared}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    common::eventually(
+        std::time::Duration::from_secs(10),
+        "the forward is projected",
+        || async { status_of(&media, &cat, &id).await == StatusCode::OK },
+    )
+    .await;
+
+    // Deleted for everyone, the message no longer shares it: eve, in that chat only,
+    // loses it; cat keeps the forward's.
+    let (status, _) = common::http::call(
+        &media.http,
+        &media.app,
+        reqwest::Method::DELETE,
+        &format!("/v1/chats/{chat}/messages/{shared}"),
+        &ann,
+        None,
+    )
+    .await;
+    assert!(status.is_success());
+    common::eventually(
+        std::time::Duration::from_secs(10),
+        "the deletion is projected",
+        || async { status_of(&media, &eve, &id).await == StatusCode::NOT_FOUND },
+    )
+    .await;
+    assert_eq!(status_of(&media, &cat, &id).await, StatusCode::OK);
+    assert_eq!(
+        status_of(&media, &ann, &id).await,
+        StatusCode::OK,
+        "the owner keeps it"
+    );
+}

@@ -100,6 +100,7 @@ impl Messages {
             reply_to,
             mentions: message.mentions,
             forwarded: message.forwarded,
+            attachment: message.attachment,
         };
         let decided = self
             .append_decided(
@@ -337,6 +338,8 @@ pub struct NewMessage {
     pub mentions: Vec<Uuid>,
     /// For a forward: the hops the original had come, plus one; 0 for an original.
     pub forwarded: u32,
+    /// A media item, a place or a contact card; the body is then its caption.
+    pub attachment: Option<natter_domain::chat::Attachment>,
 }
 
 impl NewMessage {

@@ -136,7 +136,7 @@ async fn apply_message(
         // The body goes from every read model; the row stays as a tombstone.
         MessageEvent::MessageDeleted(e) => sqlx::query(
             "WITH tombstone AS (
-                 UPDATE messages_v1 SET body = '', deleted = true WHERE message_id = $1
+                 UPDATE messages_v1 SET body = '', attachment = NULL, deleted = true WHERE message_id = $1
              ), reactions AS (
                  DELETE FROM message_reactions_v1 WHERE message_id = $1
              ), stars AS (
@@ -444,6 +444,8 @@ struct Sends {
     mentions: Vec<String>,
     forwarded: Vec<i32>,
     sent: Vec<OffsetDateTime>,
+    /// As JSON text, since `UNNEST` of a `jsonb[]` bind is no simpler.
+    attachments: Vec<Option<String>>,
 }
 
 impl Sends {
@@ -462,6 +464,11 @@ impl Sends {
         self.forwarded
             .push(i32::try_from(sent.forwarded).unwrap_or(i32::MAX));
         self.sent.push(sent.sent_at);
+        self.attachments.push(
+            sent.attachment
+                .as_ref()
+                .and_then(|attachment| serde_json::to_string(attachment).ok()),
+        );
     }
 
     async fn flush(&mut self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
@@ -474,11 +481,11 @@ impl Sends {
         sqlx::query(
             "WITH inserted AS (
                  INSERT INTO messages_v1 (chat_id, sequence, message_id, sender, client_id, body, reply_to,
-                                          sent_at, reply_to_sequence, mentions, forwarded)
-                 SELECT c, s, i, f, k, b, r, t, rs, m::uuid[], fw
+                                          sent_at, reply_to_sequence, mentions, forwarded, attachment)
+                 SELECT c, s, i, f, k, b, r, t, rs, m::uuid[], fw, a::jsonb
                  FROM UNNEST($1::uuid[], $2::bigint[], $3::uuid[], $4::uuid[], $5::text[], $6::text[],
-                             $7::uuid[], $8::timestamptz[], $9::bigint[], $10::text[], $11::int[])
-                      AS u(c, s, i, f, k, b, r, t, rs, m, fw)
+                             $7::uuid[], $8::timestamptz[], $9::bigint[], $10::text[], $11::int[], $12::text[])
+                      AS u(c, s, i, f, k, b, r, t, rs, m, fw, a)
                  ON CONFLICT DO NOTHING
                  RETURNING chat_id, sequence, sender, body, sent_at
              ), newest AS (
@@ -503,6 +510,7 @@ impl Sends {
         .bind(&batch.reply_sequences)
         .bind(&batch.mentions)
         .bind(&batch.forwarded)
+        .bind(&batch.attachments)
         .execute(&mut *connection)
         .await?;
         Ok(())

@@ -37,7 +37,7 @@ const CURRENT_VERSIONS: &[(&str, u32)] = &[
     ("InviteRevoked", 1),
     ("MemberJoined", 1),
     ("DirectChatBlockChanged", 1),
-    ("MessageSent", 2),
+    ("MessageSent", 3),
     ("ReadMarked", 1),
     ("DeliveredMarked", 1),
     ("ChatPinned", 1),
@@ -153,6 +153,7 @@ fn upcast_step(event_type: &str, from: u32, mut payload: Value) -> Value {
             }
             payload
         }
+        // v2 had no attachments: it reads as one without (serde's default).
         // v1 had no mentions and no forwards.
         ("MessageSent", 1) => {
             if let Value::Object(map) = &mut payload {

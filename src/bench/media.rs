@@ -110,11 +110,10 @@ async fn run(app: BenchApp, args: MediaArgs) -> anyhow::Result<()> {
     let _ = tokio::fs::remove_dir_all(&raw_dir).await;
 
     println!(
-        "  {} images of {width}x{height}, {:.0} KiB on average, {} in flight; blob store: {}",
+        "  {} JPEG images of {width}x{height}, {:.0} KiB on average, {} in flight; both on the filesystem blob store",
         images.len(),
         average as f64 / 1024.0,
         args.in_flight,
-        store.describe().replace("raw", "this run's directory")
     );
     uploads.print("uploads (decode, strip, re-encode, thumbnail, store, record)");
     raw.print("raw blob store writes of the same bytes");

@@ -142,6 +142,7 @@ pub(super) async fn seed(log: &EventLog, args: &QueriesArgs) -> anyhow::Result<D
             mentions: Vec::new(),
             forwarded: 0,
             sent_at: now,
+            attachment: None,
         };
         message_chats.push(sent.chat_id);
         let event = MessageEvent::MessageSent(sent);

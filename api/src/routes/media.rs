@@ -371,8 +371,9 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The item, if the caller may see it: for now its owner (sharing in chats comes with
-/// media in messages). Anyone else is told it does not exist.
+/// The item, if the caller may see it: its owner, and the members of a chat where a
+/// message shared it, if they could see that message (sent while they were members,
+/// not deleted for everyone). Anyone else is told it does not exist.
 async fn visible(
     state: &ApiState,
     caller: Caller,
@@ -383,11 +384,30 @@ async fn visible(
         .records
         .item(media_id)
         .await
-        .map_err(ApiError::internal)?;
-    match item {
-        Some(item) if item.owner == caller.user_id => Ok(item),
-        _ => Err(ApiError::not_found()),
+        .map_err(ApiError::internal)?
+        .ok_or_else(ApiError::not_found)?;
+    if item.owner == caller.user_id || shared_with(state, caller.user_id, media_id).await? {
+        Ok(item)
+    } else {
+        Err(ApiError::not_found())
     }
+}
+
+/// Whether a message `user` could see in one of their chats shares the item.
+async fn shared_with(state: &ApiState, user: Uuid, media_id: Uuid) -> Result<bool, ApiError> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (
+             SELECT 1 FROM messages_v1 m
+             JOIN chat_members_v1 cm ON cm.chat_id = m.chat_id AND cm.user_id = $2
+             WHERE m.attachment IS NOT NULL AND m.attachment ->> 'media_id' = $1
+               AND NOT m.deleted AND m.sequence >= cm.joined_sequence
+               AND (cm.left_sequence IS NULL OR m.sequence < cm.left_sequence))",
+    )
+    .bind(media_id.to_string())
+    .bind(user)
+    .fetch_one(&state.pool)
+    .await
+    .map_err(ApiError::internal)
 }
 
 /// A media item's details.

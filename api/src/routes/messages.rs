@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use natter_commands::chats::ChatsError;
 use natter_commands::messages::NewMessage;
-use natter_domain::chat::MessageAction;
+use natter_domain::chat::{Attachment, MessageAction};
 use serde::{Deserialize, Serialize};
 use sqlx::Row as _;
 use time::OffsetDateTime;
@@ -40,8 +40,9 @@ pub struct SendRequest {
     /// the same id is stored once, however much later it comes.
     #[schema(min_length = 1, max_length = 64)]
     pub client_id: String,
-    /// The text: not blank, at most 64 KiB of UTF-8. Required unless forwarding.
-    #[schema(min_length = 1, max_length = 65536)]
+    /// The text: not blank, at most 64 KiB of UTF-8. Required unless forwarding or
+    /// sending an attachment, whose caption it then is (and may be empty).
+    #[schema(max_length = 65536)]
     pub body: Option<String>,
     /// The sequence of the message this one replies to, in the same chat.
     #[schema(minimum = 0)]
@@ -52,6 +53,34 @@ pub struct SendRequest {
     pub mentions: Vec<Uuid>,
     /// Forwards a message the caller can see, instead of sending a body.
     pub forward: Option<ForwardSource>,
+    /// A media item the caller uploaded, a place, or a contact card.
+    pub attachment: Option<AttachmentRequest>,
+}
+
+/// What a message may carry besides its text.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AttachmentRequest {
+    /// A media item the caller uploaded (`POST /v1/media`).
+    Media { media_id: Uuid },
+    /// A place: degrees north and east, and an optional name (at most 100 characters).
+    Location {
+        #[schema(minimum = -90, maximum = 90)]
+        latitude: f64,
+        #[schema(minimum = -180, maximum = 180)]
+        longitude: f64,
+        #[schema(max_length = 100)]
+        name: Option<String>,
+    },
+    /// A contact card: a name (1 to 100 characters) and a phone number (digits, spaces,
+    /// `+ - ( )`, at most 32), a Natter user, or both.
+    Contact {
+        #[schema(min_length = 1, max_length = 100)]
+        name: String,
+        #[schema(max_length = 32)]
+        phone: Option<String>,
+        user_id: Option<Uuid>,
+    },
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -99,26 +128,38 @@ pub async fn send_message(
             "a message mentions at most 64 members",
         ));
     }
-    let (body, forwarded) = match (&request.body, &request.forward) {
-        (Some(body), None) => (body.clone(), 0),
-        (None, Some(source)) if request.reply_to.is_none() => {
+    let (body, forwarded, attachment) = match (&request.body, &request.forward, &request.attachment)
+    {
+        (body, None, Some(attachment)) => (
+            body.clone().unwrap_or_default(),
+            0,
+            Some(attachment_of(&state, caller.user_id, attachment).await?),
+        ),
+        (Some(body), None, None) => (body.clone(), 0, None),
+        (None, Some(source), None) if request.reply_to.is_none() => {
             forward_source(&state, caller.user_id, source).await?
         }
         _ => {
             return Err(ApiError::bad_request(
                 "invalid_message",
-                "send a body, or forward a message (without a reply)",
+                "send a body, an attachment (with an optional caption), or forward a \
+                     message (without a reply)",
             ));
         }
     };
-    let body = natter_domain::chat::MessageBody::parse(&body)
-        .map_err(|e| ApiError::bad_request("invalid_body_text", e))?;
+    let body = if attachment.is_some() {
+        natter_domain::chat::MessageBody::caption(&body)
+    } else {
+        natter_domain::chat::MessageBody::parse(&body)
+    }
+    .map_err(|e| ApiError::bad_request("invalid_body_text", e))?;
     let message = NewMessage {
         client_id,
         body,
         reply_to: request.reply_to,
         mentions: request.mentions,
         forwarded,
+        attachment,
     };
     if let Some(reply_to) = message.reply_to {
         // A reply to what the caller cannot see is a reply to nothing in the chat.
@@ -155,14 +196,118 @@ pub async fn send_message(
     ))
 }
 
-/// The body and hop count of a message the caller can see, to forward it.
+/// What `request` attaches, checked: a media item must be the caller's own upload.
+async fn attachment_of(
+    state: &ApiState,
+    user: Uuid,
+    request: &AttachmentRequest,
+) -> Result<Attachment, ApiError> {
+    let invalid = |detail: &str| ApiError::bad_request("invalid_attachment", detail);
+    let text = |value: &str, max: usize| {
+        let value = value.trim();
+        (value.chars().count() <= max && !value.chars().any(char::is_control))
+            .then(|| value.to_owned())
+    };
+    match request {
+        AttachmentRequest::Media { media_id } => {
+            let item = state
+                .media
+                .records
+                .item(*media_id)
+                .await
+                .map_err(ApiError::internal)?
+                .filter(|item| item.owner == user)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "unknown_media",
+                        "no media item of the caller's has this id; upload it first",
+                    )
+                })?;
+            Ok(Attachment::Media {
+                media_id: item.media_id,
+                kind: item.kind,
+                content_type: item.content_type,
+            })
+        }
+        AttachmentRequest::Location {
+            latitude,
+            longitude,
+            name,
+        } => {
+            if !(latitude.is_finite()
+                && longitude.is_finite()
+                && (-90.0..=90.0).contains(latitude)
+                && (-180.0..=180.0).contains(longitude))
+            {
+                return Err(invalid(
+                    "latitude is within ±90 degrees, longitude within ±180",
+                ));
+            }
+            let name = match name {
+                Some(name) => Some(
+                    text(name, 100)
+                        .ok_or_else(|| invalid("a place's name has at most 100 characters"))?,
+                ),
+                None => None,
+            }
+            .filter(|name| !name.is_empty());
+            // Exact: |latitude| * 1e7 fits an i32, and rounding keeps a centimetre.
+            #[allow(clippy::cast_possible_truncation)]
+            let e7 = |degrees: f64| (degrees * 1e7).round() as i32;
+            Ok(Attachment::Location {
+                latitude_e7: e7(*latitude),
+                longitude_e7: e7(*longitude),
+                name,
+            })
+        }
+        AttachmentRequest::Contact {
+            name,
+            phone,
+            user_id,
+        } => {
+            let name = text(name, 100)
+                .filter(|name| !name.is_empty())
+                .ok_or_else(|| invalid("a contact's name has 1 to 100 characters"))?;
+            let phone = match phone {
+                Some(phone) => {
+                    let phone = phone.trim();
+                    let plausible = (1..=32).contains(&phone.len())
+                        && phone.chars().any(|c| c.is_ascii_digit())
+                        && phone
+                            .chars()
+                            .all(|c| c.is_ascii_digit() || " +-()".contains(c));
+                    if !plausible {
+                        return Err(invalid(
+                            "a phone number has digits, spaces and + - ( ), at most 32",
+                        ));
+                    }
+                    Some(phone.to_owned())
+                }
+                None => None,
+            };
+            if phone.is_none() && user_id.is_none() {
+                return Err(invalid(
+                    "a contact card has a phone number, a user, or both",
+                ));
+            }
+            Ok(Attachment::Contact {
+                name,
+                phone,
+                user_id: *user_id,
+            })
+        }
+    }
+}
+
+/// The body, hop count and attachment of a message the caller can see, to forward it.
 async fn forward_source(
     state: &ApiState,
     user: Uuid,
     source: &ForwardSource,
-) -> Result<(String, u32), ApiError> {
+) -> Result<(String, u32, Option<Attachment>), ApiError> {
     let row = sqlx::query(
-        "SELECT m.body, m.deleted, m.forwarded FROM messages_v1 m
+        "SELECT m.body, m.deleted, m.forwarded, m.attachment FROM messages_v1 m
          JOIN chat_members_v1 cm ON cm.chat_id = m.chat_id AND cm.user_id = $3
          WHERE m.chat_id = $1 AND m.sequence = $2 AND m.sequence >= cm.joined_sequence
            AND (cm.left_sequence IS NULL OR m.sequence < cm.left_sequence)
@@ -182,7 +327,17 @@ async fn forward_source(
     }
     let hops: i32 = row.try_get("forwarded").map_err(ApiError::internal)?;
     let body = row.try_get("body").map_err(ApiError::internal)?;
-    Ok((body, u32::try_from(hops).unwrap_or(0).saturating_add(1)))
+    let attachment: Option<serde_json::Value> =
+        row.try_get("attachment").map_err(ApiError::internal)?;
+    let attachment = attachment
+        .map(serde_json::from_value::<Attachment>)
+        .transpose()
+        .map_err(ApiError::internal)?;
+    Ok((
+        body,
+        u32::try_from(hops).unwrap_or(0).saturating_add(1),
+        attachment,
+    ))
 }
 
 /// A retry later than the log's deduplication window: the read model has the first.
@@ -275,6 +430,12 @@ pub struct Message {
     pub pinned: bool,
     /// Each reaction with how many members chose it, most chosen first.
     pub reactions: Vec<ReactionCount>,
+    /// A media item (`{"type": "media", "media_id", "kind", "content_type"}`; its bytes
+    /// at `/v1/media/{media_id}/content`), a place (`{"type": "location",
+    /// "latitude_e7", "longitude_e7", "name"}`, in ten-millionths of a degree) or a
+    /// contact card (`{"type": "contact", "name", "phone", "user_id"}`).
+    #[schema(value_type = Option<Object>)]
+    pub attachment: Option<serde_json::Value>,
     /// For the caller's own messages: `sent`, `delivered` (to every other member) or
     /// `read` (by every other member). Members who turned read receipts off never
     /// count as having read.
@@ -358,7 +519,7 @@ pub async fn history(
         (Some(before), None) => (false, to_i64(before)),
         (None, None) => (false, i64::MAX),
     };
-    const COLUMNS: &str = "SELECT m.message_id, m.sequence, m.sender, m.body, m.reply_to_sequence, m.mentions,
+    const COLUMNS: &str = "SELECT m.message_id, m.sequence, m.sender, m.body, m.reply_to_sequence, m.mentions, m.attachment,
             m.forwarded, m.sent_at, m.edited, m.deleted,
             EXISTS (SELECT 1 FROM message_stars_v1 s
                     WHERE s.user_id = $6 AND s.chat_id = m.chat_id AND s.sequence = m.sequence) AS starred,
@@ -429,6 +590,7 @@ pub async fn history(
                 starred: row.try_get("starred")?,
                 pinned: row.try_get("pinned")?,
                 reactions: reactions(row.try_get("reactions")?),
+                attachment: row.try_get("attachment")?,
                 receipt: (sender == caller.user_id)
                     .then(|| receipt(sequence, &recipients).to_owned()),
             })

@@ -41,12 +41,22 @@ impl MessageBody {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The text beside an attachment: as a body, but it may be empty.
+    pub fn caption(input: &str) -> Result<Self, TextError> {
+        if input.is_empty() {
+            return Ok(Self(String::new()));
+        }
+        Self::parse(input)
+    }
 }
 
+/// Stored bodies are read back as captions: a message with an attachment may have an
+/// empty one (whether a body is required was decided when it was sent).
 impl TryFrom<String> for MessageBody {
     type Error = TextError;
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
+        Self::caption(&value)
     }
 }
 
@@ -112,6 +122,45 @@ pub struct SendMessage {
     pub mentions: Vec<Uuid>,
     /// For a forward: how many times the message had been forwarded before, plus one.
     pub forwarded: u32,
+    /// A media item, a place or a contact card; the body is then its caption.
+    pub attachment: Option<Attachment>,
+}
+
+/// What a message carries besides its text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Attachment {
+    /// An uploaded item, by id; its kind and content type as recorded at upload.
+    Media {
+        media_id: Uuid,
+        kind: String,
+        content_type: String,
+    },
+    /// A place, in ten-millionths of a degree (about a centimetre).
+    Location {
+        latitude_e7: i32,
+        longitude_e7: i32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// A contact card: a name, and a phone number or a Natter user or both.
+    Contact {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        phone: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user_id: Option<Uuid>,
+    },
+}
+
+impl Attachment {
+    /// The media item this attachment shares, if it is one.
+    pub fn media_id(&self) -> Option<Uuid> {
+        match self {
+            Self::Media { media_id, .. } => Some(*media_id),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,6 +207,9 @@ pub struct MessageSent {
     pub forwarded: u32,
     #[serde(with = "time::serde::rfc3339")]
     pub sent_at: OffsetDateTime,
+    /// What the message carries besides its text (since version 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<Attachment>,
 }
 
 /// A member has read the chat up to a stream sequence (their own unread count clears;
@@ -482,6 +534,7 @@ impl Chat {
             mentions,
             forwarded: send.forwarded,
             sent_at: context.now,
+            attachment: send.attachment.clone(),
         })
     }
 }

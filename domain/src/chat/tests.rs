@@ -227,6 +227,7 @@ fn send() -> SendMessage {
         reply_to: None,
         mentions: Vec::new(),
         forwarded: 0,
+        attachment: None,
     }
 }
 
