@@ -346,6 +346,22 @@ async fn files_and_ranges(backend: Backend) {
                 StatusCode::NOT_FOUND
             );
         }
+        // A presigned URL works with no token, for S3; a filesystem store has none.
+        let url = media.get(&ann, &format!("/v1/media/{id}/url"), None).await;
+        match backend {
+            Backend::S3 => {
+                let url: Value = url.json().await.unwrap();
+                let direct = media
+                    .http
+                    .get(url["url"].as_str().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(direct.status(), StatusCode::OK);
+                assert_eq!(direct.bytes().await.unwrap(), bytes);
+            }
+            Backend::Fs => assert_eq!(url.status(), StatusCode::CONFLICT),
+        }
         let anonymous = media.http.get(media.app.url(&path)).send().await.unwrap();
         assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
         let thumbnail = media

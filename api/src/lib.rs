@@ -206,6 +206,7 @@ pub fn router(state: ApiState, rest: bool) -> Router {
                 "/v1/media/{media_id}/thumbnail",
                 get(routes::media::thumbnail),
             )
+            .route("/v1/media/{media_id}/url", get(routes::media::download_url))
             .route("/openapi.json", get(openapi::serve_openapi))
             .route("/asyncapi.json", get(openapi::serve_asyncapi))
             .merge(openapi::swagger_ui());

@@ -36,7 +36,7 @@ use crate::{ApiState, Problem};
         messages::star, messages::unstar, messages::pin, messages::unpin, messages::starred,
         search::search_messages,
         admin::projections,
-        media::upload, media::details, media::content, media::thumbnail,
+        media::upload, media::details, media::content, media::thumbnail, media::download_url,
     ),
     components(schemas(Problem, SequenceResponse)),
     modifiers(&BearerAuth, &CommonProblems),

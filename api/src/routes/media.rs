@@ -456,6 +456,52 @@ pub async fn content(
     .await
 }
 
+/// How long a presigned download URL works.
+const PRESIGNED_LIFETIME: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// A short-lived URL that downloads the item straight from the blob store.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DownloadUrl {
+    pub url: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: time::OffsetDateTime,
+}
+
+/// A URL that downloads the item from the S3 store for five minutes, with no other
+/// credentials (for clients that fetch media from a CDN or the store directly). A store
+/// on the filesystem has none: use `/content`.
+#[utoipa::path(
+    get, path = "/v1/media/{media_id}/url", tag = "media", security(("bearer" = [])),
+    params(("media_id" = Uuid, Path, description = "The item")),
+    responses(
+        (status = 200, body = DownloadUrl),
+        (status = 404, description = "No such item, or not the caller's to see", body = crate::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The blob store makes no such URLs (a filesystem store)", body = crate::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn download_url(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(media_id): ApiPath<Uuid>,
+) -> Result<axum::Json<DownloadUrl>, ApiError> {
+    let item = visible(&state, caller, media_id).await?;
+    let expires_at = time::OffsetDateTime::now_utc() + PRESIGNED_LIFETIME;
+    let url = state
+        .media
+        .store
+        .presigned_get(&item.key, PRESIGNED_LIFETIME)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "no_direct_url",
+                "this server keeps media on its filesystem; download through /content",
+            )
+        })?;
+    Ok(axum::Json(DownloadUrl { url, expires_at }))
+}
+
 /// An image's thumbnail, a JPEG.
 #[utoipa::path(
     get, path = "/v1/media/{media_id}/thumbnail", tag = "media", security(("bearer" = [])),
