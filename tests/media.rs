@@ -369,6 +369,23 @@ async fn files_and_ranges(backend: Backend) {
             .await;
         assert_eq!(thumbnail.status(), StatusCode::NOT_FOUND);
     }
+    // Where cheap, a document's pages and a video's duration are read from the file.
+    let pdf = b"%PDF-1.4\n1 0 obj << /Type /Pages /Count 2 >> endobj\n\
+                2 0 obj << /Type /Page >> endobj 3 0 obj << /Type /Page >> endobj\n%%EOF"
+        .to_vec();
+    let (_, item) = media.upload(&ann, "document", pdf).await;
+    assert_eq!(item["pages"], 2, "{item}");
+    let mut mvhd = vec![0u8; 20];
+    mvhd[12..16].copy_from_slice(&600u32.to_be_bytes());
+    mvhd[16..20].copy_from_slice(&(600u32 * 42).to_be_bytes());
+    let mut mp4 = b"\0\0\0\x10ftypisom\0\0\0\0".to_vec();
+    mp4.extend_from_slice(&36u32.to_be_bytes());
+    mp4.extend_from_slice(b"moov");
+    mp4.extend_from_slice(&28u32.to_be_bytes());
+    mp4.extend_from_slice(b"mvhd");
+    mp4.extend_from_slice(&mvhd);
+    let (_, item) = media.upload(&ann, "video", mp4).await;
+    assert_eq!(item["duration_ms"], 42_000, "{item}");
     // The same bytes from another user are another item.
     let (status, theirs) = media.upload(&bob, "document", pad(b"%PDF-1.7\n")).await;
     assert_eq!(status, StatusCode::CREATED, "{theirs}");

@@ -27,6 +27,9 @@ pub struct MediaUploaded {
     pub height: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+    /// A document's page count, where it was cheap to learn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pages: Option<u32>,
     /// The blob store key of the bytes served (for an image, re-encoded without
     /// metadata).
     pub key: String,
@@ -131,6 +134,7 @@ mod tests {
             width: Some(1),
             height: Some(1),
             duration_ms: None,
+            pages: None,
             key: "media/x".into(),
             stored_size: 9,
             thumbnail_key: None,

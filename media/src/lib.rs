@@ -3,8 +3,10 @@
 
 pub mod blob;
 pub mod image;
+pub mod inspect;
 pub mod sniff;
 
 pub use blob::{Blob, BlobError, BlobStore, ByteRange, S3Config};
 pub use image::{ImageError, ImageLimits, ProcessedImage};
+pub use inspect::{Inspected, inspect};
 pub use sniff::{Format, Kind, sniff};

@@ -89,7 +89,10 @@ pub struct MediaItem {
     pub stored_size: u64,
     pub width: Option<u32>,
     pub height: Option<u32>,
+    /// Voice and video (MP4, Ogg), where the file says.
     pub duration_ms: Option<u64>,
+    /// Documents (PDF), where cheap to count.
+    pub pages: Option<u32>,
     /// A tiny blurred preview as a `data:` URL (images).
     pub placeholder: Option<String>,
     pub has_thumbnail: bool,
@@ -108,6 +111,7 @@ impl MediaItem {
             width: item.width,
             height: item.height,
             duration_ms: item.duration_ms,
+            pages: item.pages,
             placeholder: item.placeholder,
             has_thumbnail: item.thumbnail_key.is_some(),
             sequence,
@@ -195,6 +199,7 @@ pub async fn upload(
         width: None,
         height: None,
         duration_ms: None,
+        pages: None,
         key: key.clone(),
         stored_size: spooled.size,
         thumbnail_key: None,
@@ -204,6 +209,12 @@ pub async fn upload(
     if kind == Kind::Image {
         store_image(media, &spooled.path, format, &mut item).await?;
     } else {
+        let path = spooled.path.clone();
+        let inspected = tokio::task::spawn_blocking(move || natter_media::inspect(&path, format))
+            .await
+            .map_err(ApiError::internal)?;
+        item.duration_ms = inspected.duration_ms;
+        item.pages = inspected.pages;
         media
             .store
             .put_file(&key, &spooled.path, format.content_type())
