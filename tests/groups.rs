@@ -33,7 +33,23 @@ async fn group_info_is_the_admins_unless_they_open_it_to_every_member() {
     let (ada, bo) = (api.user("ada").await, api.user("bo").await);
     let chat = group(&api, &ada, &[&bo]).await;
     let path = format!("/v1/chats/{chat}");
-    let avatar = "0190f3a1-0000-7000-8000-0000000000aa";
+    // An avatar is an image ada uploaded.
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::new_rgb8(16, 16)
+        .write_to(&mut png, image::ImageFormat::Png)
+        .unwrap();
+    let uploaded: serde_json::Value = api
+        .http
+        .post(api.app.url("/v1/media?kind=image"))
+        .bearer_auth(&ada.token)
+        .body(png.into_inner())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let avatar = uploaded["media_id"].as_str().unwrap().to_owned();
 
     let (status, problem) = api
         .call(

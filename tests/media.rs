@@ -724,3 +724,59 @@ async fn media_shared_in_a_chat_is_served_to_its_members_while_the_message_stand
         "the owner keeps it"
     );
 }
+
+#[tokio::test]
+async fn a_group_avatar_is_an_image_its_editor_uploaded_and_members_may_download_it() {
+    use serde_json::json;
+    let env = TestEnv::new().await;
+    let media = Media::start(&env, Backend::Fs).await;
+    let [ann, bob, cat] = [
+        media.user("ann").await,
+        media.user("bob").await,
+        media.user("cat").await,
+    ];
+    let chat = common::http::group(&media.http, &media.app, &[&ann, &bob]).await;
+    let (_, image) = media
+        .upload(&ann, "image", encoded(&picture(48, 48), ImageFormat::Png))
+        .await;
+    let (_, document) = media
+        .upload(&ann, "document", b"%PDF-1.4\n%%EOF".to_vec())
+        .await;
+    let (_, theirs) = media
+        .upload(&cat, "image", encoded(&picture(20, 20), ImageFormat::Png))
+        .await;
+    let path = format!("/v1/chats/{chat}");
+    let edit = |media_id: &Value| {
+        common::http::call(
+            &media.http,
+            &media.app,
+            reqwest::Method::PATCH,
+            &path,
+            &ann,
+            Some(json!({"avatar_media_id": media_id})),
+        )
+    };
+    for refused in [
+        &document["media_id"],
+        &theirs["media_id"],
+        &json!(uuid::Uuid::now_v7()),
+    ] {
+        let (status, problem) = edit(refused).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_avatar")),
+            "{problem}"
+        );
+    }
+    let id = image["media_id"].as_str().unwrap();
+    assert_eq!(status_of(&media, &bob, id).await, StatusCode::NOT_FOUND);
+    let (status, _) = edit(&image["media_id"]).await;
+    assert_eq!(status, StatusCode::OK);
+    common::eventually(
+        std::time::Duration::from_secs(10),
+        "the avatar is projected",
+        || async { status_of(&media, &bob, id).await == StatusCode::OK },
+    )
+    .await;
+    assert_eq!(status_of(&media, &cat, id).await, StatusCode::NOT_FOUND);
+}

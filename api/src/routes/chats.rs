@@ -559,7 +559,7 @@ pub struct EditGroupRequest {
         (status = 403, description = "Not allowed to edit the group's info", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such chat, or not a member", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not a group", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a group, or an avatar that is not an image the caller uploaded", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn edit(
@@ -568,6 +568,23 @@ pub async fn edit(
     ApiPath(chat_id): ApiPath<Uuid>,
     ApiJson(request): ApiJson<EditGroupRequest>,
 ) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    if let Some(Some(avatar)) = request.avatar_media_id {
+        // An avatar is an image the editor uploaded; members then may download it.
+        let image = state
+            .media
+            .records
+            .item(avatar)
+            .await
+            .map_err(ApiError::internal)?
+            .filter(|item| item.owner == caller.user_id && item.kind == "image");
+        if image.is_none() {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_avatar",
+                "an avatar is an image the caller uploaded (POST /v1/media?kind=image)",
+            ));
+        }
+    }
     let edit = GroupEdit {
         name: request
             .name

@@ -404,15 +404,20 @@ async fn visible(
     }
 }
 
-/// Whether a message `user` could see in one of their chats shares the item.
+/// Whether a message `user` could see in one of their chats shares the item, or it is
+/// the avatar of a group they are in.
 async fn shared_with(state: &ApiState, user: Uuid, media_id: Uuid) -> Result<bool, ApiError> {
     sqlx::query_scalar(
         "SELECT EXISTS (
              SELECT 1 FROM messages_v1 m
              JOIN chat_members_v1 cm ON cm.chat_id = m.chat_id AND cm.user_id = $2
-             WHERE m.attachment IS NOT NULL AND m.attachment ->> 'media_id' = $1
+             WHERE m.attachment IS NOT NULL AND m.attachment ->> 'media_id' = $1::text
                AND NOT m.deleted AND m.sequence >= cm.joined_sequence
-               AND (cm.left_sequence IS NULL OR m.sequence < cm.left_sequence))",
+               AND (cm.left_sequence IS NULL OR m.sequence < cm.left_sequence))
+         OR EXISTS (
+             SELECT 1 FROM chats_v1 c
+             JOIN chat_members_v1 cm ON cm.chat_id = c.chat_id AND cm.user_id = $2
+             WHERE c.avatar_media_id = $1::uuid AND cm.left_at IS NULL)",
     )
     .bind(media_id.to_string())
     .bind(user)
