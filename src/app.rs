@@ -161,6 +161,21 @@ impl Application {
             self.spawn_projection(&mut tasks, UserDirectory, &stopped);
             self.spawn_projection(&mut tasks, Sessions, &stopped);
             self.spawn_projection(&mut tasks, natter_projections::Chats, &stopped);
+            self.spawn_projection(&mut tasks, natter_projections::Media, &stopped);
+            let (media, pool, stopped) = (
+                std::sync::Arc::clone(&self.media),
+                self.pool.clone(),
+                stopped.clone(),
+            );
+            tasks.spawn(async move {
+                natter_api::routes::media::collect_unreferenced_forever(
+                    &media,
+                    &pool,
+                    wait(stopped),
+                )
+                .await;
+                Ok(())
+            });
         }
         let rest = self.roles.contains(&Role::Api);
         let roles = self.roles.clone();
@@ -294,6 +309,8 @@ pub async fn media_service(
             .clone()
             .unwrap_or_else(|| std::env::temp_dir().join("natter-uploads")),
         limits: MediaLimits::default(),
+        keep_unreferenced: Duration::from_secs(settings.media_keep_unreferenced_secs),
+        sweep_every: Duration::from_secs(settings.media_sweep_secs),
     })
 }
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::{ArgGroup, Subcommand, ValueEnum};
 use natter_projections::build::{self, RebuildOptions};
-use natter_projections::{Chats, Projection, Sessions, UserDirectory, verify};
+use natter_projections::{Chats, Media, Projection, Sessions, UserDirectory, verify};
 use time::OffsetDateTime;
 
 use crate::app::{connect_projection_postgres, open_log_read_only};
@@ -63,6 +63,7 @@ pub enum ProjectionName {
     UserDirectory,
     Sessions,
     Chats,
+    Media,
 }
 
 /// Calls a function generic over the projection with the one `name` picks.
@@ -72,6 +73,7 @@ macro_rules! with_projection {
             ProjectionName::UserDirectory => $function(UserDirectory, $($argument),*).await,
             ProjectionName::Sessions => $function(Sessions, $($argument),*).await,
             ProjectionName::Chats => $function(Chats, $($argument),*).await,
+            ProjectionName::Media => $function(Media, $($argument),*).await,
         }
     };
 }

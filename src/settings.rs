@@ -147,6 +147,17 @@ pub struct MediaSettings {
     pub s3_access_key: Option<Secret>,
     #[arg(long, env = "NATTER_S3_SECRET_KEY", hide_env_values = true)]
     pub s3_secret_key: Option<Secret>,
+    /// Seconds an upload may stay unreferenced (by a message or a group avatar) before
+    /// it is collected.
+    #[arg(
+        long,
+        env = "NATTER_MEDIA_KEEP_UNREFERENCED_SECS",
+        default_value_t = 86_400
+    )]
+    pub media_keep_unreferenced_secs: u64,
+    /// Seconds between the collector's sweeps.
+    #[arg(long, env = "NATTER_MEDIA_SWEEP_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub media_sweep_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -166,6 +177,8 @@ impl Default for MediaSettings {
             s3_bucket: "natter-media".into(),
             s3_access_key: None,
             s3_secret_key: None,
+            media_keep_unreferenced_secs: 86_400,
+            media_sweep_secs: 600,
         }
     }
 }

@@ -50,9 +50,14 @@ impl Drop for TempDir {
 
 impl Media {
     async fn start(env: &TestEnv, backend: Backend) -> Self {
+        Self::start_keeping(env, backend, 86_400).await
+    }
+
+    /// With unreferenced uploads collected after `keep_secs`, swept every second.
+    async fn start_keeping(env: &TestEnv, backend: Backend, keep_secs: u64) -> Self {
         let dir = TempDir(std::env::temp_dir().join(format!("natter-media-{}", env.prefix)));
         let (access, secret) = s3_keys();
-        let media = match backend {
+        let mut media = match backend {
             Backend::Fs => MediaSettings {
                 blob_store: BlobBackend::Fs,
                 media_dir: dir.0.join("store"),
@@ -69,6 +74,8 @@ impl Media {
                 ..MediaSettings::default()
             },
         };
+        media.media_keep_unreferenced_secs = keep_secs;
+        media.media_sweep_secs = 1;
         let app = env
             .spawn_app_serving(ServeArgs {
                 auto_rebuild: true,
@@ -779,4 +786,71 @@ async fn a_group_avatar_is_an_image_its_editor_uploaded_and_members_may_download
     )
     .await;
     assert_eq!(status_of(&media, &cat, id).await, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn an_upload_nothing_refers_to_is_collected_and_its_bytes_deleted() {
+    use serde_json::json;
+    let env = TestEnv::new().await;
+    let media = Media::start_keeping(&env, Backend::Fs, 2).await;
+    let ann = media.user("ann").await;
+    let bob = media.user("bob").await;
+    let chat = common::http::group(&media.http, &media.app, &[&ann, &bob]).await;
+    let lonely_bytes = encoded(&picture(24, 24), ImageFormat::Png);
+    let (_, lonely) = media.upload(&ann, "image", lonely_bytes.clone()).await;
+    let (_, kept) = media
+        .upload(&ann, "document", b"%PDF-1.4 kept\n%%EOF".to_vec())
+        .await;
+    let (lonely, kept) = (
+        lonely["media_id"].as_str().unwrap().to_owned(),
+        kept["media_id"].as_str().unwrap().to_owned(),
+    );
+    let (status, _) = send(
+        &media,
+        &chat,
+        &ann,
+        json!({"client_id": "k", "attachment": {"type": "media", "media_id": kept}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let store = std::env::temp_dir()
+        .join(format!("natter-media-{}", env.prefix))
+        .join("store")
+        .join("media")
+        .join(&ann.id);
+    let files = || std::fs::read_dir(&store).map_or(0, |dir| dir.count());
+    assert_eq!(files(), 3, "an image, its thumbnail and a document");
+
+    common::eventually(
+        std::time::Duration::from_secs(15),
+        "the lonely upload is collected",
+        || async { status_of(&media, &ann, &lonely).await == StatusCode::NOT_FOUND },
+    )
+    .await;
+    assert_eq!(files(), 1, "its bytes and thumbnail are deleted");
+    assert_eq!(status_of(&media, &ann, &kept).await, StatusCode::OK);
+    assert_eq!(
+        status_of(&media, &bob, &kept).await,
+        StatusCode::OK,
+        "shared, so kept"
+    );
+    let (status, problem) = send(
+        &media,
+        &chat,
+        &ann,
+        json!({"client_id": "late", "attachment": {"type": "media", "media_id": lonely}}),
+    )
+    .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_media"))
+    );
+
+    // The same bytes again are the same item, back.
+    let (status, again) = media.upload(&ann, "image", lonely_bytes).await;
+    assert_eq!(
+        (status, again["media_id"].as_str()),
+        (StatusCode::CREATED, Some(lonely.as_str()))
+    );
+    assert_eq!(status_of(&media, &ann, &lonely).await, StatusCode::OK);
 }

@@ -154,6 +154,7 @@ async fn a_rebuild_under_load_serves_every_request_and_ends_equal_to_a_fresh_bui
         ProjectionName::Chats,
         ProjectionName::UserDirectory,
         ProjectionName::Sessions,
+        ProjectionName::Media,
     ] {
         natter::projections::run(
             &env.settings(),

@@ -1,6 +1,6 @@
 //! Recording uploads whose bytes are stored.
 
-use natter_domain::media::{Media, MediaUploaded, RecordUpload};
+use natter_domain::media::{Media, MediaCommand, MediaUploaded};
 use natter_eventlog::EventLog;
 use natter_schema::Metadata;
 
@@ -49,7 +49,7 @@ impl MediaRecords {
         };
         let executed = self
             .media
-            .execute(&id, &RecordUpload(upload.clone()), metadata)
+            .execute(&id, &MediaCommand::Record(upload.clone()), metadata)
             .await
             .map_err(|error| match error {
                 CommandError::Rejected(rejected) => MediaError::Rejected(rejected),
@@ -68,7 +68,8 @@ impl MediaRecords {
             .await
             .map_err(|e| MediaError::Internal(e.to_string()))?;
         let item = state
-            .uploaded
+            .live()
+            .cloned()
             .ok_or_else(|| MediaError::Internal("a recorded item without its event".into()))?;
         Ok(Recorded {
             item,
@@ -77,13 +78,25 @@ impl MediaRecords {
         })
     }
 
-    /// The item as the log holds it, if it was recorded.
+    /// The item as the log holds it, if it was recorded and not collected.
     pub async fn item(&self, id: uuid::Uuid) -> Result<Option<MediaUploaded>, MediaError> {
         let (state, _) = self
             .media
             .load(&id.to_string())
             .await
             .map_err(|e| MediaError::Internal(e.to_string()))?;
-        Ok(state.uploaded)
+        Ok(state.live().cloned())
+    }
+
+    /// Collects the item, as the system rather than a user; again changes nothing.
+    pub async fn collect(&self, id: uuid::Uuid, metadata: Metadata) -> Result<(), MediaError> {
+        self.media
+            .execute(&id.to_string(), &MediaCommand::Collect, metadata)
+            .await
+            .map(|_| ())
+            .map_err(|error| match error {
+                CommandError::Rejected(rejected) => MediaError::Rejected(rejected),
+                other => MediaError::Internal(other.to_string()),
+            })
     }
 }

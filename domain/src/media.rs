@@ -44,16 +44,29 @@ pub struct MediaUploaded {
     pub uploaded_at: OffsetDateTime,
 }
 
+/// An item nothing referred to a day after its upload was collected: its bytes are
+/// gone and it is served no more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaCollected {
+    pub media_id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub collected_at: OffsetDateTime,
+}
+
+// One upload per item: the size of the rare variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "payload")]
 pub enum MediaEvent {
     MediaUploaded(MediaUploaded),
+    MediaCollected(MediaCollected),
 }
 
 impl DomainEvent for MediaEvent {
     fn event_type(&self) -> &'static str {
         match self {
             Self::MediaUploaded(_) => "MediaUploaded",
+            Self::MediaCollected(_) => "MediaCollected",
         }
     }
 
@@ -63,6 +76,7 @@ impl DomainEvent for MediaEvent {
     ) -> Result<Self, D::Error> {
         match event_type {
             "MediaUploaded" => MediaUploaded::deserialize(payload).map(Self::MediaUploaded),
+            "MediaCollected" => MediaCollected::deserialize(payload).map(Self::MediaCollected),
             other => Err(serde::de::Error::custom(format!(
                 "{other} is not a media event"
             ))),
@@ -74,43 +88,80 @@ impl DomainEvent for MediaEvent {
 pub enum MediaError {
     #[error("only the owner records an upload")]
     NotOwner,
+    #[error("no such media item")]
+    NotFound,
 }
 
-/// Records an upload whose bytes are stored.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordUpload(pub MediaUploaded);
+pub enum MediaCommand {
+    /// Records an upload whose bytes are stored (again, after a collection).
+    Record(MediaUploaded),
+    /// Collects an unreferenced item.
+    Collect,
+}
 
-/// The item, once recorded.
+/// The item, once recorded, and whether it has been collected since.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Media {
     pub uploaded: Option<MediaUploaded>,
+    pub collected: bool,
+}
+
+impl Media {
+    /// The item, if it is recorded and not collected.
+    pub fn live(&self) -> Option<&MediaUploaded> {
+        self.uploaded.as_ref().filter(|_| !self.collected)
+    }
 }
 
 impl Aggregate for Media {
     const KIND: &'static str = MEDIA_KIND;
-    type Command = RecordUpload;
+    type Command = MediaCommand;
     type Event = MediaEvent;
     type Error = MediaError;
 
-    /// Recording the same item again changes nothing: its bytes were the same.
+    /// Recording the same live item again changes nothing: its bytes were the same.
+    /// Collecting twice changes nothing either.
     fn decide(
         &self,
-        command: &RecordUpload,
+        command: &MediaCommand,
         context: &Context,
     ) -> Result<Vec<MediaEvent>, MediaError> {
-        if context.actor != Some(command.0.owner) {
-            return Err(MediaError::NotOwner);
+        match command {
+            MediaCommand::Record(upload) => {
+                if context.actor != Some(upload.owner) {
+                    return Err(MediaError::NotOwner);
+                }
+                if self.live().is_some() {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![MediaEvent::MediaUploaded(upload.clone())])
+            }
+            MediaCommand::Collect => {
+                let Some(uploaded) = &self.uploaded else {
+                    return Err(MediaError::NotFound);
+                };
+                if self.collected {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![MediaEvent::MediaCollected(MediaCollected {
+                    media_id: uploaded.media_id,
+                    collected_at: context.now,
+                })])
+            }
         }
-        if self.uploaded.is_some() {
-            return Ok(Vec::new());
-        }
-        Ok(vec![MediaEvent::MediaUploaded(command.0.clone())])
     }
 
     fn evolve(mut self, event: &MediaEvent) -> Self {
-        let MediaEvent::MediaUploaded(uploaded) = event;
-        if self.uploaded.is_none() {
-            self.uploaded = Some(uploaded.clone());
+        match event {
+            MediaEvent::MediaUploaded(uploaded) => {
+                if self.live().is_none() {
+                    self.uploaded = Some(uploaded.clone());
+                    self.collected = false;
+                }
+            }
+            MediaEvent::MediaCollected(_) => self.collected = true,
         }
         self
     }
@@ -152,14 +203,38 @@ mod tests {
 
     #[test]
     fn an_upload_is_recorded_once_and_only_by_its_owner() {
+        let record = MediaCommand::Record(upload(1));
         let state = Media::default();
-        let events = state.decide(&RecordUpload(upload(1)), &by(1)).unwrap();
+        let events = state.decide(&record, &by(1)).unwrap();
         assert_eq!(events.len(), 1);
         let state = state.evolve(&events[0]);
-        assert_eq!(state.decide(&RecordUpload(upload(1)), &by(1)), Ok(vec![]));
+        assert_eq!(state.decide(&record, &by(1)), Ok(vec![]));
         assert_eq!(
-            Media::default().decide(&RecordUpload(upload(1)), &by(2)),
+            Media::default().decide(&record, &by(2)),
             Err(MediaError::NotOwner)
+        );
+    }
+
+    #[test]
+    fn a_collected_item_is_gone_until_the_same_bytes_come_again() {
+        let record = MediaCommand::Record(upload(1));
+        assert_eq!(
+            Media::default().decide(&MediaCommand::Collect, &by(1)),
+            Err(MediaError::NotFound)
+        );
+        let state = Media::replay(&Media::default().decide(&record, &by(1)).unwrap());
+        let collected = state.decide(&MediaCommand::Collect, &by(1)).unwrap();
+        let state = collected.iter().fold(state, |s, e| s.evolve(e));
+        assert_eq!(state.live(), None);
+        assert_eq!(state.decide(&MediaCommand::Collect, &by(1)), Ok(vec![]));
+        let again = state.decide(&record, &by(1)).unwrap();
+        assert_eq!(again.len(), 1);
+        assert!(
+            again
+                .iter()
+                .fold(state, |s, e| s.evolve(e))
+                .live()
+                .is_some()
         );
     }
 }

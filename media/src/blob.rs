@@ -251,6 +251,28 @@ impl BlobStore {
         }
     }
 
+    /// Deletes the blob under `key`; a missing one is no error.
+    pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        check_key(key)?;
+        match self {
+            Self::Fs { root } => match tokio::fs::remove_file(root.join(key)).await {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e.into()),
+            },
+            Self::S3 { client, bucket } => {
+                client
+                    .delete_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|e| s3_error(&e))?;
+                Ok(())
+            }
+        }
+    }
+
     /// A URL that fetches the blob under `key` for `lifetime` with no other credentials,
     /// where the store can make one (S3); `None` for the filesystem.
     pub async fn presigned_get(

@@ -6,6 +6,7 @@
 pub mod build;
 pub mod chats;
 mod lock;
+pub mod media;
 mod metrics;
 mod runner;
 pub mod sessions;
@@ -19,6 +20,7 @@ use natter_eventlog::StoredEvent;
 use sqlx::PgConnection;
 
 pub use chats::Chats;
+pub use media::Media;
 pub use metrics::ProjectionMetrics;
 pub use runner::{
     Runner, RunnerError, apply_batch, checkpoint, consumer_name, projection_connect_options, reset,
@@ -32,6 +34,7 @@ pub const CURRENT: &[(&str, i32)] = &[
     (UserDirectory::NAME, UserDirectory::VERSION),
     (Sessions::NAME, Sessions::VERSION),
     (Chats::NAME, Chats::VERSION),
+    (Media::NAME, Media::VERSION),
 ];
 
 /// An event a projection has decoded, with its place in the log.

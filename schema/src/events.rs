@@ -50,6 +50,7 @@ const CURRENT_VERSIONS: &[(&str, u32)] = &[
     ("MessagePinned", 1),
     ("MessageHidden", 1),
     ("MediaUploaded", 1),
+    ("MediaCollected", 1),
 ];
 
 pub fn current_version(event_type: &str) -> Option<u32> {

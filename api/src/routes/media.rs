@@ -31,6 +31,10 @@ pub struct MediaService {
     /// Where uploads are spooled while they arrive.
     pub spool: PathBuf,
     pub limits: MediaLimits,
+    /// How long an upload may stay unreferenced before it is collected.
+    pub keep_unreferenced: std::time::Duration,
+    /// How often the collector looks.
+    pub sweep_every: std::time::Duration,
 }
 
 /// The largest upload of each kind, in bytes, and what an image may cost to decode.
@@ -239,6 +243,69 @@ pub async fn upload(
         axum::Json(MediaItem::of(recorded.item, recorded.sequence)),
     )
         .into_response())
+}
+
+/// Collects every item uploaded more than `older_than` ago that no message (not deleted
+/// for everyone) and no group avatar refers to: records the collection, then deletes
+/// its bytes. Returns how many were collected.
+pub async fn collect_unreferenced(
+    media: &MediaService,
+    pool: &sqlx::PgPool,
+    older_than: std::time::Duration,
+) -> Result<u64, ApiError> {
+    let older_than = time::Duration::try_from(older_than).map_err(ApiError::internal)?;
+    let candidates: Vec<(Uuid, String, Option<String>)> = sqlx::query_as(
+        "SELECT m.media_id, m.key, m.thumbnail_key FROM media_v1 m
+         WHERE NOT m.collected AND m.uploaded_at < $1
+           AND NOT EXISTS (SELECT 1 FROM messages_v1 x
+                           WHERE x.attachment IS NOT NULL AND x.attachment ->> 'media_id' = m.media_id::text)
+           AND NOT EXISTS (SELECT 1 FROM chats_v1 c WHERE c.avatar_media_id = m.media_id)
+         ORDER BY m.uploaded_at LIMIT 1000",
+    )
+    .bind(time::OffsetDateTime::now_utc() - older_than)
+    .fetch_all(pool)
+    .await
+    .map_err(ApiError::internal)?;
+    let mut collected = 0;
+    for (media_id, key, thumbnail_key) in candidates {
+        // Recorded first: from then on it is neither served nor attachable.
+        media
+            .records
+            .collect(media_id, metadata(None))
+            .await
+            .map_err(ApiError::internal)?;
+        for key in std::iter::once(key).chain(thumbnail_key) {
+            media.store.delete(&key).await.map_err(ApiError::internal)?;
+        }
+        collected += 1;
+    }
+    Ok(collected)
+}
+
+/// Runs the collector every `sweep_every` until `stop` completes; failures are logged
+/// and retried at the next sweep.
+pub async fn collect_unreferenced_forever(
+    media: &MediaService,
+    pool: &sqlx::PgPool,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    let mut ticks = tokio::time::interval(media.sweep_every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = ticks.tick() => {}
+        }
+        match collect_unreferenced(media, pool, media.keep_unreferenced).await {
+            Ok(0) => {}
+            Ok(collected) => tracing::info!(collected, "collected unreferenced uploads"),
+            Err(error) => tracing::warn!(
+                error = error.code(),
+                "collecting unreferenced uploads failed"
+            ),
+        }
+    }
 }
 
 /// An upload on disk, with what was learnt on the way.
