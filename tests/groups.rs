@@ -38,17 +38,7 @@ async fn group_info_is_the_admins_unless_they_open_it_to_every_member() {
     image::DynamicImage::new_rgb8(16, 16)
         .write_to(&mut png, image::ImageFormat::Png)
         .unwrap();
-    let uploaded: serde_json::Value = api
-        .http
-        .post(api.app.url("/v1/media?kind=image"))
-        .bearer_auth(&ada.token)
-        .body(png.into_inner())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, uploaded) = api.upload(&ada, "image", png.into_inner()).await;
     let avatar = uploaded["media_id"].as_str().unwrap().to_owned();
 
     let (status, problem) = api

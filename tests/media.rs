@@ -102,17 +102,7 @@ impl Media {
     }
 
     async fn upload(&self, user: &User, kind: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .post(self.app.url(&format!("/v1/media?kind={kind}")))
-            .bearer_auth(&user.token)
-            .header(header::CONTENT_TYPE, "image/png")
-            .body(bytes)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        common::http::upload(&self.http, &self.app, user, kind, bytes).await
     }
 
     async fn get(&self, user: &User, path: &str, range: Option<&str>) -> reqwest::Response {

@@ -131,34 +131,7 @@ impl BlobStore {
         path: &Path,
         content_type: &str,
     ) -> Result<(), BlobError> {
-        check_key(key)?;
-        match self {
-            Self::Fs { root } => {
-                let target = root.join(key);
-                let temporary = temporary_beside(&target);
-                if let Some(parent) = target.parent() {
-                    tokio::fs::create_dir_all(parent).await?;
-                }
-                tokio::fs::copy(path, &temporary).await?;
-                tokio::fs::rename(&temporary, &target).await?;
-                Ok(())
-            }
-            Self::S3 { client, bucket } => {
-                let body = ByteStream::from_path(path)
-                    .await
-                    .map_err(|e| BlobError::S3(e.to_string()))?;
-                client
-                    .put_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .content_type(content_type)
-                    .body(body)
-                    .send()
-                    .await
-                    .map_err(|e| s3_error(&e))?;
-                Ok(())
-            }
-        }
+        self.put(key, Source::File(path), content_type).await
     }
 
     /// Stores `bytes` under `key`.
@@ -166,6 +139,15 @@ impl BlobStore {
         &self,
         key: &str,
         bytes: Bytes,
+        content_type: &str,
+    ) -> Result<(), BlobError> {
+        self.put(key, Source::Bytes(bytes), content_type).await
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        source: Source<'_>,
         content_type: &str,
     ) -> Result<(), BlobError> {
         check_key(key)?;
@@ -176,17 +158,28 @@ impl BlobStore {
                 if let Some(parent) = target.parent() {
                     tokio::fs::create_dir_all(parent).await?;
                 }
-                tokio::fs::write(&temporary, &bytes).await?;
+                match source {
+                    Source::File(path) => {
+                        tokio::fs::copy(path, &temporary).await?;
+                    }
+                    Source::Bytes(bytes) => tokio::fs::write(&temporary, &bytes).await?,
+                }
                 tokio::fs::rename(&temporary, &target).await?;
                 Ok(())
             }
             Self::S3 { client, bucket } => {
+                let body = match source {
+                    Source::File(path) => ByteStream::from_path(path)
+                        .await
+                        .map_err(|e| BlobError::S3(e.to_string()))?,
+                    Source::Bytes(bytes) => ByteStream::from(bytes),
+                };
                 client
                     .put_object()
                     .bucket(bucket)
                     .key(key)
                     .content_type(content_type)
-                    .body(ByteStream::from(bytes))
+                    .body(body)
                     .send()
                     .await
                     .map_err(|e| s3_error(&e))?;
@@ -305,6 +298,12 @@ impl BlobStore {
             Self::S3 { bucket, .. } => format!("S3 bucket {bucket}"),
         }
     }
+}
+
+/// What a put writes: a file on disk, streamed, or bytes in memory.
+enum Source<'a> {
+    File(&'a Path),
+    Bytes(Bytes),
 }
 
 fn s3_error(error: &dyn std::fmt::Display) -> BlobError {

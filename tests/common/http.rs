@@ -58,6 +58,11 @@ impl Api {
         group(&self.http, &self.app, members).await
     }
 
+    /// Uploads `bytes` as a media item of `kind`; the status and the answer.
+    pub async fn upload(&self, user: &User, kind: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
+        upload(&self.http, &self.app, user, kind, bytes).await
+    }
+
     /// Sends a text; its sequence.
     pub async fn send(&self, chat: &str, from: &User, body: &str) -> u64 {
         send(&self.http, &self.app, chat, from, body).await
@@ -78,6 +83,26 @@ pub async fn group(http: &reqwest::Client, app: &TestApp, members: &[&User]) -> 
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     body["chat_id"].as_str().unwrap().to_owned()
+}
+
+/// Uploads `bytes` through `app` as a media item of `kind`; the status and the answer.
+pub async fn upload(
+    http: &reqwest::Client,
+    app: &TestApp,
+    user: &User,
+    kind: &str,
+    bytes: Vec<u8>,
+) -> (StatusCode, Value) {
+    let response = http
+        .post(app.url(&format!("/v1/media?kind={kind}")))
+        .bearer_auth(&user.token)
+        .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 /// Sends a text through `app`; its sequence.
