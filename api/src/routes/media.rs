@@ -100,7 +100,8 @@ pub struct MediaItem {
     /// A tiny blurred preview as a `data:` URL (images).
     pub placeholder: Option<String>,
     pub has_thumbnail: bool,
-    /// The event's stream sequence.
+    /// The stream sequence of the upload's event, as a consistency token, when this
+    /// request recorded it; 0 otherwise.
     pub sequence: u64,
 }
 
