@@ -195,14 +195,14 @@ where
 }
 
 /// Rate and latency of one measured phase.
-struct Phase {
+pub(crate) struct Phase {
     ops: u64,
     elapsed: Duration,
     latencies: Vec<Duration>,
 }
 
 impl Phase {
-    fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         self.ops as f64 / self.elapsed.as_secs_f64()
     }
 
@@ -210,7 +210,7 @@ impl Phase {
         percentile(&self.latencies, p)
     }
 
-    fn line(&self, label: &str) -> String {
+    pub(crate) fn line(&self, label: &str) -> String {
         format!(
             "  {label:<34} {:>10.0} /s   p50 {:>7.2} ms   p99 {:>7.2} ms",
             self.rate(),
@@ -445,7 +445,12 @@ async fn run_raw(
 
 /// Runs `total` operations split over `workers` tasks, made by `worker(index, share,
 /// done)`, each returning its latencies; reports progress while they run.
-async fn measure<F, Fut>(label: &str, total: u64, workers: u64, worker: F) -> anyhow::Result<Phase>
+pub(crate) async fn measure<F, Fut>(
+    label: &str,
+    total: u64,
+    workers: u64,
+    worker: F,
+) -> anyhow::Result<Phase>
 where
     F: Fn(u64, u64, Arc<AtomicU64>) -> Fut,
     Fut: Future<Output = anyhow::Result<Vec<Duration>>> + Send + 'static,

@@ -5,8 +5,8 @@
 
 use std::io::Cursor;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use bytes::Bytes;
 use clap::Args;
@@ -15,7 +15,7 @@ use natter_media::BlobStore;
 use uuid::Uuid;
 
 use super::app::{BenchApp, with_bench_app};
-use super::{ms, percentile, progress, spawn_progress};
+use super::{Phase, measure, progress};
 use crate::settings::Settings;
 
 #[derive(Debug, Args)]
@@ -69,7 +69,7 @@ async fn run(app: BenchApp, args: MediaArgs) -> anyhow::Result<()> {
     let (token, _) = app.keys.issue(Uuid::now_v7(), Uuid::now_v7(), 0)?;
     let url = format!("{}/v1/media?kind=image", app.base);
 
-    let uploads = measure("uploads through the API", &images, args.in_flight, {
+    let uploads = each_image("uploads through the API", &images, args.in_flight, {
         let (http, url, token) = (http.clone(), url.clone(), token.clone());
         move |image: Bytes| {
             let (http, url, token) = (http.clone(), url.clone(), token.clone());
@@ -95,7 +95,7 @@ async fn run(app: BenchApp, args: MediaArgs) -> anyhow::Result<()> {
 
     let raw_dir = app.media_dir.with_file_name("raw");
     let store = BlobStore::filesystem(&raw_dir).await?;
-    let raw = measure("raw writes to the blob store", &images, args.in_flight, {
+    let raw = each_image("raw writes to the blob store", &images, args.in_flight, {
         let store = store.clone();
         move |image: Bytes| {
             let store = store.clone();
@@ -115,8 +115,8 @@ async fn run(app: BenchApp, args: MediaArgs) -> anyhow::Result<()> {
         average as f64 / 1024.0,
         args.in_flight,
     );
-    uploads.print("uploads (decode, strip, re-encode, thumbnail, store, record)");
-    raw.print("raw blob store writes of the same bytes");
+    println!("{}", uploads.line("uploads (decode ... record)"));
+    println!("{}", raw.line("raw blob store writes"));
     println!(
         "  ratio uploads / raw writes: {:.3}",
         uploads.rate() / raw.rate()
@@ -143,75 +143,39 @@ fn photo(width: u32, height: u32, n: u32) -> anyhow::Result<Bytes> {
     Ok(Bytes::from(out.into_inner()))
 }
 
-struct Measured {
-    count: usize,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-}
-
-impl Measured {
-    fn rate(&self) -> f64 {
-        self.count as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn print(&self, label: &str) {
-        println!(
-            "  {label:<62} {:>8.1}/s  p50 {:>7.1} ms  p99 {:>7.1} ms",
-            self.rate(),
-            ms(percentile(&self.latencies, 0.50)),
-            ms(percentile(&self.latencies, 0.99)),
-        );
-    }
-}
-
-/// Runs `each` over every image with `in_flight` at once; the rate and latencies.
-async fn measure<F, Fut>(
+/// Runs `each` over every image, `in_flight` at once, with the benchmarks' `measure`.
+async fn each_image<F, Fut>(
     label: &str,
     images: &Arc<Vec<Bytes>>,
     in_flight: u32,
     each: F,
-) -> anyhow::Result<Measured>
+) -> anyhow::Result<Phase>
 where
     F: Fn(Bytes) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
 {
-    let done = Arc::new(AtomicU64::new(0));
-    let reporter = spawn_progress(label, images.len() as u64, Arc::clone(&done));
-    let next = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..in_flight {
-        let (images, next, done, each) = (
-            Arc::clone(images),
-            Arc::clone(&next),
-            Arc::clone(&done),
-            each.clone(),
-        );
-        workers.spawn(async move {
-            let mut latencies = Vec::new();
-            loop {
-                let n = next.fetch_add(1, Ordering::Relaxed) as usize;
-                let Some(image) = images.get(n) else {
-                    return Ok::<_, anyhow::Error>(latencies);
-                };
-                let began = Instant::now();
-                each(image.clone()).await?;
-                latencies.push(began.elapsed());
-                done.fetch_add(1, Ordering::Relaxed);
+    let workers = u64::from(in_flight);
+    let phase = measure(
+        label,
+        images.len() as u64,
+        workers,
+        |worker, share, done| {
+            let (images, each) = (Arc::clone(images), each.clone());
+            async move {
+                let mut latencies = Vec::with_capacity(usize::try_from(share)?);
+                // Worker w takes images w, w + workers, w + 2 workers, ...
+                for k in 0..share {
+                    let image = images[usize::try_from(worker + k * workers)?].clone();
+                    let began = Instant::now();
+                    each(image).await?;
+                    latencies.push(began.elapsed());
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(latencies)
             }
-        });
-    }
-    let mut latencies = Vec::new();
-    while let Some(worker) = workers.join_next().await {
-        latencies.extend(worker??);
-    }
-    let elapsed = started.elapsed();
-    reporter.abort();
+        },
+    )
+    .await?;
     eprintln!();
-    latencies.sort_unstable();
-    Ok(Measured {
-        count: images.len(),
-        elapsed,
-        latencies,
-    })
+    Ok(phase)
 }
