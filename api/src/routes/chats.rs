@@ -570,14 +570,8 @@ pub async fn edit(
 ) -> Result<axum::Json<SequenceResponse>, ApiError> {
     if let Some(Some(avatar)) = request.avatar_media_id {
         // An avatar is an image the editor uploaded; members then may download it.
-        let image = state
-            .media
-            .records
-            .item(avatar)
-            .await
-            .map_err(ApiError::internal)?
-            .filter(|item| item.owner == caller.user_id && item.kind == "image");
-        if image.is_none() {
+        let image = state.media.owned(avatar, caller.user_id).await?;
+        if image.is_none_or(|item| item.kind != "image") {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_avatar",

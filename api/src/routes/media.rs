@@ -60,6 +60,18 @@ impl Default for MediaLimits {
     }
 }
 
+impl MediaService {
+    /// `owner`'s item with this id, if it is recorded, not collected and theirs.
+    pub async fn owned(&self, id: Uuid, owner: Uuid) -> Result<Option<MediaUploaded>, ApiError> {
+        Ok(self
+            .records
+            .item(id)
+            .await
+            .map_err(ApiError::internal)?
+            .filter(|item| item.owner == owner))
+    }
+}
+
 impl MediaLimits {
     fn of(&self, kind: Kind) -> u64 {
         match kind {
@@ -399,11 +411,12 @@ async fn store_image(
                 ImageError::Encode(detail) => ApiError::internal(detail),
             })?;
     let thumbnail_key = format!("{}.thumb.jpg", item.key);
+    item.stored_size = processed.bytes.len() as u64;
     media
         .store
         .put_bytes(
             &item.key,
-            Bytes::from(processed.bytes.clone()),
+            Bytes::from(processed.bytes),
             format.content_type(),
         )
         .await
@@ -417,7 +430,6 @@ async fn store_image(
         )
         .await
         .map_err(ApiError::internal)?;
-    item.stored_size = processed.bytes.len() as u64;
     item.width = Some(processed.width);
     item.height = Some(processed.height);
     item.thumbnail_key = Some(thumbnail_key);
@@ -530,14 +542,8 @@ pub async fn content(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let item = visible(&state, caller, media_id).await?;
-    serve(
-        &state.media.store,
-        &item.key,
-        &item.content_type,
-        item.stored_size,
-        &headers,
-    )
-    .await
+    let part = requested_range(&headers, item.stored_size)?.map(|range| (range, item.stored_size));
+    serve(&state.media.store, &item.key, &item.content_type, part).await
 }
 
 /// How long a presigned download URL works.
@@ -602,37 +608,34 @@ pub async fn thumbnail(
 ) -> Result<Response, ApiError> {
     let item = visible(&state, caller, media_id).await?;
     let key = item.thumbnail_key.ok_or_else(ApiError::not_found)?;
-    serve(
-        &state.media.store,
-        &key,
-        "image/jpeg",
-        u64::MAX,
-        &HeaderMap::new(),
-    )
-    .await
+    serve(&state.media.store, &key, "image/jpeg", None).await
 }
 
-/// Streams `key` from the store, honouring a single `Range` when `size` is known.
+/// The single range of the `size` bytes that `headers` ask for, if they ask for one.
+fn requested_range(headers: &HeaderMap, size: u64) -> Result<Option<ByteRange>, ApiError> {
+    let Some(value) = headers.get(header::RANGE) else {
+        return Ok(None);
+    };
+    parse_range(value, size).map(Some).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "invalid_range",
+            format!(
+                "one range of bytes within 0-{} is served",
+                size.saturating_sub(1)
+            ),
+        )
+    })
+}
+
+/// Streams `key` from the store: whole, or `part` (a range of a blob of a known size).
 async fn serve(
     store: &BlobStore,
     key: &str,
     content_type: &str,
-    size: u64,
-    headers: &HeaderMap,
+    part: Option<(ByteRange, u64)>,
 ) -> Result<Response, ApiError> {
-    let range = match headers.get(header::RANGE) {
-        Some(value) if size != u64::MAX => Some(parse_range(value, size).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "invalid_range",
-                format!(
-                    "one range of bytes within 0-{} is served",
-                    size.saturating_sub(1)
-                ),
-            )
-        })?),
-        _ => None,
-    };
+    let range = part.map(|(range, _)| range);
     let blob = store.get(key, range).await.map_err(|error| match error {
         BlobError::NotFound => ApiError::not_found(),
         other => ApiError::internal(other),
@@ -656,7 +659,7 @@ async fn serve(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, max-age=86400, immutable"),
     );
-    if let Some(range) = range {
+    if let Some((range, size)) = part {
         *response.status_mut() = StatusCode::PARTIAL_CONTENT;
         let value = format!("bytes {}-{}/{size}", range.start, range.end);
         if let Ok(value) = HeaderValue::from_str(&value) {

@@ -210,20 +210,13 @@ async fn attachment_of(
     };
     match request {
         AttachmentRequest::Media { media_id } => {
-            let item = state
-                .media
-                .records
-                .item(*media_id)
-                .await
-                .map_err(ApiError::internal)?
-                .filter(|item| item.owner == user)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "unknown_media",
-                        "no media item of the caller's has this id; upload it first",
-                    )
-                })?;
+            let item = state.media.owned(*media_id, user).await?.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "unknown_media",
+                    "no media item of the caller's has this id; upload it first",
+                )
+            })?;
             Ok(Attachment::Media {
                 media_id: item.media_id,
                 kind: item.kind,
