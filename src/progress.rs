@@ -62,6 +62,11 @@ impl Progress {
         let _ = std::io::stderr().flush();
     }
 
+    /// Shows where a read-model build stands.
+    pub fn build(&self, at: natter_projections::build::Progress) {
+        self.tick(at.through, at.target, at.applied);
+    }
+
     /// Ends the line.
     pub fn done(&self) {
         if self.on {

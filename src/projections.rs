@@ -121,11 +121,9 @@ async fn rebuild<P: Projection>(
     let pool = connect_projection_postgres(settings).await?;
     let started = Instant::now();
     let progress = Progress::new("events applied", log.last_sequence().await?);
-    let rebuilt = build::rebuild(&log, &pool, &projection, options, &|p| {
-        progress.tick(p.through, p.target, p.applied)
-    })
-    .await
-    .with_context(|| format!("rebuilding {}", P::NAME))?;
+    let rebuilt = build::rebuild(&log, &pool, &projection, options, &|p| progress.build(p))
+        .await
+        .with_context(|| format!("rebuilding {}", P::NAME))?;
     progress.done();
     println!(
         "rebuilt {} v{} through sequence {} in {:.1} s and switched it in",
@@ -145,11 +143,9 @@ async fn verify<P: Projection>(projection: P, settings: &Settings) -> anyhow::Re
     let log = open_log_read_only(settings).await?;
     let pool = connect_projection_postgres(settings).await?;
     let progress = Progress::new("events applied", log.last_sequence().await?);
-    let verified = verify::verify(&log, &pool, &projection, &|p| {
-        progress.tick(p.through, p.target, p.applied);
-    })
-    .await
-    .with_context(|| format!("verifying {}", P::NAME))?;
+    let verified = verify::verify(&log, &pool, &projection, &|p| progress.build(p))
+        .await
+        .with_context(|| format!("verifying {}", P::NAME))?;
     progress.done();
     if verified.differences.is_empty() {
         println!(
@@ -188,11 +184,9 @@ async fn build_at<P: Projection>(
     let log = open_log_read_only(settings).await?;
     let pool = connect_projection_postgres(settings).await?;
     let progress = Progress::new("events applied", at);
-    let through = build::build_at(&log, &pool, &projection, schema, at, &|p| {
-        progress.tick(p.through, p.target, p.applied);
-    })
-    .await
-    .with_context(|| format!("building {} into {schema}", P::NAME))?;
+    let through = build::build_at(&log, &pool, &projection, schema, at, &|p| progress.build(p))
+        .await
+        .with_context(|| format!("building {} into {schema}", P::NAME))?;
     progress.done();
     println!(
         "{} v{} as of sequence {through} is in schema {schema}: {}",
