@@ -101,6 +101,16 @@ impl Media {
         sign_up(&self.http, &self.app, name).await
     }
 
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: &User,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        common::http::call(&self.http, &self.app, method, path, user, body).await
+    }
+
     async fn upload(&self, user: &User, kind: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
         common::http::upload(&self.http, &self.app, user, kind, bytes).await
     }
@@ -784,6 +794,97 @@ async fn a_group_avatar_is_an_image_its_editor_uploaded_and_members_may_download
 }
 
 #[tokio::test]
+async fn a_profile_photo_is_an_image_of_ones_own_shown_as_privacy_allows() {
+    use serde_json::json;
+    let env = TestEnv::new().await;
+    let media = Media::start(&env, Backend::Fs).await;
+    let [ann, bob] = [media.user("ann").await, media.user("bob").await];
+    let (_, image) = media
+        .upload(&ann, "image", encoded(&picture(40, 30), ImageFormat::Jpeg))
+        .await;
+    let (_, document) = media
+        .upload(&ann, "document", b"%PDF-1.4 photo\n%%EOF".to_vec())
+        .await;
+    let (_, theirs) = media
+        .upload(&bob, "image", encoded(&picture(20, 20), ImageFormat::Png))
+        .await;
+    let id = image["media_id"].as_str().unwrap();
+    for refused in [&document["media_id"], &theirs["media_id"]] {
+        let (status, problem) = media
+            .call(
+                reqwest::Method::PUT,
+                "/v1/users/me/photo",
+                &ann,
+                Some(json!({"media_id": refused})),
+            )
+            .await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_photo")),
+            "{problem}"
+        );
+    }
+    assert_eq!(status_of(&media, &bob, id).await, StatusCode::NOT_FOUND);
+    let (status, set) = media
+        .call(
+            reqwest::Method::PUT,
+            "/v1/users/me/photo",
+            &ann,
+            Some(json!({"media_id": id})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{set}");
+    let seen = format!("?min_sequence={}", set["sequence"]);
+    let (_, me) = media
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/users/me{seen}"),
+            &ann,
+            None,
+        )
+        .await;
+    assert_eq!(me["photo_media_id"], id);
+    let profile = format!("/v1/users/{}{seen}", ann.id);
+    let (_, public) = media.call(reqwest::Method::GET, &profile, &bob, None).await;
+    assert_eq!(public["photo_media_id"], id, "{public}");
+    let thumbnail = media
+        .get(&bob, &format!("/v1/media/{id}/thumbnail"), None)
+        .await;
+    assert_eq!(thumbnail.status(), StatusCode::OK);
+
+    // Hidden by the privacy setting: neither named nor served.
+    let (status, hidden) = media
+        .call(
+            reqwest::Method::PUT,
+            "/v1/users/me/privacy",
+            &ann,
+            Some(json!({"profile_photo": "nobody"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{hidden}");
+    let profile = format!("/v1/users/{}?min_sequence={}", ann.id, hidden["sequence"]);
+    let (_, public) = media.call(reqwest::Method::GET, &profile, &bob, None).await;
+    assert_eq!(public["photo_media_id"], Value::Null, "{public}");
+    assert_eq!(status_of(&media, &bob, id).await, StatusCode::NOT_FOUND);
+    assert_eq!(status_of(&media, &ann, id).await, StatusCode::OK);
+
+    // Removed.
+    let (status, removed) = media
+        .call(reqwest::Method::DELETE, "/v1/users/me/photo", &ann, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, me) = media
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/users/me?min_sequence={}", removed["sequence"]),
+            &ann,
+            None,
+        )
+        .await;
+    assert_eq!(me["photo_media_id"], Value::Null);
+}
+
+#[tokio::test]
 async fn an_upload_nothing_refers_to_is_collected_and_its_bytes_deleted() {
     use serde_json::json;
     let env = TestEnv::new().await;
@@ -796,10 +897,24 @@ async fn an_upload_nothing_refers_to_is_collected_and_its_bytes_deleted() {
     let (_, kept) = media
         .upload(&ann, "document", b"%PDF-1.4 kept\n%%EOF".to_vec())
         .await;
-    let (lonely, kept) = (
+    let (_, photo) = media
+        .upload(&ann, "image", encoded(&picture(32, 32), ImageFormat::Png))
+        .await;
+    let (lonely, kept, photo) = (
         lonely["media_id"].as_str().unwrap().to_owned(),
         kept["media_id"].as_str().unwrap().to_owned(),
+        photo["media_id"].as_str().unwrap().to_owned(),
     );
+    let (status, _) = common::http::call(
+        &media.http,
+        &media.app,
+        reqwest::Method::PUT,
+        "/v1/users/me/photo",
+        &ann,
+        Some(json!({"media_id": photo})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
     let (status, _) = send(
         &media,
         &chat,
@@ -814,7 +929,7 @@ async fn an_upload_nothing_refers_to_is_collected_and_its_bytes_deleted() {
         .join("media")
         .join(&ann.id);
     let files = || std::fs::read_dir(&store).map_or(0, |dir| dir.count());
-    assert_eq!(files(), 3, "an image, its thumbnail and a document");
+    assert_eq!(files(), 5, "two images, their thumbnails and a document");
 
     common::eventually(
         std::time::Duration::from_secs(15),
@@ -822,8 +937,13 @@ async fn an_upload_nothing_refers_to_is_collected_and_its_bytes_deleted() {
         || async { status_of(&media, &ann, &lonely).await == StatusCode::NOT_FOUND },
     )
     .await;
-    assert_eq!(files(), 1, "its bytes and thumbnail are deleted");
+    assert_eq!(files(), 3, "its bytes and thumbnail are deleted");
     assert_eq!(status_of(&media, &ann, &kept).await, StatusCode::OK);
+    assert_eq!(
+        status_of(&media, &bob, &photo).await,
+        StatusCode::OK,
+        "a profile photo, so kept"
+    );
     assert_eq!(
         status_of(&media, &bob, &kept).await,
         StatusCode::OK,
@@ -848,4 +968,359 @@ async fn an_upload_nothing_refers_to_is_collected_and_its_bytes_deleted() {
         (StatusCode::CREATED, Some(lonely.as_str()))
     );
     assert_eq!(status_of(&media, &ann, &lonely).await, StatusCode::OK);
+}
+
+/// An MP4 of about `size` bytes lasting `seconds`, its movie header after its data.
+fn long_mp4(size: usize, seconds: u32) -> Vec<u8> {
+    let mut mp4 = b"\0\0\0\x10ftypisom\0\0\0\0".to_vec();
+    let data = size - mp4.len() - 8 - 36;
+    mp4.extend_from_slice(&u32::try_from(data + 8).unwrap().to_be_bytes());
+    mp4.extend_from_slice(b"mdat");
+    mp4.extend((0..data).map(|i| (i % 253) as u8));
+    let mut mvhd = vec![0u8; 20];
+    mvhd[12..16].copy_from_slice(&600u32.to_be_bytes());
+    mvhd[16..20].copy_from_slice(&(600 * seconds).to_be_bytes());
+    mp4.extend_from_slice(&36u32.to_be_bytes());
+    mp4.extend_from_slice(b"moov");
+    mp4.extend_from_slice(&28u32.to_be_bytes());
+    mp4.extend_from_slice(b"mvhd");
+    mp4.extend_from_slice(&mvhd);
+    mp4
+}
+
+impl Media {
+    /// A tus request to `path`, as `user`.
+    fn tus(&self, method: reqwest::Method, path: &str, user: &User) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.app.url(path))
+            .bearer_auth(&user.token)
+            .header("Tus-Resumable", "1.0.0")
+    }
+
+    /// Starts an upload of `length` bytes; its path.
+    async fn create_upload(&self, user: &User, kind: &str, length: usize) -> String {
+        let kind = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, kind);
+        let created = self
+            .tus(reqwest::Method::POST, "/v1/media/uploads", user)
+            .header("Upload-Length", length)
+            .header(
+                "Upload-Metadata",
+                format!("filename Y2xpcC5tcDQ=,kind {kind}"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), StatusCode::CREATED);
+        assert_eq!(created.headers()["tus-resumable"], "1.0.0");
+        assert_eq!(created.headers()["upload-offset"], "0");
+        created.headers()[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn patch(
+        &self,
+        user: &User,
+        path: &str,
+        offset: usize,
+        bytes: &[u8],
+    ) -> reqwest::Response {
+        self.tus(reqwest::Method::PATCH, path, user)
+            .header("Upload-Offset", offset)
+            .header(header::CONTENT_TYPE, "application/offset+octet-stream")
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The upload's offset as `HEAD` tells it, or its status if it has none.
+    async fn upload_offset(&self, user: &User, path: &str) -> Result<usize, StatusCode> {
+        let head = self
+            .tus(reqwest::Method::HEAD, path, user)
+            .send()
+            .await
+            .unwrap();
+        match head.status() {
+            StatusCode::OK => Ok(head.headers()["upload-offset"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap()),
+            other => Err(other),
+        }
+    }
+}
+
+async fn problem_code(response: reqwest::Response) -> (StatusCode, String) {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    (status, body["code"].as_str().unwrap_or_default().to_owned())
+}
+
+async fn resumable_uploads(backend: Backend) {
+    const MIB: usize = 1024 * 1024;
+    let env = TestEnv::new().await;
+    let media = Media::start(&env, backend).await;
+    let ann = media.user("ann").await;
+    let bob = media.user("bob").await;
+
+    let options = media
+        .http
+        .request(reqwest::Method::OPTIONS, media.app.url("/v1/media/uploads"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(options.status(), StatusCode::NO_CONTENT);
+    assert_eq!(options.headers()["tus-version"], "1.0.0");
+    assert_eq!(
+        options.headers()["tus-extension"],
+        "creation,expiration,termination"
+    );
+
+    // A video larger than one request may carry must go the resumable way.
+    let video = long_mp4(17 * MIB + 12_345, 42);
+    let (status, problem) = media.upload(&ann, "video", video.clone()).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Some("resumable_upload_required")
+        )
+    );
+    let path = media.create_upload(&ann, "video", video.len()).await;
+    assert_eq!(
+        media.upload_offset(&bob, &path).await,
+        Err(StatusCode::NOT_FOUND),
+        "another user's upload"
+    );
+    let first = media.patch(&ann, &path, 0, &video[..4 * MIB]).await;
+    assert_eq!(first.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        first.headers()["upload-offset"],
+        (4 * MIB).to_string().as_str()
+    );
+    // Bytes for the wrong offset, bytes of the wrong type.
+    assert_eq!(
+        problem_code(media.patch(&ann, &path, 0, &video[..MIB]).await).await,
+        (StatusCode::CONFLICT, "offset_mismatch".into())
+    );
+    let untyped = media
+        .tus(reqwest::Method::PATCH, &path, &ann)
+        .header("Upload-Offset", 4 * MIB)
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .body(video[4 * MIB..5 * MIB].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        problem_code(untyped).await,
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_content_type".into()
+        )
+    );
+
+    // A request that breaks off after a mebibyte: what arrived is kept.
+    let sent = video[4 * MIB..5 * MIB].to_vec();
+    let broken = futures::StreamExt::chain(
+        futures::stream::iter([Ok::<_, std::io::Error>(sent)]),
+        futures::stream::once(async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            Err(std::io::Error::other("the train went into a tunnel"))
+        }),
+    );
+    let _ = media
+        .tus(reqwest::Method::PATCH, &path, &ann)
+        .header("Upload-Offset", 4 * MIB)
+        .header(header::CONTENT_TYPE, "application/offset+octet-stream")
+        .body(reqwest::Body::wrap_stream(broken))
+        .send()
+        .await;
+    let mut offset = 4 * MIB;
+    for _ in 0..100 {
+        offset = media.upload_offset(&ann, &path).await.unwrap();
+        if offset > 4 * MIB {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        offset > 4 * MIB && offset <= 5 * MIB,
+        "the bytes before the break are kept: {offset}"
+    );
+
+    // Resumed from the server's offset, to the end.
+    let mut last = None;
+    while offset < video.len() {
+        let end = (offset + 4 * MIB).min(video.len());
+        let response = media.patch(&ann, &path, offset, &video[offset..end]).await;
+        assert_eq!(response.status(), StatusCode::NO_CONTENT, "at {offset}");
+        offset = end;
+        last = Some(response);
+    }
+    let media_id = last.unwrap().headers()["natter-media-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let status: Value = media
+        .tus(reqwest::Method::GET, &path, &ann)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["offset"].as_u64(), Some(video.len() as u64));
+    assert_eq!(status["media"]["media_id"], media_id.as_str());
+    assert_eq!(status["media"]["content_type"], "video/mp4");
+    assert_eq!(status["media"]["duration_ms"], 42_000, "{status}");
+    let content = media
+        .get(&ann, &format!("/v1/media/{media_id}/content"), None)
+        .await;
+    assert!(content.bytes().await.unwrap() == video, "the bytes as sent");
+    // A completed upload takes no more bytes, and a retry of its last request is told so.
+    assert_eq!(
+        media.patch(&ann, &path, video.len(), &[]).await.status(),
+        StatusCode::NO_CONTENT
+    );
+
+    // Bytes that are not the kind end the upload with the reason.
+    let png = encoded(&picture(64, 64), ImageFormat::Png);
+    let wrong = media.create_upload(&ann, "document", png.len()).await;
+    assert_eq!(
+        problem_code(media.patch(&ann, &wrong, 0, &png).await).await,
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content_mismatch".into()
+        )
+    );
+    assert_eq!(
+        media.upload_offset(&ann, &wrong).await,
+        Err(StatusCode::NOT_FOUND)
+    );
+    // More bytes than the upload's length.
+    let short = media.create_upload(&ann, "image", 10).await;
+    assert_eq!(
+        problem_code(media.patch(&ann, &short, 0, &png).await).await,
+        (StatusCode::BAD_REQUEST, "beyond_upload_length".into())
+    );
+    // An abandoned upload is deleted with what it received.
+    assert_eq!(
+        media.patch(&ann, &short, 0, &png[..5]).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let deleted = media
+        .tus(reqwest::Method::DELETE, &short, &ann)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        media.upload_offset(&ann, &short).await,
+        Err(StatusCode::NOT_FOUND)
+    );
+    if let Backend::Fs = backend {
+        let parts = std::env::temp_dir()
+            .join(format!("natter-media-{}", env.prefix))
+            .join("store/uploads");
+        let left: Vec<_> = walk(&parts);
+        assert!(left.is_empty(), "parts left behind: {left:?}");
+    }
+
+    // Creations that cannot be.
+    let create = |length: Option<&str>, kind: Option<&str>, version: &str| {
+        let mut request = media
+            .http
+            .post(media.app.url("/v1/media/uploads"))
+            .bearer_auth(&ann.token)
+            .header("Tus-Resumable", version);
+        if let Some(length) = length {
+            request = request.header("Upload-Length", length);
+        }
+        if let Some(kind) = kind {
+            request = request.query(&[("kind", kind)]);
+        }
+        request.send()
+    };
+    for (length, kind, version, want) in [
+        (
+            None,
+            Some("video"),
+            "1.0.0",
+            (StatusCode::BAD_REQUEST, "invalid_upload_length"),
+        ),
+        (
+            Some("-1"),
+            Some("video"),
+            "1.0.0",
+            (StatusCode::BAD_REQUEST, "invalid_upload_length"),
+        ),
+        (
+            Some("0"),
+            Some("video"),
+            "1.0.0",
+            (StatusCode::BAD_REQUEST, "empty_upload"),
+        ),
+        (
+            Some("100"),
+            None,
+            "1.0.0",
+            (StatusCode::BAD_REQUEST, "invalid_kind"),
+        ),
+        (
+            Some("100"),
+            Some("sticker"),
+            "1.0.0",
+            (StatusCode::BAD_REQUEST, "invalid_kind"),
+        ),
+        (
+            Some("67108865"),
+            Some("video"),
+            "1.0.0",
+            (StatusCode::PAYLOAD_TOO_LARGE, "upload_too_large"),
+        ),
+        (
+            Some("100"),
+            Some("video"),
+            "0.2.2",
+            (StatusCode::PRECONDITION_FAILED, "unsupported_tus_version"),
+        ),
+    ] {
+        let response = create(length, kind, version).await.unwrap();
+        assert_eq!(
+            problem_code(response).await,
+            (want.0, want.1.into()),
+            "{length:?} {kind:?}"
+        );
+    }
+}
+
+/// The files under `dir`, if it exists.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path)
+            } else {
+                vec![path]
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn large_uploads_resume_where_they_broke_off_on_the_filesystem() {
+    resumable_uploads(Backend::Fs).await;
+}
+
+#[tokio::test]
+async fn large_uploads_resume_where_they_broke_off_on_s3() {
+    resumable_uploads(Backend::S3).await;
 }

@@ -38,7 +38,8 @@ async fn generated_requests_get_documented_answers_and_no_server_error() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/schemathesis.sh");
     let base = app.url("");
     // Signing out and deleting the account would end the session that the rest of the
-    // run uses; both are tested in tests/auth.rs.
+    // run uses; both are tested in tests/auth.rs. Schemathesis cannot generate a body of
+    // tus's `application/offset+octet-stream`; the tus PATCH is tested in tests/media.rs.
     let output = tokio::process::Command::new("bash")
         .args([script, base.trim_end_matches('/'), &token, "--"])
         .args([
@@ -46,6 +47,8 @@ async fn generated_requests_get_documented_answers_and_no_server_error() {
             "logout",
             "--exclude-operation-id",
             "delete_account",
+            "--exclude-operation-id",
+            "append",
         ])
         .env("NATTER_SCHEMATHESIS_MAX_EXAMPLES", "15")
         .env("NATTER_SCHEMATHESIS_DEADLINE", "240")

@@ -116,6 +116,10 @@ pub fn router(state: ApiState, rest: bool) -> Router {
                 "/v1/users/me/privacy",
                 put(routes::accounts::change_privacy),
             )
+            .route(
+                "/v1/users/me/photo",
+                put(routes::accounts::set_photo).delete(routes::accounts::remove_photo),
+            )
             .route("/v1/users/me/blocks", get(routes::accounts::blocks))
             .route(
                 "/v1/users/me/blocks/{user_id}",
@@ -200,6 +204,23 @@ pub fn router(state: ApiState, rest: bool) -> Router {
                 delete(routes::sessions::revoke),
             )
             .route("/v1/media", post(routes::media::upload))
+            .merge(
+                Router::new()
+                    .route(
+                        "/v1/media/uploads",
+                        post(routes::uploads::create).options(routes::uploads::discover),
+                    )
+                    .route(
+                        "/v1/media/uploads/{upload_id}",
+                        get(routes::uploads::progress)
+                            .head(routes::uploads::offset)
+                            .patch(routes::uploads::append)
+                            .delete(routes::uploads::terminate),
+                    )
+                    .layer(axum::middleware::map_response(
+                        routes::uploads::tus_resumable,
+                    )),
+            )
             .route("/v1/media/{media_id}", get(routes::media::details))
             .route("/v1/media/{media_id}/content", get(routes::media::content))
             .route(

@@ -8,7 +8,9 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::admin;
-use crate::routes::{SequenceResponse, accounts, chats, media, messages, search, sessions};
+use crate::routes::{
+    SequenceResponse, accounts, chats, media, messages, search, sessions, uploads,
+};
 use crate::{ApiState, Problem};
 
 #[derive(Debug, OpenApi)]
@@ -24,7 +26,8 @@ use crate::{ApiState, Problem};
     paths(
         accounts::register, accounts::search, accounts::by_handle, accounts::user, accounts::presence,
         accounts::me, accounts::change_profile, accounts::delete_account,
-        accounts::change_password, accounts::change_privacy,
+        accounts::change_password, accounts::change_privacy, accounts::set_photo,
+        accounts::remove_photo,
         accounts::blocks, accounts::block, accounts::unblock,
         sessions::login, sessions::refresh, sessions::logout, sessions::revoke, sessions::list,
         chats::open_direct, chats::create_group, chats::list, chats::details,
@@ -37,6 +40,8 @@ use crate::{ApiState, Problem};
         search::search_messages,
         admin::projections,
         media::upload, media::details, media::content, media::thumbnail, media::download_url,
+        uploads::discover, uploads::create, uploads::offset, uploads::progress, uploads::append,
+        uploads::terminate,
     ),
     components(schemas(Problem, SequenceResponse)),
     modifiers(&BearerAuth, &CommonProblems),
@@ -95,6 +100,7 @@ impl Modify for CommonProblems {
                 item.post.as_mut(),
                 item.delete.as_mut(),
                 item.patch.as_mut(),
+                item.head.as_mut(),
             ];
             for operation in operations.into_iter().flatten() {
                 let mut add = |status: &str, description: &str| {

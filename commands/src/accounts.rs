@@ -426,6 +426,18 @@ impl Accounts {
             .await
     }
 
+    /// Sets or removes the user's photo: a media item the caller has checked is an image
+    /// of the user's own.
+    pub async fn change_photo(
+        &self,
+        user_id: Uuid,
+        media_id: Option<Uuid>,
+        metadata: Metadata,
+    ) -> Result<u64, AccountError> {
+        self.user_command(user_id, UserCommand::ChangePhoto { media_id }, metadata)
+            .await
+    }
+
     pub async fn change_privacy(
         &self,
         user_id: Uuid,

@@ -311,6 +311,11 @@ pub const MAX_BLOCKED: usize = 10_000;
 pub enum UserCommand {
     Register(Register),
     ChangeProfile(ChangeProfile),
+    /// A media item of the user's own as their photo, or none. The caller has checked
+    /// that the item is an image the user uploaded.
+    ChangePhoto {
+        media_id: Option<Uuid>,
+    },
     ChangePassword(ChangePassword),
     ChangePrivacy(ChangePrivacy),
     Block {
@@ -372,6 +377,7 @@ pub struct DeleteAccount {
 pub enum UserEvent {
     UserRegistered(UserRegistered),
     ProfileChanged(ProfileChanged),
+    PhotoChanged(PhotoChanged),
     PasswordChanged(PasswordChanged),
     PrivacyChanged(PrivacyChanged),
     UserBlocked(UserBlocked),
@@ -409,6 +415,13 @@ pub struct ProfileChanged {
     pub display_name: Option<DisplayName>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub about: Option<About>,
+}
+
+/// The user's profile photo became this media item, or none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhotoChanged {
+    pub user_id: Uuid,
+    pub media_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -458,6 +471,7 @@ impl DomainEvent for UserEvent {
         match self {
             Self::UserRegistered(_) => "UserRegistered",
             Self::ProfileChanged(_) => "ProfileChanged",
+            Self::PhotoChanged(_) => "PhotoChanged",
             Self::PasswordChanged(_) => "PasswordChanged",
             Self::PrivacyChanged(_) => "PrivacyChanged",
             Self::UserBlocked(_) => "UserBlocked",
@@ -474,6 +488,7 @@ impl DomainEvent for UserEvent {
         match event_type {
             "UserRegistered" => UserRegistered::deserialize(payload).map(Self::UserRegistered),
             "ProfileChanged" => ProfileChanged::deserialize(payload).map(Self::ProfileChanged),
+            "PhotoChanged" => PhotoChanged::deserialize(payload).map(Self::PhotoChanged),
             "PasswordChanged" => PasswordChanged::deserialize(payload).map(Self::PasswordChanged),
             "PrivacyChanged" => PrivacyChanged::deserialize(payload).map(Self::PrivacyChanged),
             "UserBlocked" => UserBlocked::deserialize(payload).map(Self::UserBlocked),
@@ -528,6 +543,8 @@ pub struct Profile {
     pub epoch_exempt: Option<Uuid>,
     /// When the user's last connection closed, as last recorded.
     pub last_seen: Option<OffsetDateTime>,
+    /// The media item shown as the user's photo.
+    pub photo: Option<Uuid>,
 }
 
 impl Profile {
@@ -591,6 +608,15 @@ impl Aggregate for User {
                     user_id,
                     display_name,
                     about,
+                })
+            }
+            UserCommand::ChangePhoto { media_id } => {
+                if profile.photo == *media_id {
+                    return Ok(Vec::new());
+                }
+                UserEvent::PhotoChanged(PhotoChanged {
+                    user_id,
+                    media_id: *media_id,
                 })
             }
             UserCommand::ChangePassword(change) => UserEvent::PasswordChanged(PasswordChanged {
@@ -670,6 +696,7 @@ impl Aggregate for User {
                     session_epoch: 0,
                     epoch_exempt: None,
                     last_seen: None,
+                    photo: None,
                 }))
             }
             (Self::Active(_), UserEvent::AccountDeleted(_)) => Self::Deleted,
@@ -683,6 +710,7 @@ impl Aggregate for User {
                             profile.about = about.clone();
                         }
                     }
+                    UserEvent::PhotoChanged(changed) => profile.photo = changed.media_id,
                     UserEvent::PasswordChanged(changed) => {
                         profile.password_hash = Some(changed.password_hash.clone());
                         profile.session_epoch = changed.session_epoch;

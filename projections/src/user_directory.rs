@@ -274,6 +274,17 @@ async fn apply_one(
                 .execute(&mut *connection)
                 .await?;
         }
+        UserEvent::PhotoChanged(changed) => {
+            sqlx::query(
+                "UPDATE user_directory_v1 SET photo_media_id = $2, last_sequence = $3
+                 WHERE user_id = $1 AND last_sequence < $3",
+            )
+            .bind(changed.user_id)
+            .bind(changed.media_id)
+            .bind(sequence)
+            .execute(&mut *connection)
+            .await?;
+        }
         // Only ever later: a replay or a late copy changes nothing.
         UserEvent::LastSeenRecorded(seen) => {
             sqlx::query(

@@ -14,6 +14,7 @@ const CURRENT_VERSIONS: &[(&str, u32)] = &[
     ("ClaimReleased", 1),
     ("UserRegistered", 3),
     ("ProfileChanged", 1),
+    ("PhotoChanged", 1),
     ("PasswordChanged", 1),
     ("PrivacyChanged", 1),
     ("UserBlocked", 1),

@@ -198,6 +198,8 @@ pub struct OwnProfile {
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     pub privacy: PrivacySettings,
+    /// The profile photo, a media item: `/v1/media/{id}/content` and `/thumbnail`.
+    pub photo_media_id: Option<Uuid>,
 }
 
 /// The caller's own profile and settings.
@@ -219,7 +221,7 @@ pub async fn me(
     wait_for(&state, DIRECTORY.0, DIRECTORY.1, consistency.min_sequence).await?;
     let row = sqlx::query(
         "SELECT user_id, handle, display_name, about, phone, created_at, last_seen_visibility,
-                photo_visibility, about_visibility, read_receipts
+                photo_visibility, about_visibility, read_receipts, photo_media_id
          FROM user_directory_v1 WHERE user_id = $1",
     )
     .bind(caller.user_id)
@@ -244,7 +246,71 @@ pub async fn me(
             about: visibility("about_visibility")?,
             read_receipts: row.try_get("read_receipts").map_err(ApiError::internal)?,
         },
+        photo_media_id: row.try_get("photo_media_id").map_err(ApiError::internal)?,
     }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"media_id": "0190f3a1-7b2c-4d3e-8f40-5a6b7c8d9e0f"}))]
+pub struct PhotoRequest {
+    /// An image the caller uploaded (`POST /v1/media?kind=image`).
+    pub media_id: Uuid,
+}
+
+/// Sets the caller's profile photo: an image they uploaded. Others see it as their
+/// `profile_photo` privacy setting allows, and may then download it.
+#[utoipa::path(
+    put, path = "/v1/users/me/photo", tag = "accounts", security(("bearer" = [])),
+    request_body = PhotoRequest,
+    responses(
+        (status = 200, body = SequenceResponse),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Account deleted", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not an image the caller uploaded, or a body of the wrong shape", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn set_photo(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<PhotoRequest>,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    let image = state.media.owned(request.media_id, caller.user_id).await?;
+    if image.is_none_or(|item| item.kind != "image") {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_photo",
+            "a profile photo is an image the caller uploaded",
+        ));
+    }
+    let sequence = state
+        .accounts
+        .change_photo(
+            caller.user_id,
+            Some(request.media_id),
+            metadata(Some(caller.user_id)),
+        )
+        .await?;
+    Ok(axum::Json(SequenceResponse { sequence }))
+}
+
+/// Removes the caller's profile photo.
+#[utoipa::path(
+    delete, path = "/v1/users/me/photo", tag = "accounts", security(("bearer" = [])),
+    responses(
+        (status = 200, body = SequenceResponse),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Account deleted", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn remove_photo(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    let sequence = state
+        .accounts
+        .change_photo(caller.user_id, None, metadata(Some(caller.user_id)))
+        .await?;
+    Ok(axum::Json(SequenceResponse { sequence }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -522,8 +588,8 @@ pub async fn unblock(
     }))
 }
 
-/// Another user as the caller may see them: `about` is left out where their privacy
-/// settings or a block say so.
+/// Another user as the caller may see them: `about` and the photo are left out where
+/// their privacy settings or a block say so.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"user_id": "0190f3a1-7b2c-7d3e-8f40-5a6b7c8d9e0f", "handle": "alice", "display_name": "Alice", "about": "Hi!"}))]
 pub struct PublicProfile {
@@ -531,24 +597,33 @@ pub struct PublicProfile {
     pub handle: String,
     pub display_name: String,
     pub about: Option<String>,
+    /// The profile photo, a media item: `/v1/media/{id}/content` and `/thumbnail`.
+    pub photo_media_id: Option<Uuid>,
 }
 
 const PUBLIC_COLUMNS: &str = "SELECT d.user_id, d.handle, d.display_name, d.about, d.about_visibility,
+        d.photo_media_id, d.photo_visibility,
         EXISTS (SELECT 1 FROM user_blocks_v1 b WHERE b.user_id = d.user_id AND b.blocked_user_id = $1) AS blocks_viewer
      FROM user_directory_v1 d";
 
 fn public_profile(row: &sqlx::postgres::PgRow, viewer: Uuid) -> Result<PublicProfile, sqlx::Error> {
     let user_id: Uuid = row.try_get("user_id")?;
-    let visibility: String = row.try_get("about_visibility")?;
     let blocks_viewer: bool = row.try_get("blocks_viewer")?;
-    let shown =
-        user_id == viewer || (visibility == Visibility::Everyone.as_str() && !blocks_viewer);
+    let shown = |visibility: &str| -> Result<bool, sqlx::Error> {
+        let visibility: String = row.try_get(visibility)?;
+        Ok(user_id == viewer || (visibility == Visibility::Everyone.as_str() && !blocks_viewer))
+    };
     Ok(PublicProfile {
         user_id,
         handle: row.try_get("handle")?,
         display_name: row.try_get("display_name")?,
-        about: if shown {
+        about: if shown("about_visibility")? {
             Some(row.try_get("about")?)
+        } else {
+            None
+        },
+        photo_media_id: if shown("photo_visibility")? {
+            row.try_get("photo_media_id")?
         } else {
             None
         },

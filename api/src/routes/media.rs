@@ -44,6 +44,9 @@ pub struct MediaLimits {
     pub voice: u64,
     pub video: u64,
     pub document: u64,
+    /// The largest upload in one request; larger ones are resumable
+    /// (`/v1/media/uploads`).
+    pub single: u64,
     pub decode: ImageLimits,
 }
 
@@ -55,6 +58,7 @@ impl Default for MediaLimits {
             voice: 16 * MIB,
             video: 64 * MIB,
             document: 100 * MIB,
+            single: 16 * MIB,
             decode: ImageLimits::default(),
         }
     }
@@ -73,7 +77,7 @@ impl MediaService {
 }
 
 impl MediaLimits {
-    fn of(&self, kind: Kind) -> u64 {
+    pub(crate) fn of(&self, kind: Kind) -> u64 {
         match kind {
             Kind::Image => self.image,
             Kind::Voice => self.voice,
@@ -118,7 +122,7 @@ pub struct MediaItem {
 }
 
 impl MediaItem {
-    fn of(item: MediaUploaded, sequence: u64) -> Self {
+    pub(crate) fn of(item: MediaUploaded, sequence: u64) -> Self {
         Self {
             media_id: item.media_id,
             kind: item.kind,
@@ -146,7 +150,7 @@ impl MediaItem {
     responses(
         (status = 201, description = "Stored", body = MediaItem),
         (status = 200, description = "The same bytes were stored before", body = MediaItem),
-        (status = 413, description = "Larger than the kind allows", body = crate::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than the kind allows (`upload_too_large`), or than one request carries (`resumable_upload_required`: use `/v1/media/uploads`)", body = crate::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not a format this kind takes, or bytes that contradict the kind", body = crate::Problem, content_type = "application/problem+json"),
         (status = 422, description = "An image that cannot be decoded, or too large to decode", body = crate::Problem, content_type = "application/problem+json"),
     )
@@ -159,12 +163,7 @@ pub async fn upload(
     body: Body,
 ) -> Result<Response, ApiError> {
     let media = &state.media;
-    let kind = Kind::parse(&query.kind).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_kind",
-            "kind is one of image, voice, video, document",
-        )
-    })?;
+    let kind = parse_kind(&query.kind)?;
     let limit = media.limits.of(kind);
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -173,7 +172,22 @@ pub async fn upload(
     if declared.is_some_and(|length| length > limit) {
         return Err(too_large(kind, limit));
     }
-    let spooled = spool(media, body, kind, limit).await?;
+    if declared.is_some_and(|length| length > media.limits.single) {
+        return Err(resumable_required(media.limits.single));
+    }
+    let spooled = spool(media, body, kind, limit.min(media.limits.single)).await?;
+    let (status, item) = store_upload(media, caller.user_id, kind, spooled).await?;
+    Ok((status, axum::Json(item)).into_response())
+}
+
+/// Types the spooled bytes, stores them (an image decoded and re-encoded) and records
+/// the item: 201, or 200 with the item recorded before if `owner` uploaded these bytes.
+pub(crate) async fn store_upload(
+    media: &MediaService,
+    owner: Uuid,
+    kind: Kind,
+    spooled: Spooled,
+) -> Result<(StatusCode, MediaItem), ApiError> {
     let format = natter_media::sniff(&spooled.head).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -195,20 +209,20 @@ pub async fn upload(
             ),
         ));
     }
-    let media_id = media_id(caller.user_id, &spooled.sha256);
+    let media_id = media_id(owner, &spooled.sha256);
     if let Some(item) = media
         .records
         .item(media_id)
         .await
         .map_err(ApiError::internal)?
     {
-        return Ok((StatusCode::OK, axum::Json(MediaItem::of(item, 0))).into_response());
+        return Ok((StatusCode::OK, MediaItem::of(item, 0)));
     }
     let hash = hex(&spooled.sha256);
-    let key = format!("media/{}/{hash}", caller.user_id);
+    let key = format!("media/{owner}/{hash}");
     let mut item = MediaUploaded {
         media_id,
-        owner: caller.user_id,
+        owner,
         kind: kind.as_str().to_owned(),
         content_type: format.content_type().to_owned(),
         size: spooled.size,
@@ -240,7 +254,7 @@ pub async fn upload(
     }
     let recorded = media
         .records
-        .record(item, metadata(Some(caller.user_id)))
+        .record(item, metadata(Some(owner)))
         .await
         .map_err(|error| match error {
             MediaError::Rejected(rejected) => ApiError::internal(rejected),
@@ -251,15 +265,11 @@ pub async fn upload(
     } else {
         StatusCode::OK
     };
-    Ok((
-        status,
-        axum::Json(MediaItem::of(recorded.item, recorded.sequence)),
-    )
-        .into_response())
+    Ok((status, MediaItem::of(recorded.item, recorded.sequence)))
 }
 
 /// Collects every item uploaded more than `older_than` ago that no message (not deleted
-/// for everyone) and no group avatar refers to: records the collection, then deletes
+/// for everyone), no group avatar and no profile photo refers to: records the collection, then deletes
 /// its bytes. Returns how many were collected.
 pub async fn collect_unreferenced(
     media: &MediaService,
@@ -273,6 +283,7 @@ pub async fn collect_unreferenced(
            AND NOT EXISTS (SELECT 1 FROM messages_v1 x
                            WHERE x.attachment IS NOT NULL AND x.attachment ->> 'media_id' = m.media_id::text)
            AND NOT EXISTS (SELECT 1 FROM chats_v1 c WHERE c.avatar_media_id = m.media_id)
+           AND NOT EXISTS (SELECT 1 FROM user_directory_v1 d WHERE d.photo_media_id = m.media_id)
          ORDER BY m.uploaded_at LIMIT 1000",
     )
     .bind(time::OffsetDateTime::now_utc() - older_than)
@@ -295,8 +306,8 @@ pub async fn collect_unreferenced(
     Ok(collected)
 }
 
-/// Runs the collector every `sweep_every` until `stop` completes; failures are logged
-/// and retried at the next sweep.
+/// Runs the collector, and deletes expired resumable uploads, every `sweep_every` until
+/// `stop` completes; failures are logged and retried at the next sweep.
 pub async fn collect_unreferenced_forever(
     media: &MediaService,
     pool: &sqlx::PgPool,
@@ -318,13 +329,21 @@ pub async fn collect_unreferenced_forever(
                 "collecting unreferenced uploads failed"
             ),
         }
+        match crate::routes::uploads::delete_expired(pool, media).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "deleted expired resumable uploads"),
+            Err(error) => tracing::warn!(
+                error = error.code(),
+                "deleting expired resumable uploads failed"
+            ),
+        }
     }
 }
 
-/// An upload on disk, with what was learnt on the way.
-struct Spooled {
-    path: PathBuf,
-    size: u64,
+/// An upload on disk, with what was learnt on the way; the file goes with it.
+pub(crate) struct Spooled {
+    pub(crate) path: PathBuf,
+    pub(crate) size: u64,
     sha256: [u8; 32],
     head: Vec<u8>,
 }
@@ -335,52 +354,91 @@ impl Drop for Spooled {
     }
 }
 
-/// Writes the body to a file of the spool, hashing it, and stops at `limit` bytes.
+/// Writes chunks to a new file of the spool, hashing them and keeping the first bytes
+/// for sniffing.
+pub(crate) struct SpoolWriter {
+    spooled: Spooled,
+    writer: tokio::io::BufWriter<tokio::fs::File>,
+    hasher: Sha256,
+}
+
+impl SpoolWriter {
+    pub(crate) async fn create(spool: &std::path::Path) -> Result<Self, ApiError> {
+        tokio::fs::create_dir_all(spool)
+            .await
+            .map_err(ApiError::internal)?;
+        let path = spool.join(format!("{}.upload", Uuid::now_v7()));
+        let file = tokio::fs::File::create(&path)
+            .await
+            .map_err(ApiError::internal)?;
+        Ok(Self {
+            spooled: Spooled {
+                path,
+                size: 0,
+                sha256: [0; 32],
+                head: Vec::with_capacity(natter_media::sniff::SNIFF_LEN),
+            },
+            writer: tokio::io::BufWriter::with_capacity(256 * 1024, file),
+            hasher: Sha256::new(),
+        })
+    }
+
+    /// The bytes written so far.
+    pub(crate) fn size(&self) -> u64 {
+        self.spooled.size
+    }
+
+    pub(crate) async fn write(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
+        let spooled = &mut self.spooled;
+        spooled.size += chunk.len() as u64;
+        let wanted = natter_media::sniff::SNIFF_LEN.saturating_sub(spooled.head.len());
+        spooled
+            .head
+            .extend_from_slice(&chunk[..wanted.min(chunk.len())]);
+        self.hasher.update(chunk);
+        self.writer
+            .write_all(chunk)
+            .await
+            .map_err(ApiError::internal)
+    }
+
+    pub(crate) async fn finish(mut self) -> Result<Spooled, ApiError> {
+        self.writer.flush().await.map_err(ApiError::internal)?;
+        let mut spooled = self.spooled;
+        spooled.sha256 = self.hasher.finalize().into();
+        Ok(spooled)
+    }
+}
+
+/// Writes the body to a file of the spool, and stops at `limit` bytes.
 async fn spool(
     media: &MediaService,
     body: Body,
     kind: Kind,
     limit: u64,
 ) -> Result<Spooled, ApiError> {
-    tokio::fs::create_dir_all(&media.spool)
-        .await
-        .map_err(ApiError::internal)?;
-    let path = media.spool.join(format!("{}.upload", Uuid::now_v7()));
-    let file = tokio::fs::File::create(&path)
-        .await
-        .map_err(ApiError::internal)?;
-    let mut spooled = Spooled {
-        path,
-        size: 0,
-        sha256: [0; 32],
-        head: Vec::with_capacity(natter_media::sniff::SNIFF_LEN),
-    };
-    let mut writer = tokio::io::BufWriter::with_capacity(256 * 1024, file);
-    let mut hasher = Sha256::new();
+    let mut writer = SpoolWriter::create(&media.spool).await?;
     let mut chunks = body.into_data_stream();
     while let Some(chunk) = chunks.next().await {
         let chunk: Bytes = chunk.map_err(|e| {
             ApiError::bad_request("invalid_body", format!("the upload broke off: {e}"))
         })?;
-        spooled.size += chunk.len() as u64;
-        if spooled.size > limit {
-            return Err(too_large(kind, limit));
+        if writer.size() + chunk.len() as u64 > limit {
+            return Err(if limit < media.limits.of(kind) {
+                resumable_required(limit)
+            } else {
+                too_large(kind, limit)
+            });
         }
-        let wanted = natter_media::sniff::SNIFF_LEN.saturating_sub(spooled.head.len());
-        spooled
-            .head
-            .extend_from_slice(&chunk[..wanted.min(chunk.len())]);
-        hasher.update(&chunk);
-        writer.write_all(&chunk).await.map_err(ApiError::internal)?;
+        writer.write(&chunk).await?;
     }
-    writer.flush().await.map_err(ApiError::internal)?;
+    let spooled = writer.finish().await?;
     if spooled.size == 0 {
         return Err(ApiError::bad_request(
             "empty_upload",
             "the upload has no bytes",
         ));
     }
-    spooled.sha256 = hasher.finalize().into();
     Ok(spooled)
 }
 
@@ -437,7 +495,28 @@ async fn store_image(
     Ok(())
 }
 
-fn too_large(kind: Kind, limit: u64) -> ApiError {
+pub(crate) fn parse_kind(kind: &str) -> Result<Kind, ApiError> {
+    Kind::parse(kind).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_kind",
+            "kind is one of image, voice, video, document",
+        )
+    })
+}
+
+/// An upload larger than one request may carry: it goes through `/v1/media/uploads`.
+fn resumable_required(single: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "resumable_upload_required",
+        format!(
+            "one request carries at most {single} bytes; upload larger files through \
+             /v1/media/uploads (tus 1.0)"
+        ),
+    )
+}
+
+pub(crate) fn too_large(kind: Kind, limit: u64) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "upload_too_large",
@@ -485,7 +564,8 @@ async fn visible(
 }
 
 /// Whether a message `user` could see in one of their chats shares the item, or it is
-/// the avatar of a group they are in.
+/// the avatar of a group they are in, or the profile photo of someone who shows it to
+/// them (as `GET /v1/users/{id}` does).
 async fn shared_with(state: &ApiState, user: Uuid, media_id: Uuid) -> Result<bool, ApiError> {
     sqlx::query_scalar(
         "SELECT EXISTS (
@@ -497,7 +577,12 @@ async fn shared_with(state: &ApiState, user: Uuid, media_id: Uuid) -> Result<boo
          OR EXISTS (
              SELECT 1 FROM chats_v1 c
              JOIN chat_members_v1 cm ON cm.chat_id = c.chat_id AND cm.user_id = $2
-             WHERE c.avatar_media_id = $1::uuid AND cm.left_at IS NULL)",
+             WHERE c.avatar_media_id = $1::uuid AND cm.left_at IS NULL)
+         OR EXISTS (
+             SELECT 1 FROM user_directory_v1 d
+             WHERE d.photo_media_id = $1::uuid AND d.photo_visibility = 'everyone'
+               AND NOT EXISTS (SELECT 1 FROM user_blocks_v1 b
+                               WHERE b.user_id = d.user_id AND b.blocked_user_id = $2))",
     )
     .bind(media_id.to_string())
     .bind(user)

@@ -6,6 +6,7 @@ pub mod media;
 pub mod messages;
 pub mod search;
 pub mod sessions;
+pub mod uploads;
 
 use natter_schema::Metadata;
 use serde::{Deserialize, Serialize};
