@@ -162,15 +162,17 @@ impl Application {
             self.spawn_projection(&mut tasks, Sessions, &stopped);
             self.spawn_projection(&mut tasks, natter_projections::Chats, &stopped);
             self.spawn_projection(&mut tasks, natter_projections::Media, &stopped);
-            let (media, pool, stopped) = (
+            let (media, pool, log, stopped) = (
                 std::sync::Arc::clone(&self.media),
                 self.pool.clone(),
+                self.log.clone(),
                 stopped.clone(),
             );
             tasks.spawn(async move {
                 natter_api::routes::media::collect_unreferenced_forever(
                     &media,
                     &pool,
+                    &log,
                     wait(stopped),
                 )
                 .await;

@@ -36,6 +36,7 @@ enum Backend {
 struct Media {
     app: common::TestApp,
     http: reqwest::Client,
+    settings: MediaSettings,
     _dir: Option<TempDir>,
 }
 
@@ -79,7 +80,7 @@ impl Media {
         let app = env
             .spawn_app_serving(ServeArgs {
                 auto_rebuild: true,
-                media,
+                media: media.clone(),
                 listen: "127.0.0.1:0".parse().unwrap(),
                 roles: vec![Role::Api, Role::Projector],
                 auth: natter::settings::AuthSettings {
@@ -93,6 +94,7 @@ impl Media {
         Self {
             app,
             http: reqwest::Client::new(),
+            settings: media,
             _dir: Some(dir),
         }
     }
@@ -937,7 +939,12 @@ async fn an_upload_nothing_refers_to_is_collected_and_its_bytes_deleted() {
         || async { status_of(&media, &ann, &lonely).await == StatusCode::NOT_FOUND },
     )
     .await;
-    assert_eq!(files(), 3, "its bytes and thumbnail are deleted");
+    common::eventually(
+        std::time::Duration::from_secs(20),
+        "its bytes and thumbnail are deleted, after the collector's grace",
+        || async { files() == 3 },
+    )
+    .await;
     assert_eq!(status_of(&media, &ann, &kept).await, StatusCode::OK);
     assert_eq!(
         status_of(&media, &bob, &photo).await,
@@ -1323,4 +1330,95 @@ async fn large_uploads_resume_where_they_broke_off_on_the_filesystem() {
 #[tokio::test]
 async fn large_uploads_resume_where_they_broke_off_on_s3() {
     resumable_uploads(Backend::S3).await;
+}
+
+#[tokio::test]
+async fn media_a_message_refers_to_as_it_is_collected_is_restored_not_lost() {
+    use natter_api::routes::media::{mark_unreferenced, purge};
+    use natter_domain::chat::{Attachment, ClientId, MessageBody};
+    let env = TestEnv::new().await;
+    // Its own sweeper keeps everything for an hour: this test runs the collector itself.
+    let media = Media::start_keeping(&env, Backend::Fs, 3_600).await;
+    let [ann, bob] = [media.user("ann").await, media.user("bob").await];
+    let chat = common::http::group(&media.http, &media.app, &[&ann, &bob]).await;
+    let raced_bytes = encoded(&picture(30, 20), ImageFormat::Png);
+    let (_, raced) = media.upload(&ann, "image", raced_bytes).await;
+    let (_, lonely) = media
+        .upload(&ann, "document", b"%PDF-1.4 lonely\n%%EOF".to_vec())
+        .await;
+    let raced_id: uuid::Uuid = raced["media_id"].as_str().unwrap().parse().unwrap();
+    let lonely_id: uuid::Uuid = lonely["media_id"].as_str().unwrap().parse().unwrap();
+    common::eventually(
+        std::time::Duration::from_secs(10),
+        "both uploads are projected",
+        || async {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM media_v1")
+                .fetch_one(&env.pool)
+                .await
+                .unwrap()
+                == 2
+        },
+    )
+    .await;
+    let metrics = natter_commands::CommandMetrics::default();
+    let service = natter::app::media_service(&media.settings, &env.log, &metrics)
+        .await
+        .unwrap();
+    let marked = mark_unreferenced(&service, &env.pool, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    let mut ids: Vec<_> = marked.iter().map(|item| item.media_id).collect();
+    ids.sort();
+    let mut want = vec![raced_id, lonely_id];
+    want.sort();
+    assert_eq!(ids, want);
+    assert_eq!(
+        status_of(&media, &ann, &raced_id.to_string()).await,
+        StatusCode::NOT_FOUND,
+        "collected: no longer served"
+    );
+
+    // A send that found the image live a moment before its collection appends now (the
+    // API would refuse it from here on, so it goes through the command layer).
+    let messages = natter_commands::messages::Messages::new(env.log.clone(), metrics.clone());
+    messages
+        .send(
+            chat.parse().unwrap(),
+            ann.id.parse().unwrap(),
+            natter_commands::messages::NewMessage {
+                client_id: ClientId::parse("raced").unwrap(),
+                body: MessageBody::caption("").unwrap(),
+                reply_to: None,
+                mentions: Vec::new(),
+                forwarded: 0,
+                attachment: Some(Attachment::Media {
+                    media_id: raced_id,
+                    kind: "image".into(),
+                    content_type: "image/png".into(),
+                }),
+            },
+            natter_schema::Metadata::new(ann.id.parse().ok(), uuid::Uuid::now_v7()),
+        )
+        .await
+        .unwrap();
+    let purged = purge(&service, &env.pool, &env.log, marked).await.unwrap();
+    assert_eq!(purged, 1, "only the document nothing refers to");
+    assert_eq!(
+        status_of(&media, &bob, &raced_id.to_string()).await,
+        StatusCode::OK,
+        "restored, and served to the chat's members"
+    );
+    let content = media
+        .get(&bob, &format!("/v1/media/{raced_id}/content"), None)
+        .await;
+    assert_eq!(content.status(), StatusCode::OK);
+    assert_eq!(
+        status_of(&media, &ann, &lonely_id.to_string()).await,
+        StatusCode::NOT_FOUND
+    );
+    let stored = std::env::temp_dir()
+        .join(format!("natter-media-{}", env.prefix))
+        .join("store/media")
+        .join(&ann.id);
+    assert_eq!(walk(&stored).len(), 2, "the image and its thumbnail remain");
 }

@@ -90,8 +90,23 @@ impl MediaRecords {
 
     /// Collects the item, as the system rather than a user; again changes nothing.
     pub async fn collect(&self, id: uuid::Uuid, metadata: Metadata) -> Result<(), MediaError> {
+        self.system(id, MediaCommand::Collect, metadata).await
+    }
+
+    /// Undoes the item's collection (its bytes must still be stored); an item not
+    /// collected stays as it is.
+    pub async fn restore(&self, id: uuid::Uuid, metadata: Metadata) -> Result<(), MediaError> {
+        self.system(id, MediaCommand::Restore, metadata).await
+    }
+
+    async fn system(
+        &self,
+        id: uuid::Uuid,
+        command: MediaCommand,
+        metadata: Metadata,
+    ) -> Result<(), MediaError> {
         self.media
-            .execute(&id.to_string(), &MediaCommand::Collect, metadata)
+            .execute(&id.to_string(), &command, metadata)
             .await
             .map(|_| ())
             .map_err(|error| match error {

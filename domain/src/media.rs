@@ -99,6 +99,9 @@ pub enum MediaCommand {
     Record(MediaUploaded),
     /// Collects an unreferenced item.
     Collect,
+    /// Undoes a collection that something turned out to refer to, while the item's bytes
+    /// are still stored: the item as uploaded is recorded again.
+    Restore,
 }
 
 /// The item, once recorded, and whether it has been collected since.
@@ -150,6 +153,11 @@ impl Aggregate for Media {
                     collected_at: context.now,
                 })])
             }
+            MediaCommand::Restore => match &self.uploaded {
+                None => Err(MediaError::NotFound),
+                Some(_) if !self.collected => Ok(Vec::new()),
+                Some(uploaded) => Ok(vec![MediaEvent::MediaUploaded(uploaded.clone())]),
+            },
         }
     }
 
@@ -236,5 +244,27 @@ mod tests {
                 .live()
                 .is_some()
         );
+    }
+
+    #[test]
+    fn a_collection_is_undone_as_the_item_was_uploaded() {
+        let record = MediaCommand::Record(upload(1));
+        assert_eq!(
+            Media::default().decide(&MediaCommand::Restore, &by(1)),
+            Err(MediaError::NotFound)
+        );
+        let state = Media::replay(&Media::default().decide(&record, &by(1)).unwrap());
+        assert_eq!(state.decide(&MediaCommand::Restore, &by(1)), Ok(vec![]));
+        let collected = state.decide(&MediaCommand::Collect, &by(1)).unwrap();
+        let state = collected.iter().fold(state, |s, e| s.evolve(e));
+        // The system restores, not the owner.
+        let system = Context {
+            actor: None,
+            ..by(1)
+        };
+        let restored = state.decide(&MediaCommand::Restore, &system).unwrap();
+        assert_eq!(restored, vec![MediaEvent::MediaUploaded(upload(1))]);
+        let state = restored.iter().fold(state, |s, e| s.evolve(e));
+        assert_eq!(state.live(), Some(&upload(1)));
     }
 }

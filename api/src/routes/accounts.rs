@@ -48,7 +48,7 @@ use super::{Consistency, SequenceResponse, metadata};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, ClientAddress, wait_for};
 use crate::{ApiError, ApiState, Problem};
 
-const DIRECTORY: (&str, i32) = ("user_directory", 1);
+pub(crate) const DIRECTORY: (&str, i32) = ("user_directory", 1);
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"handle": "alice", "display_name": "Alice", "password": "correct horse battery", "phone": "+4930123456", "about": "Hi!"}))]

@@ -268,42 +268,133 @@ pub(crate) async fn store_upload(
     Ok((status, MediaItem::of(recorded.item, recorded.sequence)))
 }
 
-/// Collects every item uploaded more than `older_than` ago that no message (not deleted
-/// for everyone), no group avatar and no profile photo refers to: records the collection, then deletes
-/// its bytes. Returns how many were collected.
+/// Whether something refers to the item `m.media_id`: a message not deleted for
+/// everyone, a group avatar or a profile photo.
+const REFERENCED: &str = "(EXISTS (SELECT 1 FROM messages_v1 x
+                 WHERE x.attachment IS NOT NULL AND x.attachment ->> 'media_id' = m.media_id::text)
+         OR EXISTS (SELECT 1 FROM chats_v1 c WHERE c.avatar_media_id = m.media_id)
+         OR EXISTS (SELECT 1 FROM user_directory_v1 d WHERE d.photo_media_id = m.media_id))";
+
+/// How long the collector lets a send that found an item live, just before the item's
+/// collection, finish appending before it looks again.
+pub const COLLECT_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long the collector waits for the read models to reach the log's end; past it,
+/// collections are undone and tried again at the next sweep.
+const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// An item whose collection is recorded and whose bytes are still stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Collecting {
+    pub media_id: Uuid,
+    key: String,
+    thumbnail_key: Option<String>,
+}
+
+/// Collects every item uploaded more than `older_than` ago that nothing refers to
+/// ([`mark_unreferenced`], then [`purge`]). Returns how many were collected.
 pub async fn collect_unreferenced(
     media: &MediaService,
     pool: &sqlx::PgPool,
+    log: &natter_eventlog::EventLog,
     older_than: std::time::Duration,
+    grace: std::time::Duration,
 ) -> Result<u64, ApiError> {
+    let marked = mark_unreferenced(media, pool, older_than).await?;
+    if marked.is_empty() {
+        return Ok(0);
+    }
+    tokio::time::sleep(grace).await;
+    purge(media, pool, log, marked).await
+}
+
+/// Records the collection of every item uploaded more than `older_than` ago that the
+/// read models show nothing referring to. From then on an item is neither served nor
+/// attachable; its bytes stay until [`purge`].
+pub async fn mark_unreferenced(
+    media: &MediaService,
+    pool: &sqlx::PgPool,
+    older_than: std::time::Duration,
+) -> Result<Vec<Collecting>, ApiError> {
     let older_than = time::Duration::try_from(older_than).map_err(ApiError::internal)?;
-    let candidates: Vec<(Uuid, String, Option<String>)> = sqlx::query_as(
+    let candidates: Vec<Collecting> = sqlx::query_as(&format!(
         "SELECT m.media_id, m.key, m.thumbnail_key FROM media_v1 m
-         WHERE NOT m.collected AND m.uploaded_at < $1
-           AND NOT EXISTS (SELECT 1 FROM messages_v1 x
-                           WHERE x.attachment IS NOT NULL AND x.attachment ->> 'media_id' = m.media_id::text)
-           AND NOT EXISTS (SELECT 1 FROM chats_v1 c WHERE c.avatar_media_id = m.media_id)
-           AND NOT EXISTS (SELECT 1 FROM user_directory_v1 d WHERE d.photo_media_id = m.media_id)
-         ORDER BY m.uploaded_at LIMIT 1000",
-    )
+         WHERE NOT m.collected AND m.uploaded_at < $1 AND NOT {REFERENCED}
+         ORDER BY m.uploaded_at LIMIT 1000"
+    ))
     .bind(time::OffsetDateTime::now_utc() - older_than)
     .fetch_all(pool)
     .await
     .map_err(ApiError::internal)?;
-    let mut collected = 0;
-    for (media_id, key, thumbnail_key) in candidates {
-        // Recorded first: from then on it is neither served nor attachable.
+    for item in &candidates {
         media
             .records
-            .collect(media_id, metadata(None))
+            .collect(item.media_id, metadata(None))
             .await
             .map_err(ApiError::internal)?;
-        for key in std::iter::once(key).chain(thumbnail_key) {
+    }
+    Ok(candidates)
+}
+
+/// Deletes the bytes of items marked for collection, once the read models have reached
+/// the log's end and still show nothing referring to them. An item that a message sent
+/// as it was collected refers to (the send found it live a moment before) is restored
+/// instead, and so is every item if the read models do not settle in time: a collection
+/// is undone rather than a message's media lost. Returns how many were purged.
+pub async fn purge(
+    media: &MediaService,
+    pool: &sqlx::PgPool,
+    log: &natter_eventlog::EventLog,
+    marked: Vec<Collecting>,
+) -> Result<u64, ApiError> {
+    let end = log.last_sequence().await.map_err(ApiError::internal)?;
+    let settled = settle(pool, end).await?;
+    let mut purged = 0;
+    for item in marked {
+        let referenced: bool = sqlx::query_scalar(&format!(
+            "SELECT {REFERENCED} FROM (SELECT $1::uuid AS media_id) m"
+        ))
+        .bind(item.media_id)
+        .fetch_one(pool)
+        .await
+        .map_err(ApiError::internal)?;
+        if referenced || !settled {
+            media
+                .records
+                .restore(item.media_id, metadata(None))
+                .await
+                .map_err(ApiError::internal)?;
+            continue;
+        }
+        for key in std::iter::once(item.key).chain(item.thumbnail_key) {
             media.store.delete(&key).await.map_err(ApiError::internal)?;
         }
-        collected += 1;
+        purged += 1;
     }
-    Ok(collected)
+    Ok(purged)
+}
+
+/// Waits until the read models that refer to media have reached `end`; false if they
+/// do not within [`SETTLE_TIMEOUT`].
+async fn settle(pool: &sqlx::PgPool, end: u64) -> Result<bool, ApiError> {
+    let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
+    for (name, version) in [
+        crate::routes::chats::CHATS,
+        crate::routes::accounts::DIRECTORY,
+    ] {
+        loop {
+            let reached = natter_projections::checkpoint(pool, name, version)
+                .await
+                .map_err(ApiError::internal)?;
+            if reached >= end {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    Ok(true)
 }
 
 /// Runs the collector, and deletes expired resumable uploads, every `sweep_every` until
@@ -311,6 +402,7 @@ pub async fn collect_unreferenced(
 pub async fn collect_unreferenced_forever(
     media: &MediaService,
     pool: &sqlx::PgPool,
+    log: &natter_eventlog::EventLog,
     stop: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(stop);
@@ -321,7 +413,9 @@ pub async fn collect_unreferenced_forever(
             () = &mut stop => return,
             _ = ticks.tick() => {}
         }
-        match collect_unreferenced(media, pool, media.keep_unreferenced).await {
+        let collected =
+            collect_unreferenced(media, pool, log, media.keep_unreferenced, COLLECT_GRACE);
+        match collected.await {
             Ok(0) => {}
             Ok(collected) => tracing::info!(collected, "collected unreferenced uploads"),
             Err(error) => tracing::warn!(
