@@ -382,8 +382,44 @@ async fn files_and_ranges(backend: Backend) {
     let pdf = b"%PDF-1.4\n1 0 obj << /Type /Pages /Count 2 >> endobj\n\
                 2 0 obj << /Type /Page >> endobj 3 0 obj << /Type /Page >> endobj\n%%EOF"
         .to_vec();
-    let (_, item) = media.upload(&ann, "document", pdf).await;
+    let named = media
+        .http
+        .post(media.app.url("/v1/media"))
+        .query(&[("kind", "document"), ("name", "Prüfung 2026.pdf")])
+        .bearer_auth(&ann.token)
+        .body(pdf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(named.status(), StatusCode::CREATED);
+    let item: Value = named.json().await.unwrap();
     assert_eq!(item["pages"], 2, "{item}");
+    assert_eq!(item["file_name"], "Prüfung 2026.pdf");
+    let download = media
+        .get(
+            &ann,
+            &format!("/v1/media/{}/content", item["media_id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        download.headers()[header::CONTENT_DISPOSITION],
+        "attachment; filename=\"Pr_fung 2026.pdf\"; filename*=UTF-8''Pr%C3%BCfung%202026.pdf",
+        "a document is a download, under its name"
+    );
+    let (status, problem) = common::http::call(
+        &media.http,
+        &media.app,
+        reqwest::Method::POST,
+        "/v1/media?kind=document&name=..%2Fetc%2Fpasswd",
+        &ann,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_file_name"))
+    );
     let mut mvhd = vec![0u8; 20];
     mvhd[12..16].copy_from_slice(&600u32.to_be_bytes());
     mvhd[16..20].copy_from_slice(&(600u32 * 42).to_be_bytes());
@@ -395,6 +431,50 @@ async fn files_and_ranges(backend: Backend) {
     mp4.extend_from_slice(&mvhd);
     let (_, item) = media.upload(&ann, "video", mp4).await;
     assert_eq!(item["duration_ms"], 42_000, "{item}");
+    // A WebM's duration and frame size, from its Info and Tracks.
+    let ebml = |id: &[u8], body: &[u8]| {
+        let mut element = id.to_vec();
+        element.push(0x80 | u8::try_from(body.len()).unwrap());
+        element.extend_from_slice(body);
+        element
+    };
+    let mut webm = ebml(&[0x1A, 0x45, 0xDF, 0xA3], &ebml(&[0x42, 0x82], b"webm"));
+    webm.extend_from_slice(&[
+        0x18, 0x53, 0x80, 0x67, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+    ]);
+    let info = [
+        ebml(&[0x2A, 0xD7, 0xB1], &[0x0F, 0x42, 0x40]),
+        ebml(&[0x44, 0x89], &4_500f64.to_be_bytes()),
+    ]
+    .concat();
+    webm.extend(ebml(&[0x15, 0x49, 0xA9, 0x66], &info));
+    let video = [ebml(&[0xB0], &[0x02, 0x80]), ebml(&[0xBA], &[0x01, 0x68])].concat();
+    let track = ebml(&[0xAE], &ebml(&[0xE0], &video));
+    webm.extend(ebml(&[0x16, 0x54, 0xAE, 0x6B], &track));
+    webm.extend(ebml(&[0x1F, 0x43, 0xB6, 0x75], &[0xE7, 0x81, 0x00]));
+    let (_, item) = media.upload(&ann, "video", webm).await;
+    assert_eq!(
+        (&item["duration_ms"], &item["width"], &item["height"]),
+        (&Value::from(4_500), &Value::from(640), &Value::from(360)),
+        "{item}"
+    );
+    // An AAC voice note's duration, from its ADTS frames: 100 of 1024 samples at 44.1 kHz.
+    let frame_length: u32 = 107;
+    let mut adts = Vec::new();
+    for _ in 0..100 {
+        adts.extend_from_slice(&[
+            0xFF,
+            0xF1,
+            0x50,
+            0x80 | u8::try_from(frame_length >> 11).unwrap(),
+            u8::try_from((frame_length >> 3) & 0xFF).unwrap(),
+            u8::try_from((frame_length & 0x7) << 5).unwrap() | 0x1F,
+            0xFC,
+        ]);
+        adts.extend(std::iter::repeat_n(0x21, 100));
+    }
+    let (_, item) = media.upload(&ann, "voice", adts).await;
+    assert_eq!(item["duration_ms"], 100 * 1024 * 1000 / 44_100, "{item}");
     // The same bytes from another user are another item.
     let (status, theirs) = media.upload(&bob, "document", pad(b"%PDF-1.7\n")).await;
     assert_eq!(status, StatusCode::CREATED, "{theirs}");
@@ -1183,9 +1263,17 @@ async fn resumable_uploads(backend: Backend) {
     assert_eq!(status["media"]["media_id"], media_id.as_str());
     assert_eq!(status["media"]["content_type"], "video/mp4");
     assert_eq!(status["media"]["duration_ms"], 42_000, "{status}");
+    assert_eq!(
+        status["media"]["file_name"], "clip.mp4",
+        "from tus metadata"
+    );
     let content = media
         .get(&ann, &format!("/v1/media/{media_id}/content"), None)
         .await;
+    assert_eq!(
+        content.headers()[header::CONTENT_DISPOSITION],
+        "inline; filename=\"clip.mp4\"; filename*=UTF-8''clip.mp4"
+    );
     assert!(content.bytes().await.unwrap() == video, "the bytes as sent");
     // A completed upload takes no more bytes, and a retry of its last request is told so.
     assert_eq!(

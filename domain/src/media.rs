@@ -40,6 +40,9 @@ pub struct MediaUploaded {
     /// A tiny blurred image as a `data:` URL, to show while the real one loads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placeholder: Option<String>,
+    /// The file's name as the uploader gave it (v2), shown and used for downloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub uploaded_at: OffsetDateTime,
 }
@@ -198,6 +201,7 @@ mod tests {
             stored_size: 9,
             thumbnail_key: None,
             placeholder: None,
+            file_name: None,
             uploaded_at: datetime!(2026-11-26 12:00 UTC),
         }
     }

@@ -50,7 +50,7 @@ const CURRENT_VERSIONS: &[(&str, u32)] = &[
     ("MessageStarred", 1),
     ("MessagePinned", 1),
     ("MessageHidden", 1),
-    ("MediaUploaded", 1),
+    ("MediaUploaded", 2),
     ("MediaCollected", 1),
 ];
 
@@ -165,6 +165,8 @@ fn upcast_step(event_type: &str, from: u32, mut payload: Value) -> Value {
             }
             payload
         }
+        // MediaUploaded v1 had no file name: it reads as one without (serde's
+        // default).
         _ => payload,
     }
 }

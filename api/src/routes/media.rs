@@ -93,6 +93,9 @@ pub struct UploadQuery {
     /// `image` (JPEG, PNG, WebP, GIF), `voice` (Ogg, MP3, AAC, MP4 audio), `video` (MP4,
     /// WebM, Ogg) or `document` (PDF, Office).
     pub kind: String,
+    /// The file's name, shown to those it is shared with and used for downloads (at
+    /// most 255 bytes, no path).
+    pub name: Option<String>,
 }
 
 /// A stored media item.
@@ -107,14 +110,17 @@ pub struct MediaItem {
     pub size: u64,
     /// Bytes served (an image is re-encoded without its metadata).
     pub stored_size: u64,
+    /// Images, and videos (MP4, WebM) where the file says.
     pub width: Option<u32>,
     pub height: Option<u32>,
-    /// Voice and video (MP4, Ogg), where the file says.
+    /// Voice and video (MP4, WebM, Ogg, MP3, AAC), where the file says.
     pub duration_ms: Option<u64>,
     /// Documents (PDF), where cheap to count.
     pub pages: Option<u32>,
     /// A tiny blurred preview as a `data:` URL (images).
     pub placeholder: Option<String>,
+    /// The file's name as uploaded, if one was given.
+    pub file_name: Option<String>,
     pub has_thumbnail: bool,
     /// The stream sequence of the upload's event, as a consistency token, when this
     /// request recorded it; 0 otherwise.
@@ -134,6 +140,7 @@ impl MediaItem {
             duration_ms: item.duration_ms,
             pages: item.pages,
             placeholder: item.placeholder,
+            file_name: item.file_name,
             has_thumbnail: item.thumbnail_key.is_some(),
             sequence,
         }
@@ -164,6 +171,7 @@ pub async fn upload(
 ) -> Result<Response, ApiError> {
     let media = &state.media;
     let kind = parse_kind(&query.kind)?;
+    let file_name = query.name.as_deref().map(parse_file_name).transpose()?;
     let limit = media.limits.of(kind);
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -176,16 +184,18 @@ pub async fn upload(
         return Err(resumable_required(media.limits.single));
     }
     let spooled = spool(media, body, kind, limit.min(media.limits.single)).await?;
-    let (status, item) = store_upload(media, caller.user_id, kind, spooled).await?;
+    let (status, item) = store_upload(media, caller.user_id, kind, file_name, spooled).await?;
     Ok((status, axum::Json(item)).into_response())
 }
 
 /// Types the spooled bytes, stores them (an image decoded and re-encoded) and records
-/// the item: 201, or 200 with the item recorded before if `owner` uploaded these bytes.
+/// the item: 201, or 200 with the item recorded before if `owner` uploaded these bytes
+/// (under the name it was first given).
 pub(crate) async fn store_upload(
     media: &MediaService,
     owner: Uuid,
     kind: Kind,
+    file_name: Option<String>,
     spooled: Spooled,
 ) -> Result<(StatusCode, MediaItem), ApiError> {
     let format = natter_media::sniff(&spooled.head).ok_or_else(|| {
@@ -235,6 +245,7 @@ pub(crate) async fn store_upload(
         stored_size: spooled.size,
         thumbnail_key: None,
         placeholder: None,
+        file_name,
         uploaded_at: time::OffsetDateTime::now_utc(),
     };
     if kind == Kind::Image {
@@ -246,6 +257,8 @@ pub(crate) async fn store_upload(
             .map_err(ApiError::internal)?;
         item.duration_ms = inspected.duration_ms;
         item.pages = inspected.pages;
+        item.width = inspected.width;
+        item.height = inspected.height;
         media
             .store
             .put_file(&key, &spooled.path, format.content_type())
@@ -589,6 +602,25 @@ async fn store_image(
     Ok(())
 }
 
+/// A file name as given: 1 to 255 bytes, no control characters, no path.
+pub(crate) fn parse_file_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    let fine = (1..=255).contains(&name.len())
+        && !name
+            .chars()
+            .any(|c| c.is_control() || c == '/' || c == '\\')
+        && name != "."
+        && name != "..";
+    if fine {
+        Ok(name.to_owned())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_file_name",
+            "a file name is 1 to 255 bytes, without control characters or slashes",
+        ))
+    }
+}
+
 pub(crate) fn parse_kind(kind: &str) -> Result<Kind, ApiError> {
     Kind::parse(kind).ok_or_else(|| {
         ApiError::bad_request(
@@ -722,7 +754,48 @@ pub async fn content(
 ) -> Result<Response, ApiError> {
     let item = visible(&state, caller, media_id).await?;
     let part = requested_range(&headers, item.stored_size)?.map(|range| (range, item.stored_size));
-    serve(&state.media.store, &item.key, &item.content_type, part).await
+    let mut response = serve(&state.media.store, &item.key, &item.content_type, part).await?;
+    let disposition = content_disposition(&item.kind, item.file_name.as_deref());
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
+
+/// Documents are downloaded, pictures and sound shown; under their name, if they have
+/// one (RFC 6266: an ASCII fallback, and the name itself in UTF-8).
+fn content_disposition(kind: &str, file_name: Option<&str>) -> String {
+    let disposition = if kind == Kind::Document.as_str() {
+        "attachment"
+    } else {
+        "inline"
+    };
+    let Some(name) = file_name else {
+        return disposition.to_owned();
+    };
+    let fallback: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
 }
 
 /// How long a presigned download URL works.
@@ -873,6 +946,24 @@ fn parse_range(value: &HeaderValue, size: u64) -> Option<ByteRange> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn names_go_into_content_disposition_safely() {
+        assert_eq!(content_disposition("image", None), "inline");
+        assert_eq!(
+            content_disposition("document", Some("Q3 report.pdf")),
+            "attachment; filename=\"Q3 report.pdf\"; filename*=UTF-8''Q3%20report.pdf"
+        );
+        assert_eq!(
+            content_disposition("document", Some("Prüfung \"final\".pdf")),
+            "attachment; filename=\"Pr_fung _final_.pdf\"; \
+             filename*=UTF-8''Pr%C3%BCfung%20%22final%22.pdf"
+        );
+        for bad in ["", "a/b", "..", "a\\b", "new\nline", &"x".repeat(256)] {
+            assert!(parse_file_name(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_file_name(" notes.txt ").unwrap(), "notes.txt");
+    }
 
     #[test]
     fn ranges_are_read_as_rfc_9110_says() {

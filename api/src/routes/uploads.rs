@@ -18,7 +18,9 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::extract::{ApiPath, ApiQuery, Caller};
-use crate::routes::media::{MediaItem, MediaService, SpoolWriter, parse_kind, too_large};
+use crate::routes::media::{
+    MediaItem, MediaService, SpoolWriter, parse_file_name, parse_kind, too_large,
+};
 use crate::{ApiError, ApiState};
 
 pub const TUS_VERSION: &str = "1.0.0";
@@ -64,6 +66,7 @@ struct Upload {
     received: i64,
     expires_at: OffsetDateTime,
     media_id: Option<Uuid>,
+    file_name: Option<String>,
 }
 
 impl Upload {
@@ -170,7 +173,8 @@ fn http_date(at: OffsetDateTime) -> String {
 
 async fn load(state: &ApiState, caller: Caller, upload_id: Uuid) -> Result<Upload, ApiError> {
     let upload: Option<Upload> = sqlx::query_as(
-        "SELECT upload_id, kind, length, received, expires_at, media_id FROM media_uploads
+        "SELECT upload_id, kind, length, received, expires_at, media_id, file_name
+         FROM media_uploads
          WHERE upload_id = $1 AND owner = $2",
     )
     .bind(upload_id)
@@ -214,6 +218,8 @@ pub struct CreateQuery {
     /// `image`, `voice`, `video` or `document`; may instead be given as `kind` in
     /// `Upload-Metadata`.
     pub kind: Option<String>,
+    /// The file's name; may instead be given as `filename` in `Upload-Metadata`.
+    pub name: Option<String>,
 }
 
 /// Starts a resumable upload (tus creation): `Upload-Length` gives its bytes, and the
@@ -257,6 +263,11 @@ pub async fn create(
         })?,
     };
     let kind = parse_kind(&kind)?;
+    let file_name = match query.name {
+        Some(name) => Some(name),
+        None => metadata_value(&headers, "filename")?,
+    };
+    let file_name = file_name.as_deref().map(parse_file_name).transpose()?;
     let limit = state.media.limits.of(kind);
     if length > limit {
         return Err(too_large(kind, limit));
@@ -272,8 +283,8 @@ pub async fn create(
     // One statement counts the caller's unfinished uploads and inserts only below the
     // limit, so that concurrent creations cannot pass it together by much.
     let created = sqlx::query(
-        "INSERT INTO media_uploads (upload_id, owner, kind, length, expires_at)
-         SELECT $1, $2, $3, $4, $5
+        "INSERT INTO media_uploads (upload_id, owner, kind, length, expires_at, file_name)
+         SELECT $1, $2, $3, $4, $5, $7
          WHERE (SELECT count(*) FROM media_uploads
                 WHERE owner = $2 AND media_id IS NULL AND expires_at > now()) < $6",
     )
@@ -283,6 +294,7 @@ pub async fn create(
     .bind(i64::try_from(length).map_err(ApiError::internal)?)
     .bind(expires_at)
     .bind(OPEN_UPLOADS_PER_USER)
+    .bind(&file_name)
     .execute(&state.pool)
     .await
     .map_err(ApiError::internal)?;
@@ -303,6 +315,7 @@ pub async fn create(
         received: 0,
         expires_at,
         media_id: None,
+        file_name,
     };
     let mut response = (StatusCode::CREATED, axum::Json(status(&upload, None))).into_response();
     upload.headers(&mut response);
@@ -577,7 +590,8 @@ async fn complete(state: &ApiState, owner: Uuid, upload: &Upload) -> Result<Uuid
     }
     let kind = Kind::parse(&upload.kind).ok_or_else(|| ApiError::internal("unknown kind"))?;
     let keys: Vec<String> = parts.into_iter().map(|(key, _)| key).collect();
-    match crate::routes::media::store_upload(media, owner, kind, spooled).await {
+    let file_name = upload.file_name.clone();
+    match crate::routes::media::store_upload(media, owner, kind, file_name, spooled).await {
         Ok((_, item)) => {
             sqlx::query("UPDATE media_uploads SET media_id = $2 WHERE upload_id = $1")
                 .bind(upload.upload_id)
