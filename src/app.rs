@@ -313,6 +313,7 @@ pub async fn media_service(
         limits: MediaLimits::default(),
         keep_unreferenced: Duration::from_secs(settings.media_keep_unreferenced_secs),
         sweep_every: Duration::from_secs(settings.media_sweep_secs),
+        receiving: Default::default(),
     })
 }
 

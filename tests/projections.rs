@@ -18,20 +18,20 @@ use natter_schema::Metadata;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
-type Rows = Vec<(Uuid, String, String, String, i64)>;
+type Rows = Vec<(Uuid, String, String, String, i64, Option<Uuid>)>;
 
 async fn rows(pool: &PgPool) -> Rows {
-    sqlx::query("SELECT user_id, handle, display_name, about, last_sequence FROM user_directory_v1 ORDER BY user_id")
+    sqlx::query("SELECT user_id, handle, display_name, about, last_sequence, photo_media_id FROM user_directory_v1 ORDER BY user_id")
         .fetch_all(pool)
         .await
         .unwrap()
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
         .collect()
 }
 
-/// Registers `users` accounts and renames every third one; returns what the directory
-/// must hold: handle and display name by id.
+/// Registers `users` accounts, renames every third one and gives every fifth a photo;
+/// returns what the directory must hold: handle and display name by id.
 async fn seed(env: &TestEnv, users: usize) -> BTreeMap<Uuid, (String, String)> {
     let commands = common::accounts(&env.log);
     let mut expected = BTreeMap::new();
@@ -58,12 +58,22 @@ async fn seed(env: &TestEnv, users: usize) -> BTreeMap<Uuid, (String, String)> {
             .unwrap();
         expected.get_mut(id).unwrap().1 = renamed;
     }
+    for id in ids.iter().step_by(5) {
+        commands
+            .change_photo(
+                *id,
+                Some(Uuid::now_v7()),
+                Metadata::new(None, Uuid::now_v7()),
+            )
+            .await
+            .unwrap();
+    }
     expected
 }
 
 fn assert_matches(rows: &Rows, expected: &BTreeMap<Uuid, (String, String)>) {
     assert_eq!(rows.len(), expected.len());
-    for (id, handle, name, _, _) in rows {
+    for (id, handle, name, _, _, _) in rows {
         assert_eq!(
             expected.get(id),
             Some(&(handle.clone(), name.clone())),

@@ -1,6 +1,6 @@
 //! Recording uploads whose bytes are stored.
 
-use natter_domain::media::{Media, MediaCommand, MediaUploaded};
+use natter_domain::media::{Media, MediaCommand, MediaEvent, MediaUploaded};
 use natter_eventlog::EventLog;
 use natter_schema::Metadata;
 
@@ -90,25 +90,56 @@ impl MediaRecords {
 
     /// Collects the item, as the system rather than a user; again changes nothing.
     pub async fn collect(&self, id: uuid::Uuid, metadata: Metadata) -> Result<(), MediaError> {
-        self.system(id, MediaCommand::Collect, metadata).await
+        self.system(id, MediaCommand::Collect, metadata)
+            .await
+            .map(|_| ())
     }
 
-    /// Undoes the item's collection (its bytes must still be stored); an item not
-    /// collected stays as it is.
-    pub async fn restore(&self, id: uuid::Uuid, metadata: Metadata) -> Result<(), MediaError> {
-        self.system(id, MediaCommand::Restore, metadata).await
+    /// Undoes the item's collection while its bytes are stored: the item as it was
+    /// recorded, if this call restored it. An item live, or purged, stays as it is.
+    pub async fn restore(
+        &self,
+        id: uuid::Uuid,
+        metadata: Metadata,
+    ) -> Result<Option<MediaUploaded>, MediaError> {
+        let events = self.system(id, MediaCommand::Restore, metadata).await?;
+        Ok(events.into_iter().find_map(|event| match event {
+            MediaEvent::MediaUploaded(item) => Some(item),
+            _ => None,
+        }))
     }
 
+    /// Records that a collected item's bytes are deleted: the keys to delete, if this
+    /// call recorded it. An item restored or uploaded again since stays as it is.
+    pub async fn purge(
+        &self,
+        id: uuid::Uuid,
+        metadata: Metadata,
+    ) -> Result<Option<Vec<String>>, MediaError> {
+        let events = self.system(id, MediaCommand::Purge, metadata).await?;
+        Ok(events.into_iter().find_map(|event| match event {
+            MediaEvent::MediaPurged(purged) => Some(purged.keys),
+            _ => None,
+        }))
+    }
+
+    /// Executes a command of the system's (the collector's), not a user's.
     async fn system(
         &self,
         id: uuid::Uuid,
         command: MediaCommand,
         metadata: Metadata,
-    ) -> Result<(), MediaError> {
+    ) -> Result<Vec<MediaEvent>, MediaError> {
         self.media
             .execute(&id.to_string(), &command, metadata)
             .await
-            .map(|_| ())
+            .map(|executed| {
+                executed
+                    .events
+                    .into_iter()
+                    .map(|(_, event)| event)
+                    .collect()
+            })
             .map_err(|error| match error {
                 CommandError::Rejected(rejected) => MediaError::Rejected(rejected),
                 other => MediaError::Internal(other.to_string()),

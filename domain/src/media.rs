@@ -47,13 +47,25 @@ pub struct MediaUploaded {
     pub uploaded_at: OffsetDateTime,
 }
 
-/// An item nothing referred to a day after its upload was collected: its bytes are
-/// gone and it is served no more.
+/// An item nothing referred to a day after its upload was collected: it is served no
+/// more, and its bytes are deleted unless something turns out to refer to it after all.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MediaCollected {
     pub media_id: Uuid,
     #[serde(with = "time::serde::rfc3339")]
     pub collected_at: OffsetDateTime,
+}
+
+/// The bytes of a collected item were deleted: it cannot be restored any more, only
+/// uploaded again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaPurged {
+    pub media_id: Uuid,
+    /// The blob store keys deleted: the bytes and the thumbnail of the recording that
+    /// was collected.
+    pub keys: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub purged_at: OffsetDateTime,
 }
 
 // One upload per item: the size of the rare variants does not matter.
@@ -63,6 +75,7 @@ pub struct MediaCollected {
 pub enum MediaEvent {
     MediaUploaded(MediaUploaded),
     MediaCollected(MediaCollected),
+    MediaPurged(MediaPurged),
 }
 
 impl DomainEvent for MediaEvent {
@@ -70,6 +83,7 @@ impl DomainEvent for MediaEvent {
         match self {
             Self::MediaUploaded(_) => "MediaUploaded",
             Self::MediaCollected(_) => "MediaCollected",
+            Self::MediaPurged(_) => "MediaPurged",
         }
     }
 
@@ -80,6 +94,7 @@ impl DomainEvent for MediaEvent {
         match event_type {
             "MediaUploaded" => MediaUploaded::deserialize(payload).map(Self::MediaUploaded),
             "MediaCollected" => MediaCollected::deserialize(payload).map(Self::MediaCollected),
+            "MediaPurged" => MediaPurged::deserialize(payload).map(Self::MediaPurged),
             other => Err(serde::de::Error::custom(format!(
                 "{other} is not a media event"
             ))),
@@ -103,8 +118,12 @@ pub enum MediaCommand {
     /// Collects an unreferenced item.
     Collect,
     /// Undoes a collection that something turned out to refer to, while the item's bytes
-    /// are still stored: the item as uploaded is recorded again.
+    /// are still stored: the item as uploaded is recorded again. Anything else (never
+    /// recorded, live, purged) stays as it is.
     Restore,
+    /// Records that a collected item's bytes are to be deleted; an item restored or
+    /// uploaded again since its collection is left as it is.
+    Purge,
 }
 
 /// The item, once recorded, and whether it has been collected since.
@@ -112,6 +131,8 @@ pub enum MediaCommand {
 pub struct Media {
     pub uploaded: Option<MediaUploaded>,
     pub collected: bool,
+    /// Collected, and its bytes deleted.
+    pub purged: bool,
 }
 
 impl Media {
@@ -157,9 +178,21 @@ impl Aggregate for Media {
                 })])
             }
             MediaCommand::Restore => match &self.uploaded {
+                Some(uploaded) if self.collected && !self.purged => {
+                    Ok(vec![MediaEvent::MediaUploaded(uploaded.clone())])
+                }
+                _ => Ok(Vec::new()),
+            },
+            MediaCommand::Purge => match &self.uploaded {
                 None => Err(MediaError::NotFound),
-                Some(_) if !self.collected => Ok(Vec::new()),
-                Some(uploaded) => Ok(vec![MediaEvent::MediaUploaded(uploaded.clone())]),
+                Some(_) if !self.collected || self.purged => Ok(Vec::new()),
+                Some(uploaded) => Ok(vec![MediaEvent::MediaPurged(MediaPurged {
+                    media_id: uploaded.media_id,
+                    keys: std::iter::once(uploaded.key.clone())
+                        .chain(uploaded.thumbnail_key.clone())
+                        .collect(),
+                    purged_at: context.now,
+                })]),
             },
         }
     }
@@ -170,9 +203,11 @@ impl Aggregate for Media {
                 if self.live().is_none() {
                     self.uploaded = Some(uploaded.clone());
                     self.collected = false;
+                    self.purged = false;
                 }
             }
             MediaEvent::MediaCollected(_) => self.collected = true,
+            MediaEvent::MediaPurged(_) => self.purged = true,
         }
         self
     }
@@ -255,7 +290,8 @@ mod tests {
         let record = MediaCommand::Record(upload(1));
         assert_eq!(
             Media::default().decide(&MediaCommand::Restore, &by(1)),
-            Err(MediaError::NotFound)
+            Ok(vec![]),
+            "nothing to restore"
         );
         let state = Media::replay(&Media::default().decide(&record, &by(1)).unwrap());
         assert_eq!(state.decide(&MediaCommand::Restore, &by(1)), Ok(vec![]));
@@ -270,5 +306,40 @@ mod tests {
         assert_eq!(restored, vec![MediaEvent::MediaUploaded(upload(1))]);
         let state = restored.iter().fold(state, |s, e| s.evolve(e));
         assert_eq!(state.live(), Some(&upload(1)));
+    }
+
+    #[test]
+    fn a_purged_item_cannot_be_restored_and_a_restored_one_is_not_purged() {
+        let record = MediaCommand::Record(upload(1));
+        let system = Context {
+            actor: None,
+            ..by(1)
+        };
+        let state = Media::replay(&Media::default().decide(&record, &by(1)).unwrap());
+        assert_eq!(
+            state.decide(&MediaCommand::Purge, &system),
+            Ok(vec![]),
+            "live"
+        );
+        let state = Media::replay(
+            &[
+                Media::default().decide(&record, &by(1)).unwrap(),
+                state.decide(&MediaCommand::Collect, &system).unwrap(),
+            ]
+            .concat(),
+        );
+        let purged = state.decide(&MediaCommand::Purge, &system).unwrap();
+        assert_eq!(purged.len(), 1);
+        let gone = purged.iter().fold(state.clone(), |s, e| s.evolve(e));
+        assert_eq!(gone.decide(&MediaCommand::Restore, &system), Ok(vec![]));
+        assert_eq!(gone.decide(&MediaCommand::Purge, &system), Ok(vec![]));
+        assert_eq!(
+            gone.decide(&record, &by(1)).unwrap().len(),
+            1,
+            "uploaded again"
+        );
+        let restored = state.decide(&MediaCommand::Restore, &system).unwrap();
+        let back = restored.iter().fold(state, |s, e| s.evolve(e));
+        assert_eq!(back.decide(&MediaCommand::Purge, &system), Ok(vec![]));
     }
 }

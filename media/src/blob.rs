@@ -267,11 +267,13 @@ impl BlobStore {
     }
 
     /// A URL that fetches the blob under `key` for `lifetime` with no other credentials,
-    /// where the store can make one (S3); `None` for the filesystem.
+    /// where the store can make one (S3); `None` for the filesystem. The store answers
+    /// it with `disposition` as its `Content-Disposition`, if given.
     pub async fn presigned_get(
         &self,
         key: &str,
         lifetime: Duration,
+        disposition: Option<&str>,
     ) -> Result<Option<String>, BlobError> {
         check_key(key)?;
         match self {
@@ -283,6 +285,7 @@ impl BlobStore {
                     .get_object()
                     .bucket(bucket)
                     .key(key)
+                    .set_response_content_disposition(disposition.map(str::to_owned))
                     .presigned(config)
                     .await
                     .map_err(|e| s3_error(&e))?;

@@ -1,4 +1,5 @@
-//! The media read model: every uploaded item, and whether it has been collected.
+//! The media read model: every uploaded item, whether it has been collected, and
+//! whether its bytes have been deleted since.
 
 use natter_domain::media::{MEDIA_KIND, MediaEvent};
 use natter_eventlog::StoredEvent;
@@ -38,6 +39,8 @@ impl Projection for Media {
                         "INSERT INTO media_v1 (media_id, owner, kind, key, thumbnail_key, uploaded_at)
                          VALUES ($1, $2, $3, $4, $5, $6)
                          ON CONFLICT (media_id) DO UPDATE SET collected = false,
+                             collected_at = NULL, purged = false, key = EXCLUDED.key,
+                             thumbnail_key = EXCLUDED.thumbnail_key,
                              uploaded_at = EXCLUDED.uploaded_at",
                     )
                     .bind(item.media_id)
@@ -50,8 +53,18 @@ impl Projection for Media {
                     .await?;
                 }
                 MediaEvent::MediaCollected(collected) => {
-                    sqlx::query("UPDATE media_v1 SET collected = true WHERE media_id = $1")
-                        .bind(collected.media_id)
+                    sqlx::query(
+                        "UPDATE media_v1 SET collected = true, collected_at = $2
+                         WHERE media_id = $1",
+                    )
+                    .bind(collected.media_id)
+                    .bind(collected.collected_at)
+                    .execute(&mut *connection)
+                    .await?;
+                }
+                MediaEvent::MediaPurged(purged) => {
+                    sqlx::query("UPDATE media_v1 SET purged = true WHERE media_id = $1")
+                        .bind(purged.media_id)
                         .execute(&mut *connection)
                         .await?;
                 }

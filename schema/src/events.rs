@@ -52,6 +52,7 @@ const CURRENT_VERSIONS: &[(&str, u32)] = &[
     ("MessageHidden", 1),
     ("MediaUploaded", 2),
     ("MediaCollected", 1),
+    ("MediaPurged", 1),
 ];
 
 pub fn current_version(event_type: &str) -> Option<u32> {

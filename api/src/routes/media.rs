@@ -35,6 +35,8 @@ pub struct MediaService {
     pub keep_unreferenced: std::time::Duration,
     /// How often the collector looks.
     pub sweep_every: std::time::Duration,
+    /// Resumable uploads this process is receiving bytes for.
+    pub receiving: crate::routes::uploads::Receiving,
 }
 
 /// The largest upload of each kind, in bytes, and what an image may cost to decode.
@@ -228,8 +230,20 @@ pub(crate) async fn store_upload(
     {
         return Ok((StatusCode::OK, MediaItem::of(item, 0)));
     }
+    // Collected, but its bytes not yet deleted: brought back as it was.
+    if let Some(item) = media
+        .records
+        .restore(media_id, metadata(Some(owner)))
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Ok((StatusCode::CREATED, MediaItem::of(item, 0)));
+    }
+    // Each recording has keys of its own, so that deleting the bytes of a collected one
+    // never touches those of the same bytes uploaded again. (Short: some S3 servers
+    // keep a key's metadata in a file named after it.)
     let hash = hex(&spooled.sha256);
-    let key = format!("media/{owner}/{hash}");
+    let key = format!("media/{owner}/{}", Uuid::now_v7().simple());
     let mut item = MediaUploaded {
         media_id,
         owner,
@@ -288,49 +302,78 @@ const REFERENCED: &str = "(EXISTS (SELECT 1 FROM messages_v1 x
          OR EXISTS (SELECT 1 FROM chats_v1 c WHERE c.avatar_media_id = m.media_id)
          OR EXISTS (SELECT 1 FROM user_directory_v1 d WHERE d.photo_media_id = m.media_id))";
 
-/// How long the collector lets a send that found an item live, just before the item's
-/// collection, finish appending before it looks again.
+/// How long a collected item stays restorable before its bytes are deleted: time for a
+/// send that found the item live just before its collection to finish appending.
 pub const COLLECT_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
-/// How long the collector waits for the read models to reach the log's end; past it,
-/// collections are undone and tried again at the next sweep.
+/// How long the collector waits for the read models to reach the log's end before it
+/// gives the sweep up until the next.
 const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// The advisory lock that makes one collector at a time sweep, of all instances.
+const SWEEP_LOCK: i64 = 0x6e61_7474_6572_6d63; // "natter" "mc"
 
-/// An item whose collection is recorded and whose bytes are still stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Collecting {
-    pub media_id: Uuid,
-    key: String,
-    thumbnail_key: Option<String>,
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Collections recorded: from then on the items are neither served nor attachable.
+    pub collected: u64,
+    /// Collections undone: something referred to the item after all.
+    pub restored: u64,
+    /// Items whose bytes were deleted.
+    pub purged: u64,
 }
 
-/// Collects every item uploaded more than `older_than` ago that nothing refers to
-/// ([`mark_unreferenced`], then [`purge`]). Returns how many were collected.
-pub async fn collect_unreferenced(
+/// One sweep of the collector, once the read models have reached the log's end (else
+/// nothing, until the next): items collected more than `grace` ago are restored if
+/// something now refers to them and purged if not ([`finish_collections`]); then items
+/// uploaded more than `older_than` ago that nothing refers to are collected
+/// ([`mark_unreferenced`]). One instance sweeps at a time.
+pub async fn sweep(
     media: &MediaService,
     pool: &sqlx::PgPool,
     log: &natter_eventlog::EventLog,
     older_than: std::time::Duration,
     grace: std::time::Duration,
-) -> Result<u64, ApiError> {
-    let marked = mark_unreferenced(media, pool, older_than).await?;
-    if marked.is_empty() {
-        return Ok(0);
+) -> Result<Swept, ApiError> {
+    let mut connection = pool.acquire().await.map_err(ApiError::internal)?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(SWEEP_LOCK)
+        .fetch_one(&mut *connection)
+        .await
+        .map_err(ApiError::internal)?;
+    if !locked {
+        return Ok(Swept::default());
     }
-    tokio::time::sleep(grace).await;
-    purge(media, pool, log, marked).await
+    let swept = async {
+        if !settle(pool, log).await? {
+            return Ok(Swept::default());
+        }
+        let (restored, purged) = finish_collections(media, pool, grace).await?;
+        let collected = mark_unreferenced(media, pool, older_than).await?;
+        Ok(Swept {
+            collected,
+            restored,
+            purged,
+        })
+    }
+    .await;
+    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(SWEEP_LOCK)
+        .execute(&mut *connection)
+        .await;
+    swept
 }
 
 /// Records the collection of every item uploaded more than `older_than` ago that the
 /// read models show nothing referring to. From then on an item is neither served nor
-/// attachable; its bytes stay until [`purge`].
+/// attachable; its bytes stay until [`finish_collections`]. Returns how many.
 pub async fn mark_unreferenced(
     media: &MediaService,
     pool: &sqlx::PgPool,
     older_than: std::time::Duration,
-) -> Result<Vec<Collecting>, ApiError> {
+) -> Result<u64, ApiError> {
     let older_than = time::Duration::try_from(older_than).map_err(ApiError::internal)?;
-    let candidates: Vec<Collecting> = sqlx::query_as(&format!(
-        "SELECT m.media_id, m.key, m.thumbnail_key FROM media_v1 m
+    let candidates: Vec<Uuid> = sqlx::query_scalar(&format!(
+        "SELECT m.media_id FROM media_v1 m
          WHERE NOT m.collected AND m.uploaded_at < $1 AND NOT {REFERENCED}
          ORDER BY m.uploaded_at LIMIT 1000"
     ))
@@ -338,61 +381,66 @@ pub async fn mark_unreferenced(
     .fetch_all(pool)
     .await
     .map_err(ApiError::internal)?;
-    for item in &candidates {
-        media
-            .records
-            .collect(item.media_id, metadata(None))
-            .await
-            .map_err(ApiError::internal)?;
+    let mut collected = 0;
+    for media_id in candidates {
+        match media.records.collect(media_id, metadata(None)).await {
+            Ok(()) => collected += 1,
+            // One item's failure (a concurrent upload, say) is not the others'.
+            Err(error) => tracing::warn!(%media_id, %error, "collecting an item failed"),
+        }
     }
-    Ok(candidates)
+    Ok(collected)
 }
 
-/// Deletes the bytes of items marked for collection, once the read models have reached
-/// the log's end and still show nothing referring to them. An item that a message sent
-/// as it was collected refers to (the send found it live a moment before) is restored
-/// instead, and so is every item if the read models do not settle in time: a collection
-/// is undone rather than a message's media lost. Returns how many were purged.
-pub async fn purge(
+/// Ends the collections recorded more than `grace` ago, as the read models now stand
+/// (the caller has let them reach the log's end): an item something refers to after
+/// all (a message sent as it was collected, by a send that found it live a moment
+/// before) is restored; the others' bytes are deleted, the purge recorded first. An
+/// item restored, uploaded again or purged by then is left as it is. Returns how many
+/// were restored and purged.
+pub async fn finish_collections(
     media: &MediaService,
     pool: &sqlx::PgPool,
-    log: &natter_eventlog::EventLog,
-    marked: Vec<Collecting>,
-) -> Result<u64, ApiError> {
-    let end = log.last_sequence().await.map_err(ApiError::internal)?;
-    let settled = settle(pool, end).await?;
-    let mut purged = 0;
-    for item in marked {
-        let referenced: bool = sqlx::query_scalar(&format!(
-            "SELECT {REFERENCED} FROM (SELECT $1::uuid AS media_id) m"
-        ))
-        .bind(item.media_id)
-        .fetch_one(pool)
-        .await
-        .map_err(ApiError::internal)?;
-        if referenced || !settled {
-            media
-                .records
-                .restore(item.media_id, metadata(None))
-                .await
-                .map_err(ApiError::internal)?;
+    grace: std::time::Duration,
+) -> Result<(u64, u64), ApiError> {
+    let grace = time::Duration::try_from(grace).map_err(ApiError::internal)?;
+    let collected: Vec<(Uuid, bool)> = sqlx::query_as(&format!(
+        "SELECT m.media_id, {REFERENCED} FROM media_v1 m
+         WHERE m.collected AND NOT m.purged AND m.collected_at < $1
+         ORDER BY m.collected_at LIMIT 1000"
+    ))
+    .bind(time::OffsetDateTime::now_utc() - grace)
+    .fetch_all(pool)
+    .await
+    .map_err(ApiError::internal)?;
+    let (mut restored, mut purged) = (0, 0);
+    for (media_id, referenced) in collected {
+        if referenced {
+            let item = media.records.restore(media_id, metadata(None)).await;
+            restored += u64::from(item.map_err(ApiError::internal)?.is_some());
             continue;
         }
-        for key in std::iter::once(item.key).chain(item.thumbnail_key) {
+        let keys = media.records.purge(media_id, metadata(None)).await;
+        for key in keys.map_err(ApiError::internal)?.unwrap_or_default() {
             media.store.delete(&key).await.map_err(ApiError::internal)?;
         }
         purged += 1;
     }
-    Ok(purged)
+    Ok((restored, purged))
 }
 
-/// Waits until the read models that refer to media have reached `end`; false if they
-/// do not within [`SETTLE_TIMEOUT`].
-async fn settle(pool: &sqlx::PgPool, end: u64) -> Result<bool, ApiError> {
+/// Waits until the read models that refer to media have reached the log's end; false
+/// if they do not within [`SETTLE_TIMEOUT`].
+async fn settle(pool: &sqlx::PgPool, log: &natter_eventlog::EventLog) -> Result<bool, ApiError> {
+    let end = log.last_sequence().await.map_err(ApiError::internal)?;
     let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
     for (name, version) in [
         crate::routes::chats::CHATS,
         crate::routes::accounts::DIRECTORY,
+        (
+            <natter_projections::Media as natter_projections::Projection>::NAME,
+            <natter_projections::Media as natter_projections::Projection>::VERSION,
+        ),
     ] {
         loop {
             let reached = natter_projections::checkpoint(pool, name, version)
@@ -410,10 +458,11 @@ async fn settle(pool: &sqlx::PgPool, end: u64) -> Result<bool, ApiError> {
     Ok(true)
 }
 
-/// Runs the collector, and deletes expired resumable uploads, every `sweep_every` until
-/// `stop` completes; failures are logged and retried at the next sweep.
+/// Every `sweep_every` until `stop` completes: sweeps unreferenced uploads, completes
+/// stalled resumable uploads and deletes expired ones. Failures are logged and retried
+/// at the next sweep.
 pub async fn collect_unreferenced_forever(
-    media: &MediaService,
+    media: &std::sync::Arc<MediaService>,
     pool: &sqlx::PgPool,
     log: &natter_eventlog::EventLog,
     stop: impl std::future::Future<Output = ()>,
@@ -426,15 +475,23 @@ pub async fn collect_unreferenced_forever(
             () = &mut stop => return,
             _ = ticks.tick() => {}
         }
-        let collected =
-            collect_unreferenced(media, pool, log, media.keep_unreferenced, COLLECT_GRACE);
-        match collected.await {
-            Ok(0) => {}
-            Ok(collected) => tracing::info!(collected, "collected unreferenced uploads"),
-            Err(error) => tracing::warn!(
-                error = error.code(),
-                "collecting unreferenced uploads failed"
+        match sweep(media, pool, log, media.keep_unreferenced, COLLECT_GRACE).await {
+            Ok(swept) if swept == Swept::default() => {}
+            Ok(swept) => tracing::info!(
+                collected = swept.collected,
+                restored = swept.restored,
+                purged = swept.purged,
+                "swept unreferenced uploads"
             ),
+            Err(error) => {
+                tracing::warn!(error = error.code(), "sweeping unreferenced uploads failed")
+            }
+        }
+        if let Err(error) = crate::routes::uploads::complete_stalled(pool, media).await {
+            tracing::warn!(
+                error = error.code(),
+                "completing stalled resumable uploads failed"
+            );
         }
         match crate::routes::uploads::delete_expired(pool, media).await {
             Ok(0) => {}
@@ -602,13 +659,21 @@ async fn store_image(
     Ok(())
 }
 
-/// A file name as given: 1 to 255 bytes, no control characters, no path.
+/// A file name as given: 1 to 255 bytes, no control characters, no path, and no
+/// invisible formatting characters (a bidirectional override would show
+/// `invoice\u{202E}fdp.exe` as `invoiceexe.pdf` to those it is shared with).
 pub(crate) fn parse_file_name(name: &str) -> Result<String, ApiError> {
+    let invisible = |c: char| {
+        matches!(c,
+            '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}')
+    };
     let name = name.trim();
     let fine = (1..=255).contains(&name.len())
         && !name
             .chars()
-            .any(|c| c.is_control() || c == '/' || c == '\\')
+            .any(|c| c.is_control() || invisible(c) || c == '/' || c == '\\')
         && name != "."
         && name != "..";
     if fine {
@@ -831,7 +896,11 @@ pub async fn download_url(
     let url = state
         .media
         .store
-        .presigned_get(&item.key, PRESIGNED_LIFETIME)
+        .presigned_get(
+            &item.key,
+            PRESIGNED_LIFETIME,
+            Some(&content_disposition(&item.kind, item.file_name.as_deref())),
+        )
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| {
@@ -959,7 +1028,15 @@ mod tests {
             "attachment; filename=\"Pr_fung _final_.pdf\"; \
              filename*=UTF-8''Pr%C3%BCfung%20%22final%22.pdf"
         );
-        for bad in ["", "a/b", "..", "a\\b", "new\nline", &"x".repeat(256)] {
+        for bad in [
+            "",
+            "a/b",
+            "..",
+            "a\\b",
+            "new\nline",
+            "invoice\u{202E}fdp.exe",
+            &"x".repeat(256),
+        ] {
             assert!(parse_file_name(bad).is_err(), "{bad:?}");
         }
         assert_eq!(parse_file_name(" notes.txt ").unwrap(), "notes.txt");

@@ -5,6 +5,9 @@
 //! API may take the next one; the last part completes the upload, which then goes through
 //! the same typing, processing and recording as a single-request upload.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -43,6 +46,45 @@ static TUS_RESUMABLE: HeaderName = HeaderName::from_static("tus-resumable");
 /// The item a completed upload became.
 static MEDIA_ID: HeaderName = HeaderName::from_static("natter-media-id");
 
+/// How long one completion may hold an upload before another may take it over.
+const COMPLETION_LEASE_SECS: f64 = 600.0;
+
+/// The uploads this process is receiving a `PATCH` for: a second one for the same upload
+/// is refused at once rather than spooled only to lose at the offset check. (Across
+/// processes the offset check alone decides.)
+#[derive(Debug, Clone, Default)]
+pub struct Receiving(Arc<Mutex<HashSet<Uuid>>>);
+
+/// An upload being received; released when dropped, also when the request is.
+struct ReceivingGuard {
+    set: Receiving,
+    upload_id: Uuid,
+}
+
+impl Receiving {
+    fn claim(&self, upload_id: Uuid) -> Option<ReceivingGuard> {
+        let mut set = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        set.insert(upload_id).then(|| ReceivingGuard {
+            set: self.clone(),
+            upload_id,
+        })
+    }
+}
+
+impl Drop for ReceivingGuard {
+    fn drop(&mut self) {
+        let mut set = self
+            .set
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        set.remove(&self.upload_id);
+    }
+}
+
 /// An upload, as the caller sees it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UploadStatus {
@@ -58,9 +100,10 @@ pub struct UploadStatus {
     pub media: Option<MediaItem>,
 }
 
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 struct Upload {
     upload_id: Uuid,
+    owner: Uuid,
     kind: String,
     length: i64,
     received: i64,
@@ -95,8 +138,14 @@ impl Upload {
     }
 }
 
-/// Adds `Tus-Resumable` to every answer of the upload routes, as tus asks.
+/// Adds `Tus-Resumable` to every answer of the upload routes, and `Tus-Version` to a
+/// 412, as tus asks.
 pub async fn tus_resumable(mut response: Response) -> Response {
+    if response.status() == StatusCode::PRECONDITION_FAILED {
+        response
+            .headers_mut()
+            .insert("tus-version", HeaderValue::from_static(TUS_VERSION));
+    }
     response
         .headers_mut()
         .insert(TUS_RESUMABLE.clone(), HeaderValue::from_static(TUS_VERSION));
@@ -110,7 +159,7 @@ fn check_version(headers: &HeaderMap) -> Result<(), ApiError> {
         Some(version) if version != TUS_VERSION => Err(ApiError::new(
             StatusCode::PRECONDITION_FAILED,
             "unsupported_tus_version",
-            format!("this server speaks tus {TUS_VERSION}"),
+            format!("this server speaks tus {TUS_VERSION} (Tus-Version)"),
         )),
         _ => Ok(()),
     }
@@ -173,7 +222,7 @@ fn http_date(at: OffsetDateTime) -> String {
 
 async fn load(state: &ApiState, caller: Caller, upload_id: Uuid) -> Result<Upload, ApiError> {
     let upload: Option<Upload> = sqlx::query_as(
-        "SELECT upload_id, kind, length, received, expires_at, media_id, file_name
+        "SELECT upload_id, owner, kind, length, received, expires_at, media_id, file_name
          FROM media_uploads
          WHERE upload_id = $1 AND owner = $2",
     )
@@ -280,8 +329,14 @@ pub async fn create(
     }
     let upload_id = Uuid::now_v7();
     let expires_at = OffsetDateTime::now_utc() + UPLOAD_LIFETIME;
-    // One statement counts the caller's unfinished uploads and inserts only below the
-    // limit, so that concurrent creations cannot pass it together by much.
+    // The caller's creations take turns, so that concurrent ones cannot pass the limit
+    // together.
+    let mut tx = state.pool.begin().await.map_err(ApiError::internal)?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))")
+        .bind(caller.user_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(ApiError::internal)?;
     let created = sqlx::query(
         "INSERT INTO media_uploads (upload_id, owner, kind, length, expires_at, file_name)
          SELECT $1, $2, $3, $4, $5, $7
@@ -295,9 +350,10 @@ pub async fn create(
     .bind(expires_at)
     .bind(OPEN_UPLOADS_PER_USER)
     .bind(&file_name)
-    .execute(&state.pool)
+    .execute(&mut *tx)
     .await
     .map_err(ApiError::internal)?;
+    tx.commit().await.map_err(ApiError::internal)?;
     if created.rows_affected() == 0 {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -310,6 +366,7 @@ pub async fn create(
     }
     let upload = Upload {
         upload_id,
+        owner: caller.user_id,
         kind: kind.as_str().to_owned(),
         length: i64::try_from(length).map_err(ApiError::internal)?,
         received: 0,
@@ -354,6 +411,7 @@ pub async fn offset(
 ) -> Result<Response, ApiError> {
     check_version(&headers)?;
     let upload = load(&state, caller, upload_id).await?;
+    complete_in_background(&state, &upload);
     let mut response = StatusCode::OK.into_response();
     upload.headers(&mut response);
     Ok(response)
@@ -375,6 +433,7 @@ pub async fn progress(
     ApiPath(upload_id): ApiPath<Uuid>,
 ) -> Result<Response, ApiError> {
     let upload = load(&state, caller, upload_id).await?;
+    complete_in_background(&state, &upload);
     let media = match upload.media_id {
         Some(media_id) => state
             .media
@@ -420,10 +479,12 @@ pub async fn append(
     body: Body,
 ) -> Result<Response, ApiError> {
     check_version(&headers)?;
-    if headers
+    let offset_stream = headers
         .get(header::CONTENT_TYPE)
-        .is_none_or(|value| value.as_bytes() != OFFSET_OCTET_STREAM.as_bytes())
-    {
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|value| value.trim().eq_ignore_ascii_case(OFFSET_OCTET_STREAM));
+    if !offset_stream {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "invalid_content_type",
@@ -435,19 +496,42 @@ pub async fn append(
     if offset != upload.offset() {
         return Err(offset_mismatch(upload.offset()));
     }
-    if upload.media_id.is_none() && offset < upload.length() {
-        let (received, broke_off) = receive(&state, &upload, body).await?;
-        upload.received += i64::try_from(received).map_err(ApiError::internal)?;
-        if let Some(error) = broke_off {
-            return Err(error);
-        }
+    let room = upload.length() - upload.offset();
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > room) {
+        return Err(beyond_length(room));
     }
+    let _receiving = state.media.receiving.claim(upload_id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::LOCKED,
+            "upload_busy",
+            "another request is sending bytes for this upload; wait for it, then ask for \
+             the offset",
+        )
+    })?;
+    let (received, broke_off) = receive(&state, &upload, body).await?;
+    upload.received += i64::try_from(received).map_err(ApiError::internal)?;
+    // Bytes that reached the length complete the upload, even if the request then broke.
     if upload.media_id.is_none() && upload.offset() == upload.length() {
-        upload.media_id = Some(complete(&state, caller.user_id, &upload).await?);
+        upload.media_id = complete_detached(&state.pool, &state.media, &upload).await?;
+    }
+    if let Some(error) = broke_off {
+        return Err(error);
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     upload.headers(&mut response);
     Ok(response)
+}
+
+fn beyond_length(room: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "beyond_upload_length",
+        format!("the upload has room for {room} more bytes"),
+    )
 }
 
 fn offset_mismatch(received: u64) -> ApiError {
@@ -466,6 +550,17 @@ async fn receive(
     body: Body,
 ) -> Result<(u64, Option<ApiError>), ApiError> {
     let media = &state.media;
+    let room = upload.length() - upload.offset();
+    if room == 0 || upload.media_id.is_some() {
+        // A complete upload takes no more bytes; an empty request is a retry.
+        let mut chunks = body.into_data_stream();
+        while let Some(chunk) = chunks.next().await {
+            if chunk.is_ok_and(|chunk| !chunk.is_empty()) {
+                return Err(beyond_length(0));
+            }
+        }
+        return Ok((0, None));
+    }
     let parts: i64 =
         sqlx::query_scalar("SELECT count(*) FROM media_upload_parts WHERE upload_id = $1")
             .bind(upload.upload_id)
@@ -480,7 +575,6 @@ async fn receive(
             ),
         ));
     }
-    let room = upload.length() - upload.offset();
     let mut writer = SpoolWriter::create(&media.spool).await?;
     let mut chunks = body.into_data_stream();
     let mut broke_off = None;
@@ -496,10 +590,7 @@ async fn receive(
             }
         };
         if writer.size() + chunk.len() as u64 > room {
-            return Err(ApiError::bad_request(
-                "beyond_upload_length",
-                format!("the upload has room for {room} more bytes"),
-            ));
+            return Err(beyond_length(room));
         }
         writer.write(&chunk).await?;
     }
@@ -514,13 +605,22 @@ async fn receive(
         Uuid::new_v4().simple()
     );
     // Listed before it is stored, so that no blob is ever left unlisted.
-    sqlx::query("INSERT INTO media_upload_parts (key, upload_id, \"offset\") VALUES ($1, $2, $3)")
-        .bind(&key)
-        .bind(upload.upload_id)
-        .bind(upload.received)
-        .execute(&state.pool)
-        .await
-        .map_err(ApiError::internal)?;
+    let listed = sqlx::query(
+        "INSERT INTO media_upload_parts (key, upload_id, \"offset\") VALUES ($1, $2, $3)",
+    )
+    .bind(&key)
+    .bind(upload.upload_id)
+    .bind(upload.received)
+    .execute(&state.pool)
+    .await;
+    match listed {
+        Ok(_) => {}
+        // The upload was deleted meanwhile.
+        Err(sqlx::Error::Database(error)) if error.is_foreign_key_violation() => {
+            return Err(ApiError::not_found());
+        }
+        Err(error) => return Err(ApiError::internal(error)),
+    }
     media
         .store
         .put_file(&key, &part.path, "application/octet-stream")
@@ -539,10 +639,22 @@ async fn receive(
     .await
     .map_err(ApiError::internal)?;
     if moved.rows_affected() == 0 {
-        // Another request for the same offset was first: this part is not the upload's.
+        // Another request for the same offset was first, or the upload was deleted or
+        // completed meanwhile: this part is not the upload's.
         drop(tx);
-        forget_parts(state, &[key]).await?;
-        return Err(offset_mismatch(upload.offset()));
+        forget_parts(&state.pool, media, &[key]).await?;
+        let now: Option<i64> =
+            sqlx::query_scalar("SELECT received FROM media_uploads WHERE upload_id = $1")
+                .bind(upload.upload_id)
+                .fetch_optional(&state.pool)
+                .await
+                .map_err(ApiError::internal)?;
+        return Err(
+            match now.and_then(|received| u64::try_from(received).ok()) {
+                Some(received) => offset_mismatch(received),
+                None => ApiError::not_found(),
+            },
+        );
     }
     sqlx::query("UPDATE media_upload_parts SET length = $2, received = true WHERE key = $1")
         .bind(&key)
@@ -554,21 +666,100 @@ async fn receive(
     Ok((part.size, broke_off))
 }
 
-/// Joins the parts, then stores and records the item as a single-request upload would.
-/// Bytes that cannot be stored as the kind end the upload with their error; a failure
-/// of the server's keeps it, to be completed again.
-async fn complete(state: &ApiState, owner: Uuid, upload: &Upload) -> Result<Uuid, ApiError> {
-    let media = &state.media;
-    let parts: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT key, length FROM media_upload_parts
+/// An upload with all its bytes and no item is completed again, in the background: a
+/// client asking about it after a failed completion (tus clients take the full offset
+/// for success) gets its item a moment later.
+fn complete_in_background(state: &ApiState, upload: &Upload) {
+    if upload.media_id.is_none() && upload.offset() == upload.length() {
+        let (pool, media, upload) = (state.pool.clone(), Arc::clone(&state.media), upload.clone());
+        tokio::spawn(async move {
+            if let Err(error) = complete(&pool, &media, &upload).await {
+                tracing::warn!(upload_id = %upload.upload_id, error = error.code(), "completing an upload failed");
+            }
+        });
+    }
+}
+
+/// Completes the upload in a task of its own, so that a client that goes away does not
+/// cut a completion short, and waits for it. The item's id, or `None` if another is
+/// completing the upload already.
+async fn complete_detached(
+    pool: &sqlx::PgPool,
+    media: &Arc<MediaService>,
+    upload: &Upload,
+) -> Result<Option<Uuid>, ApiError> {
+    let (pool, media, upload) = (pool.clone(), Arc::clone(media), upload.clone());
+    tokio::spawn(async move { complete(&pool, &media, &upload).await })
+        .await
+        .map_err(ApiError::internal)?
+}
+
+/// Takes the completion lease, joins the parts, then stores and records the item as a
+/// single-request upload would. Bytes that cannot be stored as the kind end the upload
+/// with their error; a failure of the server's keeps it, to be completed again (by the
+/// sweeper, or the next request about it). `None` if another holds the lease.
+async fn complete(
+    pool: &sqlx::PgPool,
+    media: &MediaService,
+    upload: &Upload,
+) -> Result<Option<Uuid>, ApiError> {
+    let leased = sqlx::query(
+        "UPDATE media_uploads SET completing_until = now() + make_interval(secs => $2)
+         WHERE upload_id = $1 AND media_id IS NULL AND received = length
+           AND (completing_until IS NULL OR completing_until < now())",
+    )
+    .bind(upload.upload_id)
+    .bind(COMPLETION_LEASE_SECS)
+    .execute(pool)
+    .await
+    .map_err(ApiError::internal)?;
+    if leased.rows_affected() == 0 {
+        return Ok(None);
+    }
+    let completed = join_and_store(pool, media, upload).await;
+    match &completed {
+        Ok(media_id) => {
+            sqlx::query(
+                "UPDATE media_uploads SET media_id = $2, completing_until = NULL
+                 WHERE upload_id = $1",
+            )
+            .bind(upload.upload_id)
+            .bind(media_id)
+            .execute(pool)
+            .await
+            .map_err(ApiError::internal)?;
+            forget_all_parts(pool, media, upload.upload_id).await?;
+        }
+        Err(error) if error.status().is_client_error() => {
+            delete_upload(pool, media, upload.upload_id).await?;
+        }
+        Err(_) => {
+            sqlx::query("UPDATE media_uploads SET completing_until = NULL WHERE upload_id = $1")
+                .bind(upload.upload_id)
+                .execute(pool)
+                .await
+                .map_err(ApiError::internal)?;
+        }
+    }
+    completed.map(Some)
+}
+
+/// Joins the received parts into the spool and stores the item.
+async fn join_and_store(
+    pool: &sqlx::PgPool,
+    media: &MediaService,
+    upload: &Upload,
+) -> Result<Uuid, ApiError> {
+    let parts: Vec<String> = sqlx::query_scalar(
+        "SELECT key FROM media_upload_parts
          WHERE upload_id = $1 AND received ORDER BY \"offset\"",
     )
     .bind(upload.upload_id)
-    .fetch_all(&state.pool)
+    .fetch_all(pool)
     .await
     .map_err(ApiError::internal)?;
     let mut writer = SpoolWriter::create(&media.spool).await?;
-    for (key, _) in &parts {
+    for key in &parts {
         let mut blob = media
             .store
             .get(key, None)
@@ -589,48 +780,70 @@ async fn complete(state: &ApiState, owner: Uuid, upload: &Upload) -> Result<Uuid
         )));
     }
     let kind = Kind::parse(&upload.kind).ok_or_else(|| ApiError::internal("unknown kind"))?;
-    let keys: Vec<String> = parts.into_iter().map(|(key, _)| key).collect();
     let file_name = upload.file_name.clone();
-    match crate::routes::media::store_upload(media, owner, kind, file_name, spooled).await {
-        Ok((_, item)) => {
-            sqlx::query("UPDATE media_uploads SET media_id = $2 WHERE upload_id = $1")
-                .bind(upload.upload_id)
-                .bind(item.media_id)
-                .execute(&state.pool)
-                .await
-                .map_err(ApiError::internal)?;
-            forget_parts(state, &keys).await?;
-            Ok(item.media_id)
+    let (_, item) =
+        crate::routes::media::store_upload(media, upload.owner, kind, file_name, spooled).await?;
+    Ok(item.media_id)
+}
+
+/// Completes uploads that have all their bytes but no item and no completion under way:
+/// those whose completion failed on the server's side or was cut off. Returns how many
+/// it tried.
+pub async fn complete_stalled(
+    pool: &sqlx::PgPool,
+    media: &Arc<MediaService>,
+) -> Result<u64, ApiError> {
+    let stalled: Vec<Upload> = sqlx::query_as(
+        "SELECT upload_id, owner, kind, length, received, expires_at, media_id, file_name
+         FROM media_uploads
+         WHERE media_id IS NULL AND received = length AND expires_at > now()
+           AND (completing_until IS NULL OR completing_until < now())
+         LIMIT 100",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(ApiError::internal)?;
+    for upload in &stalled {
+        if let Err(error) = complete_detached(pool, media, upload).await {
+            tracing::warn!(
+                upload_id = %upload.upload_id,
+                error = error.code(),
+                "completing a stalled upload failed"
+            );
         }
-        Err(error) if error.status().is_client_error() => {
-            forget_parts(state, &keys).await?;
-            sqlx::query("DELETE FROM media_uploads WHERE upload_id = $1")
-                .bind(upload.upload_id)
-                .execute(&state.pool)
-                .await
-                .map_err(ApiError::internal)?;
-            Err(error)
-        }
-        Err(error) => Err(error),
     }
+    Ok(stalled.len() as u64)
 }
 
 /// Deletes the parts' blobs, then their rows.
-async fn forget_parts(state: &ApiState, keys: &[String]) -> Result<(), ApiError> {
+async fn forget_parts(
+    pool: &sqlx::PgPool,
+    media: &MediaService,
+    keys: &[String],
+) -> Result<(), ApiError> {
     for key in keys {
-        state
-            .media
-            .store
-            .delete(key)
-            .await
-            .map_err(ApiError::internal)?;
+        media.store.delete(key).await.map_err(ApiError::internal)?;
     }
     sqlx::query("DELETE FROM media_upload_parts WHERE key = ANY($1)")
         .bind(keys)
-        .execute(&state.pool)
+        .execute(pool)
         .await
         .map_err(ApiError::internal)?;
     Ok(())
+}
+
+async fn forget_all_parts(
+    pool: &sqlx::PgPool,
+    media: &MediaService,
+    upload_id: Uuid,
+) -> Result<(), ApiError> {
+    let keys: Vec<String> =
+        sqlx::query_scalar("SELECT key FROM media_upload_parts WHERE upload_id = $1")
+            .bind(upload_id)
+            .fetch_all(pool)
+            .await
+            .map_err(ApiError::internal)?;
+    forget_parts(pool, media, &keys).await
 }
 
 /// Abandons an upload and deletes what it received (tus termination).
@@ -659,15 +872,7 @@ async fn delete_upload(
     media: &MediaService,
     upload_id: Uuid,
 ) -> Result<(), ApiError> {
-    let keys: Vec<String> =
-        sqlx::query_scalar("SELECT key FROM media_upload_parts WHERE upload_id = $1")
-            .bind(upload_id)
-            .fetch_all(pool)
-            .await
-            .map_err(ApiError::internal)?;
-    for key in &keys {
-        media.store.delete(key).await.map_err(ApiError::internal)?;
-    }
+    forget_all_parts(pool, media, upload_id).await?;
     sqlx::query("DELETE FROM media_uploads WHERE upload_id = $1")
         .bind(upload_id)
         .execute(pool)

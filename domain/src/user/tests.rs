@@ -54,6 +54,19 @@ fn name_changed(name: &str) -> UserEvent {
     })
 }
 
+fn change_photo(media: Option<u128>) -> UserCommand {
+    UserCommand::ChangePhoto {
+        media_id: media.map(Uuid::from_u128),
+    }
+}
+
+fn photo_changed(media: Option<u128>) -> UserEvent {
+    UserEvent::PhotoChanged(PhotoChanged {
+        user_id: id(),
+        media_id: media.map(Uuid::from_u128),
+    })
+}
+
 /// A name, the history given, the command, and the outcome expected.
 type Case = (
     &'static str,
@@ -95,6 +108,36 @@ fn user_decisions() {
             vec![registered("alice", "Alice"), name_changed("Al")],
             change_name("Al"),
             Ok(vec![]),
+        ),
+        (
+            "a photo is set",
+            vec![registered("alice", "Alice")],
+            change_photo(Some(7)),
+            Ok(vec![photo_changed(Some(7))]),
+        ),
+        (
+            "the same photo again changes nothing",
+            vec![registered("alice", "Alice"), photo_changed(Some(7))],
+            change_photo(Some(7)),
+            Ok(vec![]),
+        ),
+        (
+            "a photo is removed",
+            vec![registered("alice", "Alice"), photo_changed(Some(7))],
+            change_photo(None),
+            Ok(vec![photo_changed(None)]),
+        ),
+        (
+            "no photo removed again changes nothing",
+            vec![registered("alice", "Alice")],
+            change_photo(None),
+            Ok(vec![]),
+        ),
+        (
+            "an unknown account has no photo to change",
+            vec![],
+            change_photo(Some(7)),
+            Err(UserError::NotFound),
         ),
     ];
     for (name, given, when, then) in cases {

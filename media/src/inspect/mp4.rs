@@ -106,24 +106,41 @@ fn trak(source: &mut Source, end: u64) -> io::Result<Option<(u32, u32)>> {
     Ok(size.filter(|_| video))
 }
 
-/// The width and height at the end of a track header: 16.16 fixed point, after fields
-/// of which some are wider in version 1.
+/// The width and height at the end of a track header (16.16 fixed point, after fields
+/// of which some are wider in version 1), as shown: swapped where the header's matrix
+/// turns the picture a quarter (a phone's portrait video).
 fn tkhd(source: &mut Source, body: u64) -> io::Result<Option<(u32, u32)>> {
     let [version, ..] = fields::<4>(source, body)?;
-    let (width, height) = match version {
+    let (matrix, width, height) = match version {
         0 => {
             let fields = fields::<80>(source, body - 4)?;
-            (be_u32(&fields, 72), be_u32(&fields, 76))
+            (
+                be_u32(&fields, 36).zip(be_u32(&fields, 40)),
+                be_u32(&fields, 72),
+                be_u32(&fields, 76),
+            )
         }
         1 => {
             let fields = fields::<92>(source, body - 4)?;
-            (be_u32(&fields, 84), be_u32(&fields, 88))
+            (
+                be_u32(&fields, 48).zip(be_u32(&fields, 52)),
+                be_u32(&fields, 84),
+                be_u32(&fields, 88),
+            )
         }
         _ => return Ok(None),
     };
+    let quarter_turn = matrix.is_some_and(|(a, b)| a == 0 && b != 0);
     Ok(width
         .zip(height)
         .map(|(width, height)| (width >> 16, height >> 16))
+        .map(|(width, height)| {
+            if quarter_turn {
+                (height, width)
+            } else {
+                (width, height)
+            }
+        })
         .filter(|&(width, height)| width > 0 && height > 0))
 }
 

@@ -675,3 +675,21 @@ fn mangled_valid_files_are_inspected_without_panicking() {
         }
     }
 }
+
+#[test]
+fn a_portrait_mp4_turned_by_its_track_matrix_is_measured_as_shown() {
+    for version in [0u8, 1] {
+        let mut file = mp4_with_tracks(version);
+        // The video track's header is the last `tkhd`; its matrix's `b` is 1.0: a
+        // quarter turn.
+        let at = file
+            .windows(4)
+            .rposition(|window| window == b"tkhd")
+            .map(|at| at + 4)
+            .unwrap_or_default();
+        let b = at + 4 + if version == 1 { 52 } else { 40 };
+        file[b..b + 4].copy_from_slice(&0x0001_0000u32.to_be_bytes());
+        let found = inspect_bytes("mp4-portrait", &file, Format::Mp4);
+        assert_eq!((found.width, found.height), (Some(720), Some(1280)));
+    }
+}
