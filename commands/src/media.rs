@@ -80,12 +80,17 @@ impl MediaRecords {
 
     /// The item as the log holds it, if it was recorded and not collected.
     pub async fn item(&self, id: uuid::Uuid) -> Result<Option<MediaUploaded>, MediaError> {
+        Ok(self.state(id).await?.live().cloned())
+    }
+
+    /// The item's whole state: live, collected, purged, or never recorded.
+    pub async fn state(&self, id: uuid::Uuid) -> Result<Media, MediaError> {
         let (state, _) = self
             .media
             .load(&id.to_string())
             .await
             .map_err(|e| MediaError::Internal(e.to_string()))?;
-        Ok(state.live().cloned())
+        Ok(state)
     }
 
     /// Collects the item, as the system rather than a user; again changes nothing.

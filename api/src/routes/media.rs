@@ -222,22 +222,24 @@ pub(crate) async fn store_upload(
         ));
     }
     let media_id = media_id(owner, &spooled.sha256);
-    if let Some(item) = media
+    let known = media
         .records
-        .item(media_id)
+        .state(media_id)
         .await
-        .map_err(ApiError::internal)?
-    {
-        return Ok((StatusCode::OK, MediaItem::of(item, 0)));
+        .map_err(ApiError::internal)?;
+    if let Some(item) = known.live() {
+        return Ok((StatusCode::OK, MediaItem::of(item.clone(), 0)));
     }
     // Collected, but its bytes not yet deleted: brought back as it was.
-    if let Some(item) = media
-        .records
-        .restore(media_id, metadata(Some(owner)))
-        .await
-        .map_err(ApiError::internal)?
-    {
-        return Ok((StatusCode::CREATED, MediaItem::of(item, 0)));
+    if known.collected && !known.purged {
+        let restored = media
+            .records
+            .restore(media_id, metadata(Some(owner)))
+            .await
+            .map_err(ApiError::internal)?;
+        if let Some(item) = restored {
+            return Ok((StatusCode::CREATED, MediaItem::of(item, 0)));
+        }
     }
     // Each recording has keys of its own, so that deleting the bytes of a collected one
     // never touches those of the same bytes uploaded again. (Short: some S3 servers
