@@ -1530,15 +1530,41 @@ async fn media_a_message_refers_to_as_it_is_collected_is_restored_not_lost() {
         .await;
     let raced_id: uuid::Uuid = raced["media_id"].as_str().unwrap().parse().unwrap();
     let lonely_id: uuid::Uuid = lonely["media_id"].as_str().unwrap().parse().unwrap();
+    // An image sent and then deleted: nothing refers to it any more, but its share keeps
+    // it from collection for a while.
+    let (_, reserved) = media
+        .upload(&ann, "image", encoded(&picture(12, 12), ImageFormat::Png))
+        .await;
+    let reserved = reserved["media_id"].as_str().unwrap().to_owned();
+    let (status, sent) = send(
+        &media,
+        &chat,
+        &ann,
+        serde_json::json!({"client_id": "r", "attachment": {"type": "media", "media_id": reserved}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{sent}");
+    let (status, _) = media
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/chats/{chat}/messages/{}", sent["sequence"]),
+            &ann,
+            None,
+        )
+        .await;
+    assert!(status.is_success());
     common::eventually(
         std::time::Duration::from_secs(10),
-        "both uploads are projected",
+        "the uploads and the deletion are projected",
         || async {
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM media_v1")
-                .fetch_one(&env.pool)
-                .await
-                .unwrap()
-                == 2
+            let counts: (i64, i64) = sqlx::query_as(
+                "SELECT (SELECT count(*) FROM media_v1),
+                        (SELECT count(*) FROM messages_v1 WHERE attachment IS NOT NULL)",
+            )
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+            counts == (3, 0)
         },
     )
     .await;
@@ -1549,7 +1575,8 @@ async fn media_a_message_refers_to_as_it_is_collected_is_restored_not_lost() {
     let marked = mark_unreferenced(&service, &env.pool, std::time::Duration::ZERO)
         .await
         .unwrap();
-    assert_eq!(marked, 2);
+    assert_eq!(marked, 2, "the shared image is kept");
+    assert_eq!(status_of(&media, &ann, &reserved).await, StatusCode::OK);
     assert_eq!(
         status_of(&media, &ann, &raced_id.to_string()).await,
         StatusCode::NOT_FOUND,
@@ -1617,5 +1644,9 @@ async fn media_a_message_refers_to_as_it_is_collected_is_restored_not_lost() {
         .join(format!("natter-media-{}", env.prefix))
         .join("store/media")
         .join(&ann.id);
-    assert_eq!(walk(&stored).len(), 2, "the image and its thumbnail remain");
+    assert_eq!(
+        walk(&stored).len(),
+        4,
+        "both images and their thumbnails remain"
+    );
 }

@@ -93,11 +93,37 @@ impl MediaRecords {
         Ok(state)
     }
 
-    /// Collects the item, as the system rather than a user; again changes nothing.
-    pub async fn collect(&self, id: uuid::Uuid, metadata: Metadata) -> Result<(), MediaError> {
+    /// Collects the item, as the system rather than a user: whether it did (not if it
+    /// was collected before, or shared lately).
+    pub async fn collect(&self, id: uuid::Uuid, metadata: Metadata) -> Result<bool, MediaError> {
         self.system(id, MediaCommand::Collect, metadata)
             .await
-            .map(|_| ())
+            .map(|events| !events.is_empty())
+    }
+
+    /// Records that `by` attaches their item to something that will refer to it (in
+    /// `chat_id`, or their profile): the item, if it is live and theirs.
+    pub async fn share(
+        &self,
+        id: uuid::Uuid,
+        by: uuid::Uuid,
+        chat_id: Option<uuid::Uuid>,
+        metadata: Metadata,
+    ) -> Result<Option<MediaUploaded>, MediaError> {
+        let command = MediaCommand::Share { by, chat_id };
+        let metadata = Metadata {
+            actor: Some(by),
+            ..metadata
+        };
+        match self
+            .media
+            .execute(&id.to_string(), &command, metadata)
+            .await
+        {
+            Ok(_) => self.item(id).await,
+            Err(CommandError::Rejected(_)) => Ok(None),
+            Err(other) => Err(MediaError::Internal(other.to_string())),
+        }
     }
 
     /// Undoes the item's collection while its bytes are stored: the item as it was

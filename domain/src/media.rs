@@ -10,6 +10,10 @@ use crate::aggregate::{Aggregate, Context, DomainEvent};
 
 pub const MEDIA_KIND: &str = "media";
 
+/// How long a share keeps an item from collection, whatever the read models show: far
+/// longer than a send takes from its share to its message.
+pub const SHARE_RESERVES: time::Duration = time::Duration::minutes(10);
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MediaUploaded {
     pub media_id: Uuid,
@@ -56,6 +60,20 @@ pub struct MediaCollected {
     pub collected_at: OffsetDateTime,
 }
 
+/// The owner attached the item to something that will refer to it: a message to a
+/// chat, a group's avatar (with the group's id), their profile photo (no chat). Recorded
+/// before that reference, so that a collection decided on read models that do not show
+/// it yet fails its concurrency check, or sees the share and waits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaShared {
+    pub media_id: Uuid,
+    pub by: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_id: Option<Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub shared_at: OffsetDateTime,
+}
+
 /// The bytes of a collected item were deleted: it cannot be restored any more, only
 /// uploaded again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +94,7 @@ pub enum MediaEvent {
     MediaUploaded(MediaUploaded),
     MediaCollected(MediaCollected),
     MediaPurged(MediaPurged),
+    MediaShared(MediaShared),
 }
 
 impl DomainEvent for MediaEvent {
@@ -84,6 +103,7 @@ impl DomainEvent for MediaEvent {
             Self::MediaUploaded(_) => "MediaUploaded",
             Self::MediaCollected(_) => "MediaCollected",
             Self::MediaPurged(_) => "MediaPurged",
+            Self::MediaShared(_) => "MediaShared",
         }
     }
 
@@ -95,6 +115,7 @@ impl DomainEvent for MediaEvent {
             "MediaUploaded" => MediaUploaded::deserialize(payload).map(Self::MediaUploaded),
             "MediaCollected" => MediaCollected::deserialize(payload).map(Self::MediaCollected),
             "MediaPurged" => MediaPurged::deserialize(payload).map(Self::MediaPurged),
+            "MediaShared" => MediaShared::deserialize(payload).map(Self::MediaShared),
             other => Err(serde::de::Error::custom(format!(
                 "{other} is not a media event"
             ))),
@@ -115,8 +136,10 @@ pub enum MediaError {
 pub enum MediaCommand {
     /// Records an upload whose bytes are stored (again, after a collection).
     Record(MediaUploaded),
-    /// Collects an unreferenced item.
+    /// Collects an unreferenced item; one shared in the last [`SHARE_RESERVES`] is kept.
     Collect,
+    /// The owner attaches the live item to a message, a group or their profile.
+    Share { by: Uuid, chat_id: Option<Uuid> },
     /// Undoes a collection that something turned out to refer to, while the item's bytes
     /// are still stored: the item as uploaded is recorded again. Anything else (never
     /// recorded, live, purged) stays as it is.
@@ -133,6 +156,8 @@ pub struct Media {
     pub collected: bool,
     /// Collected, and its bytes deleted.
     pub purged: bool,
+    /// When its owner last attached it to something.
+    pub last_shared_at: Option<OffsetDateTime>,
 }
 
 impl Media {
@@ -169,12 +194,27 @@ impl Aggregate for Media {
                 let Some(uploaded) = &self.uploaded else {
                     return Err(MediaError::NotFound);
                 };
-                if self.collected {
+                let reserved = self
+                    .last_shared_at
+                    .is_some_and(|at| at > context.now - SHARE_RESERVES);
+                if self.collected || reserved {
                     return Ok(Vec::new());
                 }
                 Ok(vec![MediaEvent::MediaCollected(MediaCollected {
                     media_id: uploaded.media_id,
                     collected_at: context.now,
+                })])
+            }
+            MediaCommand::Share { by, chat_id } => {
+                let item = self.live().ok_or(MediaError::NotFound)?;
+                if item.owner != *by {
+                    return Err(MediaError::NotOwner);
+                }
+                Ok(vec![MediaEvent::MediaShared(MediaShared {
+                    media_id: item.media_id,
+                    by: *by,
+                    chat_id: *chat_id,
+                    shared_at: context.now,
                 })])
             }
             MediaCommand::Restore => match &self.uploaded {
@@ -208,6 +248,7 @@ impl Aggregate for Media {
             }
             MediaEvent::MediaCollected(_) => self.collected = true,
             MediaEvent::MediaPurged(_) => self.purged = true,
+            MediaEvent::MediaShared(shared) => self.last_shared_at = Some(shared.shared_at),
         }
         self
     }
@@ -341,5 +382,35 @@ mod tests {
         let restored = state.decide(&MediaCommand::Restore, &system).unwrap();
         let back = restored.iter().fold(state, |s, e| s.evolve(e));
         assert_eq!(back.decide(&MediaCommand::Purge, &system), Ok(vec![]));
+    }
+
+    #[test]
+    fn a_share_keeps_an_item_from_collection_for_a_while() {
+        let record = MediaCommand::Record(upload(1));
+        let share = MediaCommand::Share {
+            by: Uuid::from_u128(1),
+            chat_id: Some(Uuid::from_u128(9)),
+        };
+        let state = Media::replay(&Media::default().decide(&record, &by(1)).unwrap());
+        let not_owner = MediaCommand::Share {
+            by: Uuid::from_u128(2),
+            chat_id: None,
+        };
+        assert_eq!(state.decide(&not_owner, &by(2)), Err(MediaError::NotOwner));
+        let shared = state.decide(&share, &by(1)).unwrap();
+        let state = shared.iter().fold(state, |s, e| s.evolve(e));
+        let system = Context {
+            actor: None,
+            ..by(1)
+        };
+        assert_eq!(state.decide(&MediaCommand::Collect, &system), Ok(vec![]));
+        let later = Context {
+            now: system.now + SHARE_RESERVES + time::Duration::SECOND,
+            ..system
+        };
+        let collected = state.decide(&MediaCommand::Collect, &later).unwrap();
+        assert_eq!(collected.len(), 1);
+        let gone = collected.iter().fold(state, |s, e| s.evolve(e));
+        assert_eq!(gone.decide(&share, &by(1)), Err(MediaError::NotFound));
     }
 }

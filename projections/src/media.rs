@@ -62,6 +62,9 @@ impl Projection for Media {
                     .execute(&mut *connection)
                     .await?;
                 }
+                // Shares reserve an item in its aggregate; the references themselves are
+                // in other read models.
+                MediaEvent::MediaShared(_) => {}
                 MediaEvent::MediaPurged(purged) => {
                     sqlx::query("UPDATE media_v1 SET purged = true WHERE media_id = $1")
                         .bind(purged.media_id)

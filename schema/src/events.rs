@@ -53,6 +53,7 @@ const CURRENT_VERSIONS: &[(&str, u32)] = &[
     ("MediaUploaded", 2),
     ("MediaCollected", 1),
     ("MediaPurged", 1),
+    ("MediaShared", 1),
 ];
 
 pub fn current_version(event_type: &str) -> Option<u32> {

@@ -274,7 +274,10 @@ pub async fn set_photo(
     caller: Caller,
     ApiJson(request): ApiJson<PhotoRequest>,
 ) -> Result<axum::Json<SequenceResponse>, ApiError> {
-    let image = state.media.owned(request.media_id, caller.user_id).await?;
+    let image = state
+        .media
+        .attach(request.media_id, caller.user_id, None)
+        .await?;
     if image.is_none_or(|item| item.kind != "image") {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

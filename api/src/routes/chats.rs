@@ -570,7 +570,10 @@ pub async fn edit(
 ) -> Result<axum::Json<SequenceResponse>, ApiError> {
     if let Some(Some(avatar)) = request.avatar_media_id {
         // An avatar is an image the editor uploaded; members then may download it.
-        let image = state.media.owned(avatar, caller.user_id).await?;
+        let image = state
+            .media
+            .attach(avatar, caller.user_id, Some(chat_id))
+            .await?;
         if image.is_none_or(|item| item.kind != "image") {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -67,14 +67,19 @@ impl Default for MediaLimits {
 }
 
 impl MediaService {
-    /// `owner`'s item with this id, if it is recorded, not collected and theirs.
-    pub async fn owned(&self, id: Uuid, owner: Uuid) -> Result<Option<MediaUploaded>, ApiError> {
-        Ok(self
-            .records
-            .item(id)
+    /// `owner`'s item with this id, if it is live and theirs, with its share to what will
+    /// refer to it (a message in or the avatar of `chat_id`; without one, their profile)
+    /// recorded: from then on the collector keeps it.
+    pub async fn attach(
+        &self,
+        id: Uuid,
+        owner: Uuid,
+        chat_id: Option<Uuid>,
+    ) -> Result<Option<MediaUploaded>, ApiError> {
+        self.records
+            .share(id, owner, chat_id, metadata(Some(owner)))
             .await
-            .map_err(ApiError::internal)?
-            .filter(|item| item.owner == owner))
+            .map_err(ApiError::internal)
     }
 }
 
@@ -386,7 +391,7 @@ pub async fn mark_unreferenced(
     let mut collected = 0;
     for media_id in candidates {
         match media.records.collect(media_id, metadata(None)).await {
-            Ok(()) => collected += 1,
+            Ok(done) => collected += u64::from(done),
             // One item's failure (a concurrent upload, say) is not the others'.
             Err(error) => tracing::warn!(%media_id, %error, "collecting an item failed"),
         }

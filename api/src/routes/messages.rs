@@ -133,7 +133,7 @@ pub async fn send_message(
         (body, None, Some(attachment)) => (
             body.clone().unwrap_or_default(),
             0,
-            Some(attachment_of(&state, caller.user_id, attachment).await?),
+            Some(attachment_of(&state, caller.user_id, chat_id, attachment).await?),
         ),
         (Some(body), None, None) => (body.clone(), 0, None),
         (None, Some(source), None) if request.reply_to.is_none() => {
@@ -196,10 +196,12 @@ pub async fn send_message(
     ))
 }
 
-/// What `request` attaches, checked: a media item must be the caller's own upload.
+/// What `request` attaches, checked: a media item must be the caller's own upload, and
+/// its share to `chat_id` is recorded.
 async fn attachment_of(
     state: &ApiState,
     user: Uuid,
+    chat_id: Uuid,
     request: &AttachmentRequest,
 ) -> Result<Attachment, ApiError> {
     let invalid = |detail: &str| ApiError::bad_request("invalid_attachment", detail);
@@ -210,7 +212,8 @@ async fn attachment_of(
     };
     match request {
         AttachmentRequest::Media { media_id } => {
-            let item = state.media.owned(*media_id, user).await?.ok_or_else(|| {
+            let shared = state.media.attach(*media_id, user, Some(chat_id)).await?;
+            let item = shared.ok_or_else(|| {
                 ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "unknown_media",
