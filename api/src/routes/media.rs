@@ -180,10 +180,7 @@ pub async fn upload(
     let kind = parse_kind(&query.kind)?;
     let file_name = query.name.as_deref().map(parse_file_name).transpose()?;
     let limit = media.limits.of(kind);
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
+    let declared = declared_length(&headers);
     if declared.is_some_and(|length| length > limit) {
         return Err(too_large(kind, limit));
     }
@@ -691,6 +688,15 @@ pub(crate) fn parse_file_name(name: &str) -> Result<String, ApiError> {
             "a file name is 1 to 255 bytes, without control characters or slashes",
         ))
     }
+}
+
+/// The body's length as its `Content-Length` declares it, if it does: a body too large
+/// is refused before a byte of it is read.
+pub(crate) fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok())
 }
 
 pub(crate) fn parse_kind(kind: &str) -> Result<Kind, ApiError> {

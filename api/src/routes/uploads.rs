@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::extract::{ApiPath, ApiQuery, Caller};
 use crate::routes::media::{
-    MediaItem, MediaService, SpoolWriter, parse_file_name, parse_kind, too_large,
+    MediaItem, MediaService, SpoolWriter, declared_length, parse_file_name, parse_kind, too_large,
 };
 use crate::{ApiError, ApiState};
 
@@ -497,11 +497,7 @@ pub async fn append(
         return Err(offset_mismatch(upload.offset()));
     }
     let room = upload.length() - upload.offset();
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > room) {
+    if declared_length(&headers).is_some_and(|length| length > room) {
         return Err(beyond_length(room));
     }
     let _receiving = state.media.receiving.claim(upload_id).ok_or_else(|| {
