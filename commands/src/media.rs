@@ -62,9 +62,11 @@ impl MediaRecords {
                 sequence: executed.last_sequence,
             });
         }
+        // A command that changes nothing was decided on the log's newest events, which
+        // the handler's cache now holds.
         let (state, sequence) = self
             .media
-            .load(&id)
+            .cached(&id)
             .await
             .map_err(|e| MediaError::Internal(e.to_string()))?;
         let item = state
@@ -81,6 +83,16 @@ impl MediaRecords {
     /// The item as the log holds it, if it was recorded and not collected.
     pub async fn item(&self, id: uuid::Uuid) -> Result<Option<MediaUploaded>, MediaError> {
         Ok(self.state(id).await?.live().cloned())
+    }
+
+    /// The item as the handler's cache holds it, right after a command on it.
+    async fn cached_item(&self, id: uuid::Uuid) -> Result<Option<MediaUploaded>, MediaError> {
+        let (state, _) = self
+            .media
+            .cached(&id.to_string())
+            .await
+            .map_err(|e| MediaError::Internal(e.to_string()))?;
+        Ok(state.live().cloned())
     }
 
     /// The item's whole state: live, collected, purged, or never recorded.
@@ -120,7 +132,8 @@ impl MediaRecords {
             .execute(&id.to_string(), &command, metadata)
             .await
         {
-            Ok(_) => self.item(id).await,
+            // The handler's cache holds the state the share was appended on.
+            Ok(_) => self.cached_item(id).await,
             Err(CommandError::Rejected(_)) => Ok(None),
             Err(other) => Err(MediaError::Internal(other.to_string())),
         }

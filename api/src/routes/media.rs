@@ -578,29 +578,51 @@ impl SpoolWriter {
     }
 }
 
-/// Writes the body to a file of the spool, and stops at `limit` bytes.
+/// Writes `body` to a new file of the spool, refusing it with `too_large` as soon as it
+/// passes `limit` bytes. Returns what arrived, and the error that broke the body off
+/// early, if one did.
+pub(crate) async fn spool_body(
+    spool: &std::path::Path,
+    body: Body,
+    limit: u64,
+    too_large: impl FnOnce() -> ApiError,
+) -> Result<(Spooled, Option<axum::Error>), ApiError> {
+    let mut writer = SpoolWriter::create(spool).await?;
+    let mut chunks = body.into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(error) => return Ok((writer.finish().await?, Some(error))),
+        };
+        if writer.size() + chunk.len() as u64 > limit {
+            return Err(too_large());
+        }
+        writer.write(&chunk).await?;
+    }
+    Ok((writer.finish().await?, None))
+}
+
+/// Writes a single-request upload to the spool, and stops at `limit` bytes.
 async fn spool(
     media: &MediaService,
     body: Body,
     kind: Kind,
     limit: u64,
 ) -> Result<Spooled, ApiError> {
-    let mut writer = SpoolWriter::create(&media.spool).await?;
-    let mut chunks = body.into_data_stream();
-    while let Some(chunk) = chunks.next().await {
-        let chunk: Bytes = chunk.map_err(|e| {
-            ApiError::bad_request("invalid_body", format!("the upload broke off: {e}"))
-        })?;
-        if writer.size() + chunk.len() as u64 > limit {
-            return Err(if limit < media.limits.of(kind) {
-                resumable_required(limit)
-            } else {
-                too_large(kind, limit)
-            });
+    let over = || {
+        if limit < media.limits.of(kind) {
+            resumable_required(limit)
+        } else {
+            too_large(kind, limit)
         }
-        writer.write(&chunk).await?;
+    };
+    let (spooled, broke_off) = spool_body(&media.spool, body, limit, over).await?;
+    if let Some(error) = broke_off {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            format!("the upload broke off: {error}"),
+        ));
     }
-    let spooled = writer.finish().await?;
     if spooled.size == 0 {
         return Err(ApiError::bad_request(
             "empty_upload",

@@ -22,7 +22,8 @@ use uuid::Uuid;
 
 use crate::extract::{ApiPath, ApiQuery, Caller};
 use crate::routes::media::{
-    MediaItem, MediaService, SpoolWriter, declared_length, parse_file_name, parse_kind, too_large,
+    MediaItem, MediaService, SpoolWriter, declared_length, parse_file_name, parse_kind, spool_body,
+    too_large,
 };
 use crate::{ApiError, ApiState};
 
@@ -549,12 +550,7 @@ async fn receive(
     let room = upload.length() - upload.offset();
     if room == 0 || upload.media_id.is_some() {
         // A complete upload takes no more bytes; an empty request is a retry.
-        let mut chunks = body.into_data_stream();
-        while let Some(chunk) = chunks.next().await {
-            if chunk.is_ok_and(|chunk| !chunk.is_empty()) {
-                return Err(beyond_length(0));
-            }
-        }
+        spool_body(&media.spool, body, 0, || beyond_length(0)).await?;
         return Ok((0, None));
     }
     let parts: i64 =
@@ -571,26 +567,13 @@ async fn receive(
             ),
         ));
     }
-    let mut writer = SpoolWriter::create(&media.spool).await?;
-    let mut chunks = body.into_data_stream();
-    let mut broke_off = None;
-    while let Some(chunk) = chunks.next().await {
-        let chunk = match chunk {
-            Ok(chunk) => chunk,
-            Err(error) => {
-                broke_off = Some(ApiError::bad_request(
-                    "invalid_body",
-                    format!("the request broke off; ask for the offset and resume: {error}"),
-                ));
-                break;
-            }
-        };
-        if writer.size() + chunk.len() as u64 > room {
-            return Err(beyond_length(room));
-        }
-        writer.write(&chunk).await?;
-    }
-    let part = writer.finish().await?;
+    let (part, broke_off) = spool_body(&media.spool, body, room, || beyond_length(room)).await?;
+    let broke_off = broke_off.map(|error| {
+        ApiError::bad_request(
+            "invalid_body",
+            format!("the request broke off; ask for the offset and resume: {error}"),
+        )
+    });
     if part.size == 0 {
         return Ok((0, broke_off));
     }
