@@ -113,6 +113,11 @@ struct Upload {
     file_name: Option<String>,
 }
 
+/// The columns of an [`Upload`], from its table.
+const UPLOAD_COLUMNS: &str = "SELECT upload_id, owner, kind, length, received, expires_at,
+        media_id, file_name
+     FROM media_uploads";
+
 impl Upload {
     fn length(&self) -> u64 {
         u64::try_from(self.length).unwrap_or(0)
@@ -222,11 +227,9 @@ fn http_date(at: OffsetDateTime) -> String {
 }
 
 async fn load(state: &ApiState, caller: Caller, upload_id: Uuid) -> Result<Upload, ApiError> {
-    let upload: Option<Upload> = sqlx::query_as(
-        "SELECT upload_id, owner, kind, length, received, expires_at, media_id, file_name
-         FROM media_uploads
-         WHERE upload_id = $1 AND owner = $2",
-    )
+    let upload: Option<Upload> = sqlx::query_as(&format!(
+        "{UPLOAD_COLUMNS} WHERE upload_id = $1 AND owner = $2"
+    ))
     .bind(upload_id)
     .bind(caller.user_id)
     .fetch_optional(&state.pool)
@@ -772,13 +775,12 @@ pub async fn complete_stalled(
     pool: &sqlx::PgPool,
     media: &Arc<MediaService>,
 ) -> Result<u64, ApiError> {
-    let stalled: Vec<Upload> = sqlx::query_as(
-        "SELECT upload_id, owner, kind, length, received, expires_at, media_id, file_name
-         FROM media_uploads
+    let stalled: Vec<Upload> = sqlx::query_as(&format!(
+        "{UPLOAD_COLUMNS}
          WHERE media_id IS NULL AND received = length AND expires_at > now()
            AND (completing_until IS NULL OR completing_until < now())
-         LIMIT 100",
-    )
+         LIMIT 100"
+    ))
     .fetch_all(pool)
     .await
     .map_err(ApiError::internal)?;
