@@ -62,6 +62,53 @@ async fn a_direct_chat_exists_once_per_pair_even_when_both_open_it_at_once() {
 }
 
 #[tokio::test]
+async fn the_chat_list_names_the_peer_of_a_direct_chat_and_none_for_a_group() {
+    let env = TestEnv::new().await;
+    let api = Api::start(&env).await;
+    let (eve, fox) = (api.user("eve").await, api.user("fox").await);
+    let (status, direct) = api
+        .call(
+            Method::POST,
+            "/v1/chats/direct",
+            &eve,
+            Some(json!({"user_id": fox.id})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{direct}");
+    let group = api.group(&[&eve, &fox]).await;
+    let (_, message) = api
+        .call(
+            Method::POST,
+            &format!("/v1/chats/{group}/messages"),
+            &eve,
+            Some(json!({"client_id": uuid::Uuid::now_v7().to_string(), "body": "hi"})),
+        )
+        .await;
+
+    for (user, peer) in [(&eve, &fox), (&fox, &eve)] {
+        let (status, list) = api
+            .call(
+                Method::GET,
+                &format!("/v1/chats?min_sequence={}", message["sequence"]),
+                user,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        let items = list["items"].as_array().unwrap();
+        let summary = |chat: &Value| {
+            items
+                .iter()
+                .find(|item| item["chat_id"] == *chat)
+                .cloned()
+                .unwrap_or_else(|| panic!("{chat} not in {list}"))
+        };
+        assert_eq!(summary(&direct["chat_id"])["peer_id"], peer.id.as_str());
+        assert_eq!(summary(&json!(group))["peer_id"], Value::Null);
+    }
+}
+
+#[tokio::test]
 async fn blocks_oneself_and_strangers_are_refused() {
     let env = TestEnv::new().await;
     let api = Api::start(&env).await;

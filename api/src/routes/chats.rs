@@ -192,6 +192,8 @@ pub struct ChatSummary {
     pub kind: String,
     /// The group's name; for a direct chat, absent.
     pub name: Option<String>,
+    /// For a direct chat, the other member; null for a group.
+    pub peer_id: Option<Uuid>,
     #[serde(with = "time::serde::rfc3339")]
     pub last_activity_at: OffsetDateTime,
     pub last_message: Option<LastMessage>,
@@ -210,7 +212,7 @@ pub struct ChatSummary {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"items": [{"chat_id": "0190f3a1-7b2c-7d3e-8f40-5a6b7c8d9e0f", "kind": "group", "name": "Climbing", "last_activity_at": "2026-11-26T12:00:00Z", "last_message": {"sequence": 1043, "sender": "0190f3a1-0000-7000-8000-000000000001", "preview": "See you at 8?", "sent_at": "2026-11-26T12:00:00Z"}, "unread_count": 2}]}))]
+#[schema(example = json!({"items": [{"chat_id": "0190f3a1-7b2c-7d3e-8f40-5a6b7c8d9e0f", "kind": "group", "name": "Climbing", "peer_id": null, "last_activity_at": "2026-11-26T12:00:00Z", "last_message": {"sequence": 1043, "sender": "0190f3a1-0000-7000-8000-000000000001", "preview": "See you at 8?", "sent_at": "2026-11-26T12:00:00Z"}, "unread_count": 2}]}))]
 pub struct ChatList {
     pub items: Vec<ChatSummary>,
 }
@@ -235,6 +237,9 @@ pub async fn list(
     let rows = sqlx::query(
         "SELECT c.chat_id, c.kind, c.name, c.avatar_media_id, c.last_activity_at,
                 m.pinned, m.archived, m.muted_until,
+                (SELECT p.user_id FROM chat_members_v1 p
+                 WHERE c.kind = 'direct' AND p.chat_id = c.chat_id AND p.user_id <> m.user_id
+                 LIMIT 1) AS peer_id,
                 CASE WHEN v.look_back THEN fb.sequence ELSE c.last_message_sequence END AS last_sequence,
                 CASE WHEN v.look_back THEN fb.sender ELSE c.last_message_sender END AS last_sender,
                 CASE WHEN v.look_back THEN left(fb.body, 100) ELSE c.last_message_preview END AS preview,
@@ -290,6 +295,7 @@ pub async fn list(
                 chat_id: row.try_get("chat_id")?,
                 kind: row.try_get("kind")?,
                 name: row.try_get("name")?,
+                peer_id: row.try_get("peer_id")?,
                 last_activity_at: row.try_get("last_activity_at")?,
                 last_message,
                 unread_count: u64::try_from(unread).unwrap_or(0),
