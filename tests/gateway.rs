@@ -226,6 +226,13 @@ async fn bad_tokens_origins_and_frames_get_clear_errors() {
         .headers_mut()
         .insert("origin", "https://evil.example".parse().unwrap());
     assert_http_status(tokio_tungstenite::connect_async(from_a_page).await, 403);
+    // The web app served by the same process connects from its own origin.
+    let mut same_origin = bearer_request(&rt, &ann.token);
+    let host = same_origin.headers()["host"].to_str().unwrap().to_owned();
+    same_origin
+        .headers_mut()
+        .insert("origin", format!("http://{host}").parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(same_origin).await.is_ok());
     // A token in the query, as browsers send it.
     let url = format!("{}?access_token={}", ws_url(&rt.main), ann.token);
     let (mut stream, _) = tokio_tungstenite::connect_async(url).await.unwrap();

@@ -182,6 +182,16 @@ struct UpgradeQuery {
     access_token: Option<String>,
 }
 
+/// The web app served by this process connects from its own origin: an `Origin` whose
+/// host and port are the request's `Host` needs no listing.
+fn same_origin(origin: &str, host: Option<&str>) -> bool {
+    let Some(host) = host else { return false };
+    origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .is_some_and(|authority| authority.eq_ignore_ascii_case(host))
+}
+
 /// Checks the origin and the access token, then upgrades to a WebSocket.
 async fn upgrade(
     State(gateway): State<Gateway>,
@@ -191,12 +201,16 @@ async fn upgrade(
 ) -> Response {
     let shared = &gateway.shared;
     if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok());
         let allowed = origin.to_str().is_ok_and(|origin| {
-            shared
-                .config
-                .allowed_origins
-                .iter()
-                .any(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(origin))
+            same_origin(origin, host)
+                || shared
+                    .config
+                    .allowed_origins
+                    .iter()
+                    .any(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(origin))
         });
         if !allowed {
             return ApiError::new(
