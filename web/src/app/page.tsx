@@ -1,0 +1,5 @@
+import { NatterApp } from "@/features/app/NatterApp";
+
+export default function Page() {
+  return <NatterApp />;
+}

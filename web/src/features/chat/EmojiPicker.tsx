@@ -1,0 +1,45 @@
+"use client";
+import { useEffect, useRef } from "react";
+
+export const QUICK_REACTIONS = ["👍", "❤️", "😂", "😮", "😢", "🙏"];
+
+const EMOJI = [
+  "😀", "😃", "😄", "😁", "😆", "😅", "🤣", "😂", "🙂", "😉", "😊", "😇", "🥰", "😍", "🤩", "😘",
+  "😋", "😜", "🤪", "🤗", "🤔", "🤨", "😐", "😑", "😶", "🙄", "😏", "😬", "😌", "😔", "😴", "😷",
+  "🤒", "🥳", "😎", "🤓", "😕", "😟", "😮", "😲", "😳", "🥺", "😢", "😭", "😱", "😤", "😡", "🤯",
+  "👍", "👎", "👏", "🙌", "🙏", "💪", "👋", "🤝", "✌️", "🤞", "👌", "👀", "❤️", "🧡", "💛", "💚",
+  "💙", "💜", "🖤", "💔", "🔥", "✨", "🎉", "🎂", "☕", "🍕", "⚽", "🚀", "✅", "❌", "⭐", "💯",
+];
+
+/** A grid of emoji; Escape or a click outside closes it. */
+export function EmojiPicker({ onPick, onClose, label = "Choose an emoji" }: { onPick: (emoji: string) => void; onClose: () => void; label?: string }) {
+  const ref = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    ref.current?.querySelector("button")?.focus();
+    const onDown = (event: MouseEvent) => {
+      if (ref.current && !ref.current.contains(event.target as Node)) onClose();
+    };
+    document.addEventListener("mousedown", onDown);
+    return () => document.removeEventListener("mousedown", onDown);
+  }, [onClose]);
+  return (
+    <div
+      ref={ref}
+      role="dialog"
+      aria-label={label}
+      onKeyDown={(event) => {
+        if (event.key === "Escape") {
+          event.stopPropagation();
+          onClose();
+        }
+      }}
+      className="z-20 grid w-72 grid-cols-8 gap-1 rounded-xl bg-white p-2 shadow-lg ring-1 ring-black/10 dark:bg-gray-800"
+    >
+      {EMOJI.map((emoji) => (
+        <button key={emoji} type="button" aria-label={emoji} onClick={() => onPick(emoji)} className="rounded p-1 text-xl hover:bg-gray-100 dark:hover:bg-gray-700">
+          {emoji}
+        </button>
+      ))}
+    </div>
+  );
+}

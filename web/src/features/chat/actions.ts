@@ -1,0 +1,320 @@
+// One chat's messages: paging through history, sending (optimistic, retried safely with
+// the same client_id until stored), and acting on messages.
+import { api, ApiProblem, call, describeProblem, type Message } from "@/api/client";
+import { notify, store } from "@/lib/app-state";
+import { realtime } from "@/lib/realtime";
+import { scheduleChatsReload } from "@/features/chats/actions";
+import {
+  addPending,
+  confirm,
+  emptyTimeline,
+  fromApi,
+  laterReceipt,
+  merge,
+  newestSequence,
+  oldestSequence,
+  remove,
+  type Msg,
+  type Timeline,
+  update,
+} from "./timeline";
+
+export const PAGE = 50;
+
+function setTimeline(chatId: string, change: (t: Timeline) => Timeline): void {
+  store.set((s) => {
+    const current = s.timelines[chatId] ?? emptyTimeline;
+    const next = change(current);
+    return next === current && s.timelines[chatId] ? s : { ...s, timelines: { ...s.timelines, [chatId]: next } };
+  });
+}
+
+async function history(chatId: string, query: { before?: number; after?: number; limit?: number; min_sequence?: number }): Promise<{ items: Message[]; has_more: boolean }> {
+  return call(() => api.GET("/v1/chats/{chat_id}/messages", { params: { path: { chat_id: chatId }, query } }));
+}
+
+/** The newest page; the timeline then follows live events. */
+export async function loadNewest(chatId: string, minSequence?: number): Promise<void> {
+  const page = await history(chatId, { limit: PAGE, ...(minSequence ? { min_sequence: minSequence } : {}) });
+  setTimeline(chatId, (t) => {
+    const pending = t.messages.filter((m) => m.sequence === null);
+    const heldNewest = newestSequence(t);
+    const pageOldest = page.items[0]?.sequence;
+    // Start over when nothing is held, after a jump back in history, or when the held
+    // messages and the newest page may not touch (a gap would hide messages).
+    const gap = heldNewest !== null && pageOldest !== undefined && pageOldest > heldNewest && page.has_more;
+    if (heldNewest === null || t.hasNewer || gap) {
+      return merge({ messages: pending, hasOlder: page.has_more, hasNewer: false }, page.items.map(fromApi));
+    }
+    return merge(t, page.items.map(fromApi));
+  });
+}
+
+const olderInFlight = new Set<string>();
+
+/** The page before the oldest message held. */
+export async function loadOlder(chatId: string): Promise<void> {
+  const timeline = store.get().timelines[chatId];
+  const oldest = timeline && oldestSequence(timeline);
+  if (!timeline || oldest === null || oldest === undefined || !timeline.hasOlder || olderInFlight.has(chatId)) return;
+  olderInFlight.add(chatId);
+  try {
+    const page = await history(chatId, { before: oldest, limit: PAGE });
+    setTimeline(chatId, (t) => ({ ...merge(t, page.items.map(fromApi)), hasOlder: page.has_more }));
+  } finally {
+    olderInFlight.delete(chatId);
+  }
+}
+
+const newerInFlight = new Set<string>();
+
+/** After a jump into history: the page after the newest message held. */
+export async function loadNewer(chatId: string): Promise<void> {
+  const timeline = store.get().timelines[chatId];
+  const newest = timeline && newestSequence(timeline);
+  if (!timeline || newest === null || newest === undefined || !timeline.hasNewer || newerInFlight.has(chatId)) return;
+  newerInFlight.add(chatId);
+  try {
+    const page = await history(chatId, { after: newest, limit: PAGE });
+    setTimeline(chatId, (t) => ({ ...merge(t, page.items.map(fromApi)), hasNewer: page.has_more }));
+  } finally {
+    newerInFlight.delete(chatId);
+  }
+}
+
+/** Loads the messages around one (a search hit, a quoted reply) unless it is held. */
+export async function loadAround(chatId: string, sequence: number): Promise<void> {
+  const held = store.get().timelines[chatId]?.messages.some((m) => m.sequence === sequence);
+  if (held) return;
+  const [before, after] = await Promise.all([
+    history(chatId, { before: sequence + 1, limit: PAGE / 2 }),
+    history(chatId, { after: sequence, limit: PAGE / 2 }),
+  ]);
+  setTimeline(chatId, (t) => {
+    const pending = t.messages.filter((m) => m.sequence === null);
+    const fresh = merge({ messages: pending, hasOlder: before.has_more, hasNewer: after.has_more }, [...before.items, ...after.items].map(fromApi));
+    return fresh;
+  });
+}
+
+/** Fetches one message again (after a reaction, whose counts only the server knows). */
+export async function reloadMessage(chatId: string, sequence: number): Promise<void> {
+  const page = await history(chatId, { after: sequence - 1, limit: 1 });
+  const item = page.items[0];
+  if (item && item.sequence === sequence) setTimeline(chatId, (t) => merge(t, [fromApi(item)]));
+}
+
+const receiptReloads = new Map<string, ReturnType<typeof setTimeout>>();
+
+/** Reloads the receipts of the caller's messages not yet read, soon (coalesced). */
+export function scheduleReceiptReload(chatId: string): void {
+  clearTimeout(receiptReloads.get(chatId));
+  receiptReloads.set(
+    chatId,
+    setTimeout(() => {
+      receiptReloads.delete(chatId);
+      void reloadReceipts(chatId).catch(() => undefined);
+    }, 120),
+  );
+}
+
+async function reloadReceipts(chatId: string): Promise<void> {
+  const me = store.get().me?.user_id;
+  const timeline = store.get().timelines[chatId];
+  if (!me || !timeline) return;
+  const waiting = timeline.messages.filter((m) => m.sender === me && m.sequence !== null && m.receipt !== "read");
+  const first = waiting[0];
+  if (!first || first.sequence === null) return;
+  const page = await history(chatId, { after: first.sequence - 1, limit: 100 });
+  const receipts = new Map(page.items.map((m) => [m.sequence, m.receipt as Msg["receipt"]]));
+  setTimeline(chatId, (t) =>
+    update(
+      t,
+      (m) => m.sequence !== null && receipts.has(m.sequence),
+      (m) => ({ ...m, receipt: laterReceipt(m.receipt, receipts.get(m.sequence as number) ?? null) }),
+    ),
+  );
+}
+
+export interface Draft {
+  body: string;
+  replyTo: number | null;
+  mentions: string[];
+}
+
+/** Shows the message at once and sends it until the server stores it or refuses it. */
+export function send(chatId: string, draft: Draft): void {
+  const me = store.get().me;
+  if (!me) return;
+  const clientId = crypto.randomUUID();
+  const pending: Msg = {
+    key: clientId,
+    sequence: null,
+    clientId,
+    messageId: null,
+    status: "pending",
+    sender: me.user_id,
+    body: draft.body,
+    sentAt: new Date().toISOString(),
+    replyTo: draft.replyTo,
+    mentions: draft.mentions,
+    forwarded: 0,
+    edited: false,
+    deleted: false,
+    starred: false,
+    pinned: false,
+    reactions: [],
+    receipt: null,
+    attachment: null,
+  };
+  setTimeline(chatId, (t) => addPending(t, pending));
+  void deliver(chatId, clientId);
+}
+
+/** Sends a pending message again (the same client_id: stored once, however often sent). */
+export function retry(chatId: string, clientId: string): void {
+  setTimeline(chatId, (t) => update(t, (m) => m.clientId === clientId, (m) => ({ ...m, status: "pending", error: undefined })));
+  void deliver(chatId, clientId);
+}
+
+async function deliver(chatId: string, clientId: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const message = store.get().timelines[chatId]?.messages.find((m) => m.clientId === clientId);
+    if (!message || message.status !== "pending") return;
+    try {
+      const sent = await call(() =>
+        api.POST("/v1/chats/{chat_id}/messages", {
+          params: { path: { chat_id: chatId } },
+          body: {
+            client_id: clientId,
+            body: message.body,
+            reply_to: message.replyTo,
+            mentions: message.mentions,
+          },
+        }),
+      );
+      setTimeline(chatId, (t) => confirm(t, clientId, sent.sequence, sent.message_id));
+      scheduleChatsReload(sent.sequence);
+      return;
+    } catch (error) {
+      if (error instanceof ApiProblem && error.retryable) {
+        await waitToRetry(attempt);
+        continue;
+      }
+      setTimeline(chatId, (t) =>
+        update(t, (m) => m.clientId === clientId, (m) => ({ ...m, status: "failed", error: describeProblem(error) })),
+      );
+      return;
+    }
+  }
+}
+
+async function waitToRetry(attempt: number): Promise<void> {
+  if (typeof navigator !== "undefined" && !navigator.onLine) {
+    await new Promise((resolve) => window.addEventListener("online", resolve, { once: true }));
+  }
+  const delay = Math.min(15_000, 400 * 2 ** attempt) * (0.5 + Math.random() / 2);
+  await new Promise((resolve) => setTimeout(resolve, delay));
+}
+
+/** Drops a failed send the user gave up on. */
+export function discard(chatId: string, clientId: string): void {
+  setTimeline(chatId, (t) => ({ ...t, messages: t.messages.filter((m) => m.clientId !== clientId || m.status !== "failed") }));
+}
+
+async function act(run: () => Promise<unknown>): Promise<void> {
+  try {
+    await run();
+  } catch (error) {
+    notify(describeProblem(error));
+  }
+}
+
+function messagePath(chatId: string, sequence: number) {
+  return { params: { path: { chat_id: chatId, sequence } } };
+}
+
+export function edit(chatId: string, sequence: number, body: string): Promise<void> {
+  return act(async () => {
+    await call(() => api.PATCH("/v1/chats/{chat_id}/messages/{sequence}", { ...messagePath(chatId, sequence), body: { body } }));
+    setTimeline(chatId, (t) => update(t, (m) => m.sequence === sequence, (m) => ({ ...m, body, edited: true })));
+  });
+}
+
+export function deleteMessage(chatId: string, sequence: number, scope: "everyone" | "me"): Promise<void> {
+  return act(async () => {
+    await call(() =>
+      api.DELETE("/v1/chats/{chat_id}/messages/{sequence}", {
+        params: { path: { chat_id: chatId, sequence }, query: { scope } },
+      }),
+    );
+    setTimeline(chatId, (t) =>
+      scope === "me" ? remove(t, sequence) : update(t, (m) => m.sequence === sequence, (m) => ({ ...m, deleted: true, body: "" })),
+    );
+  });
+}
+
+export function react(chatId: string, sequence: number, reaction: string | null): Promise<void> {
+  return act(async () => {
+    await call(() =>
+      reaction
+        ? api.PUT("/v1/chats/{chat_id}/messages/{sequence}/reaction", { ...messagePath(chatId, sequence), body: { reaction } })
+        : api.DELETE("/v1/chats/{chat_id}/messages/{sequence}/reaction", messagePath(chatId, sequence)),
+    );
+    await reloadMessage(chatId, sequence);
+  });
+}
+
+export function star(chatId: string, sequence: number, starred: boolean): Promise<void> {
+  return act(async () => {
+    await call(() =>
+      starred
+        ? api.PUT("/v1/chats/{chat_id}/messages/{sequence}/star", messagePath(chatId, sequence))
+        : api.DELETE("/v1/chats/{chat_id}/messages/{sequence}/star", messagePath(chatId, sequence)),
+    );
+    setTimeline(chatId, (t) => update(t, (m) => m.sequence === sequence, (m) => ({ ...m, starred })));
+  });
+}
+
+export function pin(chatId: string, sequence: number, pinned: boolean): Promise<void> {
+  return act(async () => {
+    await call(() =>
+      pinned
+        ? api.PUT("/v1/chats/{chat_id}/messages/{sequence}/pin", messagePath(chatId, sequence))
+        : api.DELETE("/v1/chats/{chat_id}/messages/{sequence}/pin", messagePath(chatId, sequence)),
+    );
+    setTimeline(chatId, (t) => update(t, (m) => m.sequence === sequence, (m) => ({ ...m, pinned })));
+  });
+}
+
+export function forward(fromChat: string, sequence: number, toChat: string): Promise<void> {
+  return act(async () => {
+    const sent = await call(() =>
+      api.POST("/v1/chats/{chat_id}/messages", {
+        params: { path: { chat_id: toChat } },
+        body: { client_id: crypto.randomUUID(), forward: { chat_id: fromChat, sequence } },
+      }),
+    );
+    scheduleChatsReload(sent.sequence);
+    notify("Forwarded.");
+  });
+}
+
+const lastRead = new Map<string, number>();
+
+/** Everything held in the chat has been seen: say so once per new sequence. */
+export function markRead(chatId: string): void {
+  const timeline = store.get().timelines[chatId];
+  const newest = timeline && !timeline.hasNewer ? newestSequence(timeline) : null;
+  if (newest === null || newest === undefined || (lastRead.get(chatId) ?? 0) >= newest) return;
+  lastRead.set(chatId, newest);
+  store.set((s) => ({
+    ...s,
+    chats: s.chats?.map((c) => (c.chat_id === chatId ? { ...c, unread_count: 0, mentioned: false } : c)) ?? null,
+  }));
+  if (!realtime.send({ type: "read", chat_id: chatId, up_to: newest })) {
+    void call(() => api.POST("/v1/chats/{chat_id}/read", { params: { path: { chat_id: chatId } }, body: { up_to: newest } })).catch(() => lastRead.delete(chatId));
+  }
+}
+
+export { setTimeline };

@@ -1,0 +1,164 @@
+// The chat list, chat details and the people in them: loading and changing.
+import { api, call, type ChatSummary, type Schemas } from "@/api/client";
+import { store } from "@/lib/app-state";
+
+let chatsReload: ReturnType<typeof setTimeout> | undefined;
+let chatsReloadAt = 0;
+
+/** Loads the chat list, waiting for its read model to reach `minSequence`. */
+export async function loadChats(minSequence?: number): Promise<void> {
+  const list = await call(() =>
+    api.GET("/v1/chats", { params: { query: minSequence ? { min_sequence: minSequence } : {} } }),
+  );
+  store.set((s) => ({ ...s, chats: list.items }));
+  for (const chat of list.items) {
+    if (chat.peer_id) void ensureUser(chat.peer_id);
+  }
+}
+
+/**
+ * Reloads the chat list soon, once its read model has the event at `sequence`. Counts
+ * come from the server, so unread badges stay exact however events and loads interleave.
+ */
+export function scheduleChatsReload(sequence: number): void {
+  chatsReloadAt = Math.max(chatsReloadAt, sequence);
+  clearTimeout(chatsReload);
+  chatsReload = setTimeout(() => {
+    void loadChats(chatsReloadAt).catch(() => undefined);
+  }, 80);
+}
+
+const detailsInFlight = new Map<string, Promise<void>>();
+
+export function loadDetails(chatId: string, minSequence?: number): Promise<void> {
+  const key = `${chatId}:${minSequence ?? ""}`;
+  const running = detailsInFlight.get(key);
+  if (running) return running;
+  const loading = (async () => {
+    try {
+      const details = await call(() =>
+        api.GET("/v1/chats/{chat_id}", {
+          params: { path: { chat_id: chatId }, query: minSequence ? { min_sequence: minSequence } : {} },
+        }),
+      );
+      store.set((s) => ({ ...s, details: { ...s.details, [chatId]: details } }));
+      for (const member of details.members) void ensureUser(member.user_id);
+    } finally {
+      detailsInFlight.delete(key);
+    }
+  })();
+  detailsInFlight.set(key, loading);
+  return loading;
+}
+
+const usersInFlight = new Map<string, Promise<void>>();
+
+/** Loads a user's public profile once (as their privacy settings allow). */
+export function ensureUser(userId: string, force = false): Promise<void> {
+  if (!force && store.get().users[userId]) return Promise.resolve();
+  const running = usersInFlight.get(userId);
+  if (running) return running;
+  const loading = (async () => {
+    try {
+      const profile = await call(() => api.GET("/v1/users/{user_id}", { params: { path: { user_id: userId } } }));
+      store.set((s) => ({ ...s, users: { ...s.users, [userId]: profile } }));
+    } catch {
+      // An unknown or deleted user is shown by id.
+    } finally {
+      usersInFlight.delete(userId);
+    }
+  })();
+  usersInFlight.set(userId, loading);
+  return loading;
+}
+
+export async function findByHandle(handle: string): Promise<Schemas["PublicProfile"]> {
+  const profile = await call(() =>
+    api.GET("/v1/users/by-handle/{handle}", { params: { path: { handle: handle.replace(/^@/, "").trim() } } }),
+  );
+  store.set((s) => ({ ...s, users: { ...s.users, [profile.user_id]: profile } }));
+  return profile;
+}
+
+export async function openDirect(userId: string): Promise<string> {
+  const created = await call(() => api.POST("/v1/chats/direct", { body: { user_id: userId } }));
+  await loadChats(created.sequence);
+  return created.chat_id;
+}
+
+export async function createGroup(name: string, members: string[]): Promise<string> {
+  const created = await call(() => api.POST("/v1/chats/groups", { body: { name, members } }));
+  await loadChats(created.sequence);
+  return created.chat_id;
+}
+
+export async function changeSettings(chatId: string, settings: Schemas["SettingsRequest"]): Promise<void> {
+  const done = await call(() =>
+    api.PUT("/v1/chats/{chat_id}/settings", { params: { path: { chat_id: chatId } }, body: settings }),
+  );
+  await loadChats(done.sequence);
+}
+
+export async function editGroup(chatId: string, edit: Schemas["EditGroupRequest"]): Promise<void> {
+  const done = await call(() => api.PATCH("/v1/chats/{chat_id}", { params: { path: { chat_id: chatId } }, body: edit }));
+  await Promise.all([loadDetails(chatId, done.sequence), loadChats(done.sequence)]);
+}
+
+export async function addMembers(chatId: string, userIds: string[]): Promise<void> {
+  const done = await call(() =>
+    api.POST("/v1/chats/{chat_id}/members", { params: { path: { chat_id: chatId } }, body: { user_ids: userIds } }),
+  );
+  await loadDetails(chatId, done.sequence);
+}
+
+export async function removeMember(chatId: string, userId: string): Promise<void> {
+  const done = await call(() =>
+    api.DELETE("/v1/chats/{chat_id}/members/{user_id}", { params: { path: { chat_id: chatId, user_id: userId } } }),
+  );
+  if (userId === store.get().me?.user_id) {
+    await loadChats(done.sequence);
+  } else {
+    await loadDetails(chatId, done.sequence);
+  }
+}
+
+export async function setAdmin(chatId: string, userId: string, admin: boolean): Promise<void> {
+  const path = { params: { path: { chat_id: chatId, user_id: userId } } };
+  const done = await call(() =>
+    admin ? api.PUT("/v1/chats/{chat_id}/admins/{user_id}", path) : api.DELETE("/v1/chats/{chat_id}/admins/{user_id}", path),
+  );
+  await loadDetails(chatId, done.sequence);
+}
+
+export async function listInvites(chatId: string): Promise<string[]> {
+  const list = await call(() => api.GET("/v1/chats/{chat_id}/invites", { params: { path: { chat_id: chatId } } }));
+  return list.codes;
+}
+
+export async function createInvite(chatId: string): Promise<string> {
+  const created = await call(() => api.POST("/v1/chats/{chat_id}/invites", { params: { path: { chat_id: chatId } } }));
+  return created.code;
+}
+
+export async function revokeInvite(chatId: string, code: string): Promise<void> {
+  await call(() =>
+    api.DELETE("/v1/chats/{chat_id}/invites/{code}", { params: { path: { chat_id: chatId, code } } }),
+  );
+}
+
+export async function joinByInvite(code: string): Promise<string> {
+  const joined = await call(() => api.POST("/v1/invites/{code}", { params: { path: { code } } }));
+  await loadChats(joined.sequence);
+  return joined.chat_id;
+}
+
+/** What a chat is called here: the group's name, or the other person's. */
+export function chatTitle(chat: Pick<ChatSummary, "kind" | "name" | "peer_id">, users: Record<string, Schemas["PublicProfile"]>): string {
+  if (chat.kind === "group") return chat.name ?? "Group";
+  const peer = chat.peer_id ? users[chat.peer_id] : undefined;
+  return peer?.display_name ?? "…";
+}
+
+export function isMuted(chat: ChatSummary, now = Date.now()): boolean {
+  return chat.muted_until != null && Date.parse(chat.muted_until) > now;
+}

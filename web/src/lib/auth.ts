@@ -1,0 +1,131 @@
+// Sessions in the browser. The access token is kept in memory only; the refresh token is
+// an HttpOnly cookie the page cannot read (the API's cookie transport), so a reload
+// signs in again silently by refreshing, and a refresh is scheduled before expiry.
+import { api, ApiProblem, call, setAccessToken } from "@/api/client";
+
+export interface Session {
+  userId: string;
+  sessionId: string;
+  accessToken: string;
+  expiresAt: number;
+}
+
+const COOKIE_TRANSPORT = { "Natter-Token-Transport": "cookie" } as const;
+const CSRF = { "Natter-CSRF": "1" } as const;
+
+type Listener = (session: Session | null) => void;
+
+let session: Session | null = null;
+let refreshTimer: ReturnType<typeof setTimeout> | undefined;
+let refreshing: Promise<Session | null> | null = null;
+const listeners = new Set<Listener>();
+
+export function currentSession(): Session | null {
+  return session;
+}
+
+export function onSessionChange(listener: Listener): () => void {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
+
+interface Tokens {
+  access_token: string;
+  expires_in: number;
+  session_id: string;
+  user_id: string;
+}
+
+function adopt(tokens: Tokens | null): Session | null {
+  clearTimeout(refreshTimer);
+  session = tokens && {
+    userId: tokens.user_id,
+    sessionId: tokens.session_id,
+    accessToken: tokens.access_token,
+    expiresAt: Date.now() + tokens.expires_in * 1000,
+  };
+  setAccessToken(session?.accessToken ?? null);
+  if (tokens) {
+    // Refresh at four fifths of the lifetime, so a slow network still has time.
+    const delay = Math.max(5_000, tokens.expires_in * 800);
+    refreshTimer = setTimeout(() => void refresh().catch(() => undefined), delay);
+  }
+  for (const listener of listeners) listener(session);
+  return session;
+}
+
+export async function signIn(handle: string, password: string): Promise<Session> {
+  const tokens = await call(() =>
+    api.POST("/v1/sessions", {
+      body: { handle, password, device_name: deviceName() },
+      headers: COOKIE_TRANSPORT,
+    }),
+  );
+  return adopt(tokens) as Session;
+}
+
+export async function register(handle: string, displayName: string, password: string): Promise<Session> {
+  await call(() => api.POST("/v1/users", { body: { handle, display_name: displayName, password } }));
+  return signIn(handle, password);
+}
+
+/**
+ * Exchanges the refresh cookie for a new access token. Two tabs refreshing at once get
+ * 409 `refresh_race` for the loser, whose retry then carries the winner's new cookie.
+ * Resolves to null when there is no session to restore.
+ */
+export function refresh(): Promise<Session | null> {
+  refreshing ??= (async () => {
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const tokens = await call(() =>
+            api.POST("/v1/sessions/refresh", { headers: { ...COOKIE_TRANSPORT, ...CSRF } }),
+          );
+          return adopt(tokens);
+        } catch (error) {
+          if (error instanceof ApiProblem && error.retryable && attempt < 5) {
+            await new Promise((resolve) => setTimeout(resolve, 300 * 2 ** attempt));
+            continue;
+          }
+          if (error instanceof ApiProblem && (error.status === 401 || error.status === 403)) {
+            return adopt(null);
+          }
+          throw error;
+        }
+      }
+    } finally {
+      refreshing = null;
+    }
+  })();
+  return refreshing;
+}
+
+export async function signOut(): Promise<void> {
+  try {
+    await call(() => api.DELETE("/v1/sessions/current"));
+  } finally {
+    adopt(null);
+  }
+}
+
+/** Ends every session of this account, this one included. */
+export async function signOutEverywhere(): Promise<void> {
+  try {
+    await call(() => api.DELETE("/v1/sessions"));
+  } finally {
+    adopt(null);
+  }
+}
+
+/** The session ended on the server (revoked elsewhere): forget it here. */
+export function forget(): void {
+  adopt(null);
+}
+
+function deviceName(): string {
+  const agent = navigator.userAgent;
+  const browser = /Edg\//.test(agent) ? "Edge" : /Firefox\//.test(agent) ? "Firefox" : /Chrom/.test(agent) ? "Chrome" : /Safari\//.test(agent) ? "Safari" : "Browser";
+  const system = /Android/.test(agent) ? "Android" : /iPhone|iPad/.test(agent) ? "iOS" : /Mac OS/.test(agent) ? "macOS" : /Windows/.test(agent) ? "Windows" : /Linux/.test(agent) ? "Linux" : "";
+  return `${browser}${system ? ` on ${system}` : ""}`.slice(0, 64);
+}

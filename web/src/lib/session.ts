@@ -1,0 +1,71 @@
+// A signed-in session's life: the profile, the realtime connection and its handlers.
+import { api, call } from "@/api/client";
+import { currentSession, forget, onSessionChange, refresh } from "./auth";
+import { notify, reset, store } from "./app-state";
+import { realtime } from "./realtime";
+import { loadChats } from "@/features/chats/actions";
+import { applyEvent, reloadEverything } from "@/features/chat/events";
+
+export async function loadMe(minSequence?: number): Promise<void> {
+  const me = await call(() => api.GET("/v1/users/me", { params: { query: minSequence ? { min_sequence: minSequence } : {} } }));
+  store.set((s) => ({ ...s, me, users: { ...s.users, [me.user_id]: { user_id: me.user_id, handle: me.handle, display_name: me.display_name, about: me.about, photo_media_id: me.photo_media_id } } }));
+}
+
+let stopWatching: (() => void) | null = null;
+
+/** Starts everything a signed-in user needs; stops it when they sign out. */
+export async function startSession(): Promise<void> {
+  const session = currentSession();
+  if (!session) return;
+  await loadMe();
+  stopWatching?.();
+  stopWatching = onSessionChange((next) => {
+    if (next) {
+      realtime.renewToken(next.accessToken);
+    } else {
+      endSession();
+    }
+  });
+  let first = true;
+  await realtime.start(session.userId, {
+    event: applyEvent,
+    ready(cursor) {
+      // The chat list as of at least the cursor: live events after it arrive next.
+      void loadChats(first ? cursor : undefined).catch(() => undefined);
+      first = false;
+    },
+    typing(frame) {
+      store.set((s) => {
+        const chat = { ...(s.typing[frame.chat_id] ?? {}) };
+        if (frame.state === "start") chat[frame.user_id] = Date.now() + frame.expires_in_ms;
+        else delete chat[frame.user_id];
+        return { ...s, typing: { ...s.typing, [frame.chat_id]: chat } };
+      });
+    },
+    presence(frame) {
+      store.set((s) => ({
+        ...s,
+        presence: { ...s.presence, [frame.user_id]: { online: frame.online, lastSeenAt: frame.last_seen_at } },
+      }));
+    },
+    sessionEnded() {
+      forget();
+      notify("You were signed out.");
+    },
+    async tokenExpired() {
+      await refresh();
+    },
+    resync: reloadEverything,
+  });
+  // Until the socket is ready, show the list from REST.
+  if (!store.get().chats) void loadChats().catch(() => undefined);
+}
+
+function endSession(): void {
+  realtime.stop();
+  stopWatching?.();
+  stopWatching = null;
+  const notice = store.get().notice;
+  reset();
+  if (notice) notify(notice);
+}
