@@ -113,6 +113,87 @@ impl Api {
     }
 }
 
+/// A cookie-mode client: what it sends along with a refresh.
+#[derive(Clone, Copy, Default)]
+struct CookieRefresh<'a> {
+    cookie: Option<&'a str>,
+    csrf: bool,
+    origin: Option<&'a str>,
+}
+
+impl Api {
+    /// Signs in as a browser would: the refresh token comes back in the cookie.
+    async fn cookie_login(&self, handle: &str, device: &str) -> (Value, String) {
+        let response = self
+            .http
+            .post(self.app.url("/v1/sessions"))
+            .header("natter-token-transport", "cookie")
+            .json(&json!({"handle": handle, "password": PASSWORD, "device_name": device}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let (cookie, max_age) = refresh_cookie(&response);
+        assert_eq!(max_age, 30 * 86_400, "the session's lifetime");
+        let body: Value = response.json().await.unwrap();
+        assert!(body.get("refresh_token").is_none(), "{body}");
+        (body, cookie)
+    }
+
+    /// `POST /v1/sessions/refresh` with no body, as a browser sends it.
+    async fn cookie_refresh(&self, request: CookieRefresh<'_>) -> reqwest::Response {
+        let mut builder = self.http.post(self.app.url("/v1/sessions/refresh"));
+        if let Some(cookie) = request.cookie {
+            builder = builder.header("cookie", format!("theme=dark; natter_refresh={cookie}"));
+        }
+        if request.csrf {
+            builder = builder.header("natter-csrf", "1");
+        }
+        if let Some(origin) = request.origin {
+            builder = builder.header("origin", origin);
+        }
+        builder.send().await.unwrap()
+    }
+
+    /// The app's own origin, as a browser on its pages names it.
+    fn origin(&self) -> String {
+        self.app.url("")
+    }
+}
+
+/// The token in the answer's one `natter_refresh` cookie and its Max-Age, every other
+/// attribute checked.
+fn refresh_cookie(response: &reqwest::Response) -> (String, i64) {
+    let cookies: Vec<&str> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|value| value.to_str().unwrap())
+        .collect();
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    let cookie = cookies[0];
+    let (token, attributes) = cookie
+        .strip_prefix("natter_refresh=")
+        .and_then(|rest| rest.split_once("; "))
+        .unwrap_or_else(|| panic!("{cookie}"));
+    let max_age = attributes
+        .strip_prefix("HttpOnly; Secure; SameSite=Strict; Path=/v1/sessions/refresh; Max-Age=")
+        .unwrap_or_else(|| panic!("{cookie}"));
+    (token.to_owned(), max_age.parse().unwrap())
+}
+
+/// The answer removes the cookie.
+fn clears_the_cookie(response: &reqwest::Response) {
+    assert_eq!(refresh_cookie(response), (String::new(), 0));
+}
+
+/// The problem's status and code, from a response.
+async fn problem(response: reqwest::Response) -> (StatusCode, String) {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    (status, body["code"].as_str().unwrap_or_default().to_owned())
+}
+
 fn token(body: &Value) -> &str {
     body["access_token"].as_str().unwrap()
 }
@@ -504,6 +585,217 @@ async fn a_password_change_ends_every_other_session() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn in_cookie_mode_the_refresh_token_lives_in_an_http_only_cookie() {
+    let env = TestEnv::new().await;
+    let settings = AuthSettings {
+        refresh_grace_secs: 0,
+        ..auth_settings()
+    };
+    let api = Api::start(&env, settings).await;
+    api.register("iris").await;
+    let (session, first) = api.cookie_login("iris", "browser").await;
+    assert!(first.starts_with("rt1."), "{first}");
+    let (status, _) = api.get("/v1/users/me", token(&session)).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // The cookie alone is not enough: a foreign page can make the browser send it.
+    let cookie = Some(first.as_str());
+    let unmarked = api
+        .cookie_refresh(CookieRefresh {
+            cookie,
+            ..Default::default()
+        })
+        .await;
+    assert!(unmarked.headers().get("set-cookie").is_none());
+    assert_eq!(
+        problem(unmarked).await,
+        (StatusCode::FORBIDDEN, "csrf_rejected".into())
+    );
+    let foreign = api
+        .cookie_refresh(CookieRefresh {
+            cookie,
+            csrf: true,
+            origin: Some("https://evil.example"),
+        })
+        .await;
+    assert_eq!(
+        problem(foreign).await,
+        (StatusCode::FORBIDDEN, "csrf_rejected".into())
+    );
+    let nothing = api
+        .cookie_refresh(CookieRefresh {
+            csrf: true,
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(
+        problem(nothing).await,
+        (StatusCode::UNAUTHORIZED, "invalid_refresh_token".into())
+    );
+
+    // From the app's own page: the cookie rotates, and the body holds no token.
+    let origin = api.origin();
+    let refreshed = api
+        .cookie_refresh(CookieRefresh {
+            cookie,
+            csrf: true,
+            origin: Some(&origin),
+        })
+        .await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    assert_eq!(refreshed.headers()["cache-control"], "no-store");
+    let (second, max_age) = refresh_cookie(&refreshed);
+    assert_ne!(second, first);
+    assert!(
+        (30 * 86_400 - 60..=30 * 86_400).contains(&max_age),
+        "{max_age}"
+    );
+    let body: Value = refreshed.json().await.unwrap();
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    assert_eq!(body["session_id"], session["session_id"]);
+    let (status, _) = api.get("/v1/users/me", token(&body)).await;
+    assert_eq!(status, StatusCode::OK);
+    // No Origin (some browsers omit it on same-origin requests) is let in too.
+    let third = api
+        .cookie_refresh(CookieRefresh {
+            cookie: Some(&second),
+            csrf: true,
+            origin: None,
+        })
+        .await;
+    assert_eq!(third.status(), StatusCode::OK);
+    let (third_cookie, _) = refresh_cookie(&third);
+    let third: Value = third.json().await.unwrap();
+
+    // The first cookie again, as a thief would send it: the session ends, and the
+    // answer removes the cookie.
+    let reused = api
+        .cookie_refresh(CookieRefresh {
+            cookie,
+            csrf: true,
+            origin: Some(&origin),
+        })
+        .await;
+    clears_the_cookie(&reused);
+    assert_eq!(
+        problem(reused).await,
+        (StatusCode::UNAUTHORIZED, "refresh_token_reused".into())
+    );
+    api.refused_within_a_second(token(&third)).await;
+    let ended = api
+        .cookie_refresh(CookieRefresh {
+            cookie: Some(&third_cookie),
+            csrf: true,
+            origin: Some(&origin),
+        })
+        .await;
+    clears_the_cookie(&ended);
+    assert_eq!(
+        problem(ended).await,
+        (StatusCode::UNAUTHORIZED, "session_ended".into())
+    );
+}
+
+#[tokio::test]
+async fn logging_out_removes_the_cookie() {
+    let env = TestEnv::new().await;
+    let api = Api::start(&env, auth_settings()).await;
+    api.register("jay").await;
+    let (session, cookie) = api.cookie_login("jay", "browser").await;
+    let response = api
+        .http
+        .delete(api.app.url("/v1/sessions/current"))
+        .bearer_auth(token(&session))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    clears_the_cookie(&response);
+    api.refused_within_a_second(token(&session)).await;
+    let refreshed = api
+        .cookie_refresh(CookieRefresh {
+            cookie: Some(&cookie),
+            csrf: true,
+            origin: None,
+        })
+        .await;
+    assert_eq!(
+        problem(refreshed).await,
+        (StatusCode::UNAUTHORIZED, "session_ended".into())
+    );
+}
+
+#[tokio::test]
+async fn signing_out_everywhere_ends_every_session_of_the_caller() {
+    let env = TestEnv::new().await;
+    let api = Api::start(&env, auth_settings()).await;
+    api.register("kim").await;
+    api.register("lou").await;
+    let phone = api.login("kim", "phone").await;
+    let laptop = api.login("kim", "laptop").await;
+    let (browser, cookie) = api.cookie_login("kim", "browser").await;
+    let other = api.login("lou", "phone").await;
+
+    let response = api
+        .http
+        .delete(api.app.url("/v1/sessions"))
+        .bearer_auth(token(&browser))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    clears_the_cookie(&response);
+    for session in [&browser, &phone, &laptop] {
+        api.refused_within_a_second(token(session)).await;
+    }
+    let (status, ended) = api
+        .post(
+            "/v1/sessions/refresh",
+            None,
+            json!({"refresh_token": refresh_token(&phone)}),
+        )
+        .await;
+    assert_eq!(
+        (status, ended["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("session_ended"))
+    );
+    let refreshed = api
+        .cookie_refresh(CookieRefresh {
+            cookie: Some(&cookie),
+            csrf: true,
+            origin: None,
+        })
+        .await;
+    assert_eq!(
+        problem(refreshed).await,
+        (StatusCode::UNAUTHORIZED, "session_ended".into())
+    );
+
+    // Someone else's session lives on; a new login works and is the only one listed.
+    let (status, _) = api.get("/v1/users/me", token(&other)).await;
+    assert_eq!(status, StatusCode::OK);
+    let again = api.login("kim", "phone").await;
+    let (status, listed) = api
+        .get(
+            &format!("/v1/sessions?min_sequence={}", again["sequence"]),
+            token(&again),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let listed: Vec<&Value> = listed["items"].as_array().unwrap().iter().collect();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["session_id"], again["session_id"]);
+
+    let (status, problem) = api
+        .send(reqwest::Method::DELETE, "/v1/sessions", None, None)
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthenticated"))
+    );
 }
 
 #[tokio::test]

@@ -609,6 +609,10 @@ async fn varied_history(api: &Api) -> (String, User, User) {
         )
         .await;
     assert!(status.is_success());
+    // An account signed out everywhere: its sessions end by the account's epoch.
+    let cid = api.user("cid").await;
+    let (status, _) = api.call(Method::DELETE, "/v1/sessions", &cid, None).await;
+    assert!(status.is_success());
     (chat, ann, bob)
 }
 

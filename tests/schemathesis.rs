@@ -37,7 +37,7 @@ async fn generated_requests_get_documented_answers_and_no_server_error() {
     let token = session["access_token"].as_str().unwrap().to_owned();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/schemathesis.sh");
     let base = app.url("");
-    // Signing out and deleting the account would end the session that the rest of the
+    // Signing out (here or everywhere) and deleting the account would end the session that the rest of the
     // run uses; both are tested in tests/auth.rs. Schemathesis cannot generate a body of
     // tus's `application/offset+octet-stream`; the tus PATCH is tested in tests/media.rs.
     let output = tokio::process::Command::new("bash")
@@ -45,6 +45,8 @@ async fn generated_requests_get_documented_answers_and_no_server_error() {
         .args([
             "--exclude-operation-id",
             "logout",
+            "--exclude-operation-id",
+            "sign_out_everywhere",
             "--exclude-operation-id",
             "delete_account",
             "--exclude-operation-id",

@@ -311,18 +311,13 @@ impl Revocations {
             "user" => {
                 let (event_type, version, payload) = decoded(envelope);
                 match natter_schema::decode::<UserEvent>(&event_type, version, &payload) {
-                    Ok(UserEvent::PasswordChanged(changed)) => {
-                        let newer = self
-                            .epochs
-                            .get(&changed.user_id)
-                            .is_none_or(|(epoch, _)| changed.session_epoch >= epoch);
-                        if newer {
-                            self.epochs.insert(
-                                changed.user_id,
-                                (changed.session_epoch, changed.kept_session),
-                            );
-                            self.ended();
-                        }
+                    Ok(UserEvent::PasswordChanged(changed)) => self.epoch_moved(
+                        changed.user_id,
+                        changed.session_epoch,
+                        changed.kept_session,
+                    ),
+                    Ok(UserEvent::SignedOutEverywhere(signed_out)) => {
+                        self.epoch_moved(signed_out.user_id, signed_out.session_epoch, None);
                     }
                     Ok(UserEvent::AccountDeleted(deleted)) => {
                         self.deleted_users.insert(deleted.user_id, ());
@@ -332,6 +327,19 @@ impl Revocations {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Sessions of `user_id` opened under an epoch older than `epoch` have ended, except
+    /// `exempt`.
+    fn epoch_moved(&self, user_id: Uuid, epoch: u32, exempt: Option<Uuid>) {
+        let newer = self
+            .epochs
+            .get(&user_id)
+            .is_none_or(|(known, _)| epoch >= known);
+        if newer {
+            self.epochs.insert(user_id, (epoch, exempt));
+            self.ended();
         }
     }
 

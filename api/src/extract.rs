@@ -5,7 +5,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::{
+    ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequest, Path, Query, Request,
+};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -22,10 +24,33 @@ impl<T: DeserializeOwned> FromRequest<ApiState> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &ApiState) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(request, state).await {
+        match <axum::Json<T> as FromRequest<ApiState>>::from_request(request, state).await {
             Ok(axum::Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(json_problem(&rejection)),
         }
+    }
+}
+
+/// `Option<ApiJson<T>>`: an empty body (or one of whitespace only) is `None`, whatever
+/// its content type; any other body must be JSON of the right shape.
+impl<T: DeserializeOwned> OptionalFromRequest<ApiState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(
+        request: Request,
+        state: &ApiState,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        let (parts, body) = request.into_parts();
+        let bytes = bytes::Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(|rejection| json_problem(&rejection.into()))?;
+        if bytes.trim_ascii().is_empty() {
+            return Ok(None);
+        }
+        let request = Request::from_parts(parts, axum::body::Body::from(bytes));
+        <Self as FromRequest<ApiState>>::from_request(request, state)
+            .await
+            .map(Some)
     }
 }
 
@@ -153,6 +178,17 @@ impl FromRequestParts<ApiState> for ClientAddress {
             .map_or(IpAddr::from([127, 0, 0, 1]), |info| info.0.ip());
         Ok(Self(address))
     }
+}
+
+/// Whether `origin` (a browser's `Origin` header) names the server the request was sent
+/// to: its host and port are the request's `Host`, whatever the scheme (a proxy may end
+/// TLS in front of this process).
+pub fn same_origin(origin: &str, host: Option<&str>) -> bool {
+    let Some(host) = host else { return false };
+    origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .is_some_and(|authority| authority.eq_ignore_ascii_case(host))
 }
 
 /// Waits, with a bound, until projection `name` v`version` has applied `sequence`: a

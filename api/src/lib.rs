@@ -195,7 +195,9 @@ pub fn router(state: ApiState, rest: bool) -> Router {
             )
             .route(
                 "/v1/sessions",
-                post(routes::sessions::login).get(routes::sessions::list),
+                post(routes::sessions::login)
+                    .get(routes::sessions::list)
+                    .delete(routes::sessions::sign_out_everywhere),
             )
             .route("/v1/sessions/refresh", post(routes::sessions::refresh))
             .route("/v1/sessions/current", delete(routes::sessions::logout))

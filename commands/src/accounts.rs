@@ -135,6 +135,8 @@ pub struct Tokens {
     /// The session's epoch, carried in access tokens (see `Profile::admits_session`).
     pub epoch: u32,
     pub refresh_token: String,
+    /// When the session ends, however often it is refreshed.
+    pub expires_at: time::OffsetDateTime,
     pub last_sequence: u64,
 }
 
@@ -298,11 +300,20 @@ impl Accounts {
             .sessions
             .execute(&session_id.to_string(), &command, metadata)
             .await?;
+        let expires_at = executed
+            .events
+            .iter()
+            .find_map(|(_, event)| match event {
+                SessionEvent::SessionOpened(opened) => Some(opened.expires_at),
+                _ => None,
+            })
+            .ok_or_else(|| AccountError::Internal("a login opened no session".into()))?;
         Ok(Tokens {
             user_id: profile.user_id,
             session_id,
             epoch: profile.session_epoch,
             refresh_token,
+            expires_at,
             last_sequence: executed.last_sequence,
         })
     }
@@ -317,8 +328,8 @@ impl Accounts {
             tokens::session_of(refresh_token).ok_or(AccountError::InvalidRefreshToken)?;
         let id = session_id.to_string();
         let (session, _) = self.sessions.load(&id).await?;
-        let (user_id, epoch) = match &session {
-            Session::Open(open) => (open.user_id, open.epoch),
+        let (user_id, epoch, expires_at) = match &session {
+            Session::Open(open) => (open.user_id, open.epoch, open.expires_at),
             Session::Ended { .. } => return Err(AccountError::Session(SessionError::Ended)),
             Session::None => return Err(AccountError::InvalidRefreshToken),
         };
@@ -361,6 +372,7 @@ impl Accounts {
             session_id,
             epoch,
             refresh_token: next_token,
+            expires_at,
             last_sequence: executed.last_sequence,
         })
     }
@@ -382,6 +394,18 @@ impl Accounts {
             .execute(&session_id.to_string(), &command, metadata)
             .await?;
         Ok(executed.last_sequence)
+    }
+
+    /// Ends every session of the account, the caller's own included, by moving the
+    /// account's session epoch on (as a password change does, exempting none): sessions
+    /// opened a moment ago that no read model shows yet end too.
+    pub async fn sign_out_everywhere(
+        &self,
+        user_id: Uuid,
+        metadata: Metadata,
+    ) -> Result<u64, AccountError> {
+        self.user_command(user_id, UserCommand::SignOutEverywhere, metadata)
+            .await
     }
 
     /// Changes the password after checking the old one; every other session ends.

@@ -317,6 +317,9 @@ pub enum UserCommand {
         media_id: Option<Uuid>,
     },
     ChangePassword(ChangePassword),
+    /// Every session of the account ends, the current one included: the account's
+    /// session epoch moves on, exempting none.
+    SignOutEverywhere,
     ChangePrivacy(ChangePrivacy),
     Block {
         user_id: Uuid,
@@ -379,6 +382,7 @@ pub enum UserEvent {
     ProfileChanged(ProfileChanged),
     PhotoChanged(PhotoChanged),
     PasswordChanged(PasswordChanged),
+    SignedOutEverywhere(SignedOutEverywhere),
     PrivacyChanged(PrivacyChanged),
     UserBlocked(UserBlocked),
     UserUnblocked(UserUnblocked),
@@ -436,6 +440,15 @@ pub struct PasswordChanged {
     pub changed_at: OffsetDateTime,
 }
 
+/// Every session opened under an older epoch is over, with no exception.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedOutEverywhere {
+    pub user_id: Uuid,
+    pub session_epoch: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub signed_out_at: OffsetDateTime,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrivacyChanged {
     pub user_id: Uuid,
@@ -473,6 +486,7 @@ impl DomainEvent for UserEvent {
             Self::ProfileChanged(_) => "ProfileChanged",
             Self::PhotoChanged(_) => "PhotoChanged",
             Self::PasswordChanged(_) => "PasswordChanged",
+            Self::SignedOutEverywhere(_) => "SignedOutEverywhere",
             Self::PrivacyChanged(_) => "PrivacyChanged",
             Self::UserBlocked(_) => "UserBlocked",
             Self::UserUnblocked(_) => "UserUnblocked",
@@ -490,6 +504,9 @@ impl DomainEvent for UserEvent {
             "ProfileChanged" => ProfileChanged::deserialize(payload).map(Self::ProfileChanged),
             "PhotoChanged" => PhotoChanged::deserialize(payload).map(Self::PhotoChanged),
             "PasswordChanged" => PasswordChanged::deserialize(payload).map(Self::PasswordChanged),
+            "SignedOutEverywhere" => {
+                SignedOutEverywhere::deserialize(payload).map(Self::SignedOutEverywhere)
+            }
             "PrivacyChanged" => PrivacyChanged::deserialize(payload).map(Self::PrivacyChanged),
             "UserBlocked" => UserBlocked::deserialize(payload).map(Self::UserBlocked),
             "UserUnblocked" => UserUnblocked::deserialize(payload).map(Self::UserUnblocked),
@@ -537,7 +554,8 @@ pub struct Profile {
     pub registered_at: OffsetDateTime,
     pub privacy: Privacy,
     pub blocked: std::collections::BTreeSet<Uuid>,
-    /// Sessions opened under an older epoch have ended (a password change).
+    /// Sessions opened under an older epoch have ended (a password change, or a
+    /// sign-out everywhere).
     pub session_epoch: u32,
     /// The session that changed the password, which lives on under its older epoch.
     pub epoch_exempt: Option<Uuid>,
@@ -625,6 +643,11 @@ impl Aggregate for User {
                 session_epoch: profile.session_epoch + 1,
                 kept_session: change.kept_session,
                 changed_at: context.now,
+            }),
+            UserCommand::SignOutEverywhere => UserEvent::SignedOutEverywhere(SignedOutEverywhere {
+                user_id,
+                session_epoch: profile.session_epoch + 1,
+                signed_out_at: context.now,
             }),
             UserCommand::ChangePrivacy(change) => {
                 let current = profile.privacy;
@@ -715,6 +738,10 @@ impl Aggregate for User {
                         profile.password_hash = Some(changed.password_hash.clone());
                         profile.session_epoch = changed.session_epoch;
                         profile.epoch_exempt = changed.kept_session;
+                    }
+                    UserEvent::SignedOutEverywhere(signed_out) => {
+                        profile.session_epoch = signed_out.session_epoch;
+                        profile.epoch_exempt = None;
                     }
                     UserEvent::PrivacyChanged(changed) => profile.privacy = changed.privacy,
                     UserEvent::UserBlocked(blocked) => {

@@ -37,12 +37,14 @@ impl Projection for Sessions {
                 &envelope.payload,
             )
             .map(SessionsEvent::Session),
-            ("user", "PasswordChanged" | "AccountDeleted") => natter_schema::decode(
-                &envelope.event_type,
-                envelope.schema_version,
-                &envelope.payload,
-            )
-            .map(SessionsEvent::User),
+            ("user", "PasswordChanged" | "SignedOutEverywhere" | "AccountDeleted") => {
+                natter_schema::decode(
+                    &envelope.event_type,
+                    envelope.schema_version,
+                    &envelope.payload,
+                )
+                .map(SessionsEvent::User)
+            }
             _ => return None,
         };
         decoded
@@ -111,6 +113,18 @@ impl Projection for Sessions {
                     .bind(i32::try_from(changed.session_epoch).unwrap_or(i32::MAX))
                     .bind(changed.changed_at)
                     .bind(changed.kept_session)
+                    .bind(sequence)
+                    .execute(&mut *connection)
+                    .await?;
+                }
+                SessionsEvent::User(UserEvent::SignedOutEverywhere(signed_out)) => {
+                    sqlx::query(
+                        "UPDATE sessions_v1 SET ended_at = $3, end_reason = 'signed_out_everywhere', last_sequence = $4
+                         WHERE user_id = $1 AND epoch < $2 AND ended_at IS NULL AND last_sequence < $4",
+                    )
+                    .bind(signed_out.user_id)
+                    .bind(i32::try_from(signed_out.session_epoch).unwrap_or(i32::MAX))
+                    .bind(signed_out.signed_out_at)
                     .bind(sequence)
                     .execute(&mut *connection)
                     .await?;

@@ -108,7 +108,7 @@ impl Projection for UserDirectory {
             match &decoded.event {
                 UserEvent::UserRegistered(registered) => pending.register(registered, sequence),
                 UserEvent::ProfileChanged(changed) => pending.change(changed, sequence),
-                UserEvent::PasswordChanged(_) => {}
+                UserEvent::PasswordChanged(_) | UserEvent::SignedOutEverywhere(_) => {}
                 other => {
                     pending.flush(connection).await?;
                     apply_one(connection, other, sequence).await?;
@@ -298,7 +298,8 @@ async fn apply_one(
         }
         UserEvent::UserRegistered(_)
         | UserEvent::ProfileChanged(_)
-        | UserEvent::PasswordChanged(_) => {}
+        | UserEvent::PasswordChanged(_)
+        | UserEvent::SignedOutEverywhere(_) => {}
     }
     Ok(())
 }

@@ -16,6 +16,7 @@ const CURRENT_VERSIONS: &[(&str, u32)] = &[
     ("ProfileChanged", 1),
     ("PhotoChanged", 1),
     ("PasswordChanged", 1),
+    ("SignedOutEverywhere", 1),
     ("PrivacyChanged", 1),
     ("UserBlocked", 1),
     ("UserUnblocked", 1),

@@ -259,6 +259,39 @@ fn a_password_change_moves_the_session_epoch_on_but_keeps_the_current_session() 
 }
 
 #[test]
+fn signing_out_everywhere_moves_the_session_epoch_on_exempting_none() {
+    let kept = Uuid::from_u128(7);
+    let history = vec![
+        registered("alice", "Alice"),
+        UserEvent::PasswordChanged(PasswordChanged {
+            user_id: id(),
+            password_hash: PasswordHash::new("$new"),
+            session_epoch: 1,
+            kept_session: Some(kept),
+            changed_at: ctx().now,
+        }),
+    ];
+    let events = User::replay(&history)
+        .decide(&UserCommand::SignOutEverywhere, &ctx())
+        .unwrap();
+    assert_eq!(
+        events,
+        vec![UserEvent::SignedOutEverywhere(SignedOutEverywhere {
+            user_id: id(),
+            session_epoch: 2,
+            signed_out_at: ctx().now,
+        })]
+    );
+    let mut all = history.clone();
+    all.extend(events);
+    let profile = active(&all);
+    assert!(!profile.admits_session(kept, 0));
+    assert!(!profile.admits_session(kept, 1));
+    assert!(profile.admits_session(kept, 2));
+    assert_eq!(profile.password_hash, Some(PasswordHash::new("$new")));
+}
+
+#[test]
 fn blocking_is_idempotent_and_never_of_oneself() {
     let other = Uuid::from_u128(5);
     let history = vec![registered("alice", "Alice")];
