@@ -49,6 +49,7 @@ pub struct Application {
     gateway: Option<(natter_gateway::Gateway, tokio::task::JoinHandle<()>)>,
     presence: natter_api::presence::Presence,
     media: std::sync::Arc<MediaService>,
+    web: Option<Arc<natter_api::web::WebApp>>,
 }
 
 impl Application {
@@ -89,6 +90,13 @@ impl Application {
             .await
             .context("opening the presence bucket")?;
         let media = std::sync::Arc::new(media_service(&serve.media, &log, &command_metrics).await?);
+        let web = match &serve.web_dir {
+            Some(dir) if serve.roles.contains(&Role::Api) => natter_api::web::WebApp::open(dir)
+                .await
+                .with_context(|| format!("reading the web app in {}", dir.display()))?
+                .map(Arc::new),
+            _ => None,
+        };
         let gateway = if serve.roles.contains(&Role::Gateway) {
             let services = natter_gateway::Services {
                 log: log.clone(),
@@ -114,6 +122,7 @@ impl Application {
             gateway,
             presence,
             media,
+            web,
             roles: serve.roles.clone(),
             auto_rebuild: serve.auto_rebuild,
             listener,
@@ -194,6 +203,7 @@ impl Application {
             config: Arc::new(self.api_config),
             presence: self.presence,
             media: self.media,
+            web: self.web,
         };
         let mut router = natter_api::router(state, rest);
         let gateway_task = self.gateway.map(|(gateway, task)| {

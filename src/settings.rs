@@ -115,6 +115,11 @@ pub struct ServeArgs {
     /// readers seeing it fill up).
     #[arg(long, env = "NATTER_AUTO_REBUILD", default_value_t = true, action = clap::ArgAction::Set)]
     pub auto_rebuild: bool,
+    /// The web app's static export (Next.js's `out/`), served at `/` behind the API's
+    /// routes by a process with the `api` role; read once at start. A missing directory
+    /// serves no app.
+    #[arg(long, env = "NATTER_WEB_DIR", default_value = "web/out")]
+    pub web_dir: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub auth: AuthSettings,
     #[command(flatten)]

@@ -61,6 +61,7 @@ async fn a_registration_reaches_the_directory_and_the_metrics() {
     let settings = env.settings();
     let serve = natter::settings::ServeArgs {
         auto_rebuild: true,
+        web_dir: None,
         media: Default::default(),
         listen: "127.0.0.1:0".parse().unwrap(),
         roles: ALL_ROLES.to_vec(),

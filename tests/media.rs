@@ -6,8 +6,8 @@ mod common;
 
 use std::io::Cursor;
 
-use common::TestEnv;
 use common::http::{Api, User};
+use common::{TempDir, TestEnv};
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use natter::settings::{BlobBackend, MediaSettings, Role, ServeArgs};
 use natter_media::{BlobStore, S3Config};
@@ -38,15 +38,6 @@ struct Media {
     api: Api,
     settings: MediaSettings,
     _dir: Option<TempDir>,
-}
-
-/// A directory removed when dropped.
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 impl std::ops::Deref for Media {
@@ -88,6 +79,7 @@ impl Media {
         let app = env
             .spawn_app_serving(ServeArgs {
                 auto_rebuild: true,
+                web_dir: None,
                 media: media.clone(),
                 listen: "127.0.0.1:0".parse().unwrap(),
                 roles: vec![Role::Api, Role::Projector],

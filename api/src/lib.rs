@@ -11,6 +11,7 @@ mod openapi;
 pub mod presence;
 mod problem;
 pub mod routes;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,6 +83,8 @@ pub struct ApiState {
     pub config: Arc<ApiConfig>,
     pub presence: presence::Presence,
     pub media: std::sync::Arc<routes::media::MediaService>,
+    /// The web app served at `/` behind the API's routes, if there is one.
+    pub web: Option<Arc<web::WebApp>>,
 }
 
 /// The whole HTTP surface. With `rest` false (a process without the `api` role), only
@@ -236,7 +239,7 @@ pub fn router(state: ApiState, rest: bool) -> Router {
     }
     let body_limit = state.config.body_limit;
     router
-        .fallback(problem::not_found)
+        .fallback(web::fallback)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

@@ -163,7 +163,3 @@ impl From<AccountError> for ApiError {
         Self::new(status, code, error.to_string())
     }
 }
-
-pub(crate) async fn not_found() -> ApiError {
-    ApiError::not_found()
-}

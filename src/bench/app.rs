@@ -113,6 +113,7 @@ where
     };
     let serve = ServeArgs {
         auto_rebuild: true,
+        web_dir: None,
         media,
         listen: "127.0.0.1:0".parse()?,
         roles: vec![Role::Api, Role::Projector, Role::Gateway],

@@ -117,6 +117,7 @@ impl TestEnv {
     ) -> TestApp {
         self.spawn_app_serving(ServeArgs {
             auto_rebuild: true,
+            web_dir: None,
             media: Default::default(),
             listen: "127.0.0.1:0".parse().unwrap(),
             roles: roles.to_vec(),
@@ -204,6 +205,15 @@ impl TestApp {
             let _ = stop.send(());
         }
         tokio::time::timeout(Duration::from_secs(20), &mut self.task).await??
+    }
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
