@@ -44,7 +44,7 @@ use crate::{ApiState, Problem};
         uploads::discover, uploads::create, uploads::offset, uploads::progress, uploads::append,
         uploads::terminate,
     ),
-    components(schemas(Problem, SequenceResponse)),
+    components(schemas(Problem, SequenceResponse, crate::routes::messages::DeleteScope)),
     modifiers(&BearerAuth, &CommonProblems),
     tags(
         (name = "accounts", description = "Registration and the caller's own account"),
