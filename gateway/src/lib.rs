@@ -22,6 +22,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use natter_api::extract::same_origin;
 use natter_api::{ApiError, Auth};
 use natter_commands::messages::Messages;
 use natter_eventlog::EventLog;
@@ -182,16 +183,6 @@ struct UpgradeQuery {
     access_token: Option<String>,
 }
 
-/// The web app served by this process connects from its own origin: an `Origin` whose
-/// host and port are the request's `Host` needs no listing.
-fn same_origin(origin: &str, host: Option<&str>) -> bool {
-    let Some(host) = host else { return false };
-    origin
-        .strip_prefix("https://")
-        .or_else(|| origin.strip_prefix("http://"))
-        .is_some_and(|authority| authority.eq_ignore_ascii_case(host))
-}
-
 /// Checks the origin and the access token, then upgrades to a WebSocket.
 async fn upgrade(
     State(gateway): State<Gateway>,
@@ -205,6 +196,7 @@ async fn upgrade(
             .get(header::HOST)
             .and_then(|host| host.to_str().ok());
         let allowed = origin.to_str().is_ok_and(|origin| {
+            // The web app served by this process connects from its own origin.
             same_origin(origin, host)
                 || shared
                     .config
