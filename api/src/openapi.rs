@@ -167,3 +167,52 @@ pub(crate) async fn serve_asyncapi() -> axum::response::Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::Value;
+
+    fn walk<'a>(value: &'a Value, refs: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                for (key, child) in map {
+                    match (key.as_str(), child) {
+                        ("$ref", Value::String(target)) => refs.push(target),
+                        _ => walk(child, refs),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|item| walk(item, refs)),
+            _ => {}
+        }
+    }
+
+    /// Client generators (the web app's among them) need every `$ref` to resolve and
+    /// every operation id to be unique.
+    #[test]
+    fn every_ref_resolves_and_operation_ids_are_unique() {
+        let document: Value = serde_json::from_str(&super::openapi_json()).unwrap();
+        let mut refs = Vec::new();
+        walk(&document, &mut refs);
+        for target in refs {
+            let pointer = target.strip_prefix('#').unwrap();
+            assert!(
+                document.pointer(pointer).is_some(),
+                "unresolved $ref {target}"
+            );
+        }
+        let mut ids: Vec<&str> = document["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|operations| operations.as_object().unwrap().values())
+            .filter_map(|operation| operation.get("operationId").and_then(Value::as_str))
+            .collect();
+        let count = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), count, "operation ids repeat");
+    }
+}

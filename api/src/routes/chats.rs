@@ -220,7 +220,7 @@ pub struct ChatList {
 /// The caller's chats: pinned ones first, then the most recently active, each with
 /// its last message, the count of unread messages and the caller's settings.
 #[utoipa::path(
-    get, path = "/v1/chats", tag = "chats", security(("bearer" = [])),
+    get, path = "/v1/chats", tag = "chats", operation_id = "list_chats", security(("bearer" = [])),
     params(Consistency),
     responses((status = 200, body = ChatList))
 )]
@@ -343,7 +343,7 @@ pub struct ChatDetails {
 
 /// One chat, for its members only (others get 404).
 #[utoipa::path(
-    get, path = "/v1/chats/{chat_id}", tag = "chats", security(("bearer" = [])),
+    get, path = "/v1/chats/{chat_id}", tag = "chats", operation_id = "chat_details", security(("bearer" = [])),
     params(("chat_id" = Uuid, Path, description = "The chat"), Consistency),
     responses(
         (status = 200, body = ChatDetails),

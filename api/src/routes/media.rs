@@ -819,7 +819,7 @@ async fn shared_with(state: &ApiState, user: Uuid, media_id: Uuid) -> Result<boo
 
 /// A media item's details.
 #[utoipa::path(
-    get, path = "/v1/media/{media_id}", tag = "media", security(("bearer" = [])),
+    get, path = "/v1/media/{media_id}", tag = "media", operation_id = "media_details", security(("bearer" = [])),
     params(("media_id" = Uuid, Path, description = "The item")),
     responses(
         (status = 200, body = MediaItem),

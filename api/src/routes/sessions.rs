@@ -426,7 +426,7 @@ pub struct SessionList {
 
 /// The caller's open sessions, newest first.
 #[utoipa::path(
-    get, path = "/v1/sessions", tag = "sessions", security(("bearer" = [])),
+    get, path = "/v1/sessions", tag = "sessions", operation_id = "list_sessions", security(("bearer" = [])),
     params(Consistency),
     responses(
         (status = 200, body = SessionList),

@@ -89,7 +89,7 @@ export interface paths {
             cookie?: never;
         };
         /** One chat, for its members only (others get 404). */
-        get: operations["details_chats"];
+        get: operations["chat_details"];
         put?: never;
         post?: never;
         delete?: never;
@@ -448,7 +448,7 @@ export interface paths {
             cookie?: never;
         };
         /** A media item's details. */
-        get: operations["details_media"];
+        get: operations["media_details"];
         put?: never;
         post?: never;
         delete?: never;
@@ -554,7 +554,13 @@ export interface paths {
          *     SameSite=Strict, Path=/v1/sessions/refresh, for the session's lifetime).
          */
         post: operations["login"];
-        delete: operations["logout_everywhere"];
+        /**
+         * Signs out everywhere: ends every session of the caller, this one included, and
+         *     removes the `natter_refresh` cookie.
+         * @description Sessions opened a moment ago, not yet in the list of sessions, end too. Access
+         *     tokens of the ended sessions are refused within a second.
+         */
+        delete: operations["sign_out_everywhere"];
         options?: never;
         head?: never;
         patch?: never;
@@ -992,7 +998,10 @@ export interface components {
             muted_until?: string | null;
             /** @description The group's name; for a direct chat, absent. */
             name?: string | null;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description For a direct chat, the other member; null for a group.
+             */
             peer_id?: string | null;
             /** @description The caller's own settings for this chat. */
             pinned: boolean;
@@ -1772,8 +1781,6 @@ export interface components {
             /** @description Pass as `cursor` for the next page; absent on the last page. */
             next_cursor?: string | null;
         };
-        /** @enum {string} */
-        TokenTransport: "cookie" | "body";
     };
     responses: never;
     parameters: never;
@@ -2067,7 +2074,7 @@ export interface operations {
             };
         };
     };
-    details_chats: {
+    chat_details: {
         parameters: {
             query?: {
                 /**
@@ -4310,7 +4317,7 @@ export interface operations {
             };
         };
     };
-    details_media: {
+    media_details: {
         parameters: {
             query?: never;
             header?: never;
@@ -4649,7 +4656,7 @@ export interface operations {
             query?: never;
             header?: {
                 /** @description `cookie`: hand out the refresh token in the `natter_refresh` cookie instead of the body */
-                "Natter-Token-Transport"?: null | components["schemas"]["TokenTransport"];
+                "Natter-Token-Transport"?: null | ("body" | "cookie");
             };
             path?: never;
             cookie?: never;
@@ -4735,7 +4742,7 @@ export interface operations {
             };
         };
     };
-    logout_everywhere: {
+    sign_out_everywhere: {
         parameters: {
             query?: never;
             header?: never;
@@ -4746,10 +4753,30 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description `natter_refresh=; …; Max-Age=0`, removing the cookie */
+                    "Set-Cookie"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["SequenceResponse"];
+                };
+            };
+            /** @description Malformed request: path, query or body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -4798,14 +4825,14 @@ export interface operations {
             query?: never;
             header?: {
                 /** @description `cookie`: hand out the new refresh token in the `natter_refresh` cookie (implied when the token came from it) */
-                "Natter-Token-Transport"?: null | components["schemas"]["TokenTransport"];
+                "Natter-Token-Transport"?: null | ("body" | "cookie");
                 /** @description `1`; required when the token comes from the cookie */
                 "Natter-CSRF"?: string | null;
             };
             path?: never;
             cookie?: never;
         };
-        /** @description The refresh token; no body (or an empty one) to use the `natter_refresh` cookie */
+        /** @description The refresh token; no body (or an empty one, or `null`) to use the `natter_refresh` cookie */
         requestBody?: {
             content: {
                 "application/json": null | components["schemas"]["RefreshRequest"];
