@@ -11,6 +11,7 @@
 #   - schemathesis (PyPI, pinned as SCHEMATHESIS_VERSION) in .tools/venv, for scripts/schemathesis.sh
 #   - duckdb (PyPI, pinned as DUCKDB_VERSION) in .tools/venv, for the event export test
 #   - cargo-nextest, rustfmt, clippy
+#   - Node.js 20+ and npm (the web app), Debian's chromium (its browser tests)
 # The pinned NATS that Natter really runs on is installed by scripts/nats.sh.
 set -euo pipefail
 NATTER_LOG_TAG=deps
@@ -44,6 +45,14 @@ fi
 if ! pg_server_installed && ! port_open "$PG_PORT"; then
     missing+=(postgresql)
 fi
+# The web app: Node.js 20+ with npm builds it; Debian's Chromium runs its browser tests
+# (Playwright's own browser download needs the internet).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    missing+=(nodejs npm)
+fi
+if [[ ! -x /usr/bin/chromium ]]; then
+    missing+=(chromium)
+fi
 debian_nats_fresh=0
 if [[ ! -x /usr/sbin/nats-server ]]; then
     missing+=(nats-server)
@@ -54,6 +63,10 @@ if ((${#missing[@]})); then
 else
     log "apt packages: nothing missing"
 fi
+
+node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+((node_major >= 20)) || die "the web app needs Node.js 20 or newer; this machine has $(node --version 2>/dev/null || echo none)"
+log "node $(node --version), npm $(npm --version), $(/usr/bin/chromium --version 2>/dev/null | head -n1)"
 
 # ---------------------------------------------------------------- Debian's old nats-server
 if ((debian_nats_fresh)); then

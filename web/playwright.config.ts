@@ -12,6 +12,11 @@ export default defineConfig({
   workers: 2,
   retries: 0,
   reporter: [["list"]],
+  // The budgets are timed alone, after every other test, on a quiet machine.
+  projects: [
+    { name: "app", testIgnore: /budgets\.spec\.ts/ },
+    { name: "budgets", testMatch: /budgets\.spec\.ts/, dependencies: ["app"] },
+  ],
   use: {
     browserName: "chromium",
     headless: true,

@@ -1,4 +1,4 @@
-const COLORS = ["bg-rose-500", "bg-amber-600", "bg-emerald-600", "bg-sky-600", "bg-violet-600", "bg-teal-600", "bg-fuchsia-600", "bg-orange-600"];
+const COLORS = ["bg-rose-700", "bg-amber-800", "bg-emerald-800", "bg-sky-800", "bg-violet-700", "bg-teal-800", "bg-fuchsia-800", "bg-orange-800"];
 
 function colorOf(seed: string): string {
   let hash = 0;

@@ -32,7 +32,7 @@ test("two people chat live: ticks, typing, replies, edits, reactions and deletes
   await bob.page.getByRole("menuitem", { name: "Reply" }).click();
   await send(bob, "Hi Ann, good to see you");
   const reply = bubble(ann.page, "Hi Ann, good to see you");
-  await expect(reply.getByRole("button", { name: /Reply to You/ })).toBeVisible();
+  await expect(reply.getByRole("button", { name: /Quoted message from you/ })).toBeVisible();
 
   // Ann edits her message; Bob sees the new text, marked edited.
   await hello.hover();
@@ -55,7 +55,7 @@ test("two people chat live: ticks, typing, replies, edits, reactions and deletes
   await mine.hover();
   await mine.getByRole("button", { name: "Message actions" }).click();
   await ann.page.getByRole("menuitem", { name: "Delete for everyone" }).click();
-  await expect(bubble(bob.page, "This message was deleted")).toBeVisible();
+  await expect(bubble(bob.page, "deleted message")).toBeVisible();
   await expect(bubble(bob.page, "Hello Bob, how are you?")).toHaveCount(0);
 
   await ann.context.close();

@@ -99,8 +99,11 @@ export async function send(person: Person, text: string): Promise<void> {
 }
 
 /** A message bubble by its text. */
+/** A message bubble by its whole text (its accessible name is "<sender>: <text>"). */
 export function bubble(page: Page, text: string | RegExp) {
-  return page.getByRole("log", { name: "Messages" }).getByRole("article").filter({ hasText: text });
+  const log = page.getByRole("log", { name: "Messages" });
+  if (text instanceof RegExp) return log.getByRole("article").filter({ hasText: text });
+  return log.getByRole("article", { name: new RegExp(`: ${text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`) });
 }
 
 export const test = base;

@@ -5,9 +5,10 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { STATE_FILE } from "./state";
 
-const ROOT = path.resolve(__dirname, "../../..");
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

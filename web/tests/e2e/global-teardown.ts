@@ -1,8 +1,9 @@
 import { spawnSync } from "node:child_process";
-import { readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { STATE_FILE } from "./state";
 
 export default async function globalTeardown(): Promise<void> {
+  if (!existsSync(STATE_FILE)) return;
   const state = JSON.parse(readFileSync(STATE_FILE, "utf8")) as { pid: number; database: string; adminUrl: string };
   try {
     process.kill(state.pid, "SIGTERM");

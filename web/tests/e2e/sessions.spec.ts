@@ -10,7 +10,7 @@ test("sessions are listed, and signing out everywhere signs out the other device
   await expect(sessions.getByRole("button", { name: /^Sign out (?!everywhere)/ }).first()).toBeVisible();
 
   // Profile and privacy.
-  await ann.page.getByLabel("About").fill("Climbs on Tuesdays");
+  await ann.page.getByRole("textbox", { name: "About", exact: true }).fill("Climbs on Tuesdays");
   await ann.page.getByRole("button", { name: "Save profile" }).click();
   await expect(ann.page.getByText("Profile saved.")).toBeVisible();
   await ann.page.getByLabel("Who sees my last seen and online").selectOption("nobody");

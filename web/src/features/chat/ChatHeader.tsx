@@ -45,7 +45,7 @@ export function ChatHeader({ chat, onSearch, onInfo }: { chat: ChatSummary; onSe
   return (
     <header className="flex items-center gap-2 bg-gray-100 px-2 py-1.5 dark:bg-gray-800">
       <IconButton icon="back" label="Back to chats" className="md:hidden" onClick={() => navigate("/")} />
-      <button type="button" onClick={onInfo} className="flex min-w-0 flex-1 items-center gap-3 rounded-lg px-1 py-1 text-left" aria-label={`${title}: chat info`}>
+      <button type="button" onClick={onInfo} className="flex min-w-0 flex-1 items-center gap-3 rounded-lg px-1 py-1 text-left">
         <Avatar name={title} seed={chat.chat_id} />
         <span className="min-w-0">
           <h2 className="truncate font-medium">{title}</h2>

@@ -81,7 +81,7 @@ function MessageBubbleView({ chatId, message, me, group, users, quoted, highligh
             type="button"
             onClick={() => message.replyTo !== null && actions.jump(message.replyTo)}
             className="mb-1 block w-full rounded border-l-4 border-brand-600 bg-black/5 px-2 py-1 text-left text-xs dark:bg-white/10"
-            aria-label={`Reply to ${quoted ? (users[quoted.sender]?.display_name ?? "a message") : "a message"}: go to the message`}
+            aria-label={`Quoted message from ${quoted ? (quoted.sender === me ? "you" : (users[quoted.sender]?.display_name ?? "someone")) : "someone"}: go to it`}
           >
             <span className="block font-semibold text-brand-700 dark:text-brand-500">{quoted ? (quoted.sender === me ? "You" : (users[quoted.sender]?.display_name ?? "…")) : "Message"}</span>
             <span className="line-clamp-2 text-gray-700 dark:text-gray-300">{quoted ? (quoted.deleted ? "This message was deleted" : quoted.body) : "Tap to see the message"}</span>

@@ -98,34 +98,39 @@ export async function loadAround(chatId: string, sequence: number): Promise<void
 }
 
 /** Fetches one message again (after a reaction, whose counts only the server knows). */
-export async function reloadMessage(chatId: string, sequence: number): Promise<void> {
-  const page = await history(chatId, { after: sequence - 1, limit: 1 });
+export async function reloadMessage(chatId: string, sequence: number, minSequence?: number): Promise<void> {
+  const page = await history(chatId, { after: sequence - 1, limit: 1, ...(minSequence ? { min_sequence: minSequence } : {}) });
   const item = page.items[0];
   if (item && item.sequence === sequence) setTimeline(chatId, (t) => merge(t, [fromApi(item)]));
 }
 
-const receiptReloads = new Map<string, ReturnType<typeof setTimeout>>();
+const receiptReloads = new Map<string, { timer: ReturnType<typeof setTimeout>; sequence: number }>();
 
-/** Reloads the receipts of the caller's messages not yet read, soon (coalesced). */
-export function scheduleReceiptReload(chatId: string): void {
-  clearTimeout(receiptReloads.get(chatId));
-  receiptReloads.set(
-    chatId,
-    setTimeout(() => {
+/**
+ * Reloads the receipts of the caller's messages not yet read, soon (coalesced), once
+ * the read model has the marker at `sequence`.
+ */
+export function scheduleReceiptReload(chatId: string, sequence: number): void {
+  const held = receiptReloads.get(chatId);
+  clearTimeout(held?.timer);
+  const upTo = Math.max(sequence, held?.sequence ?? 0);
+  receiptReloads.set(chatId, {
+    sequence: upTo,
+    timer: setTimeout(() => {
       receiptReloads.delete(chatId);
-      void reloadReceipts(chatId).catch(() => undefined);
-    }, 120),
-  );
+      void reloadReceipts(chatId, upTo).catch(() => undefined);
+    }, 100),
+  });
 }
 
-async function reloadReceipts(chatId: string): Promise<void> {
+async function reloadReceipts(chatId: string, minSequence: number): Promise<void> {
   const me = store.get().me?.user_id;
   const timeline = store.get().timelines[chatId];
   if (!me || !timeline) return;
   const waiting = timeline.messages.filter((m) => m.sender === me && m.sequence !== null && m.receipt !== "read");
   const first = waiting[0];
   if (!first || first.sequence === null) return;
-  const page = await history(chatId, { after: first.sequence - 1, limit: 100 });
+  const page = await history(chatId, { after: first.sequence - 1, limit: 100, min_sequence: minSequence });
   const receipts = new Map(page.items.map((m) => [m.sequence, m.receipt as Msg["receipt"]]));
   setTimeline(chatId, (t) =>
     update(

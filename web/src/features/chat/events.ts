@@ -87,7 +87,7 @@ export function applyEvent(frame: EventFrame): void {
       scheduleChatsReload(seq);
       break;
     case "ReactionSet":
-      if (held?.messages.some((m) => m.sequence === num(payload.sequence))) void reloadMessage(chatId, num(payload.sequence)).catch(() => undefined);
+      if (held?.messages.some((m) => m.sequence === num(payload.sequence))) void reloadMessage(chatId, num(payload.sequence), seq).catch(() => undefined);
       break;
     case "MessageStarred":
       setTimeline(chatId, (t) => update(t, (m) => m.sequence === num(payload.sequence), (m) => ({ ...m, starred: payload.starred === true })));
@@ -101,7 +101,7 @@ export function applyEvent(frame: EventFrame): void {
       if (str(payload.user) === me) {
         if (event.event_type === "ReadMarked") scheduleChatsReload(seq);
       } else if (held) {
-        scheduleReceiptReload(chatId);
+        scheduleReceiptReload(chatId, seq);
       }
       break;
     default:

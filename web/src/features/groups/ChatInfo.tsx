@@ -76,7 +76,7 @@ export function ChatInfo({ chat, onClose }: { chat: ChatSummary; onClose: () => 
                   <li key={member.user_id} className="flex items-center gap-3 py-2">
                     <Avatar name={name} seed={member.user_id} size="sm" />
                     <span className="min-w-0 flex-1 truncate">{name}</span>
-                    {member.admin && <span className="rounded bg-brand-50 px-1.5 text-xs text-brand-700 dark:bg-brand-700/30 dark:text-brand-500">Admin</span>}
+                    {member.admin && <span className="rounded bg-brand-50 px-1.5 text-xs text-brand-700 dark:bg-brand-700 dark:text-white">Admin</span>}
                     {amAdmin && member.user_id !== me && (
                       <span className="flex gap-1">
                         <button type="button" className="text-xs underline" onClick={() => void run(() => setAdmin(chat.chat_id, member.user_id, !member.admin))}>

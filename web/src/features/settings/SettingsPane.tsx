@@ -158,7 +158,7 @@ function Sessions() {
           <li key={session.session_id} className="flex items-center justify-between gap-2 text-sm">
             <span>
               {session.device_name || "Unnamed device"}
-              {session.current && <span className="ml-2 rounded bg-brand-50 px-1.5 text-xs text-brand-700 dark:bg-brand-700/30 dark:text-brand-500">This device</span>}
+              {session.current && <span className="ml-2 rounded bg-brand-50 px-1.5 text-xs text-brand-700 dark:bg-brand-700 dark:text-white">This device</span>}
               <span className="block text-xs text-gray-600 dark:text-gray-400">Last active {new Date(session.last_used_at).toLocaleString()}</span>
             </span>
             {!session.current && (
