@@ -53,6 +53,10 @@ fi
 if [[ ! -x /usr/bin/chromium ]]; then
     missing+=(chromium)
 fi
+# Emoji in the browser tests' screenshots (users' systems bring their own fonts).
+if [[ ! -d /usr/share/fonts/truetype/noto ]] || ! compgen -G '/usr/share/fonts/truetype/noto/NotoColorEmoji*' >/dev/null; then
+    missing+=(fonts-noto-color-emoji)
+fi
 debian_nats_fresh=0
 if [[ ! -x /usr/sbin/nats-server ]]; then
     missing+=(nats-server)

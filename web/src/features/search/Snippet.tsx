@@ -3,18 +3,25 @@
  * rendered as text, never as HTML: a message saying "<img onerror=…>" stays words.
  */
 export function Snippet({ text }: { text: string }) {
-  const parts = text.split(/(<b>.*?<\/b>)/g);
   return (
     <span>
-      {parts.map((part, i) =>
-        part.startsWith("<b>") && part.endsWith("</b>") ? (
+      {snippetParts(text).map((part, i) =>
+        part.match ? (
           <mark key={i} className="rounded bg-yellow-200 px-0.5 text-gray-900 dark:bg-yellow-600/60 dark:text-white">
-            {part.slice(3, -4)}
+            {part.text}
           </mark>
         ) : (
-          <span key={i}>{part}</span>
+          <span key={i}>{part.text}</span>
         ),
       )}
     </span>
   );
+}
+
+/** The snippet's text in runs, each a match or not; the markers themselves dropped. */
+export function snippetParts(text: string): { text: string; match: boolean }[] {
+  return text
+    .split(/(<b>.*?<\/b>)/g)
+    .filter(Boolean)
+    .map((part) => (part.startsWith("<b>") && part.endsWith("</b>") ? { text: part.slice(3, -4), match: true } : { text: part, match: false }));
 }
