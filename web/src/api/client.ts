@@ -74,8 +74,18 @@ export function unwrap<T>(result: { data?: T; error?: unknown; response: Respons
   throw new ApiProblem(result.response.status, code, detail);
 }
 
-/** Calls the API, turning a network failure into a retryable problem. */
-export async function call<T>(request: () => Promise<{ data?: T; error?: unknown; response: Response }>): Promise<T> {
+type Unauthorized = (problem: ApiProblem) => Promise<boolean>;
+let onUnauthorized: Unauthorized = async () => false;
+
+/**
+ * What to do with a 401: the session module refreshes an expired token (true: try the
+ * request again) or forgets a session that ended (false).
+ */
+export function handleUnauthorized(handler: Unauthorized): void {
+  onUnauthorized = handler;
+}
+
+async function attempt<T>(request: () => Promise<{ data?: T; error?: unknown; response: Response }>): Promise<T> {
   let result;
   try {
     result = await request();
@@ -83,6 +93,21 @@ export async function call<T>(request: () => Promise<{ data?: T; error?: unknown
     throw new ApiProblem(0, "network", "no connection to the server");
   }
   return unwrap(result);
+}
+
+/**
+ * Calls the API, turning a network failure into a retryable problem. An access token
+ * that expired meanwhile (a laptop asleep) is refreshed once and the call made again.
+ */
+export async function call<T>(request: () => Promise<{ data?: T; error?: unknown; response: Response }>): Promise<T> {
+  try {
+    return await attempt(request);
+  } catch (error) {
+    if (error instanceof ApiProblem && error.status === 401 && accessToken && (await onUnauthorized(error))) {
+      return attempt(request);
+    }
+    throw error;
+  }
 }
 
 const messages: Record<string, string> = {

@@ -1,7 +1,7 @@
 // Sessions in the browser. The access token is kept in memory only; the refresh token is
 // an HttpOnly cookie the page cannot read (the API's cookie transport), so a reload
 // signs in again silently by refreshing, and a refresh is scheduled before expiry.
-import { api, ApiProblem, call, setAccessToken } from "@/api/client";
+import { api, ApiProblem, call, handleUnauthorized, setAccessToken } from "@/api/client";
 
 export interface Session {
   userId: string;
@@ -129,3 +129,13 @@ function deviceName(): string {
   const system = /Android/.test(agent) ? "Android" : /iPhone|iPad/.test(agent) ? "iOS" : /Mac OS/.test(agent) ? "macOS" : /Windows/.test(agent) ? "Windows" : /Linux/.test(agent) ? "Linux" : "";
   return `${browser}${system ? ` on ${system}` : ""}`.slice(0, 64);
 }
+
+// A 401 on any call: an expired token is refreshed (and the call retried); a session
+// that ended elsewhere is forgotten, which shows the sign-in screen.
+handleUnauthorized(async (problem) => {
+  if (problem.code === "token_expired") {
+    return (await refresh().catch(() => null)) !== null;
+  }
+  if (problem.code === "session_ended" || problem.code === "invalid_token") forget();
+  return false;
+});

@@ -62,10 +62,17 @@ test("two people chat live: ticks, typing, replies, edits, reactions and deletes
   await bob.context.close();
 });
 
-test("a reload keeps the user signed in, and the refresh token is out of the page's reach", async ({ browser }) => {
+test("a reload keeps the user signed in, in the chat they had open, and the refresh token is out of the page's reach", async ({ browser }) => {
   const ann = await signUp(browser, "Ann");
+  const bob = await signUp(browser, "Bob");
+  await startDirectChat(ann, bob.handle);
+  await send(ann, "still here after a reload");
+  await expect(bubble(ann.page, "still here after a reload").getByRole("img", { name: "Sent" })).toBeVisible();
+  expect(new URL(ann.page.url()).pathname).toMatch(/^\/chats\/[0-9a-f-]{36}$/);
   await ann.page.reload();
+  await expect(bubble(ann.page, "still here after a reload")).toBeVisible();
   await expect(ann.page.getByRole("navigation", { name: "Chats" })).toBeVisible();
+  await bob.context.close();
   const cookies = await ann.page.evaluate(() => document.cookie);
   expect(cookies).not.toContain("natter_refresh");
   const stored = await ann.context.cookies();
