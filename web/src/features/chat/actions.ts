@@ -11,6 +11,7 @@ import {
   fromApi,
   laterReceipt,
   merge,
+  newMsg,
   newestSequence,
   oldestSequence,
   remove,
@@ -152,7 +153,7 @@ export function send(chatId: string, draft: Draft): void {
   const me = store.get().me;
   if (!me) return;
   const clientId = crypto.randomUUID();
-  const pending: Msg = {
+  const pending = newMsg({
     key: clientId,
     sequence: null,
     clientId,
@@ -163,15 +164,7 @@ export function send(chatId: string, draft: Draft): void {
     sentAt: new Date().toISOString(),
     replyTo: draft.replyTo,
     mentions: draft.mentions,
-    forwarded: 0,
-    edited: false,
-    deleted: false,
-    starred: false,
-    pinned: false,
-    reactions: [],
-    receipt: null,
-    attachment: null,
-  };
+  });
   setTimeline(chatId, (t) => addPending(t, pending));
   void deliver(chatId, clientId);
 }

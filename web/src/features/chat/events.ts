@@ -4,7 +4,7 @@ import { store } from "@/lib/app-state";
 import { realtime, type EventFrame } from "@/lib/realtime";
 import { loadChats, loadDetails, scheduleChatsReload } from "@/features/chats/actions";
 import { reloadMessage, scheduleReceiptReload, setTimeline } from "./actions";
-import { merge, remove, update, type Msg } from "./timeline";
+import { merge, newMsg, remove, update } from "./timeline";
 
 const CHAT_EVENTS = new Set([
   "GroupCreated",
@@ -40,7 +40,7 @@ export function applyEvent(frame: EventFrame): void {
     case "MessageSent": {
       const sender = str(payload.sender);
       if (held && !held.hasNewer) {
-        const message: Msg = {
+        const message = newMsg({
           key: `s${seq}`,
           sequence: seq,
           clientId: null,
@@ -52,14 +52,9 @@ export function applyEvent(frame: EventFrame): void {
           replyTo: typeof payload.reply_to_sequence === "number" ? payload.reply_to_sequence : null,
           mentions: Array.isArray(payload.mentions) ? payload.mentions.filter((m): m is string => typeof m === "string") : [],
           forwarded: num(payload.forwarded),
-          edited: false,
-          deleted: false,
-          starred: false,
-          pinned: false,
-          reactions: [],
           receipt: sender === me ? "sent" : null,
           attachment: payload.attachment ?? null,
-        };
+        });
         // A send of this device keeps its bubble: match it by client id.
         const own = sender === me ? held.messages.find((m) => m.clientId === str(payload.client_id)) : undefined;
         setTimeline(chatId, (t) =>

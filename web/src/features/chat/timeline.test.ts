@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { addPending, confirm, emptyTimeline, laterReceipt, merge, type Msg, unreadDividerKey } from "./timeline";
+import { addPending, confirm, emptyTimeline, laterReceipt, merge, type Msg, newMsg, unreadDividerKey } from "./timeline";
 
 function msg(sequence: number | null, over: Partial<Msg> = {}): Msg {
-  return {
+  return newMsg({
     key: sequence === null ? "c1" : `s${sequence}`,
     sequence,
     clientId: null,
@@ -11,18 +11,8 @@ function msg(sequence: number | null, over: Partial<Msg> = {}): Msg {
     sender: "bob",
     body: `body ${sequence}`,
     sentAt: "2026-12-07T10:00:00Z",
-    replyTo: null,
-    mentions: [],
-    forwarded: 0,
-    edited: false,
-    deleted: false,
-    starred: false,
-    pinned: false,
-    reactions: [],
-    receipt: null,
-    attachment: null,
     ...over,
-  };
+  });
 }
 
 describe("merge", () => {

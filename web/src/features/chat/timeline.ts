@@ -38,6 +38,25 @@ export interface Timeline {
 
 export const emptyTimeline: Timeline = { messages: [], hasOlder: true, hasNewer: false };
 
+/** A message with every flag at rest; the caller gives what it knows. */
+export function newMsg(
+  fields: Pick<Msg, "key" | "sequence" | "clientId" | "messageId" | "status" | "sender" | "body" | "sentAt"> & Partial<Msg>,
+): Msg {
+  return {
+    replyTo: null,
+    mentions: [],
+    forwarded: 0,
+    edited: false,
+    deleted: false,
+    starred: false,
+    pinned: false,
+    reactions: [],
+    receipt: null,
+    attachment: null,
+    ...fields,
+  };
+}
+
 export function fromApi(message: Message): Msg {
   return {
     key: `s${message.sequence}`,
