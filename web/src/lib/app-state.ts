@@ -24,6 +24,8 @@ export interface AppState {
   presence: Record<string, Presence>;
   /** A short message for the user (a toast), or null. */
   notice: string | null;
+  /** Counts resyncs: an open chat reloads its newest page when it moves on. */
+  resyncs: number;
 }
 
 export const initialState: AppState = {
@@ -36,6 +38,7 @@ export const initialState: AppState = {
   typing: {},
   presence: {},
   notice: null,
+  resyncs: 0,
 };
 
 export const store = new Store<AppState>(initialState);
@@ -48,6 +51,29 @@ export function notify(notice: string): void {
   store.set((s) => ({ ...s, notice }));
 }
 
+let epoch = 0;
+const resetters = new Set<() => void>();
+
+/**
+ * The signed-in session's generation. An answer that arrives after a sign-out carries
+ * an older epoch and is dropped, so the next user never sees the last one's data.
+ */
+export function currentEpoch(): number {
+  return epoch;
+}
+
+/** Sets a store change unless the session it was asked for has ended. */
+export function setIfCurrent(asked: number, change: (state: AppState) => AppState): void {
+  if (asked === epoch) store.set(change);
+}
+
+/** Module state to clear at sign-out (timers, caches of what was sent). */
+export function onReset(clear: () => void): void {
+  resetters.add(clear);
+}
+
 export function reset(): void {
+  epoch++;
+  for (const clear of resetters) clear();
   store.set(() => initialState);
 }

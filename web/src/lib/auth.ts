@@ -16,6 +16,8 @@ const CSRF = { "Natter-CSRF": "1" } as const;
 type Listener = (session: Session | null) => void;
 
 let session: Session | null = null;
+/** Moves on at every sign-out, so a refresh that was in flight does not sign back in. */
+let generation = 0;
 let refreshTimer: ReturnType<typeof setTimeout> | undefined;
 let refreshing: Promise<Session | null> | null = null;
 const listeners = new Set<Listener>();
@@ -48,7 +50,7 @@ function adopt(tokens: Tokens | null): Session | null {
   if (tokens) {
     // Refresh at four fifths of the lifetime, so a slow network still has time.
     const delay = Math.max(5_000, tokens.expires_in * 800);
-    refreshTimer = setTimeout(() => void refresh().catch(() => undefined), delay);
+    refreshTimer = setTimeout(refreshOnSchedule, delay);
   }
   for (const listener of listeners) listener(session);
   return session;
@@ -69,6 +71,14 @@ export async function register(handle: string, displayName: string, password: st
   return signIn(handle, password);
 }
 
+/** A scheduled refresh that fails (the network is down) is tried again shortly. */
+function refreshOnSchedule(): void {
+  refresh().catch(() => {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(refreshOnSchedule, 10_000);
+  });
+}
+
 /**
  * Exchanges the refresh cookie for a new access token. Two tabs refreshing at once get
  * 409 `refresh_race` for the loser, whose retry then carries the winner's new cookie.
@@ -76,12 +86,15 @@ export async function register(handle: string, displayName: string, password: st
  */
 export function refresh(): Promise<Session | null> {
   refreshing ??= (async () => {
+    const started = generation;
     try {
       for (let attempt = 0; ; attempt++) {
         try {
           const tokens = await call(() =>
             api.POST("/v1/sessions/refresh", { headers: { ...COOKIE_TRANSPORT, ...CSRF } }),
           );
+          // Signed out meanwhile: the answer is for a session the user ended.
+          if (generation !== started) return null;
           return adopt(tokens);
         } catch (error) {
           if (error instanceof ApiProblem && error.retryable && attempt < 5) {
@@ -89,7 +102,7 @@ export function refresh(): Promise<Session | null> {
             continue;
           }
           if (error instanceof ApiProblem && (error.status === 401 || error.status === 403)) {
-            return adopt(null);
+            return generation === started ? adopt(null) : null;
           }
           throw error;
         }
@@ -101,25 +114,32 @@ export function refresh(): Promise<Session | null> {
   return refreshing;
 }
 
+/**
+ * Signs out. Until the server has ended the session (and removed the cookie), the user
+ * stays signed in here: a failure is thrown, never hidden by a local sign-out that a
+ * reload would undo. A session the server already ended is forgotten.
+ */
 export async function signOut(): Promise<void> {
-  try {
-    await call(() => api.DELETE("/v1/sessions/current"));
-  } finally {
-    adopt(null);
-  }
+  await endOnServer(() => call(() => api.DELETE("/v1/sessions/current")));
 }
 
 /** Ends every session of this account, this one included. */
 export async function signOutEverywhere(): Promise<void> {
+  await endOnServer(() => call(() => api.DELETE("/v1/sessions")));
+}
+
+async function endOnServer(request: () => Promise<unknown>): Promise<void> {
   try {
-    await call(() => api.DELETE("/v1/sessions"));
-  } finally {
-    adopt(null);
+    await request();
+  } catch (error) {
+    if (!(error instanceof ApiProblem && error.status === 401)) throw error;
   }
+  forget();
 }
 
 /** The session ended on the server (revoked elsewhere): forget it here. */
 export function forget(): void {
+  generation++;
   adopt(null);
 }
 

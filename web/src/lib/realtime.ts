@@ -3,6 +3,7 @@
 // any disconnect so nothing is missed or applied twice, reconnects with backoff, and
 // publishes its connection state. Screens never touch the socket.
 import { currentAccessToken } from "@/api/client";
+import { currentSession, refresh } from "./auth";
 import { store, type ConnectionState } from "./app-state";
 import { kvGet, kvSet } from "./idb";
 
@@ -47,14 +48,17 @@ export interface RealtimeHandlers {
   event(frame: EventFrame): void;
   /** Everything up to the cursor has been applied; what follows is live. */
   ready(cursor: number): void;
+  /**
+   * The cursor could not be resumed (too old, or past the log's end): what is held may
+   * be stale or missing. Reload state over REST as of `cursor`, the new starting point.
+   */
+  resync(cursor: number): Promise<void>;
   typing(frame: Extract<ServerFrame, { type: "typing" }>): void;
   presence(frame: Extract<ServerFrame, { type: "presence" }>): void;
   /** The session is over (revoked elsewhere): sign out. */
   sessionEnded(): void;
   /** The token expired: get a fresh one (resolves when there is one). */
   tokenExpired(): Promise<void>;
-  /** The cursor is too old to replay: reload state over REST, then resume from now. */
-  resync(): Promise<void>;
 }
 
 const PING_EVERY_MS = 20_000;
@@ -72,6 +76,7 @@ export class Realtime {
   private persistTimer: ReturnType<typeof setTimeout> | undefined;
   private resumed = false;
   private stopped = true;
+  private resyncOnReady = false;
   private watched = new Set<string>();
 
   /** Starts (or restarts) for a user, resuming from their stored cursor. */
@@ -116,6 +121,11 @@ export class Realtime {
     if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify({ type: "auth", token }));
   }
 
+  /** The last stream sequence applied: a consistency token for REST reads. */
+  position(): number | undefined {
+    return this.cursor ?? undefined;
+  }
+
   /** Forgets the cursor: the next connection starts from now. */
   async resetCursor(): Promise<void> {
     this.cursor = null;
@@ -131,8 +141,15 @@ export class Realtime {
   }
 
   private connect(): void {
+    void this.connectFresh();
+  }
+
+  /** Connects with a token that will not expire in the handshake's face. */
+  private async connectFresh(): Promise<void> {
+    const session = currentSession();
+    if (session && session.expiresAt - Date.now() < 30_000) await refresh().catch(() => null);
     const token = currentAccessToken();
-    if (this.stopped || !token) return;
+    if (this.stopped || !token || this.socket) return;
     if (typeof navigator !== "undefined" && !navigator.onLine) {
       this.setState("offline");
       return;
@@ -174,6 +191,10 @@ export class Realtime {
         this.setState("live");
         const watched = [...this.watched];
         for (let i = 0; i < watched.length; i += 64) this.send({ type: "presence_subscribe", user_ids: watched.slice(i, i + 64) });
+        if (this.resyncOnReady) {
+          this.resyncOnReady = false;
+          void this.handlers?.resync(frame.cursor).catch(() => undefined);
+        }
         this.handlers?.ready(frame.cursor);
         break;
       }
@@ -202,12 +223,10 @@ export class Realtime {
         this.connect();
         return;
       case 4010:
-        await this.resetCursor();
-        await this.handlers?.resync().catch(() => undefined);
-        this.connect();
-        return;
       case 4011:
+        // Resume from now, then reload over REST as of the new cursor: no gap between.
         await this.resetCursor();
+        this.resyncOnReady = true;
         this.connect();
         return;
       default:

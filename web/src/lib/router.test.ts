@@ -13,6 +13,7 @@ describe("routes", () => {
     expect(parseRoute("/settings", "")).toEqual({ name: "settings" });
     expect(parseRoute("/chats", "")).toEqual({ name: "home" });
     expect(parseRoute("/whatever/else", "")).toEqual({ name: "home" });
+    expect(parseRoute("/chats/%E0", "")).toEqual({ name: "chat", chatId: "%E0", focus: null });
   });
 
   it("writes what it reads", () => {

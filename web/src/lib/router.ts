@@ -10,8 +10,17 @@ export type Route =
 
 const listeners = new Set<() => void>();
 
+/** A path segment as text; a malformed escape (`%E0`) is kept as typed, not thrown. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
 export function parseRoute(pathname: string, search: string): Route {
-  const parts = pathname.split("/").filter(Boolean).map(decodeURIComponent);
+  const parts = pathname.split("/").filter(Boolean).map(decodeSegment);
   if (parts[0] === "chats" && parts[1]) {
     const focus = Number(new URLSearchParams(search).get("m"));
     return { name: "chat", chatId: parts[1], focus: Number.isSafeInteger(focus) && focus > 0 ? focus : null };

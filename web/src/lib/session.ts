@@ -1,14 +1,15 @@
 // A signed-in session's life: the profile, the realtime connection and its handlers.
 import { api, call } from "@/api/client";
 import { currentSession, forget, onSessionChange, refresh } from "./auth";
-import { notify, reset, store } from "./app-state";
+import { currentEpoch, notify, reset, setIfCurrent, store } from "./app-state";
 import { realtime } from "./realtime";
 import { loadChats } from "@/features/chats/actions";
-import { applyEvent, reloadEverything } from "@/features/chat/events";
+import { applyEvent, flushDeliveries, reloadEverything } from "@/features/chat/events";
 
 export async function loadMe(minSequence?: number): Promise<void> {
+  const epoch = currentEpoch();
   const me = await call(() => api.GET("/v1/users/me", { params: { query: minSequence ? { min_sequence: minSequence } : {} } }));
-  store.set((s) => ({ ...s, me, users: { ...s.users, [me.user_id]: { user_id: me.user_id, handle: me.handle, display_name: me.display_name, about: me.about, photo_media_id: me.photo_media_id } } }));
+  setIfCurrent(epoch, (s) => ({ ...s, me, users: { ...s.users, [me.user_id]: { user_id: me.user_id, handle: me.handle, display_name: me.display_name, about: me.about, photo_media_id: me.photo_media_id } } }));
 }
 
 let stopWatching: (() => void) | null = null;
@@ -31,8 +32,9 @@ export async function startSession(): Promise<void> {
     event: applyEvent,
     ready(cursor) {
       // The chat list as of at least the cursor: live events after it arrive next.
-      void loadChats(first ? cursor : undefined).catch(() => undefined);
+      if (first) void loadChats(cursor).catch(() => undefined);
       first = false;
+      flushDeliveries();
     },
     typing(frame) {
       store.set((s) => {
@@ -57,8 +59,8 @@ export async function startSession(): Promise<void> {
     },
     resync: reloadEverything,
   });
-  // Until the socket is ready, show the list from REST.
-  if (!store.get().chats) void loadChats().catch(() => undefined);
+  // Until the socket is ready (or if it cannot connect), show the list from REST.
+  void loadChats().catch(() => undefined);
 }
 
 function endSession(): void {

@@ -1,7 +1,7 @@
 "use client";
 import { useEffect, useRef, useState } from "react";
 import { notify, store, useApp } from "@/lib/app-state";
-import { currentSession, onSessionChange, refresh } from "@/lib/auth";
+import { currentSession, forget, onSessionChange, refresh } from "@/lib/auth";
 import { chatPath, navigate, useRoute } from "@/lib/router";
 import { startSession } from "@/lib/session";
 import { applyTheme, storedTheme, watchSystemTheme } from "@/lib/theme";
@@ -29,7 +29,12 @@ export function NatterApp() {
         started = true;
         void startSession()
           .then(() => setPhase("signed-in"))
-          .catch(() => setPhase("signed-out"));
+          .catch(() => {
+            // The session could not start (the server is restarting): sign in again.
+            started = false;
+            forget();
+            notify("Can't reach Natter right now. Try again in a moment.");
+          });
       } else if (!session) {
         started = false;
         setPhase("signed-out");

@@ -30,6 +30,7 @@ export function ChatView({ chatId, focus }: { chatId: string; focus: number | nu
   const [query, setQuery] = useState("");
   const [error, setError] = useState<string | null>(null);
   const [unreadAtOpen] = useState(() => chat?.unread_count ?? 0);
+  const resyncs = useApp((s) => s.resyncs);
 
   useEffect(() => {
     setReplyTo(null);
@@ -38,7 +39,7 @@ export function ChatView({ chatId, focus }: { chatId: string; focus: number | nu
     setError(null);
     if (focus === null) void loadNewest(chatId).catch((problem: unknown) => setError(describeProblem(problem)));
     void loadDetails(chatId).catch(() => undefined);
-  }, [chatId, focus]);
+  }, [chatId, focus, resyncs]);
 
   useEffect(() => {
     if (chat?.peer_id) {

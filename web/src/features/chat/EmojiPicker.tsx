@@ -14,14 +14,17 @@ const EMOJI = [
 /** A grid of emoji; Escape or a click outside closes it. */
 export function EmojiPicker({ onPick, onClose, label = "Choose an emoji" }: { onPick: (emoji: string) => void; onClose: () => void; label?: string }) {
   const ref = useRef<HTMLDivElement>(null);
+  const close = useRef(onClose);
+  close.current = onClose;
+  // Focus moves in once, when it opens: not again whenever the chat re-renders.
   useEffect(() => {
     ref.current?.querySelector("button")?.focus();
     const onDown = (event: MouseEvent) => {
-      if (ref.current && !ref.current.contains(event.target as Node)) onClose();
+      if (ref.current && !ref.current.contains(event.target as Node)) close.current();
     };
     document.addEventListener("mousedown", onDown);
     return () => document.removeEventListener("mousedown", onDown);
-  }, [onClose]);
+  }, []);
   return (
     <div
       ref={ref}

@@ -30,7 +30,11 @@ interface Props {
 
 /** Mentions (@Name of a mentioned member) shown emphasised; the rest as plain text. */
 function Body({ text, mentions, users }: { text: string; mentions: string[]; users: Record<string, PublicProfile> }) {
-  const names = mentions.map((id) => users[id]?.display_name).filter((n): n is string => Boolean(n));
+  // Longest first, so "@Anna" is not taken for "@Ann" followed by "a".
+  const names = mentions
+    .map((id) => users[id]?.display_name)
+    .filter((n): n is string => Boolean(n))
+    .sort((a, b) => b.length - a.length);
   if (names.length === 0) return <>{text}</>;
   const pattern = new RegExp(`(@(?:${names.map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|")}))`, "g");
   return (

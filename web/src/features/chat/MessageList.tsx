@@ -1,5 +1,5 @@
 "use client";
-import { Fragment, useCallback, useEffect, useLayoutEffect, useRef, useState } from "react";
+import { Fragment, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import type { PublicProfile } from "@/api/client";
 import { Icon } from "@/components/Icon";
 import { dayLabel } from "@/lib/format";
@@ -186,7 +186,29 @@ export function MessageList({ chatId, timeline, me, group, users, unreadAtOpen, 
     if (timeline.hasNewer) void loadNewest(chatId).catch(() => undefined);
   };
 
-  const bubbleActions: BubbleActions = { ...actions, jump };
+  const bubbleActions: BubbleActions = useMemo(() => ({ ...actions, jump }), [actions, jump]);
+
+  // A send of the user's own goes to the bottom, as it lands there.
+  const ownPending = messages.filter((m) => m.sequence === null && m.sender === me).length;
+  const heldPending = useRef(ownPending);
+  useEffect(() => {
+    if (ownPending > heldPending.current) {
+      stick.current = true;
+      setWin({ first: null, last: null });
+    }
+    heldPending.current = ownPending;
+  }, [ownPending]);
+
+  // Screen readers hear new messages from others as they come, not pages of history.
+  const last = messages[messages.length - 1];
+  const [announced, setAnnounced] = useState<string>("");
+  const heard = useRef<string | null>(null);
+  useEffect(() => {
+    if (!last || last.sequence === null || last.key === heard.current) return;
+    const first = heard.current === null;
+    heard.current = last.key;
+    if (!first && last.sender !== me && following) setAnnounced(`${users[last.sender]?.display_name ?? "New message"}: ${last.deleted ? "deleted message" : last.body}`);
+  }, [last, me, users, following]);
   const bySequence = (sequence: number) => messages.find((m) => m.sequence === sequence);
 
   return (
@@ -203,8 +225,7 @@ export function MessageList({ chatId, timeline, me, group, users, unreadAtOpen, 
         className="timeline h-full overflow-y-auto bg-[#efeae2] py-2 dark:bg-[#0b141a]"
         role="log"
         aria-label="Messages"
-        aria-live="polite"
-        aria-relevant="additions"
+        aria-live="off"
         tabIndex={0}
       >
         {start === 0 && !timeline.hasOlder && messages.length > 0 && (
@@ -245,6 +266,9 @@ export function MessageList({ chatId, timeline, me, group, users, unreadAtOpen, 
           );
         })}
       </div>
+      <p className="sr-only" role="status" aria-live="polite">
+        {announced}
+      </p>
       {(!atBottom || !following) && messages.length > 0 && (
         <button
           type="button"

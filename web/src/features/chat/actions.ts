@@ -1,7 +1,7 @@
 // One chat's messages: paging through history, sending (optimistic, retried safely with
 // the same client_id until stored), and acting on messages.
 import { api, ApiProblem, call, describeProblem, type Message } from "@/api/client";
-import { notify, store } from "@/lib/app-state";
+import { currentEpoch, notify, onReset, setIfCurrent, store } from "@/lib/app-state";
 import { realtime } from "@/lib/realtime";
 import { scheduleChatsReload } from "@/features/chats/actions";
 import {
@@ -22,8 +22,8 @@ import {
 
 export const PAGE = 50;
 
-function setTimeline(chatId: string, change: (t: Timeline) => Timeline): void {
-  store.set((s) => {
+function setTimeline(chatId: string, change: (t: Timeline) => Timeline, epoch = currentEpoch()): void {
+  setIfCurrent(epoch, (s) => {
     const current = s.timelines[chatId] ?? emptyTimeline;
     const next = change(current);
     return next === current && s.timelines[chatId] ? s : { ...s, timelines: { ...s.timelines, [chatId]: next } };
@@ -34,21 +34,38 @@ async function history(chatId: string, query: { before?: number; after?: number;
   return call(() => api.GET("/v1/chats/{chat_id}/messages", { params: { path: { chat_id: chatId }, query } }));
 }
 
-/** The newest page; the timeline then follows live events. */
-export async function loadNewest(chatId: string, minSequence?: number): Promise<void> {
+/** Stored messages held beyond `sequence`: live events that raced a page's load. */
+function newerThan(t: Timeline, sequence: number | undefined): Msg[] {
+  return t.messages.filter((m) => m.sequence !== null && (sequence === undefined || m.sequence > sequence));
+}
+
+/**
+ * The newest page; the timeline then follows live events. The timeline exists before
+ * the request leaves, so a live event that comes meanwhile is merged, not dropped, and
+ * the page is read as of everything this device has applied.
+ */
+export async function loadNewest(chatId: string, minSequence = realtime.position()): Promise<void> {
+  const epoch = currentEpoch();
+  setTimeline(chatId, (t) => t);
   const page = await history(chatId, { limit: PAGE, ...(minSequence ? { min_sequence: minSequence } : {}) });
-  setTimeline(chatId, (t) => {
-    const pending = t.messages.filter((m) => m.sequence === null);
-    const heldNewest = newestSequence(t);
-    const pageOldest = page.items[0]?.sequence;
-    // Start over when nothing is held, after a jump back in history, or when the held
-    // messages and the newest page may not touch (a gap would hide messages).
-    const gap = heldNewest !== null && pageOldest !== undefined && pageOldest > heldNewest && page.has_more;
-    if (heldNewest === null || t.hasNewer || gap) {
-      return merge({ messages: pending, hasOlder: page.has_more, hasNewer: false }, page.items.map(fromApi));
-    }
-    return merge(t, page.items.map(fromApi));
-  });
+  setTimeline(
+    chatId,
+    (t) => {
+      const pending = t.messages.filter((m) => m.sequence === null);
+      const heldNewest = newestSequence(t);
+      const pageOldest = page.items[0]?.sequence;
+      const pageNewest = page.items[page.items.length - 1]?.sequence;
+      // Start over when nothing is held, after a jump back in history, or when the held
+      // messages and the newest page may not touch (a gap would hide messages).
+      const gap = heldNewest !== null && pageOldest !== undefined && pageOldest > heldNewest && page.has_more;
+      if (heldNewest === null || t.hasNewer || gap) {
+        const live = newerThan(t, pageNewest);
+        return merge({ messages: pending, hasOlder: page.has_more, hasNewer: false }, [...page.items.map(fromApi), ...live]);
+      }
+      return merge(t, page.items.map(fromApi));
+    },
+    epoch,
+  );
 }
 
 const olderInFlight = new Set<string>();
@@ -87,19 +104,29 @@ export async function loadNewer(chatId: string): Promise<void> {
 export async function loadAround(chatId: string, sequence: number): Promise<void> {
   const held = store.get().timelines[chatId]?.messages.some((m) => m.sequence === sequence);
   if (held) return;
+  const epoch = currentEpoch();
+  const position = realtime.position();
+  const consistent = position ? { min_sequence: position } : {};
   const [before, after] = await Promise.all([
-    history(chatId, { before: sequence + 1, limit: PAGE / 2 }),
-    history(chatId, { after: sequence, limit: PAGE / 2 }),
+    history(chatId, { before: sequence + 1, limit: PAGE / 2, ...consistent }),
+    history(chatId, { after: sequence, limit: PAGE / 2, ...consistent }),
   ]);
-  setTimeline(chatId, (t) => {
-    const pending = t.messages.filter((m) => m.sequence === null);
-    const fresh = merge({ messages: pending, hasOlder: before.has_more, hasNewer: after.has_more }, [...before.items, ...after.items].map(fromApi));
-    return fresh;
-  });
+  setTimeline(
+    chatId,
+    (t) => {
+      const pending = t.messages.filter((m) => m.sequence === null);
+      const items = [...before.items, ...after.items].map(fromApi);
+      // Reaching the newest message, the window follows live events again: keep any that
+      // came while the pages loaded.
+      const live = after.has_more ? [] : newerThan(t, items[items.length - 1]?.sequence ?? undefined);
+      return merge({ messages: pending, hasOlder: before.has_more, hasNewer: after.has_more }, [...items, ...live]);
+    },
+    epoch,
+  );
 }
 
 /** Fetches one message again (after a reaction, whose counts only the server knows). */
-export async function reloadMessage(chatId: string, sequence: number, minSequence?: number): Promise<void> {
+export async function reloadMessage(chatId: string, sequence: number, minSequence = realtime.position()): Promise<void> {
   const page = await history(chatId, { after: sequence - 1, limit: 1, ...(minSequence ? { min_sequence: minSequence } : {}) });
   const item = page.items[0];
   if (item && item.sequence === sequence) setTimeline(chatId, (t) => merge(t, [fromApi(item)]));
@@ -153,6 +180,12 @@ export function send(chatId: string, draft: Draft): void {
   const me = store.get().me;
   if (!me) return;
   const clientId = crypto.randomUUID();
+  // Sending from back in history goes to the newest messages first, as the send lands
+  // there: a window that skipped the messages in between would hide them.
+  if (store.get().timelines[chatId]?.hasNewer) {
+    setTimeline(chatId, (t) => ({ messages: t.messages.filter((m) => m.sequence === null), hasOlder: true, hasNewer: false }));
+    void loadNewest(chatId).catch(() => undefined);
+  }
   const pending = newMsg({
     key: clientId,
     sequence: null,
@@ -299,6 +332,11 @@ export function forward(fromChat: string, sequence: number, toChat: string): Pro
 }
 
 const lastRead = new Map<string, number>();
+onReset(() => {
+  lastRead.clear();
+  for (const { timer } of receiptReloads.values()) clearTimeout(timer);
+  receiptReloads.clear();
+});
 
 /** Everything held in the chat has been seen: say so once per new sequence. */
 export function markRead(chatId: string): void {

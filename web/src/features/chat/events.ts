@@ -1,6 +1,6 @@
 // Applies the log's events, as the realtime module delivers them, to what the screens
 // show. Messages are keyed by sequence, so an event applied twice changes nothing.
-import { store } from "@/lib/app-state";
+import { onReset, store } from "@/lib/app-state";
 import { realtime, type EventFrame } from "@/lib/realtime";
 import { loadChats, loadDetails, scheduleChatsReload } from "@/features/chats/actions";
 import { reloadMessage, scheduleReceiptReload, setTimeline } from "./actions";
@@ -107,20 +107,49 @@ export function applyEvent(frame: EventFrame): void {
   }
 }
 
-/** Tells the sender's ticks that this device has the message (coalesced per chat). */
+/** The highest sequence of each chat this device has and has not yet acknowledged. */
+const undelivered = new Map<string, number>();
+onReset(() => {
+  for (const timer of deliveredTimers.values()) clearTimeout(timer);
+  deliveredTimers.clear();
+  undelivered.clear();
+});
+
+/**
+ * Tells the sender's ticks that this device has the message (coalesced per chat). An
+ * acknowledgement the socket cannot take yet (during a replay, or offline) is kept
+ * and sent once the connection is live: `flushDeliveries`.
+ */
 function acknowledgeDelivery(chatId: string, upTo: number): void {
+  undelivered.set(chatId, Math.max(upTo, undelivered.get(chatId) ?? 0));
   clearTimeout(deliveredTimers.get(chatId));
   deliveredTimers.set(
     chatId,
     setTimeout(() => {
       deliveredTimers.delete(chatId);
-      realtime.send({ type: "delivered", chat_id: chatId, up_to: upTo });
+      flushDeliveries();
     }, 50),
   );
 }
 
-/** After a resync: everything held may be stale. */
-export async function reloadEverything(): Promise<void> {
-  store.set((s) => ({ ...s, timelines: {}, details: {} }));
-  await loadChats();
+export function flushDeliveries(): void {
+  for (const [chatId, upTo] of undelivered) {
+    if (realtime.send({ type: "delivered", chat_id: chatId, up_to: upTo })) undelivered.delete(chatId);
+  }
+}
+
+/**
+ * After a resync (the cursor could not be resumed), everything held may be stale: load
+ * it again as of the new cursor. Sends still on their way are kept, and go on.
+ */
+export async function reloadEverything(cursor: number): Promise<void> {
+  store.set((s) => ({
+    ...s,
+    details: {},
+    resyncs: s.resyncs + 1,
+    timelines: Object.fromEntries(
+      Object.entries(s.timelines).map(([chatId, t]) => [chatId, { messages: t.messages.filter((m) => m.sequence === null), hasOlder: true, hasNewer: false }]),
+    ),
+  }));
+  await loadChats(cursor);
 }

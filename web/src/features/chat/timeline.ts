@@ -102,7 +102,9 @@ export function merge(timeline: Timeline, incoming: Msg[]): Timeline {
     const held = bySequence.get(m.sequence);
     const own = held ? undefined : pending.find((p) => p.clientId !== null && p.messageId === m.messageId);
     const key = held?.key ?? own?.key ?? m.key;
-    bySequence.set(m.sequence, { ...m, key, clientId: held?.clientId ?? own?.clientId ?? m.clientId });
+    // Receipts only move forward, whichever answer comes last.
+    const receipt = laterReceipt(held?.receipt ?? null, m.receipt);
+    bySequence.set(m.sequence, { ...m, key, receipt, clientId: held?.clientId ?? own?.clientId ?? m.clientId });
   }
   const messages = [...bySequence.values()].sort((a, b) => (a.sequence as number) - (b.sequence as number));
   const stillPending = pending.filter((p) => !messages.some((m) => m.key === p.key));

@@ -1,5 +1,5 @@
 "use client";
-import { useMemo, useState } from "react";
+import { useEffect, useMemo, useState } from "react";
 import { Icon } from "@/components/Icon";
 import { IconButton } from "@/components/IconButton";
 import { useApp } from "@/lib/app-state";
@@ -25,7 +25,11 @@ export function ChatListPane({ activeChat, searchRef }: { activeChat: string | n
     return (chats ?? []).filter((chat) => chat.archived === archived && (!q || chatTitle(chat, users).toLowerCase().includes(q)));
   }, [chats, users, query, archived]);
   const archivedCount = useMemo(() => (chats ?? []).filter((c) => c.archived).length, [chats]);
-  const now = Date.now();
+  const now = useNow(Object.keys(typing).length > 0);
+  const unread = useMemo(() => (chats ?? []).filter((c) => !c.archived && c.unread_count > 0).length, [chats]);
+  useEffect(() => {
+    document.title = unread > 0 ? `(${unread}) Natter` : "Natter";
+  }, [unread]);
 
   return (
     <nav aria-label="Chats" className="flex h-full flex-col bg-white dark:bg-gray-900">
@@ -91,4 +95,15 @@ export function ChatListPane({ activeChat, searchRef }: { activeChat: string | n
       {creating && <NewChatDialog onClose={() => setCreating(false)} />}
     </nav>
   );
+}
+
+/** The time now, ticking each second while `ticking` (typing indicators expire). */
+function useNow(ticking: boolean): number {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    if (!ticking) return;
+    const timer = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(timer);
+  }, [ticking]);
+  return ticking ? now : Date.now();
 }

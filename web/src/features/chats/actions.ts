@@ -1,16 +1,30 @@
 // The chat list, chat details and the people in them: loading and changing.
 import { api, call, type ChatSummary, type Schemas } from "@/api/client";
-import { store } from "@/lib/app-state";
+import { currentEpoch, onReset, setIfCurrent, store } from "@/lib/app-state";
+import { realtime } from "@/lib/realtime";
 
 let chatsReload: ReturnType<typeof setTimeout> | undefined;
 let chatsReloadAt = 0;
+let chatsAsked = 0;
+let chatsApplied = 0;
+onReset(() => {
+  clearTimeout(chatsReload);
+  chatsReloadAt = 0;
+});
 
-/** Loads the chat list, waiting for its read model to reach `minSequence`. */
-export async function loadChats(minSequence?: number): Promise<void> {
+/**
+ * Loads the chat list as of at least `minSequence` (by default, everything this device
+ * has applied). An answer older than one already shown is dropped.
+ */
+export async function loadChats(minSequence = realtime.position()): Promise<void> {
+  const epoch = currentEpoch();
+  const asked = ++chatsAsked;
   const list = await call(() =>
     api.GET("/v1/chats", { params: { query: minSequence ? { min_sequence: minSequence } : {} } }),
   );
-  store.set((s) => ({ ...s, chats: list.items }));
+  if (asked < chatsApplied) return;
+  chatsApplied = asked;
+  setIfCurrent(epoch, (s) => ({ ...s, chats: list.items }));
   for (const chat of list.items) {
     if (chat.peer_id) void ensureUser(chat.peer_id);
   }
@@ -30,10 +44,15 @@ export function scheduleChatsReload(sequence: number): void {
 
 const detailsInFlight = new Map<string, Promise<void>>();
 
-export function loadDetails(chatId: string, minSequence?: number): Promise<void> {
+const detailsAsked = new Map<string, number>();
+let detailsCount = 0;
+
+export function loadDetails(chatId: string, minSequence = realtime.position()): Promise<void> {
   const key = `${chatId}:${minSequence ?? ""}`;
   const running = detailsInFlight.get(key);
   if (running) return running;
+  const epoch = currentEpoch();
+  const asked = ++detailsCount;
   const loading = (async () => {
     try {
       const details = await call(() =>
@@ -41,7 +60,9 @@ export function loadDetails(chatId: string, minSequence?: number): Promise<void>
           params: { path: { chat_id: chatId }, query: minSequence ? { min_sequence: minSequence } : {} },
         }),
       );
-      store.set((s) => ({ ...s, details: { ...s.details, [chatId]: details } }));
+      if (asked < (detailsAsked.get(chatId) ?? 0)) return;
+      detailsAsked.set(chatId, asked);
+      setIfCurrent(epoch, (s) => ({ ...s, details: { ...s.details, [chatId]: details } }));
       for (const member of details.members) void ensureUser(member.user_id);
     } finally {
       detailsInFlight.delete(key);
@@ -58,10 +79,11 @@ export function ensureUser(userId: string, force = false): Promise<void> {
   if (!force && store.get().users[userId]) return Promise.resolve();
   const running = usersInFlight.get(userId);
   if (running) return running;
+  const epoch = currentEpoch();
   const loading = (async () => {
     try {
       const profile = await call(() => api.GET("/v1/users/{user_id}", { params: { path: { user_id: userId } } }));
-      store.set((s) => ({ ...s, users: { ...s.users, [userId]: profile } }));
+      setIfCurrent(epoch, (s) => ({ ...s, users: { ...s.users, [userId]: profile } }));
     } catch {
       // An unknown or deleted user is shown by id.
     } finally {

@@ -175,7 +175,7 @@ function Sessions() {
         ))}
       </ul>
       <div className="flex flex-wrap gap-2">
-        <Button variant="secondary" onClick={() => void signOut().catch(() => undefined)}>
+        <Button variant="secondary" onClick={() => void signOut().catch((p: unknown) => notify(describeProblem(p)))}>
           Sign out
         </Button>
         <Button variant="danger" onClick={() => void signOutEverywhere().catch((p: unknown) => notify(describeProblem(p)))}>
