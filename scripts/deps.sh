@@ -11,6 +11,8 @@
 #   - schemathesis (PyPI, pinned as SCHEMATHESIS_VERSION) in .tools/venv, for scripts/schemathesis.sh
 #   - duckdb (PyPI, pinned as DUCKDB_VERSION) in .tools/venv, for the event export test
 #   - cargo-nextest, rustfmt, clippy
+#   - cargo-deny (crates.io, pinned as CARGO_DENY_VERSION) in ~/.cargo/bin, for the
+#     supply-chain check in scripts/test
 #   - Node.js 20+ and npm (the web app), Debian's chromium (its browser tests)
 # The pinned NATS that Natter really runs on is installed by scripts/nats.sh.
 set -euo pipefail
@@ -199,6 +201,20 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest --locked
 fi
 log "rust: $(cargo --version); $(cargo nextest --version 2>/dev/null | head -n1); rustfmt+clippy present"
+
+# cargo-deny: advisories, bans, licenses and sources (deny.toml), checked offline by
+# scripts/test. Pinned, and installed into ~/.cargo/bin like cargo-nextest rather than
+# into .tools/, so that a fresh clone (CI) reuses it: compiling it takes about 6 minutes
+# on this 2-core machine.
+CARGO_DENY_VERSION="${CARGO_DENY_VERSION:-0.20.2}"
+if [[ "$(cargo deny --version 2>/dev/null | awk '{print $2}')" != "$CARGO_DENY_VERSION" ]]; then
+    log "installing cargo-deny $CARGO_DENY_VERSION (cargo install --locked; this compiles it, about 6 minutes)"
+    cargo install cargo-deny --version "$CARGO_DENY_VERSION" --locked -q
+    got="$(cargo deny --version 2>/dev/null | awk '{print $2}')"
+    [[ "$got" == "$CARGO_DENY_VERSION" ]] ||
+        die "expected cargo-deny $CARGO_DENY_VERSION after installing it, got: ${got:-nothing}"
+fi
+log "cargo-deny $CARGO_DENY_VERSION"
 
 # s3s-fs: an S3 server on a directory that checks request signatures, for the tests of
 # the S3 blob store (scripts/s3.sh runs it). Built from crates.io, pinned.
