@@ -23,8 +23,24 @@ pub struct ApiJson<T>(pub T);
 impl<T: DeserializeOwned> FromRequest<ApiState> for ApiJson<T> {
     type Rejection = ApiError;
 
+    /// Every documented body is a JSON object. serde would also take an array for a
+    /// struct (its fields in order: `["X","Y"]` as a profile), so arrays are refused
+    /// before they reach it.
     async fn from_request(request: Request, state: &ApiState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = request.into_parts();
+        let bytes = bytes::Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(|rejection| json_problem(&rejection.into()))?;
+        let request = Request::from_parts(parts, axum::body::Body::from(bytes.clone()));
+        let array = bytes.trim_ascii_start().starts_with(b"[");
         match <axum::Json<T> as FromRequest<ApiState>>::from_request(request, state).await {
+            Err(rejection @ JsonRejection::MissingJsonContentType(_)) => {
+                Err(json_problem(&rejection))
+            }
+            _ if array => Err(ApiError::bad_request(
+                "invalid_body",
+                "the body must be a JSON object, not an array",
+            )),
             Ok(axum::Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(json_problem(&rejection)),
         }

@@ -37,6 +37,10 @@ pub struct Auth {
     pub revocations: Revocations,
 }
 
+/// The largest body of a send or an edit. A message's text is up to 64 KiB of UTF-8,
+/// which JSON may escape to six bytes a byte (`\u0001`), beside its other fields.
+pub const MESSAGE_BODY_LIMIT: usize = 512 * 1024;
+
 /// The API's own settings.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
@@ -178,6 +182,7 @@ pub fn router(state: ApiState, rest: bool) -> Router {
             .route(
                 "/v1/chats/{chat_id}/messages/{sequence}",
                 axum::routing::patch(routes::messages::edit_message)
+                    .layer(DefaultBodyLimit::max(MESSAGE_BODY_LIMIT))
                     .delete(routes::messages::delete_message),
             )
             .route(
@@ -186,7 +191,9 @@ pub fn router(state: ApiState, rest: bool) -> Router {
             )
             .route(
                 "/v1/chats/{chat_id}/messages",
-                post(routes::messages::send_message).get(routes::messages::history),
+                post(routes::messages::send_message)
+                    .layer(DefaultBodyLimit::max(MESSAGE_BODY_LIMIT))
+                    .get(routes::messages::history),
             )
             .route(
                 "/v1/chats/{chat_id}/members/{user_id}",
@@ -239,6 +246,7 @@ pub fn router(state: ApiState, rest: bool) -> Router {
     }
     let body_limit = state.config.body_limit;
     router
+        .method_not_allowed_fallback(problem::method_not_allowed)
         .fallback(web::fallback)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)

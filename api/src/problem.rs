@@ -163,3 +163,13 @@ impl From<AccountError> for ApiError {
         Self::new(status, code, error.to_string())
     }
 }
+
+/// A known path asked with a method it does not have: a problem like every other
+/// answer (axum adds the `Allow` header).
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this resource does not take that method; see the Allow header",
+    )
+}

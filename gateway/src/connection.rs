@@ -297,6 +297,12 @@ impl Connection {
             ClientFrame::Auth { token } => self.reauthenticate(&token).await,
             ClientFrame::Typing { chat_id, state } => self.typing(chat_id, state).await,
             ClientFrame::PresenceSubscribe { user_ids } => self.watch_presence(user_ids).await,
+            ClientFrame::Delivered { up_to, .. } | ClientFrame::Read { up_to, .. }
+                if i64::try_from(up_to).is_err() =>
+            {
+                self.refuse("bad_frame", "up_to is a stream sequence, at most 2^63 - 1")
+                    .await
+            }
             ClientFrame::Delivered { chat_id, up_to } => {
                 if !self.membership.is_member(chat_id) {
                     return self

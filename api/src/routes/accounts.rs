@@ -763,12 +763,7 @@ pub async fn search(
     ApiQuery(query): ApiQuery<SearchQuery>,
 ) -> Result<axum::Json<UserPage>, ApiError> {
     let prefix = query.q.trim().to_lowercase();
-    if prefix.is_empty() || prefix.chars().count() > 64 || prefix.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "q is 1 to 64 characters",
-        ));
-    }
+    super::check_text_query(&prefix, 64)?;
     let limit = query.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::bad_request("invalid_query", "limit is 1 to 100"));

@@ -603,7 +603,7 @@ pub async fn history(
 #[schema(example = json!({"up_to": 1043}))]
 pub struct ReadRequest {
     /// The sequence of the newest message read.
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub up_to: u64,
 }
 
@@ -629,7 +629,7 @@ pub async fn mark_read(
         .mark_read(
             chat_id,
             caller.user_id,
-            request.up_to,
+            super::check_up_to(request.up_to)?,
             metadata(Some(caller.user_id)),
         )
         .await?;
@@ -1050,7 +1050,7 @@ pub async fn mark_delivered(
         .mark_delivered(
             chat_id,
             caller.user_id,
-            request.up_to,
+            super::check_up_to(request.up_to)?,
             metadata(Some(caller.user_id)),
         )
         .await?;

@@ -81,3 +81,35 @@ where
 {
     time::serde::rfc3339::option::deserialize(deserializer).map(Some)
 }
+
+/// A search text (`q`): present, at most `max` characters, no control characters. The
+/// answer names whichever of those it broke.
+pub(crate) fn check_text_query(text: &str, max: usize) -> Result<(), crate::ApiError> {
+    let problem = |detail: String| Err(crate::ApiError::bad_request("invalid_query", detail));
+    if text.is_empty() {
+        return problem(format!("q is empty: send 1 to {max} characters"));
+    }
+    let count = text.chars().count();
+    if count > max {
+        return problem(format!("q has {count} characters; at most {max}"));
+    }
+    if text.chars().any(char::is_control) {
+        return problem("q contains a control character".into());
+    }
+    Ok(())
+}
+
+/// The largest stream sequence: JetStream's sequences, and Postgres's columns, are
+/// signed 64-bit.
+pub(crate) const MAX_SEQUENCE: u64 = i64::MAX as u64;
+
+/// A marker's `up_to`, refused (not clamped) above the largest stream sequence.
+pub(crate) fn check_up_to(up_to: u64) -> Result<u64, crate::ApiError> {
+    if up_to > MAX_SEQUENCE {
+        return Err(crate::ApiError::bad_request(
+            "invalid_up_to",
+            format!("up_to is a stream sequence, at most {MAX_SEQUENCE}"),
+        ));
+    }
+    Ok(up_to)
+}

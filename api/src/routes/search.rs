@@ -107,12 +107,7 @@ pub async fn search_messages(
     ApiQuery(query): ApiQuery<SearchQuery>,
 ) -> Result<axum::Json<SearchPage>, ApiError> {
     let text = query.q.trim();
-    if text.is_empty() || text.chars().count() > 200 || text.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "q is 1 to 200 characters",
-        ));
-    }
+    super::check_text_query(text, 200)?;
     let limit = query.limit.unwrap_or(20);
     if !(1..=50).contains(&limit) {
         return Err(ApiError::bad_request("invalid_query", "limit is 1 to 50"));
