@@ -1041,6 +1041,64 @@ async fn logins_are_rate_limited_before_any_hashing() {
 }
 
 #[tokio::test]
+async fn password_changes_and_deletions_are_rate_limited_before_any_hashing() {
+    let env = TestEnv::new().await;
+    let settings = AuthSettings {
+        login_per_handle: 3,
+        ..auth_settings()
+    };
+    let api = Api::start(&env, settings).await;
+    api.register("ola").await;
+    let session = api.login("ola", "phone").await;
+    // A stolen access token guessing the password: three tries, then refused unheard.
+    for _ in 0..2 {
+        let (status, _) = api
+            .send(
+                reqwest::Method::PUT,
+                "/v1/users/me/password",
+                Some(token(&session)),
+                Some(
+                    json!({"old_password": "a wrong guess", "new_password": "a brand new secret"}),
+                ),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _) = api
+        .send(
+            reqwest::Method::DELETE,
+            "/v1/users/me",
+            Some(token(&session)),
+            Some(json!({"password": "another wrong guess"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    for (method, path, body) in [
+        (
+            reqwest::Method::PUT,
+            "/v1/users/me/password",
+            json!({"old_password": PASSWORD, "new_password": "a brand new secret"}),
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/v1/users/me",
+            json!({"password": PASSWORD}),
+        ),
+    ] {
+        let (status, problem) = api
+            .send(method, path, Some(token(&session)), Some(body))
+            .await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited")),
+            "{path}"
+        );
+    }
+    // The account is untouched: the right password still signs in.
+    api.login("ola", "laptop").await;
+}
+
+#[tokio::test]
 async fn registrations_of_one_handle_are_rate_limited() {
     let env = TestEnv::new().await;
     let settings = AuthSettings {

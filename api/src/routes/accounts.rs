@@ -361,6 +361,31 @@ pub async fn change_profile(
     Ok(axum::Json(SequenceResponse { sequence }))
 }
 
+/// Checking a password (to change it, or to delete the account) costs an argon2 hash,
+/// like a login, and would let a stolen access token guess the password: it takes its
+/// turn under the login limits, per account and per address.
+fn check_password_attempt(
+    state: &ApiState,
+    address: std::net::IpAddr,
+    user: Uuid,
+) -> Result<(), ApiError> {
+    let retry = |wait: std::time::Duration| ApiError::too_many_requests(wait.as_secs() + 1);
+    state
+        .limiter
+        .check(
+            &format!("password:ip:{address}"),
+            state.config.login_per_address,
+        )
+        .map_err(retry)?;
+    state
+        .limiter
+        .check(
+            &format!("password:user:{user}"),
+            state.config.login_per_handle,
+        )
+        .map_err(retry)
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"old_password": "correct horse battery", "new_password": "even more correct horse"}))]
 pub struct PasswordChange {
@@ -379,14 +404,17 @@ pub struct PasswordChange {
         (status = 400, description = "New password invalid", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in, or the old password is wrong", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Body of the wrong shape", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Password hashing saturated", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn change_password(
     State(state): State<ApiState>,
     caller: Caller,
+    ClientAddress(address): ClientAddress,
     ApiJson(change): ApiJson<PasswordChange>,
 ) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    check_password_attempt(&state, address, caller.user_id)?;
     let new = Password::parse(&change.new_password)
         .map_err(|e| ApiError::bad_request("invalid_password", e))?;
     let old = Password::parse(&change.old_password)
@@ -457,14 +485,17 @@ pub struct DeleteAccountRequest {
         (status = 200, body = SequenceResponse),
         (status = 401, description = "Not signed in, or the password is wrong", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Body of the wrong shape", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Password hashing saturated", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn delete_account(
     State(state): State<ApiState>,
     caller: Caller,
+    ClientAddress(address): ClientAddress,
     ApiJson(request): ApiJson<DeleteAccountRequest>,
 ) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    check_password_attempt(&state, address, caller.user_id)?;
     let password = Password::parse(&request.password)
         .map_err(|_| ApiError::unauthorized("invalid_credentials", "wrong handle or password"))?;
     let sequence = state
