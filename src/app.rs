@@ -398,7 +398,7 @@ pub async fn connect_log(settings: &Settings) -> anyhow::Result<EventLog> {
         .options()
         .name("natter")
         .connection_timeout(Duration::from_secs(5))
-        .connect(url.address())
+        .connect(url.servers())
         .await
         .with_context(|| format!("connecting to NATS at {url}"))?;
     EventLog::open(client, settings.log_config())
@@ -413,7 +413,7 @@ pub async fn open_log_read_only(settings: &Settings) -> anyhow::Result<EventLog>
         .options()
         .name("natter-events")
         .connection_timeout(Duration::from_secs(5))
-        .connect(url.address())
+        .connect(url.servers())
         .await
         .with_context(|| format!("connecting to NATS at {url}"))?;
     EventLog::attach(client, settings.log_config()).context("opening the event log")

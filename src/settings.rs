@@ -48,7 +48,11 @@ pub enum Command {
 /// Settings every subcommand shares.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
-    /// NATS server (2.12 or newer, with JetStream).
+    /// NATS server (2.12 or newer, with JetStream), or a comma-separated list of a
+    /// cluster's servers (`nats://a:4222,nats://b:4222`): the client connects to any one
+    /// that answers, and reconnects to any. Credentials in a URL
+    /// (`nats://user:password@host:4222`, `nats://token@host:4222`) are presented, never
+    /// logged.
     #[arg(
         long,
         env = "NATTER_NATS_URL",

@@ -1,12 +1,15 @@
-//! NATS server URLs with credentials in them (`nats://user:password@host:port`,
-//! `nats://token@host:port`): async-nats connects to such a URL without sending them.
+//! NATS server URLs, one or a comma-separated list of a cluster's, with credentials in
+//! them (`nats://user:password@host:port`, `nats://token@host:port`): async-nats takes
+//! one URL per server, and connects to such a URL without sending its credentials.
 
 use std::fmt;
 
-/// A NATS URL split into the address to dial and the credentials to present.
+/// NATS URLs split into the servers to dial and the credentials to present.
 #[derive(Clone, PartialEq, Eq)]
 pub struct NatsUrl {
-    /// The URL without its credentials: safe to log.
+    /// Each server's URL without its credentials: safe to log.
+    servers: Vec<String>,
+    /// The servers, comma-separated.
     address: String,
     credentials: Credentials,
 }
@@ -23,10 +26,11 @@ impl NatsUrl {
     /// the first found. What looks like credentials never stays in the address.
     pub fn parse(url: &str) -> Self {
         let mut credentials = Credentials::None;
-        let addresses: Vec<String> = url
+        let servers: Vec<String> = url
             .split(',')
+            .map(str::trim)
+            .filter(|server| !server.is_empty())
             .map(|server| {
-                let server = server.trim();
                 let (scheme, rest) = server.split_once("://").unwrap_or(("nats", server));
                 // A host never holds '@': everything up to the last one is credentials.
                 let Some(at) = rest.rfind('@') else {
@@ -46,14 +50,21 @@ impl NatsUrl {
             })
             .collect();
         Self {
-            address: addresses.join(","),
+            address: servers.join(","),
+            servers,
             credentials,
         }
     }
 
-    /// The address to dial, without credentials.
+    /// The servers, comma-separated, without credentials: for messages.
     pub fn address(&self) -> &str {
         &self.address
+    }
+
+    /// The servers to dial, one URL each, without credentials: what
+    /// `ConnectOptions::connect` takes (it parses one URL per item, never a list).
+    pub fn servers(&self) -> &[String] {
+        &self.servers
     }
 
     /// Connect options that present the URL's credentials. A named user gets inboxes
@@ -126,11 +137,28 @@ mod tests {
         assert_eq!(token.address(), "tls://nats.example:4222");
         let cluster = NatsUrl::parse("nats://u:p@a:4222, nats://u:p@b:4222");
         assert_eq!(cluster.address(), "nats://a:4222,nats://b:4222");
+        assert_eq!(cluster.servers(), ["nats://a:4222", "nats://b:4222"]);
         assert!(cluster.credentials == Credentials::UserPassword("u".into(), "p".into()));
         let slash = NatsUrl::parse("nats://u:pa/ss@a:4222");
         assert_eq!(slash.address(), "nats://a:4222");
         let plain = NatsUrl::parse("nats://127.0.0.1:4222");
         assert!(plain.credentials == Credentials::None);
         assert_eq!(plain.address(), "nats://127.0.0.1:4222");
+        assert_eq!(plain.servers(), ["nats://127.0.0.1:4222"]);
+        let trailing = NatsUrl::parse("nats://a:4222,");
+        assert_eq!(trailing.servers(), ["nats://a:4222"]);
+    }
+
+    #[test]
+    fn every_server_of_a_list_is_one_that_async_nats_parses() {
+        let cluster = NatsUrl::parse("nats://u:p@a:4222,tls://b:4223, c:4224");
+        assert_eq!(cluster.servers().len(), 3);
+        for server in cluster.servers() {
+            assert!(
+                server.parse::<async_nats::ServerAddr>().is_ok(),
+                "{server} does not parse"
+            );
+        }
+        assert!(!format!("{cluster:?}").contains(":p@"));
     }
 }

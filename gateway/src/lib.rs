@@ -134,7 +134,7 @@ impl Gateway {
                     let _ = events.try_send(event);
                 }
             })
-            .connect(url.address())
+            .connect(url.servers())
             .await?;
         let (changes, changed) = tokio::sync::mpsc::unbounded_channel();
         let tracker = presence::Tracker {

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod http;
+pub mod nats;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -24,8 +25,15 @@ pub fn admin_database_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// Connects to `url` as natter does: one server or a list, credentials taken out.
+pub async fn connect(url: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+    let url = natter_eventlog::NatsUrl::parse(url);
+    url.options().connect(url.servers()).await
+}
+
 /// A stream, prefix and database for one test.
 pub struct TestEnv {
+    pub nats_url: String,
     pub log: EventLog,
     pub pool: PgPool,
     pub stream: String,
@@ -41,10 +49,20 @@ impl TestEnv {
     }
 
     pub async fn with_migrations(migrate: bool) -> Self {
+        Self::on(nats_url(), migrate).await
+    }
+
+    /// A fresh log on the NATS server at `nats_url` (such as a test's own), and a
+    /// fresh, migrated database.
+    pub async fn on_nats(nats_url: &str) -> Self {
+        Self::on(nats_url.to_owned(), true).await
+    }
+
+    async fn on(nats_url: String, migrate: bool) -> Self {
         let tag = Uuid::now_v7().simple().to_string();
         let stream = format!("NATTER_TEST_{tag}");
         let prefix = format!("t{tag}");
-        let log = open_log(&stream, &prefix).await;
+        let log = open_log_on(&nats_url, &stream, &prefix).await;
         let database = format!("natter_test_{tag}");
         let admin = PgConnectOptions::from_str(&admin_database_url()).unwrap();
         let mut connection = admin
@@ -66,6 +84,7 @@ impl TestEnv {
         }
         let database_url = options.to_url_lossy().to_string();
         Self {
+            nats_url,
             log,
             pool,
             stream,
@@ -78,7 +97,7 @@ impl TestEnv {
     /// The settings a `natter` process uses to reach this test's log and database.
     pub fn settings(&self) -> Settings {
         Settings {
-            nats_url: nats_url(),
+            nats_url: self.nats_url.clone(),
             database_url: natter::settings::Secret::new(self.database_url.clone()),
             stream: self.stream.clone(),
             subject_prefix: self.prefix.clone(),
@@ -91,7 +110,7 @@ impl TestEnv {
 
     /// Another client on the same log, as a second process would have.
     pub async fn second_log(&self) -> EventLog {
-        open_log(&self.stream, &self.prefix).await
+        open_log_on(&self.nats_url, &self.stream, &self.prefix).await
     }
 
     /// Builds and runs the whole application on port 0.
@@ -149,6 +168,7 @@ impl Drop for TestEnv {
     fn drop(&mut self) {
         let stream = self.stream.clone();
         let database = self.database.clone();
+        let nats_url = self.nats_url.clone();
         // Async clean-up from a synchronous drop: a thread with a runtime of its own.
         let _ = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
@@ -158,7 +178,7 @@ impl Drop for TestEnv {
                 return;
             };
             runtime.block_on(async move {
-                if let Ok(client) = async_nats::connect(nats_url()).await {
+                if let Ok(client) = connect(&nats_url).await {
                     let _ = async_nats::jetstream::new(client)
                         .delete_stream(&stream)
                         .await;
@@ -180,7 +200,11 @@ impl Drop for TestEnv {
 }
 
 pub async fn open_log(stream: &str, prefix: &str) -> EventLog {
-    let client = async_nats::connect(nats_url())
+    open_log_on(&nats_url(), stream, prefix).await
+}
+
+pub async fn open_log_on(nats_url: &str, stream: &str, prefix: &str) -> EventLog {
+    let client = connect(nats_url)
         .await
         .expect("NATS is not reachable at NATTER_TEST_NATS_URL; run scripts/test");
     EventLog::open(client, LogConfig::new(stream, prefix))

@@ -1,0 +1,153 @@
+//! A NATS server of one test's own: the pinned binary (`scripts/nats.sh` installs it in
+//! `.tools/venv`) on a free loopback port, with its own store, to stop, kill, wipe and
+//! start again while an app is connected to it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::TempDir;
+
+pub struct PrivateNats {
+    port: u16,
+    store: TempDir,
+    user: Option<(String, String)>,
+    server: Option<tokio::process::Child>,
+}
+
+/// A loopback port nothing listens on (at the moment of asking).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn binary() -> String {
+    std::env::var("NATTER_TEST_NATS_SERVER").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/.tools/venv/bin/nats-server").into()
+    })
+}
+
+impl PrivateNats {
+    /// A server with JetStream on a free port, accepting anyone.
+    pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// A server that accepts only `user` with `password`.
+    pub async fn start_with(user: Option<(&str, &str)>) -> Self {
+        let port = free_port();
+        let store = TempDir(std::env::temp_dir().join(format!(
+            "natter-test-nats-{}",
+            uuid::Uuid::now_v7().simple()
+        )));
+        let mut nats = Self {
+            port,
+            store,
+            user: user.map(|(u, p)| (u.to_owned(), p.to_owned())),
+            server: None,
+        };
+        nats.start_again().await;
+        nats
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The URL of this server, with its credentials if it has a user.
+    pub fn url(&self) -> String {
+        self.url_on(self.port)
+    }
+
+    fn url_on(&self, port: u16) -> String {
+        match &self.user {
+            Some((user, password)) => format!("nats://{user}:{password}@127.0.0.1:{port}"),
+            None => format!("nats://127.0.0.1:{port}"),
+        }
+    }
+
+    pub fn store(&self) -> &PathBuf {
+        &self.store.0
+    }
+
+    /// Starts the server again on its port, with whatever its store holds.
+    pub async fn start_again(&mut self) {
+        self.start_on(self.port).await;
+    }
+
+    /// Starts the server on `port`, with its store: a connected client (which knows
+    /// only the usual port) stays disconnected meanwhile.
+    pub async fn start_on(&mut self, port: u16) {
+        assert!(self.server.is_none(), "the server is running");
+        let binary = binary();
+        assert!(
+            std::path::Path::new(&binary).exists(),
+            "the pinned nats-server is needed at {binary}; run scripts/nats.sh start"
+        );
+        let mut command = tokio::process::Command::new(&binary);
+        command
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js"])
+            .args(["--server_name", "natter-test"])
+            .arg("-sd")
+            .arg(&self.store.0);
+        if let Some((user, password)) = &self.user {
+            command.args(["--user", user, "--pass", password]);
+        }
+        let server = command
+            .kill_on_drop(true)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        self.server = Some(server);
+        // Up once JetStream answers.
+        let url = self.url_on(port);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(client) = super::connect(&url).await
+                && async_nats::jetstream::new(client)
+                    .query_account()
+                    .await
+                    .is_ok()
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the private NATS server did not start on {port}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the server cleanly (SIGTERM), as an operator's restart does.
+    pub async fn stop(&mut self) {
+        let mut server = self.server.take().expect("the server is not running");
+        let pid = server.id().expect("the server has a pid");
+        let status = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success());
+        tokio::time::timeout(Duration::from_secs(20), server.wait())
+            .await
+            .expect("the server did not stop on SIGTERM")
+            .unwrap();
+    }
+
+    /// Kills the server (SIGKILL): no shutdown at all.
+    pub async fn kill(&mut self) {
+        let mut server = self.server.take().expect("the server is not running");
+        server.kill().await.unwrap();
+    }
+
+    /// Empties the store: the next start is a server that never held anything.
+    pub fn wipe(&self) {
+        assert!(self.server.is_none(), "stop the server first");
+        let _ = std::fs::remove_dir_all(&self.store.0);
+    }
+}
