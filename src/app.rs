@@ -15,8 +15,7 @@ use natter_api::{ApiConfig, Auth};
 use natter_commands::CommandMetrics;
 use natter_commands::accounts::{AccountPolicy, Accounts};
 use natter_commands::passwords::PasswordHasher;
-use natter_eventlog::EventLog;
-use natter_eventlog::NatsUrl;
+use natter_eventlog::{ConnectionEvents, EventLog, Keeper, NatsUrl};
 use natter_media::{BlobStore, S3Config};
 use natter_projections::build::bring_up_to_date;
 use natter_projections::{Projection, ProjectionMetrics, Runner, Sessions, UserDirectory};
@@ -46,6 +45,7 @@ pub struct Application {
     api_config: ApiConfig,
     projection_metrics: ProjectionMetrics,
     revocation_feed: tokio::task::JoinHandle<()>,
+    keeper: tokio::task::JoinHandle<()>,
     gateway: Option<(natter_gateway::Gateway, tokio::task::JoinHandle<()>)>,
     presence: natter_api::presence::Presence,
     media: std::sync::Arc<MediaService>,
@@ -57,7 +57,7 @@ impl Application {
     /// and binds the HTTP listener. Health, readiness and metrics are served in every
     /// role; the `api` role adds the REST endpoints.
     pub async fn build(settings: &Settings, serve: &ServeArgs) -> anyhow::Result<Self> {
-        let log = connect_log(settings).await?;
+        let (log, keeper) = connect_kept_log(settings).await?;
         let settings_nats_url = settings.nats_url.clone();
         let pool = connect_postgres(settings).await?;
         let projection_pool = connect_projection_postgres(settings).await?;
@@ -89,6 +89,11 @@ impl Application {
         let presence = natter_api::presence::Presence::open(&log)
             .await
             .context("opening the presence bucket")?;
+        // From here on, every reconnect makes the stream and the bucket again before the
+        // process counts as ready.
+        let keeper = keeper
+            .ensure("presence bucket", presence.ensure_step())
+            .spawn();
         let media = std::sync::Arc::new(media_service(&serve.media, &log, &command_metrics).await?);
         let web = match &serve.web_dir {
             Some(dir) if serve.roles.contains(&Role::Api) => natter_api::web::WebApp::open(dir)
@@ -137,6 +142,7 @@ impl Application {
             registry,
             projection_metrics,
             revocation_feed,
+            keeper,
         })
     }
 
@@ -191,6 +197,7 @@ impl Application {
         let rest = self.roles.contains(&Role::Api);
         let roles = self.roles.clone();
         let revocation_feed = self.revocation_feed;
+        let keeper = self.keeper;
         let state = natter_api::ApiState {
             pool: self.pool.clone(),
             log: self.log.clone(),
@@ -239,6 +246,7 @@ impl Application {
             }
         }
         revocation_feed.abort();
+        keeper.abort();
         // Dropping the hub closes every connection's inbox: clients are told the
         // server is going away, and resume elsewhere.
         if let Some(task) = gateway_task {
@@ -393,17 +401,28 @@ async fn wait(mut stopped: watch::Receiver<bool>) {
 
 /// Connects to NATS and opens the log, naming what was wrong when it fails.
 pub async fn connect_log(settings: &Settings) -> anyhow::Result<EventLog> {
+    Ok(connect_kept_log(settings).await?.0)
+}
+
+/// As [`connect_log`], with the log's keeper, which makes the stream (and the steps
+/// added to it) again after every reconnect once spawned. `NATTER_NATS_URL` may list
+/// several servers; the client connects to any one that answers.
+pub async fn connect_kept_log(settings: &Settings) -> anyhow::Result<(EventLog, Keeper)> {
     let url = NatsUrl::parse(&settings.nats_url);
-    let client = url
-        .options()
-        .name("natter")
-        .connection_timeout(Duration::from_secs(5))
+    let (options, events) = ConnectionEvents::gather(
+        url.options()
+            .name("natter")
+            .connection_timeout(Duration::from_secs(5)),
+    );
+    let client = options
         .connect(url.servers())
         .await
         .with_context(|| format!("connecting to NATS at {url}"))?;
-    EventLog::open(client, settings.log_config())
+    let log = EventLog::open(client, settings.log_config())
         .await
-        .context("opening the event log")
+        .context("opening the event log")?;
+    let keeper = log.keeper(events);
+    Ok((log, keeper))
 }
 
 /// Connects to NATS and opens the log for reading only (the analysts' commands).

@@ -1,17 +1,20 @@
-//! Natter and its NATS servers: a list of servers. A test that stops or moves a server
-//! runs one of its own (`common::nats`).
+//! Natter and its NATS servers: a list of servers, a server that restarts (killed or
+//! stopped, with its store or a fresh one) and a bucket deleted under a running app. A
+//! test that stops or moves a server runs one of its own (`common::nats`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::time::Duration;
 
-use common::TestEnv;
 use common::nats::{PrivateNats, free_port};
+use common::{TestApp, TestEnv, eventually};
 use natter::settings::{AuthSettings, Role, ServeArgs};
 use reqwest::StatusCode;
+use serde_json::{Value, json};
 
 const ALL_ROLES: &[Role] = &[Role::Api, Role::Gateway, Role::Projector];
+const PASSWORD: &str = "correct horse battery";
 
 fn serve_args(roles: &[Role]) -> ServeArgs {
     ServeArgs {
@@ -25,6 +28,63 @@ fn serve_args(roles: &[Role]) -> ServeArgs {
             ..AuthSettings::default()
         },
         gateway: Default::default(),
+    }
+}
+
+/// Registers `handle` and signs in: the user's id, the session's id and access token.
+async fn sign_up(http: &reqwest::Client, app: &TestApp, handle: &str) -> (String, String, String) {
+    let registered = http
+        .post(app.url("/v1/users"))
+        .json(&json!({"handle": handle, "display_name": handle, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), StatusCode::CREATED);
+    let session: Value = http
+        .post(app.url("/v1/sessions"))
+        .json(&json!({"handle": handle, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = |key: &str| session[key].as_str().unwrap().to_owned();
+    (text("user_id"), text("session_id"), text("access_token"))
+}
+
+async fn status(http: &reqwest::Client, app: &TestApp, path: &str, token: Option<&str>) -> u16 {
+    let mut request = http.get(app.url(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    match request.send().await {
+        Ok(response) => response.status().as_u16(),
+        Err(_) => 0,
+    }
+}
+
+/// Waits for `/readyz` to answer `expected`, noting every answer on the way.
+async fn readiness_becomes(
+    http: &reqwest::Client,
+    app: &TestApp,
+    expected: u16,
+    seen: &mut Vec<u16>,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = status(http, app, "/readyz", None).await;
+        if seen.last() != Some(&now) {
+            seen.push(now);
+        }
+        if now == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz never answered {expected}; answers: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -75,4 +135,87 @@ async fn natter_starts_with_a_list_of_servers_when_one_is_down_and_keeps_credent
         "{message}"
     );
     assert!(!message.contains("s3cret"), "{message}");
+}
+
+#[tokio::test]
+async fn after_nats_restarts_presence_answers_again_and_readiness_waits_for_the_stream_and_buckets()
+{
+    let mut nats = PrivateNats::start().await;
+    let env = TestEnv::on_nats(&nats.url()).await;
+    let app = env.spawn_app_serving(serve_args(ALL_ROLES)).await;
+    let http = reqwest::Client::new();
+    let (ann, _, token) = sign_up(&http, &app, "ann").await;
+    let presence = format!("/v1/users/{ann}/presence");
+    eventually(Duration::from_secs(10), "Ann in the directory", || async {
+        status(&http, &app, &presence, Some(&token)).await == 200
+    })
+    .await;
+    let mut readiness = Vec::new();
+    readiness_becomes(&http, &app, 200, &mut readiness).await;
+
+    let url = nats.url();
+    let js = || async { async_nats::jetstream::new(common::connect(&url).await.unwrap()) };
+    let bucket = format!("{}_presence", env.stream);
+
+    // Killed, and started again with its store: the stream is there, the presence
+    // bucket (kept in memory) is not, until the app makes it again.
+    nats.kill().await;
+    readiness_becomes(&http, &app, 503, &mut readiness).await;
+    nats.start_again().await;
+    readiness_becomes(&http, &app, 200, &mut readiness).await;
+    assert_eq!(readiness, [200, 503, 200]);
+    js().await.get_key_value(&bucket).await.unwrap();
+    assert_eq!(status(&http, &app, &presence, Some(&token)).await, 200);
+    // The projections still follow the log.
+    let (bob, _, _) = sign_up(&http, &app, "bob").await;
+    eventually(Duration::from_secs(10), "Bob in the directory", || async {
+        let path = format!("/v1/users/{bob}/presence");
+        status(&http, &app, &path, Some(&token)).await == 200
+    })
+    .await;
+
+    // Stopped, and started again with a fresh store: the stream, the bucket and the
+    // projections' consumers are all gone, until the app makes them again.
+    nats.stop().await;
+    readiness_becomes(&http, &app, 503, &mut readiness).await;
+    nats.wipe();
+    nats.start_again().await;
+    readiness_becomes(&http, &app, 200, &mut readiness).await;
+    assert_eq!(readiness, [200, 503, 200, 503, 200]);
+    let js = js().await;
+    let stream = js.get_stream(&env.stream).await.unwrap();
+    js.get_key_value(&bucket).await.unwrap();
+    assert_eq!(status(&http, &app, &presence, Some(&token)).await, 200);
+    eventually(
+        Duration::from_secs(10),
+        "the four projection consumers",
+        || {
+            let stream = stream.clone();
+            async move {
+                use futures::StreamExt as _;
+                stream.consumer_names().count().await == 4
+            }
+        },
+    )
+    .await;
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_presence_bucket_deleted_under_a_running_app_is_made_again_on_use() {
+    let env = TestEnv::new().await;
+    let presence = natter_api::presence::Presence::open(&env.log)
+        .await
+        .unwrap();
+    let user = uuid::Uuid::now_v7();
+    let bucket = format!("{}_presence", env.stream);
+    env.log.jetstream().delete_key_value(&bucket).await.unwrap();
+    assert!(!presence.is_online(user).await.unwrap());
+    env.log.jetstream().delete_key_value(&bucket).await.unwrap();
+    presence.mark(user, "g1").await.unwrap();
+    assert!(presence.is_online(user).await.unwrap());
+    env.log.jetstream().delete_key_value(&bucket).await.unwrap();
+    presence.clear(user, "g1").await.unwrap();
+    assert!(!presence.is_online(user).await.unwrap());
+    env.log.jetstream().delete_key_value(&bucket).await.unwrap();
 }

@@ -12,13 +12,21 @@ pub(crate) async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready to serve: NATS answers, Postgres answers, every migration is applied and every
-/// read model this version reads has been built.
+/// Ready to serve: NATS answers with the stream and buckets in place (after a reconnect,
+/// once the log's keeper has made them again), Postgres answers, every migration is
+/// applied and every read model this version reads has been built.
 pub(crate) async fn readyz(State(state): State<ApiState>) -> Result<&'static str, ApiError> {
     if state.log.client().connection_state() != async_nats::connection::State::Connected {
         return Err(ApiError::unavailable(
             "unavailable",
             "NATS is not connected",
+            1,
+        ));
+    }
+    if !state.log.is_ready() {
+        return Err(ApiError::unavailable(
+            "unavailable",
+            "NATS reconnected; the stream and buckets are being made again",
             1,
         ));
     }

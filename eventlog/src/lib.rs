@@ -7,16 +7,20 @@
 
 mod append;
 mod error;
+mod keeper;
 mod read;
 mod url;
 mod version;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
+use tokio::sync::watch;
 
 pub use append::{Appended, NewEvent};
 pub use error::{AppendError, AppendErrorKind, LogError};
+pub use keeper::{ConnectionEvents, EnsureStep, Keeper, Link};
 pub use read::{Start, StoredEvent, decode_envelope};
 pub use url::NatsUrl;
 pub use version::{MIN_SERVER_VERSION, ServerVersion, check_server_version};
@@ -51,19 +55,16 @@ pub struct EventLog {
     client: async_nats::Client,
     js: jetstream::Context,
     config: LogConfig,
+    /// Shared by every clone; moved by the [`Keeper`], if the log has one.
+    link: Arc<watch::Sender<Link>>,
 }
 
 impl EventLog {
     /// Opens the log on a connected client: refuses a server older than
     /// [`MIN_SERVER_VERSION`], then creates the stream or brings its settings up to date.
     pub async fn open(client: async_nats::Client, config: LogConfig) -> Result<Self, LogError> {
-        check_server_version(&client.server_info().version)?;
-        let js = jetstream::new(client.clone());
-        let log = Self { client, js, config };
-        log.js
-            .create_or_update_stream(log.stream_config())
-            .await
-            .map_err(|e| LogError::Stream(e.to_string()))?;
+        let log = Self::attach(client, config)?;
+        log.ensure_stream().await?;
         Ok(log)
     }
 
@@ -72,7 +73,44 @@ impl EventLog {
     pub fn attach(client: async_nats::Client, config: LogConfig) -> Result<Self, LogError> {
         check_server_version(&client.server_info().version)?;
         let js = jetstream::new(client.clone());
-        Ok(Self { client, js, config })
+        Ok(Self {
+            client,
+            js,
+            config,
+            link: Arc::new(watch::Sender::new(Link::default())),
+        })
+    }
+
+    /// Creates the stream, or brings its settings up to date.
+    pub async fn ensure_stream(&self) -> Result<(), LogError> {
+        self.js
+            .create_or_update_stream(self.stream_config())
+            .await
+            .map_err(|e| LogError::Stream(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Follows the connection: readiness, and a count that moves on after each
+    /// reconnect once the stream and buckets are in place again (see [`Keeper`]). A log
+    /// without a keeper stays as it was opened.
+    pub fn link(&self) -> watch::Receiver<Link> {
+        self.link.subscribe()
+    }
+
+    /// Connected, and (once a keeper runs) with the stream and buckets in place on this
+    /// very connection.
+    pub fn is_ready(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+            && self.link.borrow().ready_on(self.connection())
+    }
+
+    /// How many times the client has connected: async-nats counts a connection before
+    /// it delivers anything received on it.
+    pub fn connection(&self) -> u64 {
+        self.client
+            .statistics()
+            .connects
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     fn stream_config(&self) -> stream::Config {

@@ -127,17 +127,34 @@ impl<P: Projection> Runner<P> {
             version = P::VERSION,
             "projection running"
         );
-        let result = self.consume(shutdown).await;
+        let mut link = self.log.link();
+        let result = loop {
+            match self.consume(shutdown, &mut link).await {
+                Ok(Ended::Resumed) => {
+                    tracing::info!(
+                        projection = P::NAME,
+                        "NATS reconnected; recreating the consumer at the checkpoint"
+                    );
+                }
+                Ok(Ended::Shutdown) => break Ok(()),
+                Err(error) => break Err(error),
+            }
+        };
         lock.release().await;
         result
     }
 
     /// One life of the consumer: recreated at the checkpoint, so that the Postgres
-    /// checkpoint, not the consumer's memory, says where to resume.
+    /// checkpoint, not the consumer's memory, says where to resume. It ends at shutdown,
+    /// and when the log's keeper has made the stream again after a reconnect: a server
+    /// with a fresh store has lost the consumer too.
     async fn consume(
         &self,
         shutdown: &mut (impl Future<Output = ()> + Unpin + Send),
-    ) -> Result<(), RunnerError> {
+        link: &mut tokio::sync::watch::Receiver<natter_eventlog::Link>,
+    ) -> Result<Ended, RunnerError> {
+        // A reconnect from here on calls for a new consumer.
+        let life = link.borrow_and_update().resumed;
         let from = checkpoint(&self.pool, P::NAME, P::VERSION).await?;
         let consumer = self.recreate_consumer(from).await?;
         let messages = consumer
@@ -173,7 +190,13 @@ impl<P: Projection> Runner<P> {
                     if let Some(through) = unwritten {
                         advance_checkpoint(&self.pool, P::NAME, P::VERSION, through).await?;
                     }
-                    return Ok(());
+                    return Ok(Ended::Shutdown);
+                }
+                Ok(()) = async { link.wait_for(|now| now.resumed != life).await.map(drop) } => {
+                    if let Some(through) = unwritten {
+                        advance_checkpoint(&self.pool, P::NAME, P::VERSION, through).await?;
+                    }
+                    return Ok(Ended::Resumed);
                 }
                 () = linger, if unwritten.is_some() => {
                     if let Some(through) = unwritten.take() {
@@ -273,6 +296,12 @@ impl<P: Projection> Runner<P> {
             .map_err(|e| RunnerError::Consumer(e.to_string()))?;
         Ok(consumer)
     }
+}
+
+/// Why one life of a consumer ended.
+enum Ended {
+    Shutdown,
+    Resumed,
 }
 
 /// Applies the events newer than the checkpoint and moves the checkpoint to `through`
