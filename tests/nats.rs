@@ -1,6 +1,7 @@
 //! Natter and its NATS servers: a list of servers, a server that restarts (killed or
-//! stopped, with its store or a fresh one) and a bucket deleted under a running app. A
-//! test that stops or moves a server runs one of its own (`common::nats`).
+//! stopped, with its store or a fresh one), a bucket deleted under a running app, and
+//! what is missed while disconnected. A test that stops or moves a server runs one of
+//! its own (`common::nats`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -218,4 +219,64 @@ async fn a_presence_bucket_deleted_under_a_running_app_is_made_again_on_use() {
     presence.clear(user, "g1").await.unwrap();
     assert!(!presence.is_online(user).await.unwrap());
     env.log.jetstream().delete_key_value(&bucket).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_session_revoked_while_natter_was_disconnected_is_refused_within_a_second_of_reconnecting()
+ {
+    let mut nats = PrivateNats::start().await;
+    let env = TestEnv::on_nats(&nats.url()).await;
+    let app = env
+        .spawn_app_serving(serve_args(&[Role::Api, Role::Projector]))
+        .await;
+    let http = reqwest::Client::new();
+    let (ann, session, token) = sign_up(&http, &app, "ann").await;
+    eventually(Duration::from_secs(10), "Ann's profile", || async {
+        status(&http, &app, "/v1/users/me", Some(&token)).await == 200
+    })
+    .await;
+
+    // The server goes away; it comes back on another port, where the app does not look,
+    // and another process ends Ann's session there.
+    nats.stop().await;
+    let mut readiness = Vec::new();
+    readiness_becomes(&http, &app, 503, &mut readiness).await;
+    let elsewhere = free_port();
+    nats.start_on(elsewhere).await;
+    let other_process = common::open_log_on(
+        &format!("nats://127.0.0.1:{elsewhere}"),
+        &env.stream,
+        &env.prefix,
+    )
+    .await;
+    common::accounts(&other_process)
+        .end_session(
+            ann.parse().unwrap(),
+            session.parse().unwrap(),
+            natter_domain::session::RevokeReason::Revoked,
+            natter_schema::Metadata::new(ann.parse().ok(), uuid::Uuid::now_v7()),
+        )
+        .await
+        .unwrap();
+    drop(other_process);
+    nats.stop().await;
+    assert_eq!(status(&http, &app, "/v1/users/me", Some(&token)).await, 200);
+
+    // Back where the app looks: once it is ready again, the token is refused within a
+    // second.
+    nats.start_again().await;
+    readiness_becomes(&http, &app, 200, &mut readiness).await;
+    let reconnected = std::time::Instant::now();
+    loop {
+        let now = status(&http, &app, "/v1/users/me", Some(&token)).await;
+        if now == 401 {
+            break;
+        }
+        assert!(
+            reconnected.elapsed() < Duration::from_secs(1),
+            "still accepted a second after reconnecting ({now})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.stop().await.unwrap();
 }

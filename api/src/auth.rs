@@ -345,45 +345,173 @@ impl Revocations {
 
     /// Follows the log: subscribes to the live session and account events first, then
     /// reads the recent past, so that nothing falls between the two. Returns once the
-    /// past is read; the live part runs until the connection closes.
+    /// past is read; the live part runs until aborted.
+    ///
+    /// Live events are missed while the connection is down: the feed keeps the sequence
+    /// up to which it has seen every session and account event and, once the log's
+    /// keeper says NATS is back with the stream in place, reads on from there in the
+    /// log. A session ended meanwhile is refused as soon as that read reaches it.
     pub async fn follow(
         self,
         log: EventLog,
     ) -> Result<tokio::task::JoinHandle<()>, natter_eventlog::LogError> {
-        let prefix = &log.config().prefix;
-        let client = log.client().clone();
-        let subscribe = |subject: String| {
-            let client = client.clone();
-            async move { client.subscribe(subject).await }
+        // Both taken before anything is read: a reconnect from here on is noticed.
+        let mut link = log.link();
+        let mut feed = Feed {
+            epoch: log.connection(),
+            seen: 0,
+            revocations: self,
+            log,
         };
-        let sessions = subscribe(format!("{prefix}.live.session.>"))
-            .await
-            .map_err(|e| natter_eventlog::LogError::Read(e.to_string()))?;
-        let users = subscribe(format!("{prefix}.live.user.>"))
-            .await
-            .map_err(|e| natter_eventlog::LogError::Read(e.to_string()))?;
-        // Only session and account events, picked out by the server: reading every
-        // event of the window would cost as much as the traffic of the window.
-        let since = OffsetDateTime::now_utc() - self.window;
-        for kind in ["session", "user"] {
-            let mut past =
-                Box::pin(log.read_matching(format!("{prefix}.evt.{kind}.>"), Start::Time(since)));
-            while let Some(event) = past.next().await {
-                self.observe(&event?.envelope);
-            }
-        }
-        let live = futures::stream::select(sessions, users);
+        let mut live = feed.subscribe().await?;
+        feed.seen = feed.read_after(None).await?;
         Ok(tokio::spawn(async move {
-            let mut live = live;
-            while let Some(message) = live.next().await {
-                match decode_envelope(&message.payload) {
-                    Ok(envelope) => self.observe(&envelope),
-                    Err(error) => tracing::warn!(%error, "unreadable live event"),
+            let mut overflows = link.borrow().overflows;
+            // Whether live events may have been lost without a reconnect: the window is
+            // then read again, as at start.
+            let mut rewind = false;
+            loop {
+                tokio::select! {
+                    message = live.next() => match message {
+                        Some(message) => feed.live(&message),
+                        // The subscriptions ended (the client was closed): subscribe
+                        // again, then read what went by.
+                        None => {
+                            live = feed.resubscribe().await;
+                            feed.catch_up(true).await;
+                        }
+                    },
+                    changed = link.changed() => {
+                        if changed.is_err() {
+                            // The log is gone, and with it the connection.
+                            return;
+                        }
+                        let now = *link.borrow_and_update();
+                        rewind |= now.overflows != overflows;
+                        overflows = now.overflows;
+                        if now.ready {
+                            feed.catch_up(rewind).await;
+                            rewind = false;
+                        }
+                    }
                 }
             }
         }))
     }
 }
+
+/// The revocation feed's reading of the log.
+struct Feed {
+    revocations: Revocations,
+    log: EventLog,
+    /// Every session and account event up to this sequence has been observed.
+    seen: u64,
+    /// The client's connection count when `seen` was last read from the log: a live
+    /// event received on a later connection may come after a gap, so it does not move
+    /// `seen` on.
+    epoch: u64,
+}
+
+impl Feed {
+    fn live(&mut self, message: &async_nats::Message) {
+        match decode_envelope(&message.payload) {
+            Ok(envelope) => self.revocations.observe(&envelope),
+            Err(error) => {
+                tracing::warn!(%error, "unreadable live event");
+                return;
+            }
+        }
+        let sequence = message
+            .headers
+            .as_ref()
+            .and_then(|headers| headers.get("Nats-Sequence"))
+            .and_then(|sequence| sequence.as_str().parse::<u64>().ok());
+        if let Some(sequence) = sequence
+            && self.log.connection() == self.epoch
+        {
+            self.seen = self.seen.max(sequence);
+        }
+    }
+
+    /// The live session and account events, as the stream republishes them.
+    async fn subscribe(&self) -> Result<Live, natter_eventlog::LogError> {
+        let prefix = &self.log.config().prefix;
+        let subscribe = |subject: String| async move {
+            self.log
+                .client()
+                .subscribe(subject)
+                .await
+                .map_err(|e| natter_eventlog::LogError::Read(e.to_string()))
+        };
+        let sessions = subscribe(format!("{prefix}.live.session.>")).await?;
+        let users = subscribe(format!("{prefix}.live.user.>")).await?;
+        Ok(futures::stream::select(sessions, users))
+    }
+
+    async fn resubscribe(&self) -> Live {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.subscribe().await {
+                Ok(live) => return live,
+                Err(error) => tracing::warn!(%error, "subscribing to session events again"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Reads what was stored after `seen` (with `rewind`, the whole window), retrying
+    /// until it succeeds. The live subscriptions are in place again, so whatever is
+    /// stored later comes live, or is read here too: observing an event twice changes
+    /// nothing.
+    async fn catch_up(&mut self, rewind: bool) {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let epoch = self.log.connection();
+            let after = (!rewind).then_some(self.seen);
+            match self.read_after(after).await {
+                Ok(seen) => {
+                    tracing::info!(after = ?after, seen, "revocations caught up");
+                    self.seen = seen;
+                    self.epoch = epoch;
+                    return;
+                }
+                Err(error) => tracing::warn!(%error, "catching up with session events"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// Observes the session and account events after `after` (`None`: those of the
+    /// last access token's lifetime); the sequence up to which all are seen.
+    async fn read_after(&self, after: Option<u64>) -> Result<u64, natter_eventlog::LogError> {
+        // Read first: everything up to here is read below.
+        let end = self.log.last_sequence().await?;
+        let start = match after {
+            // A log shorter than the one seen was made anew (a server with a fresh
+            // store): read it as at start.
+            Some(seen) if seen <= end => Start::Sequence(seen + 1),
+            _ => Start::Time(OffsetDateTime::now_utc() - self.revocations.window),
+        };
+        // Only session and account events, picked out by the server: reading every
+        // event of the window would cost as much as the traffic of the window.
+        let prefix = &self.log.config().prefix;
+        let mut last = end;
+        for kind in ["session", "user"] {
+            let filter = format!("{prefix}.evt.{kind}.>");
+            let mut past = Box::pin(self.log.read_matching(filter, start));
+            while let Some(event) = past.next().await {
+                let event = event?;
+                last = last.max(event.sequence);
+                self.revocations.observe(&event.envelope);
+            }
+        }
+        Ok(last)
+    }
+}
+
+type Live = futures::stream::Select<async_nats::Subscriber, async_nats::Subscriber>;
 
 #[cfg(test)]
 mod tests {
