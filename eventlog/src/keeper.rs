@@ -6,7 +6,9 @@
 //! connection events: on a disconnect the log is no longer ready; on the reconnect that
 //! follows it runs every ensure step (the stream first) until all succeed, then the log
 //! is ready again and its [`Link::resumed`] moves on, which tells the log's users
-//! (projection consumers, the revocation feed) to pick up from where they were.
+//! (projection consumers, the revocation feed) to pick up from where they were. A
+//! reconnect whose event async-nats dropped (its event queue is bounded) is noticed
+//! within a second by the client's count of connections.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,6 +19,9 @@ use async_nats::{ConnectOptions, Event};
 use tokio::sync::mpsc;
 
 use crate::EventLog;
+
+/// How often the keeper, with no event, checks that the connection has not changed.
+const RECHECK: Duration = Duration::from_secs(1);
 
 /// The log's connection as its users see it. Watch it with [`EventLog::link`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,7 +172,17 @@ impl Keeper {
                     }
                 }
             } else {
-                events.recv().await
+                tokio::select! {
+                    event = events.recv() => event,
+                    () = tokio::time::sleep(RECHECK) => {
+                        // async-nats drops events when its queue is full: a reconnect is
+                        // also told by the client's count of connections.
+                        ensuring = log.client.connection_state()
+                            == async_nats::connection::State::Connected
+                            && log.link.borrow().made_on != Some(log.connection());
+                        continue;
+                    }
+                }
             };
             let Some(event) = event else { return };
             handle(&log, event, &mut ensuring);
