@@ -291,3 +291,90 @@ async fn status_shows_checkpoint_and_lag_in_the_library_and_the_cli() {
     assert_eq!(json[0]["lag"], last - at);
     assert_eq!(json[0]["last_rebuild"], serde_json::Value::Null);
 }
+
+/// A delivery lost on its way (as when a cluster node dies with a pull request's
+/// messages in flight) must not be skipped. Here another client takes some of the
+/// projection's deliveries off its own durable consumer and never acknowledges them:
+/// the runner sees later sequences first. Before, it applied them and acknowledged
+/// past the missing ones (`AckPolicy::All`), which were then gone from the read model
+/// for good while the checkpoint said otherwise.
+#[tokio::test]
+async fn deliveries_lost_on_their_way_are_never_skipped() {
+    let env = TestEnv::new().await;
+    let mut expected = seed(&env, 3).await;
+    run_to_end(&env, 1).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runner = Runner::new(
+        env.log.clone(),
+        env.pool.clone(),
+        UserDirectory,
+        ProjectionMetrics::default(),
+    )
+    .with_max_batch(1);
+    let task = tokio::spawn(runner.run(async move {
+        let _ = stopped.await;
+    }));
+    let name = natter_projections::consumer_name::<UserDirectory>(&env.pool)
+        .await
+        .unwrap();
+    let stream = env.log.jetstream().get_stream(&env.stream).await.unwrap();
+    // The runner's consumer of this life (recreated at start).
+    let consumer: async_nats::jetstream::consumer::PullConsumer = loop {
+        if let Ok(info) = stream.consumer_info(&name).await
+            && info.num_waiting > 0
+        {
+            break stream.get_consumer(&name).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let commands = common::accounts(&env.log);
+    let mut stolen = 0;
+    for round in 0..20 {
+        // A pull request of the interloper's, waiting beside the runner's.
+        let mut taken = consumer
+            .batch()
+            .max_messages(3)
+            .expires(Duration::from_millis(1_500))
+            .messages()
+            .await
+            .unwrap();
+        for i in 0..6 {
+            let handle = format!("late_{round}_{i}");
+            let id = common::register_named(&commands, &handle, &handle)
+                .await
+                .user_id;
+            expected.insert(id, (handle.clone(), handle));
+        }
+        while let Ok(Some(message)) = taken.try_next().await {
+            // Taken, and never acknowledged.
+            drop(message);
+            stolen += 1;
+        }
+        if stolen > 0 {
+            break;
+        }
+    }
+    assert!(
+        stolen > 0,
+        "the interloper never got a delivery: nothing was tested"
+    );
+    let last = env.log.last_sequence().await.unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "the projection to apply the whole log",
+        || async {
+            checkpoint(&env.pool, UserDirectory::NAME, UserDirectory::VERSION)
+                .await
+                .unwrap()
+                >= last
+        },
+    )
+    .await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_matches(&rows(&env.pool).await, &expected);
+}

@@ -35,6 +35,10 @@ pub enum RunnerError {
     Log(#[from] LogError),
     #[error("consumer: {0}")]
     Consumer(String),
+    /// A delivery went missing: the consumer handed over `found` while `expected` (the
+    /// next the read model needs) never came. Applying on would skip it for good.
+    #[error("delivery gap: expected stream sequence {expected}, got {found}")]
+    Gap { expected: u64, found: u64 },
 }
 
 /// The connection options projection workers should use: read models are derived, the
@@ -172,6 +176,7 @@ impl<P: Projection> Runner<P> {
             Arc::clone(&self.projection),
             self.log.clone(),
             messages,
+            from + 1,
             self.max_batch,
             batches,
         ));
@@ -440,17 +445,42 @@ impl Drop for AbortOnDrop {
 }
 
 /// Reads batches off the consumer and decodes them, until the receiver goes away.
+///
+/// The consumer's filter is the whole stream, whose messages are never deleted, so the
+/// stream sequences it delivers are exactly `next`, `next + 1`, … Each batch holds only
+/// such a run: a redelivery of a sequence already taken is passed over, and a sequence
+/// past `next` (a delivery lost on its way, as when a cluster node dies with a pull
+/// request's messages in flight) ends this consumer's life with [`RunnerError::Gap`].
+/// The runner then starts a new consumer at its checkpoint. Acknowledging the later
+/// message instead (`AckPolicy::All`) would have acknowledged the lost one unapplied.
 async fn read_batches<P: Projection>(
     projection: Arc<P>,
     log: EventLog,
     mut messages: pull::Stream,
+    mut next: u64,
     max_batch: usize,
     batches: mpsc::Sender<Result<Batch<P::Event>, RunnerError>>,
 ) {
     loop {
         let batch = match messages.next().await {
-            Some(first) => next_batch(&*projection, &log, first, &mut messages, max_batch).await,
+            Some(first) => {
+                next_batch(
+                    &*projection,
+                    &log,
+                    first,
+                    &mut messages,
+                    &mut next,
+                    max_batch,
+                )
+                .await
+            }
             None => return,
+        };
+        // Only redeliveries of what was taken: nothing to apply or acknowledge.
+        let batch = match batch {
+            Ok(None) => continue,
+            Ok(Some(batch)) => Ok(batch),
+            Err(error) => Err(error),
         };
         let failed = batch.is_err();
         if batches.send(batch).await.is_err() || failed {
@@ -467,35 +497,51 @@ async fn next_batch<P: Projection>(
     log: &EventLog,
     first: Result<jetstream::Message, MessagesError>,
     messages: &mut pull::Stream,
+    next: &mut u64,
     max_batch: usize,
-) -> Result<Batch<P::Event>, RunnerError> {
+) -> Result<Option<Batch<P::Event>>, RunnerError> {
     let consumer_error = |e: &dyn std::fmt::Display| RunnerError::Consumer(e.to_string());
-    let mut last = first.map_err(|e| consumer_error(&e))?;
-    let mut pending = last.info().map_err(|e| consumer_error(&e))?.pending;
+    let mut received = Some(first.map_err(|e| consumer_error(&e))?);
+    let mut last = None;
     let mut events = Vec::with_capacity(max_batch.min(4_096));
     let mut unreadable = 0;
     let mut taken = 0;
     let lingering_until = Instant::now() + LIVE_LINGER;
-    loop {
-        taken += 1;
-        // Another kind's event counts for the checkpoint, and is not even parsed.
-        let wanted = log
-            .kind_of(&last.subject)
-            .is_none_or(|kind| P::KINDS.contains(&kind));
-        if wanted {
-            match StoredEvent::from_consumed(&last) {
-                Ok(stored) => {
-                    if let Some(event) = projection.decode(&stored) {
-                        events.push(Decoded {
-                            sequence: stored.sequence,
-                            event,
-                        });
+    while let Some(message) = received.take() {
+        let info = message.info().map_err(|e| consumer_error(&e))?;
+        let (sequence, pending) = (info.stream_sequence, info.pending);
+        match Delivery::of(sequence, *next) {
+            Delivery::Again => {}
+            Delivery::Gap => {
+                return Err(RunnerError::Gap {
+                    expected: *next,
+                    found: sequence,
+                });
+            }
+            Delivery::Next => {
+                *next += 1;
+                taken += 1;
+                // Another kind's event counts for the checkpoint, and is not even parsed.
+                let wanted = log
+                    .kind_of(&message.subject)
+                    .is_none_or(|kind| P::KINDS.contains(&kind));
+                if wanted {
+                    match StoredEvent::from_consumed(&message) {
+                        Ok(stored) => {
+                            if let Some(event) = projection.decode(&stored) {
+                                events.push(Decoded {
+                                    sequence: stored.sequence,
+                                    event,
+                                });
+                            }
+                        }
+                        Err(error) => {
+                            tracing::error!(%error, "skipping unreadable event");
+                            unreadable += 1;
+                        }
                     }
                 }
-                Err(error) => {
-                    tracing::error!(%error, "skipping unreadable event");
-                    unreadable += 1;
-                }
+                last = Some(message);
             }
         }
         if taken >= max_batch {
@@ -510,21 +556,36 @@ async fn next_batch<P: Projection>(
             BACKLOG_WAIT
         };
         match tokio::time::timeout(wait, messages.next()).await {
-            Ok(Some(message)) => {
-                last = message.map_err(|e| consumer_error(&e))?;
-                pending = last.info().map_err(|e| consumer_error(&e))?.pending;
-            }
+            Ok(Some(message)) => received = Some(message.map_err(|e| consumer_error(&e))?),
             Ok(None) | Err(_) => break,
         }
     }
-    // A redelivery may arrive after newer messages; order the batch.
-    events.sort_by_key(|event| event.sequence);
-    events.dedup_by_key(|event| event.sequence);
-    Ok(Batch {
+    Ok(last.map(|last| Batch {
         events,
         last,
         unreadable,
-    })
+    }))
+}
+
+/// Where a delivered stream sequence stands against the next one the read model needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// The one needed: take it.
+    Next,
+    /// Taken before (a redelivery): pass it over.
+    Again,
+    /// Past the one needed, which went missing: never apply on across it.
+    Gap,
+}
+
+impl Delivery {
+    fn of(sequence: u64, next: u64) -> Self {
+        match sequence.cmp(&next) {
+            std::cmp::Ordering::Equal => Self::Next,
+            std::cmp::Ordering::Less => Self::Again,
+            std::cmp::Ordering::Greater => Self::Gap,
+        }
+    }
 }
 
 /// The name of a projection's durable consumer for the read models in `pool`'s
@@ -535,4 +596,17 @@ pub async fn consumer_name<P: Projection>(pool: &PgPool) -> Result<String, sqlx:
         .fetch_one(pool)
         .await?;
     Ok(format!("projection_{}_v{}_{database}", P::NAME, P::VERSION))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Delivery;
+
+    #[test]
+    fn only_the_next_sequence_is_taken_and_a_jump_past_it_is_a_gap() {
+        assert_eq!(Delivery::of(7, 7), Delivery::Next);
+        assert_eq!(Delivery::of(5, 7), Delivery::Again);
+        assert_eq!(Delivery::of(8, 7), Delivery::Gap);
+        assert_eq!(Delivery::of(1, 1), Delivery::Next);
+    }
 }
