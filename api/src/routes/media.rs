@@ -632,6 +632,11 @@ async fn spool(
     Ok(spooled)
 }
 
+/// Image decodes in this process at one time. Each may allocate up to its limit
+/// (`ImageLimits::max_alloc`, 256 MiB by default), so four bound the worst case near
+/// 1 GiB however many uploads arrive together; the others wait their turn.
+static DECODES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
 /// Decodes the image under the limits, and stores it re-encoded and its thumbnail.
 async fn store_image(
     media: &MediaService,
@@ -639,6 +644,7 @@ async fn store_image(
     format: Format,
     item: &mut MediaUploaded,
 ) -> Result<(), ApiError> {
+    let _decoding = DECODES.acquire().await.map_err(ApiError::internal)?;
     let bytes = tokio::fs::read(path).await.map_err(ApiError::internal)?;
     let limits = media.limits.decode;
     let processed =
