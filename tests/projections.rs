@@ -378,3 +378,103 @@ async fn deliveries_lost_on_their_way_are_never_skipped() {
         .unwrap();
     assert_matches(&rows(&env.pool).await, &expected);
 }
+
+/// A runner whose lock connection dropped has lost the lock (Postgres let it go with the
+/// session), and another may hold it now: it must write nothing until it has the lock
+/// again. Before, it went on applying through the pool as if it still held it.
+#[tokio::test]
+async fn a_runner_that_lost_its_lock_writes_nothing_until_it_has_it_again() {
+    use sqlx::Connection as _;
+    let env = TestEnv::new().await;
+    let mut expected = seed(&env, 3).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runner = Runner::new(
+        env.log.clone(),
+        env.pool.clone(),
+        UserDirectory,
+        ProjectionMetrics::default(),
+    );
+    let task = tokio::spawn(runner.run(async move {
+        let _ = stopped.await;
+    }));
+    let caught_up = env.log.last_sequence().await.unwrap();
+    let at_checkpoint = || async {
+        checkpoint(&env.pool, UserDirectory::NAME, UserDirectory::VERSION)
+            .await
+            .unwrap()
+    };
+    eventually(Duration::from_secs(30), "the first catch-up", || async {
+        at_checkpoint().await >= caught_up
+    })
+    .await;
+
+    // The lock's connection dies, and someone else takes the lock at once.
+    let holder: i32 = sqlx::query_scalar(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    let mut other = sqlx::PgConnection::connect(&env.database_url)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(holder)
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let key = format!(
+        "natter.projection.{}.v{}",
+        UserDirectory::NAME,
+        UserDirectory::VERSION
+    );
+    // Postgres lets the lock go once the killed backend has gone.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
+            .bind(&key)
+            .fetch_one(&mut other)
+            .await
+            .unwrap();
+        if taken {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the killed session kept the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let commands = common::accounts(&env.log);
+    for i in 0..5 {
+        let handle = format!("while_locked_{i}");
+        let id = common::register_named(&commands, &handle, &handle)
+            .await
+            .user_id;
+        expected.insert(id, (handle.clone(), handle));
+    }
+    let last = env.log.last_sequence().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(
+        at_checkpoint().await < last,
+        "the runner wrote while another held its lock"
+    );
+
+    // The other lets go: the runner takes the lock again and catches up.
+    other.close().await.unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "the runner to catch up",
+        || async { at_checkpoint().await >= last },
+    )
+    .await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_matches(&rows(&env.pool).await, &expected);
+}

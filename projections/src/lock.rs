@@ -25,6 +25,17 @@ impl AdvisoryLock {
         }
     }
 
+    /// Whether the lock is still this process's. A session lock is let go only by an
+    /// unlock or by the end of its session, so a live connection still holds it; one that
+    /// dropped (Postgres restarted, the backend was killed, the network broke) let it go,
+    /// and another process may have taken it since.
+    pub async fn held(&mut self) -> bool {
+        sqlx::query_scalar::<_, i32>("SELECT 1")
+            .fetch_one(&mut self.connection)
+            .await
+            .is_ok()
+    }
+
     pub async fn release(self) {
         let _ = self.connection.close().await;
     }

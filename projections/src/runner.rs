@@ -39,6 +39,10 @@ pub enum RunnerError {
     /// next the read model needs) never came. Applying on would skip it for good.
     #[error("delivery gap: expected stream sequence {expected}, got {found}")]
     Gap { expected: u64, found: u64 },
+    /// The connection holding the projection's advisory lock dropped, and with it the
+    /// lock: another runner may be writing.
+    #[error("the projection's lock was lost with its connection")]
+    LockLost,
 }
 
 /// The connection options projection workers should use: read models are derived, the
@@ -117,7 +121,7 @@ impl<P: Projection> Runner<P> {
     ) -> Result<(), RunnerError> {
         ensure_checkpoint(&self.pool, P::NAME, P::VERSION).await?;
         let key = format!("natter.projection.{}.v{}", P::NAME, P::VERSION);
-        let lock = loop {
+        let mut lock = loop {
             if let Some(lock) = AdvisoryLock::try_take(&self.pool, &key).await? {
                 break lock;
             }
@@ -133,7 +137,7 @@ impl<P: Projection> Runner<P> {
         );
         let mut link = self.log.link();
         let result = loop {
-            match self.consume(shutdown, &mut link).await {
+            match self.consume(shutdown, &mut link, &mut lock).await {
                 Ok(Ended::Resumed) => {
                     tracing::info!(
                         projection = P::NAME,
@@ -156,6 +160,7 @@ impl<P: Projection> Runner<P> {
         &self,
         shutdown: &mut (impl Future<Output = ()> + Unpin + Send),
         link: &mut tokio::sync::watch::Receiver<natter_eventlog::Link>,
+        lock: &mut AdvisoryLock,
     ) -> Result<Ended, RunnerError> {
         // A reconnect from here on calls for a new consumer.
         let life = link.borrow_and_update().resumed;
@@ -220,6 +225,11 @@ impl<P: Projection> Runner<P> {
                 Some(batch) => batch?,
                 None => return Err(RunnerError::Consumer("message stream ended".into())),
             };
+            // Another runner may have taken the lock if this one's connection dropped:
+            // write nothing more until it is taken again.
+            if !lock.held().await {
+                return Err(RunnerError::LockLost);
+            }
             if unreadable > 0 {
                 self.metrics
                     .events_skipped
