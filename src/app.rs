@@ -385,7 +385,7 @@ fn api_config(settings: &AuthSettings) -> anyhow::Result<ApiConfig> {
         None => None,
     };
     Ok(ApiConfig {
-        trust_forwarded_for: settings.trust_forwarded_for,
+        trusted_proxies: settings.trusted_proxies.clone(),
         admin_token,
         login_per_address: Limit::per_minute(settings.login_per_address),
         login_per_handle: Limit::per_minute(settings.login_per_handle),

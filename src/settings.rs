@@ -278,9 +278,10 @@ pub struct AuthSettings {
     /// Registration attempts per handle per minute.
     #[arg(long, env = "NATTER_REGISTER_PER_HANDLE", default_value_t = 5)]
     pub register_per_handle: u32,
-    /// Take client addresses from X-Forwarded-For (only behind a trusted proxy).
-    #[arg(long, env = "NATTER_TRUST_FORWARDED_FOR")]
-    pub trust_forwarded_for: bool,
+    /// Proxies (addresses or CIDR networks, comma-separated) whose X-Forwarded-For names
+    /// the client: the rightmost hop that is not one of them. Unset: the peer address.
+    #[arg(long, env = "NATTER_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<natter_api::extract::TrustedProxy>,
     /// The bearer token of the operators' endpoints under /v1/admin (at least 32
     /// characters). Unset: those endpoints are off.
     #[arg(long, env = "NATTER_ADMIN_TOKEN", hide_env_values = true)]
@@ -303,7 +304,7 @@ impl Default for AuthSettings {
             login_per_handle: 10,
             register_per_address: 10,
             register_per_handle: 5,
-            trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
             admin_token: None,
         }
     }

@@ -1099,6 +1099,36 @@ async fn password_changes_and_deletions_are_rate_limited_before_any_hashing() {
 }
 
 #[tokio::test]
+async fn behind_a_trusted_proxy_the_client_is_the_hop_it_saw_whatever_the_client_wrote() {
+    let env = TestEnv::new().await;
+    let settings = AuthSettings {
+        login_per_address: 2,
+        trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+        ..auth_settings()
+    };
+    let api = Api::start(&env, settings).await;
+    let attempt = |forwarded: String| {
+        let request = api
+            .http
+            .post(api.app.url("/v1/sessions"))
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({"handle": "nobody", "password": "wrong password"}));
+        async move { request.send().await.unwrap().status() }
+    };
+    // One client (203.0.113.7, as the proxy saw it) forging a new first hop each time:
+    // still one address, limited after two attempts.
+    for forged in 1..=2 {
+        let status = attempt(format!("6.6.6.{forged}, 203.0.113.7")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let status = attempt("6.6.6.3, 203.0.113.7".into()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // Another client behind the same proxy has its own count.
+    let status = attempt("203.0.113.8".into()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
 async fn registrations_of_one_handle_are_rate_limited() {
     let env = TestEnv::new().await;
     let settings = AuthSettings {

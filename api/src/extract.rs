@@ -178,21 +178,104 @@ impl FromRequestParts<ApiState> for ClientAddress {
         parts: &mut Parts,
         state: &ApiState,
     ) -> Result<Self, Self::Rejection> {
-        if state.config.trust_forwarded_for
-            && let Some(forwarded) = parts
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| value.split(',').next())
-                .and_then(|first| first.trim().parse::<IpAddr>().ok())
-        {
-            return Ok(Self(forwarded));
-        }
-        let address = parts
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::from([127, 0, 0, 1]), |info| info.0.ip());
-        Ok(Self(address))
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok());
+        Ok(Self(client_address(
+            peer,
+            forwarded,
+            &state.config.trusted_proxies,
+        )))
+    }
+}
+
+/// The client's address: the peer, unless the peer is a trusted proxy. Then the
+/// `X-Forwarded-For` hops are read from the right (each proxy appends the address it saw)
+/// and the first one that is not a trusted proxy is the client. A client may write
+/// anything on the left of the header, so the leftmost hop is taken only when every hop
+/// to its right is trusted.
+pub fn client_address<'a>(
+    peer: IpAddr,
+    forwarded: impl Iterator<Item = &'a str>,
+    trusted: &[TrustedProxy],
+) -> IpAddr {
+    let is_trusted = |address: &IpAddr| trusted.iter().any(|proxy| proxy.contains(*address));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = forwarded.flat_map(|value| value.split(',')).collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let Ok(address) = hop.trim().parse::<IpAddr>() else {
+            // A hop that is no address was not written by a proxy we trust.
+            break;
+        };
+        client = address;
+        if !is_trusted(&address) {
+            break;
+        }
+    }
+    client
+}
+
+/// A proxy whose `X-Forwarded-For` is believed: an address, or a network in CIDR
+/// notation (`10.0.0.0/8`, `fd00::/8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrustedProxy {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl TrustedProxy {
+    pub fn contains(&self, address: IpAddr) -> bool {
+        match (self.network, address) {
+            (IpAddr::V4(network), IpAddr::V4(address)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(network) & mask == u32::from(address) & mask
+            }
+            (IpAddr::V6(network), IpAddr::V6(address)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(network) & mask == u128::from(address) & mask
+            }
+            // An IPv4 peer seen through an IPv6 socket (::ffff:a.b.c.d).
+            (IpAddr::V4(_), IpAddr::V6(address)) => address
+                .to_ipv4_mapped()
+                .is_some_and(|address| self.contains(IpAddr::V4(address))),
+            (IpAddr::V6(_), IpAddr::V4(_)) => false,
+        }
+    }
+}
+
+impl std::str::FromStr for TrustedProxy {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        let (address, prefix) = text.split_once('/').unwrap_or((text, ""));
+        let network: IpAddr = address
+            .parse()
+            .map_err(|_| format!("{text:?} is not an IP address or a CIDR network"))?;
+        let widest = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = if prefix.is_empty() {
+            widest
+        } else {
+            prefix
+                .parse::<u8>()
+                .ok()
+                .filter(|prefix| *prefix <= widest)
+                .ok_or_else(|| format!("{text:?}: the prefix length is 0 to {widest}"))?
+        };
+        Ok(Self { network, prefix })
     }
 }
 
@@ -254,5 +337,81 @@ pub async fn wait_for(
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::net::IpAddr;
+
+    use super::{TrustedProxy, client_address};
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    fn proxies(list: &[&str]) -> Vec<TrustedProxy> {
+        list.iter().map(|text| text.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn the_client_is_the_rightmost_hop_no_trusted_proxy_wrote() {
+        let trusted = proxies(&["10.0.0.0/8", "192.168.1.1"]);
+        // Through two trusted proxies: the client is the hop before them.
+        let header = ["6.6.6.6, 203.0.113.7, 10.1.2.3"];
+        assert_eq!(
+            client_address(ip("192.168.1.1"), header.into_iter(), &trusted),
+            ip("203.0.113.7")
+        );
+        // The client's own prefix (a forged 6.6.6.6) is never believed.
+        assert_eq!(
+            client_address(
+                ip("10.9.9.9"),
+                ["6.6.6.6, 203.0.113.7"].into_iter(),
+                &trusted
+            ),
+            ip("203.0.113.7")
+        );
+        // Not through a trusted proxy: the header is the client's own words.
+        assert_eq!(
+            client_address(ip("198.51.100.2"), header.into_iter(), &trusted),
+            ip("198.51.100.2")
+        );
+        // No proxies configured: never believed.
+        assert_eq!(
+            client_address(ip("10.0.0.1"), header.into_iter(), &[]),
+            ip("10.0.0.1")
+        );
+        // Several headers count as one list; garbage stops the walk at the last good hop.
+        assert_eq!(
+            client_address(
+                ip("10.0.0.1"),
+                ["1.1.1.1", "not-an-ip, 10.0.0.2"].into_iter(),
+                &trusted
+            ),
+            ip("10.0.0.2")
+        );
+    }
+
+    #[test]
+    fn networks_parse_and_match_by_prefix() {
+        let net: TrustedProxy = "fd00::/8".parse().unwrap();
+        assert!(net.contains(ip("fd12::1")));
+        assert!(!net.contains(ip("fe80::1")));
+        let v4: TrustedProxy = "172.16.0.0/12".parse().unwrap();
+        assert!(v4.contains(ip("172.31.255.1")));
+        assert!(!v4.contains(ip("172.32.0.1")));
+        assert!(v4.contains(ip("::ffff:172.16.0.9")));
+        assert!(
+            "0.0.0.0/0"
+                .parse::<TrustedProxy>()
+                .unwrap()
+                .contains(ip("8.8.8.8"))
+        );
+        for bad in ["10.0.0.0/33", "example.com", "10.0.0.0/x", "::/129"] {
+            assert!(bad.parse::<TrustedProxy>().is_err(), "{bad}");
+        }
     }
 }

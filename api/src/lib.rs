@@ -44,8 +44,9 @@ pub const MESSAGE_BODY_LIMIT: usize = 512 * 1024;
 /// The API's own settings.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
-    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
-    pub trust_forwarded_for: bool,
+    /// Proxies whose `X-Forwarded-For` names the client (see `extract::client_address`);
+    /// empty: the peer address is the client's.
+    pub trusted_proxies: Vec<extract::TrustedProxy>,
     /// How long a query waits for its read model to reach a consistency token.
     pub consistency_timeout: Duration,
     pub login_per_address: Limit,
@@ -61,7 +62,7 @@ pub struct ApiConfig {
 impl Default for ApiConfig {
     fn default() -> Self {
         Self {
-            trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
             consistency_timeout: Duration::from_secs(3),
             login_per_address: Limit::per_minute(60),
             login_per_handle: Limit::per_minute(10),
