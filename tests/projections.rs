@@ -93,20 +93,40 @@ async fn all_events(env: &TestEnv) -> Vec<Decoded<UserEvent>> {
     decode_all(&UserDirectory, &stored)
 }
 
-/// Runs the projection until it has applied the whole log, then stops it.
-async fn run_to_end(env: &TestEnv, max_batch: usize) {
-    let last = env.log.last_sequence().await.unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let runner = Runner::new(
-        env.log.clone(),
-        env.pool.clone(),
-        UserDirectory,
-        ProjectionMetrics::default(),
-    )
-    .with_max_batch(max_batch);
-    let task = tokio::spawn(runner.run(async move {
-        let _ = stopped.await;
-    }));
+/// A runner of the directory, in a task of its own until stopped.
+struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), natter_projections::RunnerError>>,
+}
+
+impl Running {
+    fn start(env: &TestEnv, max_batch: usize) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let runner = Runner::new(
+            env.log.clone(),
+            env.pool.clone(),
+            UserDirectory,
+            ProjectionMetrics::default(),
+        )
+        .with_max_batch(max_batch);
+        let task = tokio::spawn(runner.run(async move {
+            let _ = stopped.await;
+        }));
+        Self { stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// Waits until the directory's checkpoint reaches `sequence`.
+async fn caught_up(env: &TestEnv, sequence: u64) {
     eventually(
         Duration::from_secs(30),
         "the projection to catch up",
@@ -114,16 +134,18 @@ async fn run_to_end(env: &TestEnv, max_batch: usize) {
             checkpoint(&env.pool, UserDirectory::NAME, UserDirectory::VERSION)
                 .await
                 .unwrap()
-                >= last
+                >= sequence
         },
     )
     .await;
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+}
+
+/// Runs the projection until it has applied the whole log, then stops it.
+async fn run_to_end(env: &TestEnv, max_batch: usize) {
+    let last = env.log.last_sequence().await.unwrap();
+    let running = Running::start(env, max_batch);
+    caught_up(env, last).await;
+    running.stop().await;
 }
 
 #[tokio::test]
@@ -303,17 +325,7 @@ async fn deliveries_lost_on_their_way_are_never_skipped() {
     let env = TestEnv::new().await;
     let mut expected = seed(&env, 3).await;
     run_to_end(&env, 1).await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let runner = Runner::new(
-        env.log.clone(),
-        env.pool.clone(),
-        UserDirectory,
-        ProjectionMetrics::default(),
-    )
-    .with_max_batch(1);
-    let task = tokio::spawn(runner.run(async move {
-        let _ = stopped.await;
-    }));
+    let running = Running::start(&env, 1);
     let name = natter_projections::consumer_name::<UserDirectory>(&env.pool)
         .await
         .unwrap();
@@ -358,24 +370,8 @@ async fn deliveries_lost_on_their_way_are_never_skipped() {
         stolen > 0,
         "the interloper never got a delivery: nothing was tested"
     );
-    let last = env.log.last_sequence().await.unwrap();
-    eventually(
-        Duration::from_secs(30),
-        "the projection to apply the whole log",
-        || async {
-            checkpoint(&env.pool, UserDirectory::NAME, UserDirectory::VERSION)
-                .await
-                .unwrap()
-                >= last
-        },
-    )
-    .await;
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    caught_up(&env, env.log.last_sequence().await.unwrap()).await;
+    running.stop().await;
     assert_matches(&rows(&env.pool).await, &expected);
 }
 
@@ -387,26 +383,8 @@ async fn a_runner_that_lost_its_lock_writes_nothing_until_it_has_it_again() {
     use sqlx::Connection as _;
     let env = TestEnv::new().await;
     let mut expected = seed(&env, 3).await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let runner = Runner::new(
-        env.log.clone(),
-        env.pool.clone(),
-        UserDirectory,
-        ProjectionMetrics::default(),
-    );
-    let task = tokio::spawn(runner.run(async move {
-        let _ = stopped.await;
-    }));
-    let caught_up = env.log.last_sequence().await.unwrap();
-    let at_checkpoint = || async {
-        checkpoint(&env.pool, UserDirectory::NAME, UserDirectory::VERSION)
-            .await
-            .unwrap()
-    };
-    eventually(Duration::from_secs(30), "the first catch-up", || async {
-        at_checkpoint().await >= caught_up
-    })
-    .await;
+    let running = Running::start(&env, 2_000);
+    caught_up(&env, env.log.last_sequence().await.unwrap()).await;
 
     // The lock's connection dies, and someone else takes the lock at once.
     let holder: i32 = sqlx::query_scalar(
@@ -456,25 +434,19 @@ async fn a_runner_that_lost_its_lock_writes_nothing_until_it_has_it_again() {
         expected.insert(id, (handle.clone(), handle));
     }
     let last = env.log.last_sequence().await.unwrap();
+    // Nothing to wait for here but time: the runner must not write in it.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert!(
-        at_checkpoint().await < last,
+        checkpoint(&env.pool, UserDirectory::NAME, UserDirectory::VERSION)
+            .await
+            .unwrap()
+            < last,
         "the runner wrote while another held its lock"
     );
 
     // The other lets go: the runner takes the lock again and catches up.
     other.close().await.unwrap();
-    eventually(
-        Duration::from_secs(30),
-        "the runner to catch up",
-        || async { at_checkpoint().await >= last },
-    )
-    .await;
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    caught_up(&env, last).await;
+    running.stop().await;
     assert_matches(&rows(&env.pool).await, &expected);
 }
