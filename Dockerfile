@@ -16,6 +16,14 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked --bin natter \
  && install -D -m 0755 target/release/natter /out/natter
 
+# ---- web app: the static export natter serves at / ---------------------------
+FROM node:20-bookworm-slim AS web
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY web/ ./
+RUN NEXT_TELEMETRY_DISABLED=1 npx next build
+
 # ---- runtime ---------------------------------------------------------------
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
@@ -25,8 +33,10 @@ RUN groupadd --system --gid 10001 natter \
  && useradd --system --uid 10001 --gid natter --home-dir /nonexistent --no-create-home \
         --shell /usr/sbin/nologin natter
 COPY --from=builder /out/natter /usr/local/bin/natter
+COPY --from=web /web/out /usr/share/natter/web
 USER 10001:10001
 ENV NATTER_LISTEN=0.0.0.0:8080 \
+    NATTER_WEB_DIR=/usr/share/natter/web \
     RUST_LOG=info
 EXPOSE 8080
 ENTRYPOINT ["natter"]
