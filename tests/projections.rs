@@ -90,7 +90,7 @@ async fn all_events(env: &TestEnv) -> Vec<Decoded<UserEvent>> {
         .try_collect()
         .await
         .unwrap();
-    decode_all(&UserDirectory, &stored)
+    decode_all(&UserDirectory, &stored).unwrap()
 }
 
 /// A runner of the directory, in a task of its own until stopped.
@@ -101,14 +101,13 @@ struct Running {
 
 impl Running {
     fn start(env: &TestEnv, max_batch: usize) -> Self {
+        Self::reporting_to(env, max_batch, ProjectionMetrics::default())
+    }
+
+    fn reporting_to(env: &TestEnv, max_batch: usize, metrics: ProjectionMetrics) -> Self {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let runner = Runner::new(
-            env.log.clone(),
-            env.pool.clone(),
-            UserDirectory,
-            ProjectionMetrics::default(),
-        )
-        .with_max_batch(max_batch);
+        let runner = Runner::new(env.log.clone(), env.pool.clone(), UserDirectory, metrics)
+            .with_max_batch(max_batch);
         let task = tokio::spawn(runner.run(async move {
             let _ = stopped.await;
         }));
@@ -449,4 +448,58 @@ async fn a_runner_that_lost_its_lock_writes_nothing_until_it_has_it_again() {
     caught_up(&env, last).await;
     running.stop().await;
     assert_matches(&rows(&env.pool).await, &expected);
+}
+
+/// An event of the directory's kinds that this build cannot read (a type a newer build
+/// added) stops the projection there: nothing after it is applied, the checkpoint stays
+/// before it, and `natter_projection_stalled_at` names it. Before, it was skipped (and
+/// logged), and the checkpoint moved on past it.
+#[tokio::test]
+async fn an_event_the_projection_cannot_read_stops_it_there() {
+    let env = TestEnv::new().await;
+    let expected = seed(&env, 2).await;
+    run_to_end(&env, 100).await;
+    let id = expected.keys().next().unwrap().to_string();
+    let newer = natter_eventlog::NewEvent {
+        subject: env.log.subject("user", &id),
+        expected_sequence: None,
+        expected_subject: None,
+        dedupe_id: None,
+        envelope: natter_schema::Envelope {
+            event_id: Uuid::now_v7(),
+            event_type: "NicknameChosen".into(),
+            schema_version: 1,
+            aggregate_type: "user".into(),
+            aggregate_id: id,
+            actor: None,
+            occurred_at: time::OffsetDateTime::now_utc(),
+            correlation_id: Uuid::now_v7(),
+            causation_id: None,
+            payload: serde_json::json!({"nickname": "x"}),
+        },
+    };
+    let at = env.log.append(&[newer]).await.unwrap().last_sequence();
+    // A registration after it, which must wait behind it.
+    common::register_named(&common::accounts(&env.log), "after_it", "After it").await;
+
+    let metrics = ProjectionMetrics::default();
+    let running = Running::reporting_to(&env, 100, metrics.clone());
+    let label = vec![(
+        "projection",
+        format!("{}_v{}", UserDirectory::NAME, UserDirectory::VERSION),
+    )];
+    eventually(
+        Duration::from_secs(30),
+        "the projection to stall",
+        || async { metrics.stalled_at.get_or_create(&label).get() == i64::try_from(at).unwrap() },
+    )
+    .await;
+    assert_eq!(
+        checkpoint(&env.pool, UserDirectory::NAME, UserDirectory::VERSION)
+            .await
+            .unwrap(),
+        at - 1
+    );
+    assert_matches(&rows(&env.pool).await, &expected);
+    running.stop().await;
 }

@@ -333,8 +333,11 @@ impl Projection for StatsV1 {
     const TABLES: &'static [&'static str] = &["chat_stats_v1"];
     type Event = (String, Option<uuid::Uuid>);
 
-    fn decode(&self, stored: &StoredEvent) -> Option<Self::Event> {
-        sent(stored)
+    fn decode(
+        &self,
+        stored: &StoredEvent,
+    ) -> Result<Option<Self::Event>, natter_schema::SchemaError> {
+        Ok(sent(stored))
     }
 
     async fn apply(
@@ -362,8 +365,11 @@ impl Projection for StatsV2 {
     const TABLES: &'static [&'static str] = &["chat_stats_v2"];
     type Event = (String, Option<uuid::Uuid>);
 
-    fn decode(&self, stored: &StoredEvent) -> Option<Self::Event> {
-        sent(stored)
+    fn decode(
+        &self,
+        stored: &StoredEvent,
+    ) -> Result<Option<Self::Event>, natter_schema::SchemaError> {
+        Ok(sent(stored))
     }
 
     async fn apply(

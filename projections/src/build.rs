@@ -36,6 +36,9 @@ const SWITCH_ATTEMPTS: u32 = 40;
 pub enum BuildError {
     #[error("postgres: {0}")]
     Postgres(#[from] sqlx::Error),
+    /// A build stops at an event it cannot read, as the runner does.
+    #[error(transparent)]
+    Undecodable(#[from] crate::Undecodable),
     #[error(transparent)]
     Log(#[from] LogError),
     #[error("a rebuild or build into schema {0} is already running")]
@@ -161,7 +164,7 @@ impl Staged {
         if from >= target {
             return Ok(from);
         }
-        let (pages, mut ready) = mpsc::channel::<Result<Page<P::Event>, LogError>>(4);
+        let (pages, mut ready) = mpsc::channel::<Result<Page<P::Event>, BuildError>>(4);
         let read = read_pages(log, projection, from + 1, target, pages);
         // Owns the receiver: if a write fails, dropping it stops the reader.
         let write = async move {
@@ -275,7 +278,7 @@ async fn read_pages<P: Projection>(
     projection: &P,
     mut from: u64,
     target: u64,
-    pages: mpsc::Sender<Result<Page<P::Event>, LogError>>,
+    pages: mpsc::Sender<Result<Page<P::Event>, BuildError>>,
 ) {
     let filter = log.all_events();
     while from <= target {
@@ -284,12 +287,11 @@ async fn read_pages<P: Projection>(
                 // An empty page: nothing left up to the target.
                 let through = events.last().map_or(target, |last| last.sequence);
                 from = through + 1;
-                Ok(Page {
-                    events: crate::decode_all(projection, &events),
-                    through,
-                })
+                crate::decode_all(projection, &events)
+                    .map(|events| Page { events, through })
+                    .map_err(BuildError::from)
             }
-            Err(error) => Err(error),
+            Err(error) => Err(BuildError::from(error)),
         };
         let failed = page.is_err();
         if pages.send(page).await.is_err() || failed {

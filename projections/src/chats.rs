@@ -38,7 +38,10 @@ impl Projection for Chats {
     const KINDS: &'static [&'static str] = &["chat", MESSAGES_KIND, "chatprefs"];
     type Event = (ChatsEvent, OffsetDateTime);
 
-    fn decode(&self, stored: &StoredEvent) -> Option<Self::Event> {
+    fn decode(
+        &self,
+        stored: &StoredEvent,
+    ) -> Result<Option<Self::Event>, natter_schema::SchemaError> {
         let envelope = &stored.envelope;
         let (kind, version, payload) = (
             &envelope.event_type,
@@ -49,12 +52,9 @@ impl Projection for Chats {
             "chat" => natter_schema::decode(kind, version, payload).map(ChatsEvent::Chat),
             MESSAGES_KIND => natter_schema::decode(kind, version, payload).map(ChatsEvent::Message),
             "chatprefs" => natter_schema::decode(kind, version, payload).map(ChatsEvent::Prefs),
-            _ => return None,
+            _ => return Ok(None),
         };
-        decoded
-            .map(|event| (event, envelope.occurred_at))
-            .map_err(|error| tracing::error!(sequence = stored.sequence, %error, "chat event not readable; skipped"))
-            .ok()
+        decoded.map(|event| Some((event, envelope.occurred_at)))
     }
 
     async fn apply(

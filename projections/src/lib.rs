@@ -44,17 +44,39 @@ pub struct Decoded<E> {
     pub event: E,
 }
 
+/// An event of a projection's kinds that it cannot read: a type or schema version of a
+/// newer build, or a payload that does not match its schema. A projection stops there,
+/// rather than skip it and move its checkpoint past an event it never applied.
+#[derive(Debug, thiserror::Error)]
+#[error("event at stream sequence {sequence} cannot be read: {error}")]
+pub struct Undecodable {
+    pub sequence: u64,
+    pub error: natter_schema::SchemaError,
+}
+
 /// Decodes what `projection` needs of `events`, keeping their order.
-pub fn decode_all<P: Projection>(projection: &P, events: &[StoredEvent]) -> Vec<Decoded<P::Event>> {
-    events
+pub fn decode_all<P: Projection>(
+    projection: &P,
+    events: &[StoredEvent],
+) -> Result<Vec<Decoded<P::Event>>, Undecodable> {
+    let mut decoded = Vec::with_capacity(events.len());
+    // Other kinds' events are none of its business, as in the runner.
+    let kinds = events
         .iter()
-        .filter_map(|stored| {
-            projection.decode(stored).map(|event| Decoded {
+        .filter(|stored| P::KINDS.contains(&stored.envelope.aggregate_type.as_str()));
+    for stored in kinds {
+        let event = projection.decode(stored).map_err(|error| Undecodable {
+            sequence: stored.sequence,
+            error,
+        })?;
+        if let Some(event) = event {
+            decoded.push(Decoded {
                 sequence: stored.sequence,
                 event,
-            })
-        })
-        .collect()
+            });
+        }
+    }
+    Ok(decoded)
 }
 
 /// A read model built from the log. Its tables belong to it alone and are named with its
@@ -74,10 +96,14 @@ pub trait Projection: Send + Sync + 'static {
     /// The events this projection reads, decoded.
     type Event: Send + Sync + 'static;
 
-    /// Picks and decodes an event this projection needs; `None` for the others. The
-    /// runner calls it while the previous batch is being written, so parsing costs the
-    /// write path nothing.
-    fn decode(&self, event: &StoredEvent) -> Option<Self::Event>;
+    /// Picks and decodes an event this projection needs; `Ok(None)` for the others. An
+    /// event it needs but cannot read is an error, never `None`: the runner stops there.
+    /// The runner calls it while the previous batch is being written, so parsing costs
+    /// the write path nothing.
+    fn decode(
+        &self,
+        event: &StoredEvent,
+    ) -> Result<Option<Self::Event>, natter_schema::SchemaError>;
 
     /// Applies a batch of events, in stream order, all newer than the checkpoint, inside
     /// the caller's transaction. Applying an event twice must change nothing.

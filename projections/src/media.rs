@@ -17,14 +17,20 @@ impl Projection for Media {
     const TABLES: &'static [&'static str] = &["media_v1"];
     type Event = MediaEvent;
 
-    fn decode(&self, stored: &StoredEvent) -> Option<MediaEvent> {
+    fn decode(
+        &self,
+        stored: &StoredEvent,
+    ) -> Result<Option<MediaEvent>, natter_schema::SchemaError> {
         let envelope = &stored.envelope;
+        if envelope.aggregate_type != MEDIA_KIND {
+            return Ok(None);
+        }
         natter_schema::decode(
             &envelope.event_type,
             envelope.schema_version,
             &envelope.payload,
         )
-        .ok()
+        .map(Some)
     }
 
     async fn apply(

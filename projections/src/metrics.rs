@@ -9,7 +9,9 @@ type Labels = Vec<(&'static str, String)>;
 #[derive(Debug, Clone, Default)]
 pub struct ProjectionMetrics {
     pub events_applied: Family<Labels, Counter>,
-    pub events_skipped: Family<Labels, Counter>,
+    /// The stream sequence of an event the projection cannot read and stopped at (it
+    /// applies nothing past it); 0 while it runs.
+    pub stalled_at: Family<Labels, Gauge>,
     pub lag: Family<Labels, Gauge>,
 }
 
@@ -22,9 +24,9 @@ impl ProjectionMetrics {
             metrics.events_applied.clone(),
         );
         registry.register(
-            "natter_projection_events_skipped",
-            "Stored events a projection could not read and skipped (logged as errors)",
-            metrics.events_skipped.clone(),
+            "natter_projection_stalled_at",
+            "The sequence of an event the projection cannot read and stopped at; 0 while it runs",
+            metrics.stalled_at.clone(),
         );
         registry.register(
             "natter_projection_lag_events",

@@ -43,6 +43,12 @@ pub enum RunnerError {
     /// lock: another runner may be writing.
     #[error("the projection's lock was lost with its connection")]
     LockLost,
+    /// An event the projection needs but cannot read: it stops there (and says so in
+    /// `natter_projection_stalled_at`) until a build that reads it is deployed.
+    #[error(transparent)]
+    Undecodable(#[from] crate::Undecodable),
+    #[error("event at stream sequence {sequence} is not a readable envelope: {error}")]
+    Unreadable { sequence: u64, error: String },
 }
 
 /// The connection options projection workers should use: read models are derived, the
@@ -217,12 +223,19 @@ impl<P: Projection> Runner<P> {
                 }
                 batch = ready.recv() => batch,
             };
-            let Batch {
-                events,
-                last,
-                unreadable,
-            } = match batch {
-                Some(batch) => batch?,
+            let Batch { events, last } = match batch {
+                Some(Ok(batch)) => batch,
+                Some(Err(error)) => {
+                    if let RunnerError::Undecodable(crate::Undecodable { sequence, .. })
+                    | RunnerError::Unreadable { sequence, .. } = &error
+                    {
+                        self.metrics
+                            .stalled_at
+                            .get_or_create(&labels)
+                            .set(i64::try_from(*sequence).unwrap_or(i64::MAX));
+                    }
+                    return Err(error);
+                }
                 None => return Err(RunnerError::Consumer("message stream ended".into())),
             };
             // Another runner may have taken the lock if this one's connection dropped:
@@ -230,12 +243,7 @@ impl<P: Projection> Runner<P> {
             if !lock.held().await {
                 return Err(RunnerError::LockLost);
             }
-            if unreadable > 0 {
-                self.metrics
-                    .events_skipped
-                    .get_or_create(&labels)
-                    .inc_by(unreadable);
-            }
+            self.metrics.stalled_at.get_or_create(&labels).set(0);
             let info = last
                 .info()
                 .map_err(|e| RunnerError::Consumer(e.to_string()))?;
@@ -442,8 +450,6 @@ pub async fn reset<P: Projection>(pool: &PgPool, projection: &P) -> Result<(), s
 struct Batch<E> {
     events: Vec<Decoded<E>>,
     last: jetstream::Message,
-    /// Messages that could not be read as events (logged, skipped).
-    unreadable: u64,
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -514,7 +520,6 @@ async fn next_batch<P: Projection>(
     let mut received = Some(first.map_err(|e| consumer_error(&e))?);
     let mut last = None;
     let mut events = Vec::with_capacity(max_batch.min(4_096));
-    let mut unreadable = 0;
     let mut taken = 0;
     let lingering_until = Instant::now() + LIVE_LINGER;
     while let Some(message) = received.take() {
@@ -536,19 +541,17 @@ async fn next_batch<P: Projection>(
                     .kind_of(&message.subject)
                     .is_none_or(|kind| P::KINDS.contains(&kind));
                 if wanted {
-                    match StoredEvent::from_consumed(&message) {
-                        Ok(stored) => {
-                            if let Some(event) = projection.decode(&stored) {
-                                events.push(Decoded {
-                                    sequence: stored.sequence,
-                                    event,
-                                });
-                            }
+                    let stored = StoredEvent::from_consumed(&message).map_err(|error| {
+                        RunnerError::Unreadable {
+                            sequence,
+                            error: error.to_string(),
                         }
-                        Err(error) => {
-                            tracing::error!(%error, "skipping unreadable event");
-                            unreadable += 1;
-                        }
+                    })?;
+                    let event = projection
+                        .decode(&stored)
+                        .map_err(|error| crate::Undecodable { sequence, error })?;
+                    if let Some(event) = event {
+                        events.push(Decoded { sequence, event });
                     }
                 }
                 last = Some(message);
@@ -570,11 +573,7 @@ async fn next_batch<P: Projection>(
             Ok(None) | Err(_) => break,
         }
     }
-    Ok(last.map(|last| Batch {
-        events,
-        last,
-        unreadable,
-    }))
+    Ok(last.map(|last| Batch { events, last }))
 }
 
 /// Where a delivered stream sequence stands against the next one the read model needs.

@@ -25,7 +25,10 @@ impl Projection for Sessions {
     const KINDS: &'static [&'static str] = &["session", "user"];
     type Event = SessionsEvent;
 
-    fn decode(&self, stored: &StoredEvent) -> Option<SessionsEvent> {
+    fn decode(
+        &self,
+        stored: &StoredEvent,
+    ) -> Result<Option<SessionsEvent>, natter_schema::SchemaError> {
         let envelope = &stored.envelope;
         let decoded = match (
             envelope.aggregate_type.as_str(),
@@ -45,11 +48,14 @@ impl Projection for Sessions {
                 )
                 .map(SessionsEvent::User)
             }
-            _ => return None,
+            // A user event type a newer build added may end sessions too (as
+            // SignedOutEverywhere did): an old process stops at it rather than pass it by.
+            ("user", other) if natter_schema::current_version(other).is_none() => {
+                return Err(natter_schema::SchemaError::UnknownType(other.to_owned()));
+            }
+            _ => return Ok(None),
         };
-        decoded
-            .map_err(|error| tracing::error!(sequence = stored.sequence, %error, "event not readable; skipped"))
-            .ok()
+        decoded.map(Some)
     }
 
     async fn apply(

@@ -78,20 +78,20 @@ impl Projection for UserDirectory {
 
     type Event = UserEvent;
 
-    fn decode(&self, stored: &StoredEvent) -> Option<UserEvent> {
+    fn decode(
+        &self,
+        stored: &StoredEvent,
+    ) -> Result<Option<UserEvent>, natter_schema::SchemaError> {
         let envelope = &stored.envelope;
         if envelope.aggregate_type != User::KIND {
-            return None;
+            return Ok(None);
         }
         natter_schema::decode(
             &envelope.event_type,
             envelope.schema_version,
             &envelope.payload,
         )
-        .map_err(|error| {
-            tracing::error!(sequence = stored.sequence, %error, "user event not readable; skipped");
-        })
-        .ok()
+        .map(Some)
     }
 
     async fn apply(
