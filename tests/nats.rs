@@ -8,14 +8,13 @@ mod common;
 
 use std::time::Duration;
 
+use common::http::{User, sign_up_as};
 use common::nats::{PrivateNats, free_port};
 use common::{TestApp, TestEnv, eventually};
 use natter::settings::{AuthSettings, Role, ServeArgs};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
 
 const ALL_ROLES: &[Role] = &[Role::Api, Role::Gateway, Role::Projector];
-const PASSWORD: &str = "correct horse battery";
 
 fn serve_args(roles: &[Role]) -> ServeArgs {
     ServeArgs {
@@ -30,28 +29,6 @@ fn serve_args(roles: &[Role]) -> ServeArgs {
         },
         gateway: Default::default(),
     }
-}
-
-/// Registers `handle` and signs in: the user's id, the session's id and access token.
-async fn sign_up(http: &reqwest::Client, app: &TestApp, handle: &str) -> (String, String, String) {
-    let registered = http
-        .post(app.url("/v1/users"))
-        .json(&json!({"handle": handle, "display_name": handle, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(registered.status(), StatusCode::CREATED);
-    let session: Value = http
-        .post(app.url("/v1/sessions"))
-        .json(&json!({"handle": handle, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let text = |key: &str| session[key].as_str().unwrap().to_owned();
-    (text("user_id"), text("session_id"), text("access_token"))
 }
 
 async fn status(http: &reqwest::Client, app: &TestApp, path: &str, token: Option<&str>) -> u16 {
@@ -145,7 +122,7 @@ async fn after_nats_restarts_presence_answers_again_and_readiness_waits_for_the_
     let env = TestEnv::on_nats(&nats.url()).await;
     let app = env.spawn_app_serving(serve_args(ALL_ROLES)).await;
     let http = reqwest::Client::new();
-    let (ann, _, token) = sign_up(&http, &app, "ann").await;
+    let (User { id: ann, token }, _) = sign_up_as(&http, &app, "ann").await;
     let presence = format!("/v1/users/{ann}/presence");
     eventually(Duration::from_secs(10), "Ann in the directory", || async {
         status(&http, &app, &presence, Some(&token)).await == 200
@@ -168,7 +145,7 @@ async fn after_nats_restarts_presence_answers_again_and_readiness_waits_for_the_
     js().await.get_key_value(&bucket).await.unwrap();
     assert_eq!(status(&http, &app, &presence, Some(&token)).await, 200);
     // The projections still follow the log.
-    let (bob, _, _) = sign_up(&http, &app, "bob").await;
+    let (User { id: bob, .. }, _) = sign_up_as(&http, &app, "bob").await;
     eventually(Duration::from_secs(10), "Bob in the directory", || async {
         let path = format!("/v1/users/{bob}/presence");
         status(&http, &app, &path, Some(&token)).await == 200
@@ -230,7 +207,7 @@ async fn a_session_revoked_while_natter_was_disconnected_is_refused_within_a_sec
         .spawn_app_serving(serve_args(&[Role::Api, Role::Projector]))
         .await;
     let http = reqwest::Client::new();
-    let (ann, session, token) = sign_up(&http, &app, "ann").await;
+    let (User { id: ann, token }, session) = sign_up_as(&http, &app, "ann").await;
     eventually(Duration::from_secs(10), "Ann's profile", || async {
         status(&http, &app, "/v1/users/me", Some(&token)).await == 200
     })

@@ -146,16 +146,19 @@ pub async fn call(
 
 /// Registers `u_<name>` with a password and signs in, as a client would.
 pub async fn sign_up(http: &reqwest::Client, app: &TestApp, name: &str) -> User {
-    let handle = format!("u_{name}");
-    let registered: Value = http
+    sign_up_as(http, app, &format!("u_{name}")).await.0
+}
+
+/// Registers `handle` with a password and signs in: the user, and their session's id.
+pub async fn sign_up_as(http: &reqwest::Client, app: &TestApp, handle: &str) -> (User, String) {
+    let registered = http
         .post(app.url("/v1/users"))
         .json(&json!({"handle": handle, "display_name": handle, "password": PASSWORD}))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
+    assert_eq!(registered.status(), StatusCode::CREATED);
+    let registered: Value = registered.json().await.unwrap();
     let session: Value = http
         .post(app.url("/v1/sessions"))
         .json(&json!({"handle": handle, "password": PASSWORD}))
@@ -165,8 +168,10 @@ pub async fn sign_up(http: &reqwest::Client, app: &TestApp, name: &str) -> User 
         .json()
         .await
         .unwrap();
-    User {
-        id: registered["user_id"].as_str().unwrap().to_owned(),
-        token: session["access_token"].as_str().unwrap().to_owned(),
-    }
+    let text = |value: &Value, key: &str| value[key].as_str().unwrap().to_owned();
+    let user = User {
+        id: text(&registered, "user_id"),
+        token: text(&session, "access_token"),
+    };
+    (user, text(&session, "session_id"))
 }
