@@ -82,6 +82,10 @@ pub struct Settings {
     /// How long (seconds) the stream remembers event ids to drop duplicates.
     #[arg(long, env = "NATTER_DUPLICATE_WINDOW_SECS", default_value_t = 120, global = true, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub duplicate_window_secs: u64,
+    /// How long (milliseconds) an append waits for JetStream's acknowledgement before
+    /// it counts as unconfirmed: retried with the same ids, then looked up in the log.
+    #[arg(long, env = "NATTER_NATS_ACK_TIMEOUT_MS", default_value_t = 5_000, global = true, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub nats_ack_timeout_ms: u64,
     /// Most connections to Postgres from this process.
     #[arg(long, env = "NATTER_DATABASE_MAX_CONNECTIONS", default_value_t = 16, global = true, value_parser = clap::value_parser!(u32).range(2..=1_000))]
     pub database_max_connections: u32,
@@ -96,6 +100,7 @@ impl Settings {
             prefix: self.subject_prefix.clone(),
             replicas: usize::from(self.stream_replicas),
             duplicate_window: Duration::from_secs(self.duplicate_window_secs),
+            ack_timeout: Duration::from_millis(self.nats_ack_timeout_ms),
         }
     }
 }

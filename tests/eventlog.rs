@@ -88,19 +88,19 @@ async fn concurrent_appends_to_one_aggregate_have_one_winner_per_sequence() {
 }
 
 #[tokio::test]
-async fn a_duplicate_event_id_is_stored_once() {
+async fn a_guarded_append_made_twice_is_stored_once_and_the_second_conflicts() {
     let env = TestEnv::new().await;
     let first = event(&env.log, "dup", Some(0), 1);
     let stored = env.log.append(std::slice::from_ref(&first)).await.unwrap();
+    assert!(!stored.duplicate);
+    // A second call is a new decision on an old state: a conflict, to be decided again.
+    // (Only an append of its own that went unconfirmed does an append look for.)
     let again = env
         .log
         .append(std::slice::from_ref(&first))
         .await
-        .map_err(|e| format!("{e:?}"))
-        .unwrap();
-    assert!(!stored.duplicate);
-    assert!(again.duplicate);
-    assert_eq!(again.sequences, stored.sequences);
+        .unwrap_err();
+    assert_eq!(again.kind(), AppendErrorKind::Conflict);
     assert_eq!(env.log.last_sequence().await.unwrap(), 1);
 }
 
@@ -368,17 +368,16 @@ async fn subjects_in_one_log_do_not_leak_into_another() {
 }
 
 #[tokio::test]
-async fn a_retried_batch_is_a_duplicate_not_a_conflict() {
+async fn a_guarded_batch_made_twice_is_stored_once_and_the_second_conflicts() {
     let env = TestEnv::new().await;
     let batch = vec![
         event(&env.log, "p", Some(0), 1),
         event(&env.log, "q", Some(0), 2),
     ];
     let first = env.log.append(&batch).await.unwrap();
-    let again = env.log.append(&batch).await.unwrap();
     assert_eq!(first.sequences, vec![1, 2]);
-    assert!(again.duplicate);
-    assert_eq!(again.sequences, first.sequences);
+    let again = env.log.append(&batch).await.unwrap_err();
+    assert_eq!(again.kind(), AppendErrorKind::Conflict);
     assert_eq!(env.log.last_sequence().await.unwrap(), 2);
 }
 
@@ -395,10 +394,10 @@ async fn unconditional_appends_are_deduplicated_by_event_id() {
         event(&env.log, "free", None, 2),
         event(&env.log, "loose", None, 3),
     ];
-    let first = env.log.append(&batch).await.unwrap();
-    let retried = env.log.append(&batch).await.unwrap();
-    assert!(retried.duplicate);
-    assert_eq!(retried.sequences, first.sequences);
+    env.log.append(&batch).await.unwrap();
+    // An atomic batch's ids are checked as a whole: a batch made again is refused.
+    let retried = env.log.append(&batch).await.unwrap_err();
+    assert_eq!(retried.kind(), AppendErrorKind::Duplicate);
     assert_eq!(env.log.last_sequence().await.unwrap(), 3);
 }
 
@@ -463,4 +462,23 @@ async fn a_read_can_pick_out_one_kind_of_subject() {
         .await
         .unwrap();
     assert_eq!(since.len(), 10);
+}
+
+#[tokio::test]
+async fn an_append_no_stream_takes_is_unavailable_with_nothing_stored() {
+    let env = TestEnv::new().await;
+    let client = common::connect(&env.nats_url).await.unwrap();
+    // The stream exists for this test's prefix only: another prefix reaches no stream,
+    // as every subject does while a stream has no leader.
+    let orphan = EventLog::attach(
+        client,
+        LogConfig::new(&env.stream, format!("{}x", env.prefix)),
+    )
+    .unwrap();
+    let error = orphan
+        .append(&[event(&orphan, "a", None, 1)])
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), AppendErrorKind::Unavailable, "{error}");
+    assert_eq!(env.second_log().await.last_sequence().await.unwrap(), 0);
 }

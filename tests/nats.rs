@@ -8,11 +8,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::http::{User, sign_up_as};
-use common::nats::{PrivateNats, free_port};
+use common::http::{User, call, group, sign_up_as};
+use common::nats::{PrivateCluster, PrivateNats, free_port};
 use common::{TestApp, TestEnv, eventually};
 use natter::settings::{AuthSettings, Role, ServeArgs};
+use reqwest::Method;
 use reqwest::StatusCode;
+use serde_json::{Value, json};
 
 const ALL_ROLES: &[Role] = &[Role::Api, Role::Gateway, Role::Projector];
 
@@ -256,4 +258,170 @@ async fn a_session_revoked_while_natter_was_disconnected_is_refused_within_a_sec
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_send_the_log_does_not_confirm_answers_outcome_unknown_and_its_retry_is_stored_once() {
+    let mut nats = PrivateNats::start().await;
+    let env = TestEnv::on_nats(&nats.url()).await;
+    let mut settings = env.settings();
+    settings.nats_ack_timeout_ms = 300;
+    let app = env.spawn_app_as(&settings, serve_args(ALL_ROLES)).await;
+    let http = reqwest::Client::new();
+    let (ann, _) = sign_up_as(&http, &app, "ann").await;
+    let (bo, _) = sign_up_as(&http, &app, "bob").await;
+    let chat = group(&http, &app, &[&ann, &bo]).await;
+    let path = format!("/v1/chats/{chat}/messages");
+    let send = json!({"client_id": "frozen-1", "body": "are you there?"});
+    common::http::send(&http, &app, &chat, &ann, "hello").await;
+
+    // The server takes the send and never answers: stored or not, nobody can tell yet.
+    nats.pause().await;
+    let answer = http
+        .post(app.url(&path))
+        .bearer_auth(&ann.token)
+        .json(&send)
+        .send()
+        .await
+        .unwrap();
+    nats.resume().await;
+    assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(answer.headers().contains_key("retry-after"));
+    let problem: Value = answer.json().await.unwrap();
+    assert_eq!(problem["code"], "outcome_unknown", "{problem}");
+
+    // The client retries with the same client id, as told: one message, whatever the
+    // frozen server did with the attempts it held.
+    let (status, stored) = call(&http, &app, Method::POST, &path, &ann, Some(send)).await;
+    assert!(status.is_success(), "{status} {stored}");
+    let sequence = stored["sequence"].as_u64().unwrap();
+    let (_, history) = call(
+        &http,
+        &app,
+        Method::GET,
+        &format!("{path}?min_sequence={sequence}"),
+        &bo,
+        None,
+    )
+    .await;
+    let bodies: Vec<&str> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|message| message["body"].as_str())
+        .collect();
+    assert_eq!(bodies, ["hello", "are you there?"], "{history}");
+    nats.kill().await;
+}
+
+#[tokio::test]
+async fn an_append_that_landed_unconfirmed_is_found_not_doubled_or_refused() {
+    let mut nats = PrivateNats::start().await;
+    let env = TestEnv::on_nats(&nats.url()).await;
+    let mut config = natter_eventlog::LogConfig::new(&env.stream, &env.prefix);
+    config.ack_timeout = Duration::from_millis(300);
+    let client = common::connect(&nats.url()).await.unwrap();
+    let log = natter_eventlog::EventLog::open(client, config)
+        .await
+        .unwrap();
+    let event = natter_eventlog::NewEvent {
+        subject: log.subject("thing", "t1"),
+        expected_sequence: Some(0),
+        expected_subject: None,
+        dedupe_id: None,
+        envelope: natter_schema::Envelope {
+            event_id: uuid::Uuid::now_v7(),
+            event_type: "TestEvent".into(),
+            schema_version: 1,
+            aggregate_type: "thing".into(),
+            aggregate_id: "t1".into(),
+            actor: None,
+            occurred_at: time::OffsetDateTime::now_utc(),
+            correlation_id: uuid::Uuid::now_v7(),
+            causation_id: None,
+            payload: json!({"n": 1}),
+        },
+    };
+    // The first attempt reaches a frozen server and times out; the server then stores
+    // it, and the retry, guarded by the same expectation, conflicts with it.
+    nats.pause().await;
+    let append = tokio::spawn({
+        let log = log.clone();
+        let event = event.clone();
+        async move { log.append(&[event]).await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    nats.resume().await;
+    let appended = append.await.unwrap().unwrap();
+    assert_eq!(appended.sequences, vec![1]);
+    assert!(appended.duplicate);
+    assert_eq!(log.last_sequence().await.unwrap(), 1);
+    nats.kill().await;
+}
+
+/// Sends `count` messages to `chat` at once, each from one of `senders` in turn, and a
+/// third of them twice at once with the same client id (a retry racing its original).
+/// Every answer must be a success: a conflict of concurrent writers is the server's to
+/// settle. The bodies, in the order sent.
+async fn send_at_once(app: &TestApp, chat: &str, senders: &[&User], count: usize) -> Vec<String> {
+    let http = reqwest::Client::new();
+    let mut sends = tokio::task::JoinSet::new();
+    let mut bodies = Vec::new();
+    for n in 0..count {
+        let body = format!("m{n}");
+        bodies.push(body.clone());
+        let request = http
+            .post(app.url(&format!("/v1/chats/{chat}/messages")))
+            .bearer_auth(&senders[n % senders.len()].token)
+            .json(&json!({"client_id": format!("c{n}"), "body": body}));
+        let copies = if n % 3 == 0 { 2 } else { 1 };
+        for _ in 0..copies {
+            let request = request.try_clone().unwrap();
+            sends.spawn(async move {
+                let answer = request.send().await.unwrap();
+                let status = answer.status();
+                (status, answer.text().await.unwrap())
+            });
+        }
+    }
+    while let Some(answer) = sends.join_next().await {
+        let (status, text) = answer.unwrap();
+        assert!(status.is_success(), "{status}: {text}");
+    }
+    bodies
+}
+
+#[tokio::test]
+async fn on_a_three_node_cluster_simultaneous_sends_to_one_group_all_land_once() {
+    let cluster = PrivateCluster::start().await;
+    let env = TestEnv::on_cluster(&cluster.url()).await;
+    let app = env.spawn_app_serving(serve_args(ALL_ROLES)).await;
+    let http = reqwest::Client::new();
+    let (ann, _) = sign_up_as(&http, &app, "ann").await;
+    let (bob, _) = sign_up_as(&http, &app, "bob").await;
+    let (cy, _) = sign_up_as(&http, &app, "cyd").await;
+    let chat = group(&http, &app, &[&ann, &bob, &cy]).await;
+
+    let mut sent = send_at_once(&app, &chat, &[&ann, &bob, &cy], 60).await;
+
+    let last = env.log.last_sequence().await.unwrap();
+    let (status, history) = call(
+        &http,
+        &app,
+        Method::GET,
+        &format!("/v1/chats/{chat}/messages?min_sequence={last}&limit=100"),
+        &bob,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{history}");
+    let mut stored: Vec<String> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|message| message["body"].as_str().unwrap().to_owned())
+        .collect();
+    stored.sort();
+    sent.sort();
+    assert_eq!(stored, sent, "every send once");
 }

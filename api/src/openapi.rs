@@ -77,7 +77,8 @@ impl Modify for BearerAuth {
 /// The problems every operation of a kind can answer with, added where missing: a
 /// malformed path or query (400), a body that is not JSON, too large or of the wrong
 /// shape (400, 413, 415, 422), a missing or ended session (401), and a read model that
-/// did not reach the consistency token in time (503).
+/// did not reach the consistency token in time (503), and for every command an event log
+/// that could not take or confirm the write (503 `unavailable` or `outcome_unknown`).
 struct CommonProblems;
 
 impl Modify for CommonProblems {
@@ -136,6 +137,48 @@ impl Modify for CommonProblems {
                     );
                 }
             }
+            for operation in [
+                item.put.as_mut(),
+                item.post.as_mut(),
+                item.delete.as_mut(),
+                item.patch.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                interrupted_command(operation);
+            }
+        }
+    }
+}
+
+/// Every command can meet an event log that cannot take its write (no stream leader):
+/// `unavailable`, nothing stored; or one that did not confirm it: `outcome_unknown`,
+/// perhaps stored. Both come with `Retry-After`, and a retry with the same `client_id`
+/// or `Idempotency-Key` is applied at most once.
+const INTERRUPTED: &str = "The event log could not take the write (`unavailable`: nothing was \
+    stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after \
+    Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once";
+
+fn interrupted_command(operation: &mut utoipa::openapi::path::Operation) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let responses = &mut operation.responses.responses;
+    match responses.get_mut("503") {
+        Some(RefOr::T(existing)) => {
+            existing.description = format!("{}. Or: {INTERRUPTED}", existing.description);
+        }
+        Some(RefOr::Ref(_)) => {}
+        None => {
+            let response = ResponseBuilder::new()
+                .description(INTERRUPTED)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build();
+            responses.insert("503".to_owned(), response.into());
         }
     }
 }

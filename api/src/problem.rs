@@ -158,9 +158,21 @@ impl From<AccountError> for ApiError {
             }
             AccountError::Busy => return Self::unavailable("busy", error.to_string(), 1),
             AccountError::Conflict => (S::CONFLICT, "conflict"),
+            AccountError::Interrupted(interrupted) => return (*interrupted).into(),
             AccountError::Internal(reason) => return Self::internal(reason),
         };
         Self::new(status, code, error.to_string())
+    }
+}
+
+impl From<natter_commands::Interrupted> for ApiError {
+    fn from(error: natter_commands::Interrupted) -> Self {
+        use natter_commands::Interrupted as I;
+        let code = match error {
+            I::Unavailable => "unavailable",
+            I::OutcomeUnknown => "outcome_unknown",
+        };
+        Self::unavailable(code, error.to_string(), 1)
     }
 }
 

@@ -65,6 +65,8 @@ pub enum AccountError {
     Busy,
     #[error("the account changed concurrently; try again")]
     Conflict,
+    #[error(transparent)]
+    Interrupted(#[from] crate::Interrupted),
     #[error("{0}")]
     Internal(String),
 }
@@ -92,7 +94,7 @@ where
                 Self::Internal(format!("claim {kind} {key} taken"))
             }
             CommandError::Conflict { .. } => Self::Conflict,
-            other => Self::Internal(other.to_string()),
+            other => crate::failed(other, Self::Internal),
         }
     }
 }
@@ -247,7 +249,7 @@ impl Accounts {
             Ok(owner) => owner,
             Err(IdempotencyError::Reused) => return Err(AccountError::IdempotencyKeyReused),
             Err(IdempotencyError::Log(error)) => {
-                return Err(AccountError::Internal(error.to_string()));
+                return Err(crate::failed(error, AccountError::Internal));
             }
         };
         let Some(owner) = owner else { return Ok(None) };
@@ -270,7 +272,7 @@ impl Accounts {
     ) -> Result<Tokens, AccountError> {
         let (holder, _) = claim_state(self.users.log(), HANDLE_CLAIM, handle.as_str())
             .await
-            .map_err(|e| AccountError::Internal(e.to_string()))?;
+            .map_err(|e| crate::failed(e, AccountError::Internal))?;
         let profile = match holder {
             ClaimHolder::Held { owner, .. } => self.profile(owner).await?,
             ClaimHolder::Free | ClaimHolder::Released { .. } => None,

@@ -25,6 +25,8 @@ pub enum ChatsError {
     Prefs(PrefsError),
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyKeyReused,
+    #[error(transparent)]
+    Interrupted(#[from] crate::Interrupted),
     #[error("{0}")]
     Internal(String),
 }
@@ -34,7 +36,7 @@ impl From<CommandError<ChatError>> for ChatsError {
         match error {
             CommandError::Rejected(rejected) => Self::Chat(rejected),
             CommandError::Conflict { .. } => Self::Conflict,
-            other => Self::Internal(other.to_string()),
+            other => crate::failed(other, Self::Internal),
         }
     }
 }
@@ -130,7 +132,7 @@ impl Chats {
     async fn existing_direct(&self, a: Uuid, b: Uuid) -> Result<Option<ChatOutcome>, ChatsError> {
         let (holder, _) = claim_state(self.chats.log(), DIRECT_CLAIM, &direct_key(a, b))
             .await
-            .map_err(|e| ChatsError::Internal(e.to_string()))?;
+            .map_err(|e| crate::failed(e, ChatsError::Internal))?;
         match holder {
             ClaimHolder::Held { owner, .. } => {
                 let (_, last_sequence) = self.chats.load(&owner.to_string()).await?;
@@ -199,7 +201,7 @@ impl Chats {
             .await
             .map_err(|error| match error {
                 IdempotencyError::Reused => ChatsError::IdempotencyKeyReused,
-                IdempotencyError::Log(error) => ChatsError::Internal(error.to_string()),
+                IdempotencyError::Log(error) => crate::failed(error, ChatsError::Internal),
             })?;
         let Some(chat_id) = owner else {
             return Ok(None);
@@ -264,7 +266,7 @@ impl Chats {
     ) -> Result<ChatOutcome, ChatsError> {
         let (holder, _) = claim_state(self.chats.log(), INVITE_CLAIM, code.as_str())
             .await
-            .map_err(|e| ChatsError::Internal(e.to_string()))?;
+            .map_err(|e| crate::failed(e, ChatsError::Internal))?;
         let ClaimHolder::Held { owner: chat_id, .. } = holder else {
             return Err(ChatsError::Chat(ChatError::InviteInvalid));
         };
@@ -322,7 +324,7 @@ impl Chats {
             .map_err(|error| match error {
                 CommandError::Rejected(rejected) => ChatsError::Prefs(rejected),
                 CommandError::Conflict { .. } => ChatsError::Conflict,
-                other => ChatsError::Internal(other.to_string()),
+                other => crate::failed(other, ChatsError::Internal),
             })
     }
 
@@ -357,7 +359,7 @@ impl Chats {
             .users
             .load(&user_id.to_string())
             .await
-            .map_err(|e| ChatsError::Internal(e.to_string()))?;
+            .map_err(|e| crate::failed(e, ChatsError::Internal))?;
         Ok(user.profile().cloned())
     }
 

@@ -44,6 +44,17 @@ pub enum CommandError<E: std::error::Error + 'static> {
     Schema(#[from] SchemaError),
 }
 
+impl<E: std::error::Error + 'static> CommandError<E> {
+    /// Whether the log, not the command, failed, in a way worth retrying.
+    pub fn interrupted(&self) -> Option<crate::Interrupted> {
+        match self {
+            Self::Append(error) => crate::Interrupted::of_append(error),
+            Self::Log(error) => crate::Interrupted::of_log(error),
+            _ => None,
+        }
+    }
+}
+
 /// Runs commands of one aggregate type. Cheap to clone; clones share the cache.
 #[derive(Debug, Clone)]
 pub struct CommandHandler<A: Aggregate> {
@@ -217,14 +228,10 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
         }
     }
 
-    /// Appends, retrying once with the same event ids when the server did not answer:
-    /// deduplication makes that safe.
+    /// Appends (the log settles unconfirmed and transient failures itself), timed.
     async fn append(&self, batch: &[NewEvent]) -> Result<natter_eventlog::Appended, AppendError> {
         let started = Instant::now();
-        let result = match self.log.append(batch).await {
-            Err(error) if error.kind() == AppendErrorKind::Timeout => self.log.append(batch).await,
-            other => other,
-        };
+        let result = self.log.append(batch).await;
         self.metrics
             .append_latency
             .observe(started.elapsed().as_secs_f64());

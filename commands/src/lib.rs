@@ -14,3 +14,68 @@ pub mod tokens;
 
 pub use handler::{ClaimHolder, CommandError, CommandHandler, Executed, ExtraClaim, claim_state};
 pub use metrics::CommandMetrics;
+
+use natter_eventlog::{AppendError, AppendErrorKind, LogError};
+
+/// The log could not settle a command now. Retrying is safe: a send with the same
+/// `client_id`, or a command with the same `Idempotency-Key`, is applied at most once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Interrupted {
+    #[error(
+        "the event log is unavailable (no stream leader, or not connected) and nothing was stored; try again shortly"
+    )]
+    Unavailable,
+    #[error(
+        "the event log did not confirm the write, which may or may not be stored; retry with the same client_id or Idempotency-Key"
+    )]
+    OutcomeUnknown,
+}
+
+impl Interrupted {
+    pub fn of_append(error: &AppendError) -> Option<Self> {
+        match error.kind() {
+            AppendErrorKind::Unavailable => Some(Self::Unavailable),
+            AppendErrorKind::OutcomeUnknown => Some(Self::OutcomeUnknown),
+            _ => None,
+        }
+    }
+
+    /// A read that failed (not connected, no answer) stored nothing.
+    pub fn of_log(error: &LogError) -> Option<Self> {
+        match error {
+            LogError::Read(_) | LogError::Stream(_) => Some(Self::Unavailable),
+            LogError::ServerTooOld { .. } | LogError::Malformed { .. } => None,
+        }
+    }
+}
+
+/// A failure that is not the command's fault: of the log, or of the handler.
+pub trait Failure: std::fmt::Display {
+    fn interrupted(&self) -> Option<Interrupted>;
+}
+
+impl Failure for LogError {
+    fn interrupted(&self) -> Option<Interrupted> {
+        Interrupted::of_log(self)
+    }
+}
+
+impl Failure for AppendError {
+    fn interrupted(&self) -> Option<Interrupted> {
+        Interrupted::of_append(self)
+    }
+}
+
+impl<E: std::error::Error + 'static> Failure for CommandError<E> {
+    fn interrupted(&self) -> Option<Interrupted> {
+        CommandError::interrupted(self)
+    }
+}
+
+/// `error` as an interruption where retrying may help, else as `internal`.
+pub fn failed<T: From<Interrupted>>(error: impl Failure, internal: fn(String) -> T) -> T {
+    match error.interrupted() {
+        Some(interrupted) => interrupted.into(),
+        None => internal(error.to_string()),
+    }
+}

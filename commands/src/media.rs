@@ -10,6 +10,8 @@ use crate::{CommandError, CommandHandler, CommandMetrics};
 pub enum MediaError {
     #[error(transparent)]
     Rejected(#[from] natter_domain::media::MediaError),
+    #[error(transparent)]
+    Interrupted(#[from] crate::Interrupted),
     #[error("{0}")]
     Internal(String),
 }
@@ -53,7 +55,7 @@ impl MediaRecords {
             .await
             .map_err(|error| match error {
                 CommandError::Rejected(rejected) => MediaError::Rejected(rejected),
-                other => MediaError::Internal(other.to_string()),
+                other => crate::failed(other, MediaError::Internal),
             })?;
         if !executed.events.is_empty() {
             return Ok(Recorded {
@@ -68,7 +70,7 @@ impl MediaRecords {
             .media
             .cached(&id)
             .await
-            .map_err(|e| MediaError::Internal(e.to_string()))?;
+            .map_err(|e| crate::failed(e, MediaError::Internal))?;
         let item = state
             .live()
             .cloned()
@@ -91,7 +93,7 @@ impl MediaRecords {
             .media
             .cached(&id.to_string())
             .await
-            .map_err(|e| MediaError::Internal(e.to_string()))?;
+            .map_err(|e| crate::failed(e, MediaError::Internal))?;
         Ok(state.live().cloned())
     }
 
@@ -101,7 +103,7 @@ impl MediaRecords {
             .media
             .load(&id.to_string())
             .await
-            .map_err(|e| MediaError::Internal(e.to_string()))?;
+            .map_err(|e| crate::failed(e, MediaError::Internal))?;
         Ok(state)
     }
 
@@ -135,7 +137,7 @@ impl MediaRecords {
             // The handler's cache holds the state the share was appended on.
             Ok(_) => self.cached_item(id).await,
             Err(CommandError::Rejected(_)) => Ok(None),
-            Err(other) => Err(MediaError::Internal(other.to_string())),
+            Err(other) => Err(crate::failed(other, MediaError::Internal)),
         }
     }
 
@@ -186,7 +188,7 @@ impl MediaRecords {
             })
             .map_err(|error| match error {
                 CommandError::Rejected(rejected) => MediaError::Rejected(rejected),
-                other => MediaError::Internal(other.to_string()),
+                other => crate::failed(other, MediaError::Internal),
             })
     }
 }

@@ -27,12 +27,18 @@ pub enum MessagesError {
     ClientIdReused,
     #[error("the chat kept changing; try again")]
     Conflict,
+    #[error(transparent)]
+    Interrupted(#[from] crate::Interrupted),
     #[error("{0}")]
     Internal(String),
 }
 
 fn internal(error: impl std::fmt::Display) -> MessagesError {
     MessagesError::Internal(error.to_string())
+}
+
+fn failed(error: impl crate::Failure) -> MessagesError {
+    crate::failed(error, MessagesError::Internal)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,10 +78,10 @@ impl Messages {
         );
         let fingerprint = message.fingerprint();
         let id = chat_id.to_string();
-        let (mut chat, _) = self.chats.cached(&id).await.map_err(internal)?;
+        let (mut chat, _) = self.chats.cached(&id).await.map_err(failed)?;
         if !chat.is_member(sender) {
             // The cache may not know of the sender's joining yet.
-            chat = self.chats.load(&id).await.map_err(internal)?.0;
+            chat = self.chats.load(&id).await.map_err(failed)?.0;
         }
         // Only members learn whether a message replied to is in the chat.
         if !chat.is_member(sender) {
@@ -252,7 +258,7 @@ impl Messages {
         chat_id: Uuid,
         sequence: u64,
     ) -> Result<Option<MessageSent>, MessagesError> {
-        let Some(stored) = self.log.event_at(sequence).await.map_err(internal)? else {
+        let Some(stored) = self.log.event_at(sequence).await.map_err(failed)? else {
             return Ok(None);
         };
         if stored.subject != self.log.subject(MESSAGES_KIND, &chat_id.to_string()) {
@@ -280,7 +286,7 @@ impl Messages {
         decide: impl Fn(&Chat, &Context) -> Result<MessageEvent, ChatError>,
     ) -> Result<Decided, MessagesError> {
         let id = chat_id.to_string();
-        let (mut chat, mut sequence) = self.chats.cached(&id).await.map_err(internal)?;
+        let (mut chat, mut sequence) = self.chats.cached(&id).await.map_err(failed)?;
         let mut fresh = false;
         for _ in 0..MAX_ATTEMPTS {
             let context = Context {
@@ -291,7 +297,7 @@ impl Messages {
                 Ok(event) => event,
                 // A refusal on a cached state proves nothing: decide again on fresh state.
                 Err(_) if !fresh => {
-                    (chat, sequence) = self.chats.load(&id).await.map_err(internal)?;
+                    (chat, sequence) = self.chats.load(&id).await.map_err(failed)?;
                     fresh = true;
                     continue;
                 }
@@ -309,10 +315,10 @@ impl Messages {
                     });
                 }
                 Err(error) if error.kind() == AppendErrorKind::Conflict => {
-                    (chat, sequence) = self.chats.load(&id).await.map_err(internal)?;
+                    (chat, sequence) = self.chats.load(&id).await.map_err(failed)?;
                     fresh = true;
                 }
-                Err(error) => return Err(internal(error)),
+                Err(error) => return Err(failed(error)),
             }
         }
         Err(MessagesError::Conflict)

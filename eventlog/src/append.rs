@@ -2,6 +2,8 @@
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
 use natter_schema::Envelope;
 use natter_schema::envelope::{EVENT_TYPE_HEADER, SCHEMA_VERSION_HEADER};
@@ -43,60 +45,176 @@ impl Appended {
     }
 }
 
+/// How long an append keeps retrying what the server asks to retry (no leader yet,
+/// another guarded write to the subject in flight) before answering.
+const SETTLE_WITHIN: Duration = Duration::from_secs(3);
+/// The first pause between such retries; each pause doubles, up to [`MAX_PAUSE`], with
+/// full jitter so that racing writers spread out.
+const FIRST_PAUSE: Duration = Duration::from_millis(2);
+const MAX_PAUSE: Duration = Duration::from_millis(250);
+/// How many events of a subject an append reads at most when it looks for itself.
+const MAX_LOOKUP: usize = 1024;
+
+/// What one attempt's failure means for the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Nothing was stored, and trying again cannot change that.
+    Refused,
+    /// Nothing was stored; the server asks to try again shortly. Answered with the
+    /// error's kind if it keeps asking.
+    NotNow,
+    /// The append went out but was not confirmed: it may be stored, or still land.
+    Unconfirmed,
+}
+
 impl EventLog {
     /// Appends the events all or nothing. Every `expected_sequence` is checked before
     /// anything is stored; the event ids deduplicate a retried append.
+    ///
+    /// What the server asks to retry is retried here, briefly. An append that went out
+    /// unconfirmed is retried with the same ids, and then, if it conflicts, looked up in
+    /// the log (a bounded read on the leader): the answer is what was stored, a refusal,
+    /// or [`AppendErrorKind::OutcomeUnknown`], never a guess.
     pub async fn append(&self, events: &[NewEvent]) -> Result<Appended, AppendError> {
-        let result = match events {
-            [] => Ok(Appended {
+        if events.is_empty() {
+            return Ok(Appended {
                 sequences: Vec::new(),
                 duplicate: false,
-            }),
-            [event] => self.append_one(event).await,
-            _ => self.append_batch(events).await,
-        };
-        match result {
-            Err(error)
-                if matches!(
-                    error.kind(),
-                    AppendErrorKind::Conflict | AppendErrorKind::Duplicate
-                ) =>
-            {
-                // The server checks expectations before duplicates, so a retried append
-                // that had in fact been stored looks like a conflict. Tell them apart.
-                match self.find_stored(events).await {
-                    Some(appended) => Ok(appended),
-                    None => Err(error),
-                }
+            });
+        }
+        let deadline = Instant::now() + SETTLE_WITHIN;
+        let mut pause = FIRST_PAUSE;
+        let mut unconfirmed = 0_u32;
+        loop {
+            let attempt = match events {
+                [event] => self.append_one(event).await,
+                _ => self.append_batch(events).await,
+            };
+            let (fault, error) = match attempt {
+                Ok(appended) => return Ok(appended),
+                Err(failed) => failed,
+            };
+            match fault {
+                Fault::Refused if unconfirmed == 0 => return Err(error),
+                // The server checks expectations before duplicates, so an earlier attempt
+                // that was stored makes this one conflict: look for it.
+                Fault::Refused => return self.settle(events, error).await,
+                Fault::Unconfirmed => unconfirmed += 1,
+                Fault::NotNow => {}
             }
-            other => other,
+            // An unconfirmed append is retried at least once, whatever the time.
+            let retry = Instant::now() + pause < deadline || unconfirmed == 1;
+            if !retry {
+                return if unconfirmed == 0 {
+                    Err(error)
+                } else {
+                    self.settle(events, error).await
+                };
+            }
+            tracing::debug!(%error, ?fault, "append not settled; retrying");
+            tokio::time::sleep(pause.mul_f64(rand::random::<f64>())).await;
+            pause = (pause * 2).min(MAX_PAUSE);
         }
     }
 
-    /// If the batch's last event is already in the log (after the expectation on its
-    /// subject), the whole batch is: atomic batches are stored whole and contiguous.
-    async fn find_stored(&self, events: &[NewEvent]) -> Option<Appended> {
-        let last = events.last()?;
-        // Without an expectation on its subject, the whole subject is searched: only a
-        // retried unconditional batch comes here, and rarely.
-        let after = events
-            .iter()
-            .filter(|event| event.subject == last.subject)
-            .find_map(|event| event.expected_sequence)
-            .unwrap_or(0);
-        let stored = self.load(&last.subject, after).await.ok()?;
-        let found = stored
-            .iter()
-            .find(|event| event.envelope.event_id == last.envelope.event_id)?;
-        let count = events.len() as u64;
-        Some(Appended {
-            sequences: (found.sequence + 1 - count..=found.sequence).collect(),
-            duplicate: true,
-        })
+    /// After an unconfirmed attempt: the stored batch if the log holds it, `error` if it
+    /// certainly does not, and an unknown outcome otherwise.
+    async fn settle(
+        &self,
+        events: &[NewEvent],
+        error: AppendError,
+    ) -> Result<Appended, AppendError> {
+        match self.find_stored(events).await {
+            Ok(Some(appended)) => Ok(appended),
+            Ok(None) if error.kind() != AppendErrorKind::Unavailable => Err(error),
+            Ok(None) | Err(()) => Err(AppendError::new(
+                AppendErrorKind::OutcomeUnknown,
+                format!("the append was not confirmed and could not be settled: {error}"),
+            )),
+        }
     }
 
-    async fn append_one(&self, event: &NewEvent) -> Result<Appended, AppendError> {
-        let (headers, payload) = encode(event, event.expected_sequence.is_none())?;
+    /// Looks for the batch in the log: `Ok(None)` when it is certainly not stored,
+    /// `Err(())` when that cannot be told. Atomic batches are stored whole and
+    /// contiguous, so finding one event is finding the batch.
+    async fn find_stored(&self, events: &[NewEvent]) -> Result<Option<Appended>, ()> {
+        let stored = |index: usize, sequence: u64| {
+            let first = sequence - index as u64;
+            Appended {
+                sequences: (first..first + events.len() as u64).collect(),
+                duplicate: true,
+            }
+        };
+        // An event guarded by its own subject was, if stored, the first of that subject
+        // after its expected sequence. Asked of the stream leader: a replica may lag.
+        let own_guard = events.iter().enumerate().find(|(_, event)| {
+            event.expected_subject.is_none() && event.expected_sequence.is_some()
+        });
+        if let Some((index, event)) = own_guard {
+            let after = event.expected_sequence.unwrap_or(0);
+            return match self.leader_next_on_subject(&event.subject, after).await? {
+                Some((sequence, event_id)) if event_id == event.envelope.event_id => {
+                    Ok(Some(stored(index, sequence)))
+                }
+                Some(_) => Ok(None),
+                None => Err(()),
+            };
+        }
+        // A send guarded by its chat carries its own deduplication id: decided again on
+        // the chat's newer state and appended with that id, it is stored once.
+        if events.iter().all(|event| event.dedupe_id.is_some()) {
+            return Ok(None);
+        }
+        // Unguarded: the last event is somewhere on its subject. Read a bounded part.
+        let (index, last) = (events.len() - 1, &events[events.len() - 1]);
+        let page = self
+            .read_subject_page(&last.subject, 0, MAX_LOOKUP)
+            .await
+            .map_err(|_| ())?;
+        match page
+            .events
+            .iter()
+            .find(|stored| stored.envelope.event_id == last.envelope.event_id)
+        {
+            Some(found) => Ok(Some(stored(index, found.sequence))),
+            None if page.pending == 0 => Ok(None),
+            None => Err(()),
+        }
+    }
+
+    /// The sequence and event id of the first event of `subject` after `after`, read on
+    /// the stream leader.
+    async fn leader_next_on_subject(
+        &self,
+        subject: &str,
+        after: u64,
+    ) -> Result<Option<(u64, uuid::Uuid)>, ()> {
+        use async_nats::jetstream::stream::RawMessageErrorKind;
+        let stream = self
+            .js
+            .get_stream_no_info(&self.config.stream)
+            .await
+            .map_err(|_| ())?;
+        let message = match stream
+            .raw_message_builder()
+            .sequence(after + 1)
+            .next_by_subject(subject)
+            .send()
+            .await
+        {
+            Ok(message) => message,
+            Err(error) if matches!(error.kind(), RawMessageErrorKind::NoMessageFound) => {
+                return Ok(None);
+            }
+            Err(_) => return Err(()),
+        };
+        let envelope = crate::read::decode_envelope(&message.payload).map_err(|_| ())?;
+        Ok(Some((message.sequence, envelope.event_id)))
+    }
+
+    async fn append_one(&self, event: &NewEvent) -> Result<Appended, (Fault, AppendError)> {
+        let (headers, payload) =
+            encode(event, event.expected_sequence.is_none()).map_err(refused)?;
         let ack = self
             .js
             .publish_with_headers(event.subject.clone(), headers, payload)
@@ -112,13 +230,13 @@ impl EventLog {
 
     /// All but the last message go out as plain publishes; the last carries
     /// `Nats-Batch-Commit` and alone is acknowledged, for the whole batch.
-    async fn append_batch(&self, events: &[NewEvent]) -> Result<Appended, AppendError> {
+    async fn append_batch(&self, events: &[NewEvent]) -> Result<Appended, (Fault, AppendError)> {
         let batch_id = uuid::Uuid::now_v7().simple().to_string();
         let last = events.len() - 1;
         let dedupe = events.iter().all(|event| event.expected_sequence.is_none());
         let mut commit = None;
         for (index, event) in events.iter().enumerate() {
-            let (mut headers, payload) = encode(event, dedupe)?;
+            let (mut headers, payload) = encode(event, dedupe).map_err(refused)?;
             headers.insert("Nats-Batch-Id", batch_id.as_str());
             headers.insert("Nats-Batch-Sequence", (index + 1).to_string().as_str());
             if index == last {
@@ -133,19 +251,26 @@ impl EventLog {
                 self.client
                     .publish_with_headers(event.subject.clone(), headers, payload)
                     .await
-                    .map_err(|e| AppendError::new(AppendErrorKind::Other, e.to_string()))?;
+                    // Without its commit, a batch is dropped by the server: nothing stored.
+                    .map_err(|e| {
+                        let error = AppendError::new(AppendErrorKind::Unavailable, e.to_string());
+                        (Fault::NotNow, error)
+                    })?;
             }
         }
         let Some(commit) = commit else {
-            return Err(AppendError::new(AppendErrorKind::Other, "empty batch"));
+            return Err(refused(AppendError::new(
+                AppendErrorKind::Other,
+                "empty batch",
+            )));
         };
         let ack = commit.await.map_err(publish_error)?;
         let count = events.len() as u64;
         if ack.batch_size.is_some_and(|size| size != count) {
-            return Err(AppendError::new(
+            return Err(refused(AppendError::new(
                 AppendErrorKind::Other,
                 format!("batch of {count} acknowledged as {:?}", ack.batch_size),
-            ));
+            )));
         }
         // An atomic batch is stored contiguously, ending at the acknowledged sequence.
         let first = ack.sequence + 1 - count;
@@ -189,19 +314,68 @@ fn encode(event: &NewEvent, dedupe: bool) -> Result<(HeaderMap, Bytes), AppendEr
     Ok((headers, Bytes::from(payload)))
 }
 
-/// JetStream's error code for an atomic batch whose message id it has seen already.
-const BATCH_DUPLICATE_MESSAGE_ID: u64 = 10201;
+fn refused(error: AppendError) -> (Fault, AppendError) {
+    (Fault::Refused, error)
+}
 
-fn publish_error(error: PublishError) -> AppendError {
-    let server_code = std::error::Error::source(&error)
-        .and_then(|source| source.downcast_ref::<async_nats::jetstream::Error>())
-        .map(|server| server.error_code().0);
-    let kind = match error.kind() {
-        PublishErrorKind::WrongLastSequence => AppendErrorKind::Conflict,
-        PublishErrorKind::MaxPayloadExceeded => AppendErrorKind::TooLarge,
-        PublishErrorKind::TimedOut => AppendErrorKind::Timeout,
-        _ if server_code == Some(BATCH_DUPLICATE_MESSAGE_ID) => AppendErrorKind::Duplicate,
-        _ => AppendErrorKind::Other,
+/// JetStream's error codes that decide how an append goes on (nats-server's
+/// `jetstream_errors_generated.go`).
+mod code {
+    /// JetStream is not (yet) available in the cluster.
+    pub const CLUSTER_NOT_AVAILABLE: u64 = 10008;
+    /// The server could not store the message: it may have been, on some replicas.
+    pub const STORE_FAILED: u64 = 10077;
+    /// The stream is offline (its replicas are recovering).
+    pub const STREAM_OFFLINE: u64 = 10118;
+    /// A message with this id is being stored right now (this append's earlier attempt).
+    pub const DUPLICATE_IN_PROCESS: u64 = 10158;
+    /// The last sequence per subject cannot be checked yet (a leader just took over).
+    pub const EXPECTED_LAST_NOT_READY: u64 = 10163;
+    /// A clustered stream's "wrong last sequence": a guarded write to the subject is in
+    /// flight or stored.
+    pub const WRONG_LAST_SEQUENCE_IN_FLIGHT: u64 = 10164;
+    /// Too many requests in flight on the stream.
+    pub const TOO_MANY_REQUESTS: u64 = 10167;
+    /// An atomic batch with a message id the server has seen already.
+    pub const BATCH_DUPLICATE_MESSAGE_ID: u64 = 10201;
+}
+
+/// What a failed publish means: whether anything may be stored, and what to answer.
+fn publish_error(error: PublishError) -> (Fault, AppendError) {
+    let server = std::error::Error::source(&error)
+        .and_then(|source| source.downcast_ref::<async_nats::jetstream::Error>());
+    let server_code = server.map(|server| server.error_code().0);
+    let (fault, kind) = match (error.kind(), server_code) {
+        (PublishErrorKind::WrongLastSequence, _) => (Fault::Refused, AppendErrorKind::Conflict),
+        // A guarded write in flight becomes visible shortly: wait for it, then conflict.
+        (_, Some(code::WRONG_LAST_SEQUENCE_IN_FLIGHT)) => {
+            (Fault::NotNow, AppendErrorKind::Conflict)
+        }
+        (PublishErrorKind::MaxPayloadExceeded, _) => (Fault::Refused, AppendErrorKind::TooLarge),
+        (_, Some(code::BATCH_DUPLICATE_MESSAGE_ID)) => (Fault::Refused, AppendErrorKind::Duplicate),
+        // No responders (no stream leader) and a full ack window: the message did not
+        // reach the stream.
+        (PublishErrorKind::StreamNotFound | PublishErrorKind::MaxAckPending, _)
+        | (
+            _,
+            Some(
+                code::CLUSTER_NOT_AVAILABLE
+                | code::STREAM_OFFLINE
+                | code::EXPECTED_LAST_NOT_READY
+                | code::TOO_MANY_REQUESTS,
+            ),
+        ) => (Fault::NotNow, AppendErrorKind::Unavailable),
+        (_, Some(code::DUPLICATE_IN_PROCESS | code::STORE_FAILED)) => {
+            (Fault::Unconfirmed, AppendErrorKind::OutcomeUnknown)
+        }
+        // "raft: not leader" and other answers of a server in transition.
+        _ if server.is_some_and(|server| server.code() == 503) => {
+            (Fault::NotNow, AppendErrorKind::Unavailable)
+        }
+        // Any other answer of the server is a refusal.
+        _ if server.is_some() => (Fault::Refused, AppendErrorKind::Other),
+        // No answer: a timeout, a broken connection, a request that could not be sent.
+        _ => (Fault::Unconfirmed, AppendErrorKind::OutcomeUnknown),
     };
-    AppendError::new(kind, error.to_string())
+    (fault, AppendError::new(kind, error.to_string()))
 }

@@ -32,15 +32,19 @@ pub enum AppendErrorKind {
     /// A subject's last sequence was not the expected one: someone else wrote first.
     /// Nothing of the batch was stored.
     Conflict,
-    /// The server has seen an event id of this batch, but the batch is not in the log
-    /// as a whole (an id was reused for different events).
+    /// The server has seen an event id of this atomic batch already: the batch was
+    /// made before (by another call), or an id was reused. Nothing new was stored.
     Duplicate,
     /// The batch or event is too large for the server.
     TooLarge,
-    /// The server did not answer in time; the append may or may not have happened, and
-    /// retrying with the same event ids is safe (deduplication).
-    Timeout,
-    /// Anything else: connection lost, stream missing, server refused.
+    /// The log cannot take writes now (no stream leader, not connected, overloaded), and
+    /// nothing was stored. Retrying later is safe.
+    Unavailable,
+    /// The append was sent but not confirmed (no answer in time, connection lost) and
+    /// could not be resolved: it may or may not be stored. Retrying with the same ids
+    /// (client id, Idempotency-Key) is safe and settles it.
+    OutcomeUnknown,
+    /// The server refused the append for another reason; nothing was stored.
     Other,
 }
 

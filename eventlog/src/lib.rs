@@ -36,6 +36,9 @@ pub struct LogConfig {
     pub replicas: usize,
     /// How long `Nats-Msg-Id` deduplication remembers an id.
     pub duplicate_window: Duration,
+    /// How long an append waits for the server's acknowledgement before it counts as
+    /// unconfirmed (and is retried, then looked up).
+    pub ack_timeout: Duration,
 }
 
 impl LogConfig {
@@ -45,6 +48,7 @@ impl LogConfig {
             prefix: prefix.into(),
             replicas: 1,
             duplicate_window: Duration::from_secs(120),
+            ack_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -72,7 +76,9 @@ impl EventLog {
     /// read permissions (subscriptions, direct gets, stream info) is enough.
     pub fn attach(client: async_nats::Client, config: LogConfig) -> Result<Self, LogError> {
         check_server_version(&client.server_info().version)?;
-        let js = jetstream::new(client.clone());
+        let js = jetstream::ContextBuilder::new()
+            .timeout(config.ack_timeout)
+            .build(client.clone());
         Ok(Self {
             client,
             js,

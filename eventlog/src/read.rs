@@ -37,9 +37,9 @@ pub enum Start {
 }
 
 /// One page of a direct-get reply, and how many matching messages remain after it.
-struct Page {
-    events: Vec<StoredEvent>,
-    pending: u64,
+pub(crate) struct Page {
+    pub(crate) events: Vec<StoredEvent>,
+    pub(crate) pending: u64,
 }
 
 impl EventLog {
@@ -63,6 +63,17 @@ impl EventLog {
     }
 
     /// The newest event of one subject, if any.
+    /// Up to `max` events of `subject` after `after` (one request), and how many remain.
+    pub(crate) async fn read_subject_page(
+        &self,
+        subject: &str,
+        after: u64,
+        max: usize,
+    ) -> Result<Page, LogError> {
+        self.direct_get(json!({"seq": after + 1, "next_by_subj": subject, "batch": max.min(PAGE)}))
+            .await
+    }
+
     pub async fn last_on_subject(&self, subject: &str) -> Result<Option<StoredEvent>, LogError> {
         let page = self.direct_get(json!({"last_by_subj": subject})).await?;
         Ok(page.events.into_iter().next())

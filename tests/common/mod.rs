@@ -40,6 +40,8 @@ pub struct TestEnv {
     pub prefix: String,
     pub database: String,
     pub database_url: String,
+    /// The stream's replicas: 3 on a cluster.
+    pub replicas: usize,
 }
 
 impl TestEnv {
@@ -49,20 +51,25 @@ impl TestEnv {
     }
 
     pub async fn with_migrations(migrate: bool) -> Self {
-        Self::on(nats_url(), migrate).await
+        Self::on(nats_url(), migrate, 1).await
     }
 
     /// A fresh log on the NATS server at `nats_url` (such as a test's own), and a
     /// fresh, migrated database.
     pub async fn on_nats(nats_url: &str) -> Self {
-        Self::on(nats_url.to_owned(), true).await
+        Self::on(nats_url.to_owned(), true, 1).await
     }
 
-    async fn on(nats_url: String, migrate: bool) -> Self {
+    /// A fresh log of three replicas on a cluster (`nats_url` lists its servers).
+    pub async fn on_cluster(nats_url: &str) -> Self {
+        Self::on(nats_url.to_owned(), true, 3).await
+    }
+
+    async fn on(nats_url: String, migrate: bool, replicas: usize) -> Self {
         let tag = Uuid::now_v7().simple().to_string();
         let stream = format!("NATTER_TEST_{tag}");
         let prefix = format!("t{tag}");
-        let log = open_log_on(&nats_url, &stream, &prefix).await;
+        let log = open_replicated_log_on(&nats_url, &stream, &prefix, replicas).await;
         let database = format!("natter_test_{tag}");
         let admin = PgConnectOptions::from_str(&admin_database_url()).unwrap();
         let mut connection = admin
@@ -91,6 +98,7 @@ impl TestEnv {
             prefix,
             database,
             database_url,
+            replicas,
         }
     }
 
@@ -101,8 +109,9 @@ impl TestEnv {
             database_url: natter::settings::Secret::new(self.database_url.clone()),
             stream: self.stream.clone(),
             subject_prefix: self.prefix.clone(),
-            stream_replicas: 1,
+            stream_replicas: u8::try_from(self.replicas).unwrap(),
             duplicate_window_secs: 120,
+            nats_ack_timeout_ms: 5_000,
             database_max_connections: 8,
             log_format: natter::settings::LogFormat::Human,
         }
@@ -148,9 +157,12 @@ impl TestEnv {
 
     /// Builds and runs the application as `serve` says.
     pub async fn spawn_app_serving(&self, serve: ServeArgs) -> TestApp {
-        let app = natter::Application::build(&self.settings(), &serve)
-            .await
-            .unwrap();
+        self.spawn_app_as(&self.settings(), serve).await
+    }
+
+    /// Builds and runs the application with `settings` (this test's, changed).
+    pub async fn spawn_app_as(&self, settings: &Settings, serve: ServeArgs) -> TestApp {
+        let app = natter::Application::build(settings, &serve).await.unwrap();
         let address = app.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(app.run(async move {
@@ -204,12 +216,34 @@ pub async fn open_log(stream: &str, prefix: &str) -> EventLog {
 }
 
 pub async fn open_log_on(nats_url: &str, stream: &str, prefix: &str) -> EventLog {
+    open_replicated_log_on(nats_url, stream, prefix, 1).await
+}
+
+/// Opens the log with `replicas`; a cluster that is still forming is waited for.
+pub async fn open_replicated_log_on(
+    nats_url: &str,
+    stream: &str,
+    prefix: &str,
+    replicas: usize,
+) -> EventLog {
     let client = connect(nats_url)
         .await
         .expect("NATS is not reachable at NATTER_TEST_NATS_URL; run scripts/test");
-    EventLog::open(client, LogConfig::new(stream, prefix))
-        .await
-        .unwrap()
+    let config = LogConfig {
+        replicas,
+        ..LogConfig::new(stream, prefix)
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match EventLog::open(client.clone(), config.clone()).await {
+            Ok(log) => return log,
+            Err(error) if tokio::time::Instant::now() < deadline => {
+                tracing::debug!(%error, "the log cannot be opened yet");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(error) => panic!("opening the log: {error}"),
+        }
+    }
 }
 
 pub struct TestApp {

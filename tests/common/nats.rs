@@ -139,6 +139,27 @@ impl PrivateNats {
             .unwrap();
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open, and nothing is answered.
+    pub async fn pause(&self) {
+        self.signal("-STOP").await;
+    }
+
+    /// Lets a frozen server go on (SIGCONT).
+    pub async fn resume(&self) {
+        self.signal("-CONT").await;
+    }
+
+    async fn signal(&self, signal: &str) {
+        let pid = self.server.as_ref().and_then(|server| server.id());
+        let pid = pid.expect("the server is not running").to_string();
+        let status = tokio::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// Kills the server (SIGKILL): no shutdown at all.
     pub async fn kill(&mut self) {
         let mut server = self.server.take().expect("the server is not running");
@@ -149,5 +170,114 @@ impl PrivateNats {
     pub fn wipe(&self) {
         assert!(self.server.is_none(), "stop the server first");
         let _ = std::fs::remove_dir_all(&self.store.0);
+    }
+}
+
+/// A three-node JetStream cluster of one test's own, on free loopback ports: nodes to
+/// kill and start again while an app is connected to the others.
+pub struct PrivateCluster {
+    nodes: Vec<ClusterNode>,
+}
+
+struct ClusterNode {
+    name: String,
+    port: u16,
+    route_port: u16,
+    store: TempDir,
+    server: Option<tokio::process::Child>,
+}
+
+impl PrivateCluster {
+    pub async fn start() -> Self {
+        let tag = uuid::Uuid::now_v7().simple().to_string();
+        let nodes = (1..=3)
+            .map(|n| ClusterNode {
+                name: format!("n{n}"),
+                port: free_port(),
+                route_port: free_port(),
+                store: TempDir(
+                    std::env::temp_dir().join(format!("natter-test-cluster-{tag}-n{n}")),
+                ),
+                server: None,
+            })
+            .collect();
+        let mut cluster = Self { nodes };
+        for node in 0..3 {
+            cluster.spawn(node);
+        }
+        for node in &cluster.nodes {
+            wait_for_jetstream(&format!("nats://127.0.0.1:{}", node.port)).await;
+        }
+        cluster
+    }
+
+    /// Every node's URL, comma-separated, as `NATTER_NATS_URL` takes them.
+    pub fn url(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|node| format!("nats://127.0.0.1:{}", node.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn spawn(&mut self, index: usize) {
+        let routes = self
+            .nodes
+            .iter()
+            .map(|node| format!("nats://127.0.0.1:{}", node.route_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        let node = &mut self.nodes[index];
+        assert!(node.server.is_none(), "node {} is running", node.name);
+        let server = tokio::process::Command::new(binary())
+            .args(["-a", "127.0.0.1", "-p", &node.port.to_string(), "-js"])
+            .args(["--server_name", &node.name, "--cluster_name", "natter-test"])
+            .args([
+                "--cluster",
+                &format!("nats://127.0.0.1:{}", node.route_port),
+            ])
+            .args(["--routes", &routes])
+            .arg("-sd")
+            .arg(&node.store.0)
+            .kill_on_drop(true)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        node.server = Some(server);
+    }
+
+    /// Kills node `index` (0, 1 or 2) with SIGKILL.
+    pub async fn kill(&mut self, index: usize) {
+        let node = &mut self.nodes[index];
+        let mut server = node.server.take().expect("the node is not running");
+        server.kill().await.unwrap();
+    }
+
+    /// Starts node `index` again with its store, and waits for it to answer.
+    pub async fn start_again(&mut self, index: usize) {
+        self.spawn(index);
+        wait_for_jetstream(&format!("nats://127.0.0.1:{}", self.nodes[index].port)).await;
+    }
+}
+
+/// Waits until the server at `url` answers JetStream requests.
+async fn wait_for_jetstream(url: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(client) = super::connect(url).await
+            && async_nats::jetstream::new(client)
+                .query_account()
+                .await
+                .is_ok()
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the NATS server at {url} did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -58,6 +58,7 @@ impl From<ChatsError> for ApiError {
             ChatsError::Prefs(natter_domain::prefs::PrefsError::NoActor) => {
                 return Self::internal(error);
             }
+            ChatsError::Interrupted(interrupted) => return (*interrupted).into(),
             ChatsError::Internal(reason) => return Self::internal(reason),
         };
         Self::new(status, code, error.to_string())

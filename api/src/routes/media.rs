@@ -289,6 +289,7 @@ pub(crate) async fn store_upload(
         .await
         .map_err(|error| match error {
             MediaError::Rejected(rejected) => ApiError::internal(rejected),
+            MediaError::Interrupted(interrupted) => interrupted.into(),
             MediaError::Internal(reason) => ApiError::internal(reason),
         })?;
     let status = if recorded.new {

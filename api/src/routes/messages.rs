@@ -28,6 +28,7 @@ impl From<natter_commands::messages::MessagesError> for ApiError {
                 error.to_string(),
             ),
             E::Conflict => Self::new(StatusCode::CONFLICT, "conflict", error.to_string()),
+            E::Interrupted(interrupted) => interrupted.into(),
             E::Internal(reason) => Self::internal(reason),
         }
     }
