@@ -425,3 +425,126 @@ async fn on_a_three_node_cluster_simultaneous_sends_to_one_group_all_land_once()
     sent.sort();
     assert_eq!(stored, sent, "every send once");
 }
+
+/// Sends `count` numbered messages to `chat` one after another, retrying each with its
+/// client id on a 503 or a broken connection, as a client is told to.
+async fn send_retrying(app_url: String, token: String, chat: String, tag: &str, count: usize) {
+    let http = reqwest::Client::new();
+    for n in 0..count {
+        let body = json!({"client_id": format!("{tag}-{n}"), "body": format!("{tag}-{n}")});
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let answer = http
+                .post(format!("{app_url}/v1/chats/{chat}/messages"))
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await;
+            match answer {
+                Ok(answer) if answer.status().is_success() => break,
+                Ok(answer) if answer.status() == StatusCode::SERVICE_UNAVAILABLE => {}
+                Ok(answer) => panic!("{}: {}", answer.status(), answer.text().await.unwrap()),
+                Err(_) => {}
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{tag}-{n} never stored"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The name of the node leading this test's stream, once it has one.
+async fn stream_leader(env: &TestEnv) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut stream) = env.log.jetstream().get_stream(&env.stream).await
+            && let Ok(info) = stream.info().await
+            && let Some(leader) = info.cluster.as_ref().and_then(|c| c.leader.clone())
+        {
+            return leader;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stream has no leader"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn on_a_cluster_a_killed_stream_leader_loses_and_doubles_nothing_and_the_read_model_verifies()
+{
+    let mut cluster = PrivateCluster::start().await;
+    let env = TestEnv::on_cluster(&cluster.url()).await;
+    let app = env.spawn_app_serving(serve_args(ALL_ROLES)).await;
+    let http = reqwest::Client::new();
+    let (ann, _) = sign_up_as(&http, &app, "ann").await;
+    let (bob, _) = sign_up_as(&http, &app, "bob").await;
+    let chat = group(&http, &app, &[&ann, &bob]).await;
+
+    let writers: Vec<_> = [("a", &ann), ("b", &bob)]
+        .into_iter()
+        .map(|(tag, user)| {
+            tokio::spawn(send_retrying(
+                app.url(""),
+                user.token.clone(),
+                chat.clone(),
+                tag,
+                45,
+            ))
+        })
+        .collect();
+    // Kill the stream's leader under load, then a second node once the first is back.
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let node = cluster.index_of(&stream_leader(&env).await);
+        cluster.kill(node).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        cluster.start_again(node).await;
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+
+    // The cluster may still be electing after the last restart.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let last = loop {
+        match env.log.last_sequence().await {
+            Ok(last) => break last,
+            Err(error) => assert!(tokio::time::Instant::now() < deadline, "{error}"),
+        }
+    };
+    let (status, history) = call(
+        &http,
+        &app,
+        Method::GET,
+        &format!("/v1/chats/{chat}/messages?min_sequence={last}&limit=100"),
+        &bob,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{history}");
+    let mut stored: Vec<String> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|message| message["body"].as_str().unwrap().to_owned())
+        .collect();
+    stored.sort();
+    let mut sent: Vec<String> = (0..45)
+        .flat_map(|n| [format!("a-{n}"), format!("b-{n}")])
+        .collect();
+    sent.sort();
+    assert_eq!(stored, sent, "every send once");
+    let verified = natter_projections::verify::verify(
+        &env.log,
+        &env.pool,
+        &natter_projections::chats::Chats,
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(verified.differences, vec![], "at {}", verified.at);
+}

@@ -248,6 +248,14 @@ impl PrivateCluster {
         node.server = Some(server);
     }
 
+    /// The index of the node named `name` (as stream info names a leader).
+    pub fn index_of(&self, name: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|node| node.name == name)
+            .unwrap()
+    }
+
     /// Kills node `index` (0, 1 or 2) with SIGKILL.
     pub async fn kill(&mut self, index: usize) {
         let node = &mut self.nodes[index];
