@@ -231,5 +231,13 @@ async fn status(settings: &Settings, json: bool) -> anyhow::Result<()> {
     if status.projections.is_empty() {
         println!("(no projection has run yet)");
     }
+    for s in &status.projections {
+        if let Some(stall) = &s.stalled {
+            println!(
+                "STALLED: {} v{} stopped at sequence {}: {}",
+                s.name, s.version, stall.sequence, stall.reason
+            );
+        }
+    }
     Ok(())
 }

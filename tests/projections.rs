@@ -501,5 +501,20 @@ async fn an_event_the_projection_cannot_read_stops_it_there() {
         at - 1
     );
     assert_matches(&rows(&env.pool).await, &expected);
+    // Operators see it where they look: `natter projections status` (and `/readyz`,
+    // which reads the same record).
+    let status = natter_projections::status(&env.pool, &env.log)
+        .await
+        .unwrap();
+    let directory = status
+        .projections
+        .iter()
+        .find(|p| p.name == UserDirectory::NAME)
+        .unwrap();
+    let stall = directory.stalled.as_ref().expect("the stall is recorded");
+    assert_eq!(stall.sequence, at);
+    assert!(stall.reason.contains("NicknameChosen"), "{}", stall.reason);
+    let stalled = natter_projections::stalled(&env.pool).await.unwrap();
+    assert_eq!(stalled.len(), 1);
     running.stop().await;
 }

@@ -90,6 +90,17 @@ pub struct ProjectionStatus {
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
     pub last_rebuild: Option<LastRebuild>,
+    /// Where the read model stopped, failing closed, at an event it needs and cannot
+    /// read; it goes on under a build that reads it.
+    pub stalled: Option<Stall>,
+}
+
+/// A read model stopped at an event it cannot read.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Stall {
+    /// The sequence of the event.
+    pub sequence: u64,
+    pub reason: String,
 }
 
 /// The last rebuild that switched a read model's tables in.
@@ -133,6 +144,10 @@ pub(crate) async fn projections(
                 finished_at: r.finished_at,
                 reason: r.reason,
                 through: r.through,
+            }),
+            stalled: s.stalled.map(|stall| Stall {
+                sequence: stall.sequence,
+                reason: stall.reason,
             }),
         })
         .collect();

@@ -14,7 +14,8 @@ pub(crate) async fn healthz() -> &'static str {
 
 /// Ready to serve: NATS answers with the stream and buckets in place (after a reconnect,
 /// once the log's keeper has made them again), Postgres answers, every migration is
-/// applied and every read model this version reads has been built.
+/// applied, every read model this version reads has been built, and none has stopped at
+/// an event it cannot read.
 pub(crate) async fn readyz(State(state): State<ApiState>) -> Result<&'static str, ApiError> {
     if state.log.client().connection_state() != async_nats::connection::State::Connected {
         return Err(ApiError::unavailable(
@@ -41,6 +42,19 @@ pub(crate) async fn readyz(State(state): State<ApiState>) -> Result<&'static str
     let outdated = natter_projections::build::outdated(&state.pool)
         .await
         .map_err(|e| ApiError::unavailable("unavailable", format!("Postgres: {e}"), 1))?;
+    let stalled = natter_projections::stalled(&state.pool)
+        .await
+        .map_err(|e| ApiError::unavailable("unavailable", format!("Postgres: {e}"), 1))?;
+    if let Some((name, version, sequence, reason)) = stalled.first() {
+        return Err(ApiError::unavailable(
+            "projection_stalled",
+            format!(
+                "read model {name} v{version} stopped at sequence {sequence}, \
+                 an event it cannot read ({reason}); deploy a build that reads it"
+            ),
+            30,
+        ));
+    }
     if !outdated.is_empty() {
         return Err(ApiError::unavailable(
             "rebuilding",

@@ -24,9 +24,10 @@ pub use media::Media;
 pub use metrics::ProjectionMetrics;
 pub use runner::{
     Runner, RunnerError, apply_batch, checkpoint, consumer_name, projection_connect_options, reset,
+    stalled,
 };
 pub use sessions::Sessions;
-pub use status::{LastRebuild, ProjectionStatus, Status, status};
+pub use status::{LastRebuild, ProjectionStatus, Stall, Status, status};
 pub use user_directory::UserDirectory;
 
 /// Every projection of this build, by name and version.

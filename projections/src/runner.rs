@@ -233,6 +233,7 @@ impl<P: Projection> Runner<P> {
                             .stalled_at
                             .get_or_create(&labels)
                             .set(i64::try_from(*sequence).unwrap_or(i64::MAX));
+                        record_stall(&self.pool, P::NAME, P::VERSION, *sequence, &error).await?;
                     }
                     return Err(error);
                 }
@@ -363,7 +364,8 @@ pub(crate) async fn set_checkpoint(
     sequence: u64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE projection_checkpoints SET sequence = $3, updated_at = now()
+        "UPDATE projection_checkpoints
+         SET sequence = $3, updated_at = now(), stalled_at = NULL, stalled_reason = NULL
          WHERE name = $1 AND version = $2",
     )
     .bind(name)
@@ -382,7 +384,8 @@ async fn advance_checkpoint(
     through: u64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE projection_checkpoints SET sequence = $3, updated_at = now()
+        "UPDATE projection_checkpoints
+         SET sequence = $3, updated_at = now(), stalled_at = NULL, stalled_reason = NULL
          WHERE name = $1 AND version = $2 AND sequence < $3",
     )
     .bind(name)
@@ -391,6 +394,46 @@ async fn advance_checkpoint(
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// Records that the projection stopped at `sequence` (it stays there until a build that
+/// reads the event is deployed): `/readyz` and `natter projections status` show it.
+async fn record_stall(
+    pool: &PgPool,
+    name: &str,
+    version: i32,
+    sequence: u64,
+    reason: &RunnerError,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE projection_checkpoints SET stalled_at = $3, stalled_reason = $4
+         WHERE name = $1 AND version = $2",
+    )
+    .bind(name)
+    .bind(version)
+    .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
+    .bind(reason.to_string())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Projections that stopped at an event they cannot read: name, version, sequence and
+/// reason.
+pub async fn stalled(pool: &PgPool) -> Result<Vec<(String, i32, u64, String)>, sqlx::Error> {
+    let rows: Vec<(String, i32, i64, Option<String>)> = sqlx::query_as(
+        "SELECT name, version, stalled_at, stalled_reason FROM projection_checkpoints
+         WHERE stalled_at IS NOT NULL ORDER BY name, version",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, version, at, reason)| {
+            let at = u64::try_from(at).unwrap_or(0);
+            (name, version, at, reason.unwrap_or_default())
+        })
+        .collect())
 }
 
 /// The last sequence the projection has applied.

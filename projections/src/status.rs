@@ -23,6 +23,15 @@ pub struct ProjectionStatus {
     pub updated_at: OffsetDateTime,
     /// The last rebuild that switched this version's tables in, if any.
     pub last_rebuild: Option<LastRebuild>,
+    /// Where the projection stopped, failing closed, at an event it needs and cannot
+    /// read; it moves on only under a build that reads it.
+    pub stalled: Option<Stall>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stall {
+    pub sequence: u64,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -40,7 +49,7 @@ pub struct LastRebuild {
 pub async fn status(pool: &PgPool, log: &EventLog) -> Result<Status, crate::RunnerError> {
     let last = log.last_sequence().await?;
     let rows = sqlx::query(
-        "SELECT c.name, c.version, c.sequence, c.updated_at,
+        "SELECT c.name, c.version, c.sequence, c.updated_at, c.stalled_at, c.stalled_reason,
                 r.finished_at, r.reason, r.through
          FROM projection_checkpoints c
          LEFT JOIN LATERAL (
@@ -65,7 +74,19 @@ pub async fn status(pool: &PgPool, log: &EventLog) -> Result<Status, crate::Runn
                 }),
                 None => None,
             };
+            let stalled = row
+                .try_get::<Option<i64>, _>("stalled_at")?
+                .map(|at| -> Result<Stall, crate::RunnerError> {
+                    Ok(Stall {
+                        sequence: sequence(at),
+                        reason: row
+                            .try_get::<Option<String>, _>("stalled_reason")?
+                            .unwrap_or_default(),
+                    })
+                })
+                .transpose()?;
             Ok(ProjectionStatus {
+                stalled,
                 name: row.try_get("name")?,
                 version: row.try_get("version")?,
                 checkpoint,
