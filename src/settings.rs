@@ -214,6 +214,10 @@ pub struct GatewaySettings {
     /// offline and their last seen is recorded.
     #[arg(long, env = "NATTER_GATEWAY_PRESENCE_DEBOUNCE_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
     pub gateway_presence_debounce_ms: u64,
+    /// Live events one NATS subscription of the gateway holds before it loses some (and
+    /// the chats concerned resync their watchers).
+    #[arg(long, env = "NATTER_GATEWAY_SUBSCRIPTION_CAPACITY", default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(1..=16_777_216))]
+    pub gateway_subscription_capacity: u32,
 }
 
 impl Default for GatewaySettings {
@@ -223,6 +227,7 @@ impl Default for GatewaySettings {
             gateway_inbox: 1024,
             gateway_max_replay: 20_000,
             gateway_presence_debounce_ms: 5_000,
+            gateway_subscription_capacity: 65_536,
         }
     }
 }
@@ -234,6 +239,7 @@ impl GatewaySettings {
             inbox_capacity: self.gateway_inbox as usize,
             max_replay: self.gateway_max_replay as usize,
             presence_debounce: std::time::Duration::from_millis(self.gateway_presence_debounce_ms),
+            subscription_capacity: self.gateway_subscription_capacity as usize,
             ..natter_gateway::GatewayConfig::default()
         }
     }

@@ -682,3 +682,124 @@ async fn presence_reaches_contacts_as_privacy_allows_and_a_flapping_connection_r
         .collect();
     assert_eq!(recorded.len(), 1, "one last seen for one real departure");
 }
+
+/// A live event lost on its way to a gateway (here: a republished event whose subject's
+/// previous one never came) makes the chat's watchers resync, by the sequences alone:
+/// no notice of the loss is needed. Before, the gateway went on delivering, and the
+/// client never had the lost event.
+#[tokio::test]
+async fn a_gap_in_a_chats_live_events_makes_its_watchers_resync() {
+    let env = TestEnv::new().await;
+    let rt = Realtime::start(&env).await;
+    let (ann, bob) = (rt.user(&env, "ann").await, rt.user(&env, "bob").await);
+    let chat = rt.group(&[&ann, &bob]).await;
+    let first = rt.send(&chat, &ann, "one").await;
+    let (mut socket, _, _) = Socket::resume(&rt.main, &bob.token, Some(first)).await;
+    let second = rt.send(&chat, &ann, "two").await;
+    assert_eq!(seq(&socket.next_event().await), second);
+
+    // The stream republishes the next message of the chat, but the one before it
+    // (stored after `second`) never reached the gateway.
+    let client = common::connect(&env.nats_url).await.unwrap();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Sequence", (second + 2).to_string().as_str());
+    headers.insert("Nats-Last-Sequence", (second + 1).to_string().as_str());
+    client
+        .publish_with_headers(
+            format!("{}.live.chatmsg.{chat}", env.prefix),
+            headers,
+            "{}".into(),
+        )
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+
+    let frame = socket.next().await;
+    assert_eq!(frame["type"], "error", "{frame}");
+    assert_eq!(frame["code"], "resync", "{frame}");
+    assert_eq!(socket.next().await["code"], 4009);
+}
+
+/// A gateway whose subscriptions hold only a few live events loses many of a burst;
+/// its clients resync as often as needed and, resuming from their cursors, get every
+/// message once, in order.
+#[tokio::test]
+async fn an_overflowing_subscription_loses_nothing_a_resuming_client_sees() {
+    let env = TestEnv::new().await;
+    let settings = natter::settings::GatewaySettings {
+        gateway_subscription_capacity: 2,
+        ..Default::default()
+    };
+    let rt = Realtime::start_with(&env, settings).await;
+    let (ann, bob) = (rt.user(&env, "ann").await, rt.user(&env, "bob").await);
+    let chat = rt.group(&[&ann, &bob]).await;
+    let (mut socket, _, mut cursor) = Socket::resume(&rt.second, &bob.token, None).await;
+
+    let mut sender = Some(tokio::spawn({
+        let (app, chat, token) = (rt.main.address, chat.clone(), ann.token.clone());
+        async move {
+            let http = reqwest::Client::new();
+            let mut sent = Vec::new();
+            for chunk in 0..10 {
+                let sends = (0..30).map(|i| {
+                    let (http, chat, token) = (&http, &chat, &token);
+                    async move {
+                        let answer = http
+                            .post(format!("http://{app}/v1/chats/{chat}/messages"))
+                            .bearer_auth(token)
+                            .json(&json!({"client_id": format!("{chunk}-{i}"), "body": "burst"}))
+                            .send()
+                            .await
+                            .unwrap();
+                        assert!(answer.status().is_success());
+                        let body: Value = answer.json().await.unwrap();
+                        body["sequence"].as_u64().unwrap()
+                    }
+                });
+                sent.extend(futures::future::join_all(sends).await);
+            }
+            sent.sort_unstable();
+            sent
+        }
+    }));
+
+    let mut received = Vec::new();
+    let mut resyncs = 0;
+    let mut sent: Option<Vec<u64>> = None;
+    loop {
+        if let Some(sent) = &sent
+            && received.last() == sent.last()
+        {
+            break;
+        }
+        if let Some(task) = sender.take_if(|task| task.is_finished()) {
+            sent = Some(task.await.unwrap());
+            continue;
+        }
+        let Some(frame) = socket.try_next(Duration::from_millis(200)).await else {
+            continue;
+        };
+        match frame["type"].as_str() {
+            Some("event") if event_type(&frame) == "MessageSent" => {
+                cursor = seq(&frame);
+                received.push(cursor);
+            }
+            Some("event") => cursor = seq(&frame),
+            Some("closed") => {
+                resyncs += 1;
+                let (again, missed, ready) =
+                    Socket::resume(&rt.second, &bob.token, Some(cursor)).await;
+                for frame in missed {
+                    if event_type(&frame) == "MessageSent" {
+                        received.push(seq(&frame));
+                    }
+                }
+                cursor = ready;
+                socket = again;
+            }
+            _ => {}
+        }
+    }
+    assert!(resyncs > 0, "the subscription never overflowed");
+    assert_eq!(received, sent.unwrap(), "every message once, in order");
+}

@@ -167,6 +167,24 @@ struct Watched {
     watchers: HashSet<ConnId>,
     unsubscribe: [AbortHandle; 2],
     idle_since: Option<Instant>,
+    /// The log's last sequence once the subscriptions were in place: events up to it
+    /// reach watchers by their resume, not live.
+    baseline: u64,
+    /// The last live sequence seen of the chat's own subject and of its messages.
+    seen: [Option<u64>; 2],
+}
+
+impl Watched {
+    /// Notes a live event of the chat (`kind` "chat" or "chatmsg") stored at `sequence`,
+    /// whose subject's previous event was `previous` (the stream's
+    /// `Nats-Last-Sequence`). False when that previous event was stored after the
+    /// subscription and never came: a live event was lost on its way (a full
+    /// subscription, a reconnect), whatever notice of it did or did not arrive.
+    fn note(&mut self, kind: usize, sequence: u64, previous: u64) -> bool {
+        let seen = self.seen[kind].unwrap_or(self.baseline);
+        self.seen[kind] = Some(seen.max(sequence));
+        previous <= seen
+    }
 }
 
 #[derive(Debug)]
@@ -320,10 +338,11 @@ impl Hub {
     /// Watches every chat for `conn`, then makes sure the server has the new
     /// subscriptions before the caller goes on.
     async fn watch_all(&mut self, conn: ConnId, chats: &[Uuid], subscriptions: &mut Subscriptions) {
-        let mut subscribed = false;
+        let mut subscribed = Vec::new();
         for &chat in chats {
             match self.watch(conn, chat, subscriptions).await {
-                Ok(new) => subscribed |= new,
+                Ok(true) => subscribed.push(chat),
+                Ok(false) => {}
                 Err(error) => {
                     tracing::error!(%error, %chat, "subscribing failed");
                     self.drop_conn(conn, CloseReason::ServerError);
@@ -331,10 +350,26 @@ impl Hub {
                 }
             }
         }
-        if subscribed && let Err(error) = self.client.flush().await {
-            tracing::error!(%error, "flushing subscriptions failed");
+        if let Err(error) = self.settle_subscriptions(&subscribed).await {
+            tracing::error!(%error, "placing subscriptions failed");
             self.drop_conn(conn, CloseReason::ServerError);
         }
+    }
+
+    /// Makes sure the server has the new subscriptions of `chats`, then sets their
+    /// baseline: the log's last sequence, after which every event must come live.
+    async fn settle_subscriptions(&mut self, chats: &[Uuid]) -> Result<(), String> {
+        if chats.is_empty() {
+            return Ok(());
+        }
+        self.client.flush().await.map_err(|e| e.to_string())?;
+        let baseline = self.log.last_sequence().await.map_err(|e| e.to_string())?;
+        for chat in chats {
+            if let Some(watched) = self.chats.get_mut(chat) {
+                watched.baseline = baseline;
+            }
+        }
+        Ok(())
     }
 
     /// Adds `conn` to the chat's watchers; true if the chat needed a new subscription.
@@ -376,6 +411,10 @@ impl Hub {
                     watchers: HashSet::from([conn]),
                     unsubscribe: [events_handle, typing_handle],
                     idle_since: None,
+                    // Set once the server has the subscription; until then, any
+                    // previous event counts as missed.
+                    baseline: 0,
+                    seen: [None, None],
                 });
                 Ok(true)
             }
@@ -485,6 +524,15 @@ impl Hub {
                 tracing::warn!(subject = %message.subject, "live event without a sequence");
                 continue;
             }
+            let previous = header_u64(&message, "Nats-Last-Sequence");
+            let index = usize::from(kind == "chatmsg");
+            if let Some(watched) = self.chats.get_mut(&chat_id)
+                && !watched.note(index, sequence, previous)
+            {
+                tracing::warn!(subject = %message.subject, sequence, previous, "a live event was lost; the chat's watchers resume");
+                self.resync(chat_id);
+                continue;
+            }
             match kind {
                 "chatmsg" => self.deliver(chat_id, sequence, &message.payload, None),
                 "chat" => {
@@ -550,7 +598,7 @@ impl Hub {
             return;
         }
         let subject = self.log.subject("chatmsg", &chat_id.to_string());
-        let missed = match self.client.flush().await {
+        let missed = match self.settle_subscriptions(&[chat_id]).await {
             Ok(()) => match self.log.last_on_subject(&subject).await {
                 Ok(last) => last.is_some_and(|last| last.sequence > sequence),
                 Err(_) => true,
@@ -561,6 +609,19 @@ impl Hub {
             for conn in joiners {
                 self.drop_conn(conn, CloseReason::Resync);
             }
+        }
+    }
+
+    /// Lets go of every connection watching `chat_id`: they resume from their cursors,
+    /// which replays from the log what the live subscription lost.
+    fn resync(&mut self, chat_id: Uuid) {
+        let watchers: Vec<ConnId> = self
+            .chats
+            .get(&chat_id)
+            .map(|watched| watched.watchers.iter().copied().collect())
+            .unwrap_or_default();
+        for conn in watchers {
+            self.drop_conn(conn, CloseReason::Resync);
         }
     }
 
@@ -664,13 +725,22 @@ impl Hub {
     }
 
     /// A lost connection to NATS or a subscription that overflowed means live events
-    /// may have been missed: every connection resumes from its cursor.
+    /// may have been missed: every connection resumes from its cursor. These notices
+    /// can themselves be lost or come late, so they only hasten what the per-subject
+    /// check in [`Self::route`] does by construction.
     fn on_connection_event(&mut self, event: &async_nats::Event) {
         match event {
             async_nats::Event::Disconnected | async_nats::Event::SlowConsumer(_) => {
                 tracing::warn!(%event, "live events may have been missed; connections resume");
                 for conn in self.conns.keys().copied().collect::<Vec<_>>() {
                     self.drop_conn(conn, CloseReason::Resync);
+                }
+                // With no watcher left, the chats' subscriptions start afresh (with a
+                // new baseline) when connections come back.
+                for (_, watched) in self.chats.drain() {
+                    for handle in &watched.unsubscribe {
+                        handle.abort();
+                    }
                 }
             }
             _ => {}
@@ -705,10 +775,15 @@ impl Hub {
 
 /// The stream sequence a republished message carries (0 if it has none).
 fn sequence_of(message: &Message) -> u64 {
+    header_u64(message, "Nats-Sequence")
+}
+
+/// A number header of a republished message, 0 if absent.
+fn header_u64(message: &Message, name: &str) -> u64 {
     message
         .headers
         .as_ref()
-        .and_then(|headers| headers.get("Nats-Sequence"))
+        .and_then(|headers| headers.get(name))
         .and_then(|value| value.as_str().parse().ok())
         .unwrap_or(0)
 }

@@ -52,6 +52,9 @@ pub struct GatewayConfig {
     /// How long a user's last connection must stay closed before they count as gone
     /// (and their last seen is recorded): flapping connections change nothing.
     pub presence_debounce: Duration,
+    /// Live messages one NATS subscription holds for the hub; beyond, they are lost,
+    /// and the chats they belonged to resync.
+    pub subscription_capacity: usize,
 }
 
 impl Default for GatewayConfig {
@@ -65,6 +68,7 @@ impl Default for GatewayConfig {
             send_timeout: Duration::from_secs(10),
             resume_timeout: Duration::from_secs(10),
             presence_debounce: Duration::from_secs(5),
+            subscription_capacity: 1 << 16,
         }
     }
 }
@@ -125,9 +129,9 @@ impl Gateway {
             .options()
             .name("natter-gateway")
             .connection_timeout(Duration::from_secs(5))
-            // Live events must not be dropped silently; a full subscription is reported
-            // and every connection resumes.
-            .subscription_capacity(1 << 16)
+            // A full subscription loses live events; the hub notices each gap by the
+            // sequences and the chat's watchers resume.
+            .subscription_capacity(config.subscription_capacity)
             .event_callback(move |event| {
                 let events = events.clone();
                 async move {
