@@ -391,6 +391,7 @@ fn api_config(settings: &AuthSettings) -> anyhow::Result<ApiConfig> {
         login_per_handle: Limit::per_minute(settings.login_per_handle),
         register_per_address: Limit::per_minute(settings.register_per_address),
         register_per_handle: Limit::per_minute(settings.register_per_handle),
+        markers_per_user: Limit::per_minute(settings.markers_per_user),
         ..ApiConfig::default()
     })
 }

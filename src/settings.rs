@@ -289,6 +289,10 @@ pub struct AuthSettings {
     /// Registration attempts per handle per minute.
     #[arg(long, env = "NATTER_REGISTER_PER_HANDLE", default_value_t = 5)]
     pub register_per_handle: u32,
+    /// Read and delivered markers per user per minute over REST, in bursts of up to as
+    /// many (each goes to every member of its chat).
+    #[arg(long, env = "NATTER_MARKERS_PER_USER", default_value_t = 120)]
+    pub markers_per_user: u32,
     /// Proxies (addresses or CIDR networks, comma-separated) whose X-Forwarded-For names
     /// the client: the rightmost hop that is not one of them. Unset: the peer address.
     #[arg(long, env = "NATTER_TRUSTED_PROXIES", value_delimiter = ',')]
@@ -315,6 +319,7 @@ impl Default for AuthSettings {
             login_per_handle: 10,
             register_per_address: 10,
             register_per_handle: 5,
+            markers_per_user: 120,
             trusted_proxies: Vec::new(),
             admin_token: None,
         }

@@ -1092,3 +1092,112 @@ async fn the_sender_sees_sent_delivered_and_read_from_the_members_markers() {
         .await;
     assert_eq!(page["items"][0]["receipt"], Value::Null);
 }
+
+/// Issue 15: a read or delivered marker at or below where the member's marker is
+/// already changes nothing, so it is neither stored nor sent to every member; it
+/// answers the chat's current sequence, as other commands that change nothing do.
+#[tokio::test]
+async fn markers_that_do_not_move_append_nothing() {
+    let env = TestEnv::new().await;
+    let api = Api::start(&env).await;
+    let (jo, kai) = (api.user("jo").await, api.user("kai").await);
+    let chat = direct(&api, &jo, &kai).await;
+    let first = api.send(&chat, &jo, "one").await;
+    let second = api.send(&chat, &jo, "two").await;
+    let mark = |kind: &str, up_to: u64| {
+        let path = format!("/v1/chats/{chat}/{kind}");
+        let (api, kai) = (&api, &kai);
+        async move {
+            let (status, marked) = api
+                .call(Method::POST, &path, kai, Some(json!({"up_to": up_to})))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{marked}");
+            marked["sequence"].as_u64().unwrap()
+        }
+    };
+    let read = mark("read", second).await;
+    assert_eq!(unread(&api, &kai, &chat, read).await.0, 0);
+    let last = env.log.last_sequence().await.unwrap();
+    assert_eq!(last, read, "the marker that moved was stored");
+
+    for (kind, up_to) in [
+        ("read", second),
+        ("read", first),
+        ("read", 0),
+        // Reading implies having received.
+        ("delivered", second),
+        ("delivered", first),
+    ] {
+        let token = mark(kind, up_to).await;
+        assert!(token <= last, "{kind} {up_to}: a token of what is stored");
+        assert_eq!(unread(&api, &kai, &chat, token).await.0, 0);
+    }
+    assert_eq!(
+        env.log.last_sequence().await.unwrap(),
+        last,
+        "markers that did not move were appended"
+    );
+
+    // One that moves is stored again; a stranger's is refused, moved or not.
+    let third = api.send(&chat, &jo, "three").await;
+    assert_eq!(mark("delivered", third).await, third + 1);
+    let lu = api.user("lu").await;
+    let (status, _) = api
+        .call(
+            Method::POST,
+            &format!("/v1/chats/{chat}/read"),
+            &lu,
+            Some(json!({"up_to": 0})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// Markers are limited per user (read and delivered together): a burst beyond the
+/// limit is 429 `rate_limited` with Retry-After, and other users are not held back.
+#[tokio::test]
+async fn a_burst_of_markers_beyond_the_limit_is_refused() {
+    let env = TestEnv::new().await;
+    let settings = natter::settings::AuthSettings {
+        login_per_address: 1_000,
+        register_per_address: 1_000,
+        markers_per_user: 5,
+        ..natter::settings::AuthSettings::default()
+    };
+    let api = Api {
+        app: env
+            .spawn_app_with(
+                &[
+                    natter::settings::Role::Api,
+                    natter::settings::Role::Projector,
+                ],
+                settings,
+            )
+            .await,
+        http: reqwest::Client::new(),
+    };
+    let (jo, kai) = (api.user("jo").await, api.user("kai").await);
+    let chat = direct(&api, &jo, &kai).await;
+    let up_to = api.send(&chat, &jo, "one").await;
+    let mark = |kind: &str, user: &User| {
+        api.http
+            .post(api.app.url(&format!("/v1/chats/{chat}/{kind}")))
+            .bearer_auth(&user.token)
+            .json(&json!({"up_to": up_to}))
+            .send()
+    };
+    for kind in ["delivered", "read", "read", "delivered", "read"] {
+        assert_eq!(mark(kind, &kai).await.unwrap().status(), StatusCode::OK);
+    }
+    let refused = mark("delivered", &kai).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=13).contains(&retry_after), "{retry_after}");
+    let problem: Value = refused.json().await.unwrap();
+    assert_eq!(problem["code"], "rate_limited");
+    assert_eq!(mark("read", &jo).await.unwrap().status(), StatusCode::OK);
+}

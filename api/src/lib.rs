@@ -53,6 +53,8 @@ pub struct ApiConfig {
     pub login_per_handle: Limit,
     pub register_per_address: Limit,
     pub register_per_handle: Limit,
+    /// Read and delivered markers per user, over REST.
+    pub markers_per_user: Limit,
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
     /// The operators' token for `/v1/admin`; `None` turns those endpoints off.
@@ -68,6 +70,7 @@ impl Default for ApiConfig {
             login_per_handle: Limit::per_minute(10),
             register_per_address: Limit::per_minute(10),
             register_per_handle: Limit::per_minute(5),
+            markers_per_user: Limit::per_minute(120),
             body_limit: 16 * 1024,
             admin_token: None,
         }

@@ -116,7 +116,7 @@ impl Messages {
                 Some(dedupe_id),
                 |chat, context| {
                     chat.decide_send(&send, context)
-                        .map(MessageEvent::MessageSent)
+                        .map(|sent| Some(MessageEvent::MessageSent(sent)))
                 },
             )
             .await?;
@@ -124,7 +124,7 @@ impl Messages {
             // The same client id came within the deduplication window: the first send
             // stands.
             _ if decided.duplicate => self.replay(chat_id, decided.sequence, &fingerprint).await,
-            MessageEvent::MessageSent(sent) => Ok(Sent {
+            Some(MessageEvent::MessageSent(sent)) => Ok(Sent {
                 message_id: sent.message_id,
                 sequence: decided.sequence,
                 replayed: false,
@@ -188,7 +188,45 @@ impl Messages {
         })
     }
 
-    /// Marks the chat read by `user` up to `up_to` (a message's sequence).
+    /// Moves `user`'s read marker in the chat up to `up_to` (a message's sequence).
+    /// `known` is where the caller knows the marker to be already (the read model's,
+    /// which only grows; 0 if it does not know): a marker at or below it appends
+    /// nothing, and the answer is then the chat's current sequence.
+    pub async fn advance_read(
+        &self,
+        chat_id: Uuid,
+        user: Uuid,
+        up_to: u64,
+        known: u64,
+        metadata: Metadata,
+    ) -> Result<u64, MessagesError> {
+        self.append_decided(chat_id, user, metadata, None, |chat, context| {
+            chat.decide_mark_read(up_to, known, context)
+                .map(|marked| marked.map(MessageEvent::ReadMarked))
+        })
+        .await
+        .map(|decided| decided.sequence)
+    }
+
+    /// Moves `user`'s delivered marker, as [`Self::advance_read`] does the read one.
+    pub async fn advance_delivered(
+        &self,
+        chat_id: Uuid,
+        user: Uuid,
+        up_to: u64,
+        known: u64,
+        metadata: Metadata,
+    ) -> Result<u64, MessagesError> {
+        self.append_decided(chat_id, user, metadata, None, |chat, context| {
+            chat.decide_mark_delivered(up_to, known, context)
+                .map(|marked| marked.map(MessageEvent::DeliveredMarked))
+        })
+        .await
+        .map(|decided| decided.sequence)
+    }
+
+    /// [`Self::advance_read`] for a caller that does not know where the marker is (the
+    /// gateway's, for now): only a marker of 0 is known not to move.
     pub async fn mark_read(
         &self,
         chat_id: Uuid,
@@ -196,15 +234,10 @@ impl Messages {
         up_to: u64,
         metadata: Metadata,
     ) -> Result<u64, MessagesError> {
-        self.append_decided(chat_id, user, metadata, None, |chat, context| {
-            chat.decide_mark_read(up_to, context)
-                .map(MessageEvent::ReadMarked)
-        })
-        .await
-        .map(|decided| decided.sequence)
+        self.advance_read(chat_id, user, up_to, 0, metadata).await
     }
 
-    /// Marks the chat delivered to `user`'s devices up to `up_to`.
+    /// [`Self::advance_delivered`] for a caller that does not know where the marker is.
     pub async fn mark_delivered(
         &self,
         chat_id: Uuid,
@@ -212,12 +245,8 @@ impl Messages {
         up_to: u64,
         metadata: Metadata,
     ) -> Result<u64, MessagesError> {
-        self.append_decided(chat_id, user, metadata, None, |chat, context| {
-            chat.decide_mark_delivered(up_to, context)
-                .map(MessageEvent::DeliveredMarked)
-        })
-        .await
-        .map(|decided| decided.sequence)
+        self.advance_delivered(chat_id, user, up_to, 0, metadata)
+            .await
     }
 
     /// Edits, deletes, reacts to, stars or pins the message at stream `sequence`.
@@ -231,7 +260,7 @@ impl Messages {
     ) -> Result<u64, MessagesError> {
         let message = self.message_at(chat_id, sequence).await?;
         self.append_decided(chat_id, actor, metadata, None, |chat, context| {
-            chat.decide_on_message(&message, &action, context)
+            chat.decide_on_message(&message, &action, context).map(Some)
         })
         .await
         .map(|decided| decided.sequence)
@@ -277,13 +306,14 @@ impl Messages {
 
     /// Decides on the chat's (cached, then fresh) state and appends the event to the
     /// chat's messages, guarded by the chat's own last sequence (not by other sends).
+    /// A decision of nothing appends nothing and answers the chat's last sequence.
     async fn append_decided(
         &self,
         chat_id: Uuid,
         actor: Uuid,
         metadata: Metadata,
         dedupe_id: Option<String>,
-        decide: impl Fn(&Chat, &Context) -> Result<MessageEvent, ChatError>,
+        decide: impl Fn(&Chat, &Context) -> Result<Option<MessageEvent>, ChatError>,
     ) -> Result<Decided, MessagesError> {
         let id = chat_id.to_string();
         let (mut chat, mut sequence) = self.chats.cached(&id).await.map_err(failed)?;
@@ -294,12 +324,20 @@ impl Messages {
                 actor: Some(actor),
             };
             let event = match decide(&chat, &context) {
-                Ok(event) => event,
-                // A refusal on a cached state proves nothing: decide again on fresh state.
-                Err(_) if !fresh => {
+                Ok(Some(event)) => event,
+                // A refusal or a no-op on a cached state proves nothing (the actor may
+                // have left since): decide again on fresh state.
+                Ok(None) | Err(_) if !fresh => {
                     (chat, sequence) = self.chats.load(&id).await.map_err(failed)?;
                     fresh = true;
                     continue;
+                }
+                Ok(None) => {
+                    return Ok(Decided {
+                        sequence,
+                        duplicate: false,
+                        event: None,
+                    });
                 }
                 Err(error) => return Err(MessagesError::Chat(error)),
             };
@@ -311,7 +349,7 @@ impl Messages {
                     return Ok(Decided {
                         sequence: appended.last_sequence(),
                         duplicate: appended.duplicate,
-                        event,
+                        event: Some(event),
                     });
                 }
                 Err(error) if error.kind() == AppendErrorKind::Conflict => {
@@ -325,12 +363,13 @@ impl Messages {
     }
 }
 
-/// An event appended, with its sequence; `duplicate` when its deduplication id had
-/// been appended before (the sequence is then the earlier one's).
+/// What a command decided: the event appended with its sequence, `duplicate` when its
+/// deduplication id had been appended before (the sequence is then the earlier one's);
+/// or no event, with the chat's last sequence.
 struct Decided {
     sequence: u64,
     duplicate: bool,
-    event: MessageEvent,
+    event: Option<MessageEvent>,
 }
 
 /// A message to send.

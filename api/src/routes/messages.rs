@@ -609,14 +609,17 @@ pub struct ReadRequest {
 }
 
 /// Marks the chat read up to a message: the caller's unread count clears up to there.
+///
+/// A marker at or below the caller's changes nothing: it is stored and sent to no one.
 #[utoipa::path(
     post, path = "/v1/chats/{chat_id}/read", tag = "messages", security(("bearer" = [])),
     params(("chat_id" = Uuid, Path, description = "The chat")),
     request_body = ReadRequest,
     responses(
-        (status = 200, body = SequenceResponse),
+        (status = 200, description = "The marker's sequence; for a marker that did not move, the chat's current sequence", body = SequenceResponse),
         (status = 404, description = "No such chat, or not a member", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The chat kept changing; try again", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = MARKERS_LIMITED, body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn mark_read(
@@ -625,16 +628,67 @@ pub async fn mark_read(
     ApiPath(chat_id): ApiPath<Uuid>,
     ApiJson(request): ApiJson<ReadRequest>,
 ) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    let up_to = super::check_up_to(request.up_to)?;
+    check_marker_limit(&state, caller.user_id)?;
+    let known = markers(&state, chat_id, caller.user_id).await?;
     let sequence = state
         .messages
-        .mark_read(
+        .advance_read(
             chat_id,
             caller.user_id,
-            super::check_up_to(request.up_to)?,
+            up_to,
+            known.read,
             metadata(Some(caller.user_id)),
         )
         .await?;
     Ok(axum::Json(SequenceResponse { sequence }))
+}
+
+const MARKERS_LIMITED: &str = "Too many read and delivered markers from this user (120 a \
+    minute by default, in bursts of up to as many); retry after Retry-After";
+
+/// Every marker goes to every member of the chat, so a user's markers (read and
+/// delivered together) are limited.
+fn check_marker_limit(state: &ApiState, user: Uuid) -> Result<(), ApiError> {
+    state
+        .limiter
+        .check(
+            &format!("markers:user:{user}"),
+            state.config.markers_per_user,
+        )
+        .map_err(|wait| ApiError::too_many_requests(wait.as_secs() + 1))
+}
+
+/// Where a member's markers are as the read model has them: it applies each marker
+/// with the greatest so far, so they only grow, and a marker at or below them would
+/// not move. Zero for a chat or member it does not know (yet).
+#[derive(Debug, Clone, Copy, Default)]
+struct Markers {
+    read: u64,
+    delivered: u64,
+}
+
+async fn markers(state: &ApiState, chat_id: Uuid, user: Uuid) -> Result<Markers, ApiError> {
+    let row = sqlx::query(
+        "SELECT read_up_to, delivered_up_to FROM chat_members_v1
+         WHERE chat_id = $1 AND user_id = $2",
+    )
+    .bind(chat_id)
+    .bind(user)
+    .fetch_optional(&state.pool)
+    .await
+    .map_err(ApiError::internal)?;
+    let Some(row) = row else {
+        return Ok(Markers::default());
+    };
+    let marker = |column: &str| -> Result<u64, ApiError> {
+        let value: i64 = row.try_get(column).map_err(ApiError::internal)?;
+        Ok(u64::try_from(value).unwrap_or(0))
+    };
+    Ok(Markers {
+        read: marker("read_up_to")?,
+        delivered: marker("delivered_up_to")?,
+    })
 }
 
 fn reactions(json: serde_json::Value) -> Vec<ReactionCount> {
@@ -1030,14 +1084,18 @@ async fn seen_by(
 
 /// Marks the chat received by the caller's devices up to a message: it drives the
 /// sender's "delivered" state. Send one marker for many messages, not one each.
+///
+/// A marker at or below the caller's (a read marker counts) changes nothing: it is
+/// stored and sent to no one.
 #[utoipa::path(
     post, path = "/v1/chats/{chat_id}/delivered", tag = "messages", security(("bearer" = [])),
     params(("chat_id" = Uuid, Path, description = "The chat")),
     request_body = ReadRequest,
     responses(
-        (status = 200, body = SequenceResponse),
+        (status = 200, description = "The marker's sequence; for a marker that did not move, the chat's current sequence", body = SequenceResponse),
         (status = 404, description = "No such chat, or not a member", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The chat kept changing; try again", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = MARKERS_LIMITED, body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn mark_delivered(
@@ -1046,12 +1104,16 @@ pub async fn mark_delivered(
     ApiPath(chat_id): ApiPath<Uuid>,
     ApiJson(request): ApiJson<ReadRequest>,
 ) -> Result<axum::Json<SequenceResponse>, ApiError> {
+    let up_to = super::check_up_to(request.up_to)?;
+    check_marker_limit(&state, caller.user_id)?;
+    let known = markers(&state, chat_id, caller.user_id).await?;
     let sequence = state
         .messages
-        .mark_delivered(
+        .advance_delivered(
             chat_id,
             caller.user_id,
-            super::check_up_to(request.up_to)?,
+            up_to,
+            known.delivered,
             metadata(Some(caller.user_id)),
         )
         .await?;

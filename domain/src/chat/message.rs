@@ -475,30 +475,40 @@ impl Chat {
         })
     }
 
-    /// Decides a delivered marker: members only.
+    /// Decides a delivered marker: members only; `None` when it would not move the
+    /// member's marker (see [`Self::decide_mark_read`]).
     pub fn decide_mark_delivered(
         &self,
         up_to: u64,
+        known: u64,
         context: &Context,
-    ) -> Result<DeliveredMarked, ChatError> {
-        self.decide_mark_read(up_to, context)
-            .map(|read| DeliveredMarked {
-                chat_id: read.chat_id,
-                user: read.user,
-                up_to: read.up_to,
-                marked_at: read.marked_at,
-            })
+    ) -> Result<Option<DeliveredMarked>, ChatError> {
+        let marked = self.decide_mark_read(up_to, known, context)?;
+        Ok(marked.map(|read| DeliveredMarked {
+            chat_id: read.chat_id,
+            user: read.user,
+            up_to: read.up_to,
+            marked_at: read.marked_at,
+        }))
     }
 
-    /// Decides a read marker: members only.
-    pub fn decide_mark_read(&self, up_to: u64, context: &Context) -> Result<ReadMarked, ChatError> {
+    /// Decides a read marker: members only. Markers never move back, so one at or below
+    /// `known` (where the caller knows the member's marker to be already; 0 if it does
+    /// not know) changes nothing and is `None`: nothing to append or send to members.
+    pub fn decide_mark_read(
+        &self,
+        up_to: u64,
+        known: u64,
+        context: &Context,
+    ) -> Result<Option<ReadMarked>, ChatError> {
         let user = context.actor.ok_or(ChatError::NoActor)?;
-        Ok(ReadMarked {
-            chat_id: self.member_chat(user)?,
+        let chat_id = self.member_chat(user)?;
+        Ok((up_to > known).then_some(ReadMarked {
+            chat_id,
             user,
             up_to,
             marked_at: context.now,
-        })
+        }))
     }
 
     /// Decides a send: members only, not into a direct chat where either blocks the

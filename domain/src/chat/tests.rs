@@ -287,6 +287,25 @@ fn only_members_send_and_blocks_hold_in_direct_chats() {
 }
 
 #[test]
+fn markers_that_do_not_move_decide_nothing_and_only_members_mark() {
+    let (chat, _) = run(&[(1, group(&[2]))]);
+    let read = |up_to, known, actor| chat.decide_mark_read(up_to, known, &by(actor));
+    let moved = read(7, 5, 2).unwrap().unwrap();
+    assert_eq!((moved.user, moved.up_to), (user(2), 7));
+    assert_eq!(read(5, 5, 2), Ok(None), "where the marker is already");
+    assert_eq!(read(3, 5, 2), Ok(None), "below it: markers never move back");
+    assert_eq!(read(0, 0, 2), Ok(None));
+    assert_eq!(
+        read(3, 5, 3),
+        Err(ChatError::NotMember),
+        "a no-op for a member is still refused to others"
+    );
+    let delivered = |up_to, known| chat.decide_mark_delivered(up_to, known, &by(2));
+    assert_eq!(delivered(9, 9), Ok(None));
+    assert_eq!(delivered(10, 9).unwrap().map(|d| d.up_to), Some(10));
+}
+
+#[test]
 fn bodies_and_client_ids_are_checked() {
     assert_eq!(MessageBody::parse(" \n"), Err(TextError::Blank));
     assert!(MessageBody::parse(&"x".repeat(64 * 1024)).is_ok());
