@@ -75,7 +75,18 @@ impl ApiError {
         }
     }
 
-    pub fn internal(reason: impl std::fmt::Display) -> Self {
+    /// A failure that is not the request's: 500, unless it is a store that cannot be
+    /// reached now (the read models' database, or the log), which is 503 `unavailable`
+    /// with `Retry-After`, since trying again shortly is the remedy.
+    pub fn internal<E: std::fmt::Display + 'static>(reason: E) -> Self {
+        if let Some(store) = unreachable_store(&reason) {
+            tracing::warn!(%reason, "{store} unreachable");
+            return Self::unavailable(
+                "unavailable",
+                format!("the {store} cannot be reached now; try again shortly"),
+                1,
+            );
+        }
         tracing::error!(%reason, "request failed");
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -159,7 +170,7 @@ impl From<AccountError> for ApiError {
             AccountError::Busy => return Self::unavailable("busy", error.to_string(), 1),
             AccountError::Conflict => (S::CONFLICT, "conflict"),
             AccountError::Interrupted(interrupted) => return (*interrupted).into(),
-            AccountError::Internal(reason) => return Self::internal(reason),
+            AccountError::Internal(reason) => return Self::internal(reason.clone()),
         };
         Self::new(status, code, error.to_string())
     }
@@ -174,6 +185,26 @@ impl From<natter_commands::Interrupted> for ApiError {
         };
         Self::unavailable(code, error.to_string(), 1)
     }
+}
+
+/// Which store `error` failed to reach, if it is a connection failure of Postgres
+/// (refused, reset, timed out, pool closed) or of the log.
+fn unreachable_store(error: &dyn std::any::Any) -> Option<&'static str> {
+    if let Some(error) = error.downcast_ref::<sqlx::Error>() {
+        return matches!(
+            error,
+            sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+                | sqlx::Error::Protocol(_)
+        )
+        .then_some("database");
+    }
+    if let Some(error) = error.downcast_ref::<natter_eventlog::LogError>() {
+        return natter_commands::Interrupted::of_log(error).map(|_| "event log");
+    }
+    None
 }
 
 /// A known path asked with a method it does not have: a problem like every other

@@ -477,7 +477,10 @@ impl Sends {
         }
         let batch = std::mem::take(self);
         // One statement: the rows, then each chat's newest message of the run as its
-        // last message (rows already there from an earlier run change nothing).
+        // last message (rows already there from an earlier run change nothing). The
+        // last activity is the latest send time of the whole run: sends decided on two
+        // processes may be stored in the other order than their times, and a batch's
+        // bounds must not change the result.
         sqlx::query(
             "WITH inserted AS (
                  INSERT INTO messages_v1 (chat_id, sequence, message_id, sender, client_id, body, reply_to,
@@ -489,9 +492,10 @@ impl Sends {
                  ON CONFLICT DO NOTHING
                  RETURNING chat_id, sequence, sender, body, sent_at
              ), newest AS (
-                 SELECT DISTINCT ON (chat_id) * FROM inserted ORDER BY chat_id, sequence DESC
+                 SELECT DISTINCT ON (chat_id) *, max(sent_at) OVER (PARTITION BY chat_id) AS latest
+                 FROM inserted ORDER BY chat_id, sequence DESC
              )
-             UPDATE chats_v1 AS c SET last_activity_at = GREATEST(c.last_activity_at, n.sent_at),
+             UPDATE chats_v1 AS c SET last_activity_at = GREATEST(c.last_activity_at, n.latest),
                  last_sequence = GREATEST(c.last_sequence, n.sequence),
                  last_message_sequence = n.sequence, last_message_sender = n.sender,
                  last_message_preview = left(n.body, 100), last_message_deleted = false,

@@ -48,7 +48,7 @@ impl From<ChatsError> for ApiError {
                 (S::UNPROCESSABLE_ENTITY, "reply_not_in_chat")
             }
             ChatsError::Chat(ChatError::MessageDeleted) => (S::CONFLICT, "message_deleted"),
-            ChatsError::Chat(ChatError::NoActor) => return Self::internal(error),
+            ChatsError::Chat(ChatError::NoActor) => return Self::internal(error.to_string()),
             ChatsError::UnknownUser => (S::UNPROCESSABLE_ENTITY, "unknown_user"),
             ChatsError::Conflict => (S::CONFLICT, "conflict"),
             ChatsError::IdempotencyKeyReused => (S::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
@@ -56,10 +56,10 @@ impl From<ChatsError> for ApiError {
                 (S::CONFLICT, "too_many_pinned")
             }
             ChatsError::Prefs(natter_domain::prefs::PrefsError::NoActor) => {
-                return Self::internal(error);
+                return Self::internal(error.to_string());
             }
             ChatsError::Interrupted(interrupted) => return (*interrupted).into(),
-            ChatsError::Internal(reason) => return Self::internal(reason),
+            ChatsError::Internal(reason) => return Self::internal(reason.clone()),
         };
         Self::new(status, code, error.to_string())
     }
