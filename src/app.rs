@@ -222,6 +222,9 @@ impl Application {
         tasks.spawn(async move {
             // Without TCP_NODELAY, a WebSocket frame written right after another waits
             // for the client's delayed acknowledgement (up to 40 ms).
+            // Closes linger, so that a client still sending a body it was refused reads
+            // the answer instead of a reset.
+            let listener = natter_api::connection::LingeringListener(listener);
             let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
                 let _ = tcp.set_nodelay(true);
             });

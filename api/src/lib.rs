@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod connection;
 pub mod extract;
 pub mod health;
 pub mod limits;
@@ -253,5 +254,6 @@ pub fn router(state: ApiState, rest: bool) -> Router {
         .method_not_allowed_fallback(problem::method_not_allowed)
         .fallback(web::fallback)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(connection::announce_close))
         .with_state(state)
 }
