@@ -518,3 +518,67 @@ async fn an_event_the_projection_cannot_read_stops_it_there() {
     assert_eq!(stalled.len(), 1);
     running.stop().await;
 }
+
+/// A log made anew under the same name (a NATS store wiped) starts its sequences again:
+/// a read model built from the old one stops, says why, and keeps its checkpoint, instead
+/// of reading on from that checkpoint in the new log and skipping everything before it.
+/// A rebuild then builds it from the new log.
+#[tokio::test]
+async fn a_log_made_anew_stops_a_read_model_built_from_the_old_one() {
+    let env = TestEnv::new().await;
+    seed(&env, 5).await;
+    run_to_end(&env, 100).await;
+    let before = checkpoint(&env.pool, UserDirectory::NAME, UserDirectory::VERSION)
+        .await
+        .unwrap();
+    assert!(before > 0);
+
+    // The store is wiped: the same stream, empty, made again; and a new user in it.
+    env.log
+        .jetstream()
+        .delete_stream(&env.stream)
+        .await
+        .unwrap();
+    env.log.ensure_stream().await.unwrap();
+    common::register_named(&common::accounts(&env.log), "anew", "Anew").await;
+
+    let running = Running::start(&env, 100);
+    eventually(
+        Duration::from_secs(30),
+        "the stall to be recorded",
+        || async {
+            !natter_projections::stalled(&env.pool)
+                .await
+                .unwrap()
+                .is_empty()
+        },
+    )
+    .await;
+    running.stop().await;
+    let (_, _, at, reason) = natter_projections::stalled(&env.pool)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(at, before);
+    assert!(reason.contains("made anew"), "{reason}");
+    assert_eq!(
+        checkpoint(&env.pool, UserDirectory::NAME, UserDirectory::VERSION)
+            .await
+            .unwrap(),
+        before
+    );
+
+    // Rebuilt from the first event of the new log, it runs on.
+    natter_projections::reset(&env.pool, &UserDirectory)
+        .await
+        .unwrap();
+    run_to_end(&env, 100).await;
+    let names: Vec<String> = rows(&env.pool).await.into_iter().map(|row| row.1).collect();
+    assert_eq!(names, ["anew"]);
+    assert!(
+        natter_projections::stalled(&env.pool)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

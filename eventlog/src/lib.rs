@@ -175,6 +175,21 @@ impl EventLog {
         format!("{}.evt.>", self.config.prefix)
     }
 
+    /// When the stream was created: what tells one log from another made anew under the
+    /// same name (a wiped store starts its sequences again).
+    pub async fn created(&self) -> Result<time::OffsetDateTime, LogError> {
+        let mut stream = self
+            .js
+            .get_stream(&self.config.stream)
+            .await
+            .map_err(|e| LogError::Stream(e.to_string()))?;
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| LogError::Stream(e.to_string()))?;
+        Ok(info.created)
+    }
+
     /// The stream sequence of the newest event, 0 when the log is empty.
     pub async fn last_sequence(&self) -> Result<u64, LogError> {
         let stream = self

@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 use crate::lock::AdvisoryLock;
-use crate::runner::{lock_checkpoint, set_checkpoint};
+use crate::runner::{forget_log_identity, lock_checkpoint, set_checkpoint};
 use crate::{Decoded, Projection, apply_batch, checkpoint};
 
 /// Events read from the log per request.
@@ -647,6 +647,7 @@ async fn switch<P: Projection>(
             Err(error) => return Err(error.into()),
         }
         set_checkpoint(&mut tx, P::NAME, P::VERSION, through).await?;
+        forget_log_identity(&mut tx, P::NAME, P::VERSION).await?;
         sqlx::query(
             "INSERT INTO projection_rebuilds (name, version, reason, started_at, resumed_from, through)
              VALUES ($1, $2, $3, $4, $5, $6)",

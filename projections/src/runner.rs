@@ -49,6 +49,18 @@ pub enum RunnerError {
     Undecodable(#[from] crate::Undecodable),
     #[error("event at stream sequence {sequence} is not a readable envelope: {error}")]
     Unreadable { sequence: u64, error: String },
+    /// The log was made anew (a wiped store) since the read model was built from the old
+    /// one: its checkpoint means nothing in the new log, so it does not run on.
+    #[error(
+        "the log was made anew (created {now}; this read model was built from one created \
+         {then}): its checkpoint {checkpoint} means nothing there; rebuild it \
+         (natter projections rebuild)"
+    )]
+    LogReplaced {
+        checkpoint: u64,
+        then: time::OffsetDateTime,
+        now: time::OffsetDateTime,
+    },
 }
 
 /// The connection options projection workers should use: read models are derived, the
@@ -171,6 +183,12 @@ impl<P: Projection> Runner<P> {
         // A reconnect from here on calls for a new consumer.
         let life = link.borrow_and_update().resumed;
         let from = checkpoint(&self.pool, P::NAME, P::VERSION).await?;
+        if let Err(error) = same_log(&self.pool, &self.log, P::NAME, P::VERSION, from).await {
+            if let RunnerError::LogReplaced { checkpoint, .. } = &error {
+                record_stall(&self.pool, P::NAME, P::VERSION, *checkpoint, &error).await?;
+            }
+            return Err(error);
+        }
         let consumer = self.recreate_consumer(from).await?;
         let messages = consumer
             .stream()
@@ -396,6 +414,41 @@ async fn advance_checkpoint(
     Ok(())
 }
 
+/// Checks that the log is the one the read model was built from (by the stream's
+/// creation time), adopting the log's identity where none is recorded yet (a first run,
+/// or a rebuild just switched in).
+async fn same_log(
+    pool: &PgPool,
+    log: &EventLog,
+    name: &str,
+    version: i32,
+    checkpoint: u64,
+) -> Result<(), RunnerError> {
+    let now = log.created().await?;
+    // Postgres keeps microseconds.
+    let now = now
+        .replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(now);
+    let then: Option<time::OffsetDateTime> = sqlx::query_scalar(
+        "UPDATE projection_checkpoints SET log_created = COALESCE(log_created, $3)
+         WHERE name = $1 AND version = $2 RETURNING log_created",
+    )
+    .bind(name)
+    .bind(version)
+    .bind(now)
+    .fetch_optional(pool)
+    .await?
+    .flatten();
+    match then {
+        Some(then) if then != now => Err(RunnerError::LogReplaced {
+            checkpoint,
+            then,
+            now,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Records that the projection stopped at `sequence` (it stays there until a build that
 /// reads the event is deployed): `/readyz` and `natter projections status` show it.
 async fn record_stall(
@@ -486,7 +539,25 @@ pub async fn reset<P: Projection>(pool: &PgPool, projection: &P) -> Result<(), s
     lock_checkpoint(&mut tx, P::NAME, P::VERSION).await?;
     projection.reset(&mut tx).await?;
     set_checkpoint(&mut tx, P::NAME, P::VERSION, 0).await?;
+    forget_log_identity(&mut tx, P::NAME, P::VERSION).await?;
     tx.commit().await
+}
+
+/// A read model (re)built from the log as it is now: its runner records the log's
+/// identity on its next start.
+pub(crate) async fn forget_log_identity(
+    connection: &mut PgConnection,
+    name: &str,
+    version: i32,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE projection_checkpoints SET log_created = NULL WHERE name = $1 AND version = $2",
+    )
+    .bind(name)
+    .bind(version)
+    .execute(connection)
+    .await?;
+    Ok(())
 }
 
 /// A decoded batch, and its last message, whose ack covers the whole batch.
