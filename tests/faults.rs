@@ -23,16 +23,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::TempDir;
+use common::http::{User, call, sign_up};
 use common::nats::{PrivateCluster, free_port};
 use common::ws::KEYS;
 use futures::{SinkExt, StreamExt};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const WRITERS: usize = 4;
 const READERS: usize = 3;
-const PASSWORD: &str = "correct horse battery staple";
 /// How long a writer keeps retrying one value before it gives up on it.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(40);
 
@@ -258,36 +259,6 @@ struct Record {
     answers: HashMap<String, u64>,
 }
 
-struct Member {
-    id: String,
-    token: String,
-}
-
-async fn sign_up(http: &reqwest::Client, api: &str, handle: &str) -> Member {
-    let registered: Value = http
-        .post(format!("{api}/v1/users"))
-        .json(&json!({"handle": handle, "display_name": handle, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let session: Value = http
-        .post(format!("{api}/v1/sessions"))
-        .json(&json!({"handle": handle, "password": PASSWORD, "device_name": "faults"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    Member {
-        id: registered["user_id"].as_str().unwrap().to_owned(),
-        token: session["access_token"].as_str().unwrap().to_owned(),
-    }
-}
-
 /// Sends `w<writer>-<n>` one after another until `stop`, each retried with its client id
 /// on anything but a success, across both API processes.
 async fn writer(
@@ -423,33 +394,24 @@ async fn reader(
 async fn history(
     http: &reqwest::Client,
     api: &str,
-    token: &str,
+    reader: &User,
     chat: &str,
     at: u64,
 ) -> Vec<(u64, String)> {
     let mut items = Vec::new();
-    let mut after = 0;
     loop {
-        let page: Value = http
-            .get(format!(
-                "{api}/v1/chats/{chat}/messages?after={after}&limit=100&min_sequence={at}"
-            ))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let page = page["items"].as_array().unwrap().clone();
+        let after = items.last().map_or(0, |(sequence, _)| *sequence);
+        let path = format!("/v1/chats/{chat}/messages?after={after}&limit=100&min_sequence={at}");
+        let (status, page) = call(http, api, Method::GET, &path, reader, None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let page = page["items"].as_array().unwrap();
         if page.is_empty() {
             return items;
         }
-        for message in page {
-            let sequence = message["sequence"].as_u64().unwrap();
-            after = after.max(sequence);
-            items.push((sequence, message["body"].as_str().unwrap_or("").to_owned()));
-        }
+        items.extend(page.iter().map(|message| {
+            let body = message["body"].as_str().unwrap_or("").to_owned();
+            (message["sequence"].as_u64().unwrap(), body)
+        }));
         items.sort_unstable();
     }
 }
@@ -532,19 +494,19 @@ async fn fault_suite() {
     let http = reqwest::Client::new();
     let mut members = Vec::new();
     for n in 0..READERS {
-        members.push(sign_up(&http, &apis[0], &format!("member{n}")).await);
+        members.push(sign_up(&http, apis[0].as_str(), &format!("member{n}")).await);
     }
     let others: Vec<&str> = members[1..].iter().map(|m| m.id.as_str()).collect();
-    let group: Value = http
-        .post(format!("{}/v1/chats/groups", apis[0]))
-        .bearer_auth(&members[0].token)
-        .json(&json!({"name": "faults", "members": others}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, group) = call(
+        &http,
+        apis[0].as_str(),
+        Method::POST,
+        "/v1/chats/groups",
+        &members[0],
+        Some(json!({"name": "faults", "members": others})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{group}");
     let chat = group["chat_id"].as_str().unwrap().to_owned();
     let created = group["sequence"].as_u64().unwrap();
 
@@ -645,7 +607,7 @@ async fn fault_suite() {
     }
 
     // What the log holds, through the read model (which must have caught up).
-    let stored = history(&http, &apis[0], &members[0].token, &chat, last_acked).await;
+    let stored = history(&http, &apis[0], &members[0], &chat, last_acked).await;
     let mut copies: HashMap<&str, Vec<u64>> = HashMap::new();
     for (sequence, body) in &stored {
         copies.entry(body.as_str()).or_default().push(*sequence);
@@ -693,15 +655,8 @@ async fn fault_suite() {
     }
     let mut unread_agree = 0;
     for (n, member) in members.iter().enumerate() {
-        let list: Value = http
-            .get(format!("{}/v1/chats?min_sequence={last_acked}", apis[0]))
-            .bearer_auth(&member.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let path = format!("/v1/chats?min_sequence={last_acked}");
+        let (_, list) = call(&http, apis[0].as_str(), Method::GET, &path, member, None).await;
         let unread = list["items"]
             .as_array()
             .unwrap()

@@ -178,29 +178,23 @@ impl EventLog {
     /// When the stream was created: what tells one log from another made anew under the
     /// same name (a wiped store starts its sequences again).
     pub async fn created(&self) -> Result<time::OffsetDateTime, LogError> {
-        let mut stream = self
-            .js
-            .get_stream(&self.config.stream)
-            .await
-            .map_err(|e| LogError::Stream(e.to_string()))?;
-        let info = stream
-            .info()
-            .await
-            .map_err(|e| LogError::Stream(e.to_string()))?;
-        Ok(info.created)
+        Ok(self.stream_info().await?.created)
     }
 
     /// The stream sequence of the newest event, 0 when the log is empty.
     pub async fn last_sequence(&self) -> Result<u64, LogError> {
+        Ok(self.stream_info().await?.state.last_sequence)
+    }
+
+    async fn stream_info(&self) -> Result<stream::Info, LogError> {
         let stream = self
             .js
             .get_stream_no_info(&self.config.stream)
             .await
             .map_err(|e| LogError::Stream(e.to_string()))?;
-        let info = stream
+        stream
             .get_info()
             .await
-            .map_err(|e| LogError::Stream(e.to_string()))?;
-        Ok(info.state.last_sequence)
+            .map_err(|e| LogError::Stream(e.to_string()))
     }
 }

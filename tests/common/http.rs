@@ -8,6 +8,24 @@ use super::{TestApp, TestEnv};
 
 const PASSWORD: &str = "correct horse battery";
 
+/// Where an app answers: a test's own app, or the base URL of a process (such as
+/// `http://127.0.0.1:8080`).
+pub trait Served {
+    fn url(&self, path: &str) -> String;
+}
+
+impl Served for TestApp {
+    fn url(&self, path: &str) -> String {
+        TestApp::url(self, path)
+    }
+}
+
+impl Served for str {
+    fn url(&self, path: &str) -> String {
+        format!("{self}{path}")
+    }
+}
+
 /// A signed-in user: their id and access token.
 pub struct User {
     pub id: String,
@@ -70,7 +88,11 @@ impl Api {
 }
 
 /// A group of `members` created by the first, through `app`; its id.
-pub async fn group(http: &reqwest::Client, app: &TestApp, members: &[&User]) -> String {
+pub async fn group(
+    http: &reqwest::Client,
+    app: &(impl Served + ?Sized),
+    members: &[&User],
+) -> String {
     let others: Vec<&str> = members[1..].iter().map(|m| m.id.as_str()).collect();
     let (status, body) = call(
         http,
@@ -88,7 +110,7 @@ pub async fn group(http: &reqwest::Client, app: &TestApp, members: &[&User]) -> 
 /// Uploads `bytes` through `app` as a media item of `kind`; the status and the answer.
 pub async fn upload(
     http: &reqwest::Client,
-    app: &TestApp,
+    app: &(impl Served + ?Sized),
     user: &User,
     kind: &str,
     bytes: Vec<u8>,
@@ -108,7 +130,7 @@ pub async fn upload(
 /// Sends a text through `app`; its sequence.
 pub async fn send(
     http: &reqwest::Client,
-    app: &TestApp,
+    app: &(impl Served + ?Sized),
     chat: &str,
     from: &User,
     body: &str,
@@ -129,7 +151,7 @@ pub async fn send(
 /// Calls `app` as `user`; the body of any answer, or null.
 pub async fn call(
     http: &reqwest::Client,
-    app: &TestApp,
+    app: &(impl Served + ?Sized),
     method: Method,
     path: &str,
     user: &User,
@@ -145,12 +167,16 @@ pub async fn call(
 }
 
 /// Registers `u_<name>` with a password and signs in, as a client would.
-pub async fn sign_up(http: &reqwest::Client, app: &TestApp, name: &str) -> User {
+pub async fn sign_up(http: &reqwest::Client, app: &(impl Served + ?Sized), name: &str) -> User {
     sign_up_as(http, app, &format!("u_{name}")).await.0
 }
 
 /// Registers `handle` with a password and signs in: the user, and their session's id.
-pub async fn sign_up_as(http: &reqwest::Client, app: &TestApp, handle: &str) -> (User, String) {
+pub async fn sign_up_as(
+    http: &reqwest::Client,
+    app: &(impl Served + ?Sized),
+    handle: &str,
+) -> (User, String) {
     let registered = http
         .post(app.url("/v1/users"))
         .json(&json!({"handle": handle, "display_name": handle, "password": PASSWORD}))

@@ -103,24 +103,7 @@ impl PrivateNats {
             .spawn()
             .unwrap();
         self.server = Some(server);
-        // Up once JetStream answers.
-        let url = self.url_on(port);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(client) = super::connect(&url).await
-                && async_nats::jetstream::new(client)
-                    .query_account()
-                    .await
-                    .is_ok()
-            {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the private NATS server did not start on {port}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_for_jetstream(&self.url_on(port)).await;
     }
 
     /// Stops the server cleanly (SIGTERM), as an operator's restart does.
