@@ -307,17 +307,13 @@ pub async fn wait_for(
     if reached >= sequence {
         return Ok(());
     }
-    // A token from the future was never handed out: the client's mistake, not a wait.
     let last = state
         .log
         .last_sequence()
         .await
         .map_err(ApiError::internal)?;
     if sequence > last {
-        return Err(ApiError::bad_request(
-            "invalid_consistency_token",
-            format!("min_sequence {sequence} is past the end of the log ({last})"),
-        ));
+        return Err(token_past_the_log(sequence, last));
     }
     let deadline = tokio::time::Instant::now() + state.config.consistency_timeout;
     let mut pause = Duration::from_millis(2);
@@ -329,15 +325,28 @@ pub async fn wait_for(
             return Ok(());
         }
         if tokio::time::Instant::now() + pause > deadline {
-            return Err(ApiError::unavailable(
-                "consistency_timeout",
-                format!("the read model has not reached sequence {sequence} yet; retry"),
-                1,
-            ));
+            return Err(token_not_reached(sequence));
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(50));
     }
+}
+
+/// A token from the future was never handed out: the client's mistake, not a wait.
+pub(crate) fn token_past_the_log(sequence: u64, last: u64) -> ApiError {
+    ApiError::bad_request(
+        "invalid_consistency_token",
+        format!("min_sequence {sequence} is past the end of the log ({last})"),
+    )
+}
+
+/// The read model did not reach the token within the consistency timeout.
+pub(crate) fn token_not_reached(sequence: u64) -> ApiError {
+    ApiError::unavailable(
+        "consistency_timeout",
+        format!("the read model has not reached sequence {sequence} yet; retry"),
+        1,
+    )
 }
 
 #[cfg(test)]

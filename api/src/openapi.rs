@@ -76,9 +76,10 @@ impl Modify for BearerAuth {
 
 /// The problems every operation of a kind can answer with, added where missing: a
 /// malformed path or query (400), a body that is not JSON, too large or of the wrong
-/// shape (400, 413, 415, 422), a missing or ended session (401), and a read model that
-/// did not reach the consistency token in time (503), and for every command an event log
-/// that could not take or confirm the write (503 `unavailable` or `outcome_unknown`).
+/// shape (400, 413, 415, 422), a missing or ended session (401), a consistency token
+/// past the end of the log (400) or not reached in time (503), and for every command an
+/// event log that could not take or confirm the write (503 `unavailable` or
+/// `outcome_unknown`).
 struct CommonProblems;
 
 impl Modify for CommonProblems {
@@ -131,10 +132,7 @@ impl Modify for CommonProblems {
                     );
                 }
                 if consistent {
-                    add(
-                        "503",
-                        "The read model has not reached min_sequence yet; retry",
-                    );
+                    consistency_token(operation);
                 }
             }
             for operation in [
@@ -148,6 +146,59 @@ impl Modify for CommonProblems {
             {
                 interrupted_command(operation);
             }
+        }
+    }
+}
+
+/// What `min_sequence` means and answers, the same on every query that takes it (see
+/// `extract::wait_for`).
+const MIN_SEQUENCE: &str = "Wait (up to 3 s) until the read model has applied this stream \
+    sequence: the `sequence` of an earlier command's answer. 0 waits for nothing; a sequence \
+    past the end of the log was never handed out and is refused (400 \
+    `invalid_consistency_token`)";
+const PAST_THE_LOG: &str = "`min_sequence` past the end of the log \
+    (`invalid_consistency_token`)";
+const NOT_REACHED: &str = "The read model has not reached `min_sequence` within 3 s \
+    (`consistency_timeout`); retry after Retry-After";
+
+fn consistency_token(operation: &mut utoipa::openapi::path::Operation) {
+    for parameter in operation.parameters.iter_mut().flatten() {
+        if parameter.name == "min_sequence" {
+            parameter.description = Some(MIN_SEQUENCE.to_owned());
+        }
+    }
+    mention(operation, "400", "invalid_consistency_token", PAST_THE_LOG);
+    mention(operation, "503", "consistency_timeout", NOT_REACHED);
+}
+
+/// Makes the `status` answer of `operation` mention `code`, adding `description` to
+/// what it says, or making it a problem answer that says it.
+fn mention(
+    operation: &mut utoipa::openapi::path::Operation,
+    status: &str,
+    code: &str,
+    description: &str,
+) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    match operation.responses.responses.get_mut(status) {
+        Some(RefOr::T(existing)) if !existing.description.contains(code) => {
+            existing.description = format!("{}. Or: {description}", existing.description);
+        }
+        Some(_) => {}
+        None => {
+            let response = ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build();
+            operation
+                .responses
+                .responses
+                .insert(status.to_owned(), response.into());
         }
     }
 }
@@ -232,11 +283,207 @@ mod tests {
         }
     }
 
+    fn document() -> Value {
+        serde_json::from_str(&super::openapi_json()).unwrap()
+    }
+
+    /// Every operation: its method, its path and the operation itself.
+    fn operations(document: &Value) -> Vec<(&str, &str, &Value)> {
+        let mut operations = Vec::new();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                operations.push((method.as_str(), path.as_str(), operation));
+            }
+        }
+        operations
+    }
+
+    /// Stream positions (a sequence to page from, a message's sequence, a tus offset):
+    /// the server takes any size, answering not found or a conflict beyond the log.
+    const POSITIONS: [&str; 6] = [
+        "before",
+        "after",
+        "sequence",
+        "reply_to",
+        "Upload-Offset",
+        "forward.sequence",
+    ];
+
+    /// A JSON request body's schema, or the part of it at `field` (`a.b`, `list[]`).
+    struct Body<'a> {
+        document: &'a Value,
+        operation: &'a str,
+        /// The `$ref`s being followed, so that a recursive schema ends.
+        following: Vec<&'a str>,
+    }
+
+    impl<'a> Body<'a> {
+        /// Checks `schema` and what it holds; what has no bound goes into `unbounded`.
+        fn check(&mut self, schema: &'a Value, field: &str, unbounded: &mut Vec<String>) {
+            let at = format!("{} {field}", self.operation);
+            if let Some(target) = schema.get("$ref").and_then(Value::as_str) {
+                if self.following.contains(&target) {
+                    return;
+                }
+                self.following.push(target);
+                let pointer = target.strip_prefix('#').unwrap();
+                self.check(self.document.pointer(pointer).unwrap(), field, unbounded);
+                self.following.pop();
+                return;
+            }
+            for key in ["oneOf", "anyOf", "allOf"] {
+                for alternative in schema
+                    .get(key)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    self.check(alternative, field, unbounded);
+                }
+            }
+            let types: Vec<&str> = match &schema["type"] {
+                Value::String(one) => vec![one.as_str()],
+                Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+                _ => Vec::new(),
+            };
+            let has = |key: &str| schema.get(key).is_some();
+            let bounded_format = matches!(
+                schema["format"].as_str(),
+                Some("uuid" | "date-time" | "date")
+            );
+            if types.contains(&"string")
+                && !(has("maxLength")
+                    || has("enum")
+                    || has("const")
+                    || has("pattern")
+                    || bounded_format)
+            {
+                unbounded.push(format!("{at}: a string without maxLength, enum or pattern"));
+            }
+            if types.contains(&"array") && !has("maxItems") {
+                unbounded.push(format!("{at}: an array without maxItems"));
+            }
+            if types.iter().any(|t| matches!(*t, "integer" | "number"))
+                && !(has("minimum") && (has("maximum") || POSITIONS.contains(&field)))
+            {
+                unbounded.push(format!("{at}: a number without minimum and maximum"));
+            }
+            if let Some(items) = schema.get("items") {
+                self.check(items, &format!("{field}[]"), unbounded);
+            }
+            for (name, property) in schema
+                .get("properties")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                let field = if field.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{field}.{name}")
+                };
+                self.check(property, &field, unbounded);
+            }
+            if let Some(values) = schema.get("additionalProperties").filter(|v| v.is_object()) {
+                self.check(values, &format!("{field}{{}}"), unbounded);
+            }
+        }
+    }
+
+    /// Every limit on what a client sends is in the schema, where clients and fuzzers
+    /// generated from it find it: each string of a JSON body has a maxLength, an enum, a
+    /// pattern or a bounded format; each array a maxItems; each number, and each
+    /// integer parameter, a minimum and a maximum (a stream position only a minimum).
+    /// Bytes bodies are binary strings, not arrays of numbers.
+    #[test]
+    fn every_limit_on_what_clients_send_is_in_the_schema() {
+        let document = document();
+        let mut unbounded = Vec::new();
+        for (method, path, operation) in operations(&document) {
+            let name = format!("{} {path}", method.to_uppercase());
+            let content = operation
+                .pointer("/requestBody/content")
+                .and_then(Value::as_object);
+            for (content_type, media) in content.into_iter().flatten() {
+                let schema = &media["schema"];
+                if content_type == "application/json" {
+                    let mut body = Body {
+                        document: &document,
+                        operation: &name,
+                        following: Vec::new(),
+                    };
+                    body.check(schema, "", &mut unbounded);
+                } else if !(schema["type"] == "string"
+                    && (schema["format"] == "binary" || schema.get("contentMediaType").is_some()))
+                {
+                    unbounded.push(format!(
+                        "{name}: {content_type} bytes described as {schema}"
+                    ));
+                }
+            }
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let schema = &parameter["schema"];
+                let types = schema["type"].to_string();
+                if !types.contains("integer") {
+                    continue;
+                }
+                let parameter_name = parameter["name"].as_str().unwrap();
+                let position = POSITIONS.contains(&parameter_name);
+                if schema.get("minimum").is_none() || !(schema.get("maximum").is_some() || position)
+                {
+                    unbounded.push(format!(
+                        "{name} {parameter_name}: an integer parameter without minimum and maximum"
+                    ));
+                }
+            }
+        }
+        assert!(
+            unbounded.is_empty(),
+            "limits missing from the schema:\n{}",
+            unbounded.join("\n")
+        );
+    }
+
+    /// The problems the server answers are where the document says, with their codes,
+    /// where the two once differed: a consistency token past the end of the log or not
+    /// reached in time, and bytes past a tus upload's length.
+    #[test]
+    fn the_document_names_the_problems_the_server_answers() {
+        use crate::extract::{token_not_reached, token_past_the_log};
+        let document = document();
+        let mut answers = vec![(
+            "patch",
+            "/v1/media/uploads/{upload_id}",
+            crate::routes::uploads::beyond_length(0),
+        )];
+        for (method, path, operation) in operations(&document) {
+            let parameters = operation["parameters"].as_array().into_iter().flatten();
+            if parameters.into_iter().any(|p| p["name"] == "min_sequence") {
+                answers.push((method, path, token_past_the_log(2, 1)));
+                answers.push((method, path, token_not_reached(2)));
+            }
+        }
+        assert!(
+            answers.len() > 10,
+            "the queries taking min_sequence were not found"
+        );
+        for (method, path, error) in answers {
+            let status = error.status();
+            let response = &document["paths"][path][method]["responses"][status.as_str()];
+            let description = response["description"].as_str().unwrap_or_default();
+            assert!(
+                description.contains(&format!("`{}`", error.code())),
+                "{method} {path}: {status} {} is not documented: {description:?}",
+                error.code()
+            );
+        }
+    }
+
     /// Client generators (the web app's among them) need every `$ref` to resolve and
     /// every operation id to be unique.
     #[test]
     fn every_ref_resolves_and_operation_ids_are_unique() {
-        let document: Value = serde_json::from_str(&super::openapi_json()).unwrap();
+        let document = document();
         let mut refs = Vec::new();
         walk(&document, &mut refs);
         for target in refs {

@@ -55,10 +55,10 @@ pub(crate) const DIRECTORY: (&str, i32) = ("user_directory", 1);
 pub struct RegisterRequest {
     /// 3 to 32 of `a-z 0-9 _`, starting with a letter; case-insensitive (surrounding
     /// spaces are dropped).
-    #[schema(min_length = 3, max_length = 64)]
+    #[schema(min_length = 3, max_length = 32)]
     pub handle: String,
     /// 1 to 64 characters.
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(min_length = 1, max_length = 64)]
     pub display_name: String,
     /// 8 to 128 characters.
     #[schema(min_length = 8, max_length = 128)]
@@ -67,7 +67,7 @@ pub struct RegisterRequest {
     #[schema(max_length = 32)]
     pub phone: Option<String>,
     /// Up to 140 characters.
-    #[schema(max_length = 560)]
+    #[schema(max_length = 140)]
     pub about: Option<String>,
 }
 
@@ -210,7 +210,6 @@ pub struct OwnProfile {
         (status = 200, body = OwnProfile),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Account deleted", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Read model behind the consistency token", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn me(
@@ -319,7 +318,11 @@ pub async fn remove_photo(
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"display_name": "Alice L.", "about": "At work"}))]
 pub struct ProfilePatch {
+    /// 1 to 64 characters.
+    #[schema(min_length = 1, max_length = 64)]
     pub display_name: Option<String>,
+    /// Up to 140 characters; empty for none.
+    #[schema(max_length = 140)]
     pub about: Option<String>,
 }
 
@@ -389,6 +392,8 @@ fn check_password_attempt(
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"old_password": "correct horse battery", "new_password": "even more correct horse"}))]
 pub struct PasswordChange {
+    /// The current password; any text but 8 to 128 characters is a wrong one.
+    #[schema(min_length = 8, max_length = 128)]
     pub old_password: String,
     /// 8 to 128 characters.
     #[schema(min_length = 8, max_length = 128)]
@@ -473,6 +478,8 @@ pub async fn change_privacy(
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"password": "correct horse battery"}))]
 pub struct DeleteAccountRequest {
+    /// The current password; any text but 8 to 128 characters is a wrong one.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
 }
 
@@ -525,7 +532,6 @@ pub struct BlockList {
     responses(
         (status = 200, body = BlockList),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Read model behind the consistency token", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn blocks(

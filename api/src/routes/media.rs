@@ -160,7 +160,7 @@ impl MediaItem {
 #[utoipa::path(
     post, path = "/v1/media", tag = "media", security(("bearer" = [])),
     params(UploadQuery),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes"),
+    request_body(content = inline(super::Binary), content_type = "application/octet-stream", description = "The file's bytes"),
     responses(
         (status = 201, description = "Stored", body = MediaItem),
         (status = 200, description = "The same bytes were stored before", body = MediaItem),

@@ -21,6 +21,12 @@ pub struct SequenceResponse {
     pub sequence: u64,
 }
 
+/// Raw bytes.
+// A request body's schema: a `Vec<u8>` would be described as an array of numbers.
+#[derive(Debug, ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct Binary(pub Vec<u8>);
+
 /// The consistency token a query may wait for.
 #[derive(Debug, Clone, Copy, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -20,9 +20,15 @@ use crate::{ApiError, ApiState, Problem};
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"handle": "alice", "password": "correct horse battery", "device_name": "Pixel 9"}))]
 pub struct LoginRequest {
+    /// As registered (surrounding spaces are dropped, case does not matter); any other
+    /// text is wrong credentials.
+    #[schema(min_length = 3, max_length = 32)]
     pub handle: String,
+    /// 8 to 128 characters; any other text is wrong credentials.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
     /// Shown in the list of sessions; up to 64 characters.
+    #[schema(max_length = 64)]
     pub device_name: Option<String>,
 }
 
@@ -246,6 +252,8 @@ pub async fn login(
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"refresh_token": "rt1.0190f3a17b2c7d3e8f405a6b7c8d9e0f.q1w2e3r4t5y6u7i8o9p0a1s2d3f4g5h6j7k8l9z0x1c"}))]
 pub struct RefreshRequest {
+    /// As handed out; a longer text is refused unread.
+    #[schema(max_length = 256)]
     pub refresh_token: String,
 }
 
@@ -431,7 +439,6 @@ pub struct SessionList {
     responses(
         (status = 200, body = SessionList),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Read model behind the consistency token", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list(

@@ -282,7 +282,7 @@ pub struct CreateQuery {
     post, path = "/v1/media/uploads", tag = "media", security(("bearer" = [])),
     params(
         CreateQuery,
-        ("Upload-Length" = u64, Header, description = "The upload's size in bytes"),
+        ("Upload-Length" = u64, Header, maximum = 104_857_600, description = "The upload's size in bytes, at most the kind's limit (images and voice notes 16 MiB, videos 64 MiB, documents 100 MiB; `Tus-Max-Size` gives the largest)"),
         ("Upload-Metadata" = Option<String>, Header, description = "tus metadata: `kind` and its value in base64"),
     ),
     responses(
@@ -464,15 +464,17 @@ pub async fn progress(
         ("upload_id" = Uuid, Path, description = "The upload"),
         ("Upload-Offset" = u64, Header, description = "The bytes received so far, where these bytes go"),
     ),
-    request_body(content = Vec<u8>, content_type = "application/offset+octet-stream", description = "The next bytes"),
+    request_body(content = inline(super::Binary), content_type = "application/offset+octet-stream", description = "The next bytes"),
     responses(
         (status = 204, description = "Received; `Upload-Offset` is the new offset, and `Natter-Media-Id` the item once complete"),
-        (status = 400, description = "No offset, or more bytes than the upload's length", body = crate::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "No `Upload-Offset` (`invalid_upload_offset`); an upload already in 10,000 parts (`too_many_parts`); or the request broke off (`invalid_body`: what arrived is kept)", body = crate::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such upload of the caller's", body = crate::Problem, content_type = "application/problem+json"),
         (status = 409, description = "`Upload-Offset` is not the bytes received (`offset_mismatch`)", body = crate::Problem, content_type = "application/problem+json"),
         (status = 410, description = "The upload expired", body = crate::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "More bytes than the upload has room for (`beyond_upload_length`), declared or sent; nothing of this request is kept", body = crate::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not `application/offset+octet-stream`; or, on completion, bytes not of the kind", body = crate::Problem, content_type = "application/problem+json"),
         (status = 422, description = "On completion: an image that cannot be decoded, or too large to decode", body = crate::Problem, content_type = "application/problem+json"),
+        (status = 423, description = "Another request is sending bytes for this upload (`upload_busy`)", body = crate::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn append(
@@ -526,7 +528,7 @@ pub async fn append(
     Ok(response)
 }
 
-fn beyond_length(room: u64) -> ApiError {
+pub(crate) fn beyond_length(room: u64) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "beyond_upload_length",
