@@ -1,9 +1,50 @@
-//! The subcommands other than the benchmarks.
+//! The `natter` command line: its subcommands, and running them.
 
 use anyhow::Context as _;
+use clap::{Parser, Subcommand};
 
 use crate::app::{Application, connect_postgres};
-use crate::settings::{Cli, Command, Settings};
+use crate::settings::{ServeArgs, Settings};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "natter",
+    version,
+    about = "Natter: an event-sourced messaging backend"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Settings,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: API, gateway and projections (each role selectable).
+    Serve(Box<ServeArgs>),
+    /// Apply the read models' SQL migrations.
+    Migrate,
+    /// Inspect projections.
+    Projections {
+        #[command(subcommand)]
+        command: crate::projections::ProjectionsCommand,
+    },
+    /// Read the event log: follow it, export it, count it (read-only).
+    Events {
+        #[command(subcommand)]
+        command: crate::events::EventsCommand,
+    },
+    /// Print the OpenAPI document of the REST API.
+    Openapi,
+    /// Measure throughput and latency against a raw baseline in the same run (runs the
+    /// `natter-bench` binary beside this one; `natter bench --help` lists them).
+    #[command(disable_help_flag = true)]
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
+}
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -18,8 +59,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", natter_api::openapi_json());
             Ok(())
         }
-        Command::Bench { command } => crate::bench::run(&cli.global, command).await,
+        Command::Bench { .. } => bench(),
         Command::Events { command } => crate::events::run(&cli.global, command).await,
+    }
+}
+
+/// Runs `natter-bench` (from beside this binary) with this command line's arguments but
+/// `bench`, so that global flags and the benchmark's own both reach it.
+fn bench() -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("finding this binary")?;
+    let bench = exe.with_file_name("natter-bench");
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if let Some(at) = args.iter().position(|arg| arg == "bench") {
+        args.remove(at);
+    }
+    let status = std::process::Command::new(&bench)
+        .args(args)
+        .status()
+        .with_context(|| {
+            format!(
+                "running {} (build it: cargo build --release -p natter-bench)",
+                bench.display()
+            )
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        anyhow::bail!("natter-bench {status}")
     }
 }
 
@@ -55,4 +121,15 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

@@ -1,8 +1,8 @@
 //! The `natter` binary's library: settings, the application that `serve` runs (and that
-//! the end-to-end tests build the same way), the other subcommands, and the benchmarks.
+//! the end-to-end tests and the benchmarks build the same way), and the subcommands. The
+//! benchmarks are a binary of their own (`bench/`), which `natter bench` runs.
 
 pub mod app;
-pub mod bench;
 pub mod cli;
 pub mod events;
 mod progress;

@@ -1,6 +1,6 @@
 //! The `natter` command: parse settings, build the application, run it.
 
-use clap::Parser;
+use clap::Parser as _;
 
 /// glibc's allocator contends on its arena locks under many concurrent tasks; mimalloc
 /// does not, and the command path allocates on every event.
@@ -8,7 +8,7 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    let cli = natter::settings::Cli::parse();
+    let cli = natter::cli::Cli::parse();
     natter::telemetry::init(cli.global.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -4,46 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, ValueEnum};
 use natter_eventlog::LogConfig;
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "natter",
-    version,
-    about = "Natter: an event-sourced messaging backend"
-)]
-pub struct Cli {
-    #[command(flatten)]
-    pub global: Settings,
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the server: API, gateway and projections (each role selectable).
-    Serve(Box<ServeArgs>),
-    /// Apply the read models' SQL migrations.
-    Migrate,
-    /// Inspect projections.
-    Projections {
-        #[command(subcommand)]
-        command: crate::projections::ProjectionsCommand,
-    },
-    /// Read the event log: follow it, export it, count it (read-only).
-    Events {
-        #[command(subcommand)]
-        command: crate::events::EventsCommand,
-    },
-    /// Print the OpenAPI document of the REST API.
-    Openapi,
-    /// Measure throughput and latency against a raw baseline in the same run.
-    Bench {
-        #[command(subcommand)]
-        command: crate::bench::BenchCommand,
-    },
-}
 
 /// Settings every subcommand shares.
 #[derive(Debug, Clone, Args)]
@@ -386,12 +348,6 @@ fn parse_name(value: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_cli_is_well_formed() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
-    }
 
     #[test]
     fn secrets_do_not_print() {

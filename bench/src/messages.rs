@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::app::{BenchApp, with_bench_app};
 use super::{ms, progress};
-use crate::settings::Settings;
+use natter::settings::Settings;
 
 #[derive(Debug, Args)]
 pub struct MessagesArgs {

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{progress, project_all, with_bench_database};
-use crate::settings::Settings;
+use natter::settings::Settings;
 
 /// A projection run and its raw baseline.
 pub(super) struct CatchUp {

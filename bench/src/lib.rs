@@ -25,7 +25,7 @@ use time::OffsetDateTime;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::settings::Settings;
+use natter::settings::Settings;
 
 mod app;
 mod auth;
@@ -149,7 +149,7 @@ where
     let mut bench_settings = settings.clone();
     bench_settings.stream = format!("NATTER_BENCH_{tag}");
     bench_settings.subject_prefix = format!("bench{tag}");
-    let log = crate::app::connect_log(&bench_settings).await?;
+    let log = natter::app::connect_log(&bench_settings).await?;
     let result = body(log.clone()).await;
     log.jetstream()
         .delete_stream(&bench_settings.stream)

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::app::{BenchApp, with_bench_app};
 use super::{Phase, measure, progress};
-use crate::settings::Settings;
+use natter::settings::Settings;
 
 #[derive(Debug, Args)]
 pub struct MediaArgs {

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::app::{BenchApp, with_bench_app};
 use super::progress;
-use crate::settings::Settings;
+use natter::settings::Settings;
 
 #[derive(Debug, Args)]
 pub struct IdleArgs {
@@ -62,14 +62,16 @@ pub async fn bench_idle(settings: &Settings, args: IdleArgs) -> anyhow::Result<(
 }
 
 async fn run(settings: Settings, app: BenchApp, args: IdleArgs) -> anyhow::Result<()> {
+    // This binary runs the clients; the `natter` beside it runs the gateways.
     let exe = std::env::current_exe()?;
+    let natter = exe.with_file_name("natter");
     let config = app.log.config().clone();
     let mut gateways = Vec::new();
     for _ in 0..args.gateways {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let child = Command::new(&exe)
+        let child = Command::new(&natter)
             .args([
                 "serve",
                 "--roles",
@@ -120,7 +122,6 @@ async fn run(settings: Settings, app: BenchApp, args: IdleArgs) -> anyhow::Resul
         let from = format!("127.0.0.{}", 2 + index);
         let child = Command::new(&exe)
             .args([
-                "bench",
                 "idle-clients",
                 "--url",
                 &format!("ws://127.0.0.1:{port}/v1/ws"),

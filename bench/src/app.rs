@@ -10,7 +10,7 @@ use sqlx::ConnectOptions as _;
 use sqlx::postgres::PgConnectOptions;
 use uuid::Uuid;
 
-use crate::settings::{AuthSettings, Role, Secret, ServeArgs, Settings};
+use natter::settings::{AuthSettings, Role, Secret, ServeArgs, Settings};
 
 /// The running app a benchmark talks to.
 #[derive(Debug, Clone)]
@@ -73,11 +73,11 @@ where
             .to_string(),
     );
     let result = async {
-        let seeded = seed(crate::app::connect_log(&bench).await?).await?;
+        let seeded = seed(natter::app::connect_log(&bench).await?).await?;
         run(&bench, |app| body(app, seeded)).await
     }
     .await;
-    if let Ok(log) = crate::app::connect_log(&bench).await {
+    if let Ok(log) = natter::app::connect_log(&bench).await {
         let _ = log.jetstream().delete_stream(&bench.stream).await;
     }
     sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
@@ -91,7 +91,7 @@ where
     F: FnOnce(BenchApp) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let pool = crate::app::connect_postgres(settings).await?;
+    let pool = natter::app::connect_postgres(settings).await?;
     natter_schema::MIGRATOR.run(&pool).await?;
     pool.close().await;
     let unlimited = u32::MAX / 2;
@@ -106,7 +106,7 @@ where
     );
     let media_root =
         std::env::temp_dir().join(format!("natter-bench-media-{}", Uuid::now_v7().simple()));
-    let media = crate::settings::MediaSettings {
+    let media = natter::settings::MediaSettings {
         media_dir: media_root.join("store"),
         media_spool: Some(media_root.join("spool")),
         ..Default::default()
@@ -125,13 +125,13 @@ where
             register_per_handle: unlimited,
             ..AuthSettings::default()
         },
-        gateway: crate::settings::GatewaySettings::default(),
+        gateway: natter::settings::GatewaySettings::default(),
     };
-    let app = crate::Application::build(settings, &serve).await?;
+    let app = natter::Application::build(settings, &serve).await?;
     let bench = BenchApp {
         base: format!("http://{}", app.local_addr()?),
         log: app.log().clone(),
-        hash_workers: crate::app::hash_workers(&serve.auth),
+        hash_workers: natter::app::hash_workers(&serve.auth),
         database_url: settings.database_url.expose().to_owned(),
         keys: natter_api::auth::TokenKeys::parse(
             &keys,

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::app::{BenchApp, with_bench_app};
 use super::{ms, percentile, progress};
-use crate::settings::Settings;
+use natter::settings::Settings;
 
 #[derive(Debug, Args)]
 pub struct AuthArgs {

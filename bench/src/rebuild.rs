@@ -18,7 +18,7 @@ use natter_projections::build::{self, RebuildOptions};
 use super::catchup::MessageRows;
 use super::queries::{QueriesArgs, seed};
 use super::{progress, project_all, spawn_progress, with_bench_database, with_bench_log};
-use crate::settings::Settings;
+use natter::settings::Settings;
 
 #[derive(Debug, Args)]
 pub struct RebuildArgs {

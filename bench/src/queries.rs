@@ -31,7 +31,7 @@ use super::app::{BenchApp, with_seeded_bench_app};
 use super::catchup::{CatchUp, MessageRows};
 use super::messages::{XorShift, Zipf};
 use super::{ms, percentile, progress, publish_pipelined, spawn_progress};
-use crate::settings::Settings;
+use natter::settings::Settings;
 
 #[derive(Debug, Args)]
 pub struct QueriesArgs {
