@@ -133,6 +133,8 @@ export interface paths {
         /**
          * Marks the chat received by the caller's devices up to a message: it drives the
          *     sender's "delivered" state. Send one marker for many messages, not one each.
+         * @description A marker at or below the caller's (a read marker counts) changes nothing: it is
+         *     stored and sent to no one.
          */
         post: operations["mark_delivered"];
         delete?: never;
@@ -329,7 +331,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Marks the chat read up to a message: the caller's unread count clears up to there. */
+        /**
+         * Marks the chat read up to a message: the caller's unread count clears up to there.
+         * @description A marker at or below the caller's changes nothing: it is stored and sent to no one.
+         */
         post: operations["mark_read"];
         delete?: never;
         options?: never;
@@ -1018,6 +1023,7 @@ export interface components {
          *     }
          */
         DeleteAccountRequest: {
+            /** @description The current password; any text but 8 to 128 characters is a wrong one. */
             password: string;
         };
         /** @enum {string} */
@@ -1145,7 +1151,12 @@ export interface components {
         LoginRequest: {
             /** @description Shown in the list of sessions; up to 64 characters. */
             device_name?: string | null;
+            /**
+             * @description As registered (surrounding spaces are dropped, case does not matter); any other
+             *     text is wrong credentials.
+             */
             handle: string;
+            /** @description 8 to 128 characters; any other text is wrong credentials. */
             password: string;
         };
         /**
@@ -1315,6 +1326,7 @@ export interface components {
         PasswordChange: {
             /** @description 8 to 128 characters. */
             new_password: string;
+            /** @description The current password; any text but 8 to 128 characters is a wrong one. */
             old_password: string;
         };
         /**
@@ -1399,7 +1411,9 @@ export interface components {
          *     }
          */
         ProfilePatch: {
+            /** @description Up to 140 characters; empty for none. */
             about?: string | null;
+            /** @description 1 to 64 characters. */
             display_name?: string | null;
         };
         /** @description One read model at one version. */
@@ -1418,6 +1432,7 @@ export interface components {
             lag: number;
             last_rebuild?: null | components["schemas"]["LastRebuild"];
             name: string;
+            stalled?: null | components["schemas"]["Stall"];
             /** Format: date-time */
             updated_at: string;
             /** Format: int32 */
@@ -1486,6 +1501,7 @@ export interface components {
          *     }
          */
         RefreshRequest: {
+            /** @description As handed out; a longer text is refused unread. */
             refresh_token: string;
         };
         /**
@@ -1674,6 +1690,15 @@ export interface components {
             /** @description At most three chats can be pinned. */
             pinned?: boolean | null;
         };
+        /** @description A read model stopped at an event it cannot read. */
+        Stall: {
+            reason: string;
+            /**
+             * Format: int64
+             * @description The sequence of the event.
+             */
+            sequence: number;
+        };
         StarredMessage: {
             body: string;
             /** Format: uuid */
@@ -1840,10 +1865,7 @@ export interface operations {
     list_chats: {
         parameters: {
             query?: {
-                /**
-                 * @description Wait (briefly) until the read model has applied this stream sequence: the
-                 *     `sequence` of an earlier command response.
-                 */
+                /** @description Wait (up to 3 s) until the read model has applied this stream sequence: the `sequence` of an earlier command's answer. 0 waits for nothing; a sequence past the end of the log was never handed out and is refused (400 `invalid_consistency_token`) */
                 min_sequence?: number;
             };
             header?: never;
@@ -1860,7 +1882,7 @@ export interface operations {
                     "application/json": components["schemas"]["ChatList"];
                 };
             };
-            /** @description Malformed request: path, query or body */
+            /** @description Malformed request: path, query or body. Or: `min_sequence` past the end of the log (`invalid_consistency_token`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1878,7 +1900,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The read model has not reached min_sequence yet; retry */
+            /** @description The read model has not reached `min_sequence` within 3 s (`consistency_timeout`); retry after Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1983,6 +2005,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     create_group: {
@@ -2072,15 +2103,21 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     chat_details: {
         parameters: {
             query?: {
-                /**
-                 * @description Wait (briefly) until the read model has applied this stream sequence: the
-                 *     `sequence` of an earlier command response.
-                 */
+                /** @description Wait (up to 3 s) until the read model has applied this stream sequence: the `sequence` of an earlier command's answer. 0 waits for nothing; a sequence past the end of the log was never handed out and is refused (400 `invalid_consistency_token`) */
                 min_sequence?: number;
             };
             header?: never;
@@ -2100,7 +2137,7 @@ export interface operations {
                     "application/json": components["schemas"]["ChatDetails"];
                 };
             };
-            /** @description Malformed request: path, query or body */
+            /** @description Malformed request: path, query or body. Or: `min_sequence` past the end of the log (`invalid_consistency_token`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2127,7 +2164,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The read model has not reached min_sequence yet; retry */
+            /** @description The read model has not reached `min_sequence` within 3 s (`consistency_timeout`); retry after Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2234,6 +2271,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     promote: {
@@ -2305,6 +2351,15 @@ export interface operations {
             };
             /** @description Not a group */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2390,6 +2445,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     mark_delivered: {
@@ -2408,6 +2472,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description The marker's sequence; for a marker that did not move, the chat's current sequence */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2472,6 +2537,24 @@ export interface operations {
             };
             /** @description Body of the wrong shape */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many read and delivered markers from this user (120 a minute by default, in bursts of up to as many); retry after Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2622,6 +2705,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     revoke_invite: {
@@ -2693,6 +2785,15 @@ export interface operations {
             };
             /** @description Not a group */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2798,6 +2899,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     remove_member: {
@@ -2876,6 +2986,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     history: {
@@ -2887,7 +3006,7 @@ export interface operations {
                 after?: number;
                 /** @description Page size, 1 to 100 (default 50). */
                 limit?: number;
-                /** @description Wait for the read model to reach this sequence. */
+                /** @description Wait (up to 3 s) until the read model has applied this stream sequence: the `sequence` of an earlier command's answer. 0 waits for nothing; a sequence past the end of the log was never handed out and is refused (400 `invalid_consistency_token`) */
                 min_sequence?: number;
             };
             header?: never;
@@ -2907,7 +3026,7 @@ export interface operations {
                     "application/json": components["schemas"]["MessagePage"];
                 };
             };
-            /** @description Malformed request: path, query or body */
+            /** @description Malformed request: path, query or body. Or: `min_sequence` past the end of the log (`invalid_consistency_token`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2934,7 +3053,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The read model has not reached min_sequence yet; retry */
+            /** @description The read model has not reached `min_sequence` within 3 s (`consistency_timeout`); retry after Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3051,6 +3170,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     delete_message: {
@@ -3116,6 +3244,15 @@ export interface operations {
             };
             /** @description Concurrent change; try again */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3223,6 +3360,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     pin: {
@@ -3292,6 +3438,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     unpin: {
@@ -3354,6 +3509,15 @@ export interface operations {
             };
             /** @description Concurrent change; try again */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3452,6 +3616,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     unreact: {
@@ -3505,6 +3678,15 @@ export interface operations {
             };
             /** @description Concurrent change; try again */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3572,6 +3754,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     unstar: {
@@ -3632,6 +3823,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     mark_read: {
@@ -3650,6 +3850,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description The marker's sequence; for a marker that did not move, the chat's current sequence */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3714,6 +3915,24 @@ export interface operations {
             };
             /** @description Body of the wrong shape */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many read and delivered markers from this user (120 a minute by default, in bursts of up to as many); retry after Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3810,6 +4029,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     join_by_invite: {
@@ -3878,6 +4106,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     upload: {
@@ -3901,7 +4138,7 @@ export interface operations {
         /** @description The file's bytes */
         requestBody: {
             content: {
-                "application/octet-stream": number[];
+                "application/octet-stream": string;
             };
         };
         responses: {
@@ -3968,6 +4205,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     create: {
@@ -3982,7 +4228,7 @@ export interface operations {
                 name?: string;
             };
             header: {
-                /** @description The upload's size in bytes */
+                /** @description The upload's size in bytes, at most the kind's limit (images and voice notes 16 MiB, videos 64 MiB, documents 100 MiB; `Tus-Max-Size` gives the largest) */
                 "Upload-Length": number;
                 /** @description tus metadata: `kind` and its value in base64 */
                 "Upload-Metadata"?: string | null;
@@ -4030,6 +4276,15 @@ export interface operations {
             };
             /** @description Too many unfinished uploads */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4161,6 +4416,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     offset: {
@@ -4232,7 +4496,7 @@ export interface operations {
         /** @description The next bytes */
         requestBody: {
             content: {
-                "application/offset+octet-stream": number[];
+                "application/offset+octet-stream": string;
             };
         };
         responses: {
@@ -4243,7 +4507,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description No offset, or more bytes than the upload's length */
+            /** @description No `Upload-Offset` (`invalid_upload_offset`); an upload already in 10,000 parts (`too_many_parts`); or the request broke off (`invalid_body`: what arrived is kept) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4288,7 +4552,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Body too large */
+            /** @description More bytes than the upload has room for (`beyond_upload_length`), declared or sent; nothing of this request is kept */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4308,6 +4572,24 @@ export interface operations {
             };
             /** @description On completion: an image that cannot be decoded, or too large to decode */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Another request is sending bytes for this upload (`upload_busy`) */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4553,7 +4835,7 @@ export interface operations {
                 limit?: number;
                 /** @description `next_cursor` of the previous page. */
                 cursor?: string;
-                /** @description Wait for the read model to reach this sequence. */
+                /** @description Wait (up to 3 s) until the read model has applied this stream sequence: the `sequence` of an earlier command's answer. 0 waits for nothing; a sequence past the end of the log was never handed out and is refused (400 `invalid_consistency_token`) */
                 min_sequence?: number;
             };
             header?: never;
@@ -4570,7 +4852,7 @@ export interface operations {
                     "application/json": components["schemas"]["SearchPage"];
                 };
             };
-            /** @description Malformed request: path, query or body */
+            /** @description Malformed request: path, query or body. Or: `min_sequence` past the end of the log (`invalid_consistency_token`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4588,7 +4870,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The read model has not reached min_sequence yet; retry */
+            /** @description The read model has not reached `min_sequence` within 3 s (`consistency_timeout`); retry after Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4602,10 +4884,7 @@ export interface operations {
     list_sessions: {
         parameters: {
             query?: {
-                /**
-                 * @description Wait (briefly) until the read model has applied this stream sequence: the
-                 *     `sequence` of an earlier command response.
-                 */
+                /** @description Wait (up to 3 s) until the read model has applied this stream sequence: the `sequence` of an earlier command's answer. 0 waits for nothing; a sequence past the end of the log was never handed out and is refused (400 `invalid_consistency_token`) */
                 min_sequence?: number;
             };
             header?: never;
@@ -4622,7 +4901,7 @@ export interface operations {
                     "application/json": components["schemas"]["SessionList"];
                 };
             };
-            /** @description Malformed request: path, query or body */
+            /** @description Malformed request: path, query or body. Or: `min_sequence` past the end of the log (`invalid_consistency_token`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4640,7 +4919,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Read model behind the consistency token */
+            /** @description The read model has not reached `min_sequence` within 3 s (`consistency_timeout`); retry after Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4731,7 +5010,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Password hashing saturated */
+            /** @description Password hashing saturated. Or: The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4779,6 +5058,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     logout: {
@@ -4811,6 +5099,15 @@ export interface operations {
             };
             /** @description Not signed in */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4914,6 +5211,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     revoke: {
@@ -4963,6 +5269,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     starred: {
@@ -4975,7 +5290,7 @@ export interface operations {
                 before?: string;
                 /** @description Page size, 1 to 100 (default 50). */
                 limit?: number;
-                /** @description Wait for the read model to reach this sequence. */
+                /** @description Wait (up to 3 s) until the read model has applied this stream sequence: the `sequence` of an earlier command's answer. 0 waits for nothing; a sequence past the end of the log was never handed out and is refused (400 `invalid_consistency_token`) */
                 min_sequence?: number;
             };
             header?: never;
@@ -4992,7 +5307,7 @@ export interface operations {
                     "application/json": components["schemas"]["StarredPage"];
                 };
             };
-            /** @description Malformed request: path, query or body */
+            /** @description Malformed request: path, query or body. Or: `min_sequence` past the end of the log (`invalid_consistency_token`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5010,7 +5325,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The read model has not reached min_sequence yet; retry */
+            /** @description The read model has not reached `min_sequence` within 3 s (`consistency_timeout`); retry after Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5144,7 +5459,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Password hashing saturated */
+            /** @description Password hashing saturated. Or: The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5158,10 +5473,7 @@ export interface operations {
     by_handle: {
         parameters: {
             query?: {
-                /**
-                 * @description Wait (briefly) until the read model has applied this stream sequence: the
-                 *     `sequence` of an earlier command response.
-                 */
+                /** @description Wait (up to 3 s) until the read model has applied this stream sequence: the `sequence` of an earlier command's answer. 0 waits for nothing; a sequence past the end of the log was never handed out and is refused (400 `invalid_consistency_token`) */
                 min_sequence?: number;
             };
             header?: never;
@@ -5181,7 +5493,7 @@ export interface operations {
                     "application/json": components["schemas"]["PublicProfile"];
                 };
             };
-            /** @description Malformed request: path, query or body */
+            /** @description Malformed request: path, query or body. Or: `min_sequence` past the end of the log (`invalid_consistency_token`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5208,7 +5520,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The read model has not reached min_sequence yet; retry */
+            /** @description The read model has not reached `min_sequence` within 3 s (`consistency_timeout`); retry after Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5222,10 +5534,7 @@ export interface operations {
     me: {
         parameters: {
             query?: {
-                /**
-                 * @description Wait (briefly) until the read model has applied this stream sequence: the
-                 *     `sequence` of an earlier command response.
-                 */
+                /** @description Wait (up to 3 s) until the read model has applied this stream sequence: the `sequence` of an earlier command's answer. 0 waits for nothing; a sequence past the end of the log was never handed out and is refused (400 `invalid_consistency_token`) */
                 min_sequence?: number;
             };
             header?: never;
@@ -5242,7 +5551,7 @@ export interface operations {
                     "application/json": components["schemas"]["OwnProfile"];
                 };
             };
-            /** @description Malformed request: path, query or body */
+            /** @description Malformed request: path, query or body. Or: `min_sequence` past the end of the log (`invalid_consistency_token`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5269,7 +5578,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Read model behind the consistency token */
+            /** @description The read model has not reached `min_sequence` within 3 s (`consistency_timeout`); retry after Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5355,7 +5664,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Password hashing saturated */
+            /** @description Password hashing saturated. Or: The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5441,15 +5750,21 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     blocks: {
         parameters: {
             query?: {
-                /**
-                 * @description Wait (briefly) until the read model has applied this stream sequence: the
-                 *     `sequence` of an earlier command response.
-                 */
+                /** @description Wait (up to 3 s) until the read model has applied this stream sequence: the `sequence` of an earlier command's answer. 0 waits for nothing; a sequence past the end of the log was never handed out and is refused (400 `invalid_consistency_token`) */
                 min_sequence?: number;
             };
             header?: never;
@@ -5466,7 +5781,7 @@ export interface operations {
                     "application/json": components["schemas"]["BlockList"];
                 };
             };
-            /** @description Malformed request: path, query or body */
+            /** @description Malformed request: path, query or body. Or: `min_sequence` past the end of the log (`invalid_consistency_token`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5484,7 +5799,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Read model behind the consistency token */
+            /** @description The read model has not reached `min_sequence` within 3 s (`consistency_timeout`); retry after Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5551,6 +5866,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     unblock: {
@@ -5584,6 +5908,15 @@ export interface operations {
             };
             /** @description Not signed in */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5668,7 +6001,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Password hashing saturated */
+            /** @description Password hashing saturated. Or: The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5754,6 +6087,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     remove_photo: {
@@ -5793,6 +6135,15 @@ export interface operations {
             };
             /** @description Account deleted */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5868,15 +6219,21 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     user: {
         parameters: {
             query?: {
-                /**
-                 * @description Wait (briefly) until the read model has applied this stream sequence: the
-                 *     `sequence` of an earlier command response.
-                 */
+                /** @description Wait (up to 3 s) until the read model has applied this stream sequence: the `sequence` of an earlier command's answer. 0 waits for nothing; a sequence past the end of the log was never handed out and is refused (400 `invalid_consistency_token`) */
                 min_sequence?: number;
             };
             header?: never;
@@ -5896,7 +6253,7 @@ export interface operations {
                     "application/json": components["schemas"]["PublicProfile"];
                 };
             };
-            /** @description Malformed request: path, query or body */
+            /** @description Malformed request: path, query or body. Or: `min_sequence` past the end of the log (`invalid_consistency_token`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5923,7 +6280,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The read model has not reached min_sequence yet; retry */
+            /** @description The read model has not reached `min_sequence` within 3 s (`consistency_timeout`); retry after Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
