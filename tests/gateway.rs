@@ -803,3 +803,31 @@ async fn an_overflowing_subscription_loses_nothing_a_resuming_client_sees() {
     assert!(resyncs > 0, "the subscription never overflowed");
     assert_eq!(received, sent.unwrap(), "every message once, in order");
 }
+
+/// A read marker over the socket that does not move (sent again, or behind the last)
+/// stores nothing and reaches no member; one that moves does. Before, every one was
+/// appended and sent to every member.
+#[tokio::test]
+async fn read_markers_over_the_socket_that_do_not_move_store_nothing() {
+    let env = TestEnv::new().await;
+    let rt = Realtime::start(&env).await;
+    let (ann, bob) = (rt.user(&env, "ann").await, rt.user(&env, "bob").await);
+    let chat = rt.group(&[&ann, &bob]).await;
+    let first = rt.send(&chat, &ann, "one").await;
+    let second = rt.send(&chat, &ann, "two").await;
+    let (mut socket, _, _) = Socket::resume(&rt.main, &bob.token, Some(second)).await;
+    socket
+        .send(json!({"type": "read", "chat_id": chat, "up_to": second}))
+        .await;
+    let marker = socket.next_event().await;
+    assert_eq!(event_type(&marker), "ReadMarked", "{marker}");
+    let stored = env.log.last_sequence().await.unwrap();
+
+    for up_to in [second, first, second] {
+        socket
+            .send(json!({"type": "read", "chat_id": chat, "up_to": up_to}))
+            .await;
+    }
+    assert_eq!(socket.try_next(Duration::from_millis(1_000)).await, None);
+    assert_eq!(env.log.last_sequence().await.unwrap(), stored);
+}

@@ -225,30 +225,6 @@ impl Messages {
         .map(|decided| decided.sequence)
     }
 
-    /// [`Self::advance_read`] for a caller that does not know where the marker is (the
-    /// gateway's, for now): only a marker of 0 is known not to move.
-    pub async fn mark_read(
-        &self,
-        chat_id: Uuid,
-        user: Uuid,
-        up_to: u64,
-        metadata: Metadata,
-    ) -> Result<u64, MessagesError> {
-        self.advance_read(chat_id, user, up_to, 0, metadata).await
-    }
-
-    /// [`Self::advance_delivered`] for a caller that does not know where the marker is.
-    pub async fn mark_delivered(
-        &self,
-        chat_id: Uuid,
-        user: Uuid,
-        up_to: u64,
-        metadata: Metadata,
-    ) -> Result<u64, MessagesError> {
-        self.advance_delivered(chat_id, user, up_to, 0, metadata)
-            .await
-    }
-
     /// Edits, deletes, reacts to, stars or pins the message at stream `sequence`.
     pub async fn act(
         &self,

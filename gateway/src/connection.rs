@@ -36,7 +36,45 @@ const MAX_FRAMES_PER_FLUSH: usize = 64;
 const MAX_BAD_FRAMES: u32 = 16;
 /// Typing frames a connection may send per window.
 const TYPING_BURST: u32 = 10;
-const TYPING_WINDOW: Duration = Duration::from_secs(10);
+/// Read markers that move a connection may send per window (each goes to every member).
+const READ_BURST: u32 = 30;
+const FRAME_WINDOW: Duration = Duration::from_secs(10);
+
+/// At most `max` frames of a kind per [`FRAME_WINDOW`].
+#[derive(Debug)]
+struct Burst {
+    started: Instant,
+    count: u32,
+    max: u32,
+}
+
+impl Burst {
+    fn new(max: u32) -> Self {
+        Self {
+            started: Instant::now(),
+            count: 0,
+            max,
+        }
+    }
+
+    /// Counts one frame; false when the window's allowance is spent.
+    fn allow(&mut self) -> bool {
+        if self.started.elapsed() >= FRAME_WINDOW {
+            self.started = Instant::now();
+            self.count = 0;
+        }
+        self.count += 1;
+        self.count <= self.max
+    }
+}
+
+/// Where this connection has moved a chat's markers: one at or below them changes
+/// nothing, and is neither stored nor sent to the members.
+#[derive(Debug, Default, Clone, Copy)]
+struct Marked {
+    read: u64,
+    delivered: u64,
+}
 
 /// How a connection ends.
 #[derive(Debug)]
@@ -63,9 +101,11 @@ pub async fn serve(socket: WebSocket, shared: Arc<Shared>, claims: AccessClaims)
         membership: Membership::default(),
         seen: 0,
         delivered: HashMap::new(),
+        marked: HashMap::new(),
         bad_frames: 0,
         presence: std::collections::HashSet::new(),
-        typing_window: (Instant::now(), 0),
+        typing: Burst::new(TYPING_BURST),
+        reads: Burst::new(READ_BURST),
         last_heard: Instant::now(),
     };
     async {
@@ -90,10 +130,12 @@ struct Connection {
     seen: u64,
     /// Delivered acknowledgements not yet written, per chat.
     delivered: HashMap<Uuid, u64>,
+    marked: HashMap<Uuid, Marked>,
     bad_frames: u32,
     /// Users whose presence this connection watches.
     presence: std::collections::HashSet<Uuid>,
-    typing_window: (Instant, u32),
+    typing: Burst,
+    reads: Burst,
     last_heard: Instant,
 }
 
@@ -319,14 +361,26 @@ impl Connection {
                         .refuse("not_a_member", "not a member of this chat")
                         .await;
                 }
+                let known = self.marked.get(&chat_id).copied().unwrap_or_default().read;
+                if up_to <= known {
+                    return Ok(());
+                }
+                if !self.reads.allow() {
+                    return self
+                        .refuse("rate_limited", "too many read markers; slow down")
+                        .await;
+                }
                 let metadata = Metadata::new(Some(self.user), Uuid::now_v7());
                 match self
                     .shared
                     .messages
-                    .mark_read(chat_id, self.user, up_to, metadata)
+                    .advance_read(chat_id, self.user, up_to, known, metadata)
                     .await
                 {
-                    Ok(_) => Ok(()),
+                    Ok(_) => {
+                        self.marked.entry(chat_id).or_default().read = up_to;
+                        Ok(())
+                    }
                     Err(error) => self.refuse_command(error).await,
                 }
             }
@@ -339,17 +393,11 @@ impl Connection {
                 .refuse("not_a_member", "not a member of this chat")
                 .await;
         }
-        let (started, count) = &mut self.typing_window;
-        if started.elapsed() >= TYPING_WINDOW {
-            *started = Instant::now();
-            *count = 0;
-        }
-        if *count >= TYPING_BURST {
+        if !self.typing.allow() {
             return self
                 .refuse("rate_limited", "too many typing frames; slow down")
                 .await;
         }
-        *count += 1;
         let frame = ServerFrame::Typing {
             v: VERSION,
             chat_id,
@@ -454,14 +502,26 @@ impl Connection {
     /// per chat at most.
     async fn flush_delivered(&mut self) {
         for (chat_id, up_to) in std::mem::take(&mut self.delivered) {
+            let known = self
+                .marked
+                .get(&chat_id)
+                .copied()
+                .unwrap_or_default()
+                .delivered;
+            if up_to <= known {
+                continue;
+            }
             let metadata = Metadata::new(Some(self.user), Uuid::now_v7());
-            if let Err(error) = self
+            match self
                 .shared
                 .messages
-                .mark_delivered(chat_id, self.user, up_to, metadata)
+                .advance_delivered(chat_id, self.user, up_to, known, metadata)
                 .await
             {
-                tracing::debug!(%error, %chat_id, "a delivered acknowledgement was refused");
+                Ok(_) => self.marked.entry(chat_id).or_default().delivered = up_to,
+                Err(error) => {
+                    tracing::debug!(%error, %chat_id, "a delivered acknowledgement was refused");
+                }
             }
         }
     }
