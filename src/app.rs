@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use natter_access::Auth;
+use natter_access::tokens::{Revocations, TokenKeys};
+use natter_api::ApiConfig;
 use natter_api::admin::AdminToken;
-use natter_api::auth::{Revocations, TokenKeys};
 use natter_api::limits::{Limit, RateLimiter};
 use natter_api::routes::media::{MediaLimits, MediaService};
-use natter_api::{ApiConfig, Auth};
 use natter_commands::CommandMetrics;
 use natter_commands::accounts::{AccountPolicy, Accounts};
 use natter_commands::passwords::PasswordHasher;
@@ -47,7 +48,7 @@ pub struct Application {
     revocation_feed: tokio::task::JoinHandle<()>,
     keeper: tokio::task::JoinHandle<()>,
     gateway: Option<(natter_gateway::Gateway, tokio::task::JoinHandle<()>)>,
-    presence: natter_api::presence::Presence,
+    presence: natter_access::presence::Presence,
     media: std::sync::Arc<MediaService>,
     web: Option<Arc<natter_api::web::WebApp>>,
 }
@@ -86,7 +87,7 @@ impl Application {
             .await
             .context("reading recent session events")?;
         let auth = Auth { keys, revocations };
-        let presence = natter_api::presence::Presence::open(&log)
+        let presence = natter_access::presence::Presence::open(&log)
             .await
             .context("opening the presence bucket")?;
         // From here on, every reconnect makes the stream and the bucket again before the

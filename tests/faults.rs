@@ -705,7 +705,9 @@ async fn fault_suite() {
     let mut by_kind: HashMap<&str, (u32, Duration)> = HashMap::new();
     for (n, fault) in faults.iter().enumerate() {
         // Until the next fault: a pause is this one's.
-        let next = faults.get(n + 1).map_or(fault.at + Duration::from_secs(15), |f| f.at);
+        let next = faults
+            .get(n + 1)
+            .map_or(fault.at + Duration::from_secs(15), |f| f.at);
         let window = next.min(fault.at + Duration::from_secs(15));
         let mut previous = fault.at;
         let mut pause = Duration::ZERO;

@@ -183,7 +183,7 @@ async fn after_nats_restarts_presence_answers_again_and_readiness_waits_for_the_
 #[tokio::test]
 async fn a_presence_bucket_deleted_under_a_running_app_is_made_again_on_use() {
     let env = TestEnv::new().await;
-    let presence = natter_api::presence::Presence::open(&env.log)
+    let presence = natter_access::presence::Presence::open(&env.log)
         .await
         .unwrap();
     let user = uuid::Uuid::now_v7();

@@ -279,16 +279,7 @@ impl std::str::FromStr for TrustedProxy {
     }
 }
 
-/// Whether `origin` (a browser's `Origin` header) names the server the request was sent
-/// to: its host and port are the request's `Host`, whatever the scheme (a proxy may end
-/// TLS in front of this process).
-pub fn same_origin(origin: &str, host: Option<&str>) -> bool {
-    let Some(host) = host else { return false };
-    origin
-        .strip_prefix("https://")
-        .or_else(|| origin.strip_prefix("http://"))
-        .is_some_and(|authority| authority.eq_ignore_ascii_case(host))
-}
+pub use natter_access::same_origin;
 
 /// Waits, with a bound, until projection `name` v`version` has applied `sequence`: a
 /// client passing back a command's sequence reads its own write.

@@ -3,13 +3,11 @@
 //! Every error leaves as `application/problem+json` with a stable `code`.
 
 pub mod admin;
-pub mod auth;
 pub mod connection;
 pub mod extract;
 pub mod health;
 pub mod limits;
 mod openapi;
-pub mod presence;
 mod problem;
 pub mod routes;
 pub mod web;
@@ -28,15 +26,11 @@ use sqlx::PgPool;
 pub use openapi::{ApiDoc, openapi_json};
 pub use problem::{ApiError, Problem};
 
-use crate::auth::{Revocations, TokenKeys};
 use crate::limits::{Limit, RateLimiter};
 
-/// Tokens: the keys that sign and verify them, and the sessions that have ended.
-#[derive(Debug, Clone)]
-pub struct Auth {
-    pub keys: TokenKeys,
-    pub revocations: Revocations,
-}
+pub use natter_access::Auth;
+/// The access layer's modules, under the names the API's code has always used.
+pub use natter_access::{presence, tokens as auth};
 
 /// The largest body of a send or an edit. A message's text is up to 64 KiB of UTF-8,
 /// which JSON may escape to six bytes a byte (`\u0001`), beside its other fields.

@@ -131,13 +131,7 @@ impl IntoResponse for ApiError {
 
 impl From<TokenError> for ApiError {
     fn from(error: TokenError) -> Self {
-        let code = match error {
-            TokenError::Missing => "unauthenticated",
-            TokenError::Invalid => "invalid_token",
-            TokenError::Expired => "token_expired",
-            TokenError::Revoked => "session_ended",
-        };
-        Self::unauthorized(code, error)
+        Self::unauthorized(error.code(), error)
     }
 }
 
@@ -178,12 +172,7 @@ impl From<AccountError> for ApiError {
 
 impl From<natter_commands::Interrupted> for ApiError {
     fn from(error: natter_commands::Interrupted) -> Self {
-        use natter_commands::Interrupted as I;
-        let code = match error {
-            I::Unavailable => "unavailable",
-            I::OutcomeUnknown => "outcome_unknown",
-        };
-        Self::unavailable(code, error.to_string(), 1)
+        Self::unavailable(error.code(), error.to_string(), 1)
     }
 }
 

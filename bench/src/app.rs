@@ -23,7 +23,7 @@ pub struct BenchApp {
     /// The app's own database.
     pub database_url: String,
     /// The keys the app's tokens are signed with, so a benchmark can issue its own.
-    pub keys: natter_api::auth::TokenKeys,
+    pub keys: natter_access::tokens::TokenKeys,
     /// The same keys as `NATTER_JWT_KEYS` takes them, for processes the benchmark starts.
     pub keys_spec: String,
     /// The app's media directory (a filesystem blob store of this run's own).
@@ -133,7 +133,7 @@ where
         log: app.log().clone(),
         hash_workers: natter::app::hash_workers(&serve.auth),
         database_url: settings.database_url.expose().to_owned(),
-        keys: natter_api::auth::TokenKeys::parse(
+        keys: natter_access::tokens::TokenKeys::parse(
             &keys,
             &serve.auth.jwt_issuer,
             &serve.auth.jwt_audience,

@@ -212,7 +212,7 @@ fn total_rss(gateways: &[(Child, u16)]) -> anyhow::Result<u64> {
 /// keeps them open until stdin closes.
 pub async fn idle_clients(args: IdleClientsArgs) -> anyhow::Result<()> {
     let spec = std::env::var("NATTER_JWT_KEYS").context("NATTER_JWT_KEYS")?;
-    let keys = natter_api::auth::TokenKeys::parse(
+    let keys = natter_access::tokens::TokenKeys::parse(
         &spec,
         "natter",
         "natter-api",

@@ -31,6 +31,45 @@ pub enum ChatsError {
     Internal(String),
 }
 
+/// The stable code of a chat's refusal, as both faces name it. A chat one is not in
+/// does not exist, as far as one can tell: both are `not_found`.
+pub fn chat_error_code(error: &ChatError) -> &'static str {
+    match error {
+        ChatError::NotFound | ChatError::NotMember => "not_found",
+        ChatError::NotAdmin => "not_admin",
+        ChatError::Blocked => "blocked",
+        ChatError::AlreadyExists => "already_exists",
+        ChatError::LastAdmin => "last_admin",
+        ChatError::CannotChatWithSelf => "cannot_chat_with_self",
+        ChatError::TooManyMembers => "too_many_members",
+        ChatError::NotAGroup => "not_a_group",
+        ChatError::CannotRemoveSelf => "cannot_remove_self",
+        ChatError::NotAuthor => "not_author",
+        ChatError::CannotDelete => "cannot_delete",
+        ChatError::EditWindowClosed => "edit_window_closed",
+        ChatError::TooManyInvites => "too_many_invites",
+        ChatError::InviteInvalid => "invite_not_found",
+        ChatError::ReplyNotInChat => "reply_not_in_chat",
+        ChatError::MessageDeleted => "message_deleted",
+        ChatError::NoActor => "internal",
+    }
+}
+
+impl ChatsError {
+    /// The stable code both faces answer with.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Chat(chat) => chat_error_code(chat),
+            Self::UnknownUser => "unknown_user",
+            Self::Conflict => "conflict",
+            Self::Prefs(PrefsError::TooManyPinned) => "too_many_pinned",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::Interrupted(interrupted) => interrupted.code(),
+            Self::Prefs(PrefsError::NoActor) | Self::Internal(_) => "internal",
+        }
+    }
+}
+
 impl From<CommandError<ChatError>> for ChatsError {
     fn from(error: CommandError<ChatError>) -> Self {
         match error {

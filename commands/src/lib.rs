@@ -32,6 +32,14 @@ pub enum Interrupted {
 }
 
 impl Interrupted {
+    /// The stable code both faces answer with.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unavailable => "unavailable",
+            Self::OutcomeUnknown => "outcome_unknown",
+        }
+    }
+
     pub fn of_append(error: &AppendError) -> Option<Self> {
         match error.kind() {
             AppendErrorKind::Unavailable => Some(Self::Unavailable),

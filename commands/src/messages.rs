@@ -33,6 +33,27 @@ pub enum MessagesError {
     Internal(String),
 }
 
+impl MessagesError {
+    /// The stable code both faces answer with.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Chat(chat) => crate::chats::chat_error_code(chat),
+            Self::ClientIdReused => "client_id_reused",
+            Self::Conflict => "conflict",
+            Self::Interrupted(interrupted) => interrupted.code(),
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The server's fault (or the log's), not the request's.
+    pub fn is_failure(&self) -> bool {
+        matches!(
+            self,
+            Self::Interrupted(_) | Self::Internal(_) | Self::Chat(ChatError::NoActor)
+        )
+    }
+}
+
 fn internal(error: impl std::fmt::Display) -> MessagesError {
     MessagesError::Internal(error.to_string())
 }

@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::SinkExt;
-use natter_api::ApiError;
-use natter_api::auth::AccessClaims;
+use natter_access::tokens::AccessClaims;
 use natter_schema::Metadata;
 use tokio::time::Instant;
 use tracing::Instrument as _;
@@ -434,7 +433,8 @@ impl Connection {
             if self.presence.contains(&user) {
                 continue;
             }
-            match natter_api::presence::visible_last_seen(&self.shared.pool, self.user, user).await
+            match natter_access::presence::visible_last_seen(&self.shared.pool, self.user, user)
+                .await
             {
                 Ok(Some(last_seen)) => visible.push((user, last_seen)),
                 Ok(None) => {}
@@ -491,10 +491,7 @@ impl Connection {
                 )
                 .await
             }
-            Err(error) => {
-                let error = ApiError::from(error);
-                self.refuse(error.code(), "the token was refused").await
-            }
+            Err(error) => self.refuse(error.code(), "the token was refused").await,
         }
     }
 
@@ -528,8 +525,7 @@ impl Connection {
 
     async fn refuse_command(&mut self, error: natter_commands::messages::MessagesError) -> Step {
         let detail = error.to_string();
-        let error = ApiError::from(error);
-        if error.status().is_server_error() {
+        if error.is_failure() {
             tracing::error!(%detail, "a command from the socket failed");
             return self.refuse(error.code(), "the server failed").await;
         }

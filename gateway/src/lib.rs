@@ -22,8 +22,8 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use natter_api::extract::same_origin;
-use natter_api::{ApiError, Auth};
+use natter_access::tokens::TokenError;
+use natter_access::{Auth, same_origin};
 use natter_commands::messages::Messages;
 use natter_eventlog::EventLog;
 use serde::Deserialize;
@@ -83,7 +83,7 @@ struct Shared {
     pool: PgPool,
     auth: Auth,
     messages: Messages,
-    presence: natter_api::presence::Presence,
+    presence: natter_access::presence::Presence,
     metrics: metrics::GatewayMetrics,
     config: GatewayConfig,
     next_connection: AtomicU64,
@@ -97,7 +97,7 @@ pub struct Services {
     pub auth: Auth,
     pub messages: Messages,
     pub accounts: natter_commands::accounts::Accounts,
-    pub presence: natter_api::presence::Presence,
+    pub presence: natter_access::presence::Presence,
     pub metrics: metrics::GatewayMetrics,
 }
 
@@ -209,12 +209,11 @@ async fn upgrade(
                     .any(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(origin))
         });
         if !allowed {
-            return ApiError::new(
+            return problem(
                 StatusCode::FORBIDDEN,
                 "origin_not_allowed",
                 "this origin may not open realtime connections",
-            )
-            .into_response();
+            );
         }
     }
     let bearer = headers
@@ -223,24 +222,23 @@ async fn upgrade(
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::to_owned);
     let Some(token) = bearer.or(query.access_token) else {
-        return ApiError::from(natter_api::auth::TokenError::Missing).into_response();
+        return refused(TokenError::Missing);
     };
     let claims = match shared.auth.keys.verify(token.trim()) {
         Ok(claims) => claims,
-        Err(error) => return ApiError::from(error).into_response(),
+        Err(error) => return refused(error),
     };
     if !shared.auth.revocations.admits(&claims) {
-        return ApiError::from(natter_api::auth::TokenError::Revoked).into_response();
+        return refused(TokenError::Revoked);
     }
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => {
-            return ApiError::new(
+            return problem(
                 StatusCode::UPGRADE_REQUIRED,
                 "websocket_required",
-                format!("open this endpoint as a WebSocket: {rejection}"),
-            )
-            .into_response();
+                &format!("open this endpoint as a WebSocket: {rejection}"),
+            );
         }
     };
     let gateway = gateway.clone();
@@ -251,4 +249,27 @@ async fn upgrade(
         .max_message_size(connection::MAX_CLIENT_FRAME)
         .max_frame_size(connection::MAX_CLIENT_FRAME)
         .on_upgrade(move |socket| connection::serve(socket, gateway.shared, claims))
+}
+
+/// A refused token, answered as the API answers it: 401 with its code.
+fn refused(error: TokenError) -> Response {
+    problem(StatusCode::UNAUTHORIZED, error.code(), &error.to_string())
+}
+
+/// An `application/problem+json` answer (RFC 9457) with Natter's stable `code`, as the
+/// REST API writes its own.
+fn problem(status: StatusCode, code: &str, detail: &str) -> Response {
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "code": code,
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
 }

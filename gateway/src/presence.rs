@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use futures::StreamExt;
-use natter_api::presence::{Presence, REFRESH};
+use natter_access::presence::{Presence, REFRESH};
 use natter_commands::accounts::Accounts;
 use natter_schema::Metadata;
 use serde::Serialize;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use natter::settings::{AuthSettings, GatewaySettings, Role, Secret};
-use natter_api::auth::TokenKeys;
+use natter_access::tokens::TokenKeys;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;

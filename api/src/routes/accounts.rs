@@ -707,7 +707,7 @@ pub async fn user(
     get, path = "/v1/users/{user_id}/presence", tag = "directory", security(("bearer" = [])),
     params(("user_id" = Uuid, Path, description = "The user")),
     responses(
-        (status = 200, body = crate::presence::PresenceView),
+        (status = 200, body = PresenceView),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user, or hidden from the caller", body = Problem, content_type = "application/problem+json"),
     )
@@ -716,17 +716,18 @@ pub async fn presence(
     State(state): State<ApiState>,
     caller: Caller,
     ApiPath(user_id): ApiPath<Uuid>,
-) -> Result<axum::Json<crate::presence::PresenceView>, ApiError> {
-    let last_seen_at = crate::presence::visible_last_seen(&state.pool, caller.user_id, user_id)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(ApiError::not_found)?;
+) -> Result<axum::Json<PresenceView>, ApiError> {
+    let last_seen_at =
+        natter_access::presence::visible_last_seen(&state.pool, caller.user_id, user_id)
+            .await
+            .map_err(ApiError::internal)?
+            .ok_or_else(ApiError::not_found)?;
     let online = state
         .presence
         .is_online(user_id)
         .await
         .map_err(ApiError::internal)?;
-    Ok(axum::Json(crate::presence::PresenceView {
+    Ok(axum::Json(PresenceView {
         user_id,
         online,
         last_seen_at,
@@ -845,4 +846,15 @@ pub async fn search(
         None
     };
     Ok(axum::Json(UserPage { items, next_cursor }))
+}
+
+/// A user's presence as someone may see it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"user_id": "0190f3a1-7b2c-7d3e-8f40-5a6b7c8d9e0f", "online": false, "last_seen_at": "2026-11-26T12:00:00Z"}))]
+pub struct PresenceView {
+    pub user_id: Uuid,
+    pub online: bool,
+    /// When their last connection closed; null if never, or not yet recorded.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_seen_at: Option<OffsetDateTime>,
 }

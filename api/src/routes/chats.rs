@@ -20,48 +20,45 @@ pub(crate) const CHATS: (&str, i32) = ("chats", 1);
 impl From<ChatsError> for ApiError {
     fn from(error: ChatsError) -> Self {
         use StatusCode as S;
-        let (status, code) = match &error {
-            // A chat one is not in does not exist, as far as one can tell.
-            ChatsError::Chat(ChatError::NotFound | ChatError::NotMember) => {
-                (S::NOT_FOUND, "not_found")
-            }
-            ChatsError::Chat(ChatError::NotAdmin) => (S::FORBIDDEN, "not_admin"),
-            ChatsError::Chat(ChatError::Blocked) => (S::FORBIDDEN, "blocked"),
-            ChatsError::Chat(ChatError::AlreadyExists) => (S::CONFLICT, "already_exists"),
-            ChatsError::Chat(ChatError::LastAdmin) => (S::CONFLICT, "last_admin"),
-            ChatsError::Chat(ChatError::CannotChatWithSelf) => {
-                (S::UNPROCESSABLE_ENTITY, "cannot_chat_with_self")
-            }
-            ChatsError::Chat(ChatError::TooManyMembers) => {
-                (S::UNPROCESSABLE_ENTITY, "too_many_members")
-            }
-            ChatsError::Chat(ChatError::NotAGroup) => (S::UNPROCESSABLE_ENTITY, "not_a_group"),
-            ChatsError::Chat(ChatError::CannotRemoveSelf) => {
-                (S::UNPROCESSABLE_ENTITY, "cannot_remove_self")
-            }
-            ChatsError::Chat(ChatError::NotAuthor) => (S::FORBIDDEN, "not_author"),
-            ChatsError::Chat(ChatError::CannotDelete) => (S::FORBIDDEN, "cannot_delete"),
-            ChatsError::Chat(ChatError::EditWindowClosed) => (S::CONFLICT, "edit_window_closed"),
-            ChatsError::Chat(ChatError::TooManyInvites) => (S::CONFLICT, "too_many_invites"),
-            ChatsError::Chat(ChatError::InviteInvalid) => (S::NOT_FOUND, "invite_not_found"),
-            ChatsError::Chat(ChatError::ReplyNotInChat) => {
-                (S::UNPROCESSABLE_ENTITY, "reply_not_in_chat")
-            }
-            ChatsError::Chat(ChatError::MessageDeleted) => (S::CONFLICT, "message_deleted"),
-            ChatsError::Chat(ChatError::NoActor) => return Self::internal(error.to_string()),
-            ChatsError::UnknownUser => (S::UNPROCESSABLE_ENTITY, "unknown_user"),
-            ChatsError::Conflict => (S::CONFLICT, "conflict"),
-            ChatsError::IdempotencyKeyReused => (S::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
-            ChatsError::Prefs(natter_domain::prefs::PrefsError::TooManyPinned) => {
-                (S::CONFLICT, "too_many_pinned")
-            }
+        let status = match &error {
+            ChatsError::Chat(chat) => chat_status(chat),
+            ChatsError::UnknownUser | ChatsError::IdempotencyKeyReused => S::UNPROCESSABLE_ENTITY,
+            ChatsError::Conflict => S::CONFLICT,
+            ChatsError::Prefs(natter_domain::prefs::PrefsError::TooManyPinned) => S::CONFLICT,
             ChatsError::Prefs(natter_domain::prefs::PrefsError::NoActor) => {
-                return Self::internal(error.to_string());
+                S::INTERNAL_SERVER_ERROR
             }
             ChatsError::Interrupted(interrupted) => return (*interrupted).into(),
             ChatsError::Internal(reason) => return Self::internal(reason.clone()),
         };
-        Self::new(status, code, error.to_string())
+        if status == S::INTERNAL_SERVER_ERROR {
+            return Self::internal(error.to_string());
+        }
+        Self::new(status, error.code(), error.to_string())
+    }
+}
+
+/// The status of a chat's refusal (its code is [`natter_commands::chats::chat_error_code`]).
+pub(crate) fn chat_status(error: &ChatError) -> StatusCode {
+    use StatusCode as S;
+    match error {
+        // A chat one is not in does not exist, as far as one can tell.
+        ChatError::NotFound | ChatError::NotMember | ChatError::InviteInvalid => S::NOT_FOUND,
+        ChatError::NotAdmin
+        | ChatError::Blocked
+        | ChatError::NotAuthor
+        | ChatError::CannotDelete => S::FORBIDDEN,
+        ChatError::AlreadyExists
+        | ChatError::LastAdmin
+        | ChatError::EditWindowClosed
+        | ChatError::TooManyInvites
+        | ChatError::MessageDeleted => S::CONFLICT,
+        ChatError::CannotChatWithSelf
+        | ChatError::TooManyMembers
+        | ChatError::NotAGroup
+        | ChatError::CannotRemoveSelf
+        | ChatError::ReplyNotInChat => S::UNPROCESSABLE_ENTITY,
+        ChatError::NoActor => S::INTERNAL_SERVER_ERROR,
     }
 }
 

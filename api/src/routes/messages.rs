@@ -24,10 +24,10 @@ impl From<natter_commands::messages::MessagesError> for ApiError {
             E::Chat(chat) => ChatsError::Chat(chat).into(),
             E::ClientIdReused => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "client_id_reused",
+                error.code(),
                 error.to_string(),
             ),
-            E::Conflict => Self::new(StatusCode::CONFLICT, "conflict", error.to_string()),
+            E::Conflict => Self::new(StatusCode::CONFLICT, error.code(), error.to_string()),
             E::Interrupted(interrupted) => interrupted.into(),
             E::Internal(reason) => Self::internal(reason),
         }

@@ -67,6 +67,18 @@ pub enum TokenError {
     Revoked,
 }
 
+impl TokenError {
+    /// The stable code both faces answer with.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Missing => "unauthenticated",
+            Self::Invalid => "invalid_token",
+            Self::Expired => "token_expired",
+            Self::Revoked => "session_ended",
+        }
+    }
+}
+
 /// The keys that sign and verify access tokens. Cheap to clone.
 #[derive(Clone)]
 pub struct TokenKeys {

@@ -14,11 +14,9 @@ use async_nats::{HeaderMap, StatusCode};
 use futures::StreamExt;
 use natter_domain::user::Visibility;
 use natter_eventlog::EventLog;
-use serde::Serialize;
 use serde_json::json;
 use sqlx::{PgPool, Row as _};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// How long a key lives without a refresh.
@@ -207,17 +205,6 @@ fn is_put(headers: Option<&HeaderMap>) -> bool {
     headers
         .and_then(|h| h.get("KV-Operation"))
         .is_none_or(|op| op.as_str() == "PUT")
-}
-
-/// A user's presence as someone may see it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[schema(example = json!({"user_id": "0190f3a1-7b2c-7d3e-8f40-5a6b7c8d9e0f", "online": false, "last_seen_at": "2026-11-26T12:00:00Z"}))]
-pub struct PresenceView {
-    pub user_id: Uuid,
-    pub online: bool,
-    /// When their last connection closed; null if never, or not yet recorded.
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub last_seen_at: Option<OffsetDateTime>,
 }
 
 /// Whether `viewer` may see `target`'s presence, and the recorded last seen: `None` if
