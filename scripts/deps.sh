@@ -15,12 +15,19 @@
 #     supply-chain check in scripts/test
 #   - Node.js 20+ and npm (the web app), Debian's chromium (its browser tests)
 # The pinned NATS that Natter really runs on is installed by scripts/nats.sh.
+#
+#   scripts/deps.sh [test]   everything above (scripts/test)
+#   scripts/deps.sh serve    only what serving needs: PostgreSQL, curl, Node.js (the web
+#                            app's build) and cargo (scripts/up): no test tools
 set -euo pipefail
 NATTER_LOG_TAG=deps
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$NATTER_ROOT"
 
+FOR="${1:-test}"
+[[ "$FOR" == test || "$FOR" == serve ]] || die "deps for what? 'test' (default) or 'serve'"
+for_tests() { [[ "$FOR" == test ]]; }
 PG_HOST=127.0.0.1
 PG_PORT=5432
 PG_MIN_VERSION_NUM=150000
@@ -52,17 +59,19 @@ fi
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     missing+=(nodejs npm)
 fi
-if [[ ! -x /usr/bin/chromium ]]; then
-    missing+=(chromium)
-fi
-# Emoji in the browser tests' screenshots (users' systems bring their own fonts).
-if [[ ! -d /usr/share/fonts/truetype/noto ]] || ! compgen -G '/usr/share/fonts/truetype/noto/NotoColorEmoji*' >/dev/null; then
-    missing+=(fonts-noto-color-emoji)
-fi
 debian_nats_fresh=0
-if [[ ! -x /usr/sbin/nats-server ]]; then
-    missing+=(nats-server)
-    debian_nats_fresh=1
+if for_tests; then
+    if [[ ! -x /usr/bin/chromium ]]; then
+        missing+=(chromium)
+    fi
+    # Emoji in the browser tests' screenshots (users' systems bring their own fonts).
+    if [[ ! -d /usr/share/fonts/truetype/noto ]] || ! compgen -G '/usr/share/fonts/truetype/noto/NotoColorEmoji*' >/dev/null; then
+        missing+=(fonts-noto-color-emoji)
+    fi
+    if [[ ! -x /usr/sbin/nats-server ]]; then
+        missing+=(nats-server)
+        debian_nats_fresh=1
+    fi
 fi
 if ((${#missing[@]})); then
     apt_install "${missing[@]}"
@@ -72,9 +81,13 @@ fi
 
 node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
 ((node_major >= 20)) || die "the web app needs Node.js 20 or newer; this machine has $(node --version 2>/dev/null || echo none)"
-log "node $(node --version), npm $(npm --version), $(/usr/bin/chromium --version 2>/dev/null | head -n1)"
+log "node $(node --version), npm $(npm --version)"
+if for_tests; then
+    log "$(/usr/bin/chromium --version 2>/dev/null | head -n1)"
+fi
 
 # ---------------------------------------------------------------- Debian's old nats-server
+if for_tests; then
 if ((debian_nats_fresh)); then
     [[ -x /usr/sbin/nats-server ]] || die "apt installed nats-server but /usr/sbin/nats-server is missing"
 fi
@@ -89,6 +102,7 @@ if command -v ss >/dev/null 2>&1 && ss -Hltnp "sport = :$OUR_NATS_PORT" 2>/dev/n
     done
 fi
 log "old Debian nats-server: $(/usr/sbin/nats-server --version 2>&1 | head -n1) at /usr/sbin/nats-server"
+fi
 
 # ---------------------------------------------------------------- PostgreSQL
 start_postgres() {
@@ -159,6 +173,12 @@ if [[ "$(pg_sql "select 1 from pg_database where datname = '$PG_DB'")" != 1 ]]; 
 fi
 log "PostgreSQL $(pg_sql 'show server_version' | cut -d' ' -f1) ready: postgres://postgres@$PG_HOST:$PG_PORT/$PG_DB"
 
+command -v cargo >/dev/null 2>&1 || die "cargo not found (expected a rustup toolchain in ~/.cargo/bin)"
+if ! for_tests; then
+    log "all that serving needs is present (scripts/test installs the test tools)"
+    exit 0
+fi
+
 # ---------------------------------------------------------------- Python tools (.tools/venv)
 # The installed version of a PyPI package, from the venv's metadata (fast: no import).
 pip_installed() {
@@ -187,7 +207,6 @@ DUCKDB_VERSION="${DUCKDB_VERSION:-1.1.3}"
 pip_pinned duckdb "$DUCKDB_VERSION"
 
 # ---------------------------------------------------------------- Rust tools
-command -v cargo >/dev/null 2>&1 || die "cargo not found (expected a rustup toolchain in ~/.cargo/bin)"
 missing_components=()
 cargo fmt --version >/dev/null 2>&1 || missing_components+=(rustfmt)
 cargo clippy --version >/dev/null 2>&1 || missing_components+=(clippy)
