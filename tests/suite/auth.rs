@@ -1,7 +1,7 @@
 //! Accounts, sessions and tokens through real HTTP against real NATS and Postgres.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

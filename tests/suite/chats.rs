@@ -1,7 +1,7 @@
 //! Chats through real HTTP: direct chats, groups, membership and admin rules.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::TestEnv;
 use common::http::Api;

@@ -1,7 +1,7 @@
 //! Messages through real HTTP: sends, retries, history and who may see what.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::TestEnv;
 use common::http::{Api, User};

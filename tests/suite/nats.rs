@@ -4,7 +4,7 @@
 //! its own (`common::nats`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! in, an export replayed into an empty stream, and the read model as of a past point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

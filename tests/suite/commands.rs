@@ -1,7 +1,7 @@
 //! The command handler and the account commands against a real JetStream server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

@@ -1,7 +1,7 @@
 //! Group info, who may edit it, and invite links, through real HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::TestEnv;
 use common::http::{Api, User};

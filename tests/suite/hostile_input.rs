@@ -2,7 +2,7 @@
 //! with a stable code, and the documented limits are the ones enforced.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::TestEnv;
 use common::http::Api;

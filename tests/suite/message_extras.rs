@@ -2,7 +2,7 @@
 //! through real HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::TestEnv;
 use common::http::{Api, User};

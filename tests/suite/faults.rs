@@ -14,7 +14,7 @@
 //! the faults go on (default 40: the short run of CI; the long one by hand).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! operation, no 5xx, and every response as the document says.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::TestEnv;
 use natter::settings::{AuthSettings, Role};

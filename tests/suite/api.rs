@@ -1,7 +1,7 @@
 //! The whole application through real HTTP on port 0.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The projection runner and the user directory against real JetStream and Postgres.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

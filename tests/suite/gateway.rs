@@ -1,7 +1,7 @@
 //! The realtime gateway against real NATS and Postgres, with two gateway processes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! s3s-fs on loopback, which checks every request's signature (scripts/s3.sh).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::io::Cursor;
 
