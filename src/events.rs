@@ -9,7 +9,7 @@ use std::io::{IsTerminal as _, Write};
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use futures::StreamExt;
-use natter_eventlog::{EventLog, Start, StoredEvent};
+use natter_eventlog::{EventLog, Space, Start, StoredEvent, Subjects};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -88,17 +88,14 @@ pub struct Filter {
 impl Filter {
     /// The subject filter the server applies (`<prefix>.<part>.…`); the rest is checked
     /// here.
-    fn subject(&self, prefix: &str, part: &str) -> String {
+    fn subject(&self, subjects: &Subjects, space: Space) -> String {
         if let Some(chat) = self.chat {
-            return format!("{prefix}.{part}.*.{chat}");
+            return subjects.of(space, "*", &chat.to_string());
         }
         match self.aggregate.as_deref().map(|a| a.split_once(':')) {
-            Some(Some((kind, id))) => format!("{prefix}.{part}.{kind}.{id}"),
-            Some(None) => format!(
-                "{prefix}.{part}.{}.>",
-                self.aggregate.as_deref().unwrap_or_default()
-            ),
-            None => format!("{prefix}.{part}.>"),
+            Some(Some((kind, id))) => subjects.of(space, kind, id),
+            Some(None) => subjects.kind(space, self.aggregate.as_deref().unwrap_or_default()),
+            None => subjects.all(space),
         }
     }
 
@@ -385,7 +382,7 @@ pub async fn export(
     let end = log.last_sequence().await?;
     let progress = Progress::new("exported", end);
     let mut events =
-        Box::pin(log.read_matching(filter.subject(&log.config().prefix, "evt"), range.start()));
+        Box::pin(log.read_matching(filter.subject(&log.subjects(), Space::Evt), range.start()));
     let mut written = 0;
     while let Some(event) = events.next().await {
         let event = event?;
@@ -440,7 +437,7 @@ pub async fn tail(
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     filter.validate()?;
-    let subject = filter.subject(&log.config().prefix, "live");
+    let subject = filter.subject(&log.subjects(), Space::Live);
     let mut live = log
         .client()
         .subscribe(subject)
@@ -493,7 +490,7 @@ pub async fn stats(log: &EventLog, filter: &Filter, range: &Range) -> anyhow::Re
     let end = log.last_sequence().await?;
     let progress = Progress::new("counted", end);
     let mut events =
-        Box::pin(log.read_matching(filter.subject(&log.config().prefix, "evt"), range.start()));
+        Box::pin(log.read_matching(filter.subject(&log.subjects(), Space::Evt), range.start()));
     let mut stats = Stats::default();
     while let Some(event) = events.next().await {
         let event = event?;

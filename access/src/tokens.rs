@@ -10,9 +10,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use futures::StreamExt as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use natter_domain::session::SessionEvent;
-use natter_domain::user::UserEvent;
-use natter_eventlog::{EventLog, Start, decode_envelope};
+use natter_domain::session::{SESSION_KIND, SessionEvent};
+use natter_domain::user::{USER_KIND, UserEvent};
+use natter_eventlog::{EventLog, Space, Start, decode_envelope};
 use natter_schema::Envelope;
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
@@ -447,7 +447,7 @@ impl Feed {
 
     /// The live session and account events, as the stream republishes them.
     async fn subscribe(&self) -> Result<Live, natter_eventlog::LogError> {
-        let prefix = &self.log.config().prefix;
+        let subjects = self.log.subjects();
         let subscribe = |subject: String| async move {
             self.log
                 .client()
@@ -455,8 +455,8 @@ impl Feed {
                 .await
                 .map_err(|e| natter_eventlog::LogError::Read(e.to_string()))
         };
-        let sessions = subscribe(format!("{prefix}.live.session.>")).await?;
-        let users = subscribe(format!("{prefix}.live.user.>")).await?;
+        let sessions = subscribe(subjects.kind(Space::Live, SESSION_KIND)).await?;
+        let users = subscribe(subjects.kind(Space::Live, USER_KIND)).await?;
         Ok(futures::stream::select(sessions, users))
     }
 
@@ -508,10 +508,10 @@ impl Feed {
         };
         // Only session and account events, picked out by the server: reading every
         // event of the window would cost as much as the traffic of the window.
-        let prefix = &self.log.config().prefix;
+        let subjects = self.log.subjects();
         let mut last = end;
-        for kind in ["session", "user"] {
-            let filter = format!("{prefix}.evt.{kind}.>");
+        for kind in [SESSION_KIND, USER_KIND] {
+            let filter = subjects.kind(Space::Evt, kind);
             let mut past = Box::pin(self.log.read_matching(filter, start));
             while let Some(event) = past.next().await {
                 let event = event?;

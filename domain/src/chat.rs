@@ -9,7 +9,11 @@ use crate::aggregate::{Aggregate, Claim, ClaimAction, Context};
 use crate::user::TextError;
 
 mod message;
+
 pub use message::*;
+
+/// The aggregate kind of chats: their events are on `<prefix>.evt.chat.<chat id>`.
+pub const CHAT_KIND: &str = "chat";
 
 /// The most members a group may have.
 pub const MAX_MEMBERS: usize = 1_024;
@@ -775,7 +779,7 @@ impl Group {
 }
 
 impl Aggregate for Chat {
-    const KIND: &'static str = "chat";
+    const KIND: &'static str = CHAT_KIND;
     type Command = ChatCommand;
     type Event = ChatEvent;
     type Error = ChatError;

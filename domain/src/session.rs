@@ -8,6 +8,9 @@ use uuid::Uuid;
 
 use crate::aggregate::{Aggregate, Context, DomainEvent};
 
+/// The aggregate kind of sessions.
+pub const SESSION_KIND: &str = "session";
+
 /// The SHA-256 of a refresh token, hex-encoded. Tokens themselves are never stored.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -229,7 +232,7 @@ impl Session {
 }
 
 impl Aggregate for Session {
-    const KIND: &'static str = "session";
+    const KIND: &'static str = SESSION_KIND;
     type Command = SessionCommand;
     type Event = SessionEvent;
     type Error = SessionError;

@@ -6,6 +6,9 @@ use uuid::Uuid;
 
 use crate::aggregate::{Aggregate, Claim, ClaimAction, Context, DomainEvent};
 
+/// The aggregate kind of users.
+pub const USER_KIND: &str = "user";
+
 /// A public, unique user name: 3 to 32 characters of `a-z`, `0-9` and `_`, starting with
 /// a letter. Input is trimmed and lowercased first, so handles are case-insensitive.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -582,7 +585,7 @@ impl User {
 }
 
 impl Aggregate for User {
-    const KIND: &'static str = "user";
+    const KIND: &'static str = USER_KIND;
     type Command = UserCommand;
     type Event = UserEvent;
     type Error = UserError;

@@ -9,6 +9,7 @@ mod append;
 mod error;
 mod keeper;
 mod read;
+pub mod subjects;
 mod url;
 mod version;
 
@@ -22,6 +23,7 @@ pub use append::{Appended, NewEvent};
 pub use error::{AppendError, AppendErrorKind, LogError};
 pub use keeper::{ConnectionEvents, EnsureStep, Keeper, Link};
 pub use read::{Start, StoredEvent, decode_envelope};
+pub use subjects::{Space, Subject, Subjects};
 pub use url::NatsUrl;
 pub use version::{MIN_SERVER_VERSION, ServerVersion, check_server_version};
 
@@ -120,11 +122,11 @@ impl EventLog {
     }
 
     fn stream_config(&self) -> stream::Config {
-        let prefix = &self.config.prefix;
+        let subjects = self.subjects();
         stream::Config {
             name: self.config.stream.clone(),
             description: Some("Natter event log: the only source of truth".into()),
-            subjects: vec![format!("{prefix}.evt.>")],
+            subjects: vec![subjects.all(Space::Evt)],
             storage: stream::StorageType::File,
             num_replicas: self.config.replicas,
             retention: stream::RetentionPolicy::Limits,
@@ -136,8 +138,8 @@ impl EventLog {
             // Stored events are republished for live delivery, so a gateway only ever
             // pushes what is durably in the log.
             republish: Some(stream::Republish {
-                source: format!("{prefix}.evt.>"),
-                destination: format!("{prefix}.live.>"),
+                source: subjects.all(Space::Evt),
+                destination: subjects.all(Space::Live),
                 headers_only: false,
             }),
             ..Default::default()
@@ -156,23 +158,27 @@ impl EventLog {
         &self.js
     }
 
+    /// The subject grammar of this log's deployment.
+    pub fn subjects(&self) -> Subjects {
+        Subjects::new(self.config.prefix.as_str())
+    }
+
     /// The subject of one aggregate: `<prefix>.evt.<kind>.<id>`.
     pub fn subject(&self, kind: &str, id: &str) -> String {
-        format!("{}.evt.{kind}.{id}", self.config.prefix)
+        self.subjects().of(Space::Evt, kind, id)
     }
 
     /// The aggregate kind of an event's subject: `<kind>` of `<prefix>.evt.<kind>.<id>`.
     pub fn kind_of<'a>(&self, subject: &'a str) -> Option<&'a str> {
-        subject
-            .strip_prefix(self.config.prefix.as_str())?
-            .strip_prefix(".evt.")?
-            .split('.')
-            .next()
+        self.subjects()
+            .parse(subject)
+            .filter(|subject| subject.space == Space::Evt)
+            .map(|subject| subject.kind)
     }
 
     /// The subject filter that matches every event in the log.
     pub fn all_events(&self) -> String {
-        format!("{}.evt.>", self.config.prefix)
+        self.subjects().all(Space::Evt)
     }
 
     /// When the stream was created: what tells one log from another made anew under the

@@ -405,9 +405,10 @@ impl Connection {
             expires_in_ms: protocol::TYPING_EXPIRES_MS,
         }
         .to_text();
-        let subject = format!(
-            "{}.signal.typing.{chat_id}",
-            self.shared.log.config().prefix
+        let subject = self.shared.log.subjects().of(
+            natter_eventlog::Space::Signal,
+            natter_eventlog::subjects::TYPING,
+            &chat_id.to_string(),
         );
         if let Err(error) = self.shared.client.publish(subject, frame.into()).await {
             tracing::warn!(%error, "publishing a typing signal failed");

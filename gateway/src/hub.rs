@@ -12,7 +12,9 @@ use async_nats::{Client, Message, Subscriber};
 use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
 use futures::stream::{AbortHandle, Abortable, SelectAll};
-use natter_eventlog::EventLog;
+use natter_domain::chat::{CHAT_KIND, MESSAGES_KIND};
+use natter_eventlog::subjects::{PRESENCE, TYPING};
+use natter_eventlog::{EventLog, Space, Subject, Subjects};
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -213,7 +215,7 @@ pub fn start(
 ) -> (HubHandle, tokio::task::JoinHandle<()>) {
     let (commands, receiver) = mpsc::unbounded_channel();
     let hub = Hub {
-        prefix: log.config().prefix.clone(),
+        subjects: log.subjects(),
         client,
         log,
         chats: HashMap::new(),
@@ -229,7 +231,7 @@ pub fn start(
 }
 
 struct Hub {
-    prefix: String,
+    subjects: Subjects,
     client: Client,
     log: EventLog,
     chats: HashMap<Uuid, Watched>,
@@ -251,7 +253,7 @@ impl Hub {
         };
         match self
             .client
-            .subscribe(format!("{}.live.chat.>", self.prefix))
+            .subscribe(self.subjects.kind(Space::Live, CHAT_KIND))
             .await
         {
             Ok(chat_events) => {
@@ -393,11 +395,14 @@ impl Hub {
             Entry::Vacant(vacant) => {
                 let events = self
                     .client
-                    .subscribe(format!("{}.live.chatmsg.{chat}", self.prefix))
+                    .subscribe(
+                        self.subjects
+                            .of(Space::Live, MESSAGES_KIND, &chat.to_string()),
+                    )
                     .await?;
                 let typing = self
                     .client
-                    .subscribe(format!("{}.signal.typing.{chat}", self.prefix))
+                    .subscribe(self.subjects.of(Space::Signal, TYPING, &chat.to_string()))
                     .await?;
                 let (events_handle, events_registration) = AbortHandle::new_pair();
                 let (typing_handle, typing_registration) = AbortHandle::new_pair();
@@ -481,7 +486,7 @@ impl Hub {
                 watch.watchers.insert(conn);
                 continue;
             }
-            let subject = format!("{}.signal.presence.{user}", self.prefix);
+            let subject = self.subjects.of(Space::Signal, PRESENCE, &user.to_string());
             match self.client.subscribe(subject).await {
                 Ok(subscription) => {
                     let (handle, registration) = AbortHandle::new_pair();
@@ -525,7 +530,7 @@ impl Hub {
                 continue;
             }
             let previous = header_u64(&message, "Nats-Last-Sequence");
-            let index = usize::from(kind == "chatmsg");
+            let index = usize::from(kind == MESSAGES_KIND);
             if let Some(watched) = self.chats.get_mut(&chat_id)
                 && !watched.note(index, sequence, previous)
             {
@@ -534,8 +539,8 @@ impl Hub {
                 continue;
             }
             match kind {
-                "chatmsg" => self.deliver(chat_id, sequence, &message.payload, None),
-                "chat" => {
+                MESSAGES_KIND => self.deliver(chat_id, sequence, &message.payload, None),
+                CHAT_KIND => {
                     let change = natter_eventlog::decode_envelope(&message.payload)
                         .ok()
                         .and_then(|envelope| MembershipChange::of_envelope(&envelope));
@@ -597,7 +602,7 @@ impl Hub {
         if !subscribed {
             return;
         }
-        let subject = self.log.subject("chatmsg", &chat_id.to_string());
+        let subject = self.log.subject(MESSAGES_KIND, &chat_id.to_string());
         let missed = match self.settle_subscriptions(&[chat_id]).await {
             Ok(()) => match self.log.last_on_subject(&subject).await {
                 Ok(last) => last.is_some_and(|last| last.sequence > sequence),
@@ -660,17 +665,18 @@ impl Hub {
     }
 
     fn route_signal(&mut self, signal: &Message) {
-        let Some(rest) = signal
-            .subject
-            .strip_prefix(self.prefix.as_str())
-            .and_then(|rest| rest.strip_prefix(".signal."))
-        else {
-            return;
-        };
-        if rest.starts_with("typing.") {
-            self.route_typing(signal);
-        } else if let Some(user) = rest.strip_prefix("presence.") {
-            self.route_presence(user, signal);
+        match self.subjects.parse(&signal.subject) {
+            Some(Subject {
+                space: Space::Signal,
+                kind: TYPING,
+                ..
+            }) => self.route_typing(signal),
+            Some(Subject {
+                space: Space::Signal,
+                kind: PRESENCE,
+                id,
+            }) => self.route_presence(id, signal),
+            _ => {}
         }
     }
 
@@ -765,11 +771,14 @@ impl Hub {
 
     /// The kind and chat of a live subject, `<prefix>.live.<kind>.<chat id>`.
     fn chat_of<'a>(&self, subject: &'a str) -> Option<(&'a str, Uuid)> {
-        let rest = subject
-            .strip_prefix(self.prefix.as_str())?
-            .strip_prefix(".live.")?;
-        let (kind, id) = rest.split_once('.')?;
-        Some((kind, Uuid::parse_str(id).ok()?))
+        match self.subjects.parse(subject)? {
+            Subject {
+                space: Space::Live,
+                kind,
+                id,
+            } => Some((kind, Uuid::parse_str(id).ok()?)),
+            _ => None,
+        }
     }
 }
 

@@ -145,7 +145,7 @@ impl Gateway {
             presence: presence.clone(),
             accounts,
             client: client.clone(),
-            prefix: log.config().prefix.clone(),
+            subjects: log.subjects(),
             gateway: uuid::Uuid::now_v7().simple().to_string(),
             debounce: config.presence_debounce,
         };

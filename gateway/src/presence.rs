@@ -61,7 +61,7 @@ pub struct Tracker {
     pub presence: Presence,
     pub accounts: Accounts,
     pub client: async_nats::Client,
-    pub prefix: String,
+    pub subjects: natter_eventlog::Subjects,
     /// This gateway process's own name in the presence bucket.
     pub gateway: String,
     pub debounce: Duration,
@@ -148,7 +148,11 @@ impl Tracker {
     }
 
     async fn publish(&self, frame: PresenceFrame) {
-        let subject = format!("{}.signal.presence.{}", self.prefix, frame.user_id);
+        let subject = self.subjects.of(
+            natter_eventlog::Space::Signal,
+            natter_eventlog::subjects::PRESENCE,
+            &frame.user_id.to_string(),
+        );
         if let Err(error) = self.client.publish(subject, frame.to_text().into()).await {
             tracing::warn!(%error, "publishing presence failed");
         }

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 
 use futures::{StreamExt, TryStreamExt};
+use natter_eventlog::Space;
 use natter_eventlog::{EventLog, LogError, StoredEvent};
 use natter_projections::Projection;
 use uuid::Uuid;
@@ -82,7 +83,10 @@ pub async fn sync(
             shared.config.inbox_capacity,
         )
         .await?;
-    let chat_events = format!("{}.evt.chat.>", shared.log.config().prefix);
+    let chat_events = shared
+        .log
+        .subjects()
+        .kind(Space::Evt, natter_domain::chat::CHAT_KIND);
     let mut scanned = start;
     let up_to = loop {
         let end = shared.log.last_sequence().await?;
@@ -118,12 +122,12 @@ pub async fn sync(
         shared.hub.watch(conn, new).await?;
     };
     let after = cursor.unwrap_or(up_to);
-    let prefix = &shared.log.config().prefix;
+    let subjects = shared.log.subjects();
     let reads = membership
         .ranges(after, up_to)
         .into_iter()
         .map(|(chat, from, to)| {
-            let filter = format!("{prefix}.evt.*.{chat}");
+            let filter = subjects.of(Space::Evt, "*", &chat.to_string());
             async move { read_range(&shared.log, &filter, from, to).await }
         });
     let mut missed = Vec::new();
