@@ -53,7 +53,13 @@ start_node() {
     if [[ -n "$(live_pid "$n")" ]]; then
         return 0
     fi
-    port_open "$(client_port "$n")" && die "port $(client_port "$n") is taken by something else"
+    if port_open "$(client_port "$n")"; then
+        # A node of another checkout's cluster on this machine serves as well: the
+        # tests make streams of their own.
+        healthy "$n" || die "port $(client_port "$n") is taken by something else"
+        log "node n$n already runs (not started by this checkout)"
+        return 0
+    fi
     for m in "${NODES[@]}"; do
         routes+="${routes:+,}nats://127.0.0.1:$(route_port "$m")"
     done

@@ -153,34 +153,30 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
         extra: &[ExtraClaim],
     ) -> Result<Executed<A::Event>, CommandError<A::Error>> {
         self.metrics.commands.inc();
-        // A cached state is only a guess: an append proves it (the expected sequence),
-        // but a refusal or a no-op proves nothing, so those are decided again on the
-        // log's newest events before they are answered.
-        let (mut state, mut sequence, mut fresh) = match self.cache.get(id) {
-            Some((state, sequence)) => (state, sequence, false),
-            None => {
-                let (state, sequence) = self.catch_up(id, Default::default()).await?;
-                (state, sequence, true)
-            }
-        };
-        let mut attempt = 0;
+        let mut decision = self.start(id).await?;
         loop {
             let context = Context {
                 now: OffsetDateTime::now_utc(),
                 actor: metadata.actor,
             };
-            let decided = state.decide(command, &context);
-            if !fresh && !matches!(&decided, Ok(events) if !events.is_empty()) {
-                (state, sequence) = self.catch_up(id, (state, sequence)).await?;
-                fresh = true;
+            let decided = decision.state.decide(command, &context);
+            if self
+                .proven(
+                    id,
+                    &mut decision,
+                    matches!(&decided, Ok(events) if !events.is_empty()),
+                )
+                .await?
+            {
                 continue;
             }
             let events = decided.map_err(CommandError::Rejected)?;
             if events.is_empty() {
-                self.cache.insert(id.to_owned(), (state, sequence));
+                self.cache
+                    .insert(id.to_owned(), (decision.state, decision.sequence));
                 return Ok(Executed {
                     events: Vec::new(),
-                    last_sequence: sequence,
+                    last_sequence: decision.sequence,
                 });
             }
             let mut claims: Vec<ExtraClaim> = A::claims(&events)
@@ -192,40 +188,177 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
                 .collect();
             claims.extend_from_slice(extra);
             let claims = self.resolve_claims(&claims, context.now).await?;
-            let batch = self.batch(id, sequence, &events, &claims, &metadata, context.now)?;
+            let batch = self.batch(
+                id,
+                decision.sequence,
+                &events,
+                &claims,
+                &metadata,
+                context.now,
+            )?;
             match self.append(&batch).await {
                 Ok(appended) => {
                     let sequences = &appended.sequences[claims.len()..];
                     let last_sequence = appended.last_sequence();
                     let state = events
                         .iter()
-                        .fold(state, |state, event| state.evolve(event));
+                        .fold(decision.state, |state, event| state.evolve(event));
                     self.cache.insert(id.to_owned(), (state, last_sequence));
                     return Ok(Executed {
                         events: sequences.iter().copied().zip(events).collect(),
                         last_sequence,
                     });
                 }
-                Err(error) if error.kind() == AppendErrorKind::Conflict => {
-                    self.metrics.conflicts.inc();
-                    attempt += 1;
-                    if attempt >= self.max_attempts {
-                        self.cache.invalidate(id);
-                        return Err(CommandError::Conflict {
-                            attempts: self.max_attempts,
-                        });
-                    }
-                    tracing::debug!(attempt, "conflict; reading newer events");
-                    (state, sequence) = self.catch_up(id, (state, sequence)).await?;
-                    fresh = true;
-                }
-                Err(error) => {
-                    // The cached state may be behind what the failed append did; drop it.
-                    self.cache.invalidate(id);
-                    return Err(error.into());
-                }
+                Err(error) => self.after_failed_append(id, &mut decision, error).await?,
             }
         }
+    }
+
+    /// Decides on the aggregate's state and appends the one event decided (`None`:
+    /// nothing to do) to the sibling subject of kind `beside` (a chat's messages, say),
+    /// guarded by the aggregate's own last sequence: writers beside it never conflict
+    /// with each other, only with changes of the aggregate. `dedupe_id` makes a retried
+    /// request's event stored once. What is appended beside does not change the
+    /// aggregate's state.
+    pub async fn execute_beside<E: natter_domain::DomainEvent>(
+        &self,
+        id: &str,
+        beside: &str,
+        dedupe_id: Option<String>,
+        metadata: Metadata,
+        decide: impl Fn(&A, &Context) -> Result<Option<E>, A::Error>,
+    ) -> Result<Beside<E>, CommandError<A::Error>> {
+        self.metrics.commands.inc();
+        let mut decision = self.start(id).await?;
+        loop {
+            let context = Context {
+                now: OffsetDateTime::now_utc(),
+                actor: metadata.actor,
+            };
+            let decided = decide(&decision.state, &context);
+            if self
+                .proven(id, &mut decision, matches!(&decided, Ok(Some(_))))
+                .await?
+            {
+                continue;
+            }
+            let Some(event) = decided.map_err(CommandError::Rejected)? else {
+                return Ok(Beside {
+                    sequence: decision.sequence,
+                    duplicate: false,
+                    event: None,
+                });
+            };
+            let (event_type, version, payload) = natter_schema::encode(&event)?;
+            let new = NewEvent {
+                subject: self.log.subject(beside, id),
+                expected_sequence: Some(decision.sequence),
+                expected_subject: Some(self.log.subject(A::KIND, id)),
+                dedupe_id: dedupe_id.clone(),
+                envelope: Envelope {
+                    event_id: Uuid::now_v7(),
+                    event_type: event_type.to_owned(),
+                    schema_version: version,
+                    aggregate_type: beside.to_owned(),
+                    aggregate_id: id.to_owned(),
+                    actor: metadata.actor,
+                    occurred_at: context.now,
+                    correlation_id: metadata.correlation_id,
+                    causation_id: metadata.causation_id,
+                    payload,
+                },
+            };
+            match self.append(std::slice::from_ref(&new)).await {
+                Ok(appended) => {
+                    return Ok(Beside {
+                        sequence: appended.last_sequence(),
+                        duplicate: appended.duplicate,
+                        event: Some(event),
+                    });
+                }
+                Err(error) => self.after_failed_append(id, &mut decision, error).await?,
+            }
+        }
+    }
+
+    /// The state to decide on first: the cache's, a guess, or the log's if none.
+    async fn start(&self, id: &str) -> Result<Decision<A>, CommandError<A::Error>> {
+        Ok(match self.cache.get(id) {
+            Some((state, sequence)) => Decision {
+                state,
+                sequence,
+                fresh: false,
+                conflicts: 0,
+            },
+            None => {
+                let (state, sequence) = self.catch_up(id, Default::default()).await?;
+                Decision {
+                    state,
+                    sequence,
+                    fresh: true,
+                    conflicts: 0,
+                }
+            }
+        })
+    }
+
+    /// A cached state is only a guess: an append proves it (the expected sequence), but
+    /// a refusal or a no-op proves nothing. So a decision that `appends` nothing, made
+    /// on a guess, is made again on the log's newest events: true when the caller must
+    /// decide again.
+    async fn proven(
+        &self,
+        id: &str,
+        decision: &mut Decision<A>,
+        appends: bool,
+    ) -> Result<bool, CommandError<A::Error>> {
+        if decision.fresh || appends {
+            return Ok(false);
+        }
+        self.refresh(id, decision).await?;
+        Ok(true)
+    }
+
+    async fn refresh(
+        &self,
+        id: &str,
+        decision: &mut Decision<A>,
+    ) -> Result<(), CommandError<A::Error>> {
+        let state = std::mem::take(&mut decision.state);
+        (decision.state, decision.sequence) = self.catch_up(id, (state, decision.sequence)).await?;
+        decision.fresh = true;
+        // What the log says now is the best guess for the next command too.
+        self.cache
+            .insert(id.to_owned(), (decision.state.clone(), decision.sequence));
+        Ok(())
+    }
+
+    /// After an append failed: a conflict reads the newer events for another attempt,
+    /// while attempts last; anything else is the answer (and the cached state, which may
+    /// be behind what the failed append did, is dropped).
+    async fn after_failed_append(
+        &self,
+        id: &str,
+        decision: &mut Decision<A>,
+        error: AppendError,
+    ) -> Result<(), CommandError<A::Error>> {
+        if error.kind() != AppendErrorKind::Conflict {
+            self.cache.invalidate(id);
+            return Err(error.into());
+        }
+        self.metrics.conflicts.inc();
+        decision.conflicts += 1;
+        if decision.conflicts >= self.max_attempts {
+            self.cache.invalidate(id);
+            return Err(CommandError::Conflict {
+                attempts: self.max_attempts,
+            });
+        }
+        tracing::debug!(
+            attempt = decision.conflicts,
+            "conflict; reading newer events"
+        );
+        self.refresh(id, decision).await
     }
 
     /// Appends (the log settles unconfirmed and transient failures itself), timed.
@@ -352,6 +485,27 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
         }
         Ok(resolved)
     }
+}
+
+/// The state a command is being decided on, and how far it got.
+struct Decision<A> {
+    state: A,
+    /// The aggregate subject's last sequence the state stands at.
+    sequence: u64,
+    /// Read from the log for this command, not a cached guess.
+    fresh: bool,
+    conflicts: u32,
+}
+
+/// An event appended beside an aggregate ([`CommandHandler::execute_beside`]), with its
+/// sequence; `duplicate` when its deduplication id had been appended before (the
+/// sequence is then the earlier one's). No event: the decision changed nothing, and the
+/// sequence is the aggregate's.
+#[derive(Debug, Clone)]
+pub struct Beside<E> {
+    pub sequence: u64,
+    pub duplicate: bool,
+    pub event: Option<E>,
 }
 
 /// A claim a caller adds to a command, with what to remember about the request.

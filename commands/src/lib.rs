@@ -12,7 +12,9 @@ mod metrics;
 pub mod passwords;
 pub mod tokens;
 
-pub use handler::{ClaimHolder, CommandError, CommandHandler, Executed, ExtraClaim, claim_state};
+pub use handler::{
+    Beside, ClaimHolder, CommandError, CommandHandler, Executed, ExtraClaim, claim_state,
+};
 pub use metrics::CommandMetrics;
 
 use natter_eventlog::{AppendError, AppendErrorKind, LogError};

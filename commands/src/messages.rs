@@ -9,13 +9,12 @@ use natter_domain::chat::{
     Chat, ChatError, ClientId, MESSAGES_KIND, MessageAction, MessageBody, MessageEvent, MessageRef,
     MessageSent, SendMessage,
 };
-use natter_eventlog::{AppendErrorKind, EventLog, NewEvent};
-use natter_schema::{Envelope, Metadata};
-use time::OffsetDateTime;
+use natter_eventlog::EventLog;
+use natter_schema::Metadata;
 use uuid::Uuid;
 
 use crate::tokens::hex_digest;
-use crate::{CommandHandler, CommandMetrics};
+use crate::{Beside, CommandError, CommandHandler, CommandMetrics};
 
 const MAX_ATTEMPTS: u32 = 20;
 
@@ -81,7 +80,9 @@ pub struct Messages {
 impl Messages {
     pub fn new(log: EventLog, metrics: CommandMetrics) -> Self {
         Self {
-            chats: CommandHandler::new(log.clone(), metrics),
+            // Sends never conflict with each other, only with changes of the chat; a
+            // busy group's admins may still change it often.
+            chats: CommandHandler::new(log.clone(), metrics).with_max_attempts(MAX_ATTEMPTS),
             log,
         }
     }
@@ -173,40 +174,6 @@ impl Messages {
             Some(_) => Err(MessagesError::ClientIdReused),
             None => Err(internal("a duplicate send without its original")),
         }
-    }
-
-    fn message_event(
-        &self,
-        chat_id: Uuid,
-        chat_sequence: u64,
-        event: &MessageEvent,
-        actor: Uuid,
-        metadata: Metadata,
-        now: OffsetDateTime,
-    ) -> Result<NewEvent, MessagesError> {
-        let id = chat_id.to_string();
-        let (event_type, version, payload) = natter_schema::encode(event).map_err(internal)?;
-        Ok(NewEvent {
-            subject: self.log.subject(MESSAGES_KIND, &id),
-            expected_sequence: Some(chat_sequence),
-            expected_subject: Some(
-                self.log
-                    .subject(<Chat as natter_domain::Aggregate>::KIND, &id),
-            ),
-            dedupe_id: None,
-            envelope: Envelope {
-                event_id: Uuid::now_v7(),
-                event_type: event_type.to_owned(),
-                schema_version: version,
-                aggregate_type: MESSAGES_KIND.to_owned(),
-                aggregate_id: id,
-                actor: Some(actor),
-                occurred_at: now,
-                correlation_id: metadata.correlation_id,
-                causation_id: metadata.causation_id,
-                payload,
-            },
-        })
     }
 
     /// Moves `user`'s read marker in the chat up to `up_to` (a message's sequence).
@@ -301,9 +268,10 @@ impl Messages {
         }
     }
 
-    /// Decides on the chat's (cached, then fresh) state and appends the event to the
-    /// chat's messages, guarded by the chat's own last sequence (not by other sends).
-    /// A decision of nothing appends nothing and answers the chat's last sequence.
+    /// Decides on the chat's state and appends the event to the chat's messages,
+    /// guarded by the chat's own last sequence (not by other sends): the handler's
+    /// [`CommandHandler::execute_beside`]. A decision of nothing appends nothing and
+    /// answers the chat's last sequence.
     async fn append_decided(
         &self,
         chat_id: Uuid,
@@ -311,62 +279,26 @@ impl Messages {
         metadata: Metadata,
         dedupe_id: Option<String>,
         decide: impl Fn(&Chat, &Context) -> Result<Option<MessageEvent>, ChatError>,
-    ) -> Result<Decided, MessagesError> {
-        let id = chat_id.to_string();
-        let (mut chat, mut sequence) = self.chats.cached(&id).await.map_err(failed)?;
-        let mut fresh = false;
-        for _ in 0..MAX_ATTEMPTS {
-            let context = Context {
-                now: OffsetDateTime::now_utc(),
-                actor: Some(actor),
-            };
-            let event = match decide(&chat, &context) {
-                Ok(Some(event)) => event,
-                // A refusal or a no-op on a cached state proves nothing (the actor may
-                // have left since): decide again on fresh state.
-                Ok(None) | Err(_) if !fresh => {
-                    (chat, sequence) = self.chats.load(&id).await.map_err(failed)?;
-                    fresh = true;
-                    continue;
-                }
-                Ok(None) => {
-                    return Ok(Decided {
-                        sequence,
-                        duplicate: false,
-                        event: None,
-                    });
-                }
-                Err(error) => return Err(MessagesError::Chat(error)),
-            };
-            let mut new =
-                self.message_event(chat_id, sequence, &event, actor, metadata, context.now)?;
-            new.dedupe_id.clone_from(&dedupe_id);
-            match self.log.append(std::slice::from_ref(&new)).await {
-                Ok(appended) => {
-                    return Ok(Decided {
-                        sequence: appended.last_sequence(),
-                        duplicate: appended.duplicate,
-                        event: Some(event),
-                    });
-                }
-                Err(error) if error.kind() == AppendErrorKind::Conflict => {
-                    (chat, sequence) = self.chats.load(&id).await.map_err(failed)?;
-                    fresh = true;
-                }
-                Err(error) => return Err(failed(error)),
-            }
-        }
-        Err(MessagesError::Conflict)
+    ) -> Result<Beside<MessageEvent>, MessagesError> {
+        let metadata = Metadata {
+            actor: Some(actor),
+            ..metadata
+        };
+        self.chats
+            .execute_beside(
+                &chat_id.to_string(),
+                MESSAGES_KIND,
+                dedupe_id,
+                metadata,
+                decide,
+            )
+            .await
+            .map_err(|error| match error {
+                CommandError::Rejected(error) => MessagesError::Chat(error),
+                CommandError::Conflict { .. } => MessagesError::Conflict,
+                other => failed(other),
+            })
     }
-}
-
-/// What a command decided: the event appended with its sequence, `duplicate` when its
-/// deduplication id had been appended before (the sequence is then the earlier one's);
-/// or no event, with the chat's last sequence.
-struct Decided {
-    sequence: u64,
-    duplicate: bool,
-    event: Option<MessageEvent>,
 }
 
 /// A message to send.
