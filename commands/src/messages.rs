@@ -164,7 +164,9 @@ impl Messages {
     ) -> Result<Sent, MessagesError> {
         let sent = self.sent_at(chat_id, sequence).await?;
         match sent {
-            Some(sent) if self::fingerprint(&sent.body, sent.reply_to_sequence) == fingerprint => {
+            Some(sent)
+                if self::fingerprint(sent.body.as_str(), sent.reply_to_sequence) == fingerprint =>
+            {
                 Ok(Sent {
                     message_id: sent.message_id,
                     sequence,
@@ -318,18 +320,24 @@ pub struct NewMessage {
 
 impl NewMessage {
     pub fn fingerprint(&self) -> String {
-        fingerprint(&self.body, self.reply_to)
+        fingerprint(self.body.as_str(), self.reply_to)
+    }
+
+    /// Whether a message stored with this client id, `body` replying to `reply_to`, is
+    /// this same send (retried) rather than the id reused for another message.
+    pub fn same_send(&self, body: &str, reply_to: Option<u64>) -> bool {
+        fingerprint(body, reply_to) == self.fingerprint()
     }
 }
 
-/// What a client id stands for: the message's content. The same id with other content
-/// is a client's mistake, not a retry.
-pub fn fingerprint(body: &MessageBody, reply_to: Option<u64>) -> String {
+/// What a client id stands for: the message's content (its text and what it replies
+/// to). The same id with other content is a client's mistake, not a retry.
+fn fingerprint(body: &str, reply_to: Option<u64>) -> String {
     hex_digest(
         format!(
             "{}\n{}",
             reply_to.map(|r| r.to_string()).unwrap_or_default(),
-            body.as_str()
+            body
         )
         .as_bytes(),
     )

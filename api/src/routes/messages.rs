@@ -364,8 +364,7 @@ async fn earlier_send(
         .map_err(ApiError::internal)?;
     let stored_reply = stored_reply.and_then(|r| u64::try_from(r).ok());
     // A deleted message's body is gone: its id alone says it is the same send.
-    let same =
-        deleted || (stored_body == message.body.as_str() && stored_reply == message.reply_to);
+    let same = deleted || message.same_send(&stored_body, stored_reply);
     if !same {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
