@@ -1,9 +1,13 @@
-//! RFC 9457 problem details: the one error shape of the API.
+//! RFC 9457 problem details: the one error shape of the API, and every conversion of a
+//! lower layer's error into it (the codes are the errors' own; the statuses are the
+//! API's).
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use natter_commands::accounts::AccountError;
+use natter_commands::chats::ChatsError;
+use natter_domain::chat::ChatError;
 use natter_domain::session::SessionError;
 use natter_domain::user::UserError;
 use serde::Serialize;
@@ -194,6 +198,68 @@ fn unreachable_store(error: &dyn std::any::Any) -> Option<&'static str> {
         return natter_commands::Interrupted::of_log(error).map(|_| "event log");
     }
     None
+}
+
+impl From<ChatsError> for ApiError {
+    fn from(error: ChatsError) -> Self {
+        use StatusCode as S;
+        let status = match &error {
+            ChatsError::Chat(chat) => chat_status(chat),
+            ChatsError::UnknownUser | ChatsError::IdempotencyKeyReused => S::UNPROCESSABLE_ENTITY,
+            ChatsError::Conflict => S::CONFLICT,
+            ChatsError::Prefs(natter_domain::prefs::PrefsError::TooManyPinned) => S::CONFLICT,
+            ChatsError::Prefs(natter_domain::prefs::PrefsError::NoActor) => {
+                S::INTERNAL_SERVER_ERROR
+            }
+            ChatsError::Interrupted(interrupted) => return (*interrupted).into(),
+            ChatsError::Internal(reason) => return Self::internal(reason.clone()),
+        };
+        if status == S::INTERNAL_SERVER_ERROR {
+            return Self::internal(error.to_string());
+        }
+        Self::new(status, error.code(), error.to_string())
+    }
+}
+
+/// The status of a chat's refusal (its code is [`natter_commands::chats::chat_error_code`]).
+pub(crate) fn chat_status(error: &ChatError) -> StatusCode {
+    use StatusCode as S;
+    match error {
+        // A chat one is not in does not exist, as far as one can tell.
+        ChatError::NotFound | ChatError::NotMember | ChatError::InviteInvalid => S::NOT_FOUND,
+        ChatError::NotAdmin
+        | ChatError::Blocked
+        | ChatError::NotAuthor
+        | ChatError::CannotDelete => S::FORBIDDEN,
+        ChatError::AlreadyExists
+        | ChatError::LastAdmin
+        | ChatError::EditWindowClosed
+        | ChatError::TooManyInvites
+        | ChatError::MessageDeleted => S::CONFLICT,
+        ChatError::CannotChatWithSelf
+        | ChatError::TooManyMembers
+        | ChatError::NotAGroup
+        | ChatError::CannotRemoveSelf
+        | ChatError::ReplyNotInChat => S::UNPROCESSABLE_ENTITY,
+        ChatError::NoActor => S::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<natter_commands::messages::MessagesError> for ApiError {
+    fn from(error: natter_commands::messages::MessagesError) -> Self {
+        use natter_commands::messages::MessagesError as E;
+        match error {
+            E::Chat(chat) => ChatsError::Chat(chat).into(),
+            E::ClientIdReused => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                error.code(),
+                error.to_string(),
+            ),
+            E::Conflict => Self::new(StatusCode::CONFLICT, error.code(), error.to_string()),
+            E::Interrupted(interrupted) => interrupted.into(),
+            E::Internal(reason) => Self::internal(reason),
+        }
+    }
 }
 
 /// A known path asked with a method it does not have: a problem like every other

@@ -17,51 +17,6 @@ use crate::{ApiError, ApiState, Problem};
 
 pub(crate) const CHATS: (&str, i32) = ("chats", 1);
 
-impl From<ChatsError> for ApiError {
-    fn from(error: ChatsError) -> Self {
-        use StatusCode as S;
-        let status = match &error {
-            ChatsError::Chat(chat) => chat_status(chat),
-            ChatsError::UnknownUser | ChatsError::IdempotencyKeyReused => S::UNPROCESSABLE_ENTITY,
-            ChatsError::Conflict => S::CONFLICT,
-            ChatsError::Prefs(natter_domain::prefs::PrefsError::TooManyPinned) => S::CONFLICT,
-            ChatsError::Prefs(natter_domain::prefs::PrefsError::NoActor) => {
-                S::INTERNAL_SERVER_ERROR
-            }
-            ChatsError::Interrupted(interrupted) => return (*interrupted).into(),
-            ChatsError::Internal(reason) => return Self::internal(reason.clone()),
-        };
-        if status == S::INTERNAL_SERVER_ERROR {
-            return Self::internal(error.to_string());
-        }
-        Self::new(status, error.code(), error.to_string())
-    }
-}
-
-/// The status of a chat's refusal (its code is [`natter_commands::chats::chat_error_code`]).
-pub(crate) fn chat_status(error: &ChatError) -> StatusCode {
-    use StatusCode as S;
-    match error {
-        // A chat one is not in does not exist, as far as one can tell.
-        ChatError::NotFound | ChatError::NotMember | ChatError::InviteInvalid => S::NOT_FOUND,
-        ChatError::NotAdmin
-        | ChatError::Blocked
-        | ChatError::NotAuthor
-        | ChatError::CannotDelete => S::FORBIDDEN,
-        ChatError::AlreadyExists
-        | ChatError::LastAdmin
-        | ChatError::EditWindowClosed
-        | ChatError::TooManyInvites
-        | ChatError::MessageDeleted => S::CONFLICT,
-        ChatError::CannotChatWithSelf
-        | ChatError::TooManyMembers
-        | ChatError::NotAGroup
-        | ChatError::CannotRemoveSelf
-        | ChatError::ReplyNotInChat => S::UNPROCESSABLE_ENTITY,
-        ChatError::NoActor => S::INTERNAL_SERVER_ERROR,
-    }
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"chat_id": "0190f3a1-7b2c-7d3e-8f40-5a6b7c8d9e0f", "sequence": 57}))]
 pub struct ChatCreated {

@@ -17,23 +17,6 @@ use super::{SequenceResponse, metadata};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, wait_for};
 use crate::{ApiError, ApiState, Problem};
 
-impl From<natter_commands::messages::MessagesError> for ApiError {
-    fn from(error: natter_commands::messages::MessagesError) -> Self {
-        use natter_commands::messages::MessagesError as E;
-        match error {
-            E::Chat(chat) => ChatsError::Chat(chat).into(),
-            E::ClientIdReused => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                error.code(),
-                error.to_string(),
-            ),
-            E::Conflict => Self::new(StatusCode::CONFLICT, error.code(), error.to_string()),
-            E::Interrupted(interrupted) => interrupted.into(),
-            E::Internal(reason) => Self::internal(reason),
-        }
-    }
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"client_id": "b7c1e0d2-1", "body": "See you at 8, @Bo?", "reply_to": 1040, "mentions": ["0190f3a1-0000-7000-8000-000000000002"]}))]
 pub struct SendRequest {
