@@ -33,38 +33,11 @@ impl GroupName {
     pub const MAX_CHARS: usize = 100;
 
     pub fn parse(input: &str) -> Result<Self, TextError> {
-        let trimmed = input.trim();
-        if trimmed.is_empty() {
-            return Err(TextError::Blank);
-        }
-        if trimmed.chars().count() > Self::MAX_CHARS {
-            return Err(TextError::TooLong {
-                max: Self::MAX_CHARS,
-            });
-        }
-        if trimmed.chars().any(char::is_control) {
-            return Err(TextError::ControlCharacter);
-        }
-        Ok(Self(trimmed.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
+        crate::text::clean_text(input, Self::MAX_CHARS, false).map(Self)
     }
 }
 
-impl TryFrom<String> for GroupName {
-    type Error = TextError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<GroupName> for String {
-    fn from(name: GroupName) -> Self {
-        name.0
-    }
-}
+crate::text::text_value!(GroupName, TextError);
 
 /// A group's description: up to 500 characters, line breaks allowed; empty for none.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -75,35 +48,11 @@ impl Description {
     pub const MAX_CHARS: usize = 500;
 
     pub fn parse(input: &str) -> Result<Self, TextError> {
-        let trimmed = input.trim();
-        if trimmed.chars().count() > Self::MAX_CHARS {
-            return Err(TextError::TooLong {
-                max: Self::MAX_CHARS,
-            });
-        }
-        if trimmed.chars().any(|c| c.is_control() && c != '\n') {
-            return Err(TextError::ControlCharacter);
-        }
-        Ok(Self(trimmed.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
+        crate::text::clean_lines(input, Self::MAX_CHARS).map(Self)
     }
 }
 
-impl TryFrom<String> for Description {
-    type Error = TextError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<Description> for String {
-    fn from(description: Description) -> Self {
-        description.0
-    }
-}
+crate::text::text_value!(Description, TextError);
 
 /// The secret part of an invite link: 16 to 64 letters, digits, `-` or `_`, so that it
 /// is also a subject token.
@@ -127,24 +76,9 @@ impl InviteCode {
             Err(InviteCodeError)
         }
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl TryFrom<String> for InviteCode {
-    type Error = InviteCodeError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<InviteCode> for String {
-    fn from(code: InviteCode) -> Self {
-        code.0
-    }
-}
+crate::text::text_value!(InviteCode, InviteCodeError);
 
 /// The key of the direct chat between two users, the same whichever opens it.
 pub fn direct_key(a: Uuid, b: Uuid) -> String {

@@ -6,6 +6,7 @@ pub mod chat;
 pub mod media;
 pub mod prefs;
 pub mod session;
+mod text;
 pub mod user;
 
 pub use aggregate::{Aggregate, Claim, ClaimAction, Context, DomainEvent};

@@ -44,35 +44,11 @@ impl DeviceName {
     pub const MAX_CHARS: usize = 64;
 
     pub fn parse(input: &str) -> Result<Self, crate::user::TextError> {
-        let trimmed = input.trim();
-        if trimmed.chars().count() > Self::MAX_CHARS {
-            return Err(crate::user::TextError::TooLong {
-                max: Self::MAX_CHARS,
-            });
-        }
-        if trimmed.chars().any(char::is_control) {
-            return Err(crate::user::TextError::ControlCharacter);
-        }
-        Ok(Self(trimmed.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
+        crate::text::clean_text(input, Self::MAX_CHARS, true).map(Self)
     }
 }
 
-impl TryFrom<String> for DeviceName {
-    type Error = crate::user::TextError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<DeviceName> for String {
-    fn from(name: DeviceName) -> Self {
-        name.0
-    }
-}
+crate::text::text_value!(DeviceName, crate::user::TextError);
 
 /// Where the account stands, as the session's decisions need it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,9 @@
 //! The user account: registration, profile, password, privacy, blocks and deletion.
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::text::TextError;
+use crate::text::clean_text;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -39,24 +42,9 @@ impl Handle {
         }
         Ok(Self(normalized))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl TryFrom<String> for Handle {
-    type Error = HandleError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<Handle> for String {
-    fn from(handle: Handle) -> Self {
-        handle.0
-    }
-}
+crate::text::text_value!(Handle, HandleError);
 
 impl std::fmt::Display for Handle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -76,31 +64,6 @@ pub enum HandleError {
     InvalidCharacter(char),
 }
 
-/// Text shown for a person: trimmed, non-empty, no control characters, bounded length.
-fn clean_text(input: &str, max_chars: usize, allow_empty: bool) -> Result<String, TextError> {
-    let trimmed = input.trim();
-    if trimmed.is_empty() && !allow_empty {
-        return Err(TextError::Blank);
-    }
-    if trimmed.chars().count() > max_chars {
-        return Err(TextError::TooLong { max: max_chars });
-    }
-    if trimmed.chars().any(char::is_control) {
-        return Err(TextError::ControlCharacter);
-    }
-    Ok(trimmed.to_owned())
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TextError {
-    #[error("may not be blank")]
-    Blank,
-    #[error("may have at most {max} characters")]
-    TooLong { max: usize },
-    #[error("may not contain control characters")]
-    ControlCharacter,
-}
-
 /// The name a user shows to others: 1 to 64 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -112,24 +75,9 @@ impl DisplayName {
     pub fn parse(input: &str) -> Result<Self, TextError> {
         clean_text(input, Self::MAX_CHARS, false).map(Self)
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl TryFrom<String> for DisplayName {
-    type Error = TextError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<DisplayName> for String {
-    fn from(name: DisplayName) -> Self {
-        name.0
-    }
-}
+crate::text::text_value!(DisplayName, TextError);
 
 /// A short text about the user: up to 140 characters, may be empty.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -142,24 +90,9 @@ impl About {
     pub fn parse(input: &str) -> Result<Self, TextError> {
         clean_text(input, Self::MAX_CHARS, true).map(Self)
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl TryFrom<String> for About {
-    type Error = TextError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<About> for String {
-    fn from(about: About) -> Self {
-        about.0
-    }
-}
+crate::text::text_value!(About, TextError);
 
 /// An E.164 phone number: `+` and 8 to 15 digits. Spaces, dashes, dots and brackets in
 /// the input are dropped.
@@ -185,24 +118,9 @@ impl PhoneNumber {
             Err(PhoneError)
         }
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl TryFrom<String> for PhoneNumber {
-    type Error = PhoneError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<PhoneNumber> for String {
-    fn from(phone: PhoneNumber) -> Self {
-        phone.0
-    }
-}
+crate::text::text_value!(PhoneNumber, PhoneError);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("a phone number is + and 8 to 15 digits, in international (E.164) form")]

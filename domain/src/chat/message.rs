@@ -84,24 +84,9 @@ impl ClientId {
             Err(ClientIdError)
         }
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl TryFrom<String> for ClientId {
-    type Error = ClientIdError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<ClientId> for String {
-    fn from(id: ClientId) -> Self {
-        id.0
-    }
-}
+crate::text::text_value!(ClientId, ClientIdError);
 
 /// The subject kind of a chat's messages. They live beside the chat's own subject, and
 /// each send is guarded by the chat's last sequence (membership), not by other sends.
@@ -265,24 +250,9 @@ impl Reaction {
             Err(ReactionError)
         }
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl TryFrom<String> for Reaction {
-    type Error = ReactionError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<Reaction> for String {
-    fn from(reaction: Reaction) -> Self {
-        reaction.0
-    }
-}
+crate::text::text_value!(Reaction, ReactionError);
 
 /// What a member may do to an existing message.
 #[derive(Debug, Clone, PartialEq, Eq)]
