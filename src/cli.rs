@@ -1,4 +1,6 @@
-//! The `natter` command line: its subcommands, and running them.
+//! The `natter` command line: its subcommands, and running them (`serve`, `migrate`,
+//! `projections`, `events`, signal handling). `natter bench …` runs the `natter-bench`
+//! binary found beside `natter`, with the same arguments.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};

@@ -1,7 +1,13 @@
 //! `natter events`: the log for analysts. `tail` follows it live, `export` writes a
 //! stretch of it as newline-delimited JSON (streaming, in constant memory), `stats`
 //! counts events by type and by day. All three only read: subscriptions and direct
-//! gets, no stream changes.
+//! gets, no stream changes (`EventLog::attach`), so a read-only NATS user suffices.
+//!
+//! Filters take type, aggregate, actor or chat; the subject part of a filter is applied
+//! by the server, the rest is checked here. Exports stream in stream order with the
+//! envelope's stable fields; the payload is upcast, and the hashes of secrets
+//! (`password_hash`, `refresh_hash`) are redacted. `import` replays a complete export
+//! into an empty stream, each event at the sequence it had, one at a time.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal as _, Write};

@@ -6,6 +6,11 @@
 //! that dies leaves no one online for long. A user is online while any of their keys
 //! exists. Last seen is remembered: the gateway appends `LastSeenRecorded` when a
 //! user's last connection anywhere has closed.
+//!
+//! The bucket is `<stream>_presence`; a key is refreshed every 30 s and expires after
+//! 90 s. Whether a user is online is one direct get of the newest value of each of their
+//! keys. The log's keeper makes the bucket again after every reconnect, and an operation
+//! that finds it gone makes it again and tries once more.
 
 use std::time::Duration;
 

@@ -1,6 +1,22 @@
 //! Access tokens: EdDSA-signed JWTs (the one algorithm accepted), with a key id so that
 //! keys can rotate; and the revocation view that refuses tokens of ended sessions within
 //! moments, fed by the log's session and account events.
+//!
+//! - `TokenKeys` issues and verifies, pinned to EdDSA (`Validation::new(Algorithm::EdDSA)`
+//!   and Ed25519 keys, a header saying anything else refused) and chosen by `kid`; Natter
+//!   never signs or decrypts with RSA (see `deny.toml`). A token whose signature checked
+//!   out is remembered by its SHA-256 until it expires; expiry and revocation are still
+//!   checked on every request.
+//! - Access tokens carry their session's epoch (`sep`): a password change or signing out
+//!   everywhere moves the account's epoch on, so every older token is refused at once
+//!   (after a password change, except the session that made it), even of sessions opened
+//!   a moment ago that no read model lists yet.
+//! - `Revocations` lists the sessions and accounts that ended within an access token's
+//!   lifetime. Its feed reads the recent past first and then follows the live subjects;
+//!   it keeps the sequence up to which it has seen every such event, and after a
+//!   reconnect reads on from there in the log (after a subscription dropped messages,
+//!   the whole window again), so a session ended while the connection was down is refused
+//!   as soon as NATS is back.
 
 use std::collections::HashMap;
 use std::sync::Arc;

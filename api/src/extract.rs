@@ -1,5 +1,11 @@
 //! Extractors whose failures are problem+json: JSON bodies, the caller's identity and
 //! address, and the consistency token.
+//!
+//! `ApiJson`, `ApiPath` and `ApiQuery` turn malformed input into problems. `Caller`
+//! checks the access token and the revocation view. `ClientAddress` is the peer's
+//! address or, behind a proxy listed in `NATTER_TRUSTED_PROXIES`, the rightmost
+//! `X-Forwarded-For` hop that no trusted proxy wrote (the leftmost hops are the client's
+//! own words). `wait_for` holds a query until its read model reaches a consistency token.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

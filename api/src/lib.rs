@@ -1,6 +1,18 @@
 //! The HTTP API: the versioned REST endpoints under `/v1`, their OpenAPI 3.1 document
 //! (`/openapi.json`, Swagger UI at `/docs`), liveness, readiness and Prometheus metrics.
 //! Every error leaves as `application/problem+json` with a stable `code`.
+//!
+//! Invariants:
+//! - Writes go through the commands, reads through the read models; the API writes no
+//!   read model and appends to the log only through `natter-commands`.
+//! - Every error is an `ApiError`: 4xx say what was wrong with the request; a failure of
+//!   the server is logged once, where `ApiError::internal` makes it, and reveals nothing
+//!   to the client (`internal`, or 503 `unavailable` when a store cannot be reached).
+//! - Every request with a token is checked against the signature and the revocation view
+//!   (`extract::Caller`); rate limits are checked before any password hashing.
+//! - A query given a consistency token (`min_sequence`) waits, with a bound, until its
+//!   read model has reached it (`extract::wait_for`).
+//! - It never depends on the gateway, nor the gateway on it: both stand on `natter-access`.
 
 pub mod admin;
 pub mod connection;

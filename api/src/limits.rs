@@ -1,4 +1,9 @@
 //! Rate limits (GCRA) by key, such as an address or a handle, in this process.
+//!
+//! Keys are a client address (`extract::ClientAddress`), a handle, or a user (for read
+//! and delivered markers, which go to every member of a chat). The counts are kept in
+//! each process: behind a load balancer with N instances a client gets up to N times the
+//! limit.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

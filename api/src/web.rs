@@ -1,4 +1,6 @@
-//! The web app, a static export (Next.js's `out/`), served at `/` behind every API route.
+//! The web app, a static export (Next.js's `out/`), served at `/` behind every API route,
+//! by a process with the `api` role, so the app and the API share one origin. The export
+//! is `NATTER_WEB_DIR` (default `web/out`); missing, it is a warning and no app.
 //!
 //! The export is read whole at start and served from memory: the Content-Security-Policy
 //! of each page names the hashes of that page's inline scripts, and those must match the
@@ -12,6 +14,8 @@
 //!   paths under `/v1` always get the API's problem.
 //! - Hashed assets (`/_next/static/…`) are cached for a year; everything else is
 //!   revalidated (`no-cache`) against its `ETag`.
+//! - Request paths are matched against the files read at start, never joined to a
+//!   directory, and a `.` or `..` segment (percent-encoded or not) is refused with 400.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,22 @@
-//! The generic command handler.
+//! The generic command handler: the load–decide–append loop of one aggregate type, with
+//! a moka cache of `(state, last sequence)` per aggregate. It also resolves the claims of
+//! a decision (taking a key, releasing it, and any extra claims the caller adds, such as
+//! an idempotency key) and records the command metrics. Each command runs in a
+//! debug-level span with aggregate, id and correlation id
+//! (`RUST_LOG=natter_commands=debug`).
+//!
+//! Optimistic concurrency: claims go first in the batch, each at the expected sequence of
+//! its own subject, then the events, the first of them carrying the expected last
+//! sequence of the aggregate's subject. On a conflict the handler:
+//! 1. reports `ClaimTaken` if a claim is now owned by someone else;
+//! 2. otherwise reads only the events newer than its cached sequence and decides again;
+//! 3. after a bounded number of attempts, reports `Conflict`.
+//!
+//! Cached state is only a guess. The append's expectation proves a decision that yields
+//! events; a refusal, or a decision that changes nothing, is decided again after reading
+//! the log's newer events before it is answered, and the refreshed state is cached for
+//! the next command. `execute_beside` appends one event on a sibling subject (a chat's
+//! messages) guarded by the aggregate's subject, with the same loop.
 
 use std::time::Instant;
 

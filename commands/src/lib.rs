@@ -1,6 +1,17 @@
 //! The command side: a generic handler that loads an aggregate (from a cache, or the
 //! log), decides, and appends with the expected sequence, retrying a bounded number of
 //! times on a conflict; and the application's commands built on it.
+//!
+//! Invariants:
+//! - Nothing is appended that was not decided on the aggregate's state as of the sequence
+//!   the append expects; a cached state is never trusted for an answer that appends
+//!   nothing (`handler.rs`).
+//! - Unique keys (handles, direct chats, invite codes, idempotency keys) are claims on
+//!   subjects of their own, taken in the same atomic append as the events that need them.
+//! - A failure of the log is `Interrupted::Unavailable` (nothing stored) or
+//!   `Interrupted::OutcomeUnknown` (perhaps stored; a retry with the same `client_id` or
+//!   `Idempotency-Key` is applied at most once), each with a stable `code()`.
+//! - Password hashing never runs on the async runtime (`passwords.rs`).
 
 pub mod accounts;
 pub mod chats;

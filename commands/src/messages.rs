@@ -3,6 +3,17 @@
 //! not conflict with each other, only with membership changes. A send carries a
 //! `Nats-Msg-Id` derived from its client id, so a retry within the deduplication window
 //! is stored once; later retries are caught against the read model by the caller.
+//!
+//! A message's client id thus deduplicates it twice over: the send carries
+//! `Nats-Msg-Id: cmsg-<sha256(chat, sender, client id)>`, so a retry within the stream's
+//! deduplication window is answered from the log with the first send; a later retry is
+//! found in `messages_v1`, under a unique `(chat, sender, client id)`. The same id with
+//! other content is `ClientIdReused` (422). Atomic batches (a claim plus the message) were
+//! tried first, but NATS serialises them, so the hot path uses none
+//! (`docs/performance.md`).
+//!
+//! Read and delivered markers go the same way; a marker at or below where the caller
+//! knows it to be already appends nothing.
 
 use natter_domain::Context;
 use natter_domain::chat::{

@@ -1,5 +1,12 @@
 //! Password hashing (argon2id) on a small pool of threads of its own, with a bounded
 //! queue: logins cannot starve the async runtime, and a flood is shed, not queued.
+//!
+//! The pool has by default one thread fewer than the cores (`NATTER_HASH_WORKERS`), so a
+//! core is always left for requests; when the queue is full the answer is 503 `busy`, not
+//! a wait. The threads run at normal priority: `SCHED_IDLE` would need unsafe code, which
+//! the workspace forbids. An unknown handle is checked against a decoy hash, so its
+//! answer costs as much as a wrong password. (Rate limits are checked before any hashing,
+//! by the API.)
 
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};

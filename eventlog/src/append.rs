@@ -1,4 +1,40 @@
 //! Appending: one event as a plain publish, several as one atomic batch (ADR-50).
+//!
+//! In a batch every message carries `Nats-Batch-Id` and `Nats-Batch-Sequence`, and the
+//! last one also carries `Nats-Batch-Commit: 1`; only that last message is acknowledged.
+//! A batch is stored contiguously: its sequences are `ack.seq - count + 1 ..= ack.seq`.
+//! An event carries `Nats-Expected-Last-Subject-Sequence` where it has an expectation
+//! (with `Nats-Expected-Last-Subject-Sequence-Subject` when guarded by another subject).
+//!
+//! Guarded appends carry no `Nats-Msg-Id`: the expectation already makes a repeat fail,
+//! beyond any deduplication window, and spares the server the work of tracking ids. An
+//! append with no expectation at all carries `Nats-Msg-Id` (its event id) on every
+//! event, and the server drops duplicates within its window
+//! (`NATTER_DUPLICATE_WINDOW_SECS`); a caller may give its own id instead (a send's, from
+//! its client id). This departs from the design notes, which put `Nats-Msg-Id` on every
+//! append.
+//!
+//! An append settles its own outcome, and never guesses it. `publish_error` sorts every
+//! failure by what may be stored:
+//! - refused, nothing stored: a wrong last sequence (10071) is a `Conflict`, decided
+//!   again by the caller; too large; a batch's duplicate id (10201); any other answer of
+//!   the server;
+//! - not now, nothing stored yet: no responders (no stream leader), a full ack window,
+//!   503 answers (10008, 10118, 10163, 10167, "not leader"), and a clustered stream's
+//!   10164 (a guarded write to the subject is in flight). Retried with jittered backoff
+//!   for up to 3 s, then `Unavailable` (10164: `Conflict`);
+//! - unconfirmed, perhaps stored: no acknowledgement in time
+//!   (`NATTER_NATS_ACK_TIMEOUT_MS`), a broken connection, 10158 (this id is being
+//!   stored), 10077. Retried with the same ids at least once.
+//!
+//! Only after an unconfirmed attempt does an append look for itself, and the read is
+//! bounded: an event guarded by its own subject was, if stored, the first of that
+//! subject after its expected sequence (one get, asked of the stream leader, since a
+//! replica may lag). A send guarded by its chat carries its own `Nats-Msg-Id`, so deciding
+//! it again stores it once within the window. An unguarded batch reads at most 1,024
+//! events of its subject. What cannot be told is `OutcomeUnknown`: the API answers 503
+//! `outcome_unknown`, and the client's retry with the same `client_id` or
+//! `Idempotency-Key` settles it.
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};

@@ -1,9 +1,22 @@
 //! The event log: one append-only JetStream stream, the only source of truth.
 //!
-//! Subjects name aggregates (`<prefix>.evt.<kind>.<id>`). Appends carry the expected last
-//! sequence of their subject (optimistic concurrency) and the event id as `Nats-Msg-Id`
-//! (deduplication); several events go in one atomic batch. Reads use batched direct gets,
-//! so they need no consumer and see every committed write of the stream's leader.
+//! Subjects name aggregates (`<prefix>.evt.<kind>.<id>`, spelled by `subjects`). Appends
+//! carry the expected last sequence of their subject (optimistic concurrency); several
+//! events go in one atomic batch. Reads use batched direct gets, so they need no consumer.
+//! Both `commands` (append, load) and `projections` (consume, status) need the log, and
+//! neither may depend on the other: hence this crate of its own.
+//!
+//! Invariants:
+//! - `EventLog::open` refuses a server older than 2.12 and keeps the stream as Natter needs
+//!   it: file storage, delete and purge denied, direct gets and atomic batches allowed,
+//!   and every stored event republished from `<prefix>.evt.>` to `<prefix>.live.>`, so
+//!   live subscribers see only what is durably in the log. `EventLog::attach` changes
+//!   nothing on the server: a read-only NATS user suffices.
+//! - An append stores all its events or none, contiguously, and settles its own outcome:
+//!   stored, refused, or `OutcomeUnknown`, never a guess (`append.rs`).
+//! - Every event read is upcast to its type's current version (`read.rs`).
+//! - After a reconnect the `Keeper` makes again what Natter keeps on NATS before the log
+//!   counts as ready (`keeper.rs`).
 
 mod append;
 mod error;

@@ -1,5 +1,14 @@
 //! Reading the log with batched direct gets (ADR-31): one aggregate's events, or the
-//! whole log from a sequence or a time, always in stream order.
+//! whole log from a sequence or a time, always in stream order. No consumer is needed.
+//!
+//! - `load`: one subject's events after a sequence (an aggregate, for the handler);
+//! - `read`: the whole log from a sequence or a time, up to the newest event at the call;
+//!   `read_matching` does the same for a subject filter, which the server applies;
+//! - `last_on_subject`: the newest event of one subject (a claim's holder, say);
+//! - `event_at`: the event at one sequence (a message named by its sequence).
+//!
+//! Every envelope read is upcast to its type's current version. In a replicated stream a
+//! direct get may be answered by a follower that lags the leader a little.
 
 use std::time::Duration;
 

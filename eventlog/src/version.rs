@@ -1,5 +1,6 @@
-//! The server version check: this design needs atomic batches and multi-filter
-//! consumers, which older servers silently ignore.
+//! The server version check: this design needs atomic batches (NATS 2.12), which older
+//! servers silently ignore. (The design notes also name multi-filter consumers; no
+//! consumer of Natter's uses more than one filter.)
 
 use crate::LogError;
 

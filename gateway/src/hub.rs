@@ -2,6 +2,34 @@
 //! need (one per chat with a connected member, plus every chat's membership events),
 //! puts live events in stream order, and routes each to the inboxes of the
 //! connections watching its chat.
+//!
+//! It subscribes to every chat's own events (`<prefix>.live.chat.>`: membership and
+//! names, which are few), so that a user who joins a chat nobody here watches is seen,
+//! and to the messages and typing signals of each chat with a connected member
+//! (`<prefix>.live.chatmsg.<chat>`, `<prefix>.signal.typing.<chat>`). Live events come
+//! out of `ordered` in stream order; each connection then skips anything at or below its
+//! cursor. A chat's subscription outlives its last watcher by a minute, so reconnecting
+//! clients do not make it churn.
+//!
+//! A join while connected cannot open a gap. When a connected user joins a chat no one
+//! here watched, the hub subscribes, flushes, and looks at the chat's last message: if
+//! one was stored after the join, it may have gone by before the subscription, and the
+//! joiner's connections are closed with `resync` (they resume from their cursors).
+//! Otherwise every later message comes live.
+//!
+//! Live events that may have been missed close connections, never go missing. The check
+//! is by construction, per subject: each watched chat keeps the last sequence seen of its
+//! two subjects (its own and its messages'), from a baseline (the log's last sequence,
+//! read once its subscriptions are in place). A republished event carries its subject's
+//! previous sequence (`Nats-Last-Sequence`); one that is newer than what was seen means an
+//! event of that chat was lost on its way (a full subscription, a reconnect), and the
+//! chat's watchers are closed with `resync`. Notices of loss (async-nats's slow-consumer
+//! and disconnect events) can themselves be dropped or come late, so they only hasten
+//! this: on one, every connection is closed with `resync` and the chats' subscriptions
+//! start afresh.
+//!
+//! A connection's inbox holds at most its capacity (`NATTER_GATEWAY_INBOX`) of events,
+//! shared frames serialised once per event; a full inbox closes it with `slow_consumer`.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};

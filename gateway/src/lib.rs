@@ -2,6 +2,21 @@
 //! stored event of their user's chats, live and after any disconnect, with typing
 //! signals beside them. The protocol is in `docs/realtime.md`, and the API serves it
 //! as an AsyncAPI document at `/asyncapi.json`.
+//!
+//! Invariants:
+//! - A connection gets its chats' stored events in stream order, each once, and only
+//!   events the log has stored (the stream's republish): `hub.rs`, `ordered.rs`.
+//! - A resume from a cursor is exact: no gap and no duplicate between what the log
+//!   replays and what comes live (`sync.rs`); a join while connected cannot open a gap,
+//!   and live events that may have been missed close connections with `resync`, never go
+//!   missing (`hub.rs`).
+//! - Memory per connection is bounded: a full inbox (`NATTER_GATEWAY_INBOX` events)
+//!   closes the connection with `slow_consumer`, and a socket write that takes longer
+//!   than 10 s closes it as unresponsive.
+//! - Gateway processes share nothing but NATS; online is ephemeral (the presence bucket)
+//!   and last seen is an event (`presence.rs`).
+//! - It never depends on the API crate: tokens come from `natter-access`, and refusals
+//!   are written here from the errors' stable codes.
 
 mod connection;
 mod hub;

@@ -1,5 +1,14 @@
 //! Bringing a connection up to date: the user's membership from the read model and
 //! the log, registration with the hub, and the events missed since the cursor.
+//!
+//! A resume is exact. The member rows of the read model give the user's chats at the
+//! projection's checkpoint (or at the cursor, if older); the chat events after that point,
+//! read from the log, bring them up to date. The connection registers those chats with
+//! the hub, which subscribes and flushes before answering; only then is the end of the
+//! log read. Events up to that end come from the log, per chat and per span of
+//! membership (`membership`); later ones come live. Chats found in the meantime are
+//! watched first and the end read again. A resume replays at most
+//! `NATTER_GATEWAY_MAX_REPLAY` events; a cursor further back is refused.
 
 use std::collections::HashSet;
 

@@ -1,6 +1,9 @@
 //! Where media bytes live: a directory (the default) or any S3-compatible service.
-//! Keys are plain relative paths (`media/<owner>/<hash>`), written once and never
-//! changed; writes are whole (a temporary file renamed into place, or one S3 PUT).
+//! Keys are plain relative paths (`media/<owner>/<id>`, `uploads/<upload>/…`), checked
+//! before use, written once and never changed; writes are whole (a temporary file renamed
+//! into place, or one S3 PUT). S3 goes through aws-sdk-s3 with signed (SigV4), path-style
+//! requests and a rustls client on ring (no aws-lc C build). Reads stream, whole or by
+//! byte range; S3 also gives presigned GET URLs.
 
 use std::io;
 use std::path::{Path, PathBuf};

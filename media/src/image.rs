@@ -1,6 +1,11 @@
 //! Images: decoded under explicit limits (a decompression bomb is refused, not decoded),
 //! re-encoded without their metadata (EXIF, GPS, comments), with a thumbnail and a small
 //! blurred placeholder.
+//!
+//! `ImageLimits` bound the sides, the bytes the decoder allocates and the frames; the
+//! decoder checks them before allocating. An image is re-encoded in its own format (JPEG,
+//! PNG, lossless WebP, GIF frame by frame); the thumbnail is a JPEG, and the placeholder
+//! 16 pixels on its longest side.
 
 use std::io::Cursor;
 

@@ -1,4 +1,7 @@
-//! What a file is, from its first bytes (magic numbers), never from what the client says.
+//! What a file is, from its first bytes (magic numbers), never from what the client says:
+//! the first 64 bytes tell JPEG, PNG, GIF, WebP, Ogg, MP3, AAC, MP4, WebM, PDF, and
+//! ZIP-based and OLE Office files apart; `Format::fits` says which kinds (image, voice,
+//! video, document) each may be uploaded as.
 
 /// What an upload is meant to be; each kind has its own size limit and formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

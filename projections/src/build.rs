@@ -2,11 +2,41 @@
 //! switches readers over in one transaction, for a verification against the live read
 //! model, and for the read model as it stood at a past point.
 //!
-//! A build lives in a Postgres schema of its own. Its tables are empty copies of the live
-//! ones in `public` (columns, defaults, constraints and indexes, under the same names), and
-//! it keeps its own `projection_checkpoints`, so that the projection's code, which names
-//! its tables without a schema, writes there through the build's `search_path`. An
-//! interrupted build resumes from that checkpoint.
+//! A build lives in a Postgres schema of its own (`natter_rebuild_<name>_v<N>` for a
+//! rebuild). Its tables are empty copies of the live ones in `public` (columns, defaults,
+//! generated columns, checks, keys and indexes, under the same names, so later migrations
+//! that name an index still apply), and it keeps its own `projection_checkpoints`, so that
+//! the projection's code, which names its tables without a schema, writes there through
+//! the build's `search_path`: the same `apply` builds live and staged models. An
+//! interrupted build resumes from that checkpoint; an advisory lock per build schema stops
+//! a second one.
+//!
+//! The build reads the log with direct gets, a page ahead of the batch being written, and
+//! applies up to 8,192 events per transaction. B-tree indexes are there from the start
+//! (writes may look rows up through them); others (the full-text GIN) are made once the
+//! bulk is in, as a restore does.
+//!
+//! The switch (`rebuild`) locks the live checkpoint row (the live runner cannot commit
+//! meanwhile), catches the staged tables up to it, moves the live tables to a
+//! `natter_retired_…` schema and the staged ones into `public`, sets the checkpoint, and
+//! records the rebuild in `projection_rebuilds`, all in one transaction. Readers wait at
+//! most a moment for the table locks and then read the new tables: Postgres resolves names
+//! again after a lock wait and re-plans prepared statements whose tables moved. The switch
+//! waits at most 500 ms for a lock, shorter than `deadlock_timeout`, so if a reader and
+//! the switch ever wait on each other the switch gives way and tries again; no request
+//! fails.
+//!
+//! At start (`bring_up_to_date`, `NATTER_AUTO_REBUILD`), a process whose projection
+//! version has no checkpoint row while an older version has one builds the new version
+//! beside the old tables and switches it in before its runner starts; meanwhile `/readyz`
+//! answers 503 `rebuilding`, so a rolling deploy keeps sending traffic to the old
+//! processes, which read their own, older tables. Processes starting together build once:
+//! the others wait on the build's lock. The old version's tables stay until a migration
+//! drops them.
+//!
+//! A past point (`build_at`: `natter projections build --at-seq N`, or `--at-time`, the
+//! last event stored by then) is a bounded build into a schema the analyst names, stopped
+//! at N; the schema's `projection_checkpoints` says which point it holds.
 
 use std::time::Duration;
 

@@ -1,4 +1,13 @@
 //! Chats and their members, for the chat list and membership checks of queries.
+//!
+//! - `chat_members_v1` keeps one stay per member: the sequences at which they joined and
+//!   left (`joined_sequence`, `left_sequence`). History shows a member the messages in
+//!   that range and nothing after; one who rejoins sees history from the new join only.
+//! - `chats_v1` keeps each chat's last message, so the chat list reads one row per chat.
+//! - A read or delivered marker counts up to its own place in the log at most: an `up_to`
+//!   beyond it is cut, so a wild value cannot mark future messages read.
+//! - Stars, deletes for oneself and pins are events on the chat's message subject; the
+//!   projection keeps a chat's three latest pins.
 
 use natter_domain::chat::{
     ChatEvent, MAX_PINNED_MESSAGES, MESSAGES_KIND, MemberLeft, MemberRemoved, MessageEvent,

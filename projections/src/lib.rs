@@ -2,6 +2,17 @@
 //! and its checkpoint in one Postgres transaction, then acknowledges. Delivery is
 //! at-least-once; events at or below the checkpoint are skipped, so effects are
 //! exactly-once.
+//!
+//! Invariants:
+//! - Nothing writes a read model but its projection; every read model can be dropped and
+//!   rebuilt from the log.
+//! - A read model's tables are `<name>_v<VERSION>` and its checkpoint is keyed by
+//!   `(name, version)`, so a new version is built beside the live one (`build.rs`).
+//! - The checkpoint moves only across a contiguous run of stream sequences, and a
+//!   projection never skips an event of its kinds that it cannot read: it stops there
+//!   (`runner.rs`).
+//! - `apply` is idempotent: applying an event twice changes nothing.
+//! - Only one runner per projection and database writes at a time (an advisory lock).
 
 pub mod build;
 pub mod chats;

@@ -1,5 +1,46 @@
 //! Runs one projection: a durable consumer from the checkpoint, batches under backlog,
 //! one transaction per batch, ack after commit.
+//!
+//! A reader task fills batches from a durable pull consumer (as many events as are
+//! pending, up to the batch size) and decodes them while the writer applies the previous
+//! batch and its checkpoint in one transaction, then acks (`AckPolicy::All`, once per
+//! batch). Exactly-once in effect:
+//! - The checkpoint row is locked for the transaction (`lock_checkpoint`), and events at
+//!   or below it are skipped; rows carry `last_sequence`, and updates apply only to older
+//!   rows.
+//! - The checkpoint only moves across a contiguous run of stream sequences. The
+//!   consumer's filter is the whole stream, whose messages are never deleted, so it
+//!   delivers exactly checkpoint + 1, + 2, …; a redelivery is passed over, and a sequence
+//!   past the next one needed (a delivery lost on its way, as when a cluster node dies
+//!   with a pull request's messages in flight) ends the consumer's life: the runner
+//!   starts a new one at its checkpoint. Applying on across the hole would have
+//!   acknowledged the lost message unapplied and skipped it for good.
+//! - A Postgres advisory lock, held on a dedicated connection, lets only one runner per
+//!   projection and database work at a time. Before each batch the runner checks that
+//!   connection: one that dropped took the lock with it, and the runner writes nothing
+//!   more until it has taken the lock again.
+//! - On every start, and after every reconnect once the keeper has made the stream again
+//!   (a server with a fresh store has lost the consumer too), the runner deletes and
+//!   recreates its durable consumer at checkpoint + 1: Postgres, not the consumer's
+//!   memory, says where to resume. The consumer is named
+//!   `projection_<name>_v<version>_<md5(database)[..12]>`, so two read models of one
+//!   stream (a rebuild, a benchmark) never take each other's.
+//! - An event of the projection's kinds that it cannot read (a type or version of a newer
+//!   build) stops it there: it applies nothing past it, retries with backoff, records
+//!   the stall (`/readyz` answers `projection_stalled`) and reports the sequence in
+//!   `natter_projection_stalled_at`. Events of other kinds (`Projection::KINDS`) are
+//!   skipped without parsing and still count for the checkpoint.
+//! - A read model built from another log (the stream made anew, by its creation time)
+//!   does not run on: `LogReplaced` until it is rebuilt.
+//!
+//! Batching: with nothing pending, a batch lingers 5 ms for more events (one transaction
+//! where there were dozens). A batch holding no event the projection uses is acknowledged
+//! at once; its checkpoint is written with the next batch that changes the read model, or
+//! after 100 ms, whichever comes first, so a stream of other projections' events costs
+//! this one a write now and then, and consistency tokens still resolve within the wait
+//! bound. The workers' pool commits with `synchronous_commit = off`: the log is durable
+//! and the checkpoint commits with the rows it covers, so a commit lost in a Postgres
+//! crash is applied again from the log. Figures: `docs/performance.md`.
 
 use std::future::Future;
 use std::time::Duration;

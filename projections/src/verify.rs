@@ -1,4 +1,9 @@
 //! Comparing a read model with one rebuilt from the log, and checksums of read models.
+//!
+//! A verification compares at one point: it builds scratch tables up to the live
+//! checkpoint, holds the live checkpoint row only while the scratch tables catch up to it
+//! exactly, takes a snapshot, lets the live runner go on, and compares table by table
+//! (rows as JSON, `EXCEPT ALL` both ways) in that snapshot.
 
 use natter_eventlog::EventLog;
 use sqlx::{Connection, PgConnection, PgPool};

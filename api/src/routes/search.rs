@@ -1,4 +1,13 @@
 //! Full-text search over the messages the caller can see.
+//!
+//! Across all chats, a search ranks within recency bands: it first counts matches in the
+//! newest 16,384 sequences, and widens the band fourfold until it holds 200 matches or
+//! reaches the beginning; the band's matches are ranked, and the cursor then moves into
+//! the next older band. An index on `sequence` intersected with the text index means only
+//! matches in the band are read, so a common word costs what a rare one does. A search in
+//! one chat ranks all that chat's matches, with no band bounds (with them Postgres
+//! intersected the text index with the chat's whole key range). Deletes for oneself are
+//! left out.
 
 use axum::extract::State;
 use base64::Engine as _;
