@@ -119,7 +119,7 @@ pub struct LastRebuild {
     get, path = "/v1/admin/projections", tag = "admin", security(("admin" = [])),
     responses(
         (status = 200, description = "Where the read models stand", body = ProjectionsStatus),
-        (status = 403, description = "The admin API is off", body = crate::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The admin API is off"),
     )
 )]
 pub(crate) async fn projections(

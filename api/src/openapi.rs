@@ -74,7 +74,9 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The problems every operation of a kind can answer with, added where missing: a
+/// Every error answer's body is a problem (`application/problem+json`), filled in where a
+/// route names only its status and meaning. And the problems every operation of a kind
+/// can answer with, added where missing: a
 /// malformed path or query (400), a body that is not JSON, too large or of the wrong
 /// shape (400, 413, 415, 422), a missing or ended session (401), a consistency token
 /// past the end of the log (400) or not reached in time (503), and for every command an
@@ -97,6 +99,32 @@ impl Modify for CommonProblems {
                 .build()
         };
         for item in openapi.paths.paths.values_mut() {
+            // An error answer is a problem: the routes name its status and meaning, and
+            // the body is filled in here, once (not for HEAD, which answers no body).
+            for operation in [
+                item.get.as_mut(),
+                item.put.as_mut(),
+                item.post.as_mut(),
+                item.delete.as_mut(),
+                item.patch.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                for (status, response) in &mut operation.responses.responses {
+                    if let utoipa::openapi::RefOr::T(response) = response
+                        && response.content.is_empty()
+                        && status.starts_with(['4', '5'])
+                    {
+                        response.content.insert(
+                            "application/problem+json".to_owned(),
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name("Problem")))
+                                .build(),
+                        );
+                    }
+                }
+            }
             let operations = [
                 item.get.as_mut(),
                 item.put.as_mut(),

@@ -46,7 +46,7 @@ use uuid::Uuid;
 
 use super::{Consistency, SequenceResponse, metadata};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, ClientAddress, wait_for};
-use crate::{ApiError, ApiState, Problem};
+use crate::{ApiError, ApiState};
 
 pub(crate) const DIRECTORY: (&str, i32) = ("user_directory", 1);
 
@@ -92,13 +92,13 @@ pub struct RegisteredResponse {
     params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 printable ASCII characters")),
     responses(
         (status = 201, description = "Registered", body = RegisteredResponse),
-        (status = 400, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Handle taken", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Body of the wrong shape, or an Idempotency-Key reused for another request", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many registrations from this address, or of this handle", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Password hashing saturated", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid field"),
+        (status = 409, description = "Handle taken"),
+        (status = 413, description = "Body too large"),
+        (status = 415, description = "Not JSON"),
+        (status = 422, description = "Body of the wrong shape, or an Idempotency-Key reused for another request"),
+        (status = 429, description = "Too many registrations from this address, or of this handle"),
+        (status = 503, description = "Password hashing saturated"),
     )
 )]
 pub async fn register(
@@ -208,8 +208,8 @@ pub struct OwnProfile {
     params(Consistency),
     responses(
         (status = 200, body = OwnProfile),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Account deleted", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in"),
+        (status = 404, description = "Account deleted"),
     )
 )]
 pub async fn me(
@@ -263,9 +263,9 @@ pub struct PhotoRequest {
     request_body = PhotoRequest,
     responses(
         (status = 200, body = SequenceResponse),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Account deleted", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not an image the caller uploaded, or a body of the wrong shape", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in"),
+        (status = 404, description = "Account deleted"),
+        (status = 422, description = "Not an image the caller uploaded, or a body of the wrong shape"),
     )
 )]
 pub async fn set_photo(
@@ -300,8 +300,8 @@ pub async fn set_photo(
     delete, path = "/v1/users/me/photo", tag = "accounts", security(("bearer" = [])),
     responses(
         (status = 200, body = SequenceResponse),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Account deleted", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in"),
+        (status = 404, description = "Account deleted"),
     )
 )]
 pub async fn remove_photo(
@@ -332,10 +332,10 @@ pub struct ProfilePatch {
     request_body = ProfilePatch,
     responses(
         (status = 200, body = SequenceResponse),
-        (status = 400, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Account deleted", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Body of the wrong shape", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid field"),
+        (status = 401, description = "Not signed in"),
+        (status = 404, description = "Account deleted"),
+        (status = 422, description = "Body of the wrong shape"),
     )
 )]
 pub async fn change_profile(
@@ -406,11 +406,11 @@ pub struct PasswordChange {
     request_body = PasswordChange,
     responses(
         (status = 200, body = SequenceResponse),
-        (status = 400, description = "New password invalid", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in, or the old password is wrong", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Body of the wrong shape", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many attempts", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Password hashing saturated", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "New password invalid"),
+        (status = 401, description = "Not signed in, or the old password is wrong"),
+        (status = 422, description = "Body of the wrong shape"),
+        (status = 429, description = "Too many attempts"),
+        (status = 503, description = "Password hashing saturated"),
     )
 )]
 pub async fn change_password(
@@ -453,8 +453,8 @@ pub struct PrivacyPatch {
     request_body = PrivacyPatch,
     responses(
         (status = 200, body = SequenceResponse),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Body of the wrong shape", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in"),
+        (status = 422, description = "Body of the wrong shape"),
     )
 )]
 pub async fn change_privacy(
@@ -490,10 +490,10 @@ pub struct DeleteAccountRequest {
     request_body = DeleteAccountRequest,
     responses(
         (status = 200, body = SequenceResponse),
-        (status = 401, description = "Not signed in, or the password is wrong", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Body of the wrong shape", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many attempts", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Password hashing saturated", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in, or the password is wrong"),
+        (status = 422, description = "Body of the wrong shape"),
+        (status = 429, description = "Too many attempts"),
+        (status = 503, description = "Password hashing saturated"),
     )
 )]
 pub async fn delete_account(
@@ -531,7 +531,7 @@ pub struct BlockList {
     params(Consistency),
     responses(
         (status = 200, body = BlockList),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in"),
     )
 )]
 pub async fn blocks(
@@ -566,9 +566,9 @@ pub async fn blocks(
     params(("user_id" = Uuid, Path, description = "The user to block")),
     responses(
         (status = 200, body = SequenceResponse),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Blocking oneself, or too many blocks", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in"),
+        (status = 404, description = "No such user"),
+        (status = 422, description = "Blocking oneself, or too many blocks"),
     )
 )]
 pub async fn block(
@@ -602,7 +602,7 @@ pub async fn block(
     params(("user_id" = Uuid, Path, description = "The user to unblock")),
     responses(
         (status = 200, body = SequenceResponse),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in"),
     )
 )]
 pub async fn unblock(
@@ -676,8 +676,8 @@ fn public_profile(row: &sqlx::postgres::PgRow, viewer: Uuid) -> Result<PublicPro
     params(("user_id" = Uuid, Path, description = "The user"), Consistency),
     responses(
         (status = 200, body = PublicProfile),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in"),
+        (status = 404, description = "No such user"),
     )
 )]
 pub async fn user(
@@ -708,8 +708,8 @@ pub async fn user(
     params(("user_id" = Uuid, Path, description = "The user")),
     responses(
         (status = 200, body = PresenceView),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user, or hidden from the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in"),
+        (status = 404, description = "No such user, or hidden from the caller"),
     )
 )]
 pub async fn presence(
@@ -740,8 +740,8 @@ pub async fn presence(
     params(("handle" = String, Path, description = "The handle"), Consistency),
     responses(
         (status = 200, body = PublicProfile),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in"),
+        (status = 404, description = "No such user"),
     )
 )]
 pub async fn by_handle(
@@ -791,8 +791,8 @@ pub struct UserPage {
     params(SearchQuery),
     responses(
         (status = 200, body = UserPage),
-        (status = 400, description = "Invalid query or cursor", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid query or cursor"),
+        (status = 401, description = "Not signed in"),
     )
 )]
 pub async fn search(

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::{Consistency, SequenceResponse, metadata};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, wait_for};
-use crate::{ApiError, ApiState, Problem};
+use crate::{ApiError, ApiState};
 
 pub(crate) const CHATS: (&str, i32) = ("chats", 1);
 
@@ -53,9 +53,9 @@ pub struct DirectChatRequest {
     responses(
         (status = 201, description = "Opened", body = ChatCreated),
         (status = 200, description = "It existed already", body = ChatCreated),
-        (status = 403, description = "One of the two has blocked the other", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "No such user, or oneself", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "One of the two has blocked the other"),
+        (status = 409, description = "Concurrent change; try again"),
+        (status = 422, description = "No such user, or oneself"),
     )
 )]
 pub async fn open_direct(
@@ -94,8 +94,8 @@ pub struct GroupRequest {
     responses(
         (status = 201, body = ChatCreated),
         (status = 200, description = "Created before with this Idempotency-Key", body = ChatCreated),
-        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown users, too many, or an Idempotency-Key reused for another request", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Concurrent change; try again"),
+        (status = 422, description = "Unknown users, too many, or an Idempotency-Key reused for another request"),
     )
 )]
 pub async fn create_group(
@@ -300,7 +300,7 @@ pub struct ChatDetails {
     params(("chat_id" = Uuid, Path, description = "The chat"), Consistency),
     responses(
         (status = 200, body = ChatDetails),
-        (status = 404, description = "No such chat, or not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat, or not a member"),
     )
 )]
 pub async fn details(
@@ -386,10 +386,10 @@ pub struct AddMembersRequest {
     request_body = AddMembersRequest,
     responses(
         (status = 200, body = SequenceResponse),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such chat, or not a member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown users, too many, or not a group", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin"),
+        (status = 404, description = "No such chat, or not a member"),
+        (status = 409, description = "Concurrent change; try again"),
+        (status = 422, description = "Unknown users, too many, or not a group"),
     )
 )]
 pub async fn add_members(
@@ -411,10 +411,10 @@ pub async fn add_members(
     params(("chat_id" = Uuid, Path, description = "The group"), ("user_id" = Uuid, Path, description = "The member")),
     responses(
         (status = 200, body = SequenceResponse),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such chat, or not a member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not a group", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin"),
+        (status = 404, description = "No such chat, or not a member"),
+        (status = 409, description = "Concurrent change; try again"),
+        (status = 422, description = "Not a group"),
     )
 )]
 pub async fn remove_member(
@@ -436,10 +436,10 @@ pub async fn remove_member(
     params(("chat_id" = Uuid, Path, description = "The group"), ("user_id" = Uuid, Path, description = "The member")),
     responses(
         (status = 200, body = SequenceResponse),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such chat or member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not a group", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin"),
+        (status = 404, description = "No such chat or member"),
+        (status = 409, description = "Concurrent change; try again"),
+        (status = 422, description = "Not a group"),
     )
 )]
 pub async fn promote(
@@ -465,10 +465,10 @@ pub async fn promote(
     params(("chat_id" = Uuid, Path, description = "The group"), ("user_id" = Uuid, Path, description = "The member")),
     responses(
         (status = 200, body = SequenceResponse),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such chat or member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The last admin, or a concurrent change", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not a group", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin"),
+        (status = 404, description = "No such chat or member"),
+        (status = 409, description = "The last admin, or a concurrent change"),
+        (status = 422, description = "Not a group"),
     )
 )]
 pub async fn demote(
@@ -515,10 +515,10 @@ pub struct EditGroupRequest {
     request_body = EditGroupRequest,
     responses(
         (status = 200, body = SequenceResponse),
-        (status = 403, description = "Not allowed to edit the group's info", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such chat, or not a member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not a group, or an avatar that is not an image the caller uploaded", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed to edit the group's info"),
+        (status = 404, description = "No such chat, or not a member"),
+        (status = 409, description = "Concurrent change; try again"),
+        (status = 422, description = "Not a group, or an avatar that is not an image the caller uploaded"),
     )
 )]
 pub async fn edit(
@@ -574,10 +574,10 @@ pub struct InviteCreatedResponse {
     params(("chat_id" = Uuid, Path, description = "The group")),
     responses(
         (status = 201, body = InviteCreatedResponse),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such chat, or not a member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Ten links are open already, or a concurrent change", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not a group", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin"),
+        (status = 404, description = "No such chat, or not a member"),
+        (status = 409, description = "Ten links are open already, or a concurrent change"),
+        (status = 422, description = "Not a group"),
     )
 )]
 pub async fn create_invite(
@@ -611,9 +611,9 @@ pub struct InviteList {
     params(("chat_id" = Uuid, Path, description = "The group")),
     responses(
         (status = 200, body = InviteList),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such chat, or not a member", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not a group", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin"),
+        (status = 404, description = "No such chat, or not a member"),
+        (status = 422, description = "Not a group"),
     )
 )]
 pub async fn invites(
@@ -638,10 +638,10 @@ fn invite_code(code: &str) -> Result<InviteCode, ApiError> {
     params(("chat_id" = Uuid, Path, description = "The group"), ("code" = String, Path, description = "The invite code")),
     responses(
         (status = 200, body = SequenceResponse),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such chat, or not a member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not a group", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin"),
+        (status = 404, description = "No such chat, or not a member"),
+        (status = 409, description = "Concurrent change; try again"),
+        (status = 422, description = "Not a group"),
     )
 )]
 pub async fn revoke_invite(
@@ -659,9 +659,9 @@ pub async fn revoke_invite(
     params(("code" = String, Path, description = "The invite code")),
     responses(
         (status = 200, description = "Joined (or a member already)", body = ChatCreated),
-        (status = 404, description = "No such invite, or revoked", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The group is full", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such invite, or revoked"),
+        (status = 409, description = "Concurrent change; try again"),
+        (status = 422, description = "The group is full"),
     )
 )]
 pub async fn join_by_invite(
@@ -717,8 +717,8 @@ pub struct SettingsRequest {
     request_body = SettingsRequest,
     responses(
         (status = 200, body = SequenceResponse),
-        (status = 404, description = "No such chat, or not a member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Three chats are pinned already, or a concurrent change", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat, or not a member"),
+        (status = 409, description = "Three chats are pinned already, or a concurrent change"),
     )
 )]
 pub async fn change_settings(

@@ -1,6 +1,44 @@
 //! Media: uploads streamed to a temporary file under a per-kind size limit, typed by
 //! their bytes, images decoded under limits and re-encoded without metadata, stored in
 //! the blob store and recorded in the log; downloads with ranges, for their owner.
+//!
+//! - An upload is spooled to a file while its SHA-256 is computed and its size checked
+//!   against its kind's limit; then typed by its bytes, processed, stored under
+//!   `media/<owner>/<uuid>` (each recording its own keys, so that deleting a collected
+//!   recording's bytes never touches those of the same bytes uploaded again) and recorded
+//!   as `MediaUploaded` on the `media` aggregate. Its id is derived from the owner and the
+//!   hash, so the same bytes from the same user are one aggregate, recorded once; they
+//!   keep the first file name.
+//! - One request carries at most 16 MiB (above: 413 `resumable_upload_required`); larger
+//!   files go through `/v1/media/uploads` (tus, `uploads.rs`).
+//! - Documents are served with `Content-Disposition: attachment`, others `inline`, under
+//!   the item's name (RFC 6266: an ASCII fallback and the UTF-8 name).
+//! - Downloads are for the owner, for members of a chat where a message they could see
+//!   (sent while they were members, not deleted for everyone) shares the item, for members
+//!   of a group whose avatar it is, and for anyone a user's profile photo is shown to
+//!   (`profile_photo` privacy, blocks). Others get 404.
+//! - Attaching an item (to a message, as a group's avatar or a profile photo) first
+//!   records `MediaShared` on the item's aggregate, which checks that it is live and the
+//!   caller's. A collection decided on read models that do not show the new reference yet
+//!   then either fails its concurrency check on the aggregate, or sees a share less than
+//!   10 minutes old and leaves the item (`SHARE_RESERVES`); a send that lost to a
+//!   collection gets 422 `unknown_media`.
+//!
+//! Unreferenced uploads are collected in two steps (`sweep`), all state in the log and
+//! `media_v1`, so a restart loses nothing. Every `NATTER_MEDIA_SWEEP_SECS` one instance
+//! (an advisory lock) waits for the read models to reach the log's end (else it sweeps
+//! next time), then:
+//! 1. items collected more than 5 s ago are looked at again: one that something now
+//!    refers to (a message from a send that found it live a moment before its
+//!    collection) is restored, `MediaUploaded` again with its bytes untouched; the others
+//!    get `MediaPurged`, which names the keys, and then those keys are deleted;
+//! 2. items older than `NATTER_MEDIA_KEEP_UNREFERENCED_SECS` (a day) that no message,
+//!    group avatar or profile photo refers to get `MediaCollected`: from then on they are
+//!    neither served nor attachable.
+//!
+//! Restore and purge are commands on the item's aggregate, so they cannot both happen.
+//! The same bytes uploaded again restore a collected item, or record a new one with new
+//! keys once purged.
 
 use std::path::PathBuf;
 
@@ -164,9 +202,9 @@ impl MediaItem {
     responses(
         (status = 201, description = "Stored", body = MediaItem),
         (status = 200, description = "The same bytes were stored before", body = MediaItem),
-        (status = 413, description = "Larger than the kind allows (`upload_too_large`), or than one request carries (`resumable_upload_required`: use `/v1/media/uploads`)", body = crate::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not a format this kind takes, or bytes that contradict the kind", body = crate::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "An image that cannot be decoded, or too large to decode", body = crate::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than the kind allows (`upload_too_large`), or than one request carries (`resumable_upload_required`: use `/v1/media/uploads`)"),
+        (status = 415, description = "Not a format this kind takes, or bytes that contradict the kind"),
+        (status = 422, description = "An image that cannot be decoded, or too large to decode"),
     )
 )]
 pub async fn upload(
@@ -830,7 +868,7 @@ async fn shared_with(state: &ApiState, user: Uuid, media_id: Uuid) -> Result<boo
     params(("media_id" = Uuid, Path, description = "The item")),
     responses(
         (status = 200, body = MediaItem),
-        (status = 404, description = "No such item, or not the caller's to see", body = crate::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such item, or not the caller's to see"),
     )
 )]
 pub async fn details(
@@ -849,8 +887,8 @@ pub async fn details(
     responses(
         (status = 200, description = "The bytes", content_type = "application/octet-stream"),
         (status = 206, description = "The range asked for", content_type = "application/octet-stream"),
-        (status = 404, description = "No such item, or not the caller's to see", body = crate::Problem, content_type = "application/problem+json"),
-        (status = 416, description = "A range outside the item", body = crate::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such item, or not the caller's to see"),
+        (status = 416, description = "A range outside the item"),
     )
 )]
 pub async fn content(
@@ -924,8 +962,8 @@ pub struct DownloadUrl {
     params(("media_id" = Uuid, Path, description = "The item")),
     responses(
         (status = 200, body = DownloadUrl),
-        (status = 404, description = "No such item, or not the caller's to see", body = crate::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The blob store makes no such URLs (a filesystem store)", body = crate::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such item, or not the caller's to see"),
+        (status = 409, description = "The blob store makes no such URLs (a filesystem store)"),
     )
 )]
 pub async fn download_url(
@@ -961,7 +999,7 @@ pub async fn download_url(
     params(("media_id" = Uuid, Path, description = "The item")),
     responses(
         (status = 200, description = "The thumbnail", content_type = "image/jpeg"),
-        (status = 404, description = "No such item or no thumbnail, or not the caller's to see", body = crate::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such item or no thumbnail, or not the caller's to see"),
     )
 )]
 pub async fn thumbnail(

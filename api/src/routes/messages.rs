@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::chats::CHATS;
 use super::{SequenceResponse, metadata};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, wait_for};
-use crate::{ApiError, ApiState, Problem};
+use crate::{ApiError, ApiState};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"client_id": "b7c1e0d2-1", "body": "See you at 8, @Bo?", "reply_to": 1040, "mentions": ["0190f3a1-0000-7000-8000-000000000002"]}))]
@@ -92,10 +92,10 @@ pub struct SentResponse {
     responses(
         (status = 201, description = "Sent", body = SentResponse),
         (status = 200, description = "Sent before with this client id", body = SentResponse),
-        (status = 403, description = "Blocked", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such chat (or message to forward), or not a member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The message to forward was deleted, or the chat kept changing", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The client id was used for another message, or the reply is not in this chat", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Blocked"),
+        (status = 404, description = "No such chat (or message to forward), or not a member"),
+        (status = 409, description = "The message to forward was deleted, or the chat kept changing"),
+        (status = 422, description = "The client id was used for another message, or the reply is not in this chat"),
     )
 )]
 pub async fn send_message(
@@ -459,7 +459,7 @@ pub struct MessagePage {
     params(("chat_id" = Uuid, Path, description = "The chat"), HistoryQuery),
     responses(
         (status = 200, body = MessagePage),
-        (status = 404, description = "No such chat, or never a member", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat, or never a member"),
     )
 )]
 pub async fn history(
@@ -599,9 +599,9 @@ pub struct ReadRequest {
     request_body = ReadRequest,
     responses(
         (status = 200, description = "The marker's sequence; for a marker that did not move, the chat's current sequence", body = SequenceResponse),
-        (status = 404, description = "No such chat, or not a member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The chat kept changing; try again", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = MARKERS_LIMITED, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat, or not a member"),
+        (status = 409, description = "The chat kept changing; try again"),
+        (status = 429, description = MARKERS_LIMITED),
     )
 )]
 pub async fn mark_read(
@@ -704,9 +704,9 @@ pub struct EditRequest {
     request_body = EditRequest,
     responses(
         (status = 200, body = SequenceResponse),
-        (status = 403, description = "Not the author", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such chat or message, or not a member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The edit window has closed, or a concurrent change", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the author"),
+        (status = 404, description = "No such chat or message, or not a member"),
+        (status = 409, description = "The edit window has closed, or a concurrent change"),
     )
 )]
 pub async fn edit_message(
@@ -744,9 +744,9 @@ pub struct DeleteQuery {
     params(("chat_id" = Uuid, Path, description = "The chat"), ("sequence" = u64, Path, description = "The message's sequence"), DeleteQuery),
     responses(
         (status = 200, body = SequenceResponse),
-        (status = 403, description = "Neither author nor admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such chat or message, or not a member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Neither author nor admin"),
+        (status = 404, description = "No such chat or message, or not a member"),
+        (status = 409, description = "Concurrent change; try again"),
     )
 )]
 pub async fn delete_message(
@@ -768,8 +768,8 @@ pub async fn delete_message(
     params(("chat_id" = Uuid, Path, description = "The chat"), ("sequence" = u64, Path, description = "The message's sequence")),
     responses(
         (status = 200, body = SequenceResponse),
-        (status = 404, description = "No such chat or message, or not a member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat or message, or not a member"),
+        (status = 409, description = "Concurrent change; try again"),
     )
 )]
 pub async fn star(
@@ -786,8 +786,8 @@ pub async fn star(
     params(("chat_id" = Uuid, Path, description = "The chat"), ("sequence" = u64, Path, description = "The message's sequence")),
     responses(
         (status = 200, body = SequenceResponse),
-        (status = 404, description = "No such chat or message, or not a member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat or message, or not a member"),
+        (status = 409, description = "Concurrent change; try again"),
     )
 )]
 pub async fn unstar(
@@ -812,9 +812,9 @@ pub async fn unstar(
     params(("chat_id" = Uuid, Path, description = "The chat"), ("sequence" = u64, Path, description = "The message's sequence")),
     responses(
         (status = 200, body = SequenceResponse),
-        (status = 403, description = "Not an admin of the group", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such chat or message, or not a member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin of the group"),
+        (status = 404, description = "No such chat or message, or not a member"),
+        (status = 409, description = "Concurrent change; try again"),
     )
 )]
 pub async fn pin(
@@ -831,9 +831,9 @@ pub async fn pin(
     params(("chat_id" = Uuid, Path, description = "The chat"), ("sequence" = u64, Path, description = "The message's sequence")),
     responses(
         (status = 200, body = SequenceResponse),
-        (status = 403, description = "Not an admin of the group", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such chat or message, or not a member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin of the group"),
+        (status = 404, description = "No such chat or message, or not a member"),
+        (status = 409, description = "Concurrent change; try again"),
     )
 )]
 pub async fn unpin(
@@ -951,8 +951,8 @@ pub struct ReactRequest {
     request_body = ReactRequest,
     responses(
         (status = 200, body = SequenceResponse),
-        (status = 404, description = "No such chat or message, or not a member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat or message, or not a member"),
+        (status = 409, description = "Concurrent change; try again"),
     )
 )]
 pub async fn react(
@@ -979,8 +979,8 @@ pub async fn react(
     params(("chat_id" = Uuid, Path, description = "The chat"), ("sequence" = u64, Path, description = "The message's sequence")),
     responses(
         (status = 200, body = SequenceResponse),
-        (status = 404, description = "No such chat or message, or not a member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Concurrent change; try again", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat or message, or not a member"),
+        (status = 409, description = "Concurrent change; try again"),
     )
 )]
 pub async fn unreact(
@@ -1075,9 +1075,9 @@ async fn seen_by(
     request_body = ReadRequest,
     responses(
         (status = 200, description = "The marker's sequence; for a marker that did not move, the chat's current sequence", body = SequenceResponse),
-        (status = 404, description = "No such chat, or not a member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The chat kept changing; try again", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = MARKERS_LIMITED, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat, or not a member"),
+        (status = 409, description = "The chat kept changing; try again"),
+        (status = 429, description = MARKERS_LIMITED),
     )
 )]
 pub async fn mark_delivered(

@@ -1,5 +1,14 @@
 //! Sessions: login, refresh, logout (here or everywhere), and the caller's list of
 //! sessions. Browsers keep the refresh token in an HttpOnly cookie (cookie mode).
+//!
+//! A login or refresh with `Natter-Token-Transport: cookie` hands out the refresh token in
+//! the `natter_refresh` cookie (HttpOnly, Secure, SameSite=Strict,
+//! `Path=/v1/sessions/refresh`, for the session's remaining lifetime), not in the body,
+//! out of reach of the page's scripts. A refresh with no body spends the cookie, and only
+//! with `Natter-CSRF: 1` (a header a foreign page cannot send without a CORS preflight,
+//! which is never granted) and an `Origin`, if any, equal to `Host`. The cookie goes only
+//! to the refresh that spends it; logout, signing out everywhere and a refresh answered
+//! 401 remove it.
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
@@ -15,7 +24,7 @@ use uuid::Uuid;
 
 use super::{Consistency, SequenceResponse, metadata};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, ClientAddress, same_origin, wait_for};
-use crate::{ApiError, ApiState, Problem};
+use crate::{ApiError, ApiState};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"handle": "alice", "password": "correct horse battery", "device_name": "Pixel 9"}))]
@@ -208,11 +217,11 @@ fn invalid_refresh_token() -> ApiError {
         (status = 201, body = TokenResponse, headers(
             ("Set-Cookie" = String, description = "In cookie mode only: `natter_refresh=<token>; HttpOnly; Secure; SameSite=Strict; Path=/v1/sessions/refresh; Max-Age=<seconds the session has left>`"),
         )),
-        (status = 400, description = "Invalid device name or Natter-Token-Transport", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Wrong handle or password", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Body of the wrong shape", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many attempts", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Password hashing saturated", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid device name or Natter-Token-Transport"),
+        (status = 401, description = "Wrong handle or password"),
+        (status = 422, description = "Body of the wrong shape"),
+        (status = 429, description = "Too many attempts"),
+        (status = 503, description = "Password hashing saturated"),
     )
 )]
 pub async fn login(
@@ -278,12 +287,12 @@ pub struct RefreshRequest {
         (status = 200, body = TokenResponse, headers(
             ("Set-Cookie" = String, description = "In cookie mode only: the new `natter_refresh` cookie, as at login"),
         )),
-        (status = 401, description = "Invalid or reused refresh token, no token at all, or the session has ended", body = Problem, content_type = "application/problem+json", headers(
+        (status = 401, description = "Invalid or reused refresh token, no token at all, or the session has ended", headers(
             ("Set-Cookie" = String, description = "In cookie mode: `natter_refresh=; …; Max-Age=0`, removing the cookie"),
         )),
-        (status = 403, description = "A refresh with the cookie without `Natter-CSRF: 1`, or from another origin", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The token was spent a moment ago by a racing request", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Body of the wrong shape", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A refresh with the cookie without `Natter-CSRF: 1`, or from another origin"),
+        (status = 409, description = "The token was spent a moment ago by a racing request"),
+        (status = 422, description = "Body of the wrong shape"),
     )
 )]
 pub async fn refresh(
@@ -334,7 +343,7 @@ pub async fn refresh(
         (status = 200, body = SequenceResponse, headers(
             ("Set-Cookie" = String, description = "`natter_refresh=; …; Max-Age=0`, removing the cookie"),
         )),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in"),
     )
 )]
 pub async fn logout(
@@ -367,7 +376,7 @@ pub async fn logout(
         (status = 200, body = SequenceResponse, headers(
             ("Set-Cookie" = String, description = "`natter_refresh=; …; Max-Age=0`, removing the cookie"),
         )),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in"),
     )
 )]
 pub async fn sign_out_everywhere(
@@ -390,8 +399,8 @@ pub async fn sign_out_everywhere(
     params(("session_id" = Uuid, Path, description = "One of the caller's sessions")),
     responses(
         (status = 200, body = SequenceResponse),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such session of the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in"),
+        (status = 404, description = "No such session of the caller"),
     )
 )]
 pub async fn revoke(
@@ -438,7 +447,7 @@ pub struct SessionList {
     params(Consistency),
     responses(
         (status = 200, body = SessionList),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in"),
     )
 )]
 pub async fn list(

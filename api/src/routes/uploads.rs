@@ -4,6 +4,24 @@
 //! received. Each `PATCH`'s bytes become a part in the blob store, so any instance of the
 //! API may take the next one; the last part completes the upload, which then goes through
 //! the same typing, processing and recording as a single-request upload.
+//!
+//! - Each `PATCH` is spooled, then stored as a part blob under
+//!   `uploads/<upload>/<offset>-<nonce>`; a request that breaks off keeps what arrived.
+//!   The request that reaches the length joins the parts into the spool.
+//! - The upload's progress lives in `media_uploads` and `media_upload_parts`, plain tables
+//!   and not read models: nothing in the log depends on them until the item is recorded,
+//!   and an unfinished upload is no user action worth an event.
+//! - A part is listed before its blob is stored and counted only after, with a
+//!   compare-and-set on the offset, so concurrent `PATCH`es at one offset cannot both land
+//!   and a crash leaves no blob unlisted. Within one process a second `PATCH` for an
+//!   upload being received is refused at once (423 `upload_busy`).
+//! - Completion holds a lease (`completing_until`) and runs in a task of its own, so a
+//!   client that goes away does not cut it short; one that failed on the server's side is
+//!   retried by the sweeper, or by the next `HEAD` or `GET` of the upload (tus clients
+//!   take the full offset for success).
+//! - Uploads expire after 24 hours; the sweeper deletes them and their parts. At most 20
+//!   unfinished uploads per user (creations take turns under an advisory lock) and 10,000
+//!   parts per upload.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -287,9 +305,9 @@ pub struct CreateQuery {
     ),
     responses(
         (status = 201, description = "Created; `Location` is the upload", body = UploadStatus),
-        (status = 400, description = "No length, no kind, or malformed metadata", body = crate::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Larger than the kind allows", body = crate::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many unfinished uploads", body = crate::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "No length, no kind, or malformed metadata"),
+        (status = 413, description = "Larger than the kind allows"),
+        (status = 429, description = "Too many unfinished uploads"),
     )
 )]
 pub async fn create(
@@ -427,8 +445,8 @@ pub async fn offset(
     params(("upload_id" = Uuid, Path, description = "The upload")),
     responses(
         (status = 200, body = UploadStatus),
-        (status = 404, description = "No such upload of the caller's", body = crate::Problem, content_type = "application/problem+json"),
-        (status = 410, description = "The upload expired", body = crate::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such upload of the caller's"),
+        (status = 410, description = "The upload expired"),
     )
 )]
 pub async fn progress(
@@ -467,14 +485,14 @@ pub async fn progress(
     request_body(content = inline(super::Binary), content_type = "application/offset+octet-stream", description = "The next bytes"),
     responses(
         (status = 204, description = "Received; `Upload-Offset` is the new offset, and `Natter-Media-Id` the item once complete"),
-        (status = 400, description = "No `Upload-Offset` (`invalid_upload_offset`); an upload already in 10,000 parts (`too_many_parts`); or the request broke off (`invalid_body`: what arrived is kept)", body = crate::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such upload of the caller's", body = crate::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`Upload-Offset` is not the bytes received (`offset_mismatch`)", body = crate::Problem, content_type = "application/problem+json"),
-        (status = 410, description = "The upload expired", body = crate::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "More bytes than the upload has room for (`beyond_upload_length`), declared or sent; nothing of this request is kept", body = crate::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not `application/offset+octet-stream`; or, on completion, bytes not of the kind", body = crate::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "On completion: an image that cannot be decoded, or too large to decode", body = crate::Problem, content_type = "application/problem+json"),
-        (status = 423, description = "Another request is sending bytes for this upload (`upload_busy`)", body = crate::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "No `Upload-Offset` (`invalid_upload_offset`); an upload already in 10,000 parts (`too_many_parts`); or the request broke off (`invalid_body`: what arrived is kept)"),
+        (status = 404, description = "No such upload of the caller's"),
+        (status = 409, description = "`Upload-Offset` is not the bytes received (`offset_mismatch`)"),
+        (status = 410, description = "The upload expired"),
+        (status = 413, description = "More bytes than the upload has room for (`beyond_upload_length`), declared or sent; nothing of this request is kept"),
+        (status = 415, description = "Not `application/offset+octet-stream`; or, on completion, bytes not of the kind"),
+        (status = 422, description = "On completion: an image that cannot be decoded, or too large to decode"),
+        (status = 423, description = "Another request is sending bytes for this upload (`upload_busy`)"),
     )
 )]
 pub async fn append(
@@ -835,7 +853,7 @@ async fn forget_all_parts(
     params(("upload_id" = Uuid, Path, description = "The upload")),
     responses(
         (status = 204, description = "Deleted; a completed upload's item stays"),
-        (status = 404, description = "No such upload of the caller's", body = crate::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such upload of the caller's"),
     )
 )]
 pub async fn terminate(
