@@ -1,5 +1,15 @@
 //! Chat commands: opening direct chats (once per pair, whoever opens first), groups,
 //! membership and roles.
+//!
+//! - A direct chat is a claim on the pair, `direct.<lower id>_<higher id>`: two users
+//!   opening their chat at once get the same chat, since the second open finds the claim
+//!   taken and answers with its owner.
+//! - Opening a direct chat reads both accounts' blocks again after creating it and records
+//!   any it finds on the chat; blocking records the block on the account, then on the
+//!   pair's chat if there is one, so the chat decides its own sends alone.
+//! - Invite links are claims: `InviteCreated` takes `invite.<code>` for the group and
+//!   `InviteRevoked` releases it; joining resolves the code through the claim, then the
+//!   group decides (the code must still be open). Codes are 122 random bits.
 
 use natter_domain::chat::{
     Chat, ChatCommand, ChatError, DIRECT_CLAIM, GroupName, INVITE_CLAIM, InviteCode, direct_key,

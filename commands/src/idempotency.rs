@@ -1,5 +1,10 @@
 //! Client idempotency keys (`Idempotency-Key`) as claims in the log: taken in the same
 //! atomic append as the command they belong to, they hold as long as the log does.
+//!
+//! The claim is `idem.<sha256(scope, key)>` (used for registrations and group creation).
+//! It records the owner and a fingerprint of the request, never the password. The same
+//! key with the same request replays the first result; with another request it is
+//! refused (422).
 
 use natter_domain::{Claim, ClaimAction};
 use natter_eventlog::{EventLog, LogError};

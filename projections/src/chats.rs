@@ -3,7 +3,8 @@
 //! - `chat_members_v1` keeps one stay per member: the sequences at which they joined and
 //!   left (`joined_sequence`, `left_sequence`). History shows a member the messages in
 //!   that range and nothing after; one who rejoins sees history from the new join only.
-//! - `chats_v1` keeps each chat's last message, so the chat list reads one row per chat.
+//! - `chats_v1` keeps each chat's last message, so the chat list reads one row per chat;
+//!   only where the caller deleted that message for themselves is an older one looked up.
 //! - A read or delivered marker counts up to its own place in the log at most: an `up_to`
 //!   beyond it is cut, so a wild value cannot mark future messages read.
 //! - Stars, deletes for oneself and pins are events on the chat's message subject; the
