@@ -12,7 +12,7 @@ use natter_access::tokens::{Revocations, TokenKeys};
 use natter_api::ApiConfig;
 use natter_api::admin::AdminToken;
 use natter_api::limits::{Limit, RateLimiter};
-use natter_api::routes::media::{MediaLimits, MediaService};
+use natter_api::media::{MediaLimits, MediaService};
 use natter_commands::CommandMetrics;
 use natter_commands::accounts::{AccountPolicy, Accounts};
 use natter_commands::passwords::PasswordHasher;
@@ -185,7 +185,7 @@ impl Application {
                 stopped.clone(),
             );
             tasks.spawn(async move {
-                natter_api::routes::media::collect_unreferenced_forever(
+                natter_api::collector::collect_unreferenced_forever(
                     &media,
                     &pool,
                     &log,

@@ -15,10 +15,12 @@
 //! - It never depends on the gateway, nor the gateway on it: both stand on `natter-access`.
 
 pub mod admin;
+pub mod collector;
 pub mod connection;
 pub mod extract;
 pub mod health;
 pub mod limits;
+pub mod media;
 mod openapi;
 mod problem;
 pub mod routes;
@@ -97,7 +99,7 @@ pub struct ApiState {
     pub limiter: RateLimiter,
     pub config: Arc<ApiConfig>,
     pub presence: presence::Presence,
-    pub media: std::sync::Arc<routes::media::MediaService>,
+    pub media: std::sync::Arc<media::MediaService>,
     /// The web app served at `/` behind the API's routes, if there is one.
     pub web: Option<Arc<web::WebApp>>,
 }

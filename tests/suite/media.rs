@@ -1496,7 +1496,7 @@ async fn large_uploads_resume_where_they_broke_off_on_s3() {
 
 #[tokio::test]
 async fn media_a_message_refers_to_as_it_is_collected_is_restored_not_lost() {
-    use natter_api::routes::media::{Swept, mark_unreferenced, sweep};
+    use natter_api::collector::{Swept, mark_unreferenced, sweep};
     use natter_domain::chat::{Attachment, ClientId, MessageBody};
     let env = TestEnv::new().await;
     // Its own sweeper keeps everything for an hour: this test runs the collector itself.

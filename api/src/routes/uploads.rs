@@ -23,8 +23,7 @@
 //!   unfinished uploads per user (creations take turns under an advisory lock) and 10,000
 //!   parts per upload.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -39,7 +38,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::extract::{ApiPath, ApiQuery, Caller};
-use crate::routes::media::{
+use crate::media::{
     MediaItem, MediaService, SpoolWriter, declared_length, parse_file_name, parse_kind, spool_body,
     too_large,
 };
@@ -67,42 +66,6 @@ static MEDIA_ID: HeaderName = HeaderName::from_static("natter-media-id");
 
 /// How long one completion may hold an upload before another may take it over.
 const COMPLETION_LEASE_SECS: f64 = 600.0;
-
-/// The uploads this process is receiving a `PATCH` for: a second one for the same upload
-/// is refused at once rather than spooled only to lose at the offset check. (Across
-/// processes the offset check alone decides.)
-#[derive(Debug, Clone, Default)]
-pub struct Receiving(Arc<Mutex<HashSet<Uuid>>>);
-
-/// An upload being received; released when dropped, also when the request is.
-struct ReceivingGuard {
-    set: Receiving,
-    upload_id: Uuid,
-}
-
-impl Receiving {
-    fn claim(&self, upload_id: Uuid) -> Option<ReceivingGuard> {
-        let mut set = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        set.insert(upload_id).then(|| ReceivingGuard {
-            set: self.clone(),
-            upload_id,
-        })
-    }
-}
-
-impl Drop for ReceivingGuard {
-    fn drop(&mut self) {
-        let mut set = self
-            .set
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        set.remove(&self.upload_id);
-    }
-}
 
 /// An upload, as the caller sees it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -784,7 +747,7 @@ async fn join_and_store(
     let kind = Kind::parse(&upload.kind).ok_or_else(|| ApiError::internal("unknown kind"))?;
     let file_name = upload.file_name.clone();
     let (_, item) =
-        crate::routes::media::store_upload(media, upload.owner, kind, file_name, spooled).await?;
+        crate::media::store_upload(media, upload.owner, kind, file_name, spooled).await?;
     Ok(item.media_id)
 }
 
