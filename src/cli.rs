@@ -66,6 +66,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Runs `work` on a new multi-threaded runtime and turns its outcome into the process's
+/// exit status, printing the error chain: the `main` of `natter` and `natter-bench`.
+pub fn run_to_exit(
+    work: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs `natter-bench` (from beside this binary) with this command line's arguments but
 /// `bench`, so that global flags and the benchmark's own both reach it.
 fn bench() -> anyhow::Result<()> {

@@ -172,7 +172,7 @@ impl Modify for CommonProblems {
             .into_iter()
             .flatten()
             {
-                interrupted_command(operation);
+                mention(operation, "503", "outcome_unknown", INTERRUPTED);
             }
         }
     }
@@ -238,29 +238,6 @@ fn mention(
 const INTERRUPTED: &str = "The event log could not take the write (`unavailable`: nothing was \
     stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after \
     Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once";
-
-fn interrupted_command(operation: &mut utoipa::openapi::path::Operation) {
-    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
-    let responses = &mut operation.responses.responses;
-    match responses.get_mut("503") {
-        Some(RefOr::T(existing)) => {
-            existing.description = format!("{}. Or: {INTERRUPTED}", existing.description);
-        }
-        Some(RefOr::Ref(_)) => {}
-        None => {
-            let response = ResponseBuilder::new()
-                .description(INTERRUPTED)
-                .content(
-                    "application/problem+json",
-                    ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name("Problem")))
-                        .build(),
-                )
-                .build();
-            responses.insert("503".to_owned(), response.into());
-        }
-    }
-}
 
 /// The document as served, pretty-printed with a final newline (as committed).
 pub fn openapi_json() -> String {
