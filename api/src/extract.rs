@@ -172,8 +172,8 @@ impl FromRequestParts<ApiState> for Caller {
     }
 }
 
-/// The client's address: the socket's, or the first `X-Forwarded-For` entry when the
-/// server is configured to trust its proxy.
+/// The client's address: the socket's or, behind trusted proxies, the rightmost
+/// `X-Forwarded-For` hop that no trusted proxy wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddress(pub IpAddr);
 

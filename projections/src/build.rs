@@ -66,6 +66,8 @@ const SWITCH_ATTEMPTS: u32 = 40;
 pub enum BuildError {
     #[error("postgres: {0}")]
     Postgres(#[from] sqlx::Error),
+    #[error(transparent)]
+    Apply(#[from] crate::runner::ApplyError),
     /// A build stops at an event it cannot read, as the runner does.
     #[error(transparent)]
     Undecodable(#[from] crate::Undecodable),
@@ -214,7 +216,8 @@ impl Staged {
                         Err(_) => break,
                     }
                 }
-                applied += apply_batch(&self.pool, projection, &events, page.through).await?;
+                applied +=
+                    apply_batch(&self.pool, projection, &events, through, page.through).await?;
                 through = through.max(page.through);
                 progress(Progress {
                     through,

@@ -34,8 +34,8 @@ pub use chats::Chats;
 pub use media::Media;
 pub use metrics::ProjectionMetrics;
 pub use runner::{
-    Runner, RunnerError, apply_batch, checkpoint, consumer_name, projection_connect_options, reset,
-    stalled,
+    ApplyError, Runner, RunnerError, apply_batch, checkpoint, consumer_name,
+    projection_connect_options, reset, stalled,
 };
 pub use sessions::Sessions;
 pub use status::{LastRebuild, ProjectionStatus, Stall, Status, status};

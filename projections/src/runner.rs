@@ -68,8 +68,24 @@ const BACKLOG_WAIT: Duration = Duration::from_millis(50);
 /// milliseconds more of read-model lag.
 const LIVE_LINGER: Duration = Duration::from_millis(5);
 
+/// Why a batch was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("postgres: {0}")]
+    Postgres(#[from] sqlx::Error),
+    /// The read model's checkpoint is behind what this writer committed: the database
+    /// lost commits (a crash, with asynchronous commit). Read again from its checkpoint.
+    #[error(
+        "the read model's checkpoint is {found}, behind the {expected} written before: the \
+         database lost a commit; reading again from its checkpoint"
+    )]
+    CheckpointBehind { found: u64, expected: u64 },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
     #[error("postgres: {0}")]
     Postgres(#[from] sqlx::Error),
     #[error(transparent)]
@@ -256,6 +272,9 @@ impl<P: Projection> Runner<P> {
         // batch that changes the read model: a stream of other projections' events
         // costs this one a write now and then, not one per event.
         let mut unwritten: Option<u64> = None;
+        // Where this life last committed the checkpoint (asynchronous commits: the
+        // database may lose some, and apply_batch checks).
+        let mut written = from;
         let mut written_at = tokio::time::Instant::now();
         loop {
             let linger = tokio::time::sleep_until(written_at + CHECKPOINT_LINGER);
@@ -276,6 +295,7 @@ impl<P: Projection> Runner<P> {
                 () = linger, if unwritten.is_some() => {
                     if let Some(through) = unwritten.take() {
                         advance_checkpoint(&self.pool, P::NAME, P::VERSION, through).await?;
+                        written = written.max(through);
                     }
                     written_at = tokio::time::Instant::now();
                     continue;
@@ -314,12 +334,15 @@ impl<P: Projection> Runner<P> {
                 unwritten = Some(through);
                 if written_at.elapsed() >= CHECKPOINT_LINGER {
                     advance_checkpoint(&self.pool, P::NAME, P::VERSION, through).await?;
+                    written = written.max(through);
                     unwritten = None;
                     written_at = tokio::time::Instant::now();
                 }
                 0
             } else {
-                let applied = apply_batch(&self.pool, &*self.projection, &events, through).await?;
+                let applied =
+                    apply_batch(&self.pool, &*self.projection, &events, written, through).await?;
+                written = written.max(through);
                 unwritten = None;
                 written_at = tokio::time::Instant::now();
                 applied
@@ -395,10 +418,21 @@ pub async fn apply_batch<P: Projection>(
     pool: &PgPool,
     projection: &P,
     events: &[Decoded<P::Event>],
+    written: u64,
     through: u64,
-) -> Result<u64, sqlx::Error> {
+) -> Result<u64, ApplyError> {
     let mut tx = pool.begin().await?;
     let current = lock_checkpoint(&mut tx, P::NAME, P::VERSION).await?;
+    // Commits are asynchronous (`projection_connect_options`): a Postgres crash can take
+    // the last ones back, while the consumer reads on past them. Applying on would leave
+    // a hole below the new checkpoint for good; so the checkpoint must be where this
+    // writer last put it, or the caller reads again from the database's.
+    if current < written {
+        return Err(ApplyError::CheckpointBehind {
+            found: current,
+            expected: written,
+        });
+    }
     // Events arrive in stream order; those at or below the checkpoint were applied.
     let fresh = &events[events.partition_point(|event| event.sequence <= current)..];
     let through = fresh
