@@ -40,7 +40,11 @@
 //! this one a write now and then, and consistency tokens still resolve within the wait
 //! bound. The workers' pool commits with `synchronous_commit = off`: the log is durable
 //! and the checkpoint commits with the rows it covers, so a commit lost in a Postgres
-//! crash is applied again from the log. Figures: `docs/performance.md`.
+//! crash is applied again from the log. That needs the writer to notice: a runner that
+//! survives the crash still holds its consumer, which has read on past the lost batch.
+//! So every batch checks that the checkpoint is where this writer last committed it
+//! (`apply_batch`), and one behind it sends the runner back to the database's checkpoint
+//! (`ApplyError::CheckpointBehind`). Figures: `docs/performance.md`.
 
 use std::future::Future;
 use std::time::Duration;
@@ -122,8 +126,8 @@ pub enum RunnerError {
 
 /// The connection options projection workers should use: read models are derived, the
 /// log is durable, and a checkpoint commits with the rows it covers, so a commit lost to
-/// a Postgres crash is simply applied again from the log. Not waiting for the WAL flush
-/// (`synchronous_commit = off`) spares every batch an fsync.
+/// a Postgres crash is applied again from the log (`apply_batch` notices it). Not waiting
+/// for the WAL flush (`synchronous_commit = off`) spares every batch an fsync.
 pub fn projection_connect_options(
     options: sqlx::postgres::PgConnectOptions,
 ) -> sqlx::postgres::PgConnectOptions {
