@@ -17,11 +17,8 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv};
 use async_nats::{HeaderMap, StatusCode};
 use futures::StreamExt;
-use natter_domain::user::Visibility;
 use natter_eventlog::EventLog;
 use serde_json::json;
-use sqlx::{PgPool, Row as _};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// How long a key lives without a refresh.
@@ -210,45 +207,4 @@ fn is_put(headers: Option<&HeaderMap>) -> bool {
     headers
         .and_then(|h| h.get("KV-Operation"))
         .is_none_or(|op| op.as_str() == "PUT")
-}
-
-/// Whether `viewer` may see `target`'s presence, and the recorded last seen: `None` if
-/// the target does not exist or hides it from the viewer. Their privacy setting
-/// decides (`contacts`: people they share a direct chat with), and a block either way
-/// hides it.
-pub async fn visible_last_seen(
-    pool: &PgPool,
-    viewer: Uuid,
-    target: Uuid,
-) -> Result<Option<Option<OffsetDateTime>>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT d.last_seen_visibility, d.last_seen_at,
-                EXISTS (SELECT 1 FROM user_blocks_v1 b
-                        WHERE (b.user_id = d.user_id AND b.blocked_user_id = $1)
-                           OR (b.user_id = $1 AND b.blocked_user_id = d.user_id)) AS blocked,
-                EXISTS (SELECT 1 FROM chat_members_v1 mine
-                        JOIN chat_members_v1 theirs ON theirs.chat_id = mine.chat_id
-                        JOIN chats_v1 c ON c.chat_id = mine.chat_id
-                        WHERE c.kind = 'direct' AND mine.user_id = $1
-                          AND theirs.user_id = d.user_id) AS contact
-         FROM user_directory_v1 d WHERE d.user_id = $2",
-    )
-    .bind(viewer)
-    .bind(target)
-    .fetch_optional(pool)
-    .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let visibility: String = row.try_get("last_seen_visibility")?;
-    let blocked: bool = row.try_get("blocked")?;
-    let contact: bool = row.try_get("contact")?;
-    let shown = viewer == target
-        || (!blocked
-            && (visibility == Visibility::Everyone.as_str()
-                || (visibility == Visibility::Contacts.as_str() && contact)));
-    if !shown {
-        return Ok(None);
-    }
-    Ok(Some(row.try_get("last_seen_at")?))
 }

@@ -434,7 +434,7 @@ impl Connection {
             if self.presence.contains(&user) {
                 continue;
             }
-            match natter_access::presence::visible_last_seen(&self.shared.pool, self.user, user)
+            match natter_projections::reads::visible_last_seen(&self.shared.pool, self.user, user)
                 .await
             {
                 Ok(Some(last_seen)) => visible.push((user, last_seen)),

@@ -15,7 +15,6 @@ use std::collections::HashSet;
 use futures::{StreamExt, TryStreamExt};
 use natter_eventlog::Space;
 use natter_eventlog::{EventLog, LogError, StoredEvent};
-use natter_projections::Projection;
 use uuid::Uuid;
 
 use crate::Shared;
@@ -79,7 +78,12 @@ pub async fn sync(
     user: Uuid,
     cursor: Option<u64>,
 ) -> Result<Synced, SyncError> {
-    let (checkpoint, rows) = members_of(&shared.pool, user).await?;
+    let (checkpoint, rows) = natter_projections::reads::memberships(&shared.pool, user).await?;
+    let rows = rows.into_iter().map(|row| MemberRow {
+        chat_id: row.chat_id,
+        joined_sequence: row.joined_sequence,
+        left_sequence: row.left_sequence,
+    });
     let start = cursor.map_or(checkpoint, |cursor| cursor.min(checkpoint));
     let mut membership = Membership::at(user, start, rows);
     let mut watching: HashSet<Uuid> = membership.current().collect();
@@ -154,40 +158,6 @@ pub async fn sync(
         missed,
         inbox,
     })
-}
-
-/// The read model's member rows of `user`, and the checkpoint they are exact at, read
-/// in one snapshot.
-async fn members_of(pool: &sqlx::PgPool, user: Uuid) -> Result<(u64, Vec<MemberRow>), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
-    let checkpoint: Option<i64> = sqlx::query_scalar(
-        "SELECT sequence FROM projection_checkpoints WHERE name = $1 AND version = $2",
-    )
-    .bind(natter_projections::Chats::NAME)
-    .bind(natter_projections::Chats::VERSION)
-    .fetch_optional(&mut *tx)
-    .await?;
-    // The member table of the chats projection's version 1.
-    let rows: Vec<(Uuid, i64, Option<i64>)> = sqlx::query_as(
-        "SELECT chat_id, joined_sequence, left_sequence FROM chat_members_v1 WHERE user_id = $1",
-    )
-    .bind(user)
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    let sequence = |value: i64| u64::try_from(value).unwrap_or(0);
-    let rows = rows
-        .into_iter()
-        .map(|(chat_id, joined, left)| MemberRow {
-            chat_id,
-            joined_sequence: sequence(joined),
-            left_sequence: left.map(sequence),
-        })
-        .collect();
-    Ok((checkpoint.map_or(0, sequence), rows))
 }
 
 /// Every event matching `filter` in `from..=to`, in order.

@@ -19,6 +19,7 @@ pub mod chats;
 mod lock;
 pub mod media;
 mod metrics;
+pub mod reads;
 mod runner;
 pub mod sessions;
 mod status;

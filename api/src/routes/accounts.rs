@@ -718,7 +718,7 @@ pub async fn presence(
     ApiPath(user_id): ApiPath<Uuid>,
 ) -> Result<axum::Json<PresenceView>, ApiError> {
     let last_seen_at =
-        natter_access::presence::visible_last_seen(&state.pool, caller.user_id, user_id)
+        natter_projections::reads::visible_last_seen(&state.pool, caller.user_id, user_id)
             .await
             .map_err(ApiError::internal)?
             .ok_or_else(ApiError::not_found)?;
