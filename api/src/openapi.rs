@@ -86,16 +86,11 @@ struct CommonProblems;
 
 impl Modify for CommonProblems {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        use utoipa::openapi::ResponseBuilder;
         let problem = |description: &str| {
             ResponseBuilder::new()
                 .description(description)
-                .content(
-                    "application/problem+json",
-                    ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name("Problem")))
-                        .build(),
-                )
+                .content("application/problem+json", problem_content())
                 .build()
         };
         for item in openapi.paths.paths.values_mut() {
@@ -116,12 +111,9 @@ impl Modify for CommonProblems {
                         && response.content.is_empty()
                         && status.starts_with(['4', '5'])
                     {
-                        response.content.insert(
-                            "application/problem+json".to_owned(),
-                            ContentBuilder::new()
-                                .schema(Some(Ref::from_schema_name("Problem")))
-                                .build(),
-                        );
+                        response
+                            .content
+                            .insert("application/problem+json".to_owned(), problem_content());
                     }
                 }
             }
@@ -207,7 +199,7 @@ fn mention(
     code: &str,
     description: &str,
 ) {
-    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    use utoipa::openapi::{RefOr, ResponseBuilder};
     match operation.responses.responses.get_mut(status) {
         Some(RefOr::T(existing)) if !existing.description.contains(code) => {
             existing.description = format!("{}. Or: {description}", existing.description);
@@ -216,12 +208,7 @@ fn mention(
         None => {
             let response = ResponseBuilder::new()
                 .description(description)
-                .content(
-                    "application/problem+json",
-                    ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name("Problem")))
-                        .build(),
-                )
+                .content("application/problem+json", problem_content())
                 .build();
             operation
                 .responses
@@ -238,6 +225,13 @@ fn mention(
 const INTERRUPTED: &str = "The event log could not take the write (`unavailable`: nothing was \
     stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after \
     Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once";
+
+/// The body of every error answer: a `Problem`.
+fn problem_content() -> utoipa::openapi::Content {
+    utoipa::openapi::ContentBuilder::new()
+        .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+        .build()
+}
 
 /// The document as served, pretty-printed with a final newline (as committed).
 pub fn openapi_json() -> String {
