@@ -17,20 +17,13 @@
 //! The same bytes uploaded again restore a collected item, or record a new one with new
 //! keys once purged.
 
-use uuid::Uuid;
+use natter_projections::reads;
 
 use crate::ApiError;
 use crate::routes::metadata;
 
 /// What media needs: where bytes go, the log's record of them, and the limits.
 use crate::media::MediaService;
-
-/// Whether something refers to the item `m.media_id`: a message not deleted for
-/// everyone, a group avatar or a profile photo.
-const REFERENCED: &str = "(EXISTS (SELECT 1 FROM messages_v1 x
-                 WHERE x.attachment IS NOT NULL AND x.attachment ->> 'media_id' = m.media_id::text)
-         OR EXISTS (SELECT 1 FROM chats_v1 c WHERE c.avatar_media_id = m.media_id)
-         OR EXISTS (SELECT 1 FROM user_directory_v1 d WHERE d.photo_media_id = m.media_id))";
 
 /// How long a collected item stays restorable before its bytes are deleted: time for a
 /// send that found the item live just before its collection to finish appending.
@@ -102,15 +95,9 @@ pub async fn mark_unreferenced(
     older_than: std::time::Duration,
 ) -> Result<u64, ApiError> {
     let older_than = time::Duration::try_from(older_than).map_err(ApiError::internal)?;
-    let candidates: Vec<Uuid> = sqlx::query_scalar(&format!(
-        "SELECT m.media_id FROM media_v1 m
-         WHERE NOT m.collected AND m.uploaded_at < $1 AND NOT {REFERENCED}
-         ORDER BY m.uploaded_at LIMIT 1000"
-    ))
-    .bind(time::OffsetDateTime::now_utc() - older_than)
-    .fetch_all(pool)
-    .await
-    .map_err(ApiError::internal)?;
+    let candidates = reads::media::unreferenced(pool, time::OffsetDateTime::now_utc() - older_than)
+        .await
+        .map_err(ApiError::internal)?;
     let mut collected = 0;
     for media_id in candidates {
         match media.records.collect(media_id, metadata(None)).await {
@@ -134,17 +121,15 @@ pub async fn finish_collections(
     grace: std::time::Duration,
 ) -> Result<(u64, u64), ApiError> {
     let grace = time::Duration::try_from(grace).map_err(ApiError::internal)?;
-    let collected: Vec<(Uuid, bool)> = sqlx::query_as(&format!(
-        "SELECT m.media_id, {REFERENCED} FROM media_v1 m
-         WHERE m.collected AND NOT m.purged AND m.collected_at < $1
-         ORDER BY m.collected_at LIMIT 1000"
-    ))
-    .bind(time::OffsetDateTime::now_utc() - grace)
-    .fetch_all(pool)
-    .await
-    .map_err(ApiError::internal)?;
+    let collected = reads::media::collected(pool, time::OffsetDateTime::now_utc() - grace)
+        .await
+        .map_err(ApiError::internal)?;
     let (mut restored, mut purged) = (0, 0);
-    for (media_id, referenced) in collected {
+    for reads::media::Collected {
+        media_id,
+        referenced,
+    } in collected
+    {
         if referenced {
             let item = media.records.restore(media_id, metadata(None)).await;
             restored += u64::from(item.map_err(ApiError::internal)?.is_some());

@@ -434,8 +434,12 @@ impl Connection {
             if self.presence.contains(&user) {
                 continue;
             }
-            match natter_projections::reads::visible_last_seen(&self.shared.pool, self.user, user)
-                .await
+            match natter_projections::reads::users::visible_last_seen(
+                &self.shared.pool,
+                self.user,
+                user,
+            )
+            .await
             {
                 Ok(Some(last_seen)) => visible.push((user, last_seen)),
                 Ok(None) => {}

@@ -78,7 +78,8 @@ pub async fn sync(
     user: Uuid,
     cursor: Option<u64>,
 ) -> Result<Synced, SyncError> {
-    let (checkpoint, rows) = natter_projections::reads::memberships(&shared.pool, user).await?;
+    let (checkpoint, rows) =
+        natter_projections::reads::chats::memberships(&shared.pool, user).await?;
     let rows = rows.into_iter().map(|row| MemberRow {
         chat_id: row.chat_id,
         joined_sequence: row.joined_sequence,

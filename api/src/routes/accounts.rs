@@ -38,8 +38,8 @@ fn audience(text: &str) -> Audience {
         _ => Audience::Everyone,
     }
 }
+use natter_projections::reads::users;
 use serde::{Deserialize, Serialize};
-use sqlx::Row as _;
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -218,34 +218,24 @@ pub async fn me(
     ApiQuery(consistency): ApiQuery<Consistency>,
 ) -> Result<axum::Json<OwnProfile>, ApiError> {
     wait_for(&state, DIRECTORY.0, DIRECTORY.1, consistency.min_sequence).await?;
-    let row = sqlx::query(
-        "SELECT user_id, handle, display_name, about, phone, created_at, last_seen_visibility,
-                photo_visibility, about_visibility, read_receipts, photo_media_id
-         FROM user_directory_v1 WHERE user_id = $1",
-    )
-    .bind(caller.user_id)
-    .fetch_optional(&state.pool)
-    .await
-    .map_err(ApiError::internal)?
-    .ok_or_else(ApiError::not_found)?;
-    let visibility = |column: &str| -> Result<Audience, ApiError> {
-        let text: String = row.try_get(column).map_err(ApiError::internal)?;
-        Ok(audience(&text))
-    };
+    let account = users::account(&state.pool, caller.user_id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(ApiError::not_found)?;
     Ok(axum::Json(OwnProfile {
-        user_id: row.try_get("user_id").map_err(ApiError::internal)?,
-        handle: row.try_get("handle").map_err(ApiError::internal)?,
-        display_name: row.try_get("display_name").map_err(ApiError::internal)?,
-        about: row.try_get("about").map_err(ApiError::internal)?,
-        phone: row.try_get("phone").map_err(ApiError::internal)?,
-        created_at: row.try_get("created_at").map_err(ApiError::internal)?,
+        user_id: account.user_id,
+        handle: account.handle,
+        display_name: account.display_name,
+        about: account.about,
+        phone: account.phone,
+        created_at: account.created_at,
         privacy: PrivacySettings {
-            last_seen: visibility("last_seen_visibility")?,
-            profile_photo: visibility("photo_visibility")?,
-            about: visibility("about_visibility")?,
-            read_receipts: row.try_get("read_receipts").map_err(ApiError::internal)?,
+            last_seen: audience(&account.last_seen_visibility),
+            profile_photo: audience(&account.photo_visibility),
+            about: audience(&account.about_visibility),
+            read_receipts: account.read_receipts,
         },
-        photo_media_id: row.try_get("photo_media_id").map_err(ApiError::internal)?,
+        photo_media_id: account.photo_media_id,
     }))
 }
 
@@ -540,23 +530,15 @@ pub async fn blocks(
     ApiQuery(consistency): ApiQuery<Consistency>,
 ) -> Result<axum::Json<BlockList>, ApiError> {
     wait_for(&state, DIRECTORY.0, DIRECTORY.1, consistency.min_sequence).await?;
-    let rows = sqlx::query(
-        "SELECT blocked_user_id, blocked_at FROM user_blocks_v1 WHERE user_id = $1 ORDER BY blocked_at, blocked_user_id",
-    )
-    .bind(caller.user_id)
-    .fetch_all(&state.pool)
-    .await
-    .map_err(ApiError::internal)?;
-    let items = rows
-        .iter()
-        .map(|row| {
-            Ok(BlockedUser {
-                user_id: row.try_get(0)?,
-                blocked_at: row.try_get(1)?,
-            })
+    let items = users::blocks(&state.pool, caller.user_id)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .map(|block| BlockedUser {
+            user_id: block.user_id,
+            blocked_at: block.blocked_at,
         })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(ApiError::internal)?;
+        .collect();
     Ok(axum::Json(BlockList { items }))
 }
 
@@ -641,33 +623,14 @@ pub struct PublicProfile {
     pub photo_media_id: Option<Uuid>,
 }
 
-const PUBLIC_COLUMNS: &str = "SELECT d.user_id, d.handle, d.display_name, d.about, d.about_visibility,
-        d.photo_media_id, d.photo_visibility,
-        EXISTS (SELECT 1 FROM user_blocks_v1 b WHERE b.user_id = d.user_id AND b.blocked_user_id = $1) AS blocks_viewer
-     FROM user_directory_v1 d";
-
-fn public_profile(row: &sqlx::postgres::PgRow, viewer: Uuid) -> Result<PublicProfile, sqlx::Error> {
-    let user_id: Uuid = row.try_get("user_id")?;
-    let blocks_viewer: bool = row.try_get("blocks_viewer")?;
-    let shown = |visibility: &str| -> Result<bool, sqlx::Error> {
-        let visibility: String = row.try_get(visibility)?;
-        Ok(user_id == viewer || (visibility == Visibility::Everyone.as_str() && !blocks_viewer))
-    };
-    Ok(PublicProfile {
-        user_id,
-        handle: row.try_get("handle")?,
-        display_name: row.try_get("display_name")?,
-        about: if shown("about_visibility")? {
-            Some(row.try_get("about")?)
-        } else {
-            None
-        },
-        photo_media_id: if shown("photo_visibility")? {
-            row.try_get("photo_media_id")?
-        } else {
-            None
-        },
-    })
+fn public_profile(profile: users::Profile) -> PublicProfile {
+    PublicProfile {
+        user_id: profile.user_id,
+        handle: profile.handle,
+        display_name: profile.display_name,
+        about: profile.about,
+        photo_media_id: profile.photo_media_id,
+    }
 }
 
 /// One user, by id.
@@ -687,16 +650,11 @@ pub async fn user(
     ApiQuery(consistency): ApiQuery<Consistency>,
 ) -> Result<axum::Json<PublicProfile>, ApiError> {
     wait_for(&state, DIRECTORY.0, DIRECTORY.1, consistency.min_sequence).await?;
-    let row = sqlx::query(&format!("{PUBLIC_COLUMNS} WHERE d.user_id = $2"))
-        .bind(caller.user_id)
-        .bind(user_id)
-        .fetch_optional(&state.pool)
+    let profile = users::profile(&state.pool, caller.user_id, user_id)
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(ApiError::not_found)?;
-    Ok(axum::Json(
-        public_profile(&row, caller.user_id).map_err(ApiError::internal)?,
-    ))
+    Ok(axum::Json(public_profile(profile)))
 }
 
 /// Whether a user is online, and when their last connection closed: as their privacy
@@ -717,11 +675,10 @@ pub async fn presence(
     caller: Caller,
     ApiPath(user_id): ApiPath<Uuid>,
 ) -> Result<axum::Json<PresenceView>, ApiError> {
-    let last_seen_at =
-        natter_projections::reads::visible_last_seen(&state.pool, caller.user_id, user_id)
-            .await
-            .map_err(ApiError::internal)?
-            .ok_or_else(ApiError::not_found)?;
+    let last_seen_at = users::visible_last_seen(&state.pool, caller.user_id, user_id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(ApiError::not_found)?;
     let online = state
         .presence
         .is_online(user_id)
@@ -752,16 +709,11 @@ pub async fn by_handle(
 ) -> Result<axum::Json<PublicProfile>, ApiError> {
     let handle = Handle::parse(&handle).map_err(|_| ApiError::not_found())?;
     wait_for(&state, DIRECTORY.0, DIRECTORY.1, consistency.min_sequence).await?;
-    let row = sqlx::query(&format!("{PUBLIC_COLUMNS} WHERE d.handle = $2"))
-        .bind(caller.user_id)
-        .bind(handle.as_str())
-        .fetch_optional(&state.pool)
+    let profile = users::profile_by_handle(&state.pool, caller.user_id, handle.as_str())
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(ApiError::not_found)?;
-    Ok(axum::Json(
-        public_profile(&row, caller.user_id).map_err(ApiError::internal)?,
-    ))
+    Ok(axum::Json(public_profile(profile)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -814,29 +766,13 @@ pub async fn search(
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .ok_or_else(|| ApiError::bad_request("invalid_cursor", "not a cursor from this API"))?,
     };
-    let pattern = format!(
-        "{}%",
-        prefix
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    );
-    let rows = sqlx::query(&format!(
-        "{PUBLIC_COLUMNS} WHERE (d.handle LIKE $2 OR lower(d.display_name) LIKE $2) AND d.handle > $3
-         ORDER BY d.handle LIMIT $4"
-    ))
-    .bind(caller.user_id)
-    .bind(&pattern)
-    .bind(&after)
-    .bind(i64::from(limit) + 1)
-    .fetch_all(&state.pool)
-    .await
-    .map_err(ApiError::internal)?;
-    let mut items = rows
-        .iter()
-        .map(|row| public_profile(row, caller.user_id))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(ApiError::internal)?;
+    let mut items: Vec<PublicProfile> =
+        users::profiles_by_prefix(&state.pool, caller.user_id, &prefix, &after, limit + 1)
+            .await
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .map(public_profile)
+            .collect();
     let next_cursor = if items.len() > limit as usize {
         items.truncate(limit as usize);
         items

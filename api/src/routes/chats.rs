@@ -5,8 +5,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use natter_commands::chats::{ChatOutcome, ChatsError};
 use natter_domain::chat::{ChatCommand, ChatError, Description, GroupEdit, GroupName, InviteCode};
+use natter_projections::reads::chats;
 use serde::{Deserialize, Serialize};
-use sqlx::Row as _;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -183,84 +183,31 @@ pub async fn list(
     ApiQuery(consistency): ApiQuery<Consistency>,
 ) -> Result<axum::Json<ChatList>, ApiError> {
     wait_for(&state, CHATS.0, CHATS.1, consistency.min_sequence).await?;
-    // One row per chat: the last message is kept on the chat, and looked up further
-    // back only where the caller deleted it for themselves or it predates their joining;
-    // unread messages are counted only in chats with activity after the caller's read
-    // marker.
-    let rows = sqlx::query(
-        "SELECT c.chat_id, c.kind, c.name, c.avatar_media_id, c.last_activity_at,
-                m.pinned, m.archived, m.muted_until,
-                (SELECT p.user_id FROM chat_members_v1 p
-                 WHERE c.kind = 'direct' AND p.chat_id = c.chat_id AND p.user_id <> m.user_id
-                 LIMIT 1) AS peer_id,
-                CASE WHEN v.look_back THEN fb.sequence ELSE c.last_message_sequence END AS last_sequence,
-                CASE WHEN v.look_back THEN fb.sender ELSE c.last_message_sender END AS last_sender,
-                CASE WHEN v.look_back THEN left(fb.body, 100) ELSE c.last_message_preview END AS preview,
-                CASE WHEN v.look_back THEN fb.deleted ELSE c.last_message_deleted END AS last_deleted,
-                CASE WHEN v.look_back THEN fb.sent_at ELSE c.last_message_sent_at END AS last_sent_at,
-                COALESCE(unread.n, 0) AS unread, COALESCE(unread.mentioned, false) AS mentioned
-         FROM chat_members_v1 m JOIN chats_v1 c USING (chat_id)
-         LEFT JOIN message_hidden_v1 lh ON lh.user_id = m.user_id AND lh.chat_id = c.chat_id
-             AND lh.sequence = c.last_message_sequence
-         CROSS JOIN LATERAL (
-             SELECT lh.user_id IS NOT NULL OR c.last_message_sequence < m.joined_sequence AS look_back
-         ) v
-         LEFT JOIN LATERAL (
-             SELECT sequence, sender, body, sent_at, deleted FROM messages_v1 x
-             WHERE v.look_back AND x.chat_id = c.chat_id AND x.sequence >= m.joined_sequence
-               AND NOT EXISTS (
-                 SELECT 1 FROM message_hidden_v1 h
-                 WHERE h.user_id = m.user_id AND h.chat_id = x.chat_id AND h.sequence = x.sequence)
-             ORDER BY sequence DESC LIMIT 1
-         ) fb ON true
-         LEFT JOIN LATERAL (
-             SELECT count(*) AS n, bool_or(x.mentions @> ARRAY[m.user_id]) AS mentioned
-             FROM messages_v1 x
-             WHERE c.last_sequence > GREATEST(m.read_up_to, m.joined_sequence)
-               AND x.chat_id = c.chat_id AND x.sequence > GREATEST(m.read_up_to, m.joined_sequence)
-               AND x.sender <> m.user_id AND NOT x.deleted
-               AND NOT EXISTS (SELECT 1 FROM message_hidden_v1 h
-                               WHERE h.user_id = m.user_id AND h.chat_id = x.chat_id AND h.sequence = x.sequence)
-         ) unread ON true
-         WHERE m.user_id = $1 AND m.left_at IS NULL
-         ORDER BY m.pinned DESC, c.last_activity_at DESC, c.chat_id LIMIT 1000",
-    )
-    .bind(caller.user_id)
-    .fetch_all(&state.pool)
-    .await
-    .map_err(ApiError::internal)?;
-    let items = rows
-        .iter()
-        .map(|row| {
-            let last_sequence: Option<i64> = row.try_get("last_sequence")?;
-            let last_message = match last_sequence {
-                Some(sequence) => Some(LastMessage {
-                    sequence: u64::try_from(sequence).unwrap_or(0),
-                    sender: row.try_get("last_sender")?,
-                    preview: row.try_get("preview")?,
-                    deleted: row.try_get("last_deleted")?,
-                    sent_at: row.try_get("last_sent_at")?,
-                }),
-                None => None,
-            };
-            let unread: i64 = row.try_get("unread")?;
-            Ok(ChatSummary {
-                chat_id: row.try_get("chat_id")?,
-                kind: row.try_get("kind")?,
-                name: row.try_get("name")?,
-                peer_id: row.try_get("peer_id")?,
-                last_activity_at: row.try_get("last_activity_at")?,
-                last_message,
-                unread_count: u64::try_from(unread).unwrap_or(0),
-                mentioned: row.try_get("mentioned")?,
-                avatar_media_id: row.try_get("avatar_media_id")?,
-                pinned: row.try_get("pinned")?,
-                archived: row.try_get("archived")?,
-                muted_until: row.try_get("muted_until")?,
-            })
+    let items = chats::chat_list(&state.pool, caller.user_id)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .map(|item| ChatSummary {
+            chat_id: item.chat_id,
+            kind: item.kind,
+            name: item.name,
+            peer_id: item.peer_id,
+            last_activity_at: item.last_activity_at,
+            last_message: item.last_message.map(|last| LastMessage {
+                sequence: last.sequence,
+                sender: last.sender,
+                preview: last.preview,
+                deleted: last.deleted,
+                sent_at: last.sent_at,
+            }),
+            unread_count: item.unread,
+            mentioned: item.mentioned,
+            avatar_media_id: item.avatar_media_id,
+            pinned: item.pinned,
+            archived: item.archived,
+            muted_until: item.muted_until,
         })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(ApiError::internal)?;
+        .collect();
     Ok(axum::Json(ChatList { items }))
 }
 
@@ -310,65 +257,42 @@ pub async fn details(
     ApiQuery(consistency): ApiQuery<Consistency>,
 ) -> Result<axum::Json<ChatDetails>, ApiError> {
     wait_for(&state, CHATS.0, CHATS.1, consistency.min_sequence).await?;
-    let members = sqlx::query(
-        "SELECT user_id, admin FROM chat_members_v1
-         WHERE chat_id = $1 AND left_at IS NULL ORDER BY joined_sequence, user_id",
-    )
-    .bind(chat_id)
-    .fetch_all(&state.pool)
-    .await
-    .map_err(ApiError::internal)?
-    .iter()
-    .map(|row| {
-        Ok(ChatMember {
-            user_id: row.try_get("user_id")?,
-            admin: row.try_get("admin")?,
+    let members: Vec<ChatMember> = chats::members(&state.pool, chat_id)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .map(|member| ChatMember {
+            user_id: member.user_id,
+            admin: member.admin,
         })
-    })
-    .collect::<Result<Vec<_>, sqlx::Error>>()
-    .map_err(ApiError::internal)?;
+        .collect();
     if !members.iter().any(|m| m.user_id == caller.user_id) {
         return Err(ApiError::not_found());
     }
-    let chat = sqlx::query(
-        "SELECT kind, name, description, avatar_media_id, members_edit_info FROM chats_v1 WHERE chat_id = $1",
-    )
-    .bind(chat_id)
-    .fetch_optional(&state.pool)
-    .await
-    .map_err(ApiError::internal)?
-    .ok_or_else(ApiError::not_found)?;
-    let pinned_messages = sqlx::query(
-        "SELECT sequence, pinned_by, pinned_at FROM chat_pins_v1 WHERE chat_id = $1
-         ORDER BY pinned_at DESC, sequence DESC LIMIT 3",
-    )
-    .bind(chat_id)
-    .fetch_all(&state.pool)
-    .await
-    .map_err(ApiError::internal)?
-    .iter()
-    .map(|row| {
-        Ok(PinnedMessage {
-            sequence: u64::try_from(row.try_get::<i64, _>("sequence")?).unwrap_or(0),
-            pinned_by: row.try_get("pinned_by")?,
-            pinned_at: row.try_get("pinned_at")?,
+    let chat = chats::info(&state.pool, chat_id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(ApiError::not_found)?;
+    let pinned_messages = chats::pins(&state.pool, chat_id)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .map(|pin| PinnedMessage {
+            sequence: pin.sequence,
+            pinned_by: pin.pinned_by,
+            pinned_at: pin.pinned_at,
         })
-    })
-    .collect::<Result<Vec<_>, sqlx::Error>>()
-    .map_err(ApiError::internal)?;
-    let details = (|| {
-        Ok::<_, sqlx::Error>(ChatDetails {
-            chat_id,
-            kind: chat.try_get("kind")?,
-            name: chat.try_get("name")?,
-            description: chat.try_get("description")?,
-            avatar_media_id: chat.try_get("avatar_media_id")?,
-            members_can_edit_info: chat.try_get("members_edit_info")?,
-            members,
-            pinned_messages,
-        })
-    })()
-    .map_err(ApiError::internal)?;
+        .collect();
+    let details = ChatDetails {
+        chat_id,
+        kind: chat.kind,
+        name: chat.name,
+        description: chat.description,
+        avatar_media_id: chat.avatar_media_id,
+        members_can_edit_info: chat.members_edit_info,
+        members,
+        pinned_messages,
+    };
     Ok(axum::Json(details))
 }
 

@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use natter_domain::media::MediaUploaded;
 use natter_media::{BlobError, BlobStore, ByteRange, Kind};
+use natter_projections::reads;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -90,39 +91,15 @@ async fn visible(
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(ApiError::not_found)?;
-    if item.owner == caller.user_id || shared_with(state, caller.user_id, media_id).await? {
+    if item.owner == caller.user_id
+        || reads::media::shared_with(&state.pool, caller.user_id, media_id)
+            .await
+            .map_err(ApiError::internal)?
+    {
         Ok(item)
     } else {
         Err(ApiError::not_found())
     }
-}
-
-/// Whether a message `user` could see in one of their chats shares the item, or it is
-/// the avatar of a group they are in, or the profile photo of someone who shows it to
-/// them (as `GET /v1/users/{id}` does).
-async fn shared_with(state: &ApiState, user: Uuid, media_id: Uuid) -> Result<bool, ApiError> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (
-             SELECT 1 FROM messages_v1 m
-             JOIN chat_members_v1 cm ON cm.chat_id = m.chat_id AND cm.user_id = $2
-             WHERE m.attachment IS NOT NULL AND m.attachment ->> 'media_id' = $1::text
-               AND NOT m.deleted AND m.sequence >= cm.joined_sequence
-               AND (cm.left_sequence IS NULL OR m.sequence < cm.left_sequence))
-         OR EXISTS (
-             SELECT 1 FROM chats_v1 c
-             JOIN chat_members_v1 cm ON cm.chat_id = c.chat_id AND cm.user_id = $2
-             WHERE c.avatar_media_id = $1::uuid AND cm.left_at IS NULL)
-         OR EXISTS (
-             SELECT 1 FROM user_directory_v1 d
-             WHERE d.photo_media_id = $1::uuid AND d.photo_visibility = 'everyone'
-               AND NOT EXISTS (SELECT 1 FROM user_blocks_v1 b
-                               WHERE b.user_id = d.user_id AND b.blocked_user_id = $2))",
-    )
-    .bind(media_id.to_string())
-    .bind(user)
-    .fetch_one(&state.pool)
-    .await
-    .map_err(ApiError::internal)
 }
 
 /// A media item's details.

@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use natter_commands::chats::ChatsError;
 use natter_commands::messages::NewMessage;
 use natter_domain::chat::{Attachment, MessageAction};
+use natter_projections::reads::{chats, messages};
 use serde::{Deserialize, Serialize};
-use sqlx::Row as _;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -147,8 +147,9 @@ pub async fn send_message(
     };
     if let Some(reply_to) = message.reply_to {
         // A reply to what the caller cannot see is a reply to nothing in the chat.
-        if seen_by(&state, chat_id, caller.user_id, reply_to)
-            .await?
+        if messages::seen_by(&state.pool, chat_id, caller.user_id, reply_to)
+            .await
+            .map_err(ApiError::internal)?
             .is_none()
         {
             return Err(ChatsError::Chat(natter_domain::chat::ChatError::ReplyNotInChat).into());
@@ -286,36 +287,21 @@ async fn forward_source(
     user: Uuid,
     source: &ForwardSource,
 ) -> Result<(String, u32, Option<Attachment>), ApiError> {
-    let row = sqlx::query(
-        "SELECT m.body, m.deleted, m.forwarded, m.attachment FROM messages_v1 m
-         JOIN chat_members_v1 cm ON cm.chat_id = m.chat_id AND cm.user_id = $3
-         WHERE m.chat_id = $1 AND m.sequence = $2 AND m.sequence >= cm.joined_sequence
-           AND (cm.left_sequence IS NULL OR m.sequence < cm.left_sequence)
-           AND NOT EXISTS (SELECT 1 FROM message_hidden_v1 h
-                           WHERE h.user_id = $3 AND h.chat_id = m.chat_id AND h.sequence = m.sequence)",
-    )
-    .bind(source.chat_id)
-    .bind(i64::try_from(source.sequence).unwrap_or(i64::MAX))
-    .bind(user)
-    .fetch_optional(&state.pool)
-    .await
-    .map_err(ApiError::internal)?
-    .ok_or_else(ApiError::not_found)?;
-    let deleted: bool = row.try_get("deleted").map_err(ApiError::internal)?;
-    if deleted {
+    let message = messages::visible(&state.pool, user, source.chat_id, source.sequence)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(ApiError::not_found)?;
+    if message.deleted {
         return Err(ChatsError::Chat(natter_domain::chat::ChatError::MessageDeleted).into());
     }
-    let hops: i32 = row.try_get("forwarded").map_err(ApiError::internal)?;
-    let body = row.try_get("body").map_err(ApiError::internal)?;
-    let attachment: Option<serde_json::Value> =
-        row.try_get("attachment").map_err(ApiError::internal)?;
-    let attachment = attachment
+    let attachment = message
+        .attachment
         .map(serde_json::from_value::<Attachment>)
         .transpose()
         .map_err(ApiError::internal)?;
     Ok((
-        body,
-        u32::try_from(hops).unwrap_or(0).saturating_add(1),
+        message.body,
+        message.forwarded.saturating_add(1),
         attachment,
     ))
 }
@@ -327,27 +313,14 @@ async fn earlier_send(
     sender: Uuid,
     message: &NewMessage,
 ) -> Result<Option<SentResponse>, ApiError> {
-    let earlier = sqlx::query(
-        "SELECT message_id, sequence, body, reply_to_sequence, deleted FROM messages_v1
-         WHERE chat_id = $1 AND sender = $2 AND client_id = $3",
-    )
-    .bind(chat_id)
-    .bind(sender)
-    .bind(message.client_id.as_str())
-    .fetch_optional(&state.pool)
-    .await
-    .map_err(ApiError::internal)?;
-    let Some(row) = earlier else {
+    let earlier = messages::by_client_id(&state.pool, chat_id, sender, message.client_id.as_str())
+        .await
+        .map_err(ApiError::internal)?;
+    let Some(earlier) = earlier else {
         return Ok(None);
     };
-    let stored_body: String = row.try_get("body").map_err(ApiError::internal)?;
-    let deleted: bool = row.try_get("deleted").map_err(ApiError::internal)?;
-    let stored_reply: Option<i64> = row
-        .try_get("reply_to_sequence")
-        .map_err(ApiError::internal)?;
-    let stored_reply = stored_reply.and_then(|r| u64::try_from(r).ok());
     // A deleted message's body is gone: its id alone says it is the same send.
-    let same = deleted || message.same_send(&stored_body, stored_reply);
+    let same = earlier.deleted || message.same_send(&earlier.body, earlier.reply_to);
     if !same {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -355,10 +328,9 @@ async fn earlier_send(
             "this client id was used for a different message",
         ));
     }
-    let sequence: i64 = row.try_get("sequence").map_err(ApiError::internal)?;
     Ok(Some(SentResponse {
-        message_id: row.try_get("message_id").map_err(ApiError::internal)?,
-        sequence: u64::try_from(sequence).unwrap_or(0),
+        message_id: earlier.message_id,
+        sequence: earlier.sequence,
     }))
 }
 
@@ -421,15 +393,9 @@ pub struct Message {
     pub receipt: Option<String>,
 }
 
-/// Another member's markers, for the receipts of the caller's messages.
-struct Recipient {
-    joined: i64,
-    delivered: i64,
-    read: Option<i64>,
-}
-
-fn receipt(sequence: i64, recipients: &[Recipient]) -> &'static str {
-    let concerned: Vec<&Recipient> = recipients.iter().filter(|r| r.joined < sequence).collect();
+fn receipt(sequence: u64, recipients: &[messages::Recipient]) -> &'static str {
+    let concerned: Vec<&messages::Recipient> =
+        recipients.iter().filter(|r| r.joined < sequence).collect();
     if concerned
         .iter()
         .all(|r| r.read.is_some_and(|read| read >= sequence))
@@ -479,104 +445,49 @@ pub async fn history(
         ));
     }
     wait_for(&state, CHATS.0, CHATS.1, query.min_sequence).await?;
-    let to_i64 = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
-    let member = sqlx::query("SELECT joined_sequence, left_sequence FROM chat_members_v1 WHERE chat_id = $1 AND user_id = $2")
-        .bind(chat_id)
-        .bind(caller.user_id)
-        .fetch_optional(&state.pool)
+    let page = match (query.before, query.after) {
+        (_, Some(after)) => messages::Page::After(after),
+        (Some(before), None) => messages::Page::Before(before),
+        (None, None) => messages::Page::Latest,
+    };
+    let rows = messages::history(&state.pool, chat_id, caller.user_id, page, limit + 1)
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(ApiError::not_found)?;
-    let joined: i64 = member
-        .try_get("joined_sequence")
-        .map_err(ApiError::internal)?;
-    let left: Option<i64> = member
-        .try_get("left_sequence")
-        .map_err(ApiError::internal)?;
-    let (forward, bound) = match (query.before, query.after) {
-        (_, Some(after)) => (true, to_i64(after)),
-        (Some(before), None) => (false, to_i64(before)),
-        (None, None) => (false, i64::MAX),
-    };
-    const COLUMNS: &str = "SELECT m.message_id, m.sequence, m.sender, m.body, m.reply_to_sequence, m.mentions, m.attachment,
-            m.forwarded, m.sent_at, m.edited, m.deleted,
-            EXISTS (SELECT 1 FROM message_stars_v1 s
-                    WHERE s.user_id = $6 AND s.chat_id = m.chat_id AND s.sequence = m.sequence) AS starred,
-            EXISTS (SELECT 1 FROM chat_pins_v1 p WHERE p.chat_id = m.chat_id AND p.sequence = m.sequence) AS pinned,
-            COALESCE((SELECT json_agg(json_build_object('reaction', r.reaction, 'count', r.n) ORDER BY r.n DESC, r.reaction)
-                      FROM (SELECT reaction, count(*) AS n FROM message_reactions_v1
-                            WHERE message_id = m.message_id GROUP BY reaction) r), '[]'::json) AS reactions
-         FROM messages_v1 m";
-    const VISIBLE: &str = "m.chat_id = $1 AND m.sequence >= $3 AND m.sequence < $4
-         AND NOT EXISTS (SELECT 1 FROM message_hidden_v1 h
-                         WHERE h.user_id = $6 AND h.chat_id = m.chat_id AND h.sequence = m.sequence)";
-    let sql = if forward {
-        format!("{COLUMNS} WHERE {VISIBLE} AND m.sequence > $2 ORDER BY m.sequence ASC LIMIT $5")
-    } else {
-        format!("{COLUMNS} WHERE {VISIBLE} AND m.sequence < $2 ORDER BY m.sequence DESC LIMIT $5")
-    };
-    let rows = sqlx::query(&sql)
-        .bind(chat_id)
-        .bind(bound)
-        .bind(joined)
-        .bind(left.unwrap_or(i64::MAX))
-        .bind(i64::from(limit) + 1)
-        .bind(caller.user_id)
-        .fetch_all(&state.pool)
+    let recipients = messages::recipients(&state.pool, chat_id, caller.user_id)
         .await
         .map_err(ApiError::internal)?;
-    let recipients: Vec<Recipient> = sqlx::query(
-        "SELECT cm.joined_sequence, cm.delivered_up_to, cm.read_up_to, COALESCE(d.read_receipts, true) AS receipts
-         FROM chat_members_v1 cm LEFT JOIN user_directory_v1 d USING (user_id)
-         WHERE cm.chat_id = $1 AND cm.left_at IS NULL AND cm.user_id <> $2",
-    )
-    .bind(chat_id)
-    .bind(caller.user_id)
-    .fetch_all(&state.pool)
-    .await
-    .map_err(ApiError::internal)?
-    .iter()
-    .map(|row| {
-        let receipts: bool = row.try_get("receipts")?;
-        Ok(Recipient {
-            joined: row.try_get("joined_sequence")?,
-            delivered: row.try_get("delivered_up_to")?,
-            read: if receipts { Some(row.try_get("read_up_to")?) } else { None },
-        })
-    })
-    .collect::<Result<_, sqlx::Error>>()
-    .map_err(ApiError::internal)?;
     let has_more = rows.len() > limit as usize;
-    let mut items = rows
-        .iter()
+    let mut items: Vec<Message> = rows
+        .into_iter()
         .take(limit as usize)
-        .map(|row| {
-            let sequence: i64 = row.try_get("sequence")?;
-            let sender: Uuid = row.try_get("sender")?;
-            Ok(Message {
-                message_id: row.try_get("message_id")?,
-                sequence: u64::try_from(sequence).unwrap_or(0),
-                sender,
-                body: row.try_get("body")?,
-                reply_to: row
-                    .try_get::<Option<i64>, _>("reply_to_sequence")?
-                    .and_then(|r| u64::try_from(r).ok()),
-                mentions: row.try_get("mentions")?,
-                forwarded: u32::try_from(row.try_get::<i32, _>("forwarded")?).unwrap_or(0),
-                sent_at: row.try_get("sent_at")?,
-                edited: row.try_get("edited")?,
-                deleted: row.try_get("deleted")?,
-                starred: row.try_get("starred")?,
-                pinned: row.try_get("pinned")?,
-                reactions: reactions(row.try_get("reactions")?),
-                attachment: row.try_get("attachment")?,
-                receipt: (sender == caller.user_id)
-                    .then(|| receipt(sequence, &recipients).to_owned()),
-            })
+        .map(|message| Message {
+            message_id: message.message_id,
+            sequence: message.sequence,
+            sender: message.sender,
+            body: message.body,
+            reply_to: message.reply_to,
+            mentions: message.mentions,
+            forwarded: message.forwarded,
+            sent_at: message.sent_at,
+            edited: message.edited,
+            deleted: message.deleted,
+            starred: message.starred,
+            pinned: message.pinned,
+            reactions: message
+                .reactions
+                .into_iter()
+                .map(|reaction| ReactionCount {
+                    reaction: reaction.reaction,
+                    count: reaction.count,
+                })
+                .collect(),
+            attachment: message.attachment,
+            receipt: (message.sender == caller.user_id)
+                .then(|| receipt(message.sequence, &recipients).to_owned()),
         })
-        .collect::<Result<Vec<_>, sqlx::Error>>()
-        .map_err(ApiError::internal)?;
-    if !forward {
+        .collect();
+    if !matches!(page, messages::Page::After(_)) {
         items.reverse();
     }
     Ok(axum::Json(MessagePage { items, has_more }))
@@ -612,7 +523,9 @@ pub async fn mark_read(
 ) -> Result<axum::Json<SequenceResponse>, ApiError> {
     let up_to = super::check_up_to(request.up_to)?;
     check_marker_limit(&state, caller.user_id)?;
-    let known = markers(&state, chat_id, caller.user_id).await?;
+    let known = chats::markers(&state.pool, chat_id, caller.user_id)
+        .await
+        .map_err(ApiError::internal)?;
     let sequence = state
         .messages
         .advance_read(
@@ -639,54 +552,6 @@ fn check_marker_limit(state: &ApiState, user: Uuid) -> Result<(), ApiError> {
             state.config.markers_per_user,
         )
         .map_err(|wait| ApiError::too_many_requests(wait.as_secs() + 1))
-}
-
-/// Where a member's markers are as the read model has them: it applies each marker
-/// with the greatest so far, so they only grow, and a marker at or below them would
-/// not move. Zero for a chat or member it does not know (yet).
-#[derive(Debug, Clone, Copy, Default)]
-struct Markers {
-    read: u64,
-    delivered: u64,
-}
-
-async fn markers(state: &ApiState, chat_id: Uuid, user: Uuid) -> Result<Markers, ApiError> {
-    let row = sqlx::query(
-        "SELECT read_up_to, delivered_up_to FROM chat_members_v1
-         WHERE chat_id = $1 AND user_id = $2",
-    )
-    .bind(chat_id)
-    .bind(user)
-    .fetch_optional(&state.pool)
-    .await
-    .map_err(ApiError::internal)?;
-    let Some(row) = row else {
-        return Ok(Markers::default());
-    };
-    let marker = |column: &str| -> Result<u64, ApiError> {
-        let value: i64 = row.try_get(column).map_err(ApiError::internal)?;
-        Ok(u64::try_from(value).unwrap_or(0))
-    };
-    Ok(Markers {
-        read: marker("read_up_to")?,
-        delivered: marker("delivered_up_to")?,
-    })
-}
-
-fn reactions(json: serde_json::Value) -> Vec<ReactionCount> {
-    json.as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|item| {
-                    Some(ReactionCount {
-                        reaction: item["reaction"].as_str()?.to_owned(),
-                        count: item["count"].as_u64()?,
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -898,41 +763,23 @@ pub async fn starred(
         return Err(ApiError::bad_request("invalid_query", "limit is 1 to 100"));
     }
     wait_for(&state, CHATS.0, CHATS.1, query.min_sequence).await?;
-    let rows = sqlx::query(
-        "SELECT s.chat_id, s.sequence, s.starred_at, m.message_id, m.sender, m.body, m.sent_at
-         FROM message_stars_v1 s
-         JOIN messages_v1 m ON m.chat_id = s.chat_id AND m.sequence = s.sequence
-         JOIN chat_members_v1 cm ON cm.chat_id = s.chat_id AND cm.user_id = s.user_id
-         WHERE s.user_id = $1 AND ($2::timestamptz IS NULL OR s.starred_at < $2)
-           AND s.sequence >= cm.joined_sequence
-           AND (cm.left_sequence IS NULL OR s.sequence < cm.left_sequence)
-           AND NOT EXISTS (SELECT 1 FROM message_hidden_v1 h
-                           WHERE h.user_id = $1 AND h.chat_id = s.chat_id AND h.sequence = s.sequence)
-         ORDER BY s.starred_at DESC, s.chat_id, s.sequence LIMIT $3",
-    )
-    .bind(caller.user_id)
-    .bind(query.before)
-    .bind(i64::from(limit) + 1)
-    .fetch_all(&state.pool)
-    .await
-    .map_err(ApiError::internal)?;
+    let rows = messages::starred(&state.pool, caller.user_id, query.before, limit + 1)
+        .await
+        .map_err(ApiError::internal)?;
     let has_more = rows.len() > limit as usize;
     let items = rows
-        .iter()
+        .into_iter()
         .take(limit as usize)
-        .map(|row| {
-            Ok(StarredMessage {
-                chat_id: row.try_get("chat_id")?,
-                sequence: u64::try_from(row.try_get::<i64, _>("sequence")?).unwrap_or(0),
-                message_id: row.try_get("message_id")?,
-                sender: row.try_get("sender")?,
-                body: row.try_get("body")?,
-                sent_at: row.try_get("sent_at")?,
-                starred_at: row.try_get("starred_at")?,
-            })
+        .map(|star| StarredMessage {
+            chat_id: star.chat_id,
+            sequence: star.sequence,
+            message_id: star.message_id,
+            sender: star.sender,
+            body: star.body,
+            sent_at: star.sent_at,
+            starred_at: star.starred_at,
         })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(ApiError::internal)?;
+        .collect();
     Ok(axum::Json(StarredPage { items, has_more }))
 }
 
@@ -1005,8 +852,9 @@ async fn act(
     sequence: u64,
     action: MessageAction,
 ) -> Result<axum::Json<SequenceResponse>, ApiError> {
-    let seen = seen_by(state, chat_id, caller.user_id, sequence)
-        .await?
+    let seen = messages::seen_by(&state.pool, chat_id, caller.user_id, sequence)
+        .await
+        .map_err(ApiError::internal)?
         .ok_or_else(ApiError::not_found)?;
     if action.adds() && seen.deleted {
         return Err(ChatsError::Chat(natter_domain::chat::ChatError::MessageDeleted).into());
@@ -1022,46 +870,6 @@ async fn act(
         )
         .await?;
     Ok(axum::Json(SequenceResponse { sequence }))
-}
-
-/// What the read model knows of a message as a member sees it.
-struct Seen {
-    /// Deleted for everyone.
-    deleted: bool,
-}
-
-/// `None` for a message sent before the caller's current membership began, which their
-/// history does not show them. The log decides the rest: whether they are a member,
-/// whether the message is in the chat. A member or message the read model has not
-/// caught up with yet passes here.
-async fn seen_by(
-    state: &ApiState,
-    chat_id: Uuid,
-    user: Uuid,
-    sequence: u64,
-) -> Result<Option<Seen>, ApiError> {
-    let row = sqlx::query(
-        "SELECT cm.joined_sequence, COALESCE(m.deleted, false) AS deleted
-         FROM chat_members_v1 cm
-         LEFT JOIN messages_v1 m ON m.chat_id = cm.chat_id AND m.sequence = $3
-         WHERE cm.chat_id = $1 AND cm.user_id = $2 AND cm.left_at IS NULL",
-    )
-    .bind(chat_id)
-    .bind(user)
-    .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
-    .fetch_optional(&state.pool)
-    .await
-    .map_err(ApiError::internal)?;
-    let Some(row) = row else {
-        return Ok(Some(Seen { deleted: false }));
-    };
-    let joined: i64 = row.try_get("joined_sequence").map_err(ApiError::internal)?;
-    if i64::try_from(sequence).unwrap_or(i64::MAX) < joined {
-        return Ok(None);
-    }
-    Ok(Some(Seen {
-        deleted: row.try_get("deleted").map_err(ApiError::internal)?,
-    }))
 }
 
 /// Marks the chat received by the caller's devices up to a message: it drives the
@@ -1088,7 +896,9 @@ pub async fn mark_delivered(
 ) -> Result<axum::Json<SequenceResponse>, ApiError> {
     let up_to = super::check_up_to(request.up_to)?;
     check_marker_limit(&state, caller.user_id)?;
-    let known = markers(&state, chat_id, caller.user_id).await?;
+    let known = chats::markers(&state.pool, chat_id, caller.user_id)
+        .await
+        .map_err(ApiError::internal)?;
     let sequence = state
         .messages
         .advance_delivered(

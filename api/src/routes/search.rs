@@ -12,8 +12,8 @@
 use axum::extract::State;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use natter_projections::reads;
 use serde::{Deserialize, Serialize};
-use sqlx::Row as _;
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -130,19 +130,18 @@ pub async fn search_messages(
     wait_for(&state, "chats", 1, query.min_sequence).await?;
     let search = Search {
         state: &state,
-        user: caller.user_id,
-        text,
-        chat_id: query.chat_id,
+        search: reads::search::Search {
+            user: caller.user_id,
+            text,
+            chat_id: query.chat_id,
+        },
     };
     let cursor = match cursor {
         Some(cursor) => cursor,
         None => {
-            let top: i64 = sqlx::query_scalar(
-                "SELECT COALESCE(max(sequence), 0) + 1 FROM projection_checkpoints WHERE name = 'chats'",
-            )
-            .fetch_one(&state.pool)
-            .await
-            .map_err(ApiError::internal)?;
+            let top = reads::search::first_ceiling(&state.pool)
+                .await
+                .map_err(ApiError::internal)?;
             search.band(top).await?
         }
     };
@@ -164,31 +163,7 @@ pub async fn search_messages(
 /// One caller's search.
 struct Search<'a> {
     state: &'a ApiState,
-    user: Uuid,
-    text: &'a str,
-    chat_id: Option<Uuid>,
-}
-
-/// The matches the caller can see, in the band `[$5, $6)` when `banded`. A search in
-/// one chat ranks the whole chat and leaves the bounds out: with them, Postgres
-/// intersects the text index with the chat's whole key range.
-fn visible_matches(banded: bool) -> String {
-    let band = if banded {
-        "m.sequence >= $5 AND m.sequence < $6"
-    } else {
-        "$5::bigint IS NOT NULL AND $6::bigint IS NOT NULL"
-    };
-    format!(
-        "FROM q, messages_v1 m
-         JOIN chat_members_v1 cm ON cm.chat_id = m.chat_id AND cm.user_id = $1
-         WHERE m.search @@ q.query
-           AND {band}
-           AND m.sequence >= cm.joined_sequence
-           AND (cm.left_sequence IS NULL OR m.sequence < cm.left_sequence)
-           AND ($3::uuid IS NULL OR m.chat_id = $3)
-           AND NOT EXISTS (SELECT 1 FROM message_hidden_v1 h
-                           WHERE h.user_id = $1 AND h.chat_id = m.chat_id AND h.sequence = m.sequence)"
-    )
+    search: reads::search::Search<'a>,
 }
 
 impl Search<'_> {
@@ -196,7 +171,7 @@ impl Search<'_> {
     /// beginning of the log.
     async fn band(&self, ceiling: i64) -> Result<Cursor, ApiError> {
         // One chat's matches are few enough to rank them all.
-        let mut width = if self.chat_id.is_some() {
+        let mut width = if self.search.chat_id.is_some() {
             ceiling
         } else {
             FIRST_BAND
@@ -210,19 +185,8 @@ impl Search<'_> {
                     offset: 0,
                 });
             }
-            let sql = format!(
-                "WITH q AS (SELECT websearch_to_tsquery('simple', $2) AS query)
-                 SELECT count(*) FROM (SELECT 1 {} LIMIT $4) AS found",
-                visible_matches(true)
-            );
-            let found: i64 = sqlx::query_scalar(&sql)
-                .bind(self.user)
-                .bind(self.text)
-                .bind(self.chat_id)
-                .bind(CANDIDATES)
-                .bind(floor)
-                .bind(ceiling)
-                .fetch_one(&self.state.pool)
+            let band = reads::search::Band { floor, ceiling };
+            let found = reads::search::count(&self.state.pool, &self.search, band, CANDIDATES)
                 .await
                 .map_err(ApiError::internal)?;
             if found >= CANDIDATES {
@@ -238,39 +202,29 @@ impl Search<'_> {
 
     /// Up to `limit + 1` matches of the cursor's band, best first, from its offset.
     async fn page(&self, cursor: Cursor, limit: u32) -> Result<Vec<SearchHit>, ApiError> {
-        let matches = visible_matches(self.chat_id.is_none());
-        let sql = format!(
-            "WITH q AS (SELECT websearch_to_tsquery('simple', $2) AS query)
-             SELECT m.chat_id, m.message_id, m.sequence, m.sender, m.sent_at,
-                    ts_headline('simple', m.body, q.query, 'StartSel=<b>, StopSel=</b>, MaxFragments=2, MaxWords=20, MinWords=5') AS snippet
-             {matches}
-             ORDER BY ts_rank(m.search, q.query) DESC, m.sequence DESC
-             LIMIT $4 OFFSET $7"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(self.user)
-            .bind(self.text)
-            .bind(self.chat_id)
-            .bind(i64::from(limit) + 1)
-            .bind(cursor.floor)
-            .bind(cursor.ceiling)
-            .bind(i64::try_from(cursor.offset).unwrap_or(0))
-            .fetch_all(&self.state.pool)
-            .await
-            .map_err(ApiError::internal)?;
-        rows.iter()
-            .map(|row| {
-                let sequence: i64 = row.try_get("sequence")?;
-                Ok(SearchHit {
-                    chat_id: row.try_get("chat_id")?,
-                    message_id: row.try_get("message_id")?,
-                    sequence: u64::try_from(sequence).unwrap_or(0),
-                    sender: row.try_get("sender")?,
-                    snippet: row.try_get("snippet")?,
-                    sent_at: row.try_get("sent_at")?,
-                })
+        let band = reads::search::Band {
+            floor: cursor.floor,
+            ceiling: cursor.ceiling,
+        };
+        let hits = reads::search::page(
+            &self.state.pool,
+            &self.search,
+            band,
+            cursor.offset,
+            limit + 1,
+        )
+        .await
+        .map_err(ApiError::internal)?;
+        Ok(hits
+            .into_iter()
+            .map(|hit| SearchHit {
+                chat_id: hit.chat_id,
+                message_id: hit.message_id,
+                sequence: hit.sequence,
+                sender: hit.sender,
+                snippet: hit.snippet,
+                sent_at: hit.sent_at,
             })
-            .collect::<Result<Vec<_>, sqlx::Error>>()
-            .map_err(ApiError::internal)
+            .collect())
     }
 }

@@ -16,8 +16,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use natter_domain::session::{DeviceName, RevokeReason};
 use natter_domain::user::{Handle, Password};
+use natter_projections::reads;
 use serde::{Deserialize, Serialize};
-use sqlx::Row as _;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -456,30 +456,19 @@ pub async fn list(
     ApiQuery(consistency): ApiQuery<Consistency>,
 ) -> Result<axum::Json<SessionList>, ApiError> {
     wait_for(&state, "sessions", 1, consistency.min_sequence).await?;
-    let rows = sqlx::query(
-        "SELECT session_id, device_name, created_at, last_used_at, expires_at FROM sessions_v1
-         WHERE user_id = $1 AND ended_at IS NULL AND expires_at > now()
-         ORDER BY created_at DESC LIMIT 500",
-    )
-    .bind(caller.user_id)
-    .fetch_all(&state.pool)
-    .await
-    .map_err(ApiError::internal)?;
-    let items = rows
-        .iter()
-        .map(|row| {
-            let session_id: Uuid = row.try_get("session_id")?;
-            Ok(SessionInfo {
-                session_id,
-                device_name: row.try_get("device_name")?,
-                created_at: row.try_get("created_at")?,
-                last_used_at: row.try_get("last_used_at")?,
-                expires_at: row.try_get("expires_at")?,
-                current: session_id == caller.session_id,
-            })
+    let items = reads::sessions::open(&state.pool, caller.user_id)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .map(|session| SessionInfo {
+            session_id: session.session_id,
+            device_name: session.device_name,
+            created_at: session.created_at,
+            last_used_at: session.last_used_at,
+            expires_at: session.expires_at,
+            current: session.session_id == caller.session_id,
         })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(ApiError::internal)?;
+        .collect();
     Ok(axum::Json(SessionList { items }))
 }
 
