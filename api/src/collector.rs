@@ -202,13 +202,13 @@ pub async fn collect_unreferenced_forever(
                 tracing::warn!(error = error.code(), "sweeping unreferenced uploads failed")
             }
         }
-        if let Err(error) = crate::routes::uploads::complete_stalled(pool, media).await {
+        if let Err(error) = crate::uploads::complete_stalled(pool, media).await {
             tracing::warn!(
                 error = error.code(),
                 "completing stalled resumable uploads failed"
             );
         }
-        match crate::routes::uploads::delete_expired(pool, media).await {
+        match crate::uploads::delete_expired(pool, media).await {
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "deleted expired resumable uploads"),
             Err(error) => tracing::warn!(

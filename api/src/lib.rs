@@ -24,6 +24,7 @@ pub mod media;
 mod openapi;
 mod problem;
 pub mod routes;
+pub mod uploads;
 pub mod web;
 
 use std::sync::Arc;

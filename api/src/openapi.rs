@@ -453,7 +453,7 @@ mod tests {
         let mut answers = vec![(
             "patch",
             "/v1/media/uploads/{upload_id}",
-            crate::routes::uploads::beyond_length(0),
+            crate::uploads::beyond_length(0),
         )];
         for (method, path, operation) in operations(&document) {
             let parameters = operation["parameters"].as_array().into_iter().flatten();
