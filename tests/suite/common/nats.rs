@@ -14,13 +14,21 @@ pub struct PrivateNats {
     server: Option<tokio::process::Child>,
 }
 
-/// A loopback port nothing listens on (at the moment of asking).
+/// A loopback port nothing listens on (at the moment of asking), below the kernel's
+/// ephemeral range (32768 and up on Linux). A server killed and started again on its
+/// port must find it free: one from the ephemeral range may meanwhile have become the
+/// local end of some client's connection, and the restart would fail to bind.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::hash::{BuildHasher as _, RandomState};
+    const FIRST: u16 = 20_000;
+    const COUNT: u16 = 12_000;
+    // A random start per call: tests run in processes of their own, and two that took
+    // turns from one place would often ask for the same port.
+    let start = RandomState::new().hash_one(std::time::Instant::now()) % u64::from(COUNT);
+    (0..COUNT)
+        .map(|step| FIRST + u16::try_from((start + u64::from(step)) % u64::from(COUNT)).unwrap())
+        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .expect("a free loopback port below the ephemeral range")
 }
 
 fn binary() -> String {
