@@ -27,7 +27,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::settings::{AuthSettings, BlobBackend, MediaSettings, Role, ServeArgs, Settings};
+use crate::settings::{
+    AuthSettings, BlobBackend, MediaSettings, PushSettings, Role, ServeArgs, Settings,
+};
 
 /// A built, not yet running, Natter process.
 #[derive(Debug)]
@@ -51,6 +53,7 @@ pub struct Application {
     presence: natter_access::presence::Presence,
     media: std::sync::Arc<MediaService>,
     web: Option<Arc<natter_api::web::WebApp>>,
+    push: Option<(Arc<natter_push::Vapid>, natter_push::NotifierConfig)>,
 }
 
 impl Application {
@@ -124,9 +127,18 @@ impl Application {
         } else {
             None
         };
+        let push = push_keys(&serve.push)?;
+        let mut api_config = api_config(settings)?;
+        api_config.push = natter_api::PushConfig {
+            public_key: push
+                .as_ref()
+                .map(|(vapid, _)| vapid.public_key().to_owned()),
+            allow_private: serve.push.push_allow_private,
+        };
         Ok(Self {
             gateway,
             presence,
+            push,
             media,
             web,
             roles: serve.roles.clone(),
@@ -136,7 +148,7 @@ impl Application {
             chats,
             messages,
             auth,
-            api_config: api_config(settings)?,
+            api_config,
             log,
             pool,
             projection_pool,
@@ -184,6 +196,18 @@ impl Application {
                 self.log.clone(),
                 stopped.clone(),
             );
+            if let Some((vapid, config)) = &self.push {
+                let notifier = natter_push::Notifier {
+                    log: self.log.clone(),
+                    pool: self.pool.clone(),
+                    presence: self.presence.clone(),
+                    accounts: self.accounts.clone(),
+                    vapid: Arc::clone(vapid),
+                    config: config.clone(),
+                };
+                let stopped = stopped.clone();
+                tasks.spawn(async move { Ok(notifier.run(stopped).await?) });
+            }
             tasks.spawn(async move {
                 natter_api::collector::collect_unreferenced_forever(
                     &media,
@@ -378,6 +402,23 @@ fn token_keys(settings: &AuthSettings) -> anyhow::Result<TokenKeys> {
             ))
         }
     }
+}
+
+/// The VAPID keys and the notifier's settings, if pushes are configured.
+fn push_keys(
+    settings: &PushSettings,
+) -> anyhow::Result<Option<(Arc<natter_push::Vapid>, natter_push::NotifierConfig)>> {
+    let Some(key) = &settings.vapid_private_key else {
+        return Ok(None);
+    };
+    let vapid = natter_push::Vapid::new(key.expose(), &settings.vapid_subject)
+        .map_err(|e| anyhow::anyhow!("NATTER_VAPID_PRIVATE_KEY / NATTER_VAPID_SUBJECT: {e}"))?;
+    let config = natter_push::NotifierConfig {
+        batch: Duration::from_millis(settings.push_batch_ms),
+        allow_private: settings.push_allow_private,
+        ..natter_push::NotifierConfig::default()
+    };
+    Ok(Some((Arc::new(vapid), config)))
 }
 
 fn api_config(settings: &AuthSettings) -> anyhow::Result<ApiConfig> {

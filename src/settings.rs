@@ -97,6 +97,32 @@ pub struct ServeArgs {
     pub gateway: GatewaySettings,
     #[command(flatten)]
     pub media: MediaSettings,
+    #[command(flatten)]
+    pub push: PushSettings,
+}
+
+/// Web Push: pushes of new messages to members who are away, sent by the projector role.
+#[derive(Debug, Clone, Args, Default)]
+pub struct PushSettings {
+    /// The VAPID private key: 32 bytes in base64url (`natter push keys` makes one).
+    /// Unset: no pushes are sent, and subscribing answers 404 `push_disabled`.
+    #[arg(long, env = "NATTER_VAPID_PRIVATE_KEY", hide_env_values = true)]
+    pub vapid_private_key: Option<Secret>,
+    /// Who runs this server, for push services: a `mailto:` or `https:` URL.
+    #[arg(
+        long,
+        env = "NATTER_VAPID_SUBJECT",
+        default_value = "mailto:admin@localhost"
+    )]
+    pub vapid_subject: String,
+    /// Take push endpoints on private and loopback addresses, and plain http: for
+    /// development and tests only (otherwise a client could make the server post into
+    /// its own network).
+    #[arg(long, env = "NATTER_PUSH_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub push_allow_private: bool,
+    /// How long pushes for one device and chat are gathered into one, in milliseconds.
+    #[arg(long, env = "NATTER_PUSH_BATCH_MS", default_value_t = 1_000)]
+    pub push_batch_ms: u64,
 }
 
 /// Where media bytes are kept.

@@ -69,6 +69,16 @@ pub struct ApiConfig {
     pub body_limit: usize,
     /// The operators' token for `/v1/admin`; `None` turns those endpoints off.
     pub admin_token: Option<admin::AdminToken>,
+    pub push: PushConfig,
+}
+
+/// What the API needs of Web Push.
+#[derive(Debug, Clone, Default)]
+pub struct PushConfig {
+    /// The VAPID public key clients subscribe with; `None`: no pushes are sent.
+    pub public_key: Option<String>,
+    /// Endpoints on private addresses and plain http are taken (development, tests).
+    pub allow_private: bool,
 }
 
 impl Default for ApiConfig {
@@ -83,6 +93,7 @@ impl Default for ApiConfig {
             markers_per_user: Limit::per_minute(120),
             body_limit: 16 * 1024,
             admin_token: None,
+            push: PushConfig::default(),
         }
     }
 }
@@ -225,6 +236,11 @@ pub fn router(state: ApiState, rest: bool) -> Router {
             )
             .route("/v1/sessions/refresh", post(routes::sessions::refresh))
             .route("/v1/sessions/current", delete(routes::sessions::logout))
+            .route(
+                "/v1/sessions/current/push",
+                put(routes::push::subscribe).delete(routes::push::unsubscribe),
+            )
+            .route("/v1/push/key", get(routes::push::key))
             .route(
                 "/v1/sessions/{session_id}",
                 delete(routes::sessions::revoke),

@@ -9,7 +9,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::admin;
 use crate::routes::{
-    SequenceResponse, accounts, chats, media, messages, search, sessions, uploads,
+    SequenceResponse, accounts, chats, media, messages, push, search, sessions, uploads,
 };
 use crate::{ApiState, Problem};
 
@@ -31,6 +31,7 @@ use crate::{ApiState, Problem};
         accounts::blocks, accounts::block, accounts::unblock,
         sessions::login, sessions::refresh, sessions::logout, sessions::sign_out_everywhere,
         sessions::revoke, sessions::list,
+        push::key, push::subscribe, push::unsubscribe,
         chats::open_direct, chats::create_group, chats::list, chats::details,
         chats::add_members, chats::remove_member, chats::promote, chats::demote, chats::edit,
         chats::create_invite, chats::invites, chats::revoke_invite, chats::join_by_invite,
@@ -53,6 +54,7 @@ use crate::{ApiState, Problem};
         (name = "chats", description = "Direct chats and groups, their members and admins"),
         (name = "messages", description = "Sending and reading messages"),
         (name = "media", description = "Images, voice notes, videos and documents"),
+        (name = "push", description = "Web Push: the server's key and each session's subscription"),
         (name = "admin", description = "Operators' endpoints, behind NATTER_ADMIN_TOKEN"),
     )
 )]

@@ -112,6 +112,7 @@ where
         ..Default::default()
     };
     let serve = ServeArgs {
+        push: Default::default(),
         auto_rebuild: true,
         web_dir: None,
         media,

@@ -2,9 +2,10 @@
 //! privacy, blocks and deletion. Passwords are checked here (on the hashing pool), then
 //! the pure aggregates decide.
 
+use natter_domain::push::PushSubscription;
 use natter_domain::session::{
-    AccountStanding, DeviceName, Open, Refresh, RevokeReason, Session, SessionCommand,
-    SessionError, SessionEvent,
+    AccountStanding, DeviceName, Open, PushEndReason, Refresh, RevokeReason, Session,
+    SessionCommand, SessionError, SessionEvent,
 };
 use natter_domain::user::{
     About, ChangePassword, ChangePrivacy, ChangeProfile, DeleteAccount, DisplayName, HANDLE_CLAIM,
@@ -391,9 +392,54 @@ impl Accounts {
             by_user: user_id,
             reason,
         };
+        self.session_command(session_id, &command, metadata).await
+    }
+
+    /// Sends the pushes of `user_id`'s session `session_id` to `subscription` from now
+    /// on; `previews` says whether they may carry message text.
+    pub async fn subscribe_push(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        subscription: PushSubscription,
+        previews: bool,
+        metadata: Metadata,
+    ) -> Result<u64, AccountError> {
+        let command = SessionCommand::SubscribePush {
+            by_user: user_id,
+            subscription,
+            previews,
+        };
+        self.session_command(session_id, &command, metadata).await
+    }
+
+    /// Ends the push subscription of `user_id`'s session `session_id`; with `endpoint`,
+    /// only if the subscription is still that one.
+    pub async fn unsubscribe_push(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        reason: PushEndReason,
+        endpoint: Option<String>,
+        metadata: Metadata,
+    ) -> Result<u64, AccountError> {
+        let command = SessionCommand::UnsubscribePush {
+            by_user: user_id,
+            reason,
+            endpoint,
+        };
+        self.session_command(session_id, &command, metadata).await
+    }
+
+    async fn session_command(
+        &self,
+        session_id: Uuid,
+        command: &SessionCommand,
+        metadata: Metadata,
+    ) -> Result<u64, AccountError> {
         let executed = self
             .sessions
-            .execute(&session_id.to_string(), &command, metadata)
+            .execute(&session_id.to_string(), command, metadata)
             .await?;
         Ok(executed.last_sequence)
     }

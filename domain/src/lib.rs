@@ -5,6 +5,7 @@ pub mod aggregate;
 pub mod chat;
 pub mod media;
 pub mod prefs;
+pub mod push;
 pub mod session;
 mod text;
 pub mod user;

@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::aggregate::{Aggregate, Context, DomainEvent};
+use crate::push::PushSubscription;
 
 /// The aggregate kind of sessions.
 pub const SESSION_KIND: &str = "session";
@@ -63,7 +64,35 @@ pub struct AccountStanding {
 pub enum SessionCommand {
     Open(Open),
     Refresh(Refresh),
-    Revoke { by_user: Uuid, reason: RevokeReason },
+    Revoke {
+        by_user: Uuid,
+        reason: RevokeReason,
+    },
+    /// Pushes for the session's device go to `subscription` (replacing any before);
+    /// `previews` says whether they may carry message text.
+    SubscribePush {
+        by_user: Uuid,
+        subscription: PushSubscription,
+        previews: bool,
+    },
+    /// No more pushes for the session's device. With `endpoint`, only if the
+    /// subscription is still that one (the push service said it is gone, and the device
+    /// may have subscribed anew meanwhile).
+    UnsubscribePush {
+        by_user: Uuid,
+        reason: PushEndReason,
+        endpoint: Option<String>,
+    },
+}
+
+/// Why a session's push subscription ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushEndReason {
+    /// The device asked for no more.
+    Unsubscribed,
+    /// The push service answered that the subscription no longer exists (404 or 410).
+    Gone,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +131,27 @@ pub enum SessionEvent {
     SessionOpened(SessionOpened),
     SessionRefreshed(SessionRefreshed),
     SessionRevoked(SessionRevoked),
+    PushSubscribed(PushSubscribed),
+    PushUnsubscribed(PushUnsubscribed),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushSubscribed {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub subscription: PushSubscription,
+    pub previews: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub subscribed_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushUnsubscribed {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub reason: PushEndReason,
+    #[serde(with = "time::serde::rfc3339")]
+    pub unsubscribed_at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +191,8 @@ impl DomainEvent for SessionEvent {
             Self::SessionOpened(_) => "SessionOpened",
             Self::SessionRefreshed(_) => "SessionRefreshed",
             Self::SessionRevoked(_) => "SessionRevoked",
+            Self::PushSubscribed(_) => "PushSubscribed",
+            Self::PushUnsubscribed(_) => "PushUnsubscribed",
         }
     }
 
@@ -154,6 +206,10 @@ impl DomainEvent for SessionEvent {
                 SessionRefreshed::deserialize(payload).map(Self::SessionRefreshed)
             }
             "SessionRevoked" => SessionRevoked::deserialize(payload).map(Self::SessionRevoked),
+            "PushSubscribed" => PushSubscribed::deserialize(payload).map(Self::PushSubscribed),
+            "PushUnsubscribed" => {
+                PushUnsubscribed::deserialize(payload).map(Self::PushUnsubscribed)
+            }
             other => Err(serde::de::Error::custom(format!(
                 "{other} is not a session event"
             ))),
@@ -195,6 +251,8 @@ pub struct OpenSession {
     pub current: TokenHash,
     /// Spent tokens with when they were spent, newest last.
     pub spent: Vec<(TokenHash, OffsetDateTime)>,
+    /// Where the device's pushes go, and whether they may carry message text.
+    pub push: Option<(PushSubscription, bool)>,
 }
 
 impl Session {
@@ -241,6 +299,75 @@ impl Aggregate for Session {
                 }
             }
             (Self::Ended { .. }, SessionCommand::Refresh(_)) => Err(SessionError::Ended),
+            (Self::Ended { user_id, .. }, SessionCommand::SubscribePush { by_user, .. }) => {
+                if user_id == by_user {
+                    Err(SessionError::Ended)
+                } else {
+                    Err(SessionError::NotFound)
+                }
+            }
+            // An ended session's subscription ended with it.
+            (Self::Ended { user_id, .. }, SessionCommand::UnsubscribePush { by_user, .. }) => {
+                if user_id == by_user {
+                    Ok(Vec::new())
+                } else {
+                    Err(SessionError::NotFound)
+                }
+            }
+            (
+                Self::Open(session),
+                SessionCommand::SubscribePush {
+                    by_user,
+                    subscription,
+                    previews,
+                },
+            ) => {
+                if session.user_id != *by_user {
+                    return Err(SessionError::NotFound);
+                }
+                if now >= session.expires_at {
+                    return Err(SessionError::Ended);
+                }
+                if session.push.as_ref() == Some(&(subscription.clone(), *previews)) {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![SessionEvent::PushSubscribed(PushSubscribed {
+                    session_id: session.session_id,
+                    user_id: session.user_id,
+                    subscription: subscription.clone(),
+                    previews: *previews,
+                    subscribed_at: now,
+                })])
+            }
+            (
+                Self::Open(session),
+                SessionCommand::UnsubscribePush {
+                    by_user,
+                    reason,
+                    endpoint,
+                },
+            ) => {
+                if session.user_id != *by_user {
+                    return Err(SessionError::NotFound);
+                }
+                let current = session
+                    .push
+                    .as_ref()
+                    .map(|(subscription, _)| &subscription.endpoint);
+                let ends = match endpoint {
+                    Some(endpoint) => current == Some(endpoint),
+                    None => current.is_some(),
+                };
+                if !ends {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![SessionEvent::PushUnsubscribed(PushUnsubscribed {
+                    session_id: session.session_id,
+                    user_id: session.user_id,
+                    reason: *reason,
+                    unsubscribed_at: now,
+                })])
+            }
             (Self::Open(session), SessionCommand::Revoke { by_user, reason }) => {
                 if session.user_id != *by_user {
                     return Err(SessionError::NotFound);
@@ -299,6 +426,7 @@ impl Aggregate for Session {
                     expires_at: opened.expires_at,
                     current: opened.refresh_hash.clone(),
                     spent: Vec::new(),
+                    push: None,
                 }))
             }
             (Self::Open(mut session), SessionEvent::SessionRefreshed(refreshed)) => {
@@ -307,6 +435,14 @@ impl Aggregate for Session {
                 if session.spent.len() > SPENT_TOKENS_KEPT {
                     session.spent.remove(0);
                 }
+                Self::Open(session)
+            }
+            (Self::Open(mut session), SessionEvent::PushSubscribed(subscribed)) => {
+                session.push = Some((subscribed.subscription.clone(), subscribed.previews));
+                Self::Open(session)
+            }
+            (Self::Open(mut session), SessionEvent::PushUnsubscribed(_)) => {
+                session.push = None;
                 Self::Open(session)
             }
             (Self::Open(session), SessionEvent::SessionRevoked(revoked)) => Self::Ended {

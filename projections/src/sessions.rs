@@ -109,6 +109,33 @@ impl Projection for Sessions {
                     .execute(&mut *connection)
                     .await?;
                 }
+                SessionsEvent::Session(SessionEvent::PushSubscribed(subscribed)) => {
+                    let subscription = &subscribed.subscription;
+                    sqlx::query(
+                        "UPDATE sessions_v1 SET push_endpoint = $2, push_p256dh = $3, push_auth = $4,
+                                push_previews = $5, last_sequence = $6
+                         WHERE session_id = $1 AND last_sequence < $6",
+                    )
+                    .bind(subscribed.session_id)
+                    .bind(&subscription.endpoint)
+                    .bind(&subscription.p256dh)
+                    .bind(&subscription.auth)
+                    .bind(subscribed.previews)
+                    .bind(sequence)
+                    .execute(&mut *connection)
+                    .await?;
+                }
+                SessionsEvent::Session(SessionEvent::PushUnsubscribed(unsubscribed)) => {
+                    sqlx::query(
+                        "UPDATE sessions_v1 SET push_endpoint = NULL, push_p256dh = NULL,
+                                push_auth = NULL, push_previews = true, last_sequence = $2
+                         WHERE session_id = $1 AND last_sequence < $2",
+                    )
+                    .bind(unsubscribed.session_id)
+                    .bind(sequence)
+                    .execute(&mut *connection)
+                    .await?;
+                }
                 SessionsEvent::User(UserEvent::PasswordChanged(changed)) => {
                     sqlx::query(
                         "UPDATE sessions_v1 SET ended_at = $3, end_reason = 'password_changed', last_sequence = $5

@@ -25,6 +25,8 @@ const CURRENT_VERSIONS: &[(&str, u32)] = &[
     ("SessionOpened", 1),
     ("SessionRefreshed", 1),
     ("SessionRevoked", 1),
+    ("PushSubscribed", 1),
+    ("PushUnsubscribed", 1),
     ("DirectChatCreated", 1),
     ("GroupCreated", 1),
     ("MembersAdded", 1),

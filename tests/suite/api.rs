@@ -60,6 +60,7 @@ async fn a_registration_reaches_the_directory_and_the_metrics() {
     let env = TestEnv::new().await;
     let settings = env.settings();
     let serve = natter::settings::ServeArgs {
+        push: Default::default(),
         auto_rebuild: true,
         web_dir: None,
         media: Default::default(),

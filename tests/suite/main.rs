@@ -21,6 +21,7 @@ mod message_extras;
 mod messages;
 mod nats;
 mod projections;
+mod push;
 mod rebuild;
 mod schemathesis;
 mod web;

@@ -78,6 +78,7 @@ impl Media {
         media.media_sweep_secs = 1;
         let app = env
             .spawn_app_serving(ServeArgs {
+                push: Default::default(),
                 auto_rebuild: true,
                 web_dir: None,
                 media: media.clone(),

@@ -20,6 +20,7 @@ const ALL_ROLES: &[Role] = &[Role::Api, Role::Gateway, Role::Projector];
 
 fn serve_args(roles: &[Role]) -> ServeArgs {
     ServeArgs {
+        push: Default::default(),
         auto_rebuild: true,
         web_dir: None,
         media: Default::default(),

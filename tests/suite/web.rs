@@ -70,6 +70,7 @@ fn fake_export(name: &str) -> TempDir {
 
 async fn serve(env: &TestEnv, web_dir: std::path::PathBuf) -> TestApp {
     env.spawn_app_serving(ServeArgs {
+        push: Default::default(),
         auto_rebuild: true,
         web_dir: Some(web_dir),
         media: Default::default(),

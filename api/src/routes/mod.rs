@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod chats;
 pub mod media;
 pub mod messages;
+pub mod push;
 pub mod search;
 pub mod sessions;
 pub mod uploads;

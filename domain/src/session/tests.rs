@@ -173,3 +173,78 @@ proptest! {
         }
     }
 }
+
+fn subscription(endpoint: &str) -> PushSubscription {
+    let mut key = vec![4u8];
+    key.extend([9u8; 64]);
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    PushSubscription::parse(endpoint, &b64.encode(key), &b64.encode([3u8; 16])).unwrap()
+}
+
+fn subscribe(endpoint: &str, previews: bool) -> SessionCommand {
+    SessionCommand::SubscribePush {
+        by_user: USER,
+        subscription: subscription(endpoint),
+        previews,
+    }
+}
+
+fn unsubscribe(endpoint: Option<&str>) -> SessionCommand {
+    SessionCommand::UnsubscribePush {
+        by_user: USER,
+        reason: PushEndReason::Gone,
+        endpoint: endpoint.map(str::to_owned),
+    }
+}
+
+fn after(state: Session, command: &SessionCommand, seconds: i64) -> (Session, usize) {
+    let events = state.decide(command, &at(seconds)).unwrap();
+    let count = events.len();
+    (events.iter().fold(state, |s, e| s.evolve(e)), count)
+}
+
+#[test]
+fn a_push_subscription_is_kept_until_it_ends_or_the_session_does() {
+    let (open, _) = after(Session::None, &open(), 0);
+    let (subscribed, count) = after(open, &subscribe("https://push.example/a", true), 1);
+    assert_eq!(count, 1);
+    // The same again is nothing new; other previews are.
+    let (same, count) = after(
+        subscribed.clone(),
+        &subscribe("https://push.example/a", true),
+        2,
+    );
+    assert_eq!(count, 0);
+    let (_, count) = after(same, &subscribe("https://push.example/a", false), 2);
+    assert_eq!(count, 1);
+    // A gone endpoint ends the subscription only while it is still the one.
+    let (renewed, _) = after(subscribed, &subscribe("https://push.example/b", true), 3);
+    let (renewed, count) = after(renewed, &unsubscribe(Some("https://push.example/a")), 4);
+    assert_eq!(count, 0);
+    let (ended, count) = after(renewed, &unsubscribe(Some("https://push.example/b")), 5);
+    assert_eq!(count, 1);
+    let (_, count) = after(ended, &unsubscribe(None), 6);
+    assert_eq!(count, 0);
+}
+
+#[test]
+fn only_the_owner_of_an_open_session_subscribes() {
+    let (open, _) = after(Session::None, &open(), 0);
+    let stranger = SessionCommand::SubscribePush {
+        by_user: Uuid::from_u128(99),
+        subscription: subscription("https://push.example/a"),
+        previews: true,
+    };
+    assert_eq!(open.decide(&stranger, &at(1)), Err(SessionError::NotFound));
+    let revoke = SessionCommand::Revoke {
+        by_user: USER,
+        reason: RevokeReason::Logout,
+    };
+    let (ended, _) = after(open, &revoke, 1);
+    assert_eq!(
+        ended.decide(&subscribe("https://push.example/a", true), &at(2)),
+        Err(SessionError::Ended)
+    );
+    assert_eq!(ended.decide(&unsubscribe(None), &at(2)), Ok(Vec::new()));
+}

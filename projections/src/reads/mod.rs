@@ -11,6 +11,7 @@
 pub mod chats;
 pub mod media;
 pub mod messages;
+pub mod push;
 pub mod search;
 pub mod sessions;
 pub mod users;

@@ -153,6 +153,7 @@ impl TestEnv {
         gateway: natter::settings::GatewaySettings,
     ) -> TestApp {
         self.spawn_app_serving(ServeArgs {
+            push: Default::default(),
             auto_rebuild: true,
             web_dir: None,
             media: Default::default(),

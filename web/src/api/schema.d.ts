@@ -517,6 +517,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/push/key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The key to subscribe with (no token needed). */
+        get: operations["key"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/search/messages": {
         parameters: {
             query?: never;
@@ -583,6 +600,29 @@ export interface paths {
         post?: never;
         /** Signs out: ends the caller's session, and removes the `natter_refresh` cookie. */
         delete: operations["logout"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sessions/current/push": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Sends this session's pushes to a subscription, replacing any before. New messages
+         *     are pushed while none of the caller's apps is open, but for muted chats (unless the
+         *     message mentions the caller) and blocked senders. The subscription ends with the
+         *     session, when deleted, or when its push service says it is gone.
+         */
+        put: operations["subscribe"];
+        post?: never;
+        /** Ends this session's pushes. */
+        delete: operations["unsubscribe"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1469,6 +1509,14 @@ export interface components {
             /** Format: uuid */
             user_id: string;
         };
+        /** @description What the server sends pushes with. */
+        PushKey: {
+            /**
+             * @description The VAPID public key (RFC 8292): an uncompressed P-256 point in base64url, to
+             *     pass as `applicationServerKey` to `PushManager.subscribe`.
+             */
+            public_key: string;
+        };
         /**
          * @example {
          *       "reaction": "👍"
@@ -1734,6 +1782,31 @@ export interface components {
             has_more: boolean;
             /** @description Most recently starred first. */
             items: components["schemas"]["StarredMessage"][];
+        };
+        /**
+         * @description A subscription, as `PushSubscription.toJSON()` gives it, and whether pushes may
+         *     carry message text.
+         */
+        SubscribeRequest: {
+            /** @description The push service's URL for this device (`https`). */
+            endpoint: string;
+            /**
+             * Format: double
+             * @description Present in `toJSON()`; ignored.
+             */
+            expirationTime?: number | null;
+            keys: components["schemas"]["SubscriptionKeys"];
+            /**
+             * @description Whether pushes may show the sender, chat and text (default true); with false a
+             *     push says only which chat has how many new messages.
+             */
+            previews?: boolean;
+        };
+        SubscriptionKeys: {
+            /** @description The device's authentication secret, base64url (16 bytes). */
+            auth: string;
+            /** @description The device's P-256 public key, base64url (65 bytes). */
+            p256dh: string;
         };
         /**
          * @description A signed-in session's tokens.
@@ -4824,6 +4897,43 @@ export interface operations {
             };
         };
     };
+    key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PushKey"];
+                };
+            };
+            /** @description Malformed request: path, query or body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This server sends no pushes (`push_disabled`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     search_messages: {
         parameters: {
             query: {
@@ -5082,6 +5192,138 @@ export interface operations {
                 headers: {
                     /** @description `natter_refresh=; …; Max-Age=0`, removing the cookie */
                     "Set-Cookie"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SequenceResponse"];
+                };
+            };
+            /** @description Malformed request: path, query or body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    subscribe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SubscribeRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SequenceResponse"];
+                };
+            };
+            /** @description Not a subscription: the endpoint (`invalid_endpoint`: an https URL of a public host) or a key (`invalid_push_key`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This server sends no pushes (`push_disabled`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body of the wrong shape */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The event log could not take the write (`unavailable`: nothing was stored) or did not confirm it (`outcome_unknown`: it may be stored). Retry after Retry-After; a retry with the same client_id or Idempotency-Key is applied at most once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    unsubscribe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
