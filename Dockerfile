@@ -22,7 +22,7 @@ WORKDIR /web
 COPY web/package.json web/package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY web/ ./
-RUN NEXT_TELEMETRY_DISABLED=1 npx next build
+RUN NEXT_TELEMETRY_DISABLED=1 npx next build && node scripts/sw.mjs
 
 # ---- runtime ---------------------------------------------------------------
 FROM debian:bookworm-slim AS runtime

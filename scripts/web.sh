@@ -29,6 +29,8 @@ build)
     install
     log "next build (static export to web/out)"
     npx next build
+    log "service worker (app shell of the export)"
+    node scripts/sw.mjs
     ;;
 check)
     install

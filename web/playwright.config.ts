@@ -1,5 +1,9 @@
 import { defineConfig } from "@playwright/test";
 
+// Requests of the service worker go through Playwright's routing, so a test can take the
+// network away from the worker too (setOffline alone does not reach it in Chromium).
+process.env.PW_EXPERIMENTAL_SERVICE_WORKER_NETWORK_EVENTS = "1";
+
 // Headless Debian Chromium (Playwright's own browser download does not work offline)
 // against a real `natter serve` with real NATS and Postgres, started by global-setup.
 export default defineConfig({
@@ -32,6 +36,7 @@ export default defineConfig({
         "--disable-sync",
       ],
     },
+    serviceWorkers: "allow",
     trace: "retain-on-failure",
     screenshot: "only-on-failure",
   },

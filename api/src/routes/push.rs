@@ -31,7 +31,7 @@ pub struct SubscribeRequest {
     pub keys: SubscriptionKeys,
     /// Present in `toJSON()`; ignored.
     #[serde(default, rename = "expirationTime")]
-    #[schema(value_type = Option<f64>)]
+    #[schema(value_type = Option<f64>, minimum = 0, maximum = 9_007_199_254_740_991_f64)]
     pub expiration_time: Option<serde_json::Value>,
     /// Whether pushes may show the sender, chat and text (default true); with false a
     /// push says only which chat has how many new messages.

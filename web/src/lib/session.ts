@@ -3,7 +3,9 @@ import { api, call } from "@/api/client";
 import { currentSession, forget, onSessionChange, refresh } from "./auth";
 import { currentEpoch, notify, reset, setIfCurrent, store } from "./app-state";
 import { realtime } from "./realtime";
+import { forgetUser, keepSnapshot, snapshotChanged } from "./offline";
 import { loadChats } from "@/features/chats/actions";
+import { resumeOutbox } from "@/features/chat/actions";
 import { applyEvent, flushDeliveries, reloadEverything } from "@/features/chat/events";
 
 export async function loadMe(minSequence?: number): Promise<void> {
@@ -13,12 +15,23 @@ export async function loadMe(minSequence?: number): Promise<void> {
 }
 
 let stopWatching: (() => void) | null = null;
+let stopSnapshots: (() => void) | null = null;
 
 /** Starts everything a signed-in user needs; stops it when they sign out. */
 export async function startSession(): Promise<void> {
   const session = currentSession();
   if (!session) return;
   await loadMe();
+  // What the user sees is kept for opening offline; sends left in the outbox go now.
+  stopSnapshots?.();
+  const unsubscribe = store.subscribe(snapshotChanged);
+  const stopKeeping = keepSnapshot(store.get);
+  stopSnapshots = () => {
+    unsubscribe();
+    stopKeeping();
+  };
+  snapshotChanged();
+  void resumeOutbox(session.userId).catch(() => undefined);
   stopWatching?.();
   stopWatching = onSessionChange((next) => {
     if (next) {
@@ -67,6 +80,10 @@ function endSession(): void {
   realtime.stop();
   stopWatching?.();
   stopWatching = null;
+  stopSnapshots?.();
+  stopSnapshots = null;
+  const userId = store.get().me?.user_id;
+  if (userId) void forgetUser(userId);
   const notice = store.get().notice;
   reset();
   if (notice) notify(notice);

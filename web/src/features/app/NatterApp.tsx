@@ -3,6 +3,8 @@ import { useEffect, useRef, useState } from "react";
 import { notify, store, useApp } from "@/lib/app-state";
 import { currentSession, forget, onSessionChange, refresh } from "@/lib/auth";
 import { chatPath, navigate, useRoute } from "@/lib/router";
+import { lastSnapshot } from "@/lib/offline";
+import { registerServiceWorker } from "@/lib/pwa";
 import { startSession } from "@/lib/session";
 import { applyTheme, storedTheme, watchSystemTheme } from "@/lib/theme";
 import { AuthScreen } from "@/features/auth/AuthScreen";
@@ -10,10 +12,26 @@ import { ChatListPane } from "@/features/chats/ChatListPane";
 import { ChatView } from "@/features/chat/ChatView";
 import { JoinView } from "@/features/groups/JoinView";
 import { SettingsPane } from "@/features/settings/SettingsPane";
+import { resumeOutbox } from "@/features/chat/actions";
 import { ConnectionBanner } from "./ConnectionBanner";
 import { Toast } from "./Toast";
 
-type Phase = "restoring" | "signed-out" | "signed-in";
+type Phase = "restoring" | "signed-out" | "signed-in" | "offline";
+
+/**
+ * With no network, the app opens on what this browser kept of the last user (their chat
+ * list and recent messages, sends still on their way), marked offline; once back
+ * online it signs in again through the refresh cookie. False if nothing was kept.
+ */
+async function openOffline(): Promise<boolean> {
+  const kept = await lastSnapshot().catch(() => null);
+  if (!kept) return false;
+  store.set((s) => ({ ...s, ...kept.snapshot, connection: "offline" }));
+  // Sends still on their way are shown, and queued in their order: they go once there
+  // is a session, before anything typed from now on.
+  await resumeOutbox(kept.userId).catch(() => undefined);
+  return true;
+}
 
 /** The whole app: restores the session, then the chat list beside the open chat. */
 export function NatterApp() {
@@ -40,15 +58,35 @@ export function NatterApp() {
         setPhase("signed-out");
       }
     });
-    // A reload signs in again through the refresh cookie, if there is one.
-    refresh()
-      .then((session) => {
-        if (!session && !currentSession()) setPhase("signed-out");
-      })
-      .catch(() => {
-        setPhase("signed-out");
-        notify("Can't reach Natter. Check your connection.");
+    registerServiceWorker();
+    const offline = () =>
+      openOffline().then((opened) => {
+        if (!opened) {
+          setPhase("signed-out");
+          notify("Can't reach Natter. Check your connection.");
+          return;
+        }
+        setPhase((phase) => (phase === "restoring" ? "offline" : phase));
+        // Back online: sign in again (the session listener above takes it from there).
+        const online = () => {
+          refresh()
+            .then((session) => {
+              if (!session && !currentSession()) setPhase("signed-out");
+            })
+            .catch(() => window.addEventListener("online", online, { once: true }));
+        };
+        window.addEventListener("online", online, { once: true });
       });
+    // A reload signs in again through the refresh cookie, if there is one.
+    if (typeof navigator !== "undefined" && !navigator.onLine) {
+      void offline();
+    } else {
+      refresh()
+        .then((session) => {
+          if (!session && !currentSession()) setPhase("signed-out");
+        })
+        .catch(() => void offline());
+    }
     return () => {
       stop();
       unwatch();
@@ -63,6 +101,7 @@ export function NatterApp() {
     );
   }
   if (phase === "signed-out") return <AuthScreen notice={notice} />;
+  // Signed in, or opened offline on what this browser kept.
   return <Shell />;
 }
 

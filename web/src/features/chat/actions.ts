@@ -1,7 +1,10 @@
-// One chat's messages: paging through history, sending (optimistic, retried safely with
-// the same client_id until stored), and acting on messages.
+// One chat's messages: paging through history, sending (optimistic, kept in the outbox
+// and retried safely with the same client_id until stored, in order per chat), and
+// acting on messages.
 import { api, ApiProblem, call, describeProblem, type Message } from "@/api/client";
 import { currentEpoch, notify, onReset, setIfCurrent, store } from "@/lib/app-state";
+import { currentSession, onSessionChange } from "@/lib/auth";
+import { addToOutbox, outbox, removeFromOutbox, type Outgoing } from "@/lib/offline";
 import { realtime } from "@/lib/realtime";
 import { scheduleChatsReload } from "@/features/chats/actions";
 import {
@@ -186,30 +189,96 @@ export function send(chatId: string, draft: Draft): void {
     setTimeline(chatId, (t) => ({ messages: t.messages.filter((m) => m.sequence === null), hasOlder: true, hasNewer: false }));
     void loadNewest(chatId).catch(() => undefined);
   }
-  const pending = newMsg({
-    key: clientId,
-    sequence: null,
+  const outgoing: Outgoing = {
+    chatId,
     clientId,
-    messageId: null,
-    status: "pending",
-    sender: me.user_id,
     body: draft.body,
-    sentAt: new Date().toISOString(),
     replyTo: draft.replyTo,
     mentions: draft.mentions,
+    sentAt: new Date().toISOString(),
+  };
+  showPending(outgoing, me.user_id);
+  // Kept before it is sent: a tab closed meanwhile sends it the next time.
+  const kept = addToOutbox(me.user_id, outgoing).catch(() => undefined);
+  queueDelivery(chatId, clientId, kept);
+}
+
+function showPending(outgoing: Outgoing, sender: string): void {
+  const pending = newMsg({
+    key: outgoing.clientId,
+    sequence: null,
+    clientId: outgoing.clientId,
+    messageId: null,
+    status: "pending",
+    sender,
+    body: outgoing.body,
+    sentAt: outgoing.sentAt,
+    replyTo: outgoing.replyTo,
+    mentions: outgoing.mentions,
   });
-  setTimeline(chatId, (t) => addPending(t, pending));
-  void deliver(chatId, clientId);
+  setTimeline(outgoing.chatId, (t) => (t.messages.some((m) => m.clientId === outgoing.clientId) ? t : addPending(t, pending)));
+}
+
+/**
+ * Sends what the outbox holds, oldest first, once per session: sends from an earlier
+ * tab, or made while the app was opened offline.
+ */
+export async function resumeOutbox(userId: string): Promise<void> {
+  for (const outgoing of await outbox(userId)) {
+    showPending(outgoing, userId);
+    queueDelivery(outgoing.chatId, outgoing.clientId);
+  }
+}
+
+/** Each chat's sends go one after the other, so they are stored in the order typed. */
+const deliveries = new Map<string, Promise<void>>();
+const queued = new Set<string>();
+
+function queueDelivery(chatId: string, clientId: string, after: Promise<unknown> = Promise.resolve()): void {
+  if (queued.has(clientId)) return;
+  queued.add(clientId);
+  const previous = deliveries.get(chatId) ?? Promise.resolve();
+  const next = Promise.all([previous, after])
+    .then(() => deliver(chatId, clientId))
+    .catch(() => undefined)
+    .finally(() => queued.delete(clientId));
+  deliveries.set(chatId, next);
 }
 
 /** Sends a pending message again (the same client_id: stored once, however often sent). */
 export function retry(chatId: string, clientId: string): void {
+  const message = store.get().timelines[chatId]?.messages.find((m) => m.clientId === clientId);
+  const me = store.get().me;
+  if (!message || !me) return;
   setTimeline(chatId, (t) => update(t, (m) => m.clientId === clientId, (m) => ({ ...m, status: "pending", error: undefined })));
-  void deliver(chatId, clientId);
+  const kept = addToOutbox(me.user_id, {
+    chatId,
+    clientId,
+    body: message.body,
+    replyTo: message.replyTo,
+    mentions: message.mentions,
+    sentAt: message.sentAt,
+  }).catch(() => undefined);
+  queueDelivery(chatId, clientId, kept);
+}
+
+/** Resolves once there is a session to send with (the app may have opened offline). */
+function signedIn(): Promise<void> {
+  if (currentSession()) return Promise.resolve();
+  return new Promise((resolve) => {
+    const stop = onSessionChange((session) => {
+      if (session) {
+        stop();
+        resolve();
+      }
+    });
+  });
 }
 
 async function deliver(chatId: string, clientId: string): Promise<void> {
+  const userId = store.get().me?.user_id;
   for (let attempt = 0; ; attempt++) {
+    await signedIn();
     const message = store.get().timelines[chatId]?.messages.find((m) => m.clientId === clientId);
     if (!message || message.status !== "pending") return;
     try {
@@ -225,6 +294,7 @@ async function deliver(chatId: string, clientId: string): Promise<void> {
         }),
       );
       setTimeline(chatId, (t) => confirm(t, clientId, sent.sequence, sent.message_id));
+      if (userId) await removeFromOutbox(userId, clientId).catch(() => undefined);
       scheduleChatsReload(sent.sequence);
       return;
     } catch (error) {
@@ -235,6 +305,7 @@ async function deliver(chatId: string, clientId: string): Promise<void> {
       setTimeline(chatId, (t) =>
         update(t, (m) => m.clientId === clientId, (m) => ({ ...m, status: "failed", error: describeProblem(error) })),
       );
+      if (userId) await removeFromOutbox(userId, clientId).catch(() => undefined);
       return;
     }
   }
@@ -333,6 +404,7 @@ export function forward(fromChat: string, sequence: number, toChat: string): Pro
 
 const lastRead = new Map<string, number>();
 onReset(() => {
+  deliveries.clear();
   lastRead.clear();
   for (const { timer } of receiptReloads.values()) clearTimeout(timer);
   receiptReloads.clear();

@@ -5,6 +5,7 @@ import { Button, ErrorText, Field } from "@/components/form";
 import { IconButton } from "@/components/IconButton";
 import { notify, useApp } from "@/lib/app-state";
 import { signOut, signOutEverywhere } from "@/lib/auth";
+import { pushState, type PushState, turnOff, turnOn } from "@/lib/push";
 import { navigate } from "@/lib/router";
 import { loadMe } from "@/lib/session";
 import { ensureUser } from "@/features/chats/actions";
@@ -19,6 +20,7 @@ export function SettingsPane() {
       </header>
       <div className="min-h-0 flex-1 space-y-8 overflow-y-auto p-4">
         <Profile />
+        <Notifications />
         <Privacy />
         <Blocks />
         <Sessions />
@@ -64,6 +66,58 @@ function Profile() {
         <ErrorText>{error}</ErrorText>
         <Button type="submit">Save profile</Button>
       </form>
+    </Section>
+  );
+}
+
+const PUSH_TEXT: Record<PushState, string> = {
+  unsupported: "This browser can't show notifications from Natter.",
+  unavailable: "This server sends no notifications.",
+  blocked: "Notifications are blocked. Allow them in your browser's site settings.",
+  off: "Get a notification of new messages when Natter isn't open.",
+  on: "On for this browser. Muted chats notify only when you're mentioned.",
+};
+
+/** Web Push for this browser: permission is asked here, when the user turns it on. */
+function Notifications() {
+  const [state, setState] = useState<PushState | null>(null);
+  const [previews, setPreviews] = useState(true);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    void pushState()
+      .then(setState)
+      .catch(() => setState("unsupported"));
+  }, []);
+  if (state === null) return null;
+  const change = async (to: "on" | "off") => {
+    setBusy(true);
+    setError(null);
+    try {
+      setState(await (to === "on" ? turnOn(previews) : turnOff()));
+    } catch (problem) {
+      setError(describeProblem(problem));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <Section title="Notifications">
+      <p className="text-sm text-gray-600 dark:text-gray-400" data-push-state={state}>
+        {PUSH_TEXT[state]}
+      </p>
+      {(state === "off" || state === "on") && (
+        <>
+          <label className="flex items-center justify-between gap-4 text-sm">
+            <span>Show the sender and text</span>
+            <input type="checkbox" className="h-5 w-5 accent-brand-700" checked={previews} disabled={busy} onChange={(e) => setPreviews(e.target.checked)} />
+          </label>
+          <Button type="button" disabled={busy} onClick={() => void change(state === "on" ? "off" : "on")}>
+            {state === "on" ? "Turn off notifications" : "Turn on notifications"}
+          </Button>
+        </>
+      )}
+      <ErrorText>{error}</ErrorText>
     </Section>
   );
 }
