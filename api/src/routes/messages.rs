@@ -67,6 +67,33 @@ pub enum AttachmentRequest {
     },
 }
 
+/// What a message carries besides its text, as answers show it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[allow(dead_code)] // The shape of the stored JSON, for the document only.
+pub enum AttachmentView {
+    /// A media item; its details at `/v1/media/{media_id}`, its bytes at
+    /// `/v1/media/{media_id}/content`.
+    Media {
+        media_id: Uuid,
+        /// `image`, `voice`, `video` or `document`.
+        kind: String,
+        content_type: String,
+    },
+    /// A place, in ten-millionths of a degree.
+    Location {
+        latitude_e7: i32,
+        longitude_e7: i32,
+        name: Option<String>,
+    },
+    /// A contact card.
+    Contact {
+        name: String,
+        phone: Option<String>,
+        user_id: Option<Uuid>,
+    },
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ForwardSource {
     pub chat_id: Uuid,
@@ -385,7 +412,7 @@ pub struct Message {
     /// at `/v1/media/{media_id}/content`), a place (`{"type": "location",
     /// "latitude_e7", "longitude_e7", "name"}`, in ten-millionths of a degree) or a
     /// contact card (`{"type": "contact", "name", "phone", "user_id"}`).
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<AttachmentView>)]
     pub attachment: Option<serde_json::Value>,
     /// For the caller's own messages: `sent`, `delivered` (to every other member) or
     /// `read` (by every other member). Members who turned read receipts off never

@@ -921,6 +921,31 @@ export interface components {
             /** Format: uuid */
             user_id?: string | null;
         };
+        /** @description What a message carries besides its text, as answers show it. */
+        AttachmentView: {
+            content_type: string;
+            /** @description `image`, `voice`, `video` or `document`. */
+            kind: string;
+            /** Format: uuid */
+            media_id: string;
+            /** @enum {string} */
+            type: "media";
+        } | {
+            /** Format: int32 */
+            latitude_e7: number;
+            /** Format: int32 */
+            longitude_e7: number;
+            name?: string | null;
+            /** @enum {string} */
+            type: "location";
+        } | {
+            name: string;
+            phone?: string | null;
+            /** @enum {string} */
+            type: "contact";
+            /** Format: uuid */
+            user_id?: string | null;
+        };
         /**
          * @description Who may see a piece of a profile.
          * @enum {string}
@@ -1258,13 +1283,7 @@ export interface components {
             width?: number | null;
         };
         Message: {
-            /**
-             * @description A media item (`{"type": "media", "media_id", "kind", "content_type"}`; its bytes
-             *     at `/v1/media/{media_id}/content`), a place (`{"type": "location",
-             *     "latitude_e7", "longitude_e7", "name"}`, in ten-millionths of a degree) or a
-             *     contact card (`{"type": "contact", "name", "phone", "user_id"}`).
-             */
-            attachment?: Record<string, never> | null;
+            attachment?: null | components["schemas"]["AttachmentView"];
             /** @description Empty for a message deleted for everyone. */
             body: string;
             /** @description Deleted for everyone: a tombstone. */

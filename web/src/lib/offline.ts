@@ -7,7 +7,7 @@
 // Signing out deletes both: the next person at this browser sees nothing of them.
 import type { AppState } from "./app-state";
 import { kvDelete, kvGet, kvSet } from "./idb";
-import type { Timeline } from "@/features/chat/timeline";
+import type { Attachment, Timeline } from "@/features/chat/timeline";
 
 const LAST_USER = "last-user";
 /** Chats whose newest messages the snapshot keeps, and how many of each. */
@@ -23,6 +23,8 @@ export interface Outgoing {
   replyTo: number | null;
   mentions: string[];
   sentAt: string;
+  /** An uploaded item the message carries (uploads themselves are not kept). */
+  attachment?: Attachment | null;
 }
 
 const snapshotKey = (userId: string) => `snapshot:${userId}`;

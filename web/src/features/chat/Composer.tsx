@@ -4,7 +4,8 @@ import type { PublicProfile } from "@/api/client";
 import { Icon } from "@/components/Icon";
 import { IconButton } from "@/components/IconButton";
 import { realtime } from "@/lib/realtime";
-import { edit, send } from "./actions";
+import { edit, send, sendMedia } from "./actions";
+import { AttachDialog } from "@/features/media/AttachDialog";
 import { EmojiPicker } from "./EmojiPicker";
 import type { Msg } from "./timeline";
 
@@ -27,7 +28,9 @@ export function Composer({ chatId, me, members, replyTo, editing, onDone, onEdit
   const [mentions, setMentions] = useState<PublicProfile[]>([]);
   const [suggest, setSuggest] = useState<{ query: string; at: number; index: number } | null>(null);
   const [emoji, setEmoji] = useState(false);
+  const [picked, setPicked] = useState<File | null>(null);
   const input = useRef<HTMLTextAreaElement>(null);
+  const fileInput = useRef<HTMLInputElement>(null);
   const typingSent = useRef(0);
 
   useEffect(() => {
@@ -127,7 +130,32 @@ export function Composer({ chatId, me, members, replyTo, editing, onDone, onEdit
 
   const context = editing ?? replyTo;
   return (
-    <footer className="relative bg-gray-100 px-3 py-2 dark:bg-gray-800">
+    <footer
+      className="relative bg-gray-100 px-3 py-2 dark:bg-gray-800"
+      onDragOver={(event) => {
+        if (event.dataTransfer.types.includes("Files")) event.preventDefault();
+      }}
+      onDrop={(event) => {
+        const file = event.dataTransfer.files[0];
+        if (file) {
+          event.preventDefault();
+          setPicked(file);
+        }
+      }}
+    >
+      {picked && (
+        <AttachDialog
+          file={picked}
+          caption={text}
+          onCancel={() => setPicked(null)}
+          onSend={(caption) => {
+            sendMedia(chatId, picked, caption.trim(), replyTo?.sequence ?? null);
+            setPicked(null);
+            setText("");
+            onDone();
+          }}
+        />
+      )}
       {context && (
         <div className="mb-2 flex items-start gap-2 rounded-lg border-l-4 border-brand-600 bg-white px-3 py-2 text-sm dark:bg-gray-900">
           <div className="min-w-0 flex-1">
@@ -179,6 +207,20 @@ export function Composer({ chatId, me, members, replyTo, editing, onDone, onEdit
       )}
       <div className="flex items-end gap-2">
         <IconButton icon="smile" label="Emoji" onClick={() => setEmoji(!emoji)} />
+        {!editing && <IconButton icon="clip" label="Attach a file" onClick={() => fileInput.current?.click()} />}
+        <input
+          ref={fileInput}
+          type="file"
+          className="hidden"
+          aria-hidden="true"
+          tabIndex={-1}
+          data-testid="attach-input"
+          onChange={(event) => {
+            const file = event.target.files?.[0];
+            if (file) setPicked(file);
+            event.target.value = "";
+          }}
+        />
         <label className="min-w-0 flex-1">
           <span className="sr-only">Message</span>
           <textarea
@@ -189,6 +231,13 @@ export function Composer({ chatId, me, members, replyTo, editing, onDone, onEdit
             placeholder="Type a message"
             onChange={(event) => change(event.target.value, event.target.selectionStart)}
             onKeyDown={keyDown}
+            onPaste={(event) => {
+              const file = [...event.clipboardData.files][0];
+              if (file && !editing) {
+                event.preventDefault();
+                setPicked(file);
+              }
+            }}
             onBlur={() => {
               if (typingSent.current) realtime.send({ type: "typing", chat_id: chatId, state: "stop" });
               typingSent.current = 0;

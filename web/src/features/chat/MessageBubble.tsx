@@ -3,7 +3,8 @@ import { memo, useState } from "react";
 import type { PublicProfile } from "@/api/client";
 import { Icon } from "@/components/Icon";
 import { timeOfDay } from "@/lib/format";
-import { deleteMessage, discard, pin, react, retry, star } from "./actions";
+import { cancelUpload, deleteMessage, discard, pin, react, retry, star } from "./actions";
+import { MessageAttachment } from "@/features/media/MediaAttachment";
 import { EmojiPicker, QUICK_REACTIONS } from "./EmojiPicker";
 import { ReceiptTicks } from "./ReceiptTicks";
 import type { Msg } from "./timeline";
@@ -90,6 +91,9 @@ function MessageBubbleView({ chatId, message, me, group, users, quoted, highligh
             <span className="block font-semibold text-brand-700 dark:text-brand-500">{quoted ? (quoted.sender === me ? "You" : (users[quoted.sender]?.display_name ?? "…")) : "Message"}</span>
             <span className="line-clamp-2 text-gray-700 dark:text-gray-300">{quoted ? (quoted.deleted ? "This message was deleted" : quoted.body) : "Tap to see the message"}</span>
           </button>
+        )}
+        {!message.deleted && (message.attachment || message.upload) && (
+          <MessageAttachment chatId={chatId} message={message} onCancel={() => message.clientId && cancelUpload(chatId, message.clientId)} />
         )}
         <p className={`text-[0.95rem] break-words whitespace-pre-wrap ${message.deleted ? "text-gray-600 italic dark:text-gray-400" : ""}`}>
           {message.deleted ? (mine ? "You deleted this message" : "This message was deleted") : <Body text={message.body} mentions={message.mentions} users={users} />}

@@ -6,6 +6,7 @@ import { currentEpoch, notify, onReset, setIfCurrent, store } from "@/lib/app-st
 import { currentSession, onSessionChange } from "@/lib/auth";
 import { addToOutbox, outbox, removeFromOutbox, type Outgoing } from "@/lib/offline";
 import { realtime } from "@/lib/realtime";
+import { kindOf, upload, UploadError } from "@/features/media/media";
 import { scheduleChatsReload } from "@/features/chats/actions";
 import {
   addPending,
@@ -215,6 +216,7 @@ function showPending(outgoing: Outgoing, sender: string): void {
     sentAt: outgoing.sentAt,
     replyTo: outgoing.replyTo,
     mentions: outgoing.mentions,
+    attachment: outgoing.attachment ?? null,
   });
   setTimeline(outgoing.chatId, (t) => (t.messages.some((m) => m.clientId === outgoing.clientId) ? t : addPending(t, pending)));
 }
@@ -250,6 +252,12 @@ export function retry(chatId: string, clientId: string): void {
   const message = store.get().timelines[chatId]?.messages.find((m) => m.clientId === clientId);
   const me = store.get().me;
   if (!message || !me) return;
+  const file = files.get(clientId);
+  if (message.upload && !message.attachment && file) {
+    setTimeline(chatId, (t) => update(t, (m) => m.clientId === clientId, (m) => ({ ...m, status: "pending", error: undefined })));
+    void uploadAndSend(chatId, clientId, file, me.user_id);
+    return;
+  }
   setTimeline(chatId, (t) => update(t, (m) => m.clientId === clientId, (m) => ({ ...m, status: "pending", error: undefined })));
   const kept = addToOutbox(me.user_id, {
     chatId,
@@ -258,8 +266,84 @@ export function retry(chatId: string, clientId: string): void {
     replyTo: message.replyTo,
     mentions: message.mentions,
     sentAt: message.sentAt,
+    attachment: message.attachment,
   }).catch(() => undefined);
   queueDelivery(chatId, clientId, kept);
+}
+
+const UPLOAD_ERRORS: Record<string, string> = {
+  network: "Can't reach Natter. Check your connection.",
+  upload_too_large: "This file is too large to send.",
+  unsupported_format: "This type of file can't be sent.",
+  content_mismatch: "This file isn't what its type says.",
+  image_undecodable: "This image can't be read.",
+  too_many_uploads: "Too many uploads at once. Try again shortly.",
+};
+
+/** Files on their way up, and the uploads' cancellers, by the send's client id. */
+const files = new Map<string, File>();
+const uploading = new Map<string, AbortController>();
+
+/**
+ * Sends a file with an optional caption: shown at once with its upload's progress,
+ * uploaded (resumable when large), then sent as any message, with its client_id.
+ */
+export function sendMedia(chatId: string, file: File, caption: string, replyTo: number | null = null): void {
+  const me = store.get().me;
+  if (!me) return;
+  const clientId = crypto.randomUUID();
+  const kind = kindOf(file);
+  const previewUrl = kind === "image" || kind === "video" ? URL.createObjectURL(file) : null;
+  files.set(clientId, file);
+  setTimeline(chatId, (t) =>
+    addPending(
+      t,
+      newMsg({
+        key: clientId,
+        sequence: null,
+        clientId,
+        messageId: null,
+        status: "pending",
+        sender: me.user_id,
+        body: caption,
+        sentAt: new Date().toISOString(),
+        replyTo,
+        upload: { name: file.name, kind, size: file.size, progress: 0, previewUrl },
+      }),
+    ),
+  );
+  void uploadAndSend(chatId, clientId, file, me.user_id);
+}
+
+async function uploadAndSend(chatId: string, clientId: string, file: File, userId: string): Promise<void> {
+  const controller = new AbortController();
+  uploading.set(clientId, controller);
+  const kind = kindOf(file);
+  const progress = (share: number) =>
+    setTimeline(chatId, (t) => update(t, (m) => m.clientId === clientId && m.upload !== undefined, (m) => ({ ...m, upload: m.upload && { ...m.upload, progress: share } })));
+  try {
+    const item = await upload(file, kind, progress, controller.signal);
+    const attachment = { type: "media" as const, media_id: item.media_id, kind: item.kind, content_type: item.content_type };
+    setTimeline(chatId, (t) => update(t, (m) => m.clientId === clientId, (m) => ({ ...m, attachment, upload: m.upload && { ...m.upload, progress: 1 } })));
+    const message = store.get().timelines[chatId]?.messages.find((m) => m.clientId === clientId);
+    if (!message) return;
+    files.delete(clientId);
+    const kept = addToOutbox(userId, { chatId, clientId, body: message.body, replyTo: message.replyTo, mentions: message.mentions, sentAt: message.sentAt, attachment }).catch(() => undefined);
+    queueDelivery(chatId, clientId, kept);
+  } catch (error) {
+    if (error instanceof DOMException && error.name === "AbortError") return;
+    const text = error instanceof UploadError ? (UPLOAD_ERRORS[error.code] ?? error.message) : describeProblem(error);
+    setTimeline(chatId, (t) => update(t, (m) => m.clientId === clientId, (m) => ({ ...m, status: "failed", error: text })));
+  } finally {
+    uploading.delete(clientId);
+  }
+}
+
+/** Stops an upload on its way and drops its message. */
+export function cancelUpload(chatId: string, clientId: string): void {
+  uploading.get(clientId)?.abort();
+  files.delete(clientId);
+  setTimeline(chatId, (t) => ({ ...t, messages: t.messages.filter((m) => m.clientId !== clientId) }));
 }
 
 /** Resolves once there is a session to send with (the app may have opened offline). */
@@ -290,6 +374,7 @@ async function deliver(chatId: string, clientId: string): Promise<void> {
             body: message.body,
             reply_to: message.replyTo,
             mentions: message.mentions,
+            ...(message.attachment?.type === "media" ? { attachment: { type: "media" as const, media_id: message.attachment.media_id } } : {}),
           },
         }),
       );
@@ -404,6 +489,9 @@ export function forward(fromChat: string, sequence: number, toChat: string): Pro
 
 const lastRead = new Map<string, number>();
 onReset(() => {
+  for (const controller of uploading.values()) controller.abort();
+  uploading.clear();
+  files.clear();
   deliveries.clear();
   lastRead.clear();
   for (const { timer } of receiptReloads.values()) clearTimeout(timer);

@@ -4,7 +4,7 @@ import { onReset, store } from "@/lib/app-state";
 import { realtime, type EventFrame } from "@/lib/realtime";
 import { loadChats, loadDetails, scheduleChatsReload } from "@/features/chats/actions";
 import { reloadMessage, scheduleReceiptReload, setTimeline } from "./actions";
-import { merge, newMsg, remove, update } from "./timeline";
+import { type Attachment, merge, newMsg, remove, update } from "./timeline";
 
 const CHAT_EVENTS = new Set([
   "GroupCreated",
@@ -53,7 +53,7 @@ export function applyEvent(frame: EventFrame): void {
           mentions: Array.isArray(payload.mentions) ? payload.mentions.filter((m): m is string => typeof m === "string") : [],
           forwarded: num(payload.forwarded),
           receipt: sender === me ? "sent" : null,
-          attachment: payload.attachment ?? null,
+          attachment: (payload.attachment as Attachment | null | undefined) ?? null,
         });
         // A send of this device keeps its bubble: match it by client id.
         const own = sender === me ? held.messages.find((m) => m.clientId === str(payload.client_id)) : undefined;

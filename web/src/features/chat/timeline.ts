@@ -25,7 +25,25 @@ export interface Msg {
   pinned: boolean;
   reactions: { reaction: string; count: number }[];
   receipt: Receipt | null;
-  attachment: unknown;
+  attachment: Attachment | null;
+  /** A file of this device's on its way up, before its message is sent. */
+  upload?: UploadProgress;
+}
+
+/** What a message carries besides its text (`AttachmentView` in the API). */
+export type Attachment =
+  | { type: "media"; media_id: string; kind: string; content_type: string }
+  | { type: "location"; latitude_e7: number; longitude_e7: number; name?: string | null }
+  | { type: "contact"; name: string; phone?: string | null; user_id?: string | null };
+
+export interface UploadProgress {
+  name: string;
+  kind: string;
+  size: number;
+  /** The share sent, 0 to 1. */
+  progress: number;
+  /** The file itself as a blob: URL, for images and videos. */
+  previewUrl: string | null;
 }
 
 export interface Timeline {
@@ -76,7 +94,7 @@ export function fromApi(message: Message): Msg {
     pinned: message.pinned,
     reactions: message.reactions,
     receipt: (message.receipt as Receipt | null | undefined) ?? null,
-    attachment: message.attachment ?? null,
+    attachment: (message.attachment as Attachment | null | undefined) ?? null,
   };
 }
 

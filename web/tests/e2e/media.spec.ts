@@ -1,0 +1,147 @@
+import AxeBuilder from "@axe-core/playwright";
+import { type Page } from "@playwright/test";
+import { bubble, expect, openChat, type Person, signUp, startDirectChat, test } from "./fixtures";
+
+/** No serious or critical accessibility violations on what the page shows now. */
+async function scan(page: Page, screen: string): Promise<void> {
+  const results = await new AxeBuilder({ page }).analyze();
+  const bad = results.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  expect(bad.map((v) => `${screen}: ${v.id} (${v.impact}) ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`)).toEqual([]);
+}
+
+/** A JPEG photo drawn in the browser (no image files kept in the repository). */
+async function photo(page: Page, width = 1600, height = 1200): Promise<Buffer> {
+  const data = await page.evaluate(
+    ([w, h]) => {
+      const canvas = document.createElement("canvas");
+      canvas.width = w as number;
+      canvas.height = h as number;
+      const context = canvas.getContext("2d") as CanvasRenderingContext2D;
+      const gradient = context.createLinearGradient(0, 0, w as number, h as number);
+      gradient.addColorStop(0, "#0b7f57");
+      gradient.addColorStop(1, "#f5c542");
+      context.fillStyle = gradient;
+      context.fillRect(0, 0, w as number, h as number);
+      context.fillStyle = "#ffffff";
+      context.font = "120px sans-serif";
+      context.fillText("Natter", 200, 400);
+      return canvas.toDataURL("image/jpeg", 0.92).split(",")[1] as string;
+    },
+    [width, height],
+  );
+  return Buffer.from(data, "base64");
+}
+
+async function attach(person: Person, file: { name: string; mimeType: string; buffer: Buffer }, caption = "", scanned = false): Promise<void> {
+  await person.page.getByTestId("attach-input").setInputFiles(file);
+  const dialog = person.page.getByRole("dialog");
+  await expect(dialog).toBeVisible();
+  if (scanned) await scan(person.page, "attach dialog");
+  if (caption) await dialog.getByPlaceholder("Add a caption").fill(caption);
+  await dialog.getByRole("button", { name: "Send" }).click();
+}
+
+async function chatting(browser: Parameters<typeof signUp>[0]): Promise<[Person, Person]> {
+  const ann = await signUp(browser, "Ann");
+  const bob = await signUp(browser, "Bob");
+  await startDirectChat(ann, bob.handle);
+  const box = ann.page.getByRole("textbox", { name: "Message" });
+  await box.fill("hi");
+  await box.press("Enter");
+  await openChat(bob, "Ann");
+  await expect(bubble(bob.page, "hi")).toBeVisible();
+  return [ann, bob];
+}
+
+test("a photo: the other side sees its blurred placeholder, then its thumbnail, then the full photo", async ({ browser }) => {
+  const [ann, bob] = await chatting(browser);
+  // Bob's thumbnails are slow to come, so that the placeholder shows first.
+  await bob.page.route("**/thumbnail", async (route) => {
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    await route.continue();
+  });
+  await attach(ann, { name: "garden.jpg", mimeType: "image/jpeg", buffer: await photo(ann.page) }, "the garden", true);
+  await expect(bubble(ann.page, "the garden").getByRole("img", { name: /^(Sent|Delivered|Read)$/ })).toBeVisible({ timeout: 20_000 });
+
+  const shown = bubble(bob.page, "the garden").getByRole("button", { name: /^Photo/ });
+  await expect(shown).toHaveAttribute("data-stage", "placeholder");
+  await expect(shown.locator("img")).toHaveAttribute("src", /^data:image\//);
+  await expect(shown).toHaveAttribute("data-stage", "thumbnail");
+  await expect(shown.locator("img")).toHaveAttribute("src", /^blob:/);
+
+  await shown.click();
+  const viewer = bob.page.getByRole("dialog", { name: "Media viewer" });
+  const full = viewer.locator("img[data-full]");
+  await expect(full).toBeVisible();
+  await expect.poll(() => full.evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(1600);
+  await scan(bob.page, "media viewer");
+  await bob.page.keyboard.press("Escape");
+  await expect(viewer).toBeHidden();
+
+  await ann.context.close();
+  await bob.context.close();
+});
+
+test("a document shows its name, size and pages, and downloads under its name", async ({ browser }) => {
+  const [ann, bob] = await chatting(browser);
+  const pdf = Buffer.from(
+    "%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R 4 0 R]/Count 2>>endobj\n" +
+      "3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>>endobj\n4 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>>endobj\n" +
+      "trailer<</Root 1 0 R>>\n%%EOF\n",
+  );
+  await attach(ann, { name: "minutes.pdf", mimeType: "application/pdf", buffer: pdf });
+  const button = bob.page.getByRole("button", { name: "Download minutes.pdf" });
+  await expect(button).toBeVisible({ timeout: 20_000 });
+  await expect(bob.page.getByRole("log", { name: "Messages" }).getByText("minutes.pdf")).toBeVisible();
+  await expect(bob.page.getByRole("log", { name: "Messages" }).getByText(/2 pages · PDF/)).toBeVisible();
+  await scan(bob.page, "a document in a chat");
+  const [saved] = await Promise.all([bob.page.waitForEvent("download"), button.click()]);
+  expect(saved.suggestedFilename()).toBe("minutes.pdf");
+  const path = await saved.path();
+  const { readFileSync } = await import("node:fs");
+  expect(readFileSync(path).equals(pdf)).toBe(true);
+
+  await ann.context.close();
+  await bob.context.close();
+});
+
+test("a 20 MiB video upload is interrupted, resumes where it was, and arrives", async ({ browser }) => {
+  const [ann, bob] = await chatting(browser);
+  // An MP4 as far as its header says: the ftyp box, then one mdat box of 20 MiB.
+  const size = 20 * 1024 * 1024;
+  const video = Buffer.alloc(size);
+  video.write("\u0000\u0000\u0000\u0018ftypisom\u0000\u0000\u0002\u0000isommp42", 0, "latin1");
+  video.writeUInt32BE(size - 24, 24);
+  video.write("mdat", 28, "latin1");
+  for (let i = 32; i < size; i += 4096) video[i] = i % 251;
+
+  const patches: number[] = [];
+  let heads = 0;
+  ann.page.on("request", (request) => {
+    if (request.url().includes("/v1/media/uploads/")) {
+      if (request.method() === "PATCH") patches.push(Number(request.headers()["upload-offset"]));
+      if (request.method() === "HEAD") heads++;
+    }
+  });
+  // The connection drops while the second part is on its way.
+  let cut = false;
+  await ann.page.route("**/v1/media/uploads/*", async (route) => {
+    if (route.request().method() === "PATCH" && Number(route.request().headers()["upload-offset"]) > 0 && !cut) {
+      cut = true;
+      await route.abort("connectionreset");
+      return;
+    }
+    await route.continue();
+  });
+  await attach(ann, { name: "holiday.mp4", mimeType: "video/mp4", buffer: video }, "our holiday");
+  await expect(ann.page.getByRole("progressbar", { name: "Uploading holiday.mp4" })).toBeVisible();
+  await expect(bubble(ann.page, "our holiday").getByRole("img", { name: /^(Sent|Delivered|Read)$/ })).toBeVisible({ timeout: 60_000 });
+  expect(cut).toBe(true);
+  expect(heads).toBeGreaterThan(0);
+  // Each part was sent once, but the one cut off, sent again from the server's offset.
+  expect(patches.filter((offset, i) => patches.indexOf(offset) !== i).length).toBe(1);
+  await expect(bubble(bob.page, "our holiday").getByRole("button", { name: /^Video/ })).toBeVisible();
+
+  await ann.context.close();
+  await bob.context.close();
+});
