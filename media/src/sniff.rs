@@ -66,14 +66,15 @@ impl Format {
         }
     }
 
-    /// The kinds a file of this format may be uploaded as. MP4 and Ogg carry sound
+    /// The kinds a file of this format may be uploaded as. MP4, Ogg and WebM carry sound
     /// alone or with pictures, so they fit both voice and video.
     pub fn fits(self, kind: Kind) -> bool {
         match self {
             Self::Jpeg | Self::Png | Self::Gif | Self::WebP => kind == Kind::Image,
             Self::Mp3 | Self::Aac => kind == Kind::Voice,
-            Self::Ogg | Self::Mp4 => matches!(kind, Kind::Voice | Kind::Video),
-            Self::WebM => kind == Kind::Video,
+            // A browser records voice as WebM (Opus): audio in a container that also
+            // carries video.
+            Self::Ogg | Self::Mp4 | Self::WebM => matches!(kind, Kind::Voice | Kind::Video),
             Self::Pdf | Self::OfficeZip | Self::OfficeOle => kind == Kind::Document,
         }
     }

@@ -133,6 +133,15 @@ impl PushService {
             .flatten()
     }
 
+    /// Every push until none comes within `quiet`, by device (the last of each).
+    async fn drain(&mut self, quiet: Duration) -> HashMap<String, Value> {
+        let mut got = HashMap::new();
+        while let Some(push) = self.next(quiet).await {
+            got.insert(push.device, push.payload);
+        }
+        got
+    }
+
     fn problems(&self) -> Vec<String> {
         self.state.problems.lock().unwrap().clone()
     }
@@ -269,6 +278,25 @@ async fn start(env: &TestEnv, push: PushSettings) -> crate::common::TestApp {
     .await
 }
 
+/// An app that sends pushes, a client, and a push service that takes the app's key.
+async fn start_with_service(
+    env: &TestEnv,
+) -> (crate::common::TestApp, reqwest::Client, PushService) {
+    let app = start(env, push_settings()).await;
+    let http = reqwest::Client::new();
+    let service = PushService::start().await;
+    let key: Value = http
+        .get(app.url("/v1/push/key"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    *service.state.server_key.lock().unwrap() = key["public_key"].as_str().unwrap().to_owned();
+    (app, http, service)
+}
+
 async fn subscribe(
     http: &reqwest::Client,
     app: &crate::common::TestApp,
@@ -310,18 +338,7 @@ async fn send(
 #[tokio::test]
 async fn new_messages_reach_an_away_member_encrypted_signed_and_gathered_per_chat() {
     let env = TestEnv::new().await;
-    let app = start(&env, push_settings()).await;
-    let http = reqwest::Client::new();
-    let mut service = PushService::start().await;
-    let key: Value = http
-        .get(app.url("/v1/push/key"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    *service.state.server_key.lock().unwrap() = key["public_key"].as_str().unwrap().to_owned();
+    let (app, http, mut service) = start_with_service(&env).await;
 
     let (ann, ben) = (
         sign_up(&http, &app, "ann").await,
@@ -369,18 +386,7 @@ async fn new_messages_reach_an_away_member_encrypted_signed_and_gathered_per_cha
 #[tokio::test]
 async fn mutes_previews_blocks_and_gone_subscriptions_are_respected() {
     let env = TestEnv::new().await;
-    let app = start(&env, push_settings()).await;
-    let http = reqwest::Client::new();
-    let mut service = PushService::start().await;
-    let key: Value = http
-        .get(app.url("/v1/push/key"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    *service.state.server_key.lock().unwrap() = key["public_key"].as_str().unwrap().to_owned();
+    let (app, http, mut service) = start_with_service(&env).await;
 
     let ann = sign_up(&http, &app, "ann").await;
     let ben = sign_up(&http, &app, "ben").await;
@@ -412,10 +418,7 @@ async fn mutes_previews_blocks_and_gone_subscriptions_are_respected() {
     assert_eq!(status, StatusCode::OK, "{body}");
 
     send(&http, &app, &group, &ann, "lunch?", &[]).await;
-    let mut got: HashMap<String, Value> = HashMap::new();
-    while let Some(push) = service.next(Duration::from_secs(4)).await {
-        got.insert(push.device, push.payload);
-    }
+    let got = service.drain(Duration::from_secs(4)).await;
     // Ben asked for no previews: which chat, how many, nothing of what or who.
     let ben_push = &got["ben"];
     assert_eq!(ben_push["count"], 1);
@@ -430,10 +433,7 @@ async fn mutes_previews_blocks_and_gone_subscriptions_are_respected() {
     // A mention reaches a muted member; the gone subscription was ended, and is not
     // sent to again.
     send(&http, &app, &group, &ann, "@cat lunch?", &[&cat]).await;
-    let mut got: HashMap<String, Value> = HashMap::new();
-    while let Some(push) = service.next(Duration::from_secs(4)).await {
-        got.insert(push.device, push.payload);
-    }
+    let got = service.drain(Duration::from_secs(4)).await;
     assert_eq!(got["cat"]["mentioned"], true, "{got:?}");
     assert_eq!(got["cat"]["text"], "@cat lunch?");
     assert_eq!(service.hits("dan"), 1);
@@ -451,10 +451,7 @@ async fn mutes_previews_blocks_and_gone_subscriptions_are_respected() {
     assert!(status.is_success(), "{status} {body}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     send(&http, &app, &group, &ann, "anyone?", &[]).await;
-    let mut got: HashMap<String, Value> = HashMap::new();
-    while let Some(push) = service.next(Duration::from_secs(4)).await {
-        got.insert(push.device, push.payload);
-    }
+    let got = service.drain(Duration::from_secs(4)).await;
     assert!(!got.contains_key("ben"), "{got:?}");
     assert_eq!(service.problems(), Vec::<String>::new());
 }

@@ -2,6 +2,11 @@
 //! `Segment/Info/TimecodeScale` units; the frame size is `PixelWidth` and `PixelHeight` of
 //! the first `Segment/Tracks/TrackEntry/Video`. Every other element is skipped by its
 //! size, and the walk ends once both `Info` and `Tracks` were read.
+//!
+//! A file written as it was recorded (a browser's MediaRecorder) has no `Duration`: its
+//! clusters are walked instead, and the duration is where the last block starts
+//! (`Cluster/Timecode` plus the block's own timecode), as far as the walk's bound of
+//! elements reaches.
 
 use std::io;
 use std::path::Path;
@@ -18,6 +23,10 @@ const VIDEO: u32 = 0xE0;
 const PIXEL_WIDTH: u32 = 0xB0;
 const PIXEL_HEIGHT: u32 = 0xBA;
 const CLUSTER: u32 = 0x1F43_B675;
+const CLUSTER_TIMECODE: u32 = 0xE7;
+const SIMPLE_BLOCK: u32 = 0xA3;
+const BLOCK_GROUP: u32 = 0xA0;
+const BLOCK: u32 = 0xA1;
 
 /// Nanoseconds, when `Info` does not say.
 const DEFAULT_TIMECODE_SCALE: u64 = 1_000_000;
@@ -102,36 +111,101 @@ fn vint(source: &mut Source) -> io::Result<Option<u64>> {
     Ok((value != unknown).then_some(value))
 }
 
-/// Reads the segment's children up to `end` until both `Info` and `Tracks` were read.
+/// Where the walk of a recording's clusters has got: the current cluster's timecode, and
+/// the latest block start seen, in timecode units.
+#[derive(Debug, Default)]
+struct Blocks {
+    cluster: u64,
+    latest: Option<u64>,
+}
+
+impl Blocks {
+    /// Reads a block's header (track number, then its timecode relative to the cluster).
+    fn block(&mut self, source: &mut Source, size: u64) -> io::Result<()> {
+        let start = source.position();
+        vint(source)?.ok_or_else(malformed)?;
+        let relative = i16::from_be_bytes([source.byte()?, source.byte()?]);
+        let at = self.cluster.saturating_add_signed(i64::from(relative));
+        self.latest = Some(self.latest.map_or(at, |latest| latest.max(at)));
+        let read = source.position() - start;
+        source.skip(size.checked_sub(read).ok_or_else(malformed)?)
+    }
+
+    /// The children of a `Cluster` or `BlockGroup` of known size.
+    fn children(&mut self, source: &mut Source, size: u64) -> io::Result<()> {
+        let end = source.position() + size;
+        while let Some(child) = element(source, end)? {
+            self.child(source, child)?;
+        }
+        Ok(())
+    }
+
+    /// One element met while walking clusters: the parts that time blocks are read, the
+    /// rest skipped.
+    fn child(&mut self, source: &mut Source, child: Element) -> io::Result<()> {
+        let size = child.known_size()?;
+        match child.id {
+            CLUSTER_TIMECODE => self.cluster = uint(source, size)?,
+            SIMPLE_BLOCK | BLOCK => self.block(source, size)?,
+            CLUSTER | BLOCK_GROUP => self.children(source, size)?,
+            _ => source.skip(size)?,
+        }
+        Ok(())
+    }
+}
+
+/// Reads the segment's children up to `end` until both `Info` and `Tracks` were read, and
+/// on through the clusters when `Info` had no duration.
 fn segment(source: &mut Source, end: u64, found: &mut Inspected) -> io::Result<()> {
     let (mut info, mut tracks) = (false, false);
-    while !(info && tracks) {
-        let Some(child) = element(source, end)? else {
-            break;
+    let mut scale = DEFAULT_TIMECODE_SCALE;
+    let mut blocks = Blocks::default();
+    let walked = loop {
+        if info && tracks && found.duration_ms.is_some() {
+            break Ok(());
+        }
+        let child = match element(source, end) {
+            Ok(Some(child)) => child,
+            Ok(None) => break Ok(()),
+            Err(error) => break Err(error),
         };
-        match (child.id, child.size) {
-            (INFO, Some(size)) => {
-                found.duration_ms = info_duration(source, size)?;
+        let read = match (child.id, child.size) {
+            (INFO, Some(size)) => info_duration(source, size).map(|(duration, read_scale)| {
+                found.duration_ms = duration;
+                scale = read_scale;
                 info = true;
-            }
-            (TRACKS, Some(size)) => {
-                if let Some(size) = tracks_frame_size(source, size)? {
+            }),
+            (TRACKS, Some(size)) => tracks_frame_size(source, size).map(|size| {
+                if let Some(size) = size {
                     found.set_size(size);
                 }
                 tracks = true;
-            }
+            }),
             // A cluster of unknown size ends where an element that cannot be in it starts:
-            // reading on through its children, each skipped by its size, finds that.
-            (CLUSTER, None) => {}
-            (_, Some(size)) => source.skip(size)?,
-            (_, None) => return Err(malformed()),
+            // reading on through its children, each taken as the segment's, finds that.
+            (CLUSTER, None) => Ok(()),
+            (CLUSTER | CLUSTER_TIMECODE | SIMPLE_BLOCK | BLOCK_GROUP, Some(_)) if info => {
+                blocks.child(source, child)
+            }
+            (_, Some(size)) => source.skip(size),
+            (_, None) => Err(malformed()),
+        };
+        if let Err(error) = read {
+            break Err(error);
         }
+    };
+    // A recording's duration is where its last block starts, as far as the walk got.
+    if found.duration_ms.is_none()
+        && let Some(latest) = blocks.latest
+    {
+        found.duration_ms = Some(latest.saturating_mul(scale) / 1_000_000);
     }
-    Ok(())
+    walked
 }
 
-/// The duration in milliseconds, from the body of `Info`.
-fn info_duration(source: &mut Source, size: u64) -> io::Result<Option<u64>> {
+/// The duration in milliseconds, if `Info` gives one, and the timecode scale, from the
+/// body of `Info`.
+fn info_duration(source: &mut Source, size: u64) -> io::Result<(Option<u64>, u64)> {
     let end = source.position() + size;
     let mut scale = DEFAULT_TIMECODE_SCALE;
     let mut duration = None;
@@ -145,10 +219,11 @@ fn info_duration(source: &mut Source, size: u64) -> io::Result<Option<u64>> {
     }
     // Timecode scale nanoseconds each, a million to the millisecond.
     let ms = duration.map(|duration| (duration * scale as f64 / 1e6).round());
-    Ok(ms
+    let ms = ms
         .filter(|ms| ms.is_finite() && *ms >= 0.0 && *ms < u64::MAX as f64)
         .filter(|_| scale > 0)
-        .map(|ms| ms as u64))
+        .map(|ms| ms as u64);
+    Ok((ms, scale))
 }
 
 /// The frame size of the first track with video, from the body of `Tracks`.

@@ -353,6 +353,42 @@ fn webm_clusters_before_info_and_tracks_are_skipped() {
     assert_eq!((found.width, found.height), (Some(320), Some(240)));
 }
 
+/// A block of track 1 at `at` milliseconds into its cluster.
+fn block(at: i16) -> Vec<u8> {
+    let [high, low] = at.to_be_bytes();
+    element(0xA3, &[0x81, high, low, 0x80, 1, 2, 3])
+}
+
+#[test]
+fn a_recording_with_no_duration_lasts_until_its_last_block() {
+    // As a browser's MediaRecorder writes it: no Duration in Info, clusters of unknown
+    // size, one of them with a block in a group.
+    let info = element(
+        0x1549_A966,
+        &[uint(0x2A_D7B1, 1_000_000), element(0x4D80, b"Chrome")].concat(),
+    );
+    let file = [
+        ebml_header(),
+        unknown_size(0x1853_8067),
+        info,
+        tracks(640, 360),
+        unknown_size(0x1F43_B675),
+        uint(0xE7, 0),
+        block(0),
+        block(20),
+        block(40),
+        unknown_size(0x1F43_B675),
+        uint(0xE7, 2_960),
+        block(0),
+        element(0xA0, &element(0xA1, &[0x81, 0, 20, 0x80, 9])),
+        element(0x1C53_BB6B, &[0; 12]),
+    ]
+    .concat();
+    let found = inspect_bytes("webm-recorded", &file, Format::WebM);
+    assert_eq!(found.duration_ms, Some(2_980));
+    assert_eq!((found.width, found.height), (Some(640), Some(360)));
+}
+
 #[test]
 fn a_truncated_webm_gives_what_it_holds_whole_and_never_panics() {
     let parts = webm_parts(&4500f64.to_be_bytes());

@@ -145,3 +145,23 @@ test("a 20 MiB video upload is interrupted, resumes where it was, and arrives", 
   await ann.context.close();
   await bob.context.close();
 });
+
+test("a 3-second voice note from the fake microphone: the other side plays it, with its duration", async ({ browser }) => {
+  const [ann, bob] = await chatting(browser);
+  await ann.page.getByRole("button", { name: "Record a voice message" }).click();
+  const recording = ann.page.getByRole("group", { name: "Recording a voice message" });
+  await expect(recording).toBeVisible();
+  await expect(recording.getByRole("timer")).toHaveText("0:03", { timeout: 10_000 });
+  await ann.page.getByRole("button", { name: "Send voice message" }).click();
+  await expect(recording).toBeHidden();
+
+  const note = bob.page.getByRole("group", { name: /^Voice message of 0:0[34]$/ });
+  await expect(note).toBeVisible({ timeout: 20_000 });
+  await note.getByRole("button", { name: "Play voice message" }).click();
+  await expect(note.getByRole("button", { name: "Pause voice message" })).toBeVisible();
+  await expect.poll(() => note.getByTestId("voice-audio").evaluate((audio: HTMLAudioElement) => audio.currentTime)).toBeGreaterThan(0.2);
+  await scan(bob.page, "a voice note in a chat");
+
+  await ann.context.close();
+  await bob.context.close();
+});

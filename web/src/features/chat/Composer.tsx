@@ -6,6 +6,8 @@ import { IconButton } from "@/components/IconButton";
 import { realtime } from "@/lib/realtime";
 import { edit, send, sendMedia } from "./actions";
 import { AttachDialog } from "@/features/media/AttachDialog";
+import { VoiceRecorder } from "@/features/media/VoiceRecorder";
+import { notify } from "@/lib/app-state";
 import { EmojiPicker } from "./EmojiPicker";
 import type { Msg } from "./timeline";
 
@@ -29,6 +31,7 @@ export function Composer({ chatId, me, members, replyTo, editing, onDone, onEdit
   const [suggest, setSuggest] = useState<{ query: string; at: number; index: number } | null>(null);
   const [emoji, setEmoji] = useState(false);
   const [picked, setPicked] = useState<File | null>(null);
+  const [recording, setRecording] = useState(false);
   const input = useRef<HTMLTextAreaElement>(null);
   const fileInput = useRef<HTMLInputElement>(null);
   const typingSent = useRef(0);
@@ -206,8 +209,8 @@ export function Composer({ chatId, me, members, replyTo, editing, onDone, onEdit
         </div>
       )}
       <div className="flex items-end gap-2">
-        <IconButton icon="smile" label="Emoji" onClick={() => setEmoji(!emoji)} />
-        {!editing && <IconButton icon="clip" label="Attach a file" onClick={() => fileInput.current?.click()} />}
+        {!recording && <IconButton icon="smile" label="Emoji" onClick={() => setEmoji(!emoji)} />}
+        {!editing && !recording && <IconButton icon="clip" label="Attach a file" onClick={() => fileInput.current?.click()} />}
         <input
           ref={fileInput}
           type="file"
@@ -221,7 +224,7 @@ export function Composer({ chatId, me, members, replyTo, editing, onDone, onEdit
             event.target.value = "";
           }}
         />
-        <label className="min-w-0 flex-1">
+        <label className={`min-w-0 flex-1 ${recording ? "hidden" : ""}`}>
           <span className="sr-only">Message</span>
           <textarea
             ref={input}
@@ -245,15 +248,26 @@ export function Composer({ chatId, me, members, replyTo, editing, onDone, onEdit
             className="max-h-40 w-full resize-none rounded-lg bg-white px-3 py-2.5 text-[0.95rem] focus:outline-2 focus:outline-brand-600 dark:bg-gray-900"
           />
         </label>
-        <button
-          type="button"
-          onClick={submit}
-          aria-label={editing ? "Save edit" : "Send"}
-          disabled={!text.trim()}
-          className="inline-flex h-11 w-11 items-center justify-center rounded-full bg-brand-700 text-white hover:bg-brand-600 disabled:opacity-50"
-        >
-          <Icon name="send" />
-        </button>
+        {!editing && (recording || !text.trim()) ? (
+          <VoiceRecorder
+            onActive={setRecording}
+            onError={notify}
+            onRecorded={(file) => {
+              sendMedia(chatId, file, "", replyTo?.sequence ?? null);
+              onDone();
+            }}
+          />
+        ) : (
+          <button
+            type="button"
+            onClick={submit}
+            aria-label={editing ? "Save edit" : "Send"}
+            disabled={!text.trim()}
+            className="inline-flex h-11 w-11 items-center justify-center rounded-full bg-brand-700 text-white hover:bg-brand-600 disabled:opacity-50"
+          >
+            <Icon name="send" />
+          </button>
+        )}
       </div>
     </footer>
   );

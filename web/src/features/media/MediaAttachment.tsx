@@ -3,10 +3,10 @@
 // then its thumbnail; a click opens the viewer), a video, a voice note with its
 // player, a document to download under its name, a place, or a contact card. While
 // this device's file goes up, its preview and the upload's progress.
-import { lazy, Suspense, useEffect, useState } from "react";
+import { lazy, Suspense, useEffect, useRef, useState } from "react";
 import { Icon } from "@/components/Icon";
 import type { Attachment, Msg } from "@/features/chat/timeline";
-import { download, mediaItem, type MediaItem, mediaUrl } from "./media";
+import { download, mediaBlob, mediaItem, type MediaItem, mediaUrl } from "./media";
 
 const Viewer = lazy(() => import("./Viewer"));
 
@@ -165,12 +165,7 @@ function Media({ chatId, mediaId, kind }: { chatId: string; mediaId: string; kin
     );
   }
   if (kind === "voice") {
-    return (
-      <div className="mb-1 flex w-64 max-w-full items-center gap-2" aria-label={`Voice message${item?.duration_ms ? ` of ${formatDuration(item.duration_ms)}` : ""}`} role="group">
-        {audio ? <audio controls src={audio} className="h-9 w-full" /> : <span className="text-sm">🎤 …</span>}
-        {item?.duration_ms ? <span className="text-xs text-gray-600 dark:text-gray-300">{formatDuration(item.duration_ms)}</span> : null}
-      </div>
-    );
+    return <VoicePlayer mediaId={mediaId} url={audio} durationMs={item?.duration_ms ?? null} />;
   }
   const detail = [item ? formatSize(item.size) : null, item?.pages ? `${item.pages} page${item.pages === 1 ? "" : "s"}` : null, item?.content_type.split("/")[1]?.toUpperCase() ?? null]
     .filter(Boolean)
@@ -186,6 +181,81 @@ function Media({ chatId, mediaId, kind }: { chatId: string; mediaId: string; kin
           </button>
         }
       />
+    </div>
+  );
+}
+
+const BARS = 36;
+
+/** The loudness of an item's sound in `BARS` slices, 0 to 1. */
+async function waveform(mediaId: string): Promise<number[]> {
+  const bytes = await (await mediaBlob(mediaId)).arrayBuffer();
+  const context = new AudioContext();
+  try {
+    const samples = (await context.decodeAudioData(bytes)).getChannelData(0);
+    const slice = Math.max(1, Math.floor(samples.length / BARS));
+    const levels = Array.from({ length: BARS }, (_, bar) => {
+      let sum = 0;
+      for (let i = bar * slice; i < Math.min(samples.length, (bar + 1) * slice); i++) sum += (samples[i] ?? 0) ** 2;
+      return Math.sqrt(sum / slice);
+    });
+    const loudest = Math.max(...levels, 1e-6);
+    return levels.map((level) => level / loudest);
+  } finally {
+    void context.close();
+  }
+}
+
+/** A voice note: play and pause, its waveform filling as it plays, its duration. */
+function VoicePlayer({ mediaId, url, durationMs }: { mediaId: string; url: string | null; durationMs: number | null }) {
+  const audio = useRef<HTMLAudioElement>(null);
+  const [playing, setPlaying] = useState(false);
+  const [played, setPlayed] = useState(0);
+  const [levels, setLevels] = useState<number[]>([]);
+  useEffect(() => {
+    if (!url) return;
+    let live = true;
+    void waveform(mediaId)
+      .then((found) => live && setLevels(found))
+      .catch(() => undefined);
+    return () => {
+      live = false;
+    };
+  }, [mediaId, url]);
+  const duration = durationMs ? formatDuration(durationMs) : null;
+  return (
+    <div className="mb-1 flex w-64 max-w-full items-center gap-2" role="group" aria-label={`Voice message${duration ? ` of ${duration}` : ""}`}>
+      {url && (
+        <audio
+          ref={audio}
+          src={url}
+          preload="metadata"
+          data-testid="voice-audio"
+          onPlay={() => setPlaying(true)}
+          onPause={() => setPlaying(false)}
+          onEnded={() => (setPlaying(false), setPlayed(0))}
+          onTimeUpdate={(event) => {
+            const element = event.currentTarget;
+            const total = durationMs ? durationMs / 1000 : element.duration;
+            if (total > 0 && Number.isFinite(total)) setPlayed(Math.min(1, element.currentTime / total));
+          }}
+        />
+      )}
+      <button
+        type="button"
+        disabled={!url}
+        aria-label={playing ? "Pause voice message" : "Play voice message"}
+        onClick={() => (playing ? audio.current?.pause() : void audio.current?.play())}
+        className="inline-flex h-9 w-9 shrink-0 items-center justify-center rounded-full bg-brand-700 text-white disabled:opacity-50"
+      >
+        <span aria-hidden="true">{playing ? "❚❚" : "▶"}</span>
+      </button>
+      <span aria-hidden="true" className="flex h-8 flex-1 items-center gap-px">
+        {(levels.length ? levels : Array.from({ length: BARS }, () => 0.15)).map((level, i) => (
+          <span key={i} className={`w-1 rounded-full ${i / BARS < played ? "bg-brand-700 dark:bg-brand-500" : "bg-gray-400 dark:bg-gray-500"}`} style={{ height: `${Math.max(12, level * 100)}%` }} />
+        ))}
+      </span>
+      {duration && <span className="text-xs text-gray-600 tabular-nums dark:text-gray-300">{duration}</span>}
     </div>
   );
 }

@@ -49,29 +49,40 @@ export function mediaItem(mediaId: string): Promise<MediaItem> {
   return held;
 }
 
-/** Blob URLs by media path, the newest last; the oldest are let go past the limit. */
-const blobs = new Map<string, Promise<string>>();
+/** Bytes by media path, with their blob: URL, the newest last; the oldest are let go past
+ * the limit. */
+const blobs = new Map<string, Promise<{ blob: Blob; url: string }>>();
 const BLOBS_KEPT = 200;
 
-/** `/v1/media/{id}/thumbnail` or `/content` as a blob: URL for this page. */
-export function mediaUrl(mediaId: string, part: "thumbnail" | "content"): Promise<string> {
+function mediaBytes(mediaId: string, part: "thumbnail" | "content"): Promise<{ blob: Blob; url: string }> {
   const path = `/v1/media/${mediaId}/${part}`;
   let held = blobs.get(path);
   if (!held) {
     held = patiently(async () => {
       const response = await fetch(path, { headers: { authorization: `Bearer ${currentAccessToken() ?? ""}` } });
       if (!response.ok) throw new Error(`${path}: ${response.status}`);
-      return URL.createObjectURL(await response.blob());
+      const blob = await response.blob();
+      return { blob, url: URL.createObjectURL(blob) };
     });
     held.catch(() => blobs.delete(path));
     blobs.set(path, held);
     if (blobs.size > BLOBS_KEPT) {
-      const [oldest, url] = blobs.entries().next().value as [string, Promise<string>];
+      const [oldest, bytes] = blobs.entries().next().value as [string, Promise<{ blob: Blob; url: string }>];
       blobs.delete(oldest);
-      void url.then((u) => URL.revokeObjectURL(u)).catch(() => undefined);
+      void bytes.then(({ url }) => URL.revokeObjectURL(url)).catch(() => undefined);
     }
   }
   return held;
+}
+
+/** `/v1/media/{id}/thumbnail` or `/content` as a blob: URL for this page. */
+export async function mediaUrl(mediaId: string, part: "thumbnail" | "content"): Promise<string> {
+  return (await mediaBytes(mediaId, part)).url;
+}
+
+/** An item's bytes (read once per page, as `mediaUrl` reads them). */
+export async function mediaBlob(mediaId: string): Promise<Blob> {
+  return (await mediaBytes(mediaId, "content")).blob;
 }
 
 /** Saves an item under its name, as a download. */
