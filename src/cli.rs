@@ -39,6 +39,11 @@ pub enum Command {
     },
     /// Print the OpenAPI document of the REST API.
     Openapi,
+    /// Web Push.
+    Push {
+        #[command(subcommand)]
+        command: PushCommand,
+    },
     /// Measure throughput and latency against a raw baseline in the same run (runs the
     /// `natter-bench` binary beside this one; `natter bench --help` lists them).
     #[command(disable_help_flag = true)]
@@ -46,6 +51,13 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PushCommand {
+    /// Make a VAPID key pair: prints the private key (for NATTER_VAPID_PRIVATE_KEY) and
+    /// the public key clients subscribe with (GET /v1/push/key also gives it).
+    Keys,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -62,6 +74,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench { .. } => bench(),
+        Command::Push {
+            command: PushCommand::Keys,
+        } => {
+            let private = natter_push::Vapid::generate();
+            let vapid = natter_push::Vapid::new(&private, "mailto:admin@localhost")?;
+            println!("NATTER_VAPID_PRIVATE_KEY={private}");
+            println!("# public key: {}", vapid.public_key());
+            Ok(())
+        }
         Command::Events { command } => crate::events::run(&cli.global, command).await,
     }
 }

@@ -5,8 +5,9 @@
 //!
 //! Filters take type, aggregate, actor or chat; the subject part of a filter is applied
 //! by the server, the rest is checked here. Exports stream in stream order with the
-//! envelope's stable fields; the payload is upcast, and the hashes of secrets
-//! (`password_hash`, `refresh_hash`) are redacted. `import` replays a complete export
+//! envelope's stable fields; the payload is upcast, and secrets are redacted: the hashes
+//! of passwords and refresh tokens, and a push subscription's endpoint and keys (which
+//! let whoever holds them push to the device). `import` replays a complete export
 //! into an empty stream, each event at the sequence it had, one at a time.
 
 use std::collections::BTreeMap;
@@ -188,21 +189,25 @@ pub struct Record<'a> {
     pub payload: serde_json::Value,
 }
 
-/// Payload fields that hold hashes of secrets (passwords, refresh tokens): never
-/// exported.
-const REDACTED: &[&str] = &["password_hash", "refresh_hash"];
+/// Payload fields (JSON pointers) that hold secrets or their hashes: never exported. A
+/// redacted field keeps its type (a string), so an imported copy still decodes.
+const REDACTED: &[&str] = &[
+    "/password_hash",
+    "/refresh_hash",
+    "/subscription/endpoint",
+    "/subscription/p256dh",
+    "/subscription/auth",
+];
 
 impl<'a> Record<'a> {
     pub fn of(event: &'a StoredEvent) -> Self {
         let envelope = &event.envelope;
         let mut payload = envelope.payload.clone();
-        if let Some(fields) = payload.as_object_mut() {
-            for field in REDACTED {
-                if let Some(value) = fields.get_mut(*field)
-                    && !value.is_null()
-                {
-                    *value = serde_json::Value::String("[redacted]".into());
-                }
+        for field in REDACTED {
+            if let Some(value) = payload.pointer_mut(field)
+                && !value.is_null()
+            {
+                *value = serde_json::Value::String("[redacted]".into());
             }
         }
         Self {

@@ -44,6 +44,25 @@ async fn an_export_has_every_event_in_order_with_stable_fields_and_no_secret_has
     let env = TestEnv::new().await;
     let api = Api::start(&env).await;
     let (chat, _) = history(&api).await;
+    // A device's push subscription: its endpoint and keys let whoever holds them push.
+    let (device, session) = common::http::sign_up_as(&api.http, &api.app, "pushed").await;
+    let key = format!("BA{}", "A".repeat(85));
+    let subscription = natter_domain::push::PushSubscription::parse(
+        "https://push.example.com/secret-endpoint",
+        &key,
+        "AAAAAAAAAAAAAAAAAAAAAA",
+    )
+    .unwrap();
+    common::accounts(&env.log)
+        .subscribe_push(
+            device.id.parse().unwrap(),
+            session.parse().unwrap(),
+            subscription,
+            true,
+            natter_schema::Metadata::new(None, uuid::Uuid::now_v7()),
+        )
+        .await
+        .unwrap();
     let last = env.log.last_sequence().await.unwrap();
 
     let all = exported(&env, &Filter::default(), &Range::default()).await;
@@ -76,6 +95,14 @@ async fn an_export_has_every_event_in_order_with_stable_fields_and_no_secret_has
     assert_eq!(registration["payload"]["password_hash"], "[redacted]");
     let session = all.iter().find(|e| e["type"] == "SessionOpened").unwrap();
     assert_eq!(session["payload"]["refresh_hash"], "[redacted]");
+    assert!(
+        !text.contains("secret-endpoint"),
+        "no push endpoint leaves the log"
+    );
+    let pushed = all.iter().find(|e| e["type"] == "PushSubscribed").unwrap();
+    for field in ["endpoint", "p256dh", "auth"] {
+        assert_eq!(pushed["payload"]["subscription"][field], "[redacted]");
+    }
 
     // One chat's events, a type, an actor, and a stretch of sequences.
     let in_chat = exported(
