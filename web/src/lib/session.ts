@@ -1,5 +1,5 @@
 // A signed-in session's life: the profile, the realtime connection and its handlers.
-import { api, call } from "@/api/client";
+import { api, ApiProblem, call } from "@/api/client";
 import { currentSession, forget, onSessionChange, refresh } from "./auth";
 import { currentEpoch, notify, reset, setIfCurrent, store } from "./app-state";
 import { realtime } from "./realtime";
@@ -10,8 +10,24 @@ import { applyEvent, flushDeliveries, reloadEverything } from "@/features/chat/e
 
 export async function loadMe(minSequence?: number): Promise<void> {
   const epoch = currentEpoch();
-  const me = await call(() => api.GET("/v1/users/me", { params: { query: minSequence ? { min_sequence: minSequence } : {} } }));
+  const me = await ownProfile(minSequence);
   setIfCurrent(epoch, (s) => ({ ...s, me, users: { ...s.users, [me.user_id]: { user_id: me.user_id, handle: me.handle, display_name: me.display_name, about: me.about, photo_media_id: me.photo_media_id } } }));
+}
+
+/**
+ * The caller's profile. Right after signing up, the directory may not show the account
+ * yet (404): asked again for a few seconds, as a retryable problem is.
+ */
+async function ownProfile(minSequence?: number) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await call(() => api.GET("/v1/users/me", { params: { query: minSequence ? { min_sequence: minSequence } : {} } }));
+    } catch (error) {
+      const again = error instanceof ApiProblem && (error.status === 404 || error.retryable);
+      if (!again || attempt >= 6) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+    }
+  }
 }
 
 let stopWatching: (() => void) | null = null;

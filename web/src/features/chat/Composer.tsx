@@ -8,7 +8,7 @@ import { edit, send, sendMedia } from "./actions";
 import { AttachDialog } from "@/features/media/AttachDialog";
 import { VoiceRecorder } from "@/features/media/VoiceRecorder";
 import { notify } from "@/lib/app-state";
-import { EmojiPicker } from "./EmojiPicker";
+import { LazyEmojiPicker as EmojiPicker } from "./emoji";
 import type { Msg } from "./timeline";
 
 interface Props {

@@ -1,8 +1,6 @@
 "use client";
 import { useEffect, useRef } from "react";
 
-export const QUICK_REACTIONS = ["👍", "❤️", "😂", "😮", "😢", "🙏"];
-
 const EMOJI = [
   "😀", "😃", "😄", "😁", "😆", "😅", "🤣", "😂", "🙂", "😉", "😊", "😇", "🥰", "😍", "🤩", "😘",
   "😋", "😜", "🤪", "🤗", "🤔", "🤨", "😐", "😑", "😶", "🙄", "😏", "😬", "😌", "😔", "😴", "😷",
@@ -11,8 +9,11 @@ const EMOJI = [
   "💙", "💜", "🖤", "💔", "🔥", "✨", "🎉", "🎂", "☕", "🍕", "⚽", "🚀", "✅", "❌", "⭐", "💯",
 ];
 
-/** A grid of emoji; Escape or a click outside closes it. */
-export function EmojiPicker({ onPick, onClose, label = "Choose an emoji" }: { onPick: (emoji: string) => void; onClose: () => void; label?: string }) {
+/**
+ * A grid of emoji; Escape or a click outside closes it. Loaded the first time a picker
+ * opens (`LazyEmojiPicker`), with its emoji.
+ */
+export default function EmojiPicker({ onPick, onClose, label = "Choose an emoji" }: { onPick: (emoji: string) => void; onClose: () => void; label?: string }) {
   const ref = useRef<HTMLDivElement>(null);
   const close = useRef(onClose);
   close.current = onClose;

@@ -5,7 +5,7 @@ import { Icon } from "@/components/Icon";
 import { timeOfDay } from "@/lib/format";
 import { cancelUpload, deleteMessage, discard, pin, react, retry, star } from "./actions";
 import { MessageAttachment } from "@/features/media/MediaAttachment";
-import { EmojiPicker, QUICK_REACTIONS } from "./EmojiPicker";
+import { LazyEmojiPicker as EmojiPicker, QUICK_REACTIONS } from "./emoji";
 import { ReceiptTicks } from "./ReceiptTicks";
 import type { Msg } from "./timeline";
 

@@ -4,7 +4,11 @@
 // player, a document to download under its name, a place, or a contact card. While
 // this device's file goes up, its preview and the upload's progress.
 import { lazy, Suspense, useEffect, useRef, useState } from "react";
+import { describeProblem } from "@/api/client";
 import { Icon } from "@/components/Icon";
+import { notify } from "@/lib/app-state";
+import { chatPath, navigate } from "@/lib/router";
+import { openDirect } from "@/features/chats/actions";
 import type { Attachment, Msg } from "@/features/chat/timeline";
 import { download, mediaBlob, mediaItem, type MediaItem, mediaUrl } from "./media";
 
@@ -122,6 +126,7 @@ function StoredAttachment({ chatId, attachment }: { chatId: string; attachment: 
       <div className="mb-1 rounded-md bg-black/5 p-2 text-sm dark:bg-white/10">
         <p className="font-medium">👤 {attachment.name}</p>
         {attachment.phone && <p className="text-xs">{attachment.phone}</p>}
+        {attachment.user_id && <MessageContact userId={attachment.user_id} name={attachment.name} />}
       </div>
     );
   }
@@ -257,5 +262,26 @@ function VoicePlayer({ mediaId, url, durationMs }: { mediaId: string; url: strin
       </span>
       {duration && <span className="text-xs text-gray-600 tabular-nums dark:text-gray-300">{duration}</span>}
     </div>
+  );
+}
+
+/** Opens (or starts) a direct chat with a contact card's Natter user. */
+function MessageContact({ userId, name }: { userId: string; name: string }) {
+  const [busy, setBusy] = useState(false);
+  return (
+    <button
+      type="button"
+      disabled={busy}
+      className="mt-1 text-xs font-semibold text-brand-700 underline dark:text-brand-500"
+      onClick={() => {
+        setBusy(true);
+        void openDirect(userId)
+          .then((chatId) => navigate(chatPath(chatId)))
+          .catch((error: unknown) => notify(describeProblem(error)))
+          .finally(() => setBusy(false));
+      }}
+    >
+      Message {name}
+    </button>
   );
 }
