@@ -75,8 +75,10 @@ test("a photo: the other side sees its blurred placeholder, then its thumbnail, 
   await expect(full).toBeVisible();
   await expect.poll(() => full.evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(1600);
   await scan(bob.page, "media viewer");
+  await viewer.screenshot({ path: "artifacts/screenshots/media-viewer-desktop.png" });
   await bob.page.keyboard.press("Escape");
   await expect(viewer).toBeHidden();
+  await bob.page.screenshot({ path: "artifacts/screenshots/chat-photo-light-desktop.png" });
 
   await ann.context.close();
   await bob.context.close();
@@ -161,6 +163,7 @@ test("a 3-second voice note from the fake microphone: the other side plays it, w
   await expect(note.getByRole("button", { name: "Pause voice message" })).toBeVisible();
   await expect.poll(() => note.getByTestId("voice-audio").evaluate((audio: HTMLAudioElement) => audio.currentTime)).toBeGreaterThan(0.2);
   await scan(bob.page, "a voice note in a chat");
+  await bob.page.screenshot({ path: "artifacts/screenshots/chat-voice-light-desktop.png" });
 
   await ann.context.close();
   await bob.context.close();
