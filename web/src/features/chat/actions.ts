@@ -200,8 +200,7 @@ export function send(chatId: string, draft: Draft): void {
   };
   showPending(outgoing, me.user_id);
   // Kept before it is sent: a tab closed meanwhile sends it the next time.
-  const kept = addToOutbox(me.user_id, outgoing).catch(() => undefined);
-  queueDelivery(chatId, clientId, kept);
+  keepAndDeliver(me.user_id, outgoing);
 }
 
 function showPending(outgoing: Outgoing, sender: string): void {
@@ -252,23 +251,25 @@ export function retry(chatId: string, clientId: string): void {
   const message = store.get().timelines[chatId]?.messages.find((m) => m.clientId === clientId);
   const me = store.get().me;
   if (!message || !me) return;
+  setTimeline(chatId, (t) => update(t, (m) => m.clientId === clientId, (m) => ({ ...m, status: "pending", error: undefined })));
   const file = files.get(clientId);
   if (message.upload && !message.attachment && file) {
-    setTimeline(chatId, (t) => update(t, (m) => m.clientId === clientId, (m) => ({ ...m, status: "pending", error: undefined })));
     void uploadAndSend(chatId, clientId, file, me.user_id);
     return;
   }
-  setTimeline(chatId, (t) => update(t, (m) => m.clientId === clientId, (m) => ({ ...m, status: "pending", error: undefined })));
-  const kept = addToOutbox(me.user_id, {
-    chatId,
-    clientId,
-    body: message.body,
-    replyTo: message.replyTo,
-    mentions: message.mentions,
-    sentAt: message.sentAt,
-    attachment: message.attachment,
-  }).catch(() => undefined);
-  queueDelivery(chatId, clientId, kept);
+  keepAndDeliver(me.user_id, outgoingOf(chatId, message));
+}
+
+/** A held message as the outbox keeps it. */
+function outgoingOf(chatId: string, message: Msg): Outgoing {
+  const { clientId, body, replyTo, mentions, sentAt, attachment } = message;
+  return { chatId, clientId: clientId ?? message.key, body, replyTo, mentions, sentAt, attachment };
+}
+
+/** Keeps a send in the outbox, then queues it behind its chat's earlier sends. */
+function keepAndDeliver(userId: string, outgoing: Outgoing): void {
+  const kept = addToOutbox(userId, outgoing).catch(() => undefined);
+  queueDelivery(outgoing.chatId, outgoing.clientId, kept);
 }
 
 const UPLOAD_ERRORS: Record<string, string> = {
@@ -328,8 +329,7 @@ async function uploadAndSend(chatId: string, clientId: string, file: File, userI
     const message = store.get().timelines[chatId]?.messages.find((m) => m.clientId === clientId);
     if (!message) return;
     files.delete(clientId);
-    const kept = addToOutbox(userId, { chatId, clientId, body: message.body, replyTo: message.replyTo, mentions: message.mentions, sentAt: message.sentAt, attachment }).catch(() => undefined);
-    queueDelivery(chatId, clientId, kept);
+    keepAndDeliver(userId, outgoingOf(chatId, message));
   } catch (error) {
     if (error instanceof DOMException && error.name === "AbortError") return;
     const text = error instanceof UploadError ? (UPLOAD_ERRORS[error.code] ?? error.message) : describeProblem(error);
