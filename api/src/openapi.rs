@@ -45,7 +45,12 @@ use crate::{ApiState, Problem};
         uploads::discover, uploads::create, uploads::offset, uploads::progress, uploads::append,
         uploads::terminate,
     ),
-    components(schemas(Problem, SequenceResponse, crate::routes::messages::DeleteScope)),
+    components(schemas(
+        Problem,
+        SequenceResponse,
+        crate::routes::messages::DeleteScope,
+        crate::routes::messages::Shelf
+    )),
     modifiers(&BearerAuth, &CommonProblems),
     tags(
         (name = "accounts", description = "Registration and the caller's own account"),

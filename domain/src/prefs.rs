@@ -1,4 +1,5 @@
-//! A user's settings for their chats: pinned (at most three), archived, muted until.
+//! A user's settings for their chats: pinned (at most three), archived, muted until, and
+//! whether their pushes show the chat's messages.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -17,6 +18,8 @@ pub struct ChangeChatSettings {
     pub archived: Option<bool>,
     /// `Some(None)` unmutes.
     pub muted_until: Option<Option<OffsetDateTime>>,
+    /// Whether pushes for the chat's messages show who sent what.
+    pub previews: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +28,7 @@ pub enum PrefsEvent {
     ChatPinned(ChatPinned),
     ChatArchived(ChatArchived),
     ChatMuted(ChatMuted),
+    ChatPreviewsSet(ChatPreviewsSet),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,12 +53,22 @@ pub struct ChatMuted {
     pub until: Option<OffsetDateTime>,
 }
 
+/// Whether the user's pushes for the chat's messages show who sent what; without, a
+/// push says only that something came.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatPreviewsSet {
+    pub user: Uuid,
+    pub chat_id: Uuid,
+    pub previews: bool,
+}
+
 impl DomainEvent for PrefsEvent {
     fn event_type(&self) -> &'static str {
         match self {
             Self::ChatPinned(_) => "ChatPinned",
             Self::ChatArchived(_) => "ChatArchived",
             Self::ChatMuted(_) => "ChatMuted",
+            Self::ChatPreviewsSet(_) => "ChatPreviewsSet",
         }
     }
 
@@ -66,6 +80,7 @@ impl DomainEvent for PrefsEvent {
             "ChatPinned" => ChatPinned::deserialize(payload).map(Self::ChatPinned),
             "ChatArchived" => ChatArchived::deserialize(payload).map(Self::ChatArchived),
             "ChatMuted" => ChatMuted::deserialize(payload).map(Self::ChatMuted),
+            "ChatPreviewsSet" => ChatPreviewsSet::deserialize(payload).map(Self::ChatPreviewsSet),
             other => Err(serde::de::Error::custom(format!(
                 "{other} is not a chat settings event"
             ))),
@@ -114,7 +129,8 @@ impl Aggregate for ChatPrefs {
                 }));
             }
         }
-        // Archive and mute have no state to check against: the event is the setting.
+        // Archive, mute and previews have no state to check against: the event is the
+        // setting.
         if let Some(archived) = change.archived {
             events.push(PrefsEvent::ChatArchived(ChatArchived {
                 user,
@@ -127,6 +143,13 @@ impl Aggregate for ChatPrefs {
                 user,
                 chat_id,
                 until,
+            }));
+        }
+        if let Some(previews) = change.previews {
+            events.push(PrefsEvent::ChatPreviewsSet(ChatPreviewsSet {
+                user,
+                chat_id,
+                previews,
             }));
         }
         Ok(events)

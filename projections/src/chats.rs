@@ -117,6 +117,12 @@ async fn apply_prefs(connection: &mut PgConnection, event: &PrefsEvent) -> Resul
         .bind(e.chat_id)
         .bind(e.user)
         .bind(e.until),
+        PrefsEvent::ChatPreviewsSet(e) => sqlx::query(
+            "UPDATE chat_members_v1 SET push_previews = $3 WHERE chat_id = $1 AND user_id = $2",
+        )
+        .bind(e.chat_id)
+        .bind(e.user)
+        .bind(e.previews),
     };
     query.execute(connection).await?;
     Ok(())

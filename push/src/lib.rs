@@ -7,7 +7,8 @@
 //! - Nothing is sent to an endpoint on a private, loopback or local address unless
 //!   `NATTER_PUSH_ALLOW_PRIVATE` says so (`endpoint`).
 //! - A push carries no message text, sender or chat name for a device that asked for
-//!   none (`previews: false`).
+//!   none (`previews: false`), nor for a chat its member asked that of
+//!   (`ChatPreviewsSet`).
 
 pub mod endpoint;
 pub mod notifier;

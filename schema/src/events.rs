@@ -47,6 +47,7 @@ const CURRENT_VERSIONS: &[(&str, u32)] = &[
     ("ChatPinned", 1),
     ("ChatArchived", 1),
     ("ChatMuted", 1),
+    ("ChatPreviewsSet", 1),
     ("MessageEdited", 1),
     ("MessageDeleted", 1),
     ("ReactionSet", 1),

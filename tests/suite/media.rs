@@ -1631,3 +1631,127 @@ async fn media_a_message_refers_to_as_it_is_collected_is_restored_not_lost() {
         "both images and their thumbnails remain"
     );
 }
+
+/// A page of `chat` as `user` asks for it with `query`.
+async fn page_of(media: &Media, chat: &str, user: &User, query: &str) -> (StatusCode, Value) {
+    let path = format!("/v1/chats/{chat}/messages?{query}");
+    media.call(reqwest::Method::GET, &path, user, None).await
+}
+
+#[tokio::test]
+async fn a_chats_gallery_pages_its_photos_and_videos_documents_and_links() {
+    use serde_json::json;
+    let env = TestEnv::new().await;
+    let media = Media::start(&env, Backend::Fs).await;
+    let [ann, bob, cat] = [
+        media.user("ann").await,
+        media.user("bob").await,
+        media.user("cat").await,
+    ];
+    let chat = media.group(&[&ann, &bob]).await;
+    let mut photos = Vec::new();
+    for n in 0..3 {
+        let (_, item) = media
+            .upload(&ann, "image", encoded(&picture(16, 16), ImageFormat::Png))
+            .await;
+        let (status, sent) = send(&media, &chat, &ann, json!({"client_id": format!("p{n}"), "attachment": {"type": "media", "media_id": item["media_id"]}})).await;
+        assert_eq!(status, StatusCode::CREATED, "{sent}");
+        photos.push(sent["sequence"].as_u64().unwrap());
+    }
+    let (_, pdf) = media
+        .upload(&bob, "document", b"%PDF-1.4\n%%EOF".to_vec())
+        .await;
+    let (_, document) = send(&media, &chat, &bob, json!({"client_id": "d", "body": "the plan", "attachment": {"type": "media", "media_id": pdf["media_id"]}})).await;
+    let (_, link) = send(
+        &media,
+        &chat,
+        &bob,
+        json!({"client_id": "l", "body": "see HTTPS://example.org/plan"}),
+    )
+    .await;
+    let (_, last) = send(
+        &media,
+        &chat,
+        &ann,
+        json!({"client_id": "t", "body": "no address here: http:/x"}),
+    )
+    .await;
+    let sequences = |page: &Value| -> Vec<u64> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["sequence"].as_u64().unwrap())
+            .collect()
+    };
+    let newest = last["sequence"].as_u64().unwrap();
+    let (status, page) = page_of(
+        &media,
+        &chat,
+        &bob,
+        &format!("shelf=media&limit=2&min_sequence={newest}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(
+        sequences(&page),
+        photos[1..],
+        "the newest two, oldest first"
+    );
+    assert_eq!(page["has_more"], true);
+    let (_, page) = page_of(
+        &media,
+        &chat,
+        &bob,
+        &format!("shelf=media&before={}", photos[1]),
+    )
+    .await;
+    assert_eq!(sequences(&page), photos[..1]);
+    assert_eq!(page["has_more"], false);
+    let (_, page) = page_of(&media, &chat, &ann, "shelf=documents").await;
+    assert_eq!(sequences(&page), [document["sequence"].as_u64().unwrap()]);
+    assert_eq!(
+        page["items"][0]["attachment"]["content_type"],
+        "application/pdf"
+    );
+    let (_, page) = page_of(&media, &chat, &ann, "shelf=links").await;
+    assert_eq!(sequences(&page), [link["sequence"].as_u64().unwrap()]);
+
+    // A photo deleted for everyone leaves the shelf; one deleted for oneself leaves it
+    // for that member only.
+    let (status, _) = media
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/chats/{chat}/messages/{}", photos[0]),
+            &ann,
+            None,
+        )
+        .await;
+    assert!(status.is_success());
+    let (status, _) = media
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/chats/{chat}/messages/{}?scope=me", photos[2]),
+            &bob,
+            None,
+        )
+        .await;
+    assert!(status.is_success());
+    common::eventually(
+        std::time::Duration::from_secs(10),
+        "the deletions are projected",
+        || async {
+            let (_, page) = page_of(&media, &chat, &bob, "shelf=media").await;
+            sequences(&page) == photos[1..2]
+        },
+    )
+    .await;
+    let (_, page) = page_of(&media, &chat, &ann, "shelf=media").await;
+    assert_eq!(sequences(&page), photos[1..]);
+
+    // Outsiders see no shelf; an unknown shelf is a clear error.
+    let (status, _) = page_of(&media, &chat, &cat, "shelf=media").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let answer = page_of(&media, &chat, &ann, "shelf=voice").await;
+    assert_problem(&answer, StatusCode::BAD_REQUEST, "invalid_query");
+}

@@ -438,6 +438,35 @@ async fn mutes_previews_blocks_and_gone_subscriptions_are_respected() {
     assert_eq!(got["cat"]["text"], "@cat lunch?");
     assert_eq!(service.hits("dan"), 1);
 
+    // Cat turns previews off for this chat alone: her device still takes them elsewhere,
+    // but this chat's pushes no longer say what or who.
+    let (status, body) = call(
+        &http,
+        &app,
+        Method::PUT,
+        &format!("/v1/chats/{group}/settings"),
+        &cat,
+        Some(json!({"previews": false})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, chats) = call(
+        &http,
+        &app,
+        Method::GET,
+        &format!("/v1/chats?min_sequence={}", body["sequence"]),
+        &cat,
+        None,
+    )
+    .await;
+    assert_eq!(chats["items"][0]["previews"], false, "{chats}");
+    send(&http, &app, &group, &ann, "@cat still on?", &[&cat]).await;
+    let got = service.drain(Duration::from_secs(4)).await;
+    assert_eq!(got["cat"]["mentioned"], true, "{got:?}");
+    for hidden in ["text", "sender_name", "chat_name"] {
+        assert!(got["cat"].get(hidden).is_none(), "{hidden} in {got:?}");
+    }
+
     // Ben blocks Ann: her messages are no longer pushed to him.
     let (status, body) = call(
         &http,

@@ -162,6 +162,8 @@ pub struct ChatSummary {
     pub archived: bool,
     #[serde(with = "time::serde::rfc3339::option")]
     pub muted_until: Option<OffsetDateTime>,
+    /// Pushes for this chat's messages show who sent what.
+    pub previews: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -206,6 +208,7 @@ pub async fn list(
             pinned: item.pinned,
             archived: item.archived,
             muted_until: item.muted_until,
+            previews: item.previews,
         })
         .collect();
     Ok(axum::Json(ChatList { items }))
@@ -632,9 +635,12 @@ pub struct SettingsRequest {
     #[serde(default, deserialize_with = "super::present_time")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub muted_until: Option<Option<OffsetDateTime>>,
+    /// Whether pushes for this chat's messages show who sent what (the device's own
+    /// setting must allow it too). On at first.
+    pub previews: Option<bool>,
 }
 
-/// Changes the caller's own settings for a chat: pin, archive, mute.
+/// Changes the caller's own settings for a chat: pin, archive, mute, push previews.
 #[utoipa::path(
     put, path = "/v1/chats/{chat_id}/settings", tag = "chats", security(("bearer" = [])),
     params(("chat_id" = Uuid, Path, description = "The chat")),
@@ -656,6 +662,7 @@ pub async fn change_settings(
         pinned: request.pinned,
         archived: request.archived,
         muted_until: request.muted_until,
+        previews: request.previews,
     };
     let sequence = state
         .chats

@@ -376,6 +376,30 @@ pub struct HistoryQuery {
     /// Wait for the read model to reach this sequence.
     #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub min_sequence: Option<u64>,
+    /// Only the messages on one shelf of the chat's gallery.
+    pub shelf: Option<Shelf>,
+}
+
+/// A shelf of a chat's gallery. Messages deleted for everyone are on none.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Shelf {
+    /// Photos and videos.
+    Media,
+    /// Documents.
+    Documents,
+    /// Messages whose text holds a web address (`http://` or `https://`).
+    Links,
+}
+
+impl From<Shelf> for messages::Shelf {
+    fn from(shelf: Shelf) -> Self {
+        match shelf {
+            Shelf::Media => Self::Media,
+            Shelf::Documents => Self::Documents,
+            Shelf::Links => Self::Links,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -445,8 +469,9 @@ pub struct MessagePage {
 }
 
 /// A page of a chat's history, oldest first: the latest messages by default, `before`
-/// to page back, `after` to page forward. A former member sees what was sent while they
-/// were in the chat, and nothing after.
+/// to page back, `after` to page forward; with `shelf`, only that shelf of the chat's
+/// gallery. A former member sees what was sent while they were in the chat, and nothing
+/// after.
 #[utoipa::path(
     get, path = "/v1/chats/{chat_id}/messages", tag = "messages", security(("bearer" = [])),
     params(("chat_id" = Uuid, Path, description = "The chat"), HistoryQuery),
@@ -477,10 +502,17 @@ pub async fn history(
         (Some(before), None) => messages::Page::Before(before),
         (None, None) => messages::Page::Latest,
     };
-    let rows = messages::history(&state.pool, chat_id, caller.user_id, page, limit + 1)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(ApiError::not_found)?;
+    let shelf = query.shelf.map_or(messages::Shelf::All, Into::into);
+    let rows = messages::history(
+        &state.pool,
+        chat_id,
+        caller.user_id,
+        (page, shelf),
+        limit + 1,
+    )
+    .await
+    .map_err(ApiError::internal)?
+    .ok_or_else(ApiError::not_found)?;
     let recipients = messages::recipients(&state.pool, chat_id, caller.user_id)
         .await
         .map_err(ApiError::internal)?;

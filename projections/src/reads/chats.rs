@@ -31,6 +31,8 @@ pub struct ChatListItem {
     pub pinned: bool,
     pub archived: bool,
     pub muted_until: Option<OffsetDateTime>,
+    /// The member's pushes for the chat show who sent what.
+    pub previews: bool,
 }
 
 /// The last message of a chat in the chat list.
@@ -49,7 +51,7 @@ static CHAT_LIST: LazyLock<String> = LazyLock::new(|| {
     let (messages, hidden) = (table::<Chats>("messages"), table::<Chats>("message_hidden"));
     format!(
         "SELECT c.chat_id, c.kind, c.name, c.avatar_media_id, c.last_activity_at,
-                m.pinned, m.archived, m.muted_until,
+                m.pinned, m.archived, m.muted_until, m.push_previews,
                 (SELECT p.user_id FROM {members} p
                  WHERE c.kind = 'direct' AND p.chat_id = c.chat_id AND p.user_id <> m.user_id
                  LIMIT 1) AS peer_id,
@@ -122,6 +124,7 @@ pub async fn chat_list(pool: &PgPool, user: Uuid) -> Result<Vec<ChatListItem>, s
                 pinned: row.try_get("pinned")?,
                 archived: row.try_get("archived")?,
                 muted_until: row.try_get("muted_until")?,
+                previews: row.try_get("push_previews")?,
             })
         })
         .collect()

@@ -119,6 +119,40 @@ pub enum Page {
     After(u64),
 }
 
+/// Which of a chat's messages a page holds: all, or those of one shelf of the chat's
+/// gallery. Messages deleted for everyone are on no shelf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Shelf {
+    #[default]
+    All,
+    /// Photos and videos.
+    Media,
+    /// Documents.
+    Documents,
+    /// Messages whose text holds a web address.
+    Links,
+}
+
+impl Shelf {
+    /// In the order of their discriminants, which index [`HISTORY`].
+    const EVERY: [Self; 4] = [Self::All, Self::Media, Self::Documents, Self::Links];
+
+    fn condition(self) -> &'static str {
+        match self {
+            Self::All => "TRUE",
+            Self::Media => {
+                "NOT m.deleted AND m.attachment ->> 'type' = 'media'
+                 AND m.attachment ->> 'kind' IN ('image', 'video')"
+            }
+            Self::Documents => {
+                "NOT m.deleted AND m.attachment ->> 'type' = 'media'
+                 AND m.attachment ->> 'kind' = 'document'"
+            }
+            Self::Links => "NOT m.deleted AND m.body ~* 'https?://'",
+        }
+    }
+}
+
 /// A message of a chat's history, as one member sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryMessage {
@@ -161,8 +195,8 @@ static STAY: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// A page of history, `$2` its bound, `[$3, $4)` the member's stay, `$5` its size and
-/// `$6` the member: forward (oldest first) or back (newest first).
-static HISTORY: LazyLock<[String; 2]> = LazyLock::new(|| {
+/// `$6` the member: for each shelf, forward (oldest first) and back (newest first).
+static HISTORY: LazyLock<[[String; 2]; 4]> = LazyLock::new(|| {
     let (messages, hidden) = (table::<Chats>("messages"), table::<Chats>("message_hidden"));
     let (stars, pins) = (table::<Chats>("message_stars"), table::<Chats>("chat_pins"));
     let reactions = table::<Chats>("message_reactions");
@@ -182,21 +216,24 @@ static HISTORY: LazyLock<[String; 2]> = LazyLock::new(|| {
          AND NOT EXISTS (SELECT 1 FROM {hidden} h
                          WHERE h.user_id = $6 AND h.chat_id = m.chat_id AND h.sequence = m.sequence)"
     );
-    [
-        format!("{columns} WHERE {visible} AND m.sequence > $2 ORDER BY m.sequence ASC LIMIT $5"),
-        format!("{columns} WHERE {visible} AND m.sequence < $2 ORDER BY m.sequence DESC LIMIT $5"),
-    ]
+    Shelf::EVERY.map(|shelf| {
+        let only = shelf.condition();
+        [
+            format!("{columns} WHERE {visible} AND ({only}) AND m.sequence > $2 ORDER BY m.sequence ASC LIMIT $5"),
+            format!("{columns} WHERE {visible} AND ({only}) AND m.sequence < $2 ORDER BY m.sequence DESC LIMIT $5"),
+        ]
+    })
 });
 
-/// Up to `count` messages of the chat from `page` on, in the order of paging: oldest
-/// first after [`Page::After`], newest first otherwise. A former member sees what was
-/// sent while they were in the chat, and nothing after; nobody sees what they deleted
-/// for themselves. `None` if `viewer` was never a member.
+/// Up to `count` messages of the chat on `shelf` from `page` on, in the order of
+/// paging: oldest first after [`Page::After`], newest first otherwise. A former member
+/// sees what was sent while they were in the chat, and nothing after; nobody sees what
+/// they deleted for themselves. `None` if `viewer` was never a member.
 pub async fn history(
     pool: &PgPool,
     chat_id: Uuid,
     viewer: Uuid,
-    page: Page,
+    (page, shelf): (Page, Shelf),
     count: u32,
 ) -> Result<Option<Vec<HistoryMessage>>, sqlx::Error> {
     let stay = sqlx::query(&STAY)
@@ -209,10 +246,11 @@ pub async fn history(
     };
     let joined: i64 = stay.try_get("joined_sequence")?;
     let left: Option<i64> = stay.try_get("left_sequence")?;
+    let queries = &HISTORY[shelf as usize];
     let (sql, from) = match page {
-        Page::After(after) => (&HISTORY[0], bound(after)),
-        Page::Before(before) => (&HISTORY[1], bound(before)),
-        Page::Latest => (&HISTORY[1], i64::MAX),
+        Page::After(after) => (&queries[0], bound(after)),
+        Page::Before(before) => (&queries[1], bound(before)),
+        Page::Latest => (&queries[1], i64::MAX),
     };
     let rows = sqlx::query(sql)
         .bind(chat_id)
@@ -429,7 +467,7 @@ mod tests {
         for sql in [&VISIBLE, &BY_CLIENT_ID, &STAY, &RECIPIENTS, &SEEN, &STARRED] {
             assert!(!LazyLock::force(sql).is_empty());
         }
-        assert!(HISTORY.iter().all(|sql| sql.contains("LIMIT $5")));
+        assert!(HISTORY.iter().flatten().all(|sql| sql.contains("LIMIT $5")));
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub struct PushRecipient {
     pub endpoint: String,
     pub p256dh: String,
     pub auth: String,
-    /// Whether the device takes message text.
+    /// Whether the device, and the member for this chat, take message text.
     pub previews: bool,
     /// The member muted the chat (until a time still ahead).
     pub muted: bool,
@@ -28,7 +28,7 @@ pub struct PushRecipient {
 static RECIPIENTS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT s.session_id, s.user_id, s.push_endpoint AS endpoint, s.push_p256dh AS p256dh,
-                s.push_auth AS auth, s.push_previews AS previews,
+                s.push_auth AS auth, s.push_previews AND m.push_previews AS previews,
                 (m.muted_until IS NOT NULL AND m.muted_until > now()) AS muted,
                 EXISTS (SELECT 1 FROM {blocks} b
                         WHERE b.user_id = m.user_id AND b.blocked_user_id = $2) AS blocked_sender

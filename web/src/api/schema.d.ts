@@ -224,8 +224,9 @@ export interface paths {
         };
         /**
          * A page of a chat's history, oldest first: the latest messages by default, `before`
-         *     to page back, `after` to page forward. A former member sees what was sent while they
-         *     were in the chat, and nothing after.
+         *     to page back, `after` to page forward; with `shelf`, only that shelf of the chat's
+         *     gallery. A former member sees what was sent while they were in the chat, and nothing
+         *     after.
          */
         get: operations["history"];
         put?: never;
@@ -350,7 +351,7 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Changes the caller's own settings for a chat: pin, archive, mute. */
+        /** Changes the caller's own settings for a chat: pin, archive, mute, push previews. */
         put: operations["change_settings"];
         post?: never;
         delete?: never;
@@ -1075,6 +1076,8 @@ export interface components {
             peer_id?: string | null;
             /** @description The caller's own settings for this chat. */
             pinned: boolean;
+            /** @description Pushes for this chat's messages show who sent what. */
+            previews: boolean;
             /**
              * Format: int64
              * @description Messages from others after the caller's read marker (not counting messages
@@ -1756,7 +1759,17 @@ export interface components {
             muted_until?: string | null;
             /** @description At most three chats can be pinned. */
             pinned?: boolean | null;
+            /**
+             * @description Whether pushes for this chat's messages show who sent what (the device's own
+             *     setting must allow it too). On at first.
+             */
+            previews?: boolean | null;
         };
+        /**
+         * @description A shelf of a chat's gallery. Messages deleted for everyone are on none.
+         * @enum {string}
+         */
+        Shelf: "media" | "documents" | "links";
         /** @description A read model stopped at an event it cannot read. */
         Stall: {
             reason: string;
@@ -3100,6 +3113,8 @@ export interface operations {
                 limit?: number;
                 /** @description Wait (up to 3 s) until the read model has applied this stream sequence: the `sequence` of an earlier command's answer. 0 waits for nothing; a sequence past the end of the log was never handed out and is refused (400 `invalid_consistency_token`) */
                 min_sequence?: number;
+                /** @description Only the messages on one shelf of the chat's gallery. */
+                shelf?: components["schemas"]["Shelf"];
             };
             header?: never;
             path: {
