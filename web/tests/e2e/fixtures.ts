@@ -1,5 +1,6 @@
 // People using Natter in browsers: each test signs up its own users, each in a browser
 // context of their own, against the server global-setup started.
+import AxeBuilder from "@axe-core/playwright";
 import { type Browser, type BrowserContext, expect, type Page, test as base } from "@playwright/test";
 
 export const baseURL = (): string => {
@@ -104,6 +105,67 @@ export function bubble(page: Page, text: string | RegExp) {
   const log = page.getByRole("log", { name: "Messages" });
   if (text instanceof RegExp) return log.getByRole("article").filter({ hasText: text });
   return log.getByRole("article", { name: new RegExp(`: ${text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`) });
+}
+
+/** No serious or critical accessibility violations on what the page shows now. */
+export async function scan(page: Page, screen: string): Promise<void> {
+  const results = await new AxeBuilder({ page }).analyze();
+  const bad = results.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  expect(
+    bad.map((v) => `${screen}: ${v.id} (${v.impact}) ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`),
+    `accessibility violations on ${screen}`,
+  ).toEqual([]);
+}
+
+/** A JPEG photo drawn in the browser (no image files kept in the repository). */
+export async function photo(page: Page, width = 1600, height = 1200, colors: [string, string] = ["#0b7f57", "#f5c542"]): Promise<Buffer> {
+  const data = await page.evaluate(
+    ([w, h, from, to]) => {
+      const canvas = document.createElement("canvas");
+      canvas.width = w as number;
+      canvas.height = h as number;
+      const context = canvas.getContext("2d") as CanvasRenderingContext2D;
+      const gradient = context.createLinearGradient(0, 0, w as number, h as number);
+      gradient.addColorStop(0, from as string);
+      gradient.addColorStop(1, to as string);
+      context.fillStyle = gradient;
+      context.fillRect(0, 0, w as number, h as number);
+      context.fillStyle = "#ffffff";
+      context.font = "120px sans-serif";
+      context.fillText("Natter", 200, 400);
+      return canvas.toDataURL("image/jpeg", 0.92).split(",")[1] as string;
+    },
+    [width, height, ...colors] as const,
+  );
+  return Buffer.from(data, "base64");
+}
+
+/** A PDF of two pages. */
+export const TWO_PAGE_PDF = Buffer.from(
+  "%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R 4 0 R]/Count 2>>endobj\n" +
+    "3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>>endobj\n4 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>>endobj\n" +
+    "trailer<</Root 1 0 R>>\n%%EOF\n",
+);
+
+/** Sends a file from the composer, with a caption; `scanned`: the attach dialog passes axe. */
+export async function attach(person: Person, file: { name: string; mimeType: string; buffer: Buffer }, caption = "", scanned = false): Promise<void> {
+  await person.page.getByTestId("attach-input").setInputFiles(file);
+  const dialog = person.page.getByRole("dialog");
+  await expect(dialog).toBeVisible();
+  if (scanned) await scan(person.page, "attach dialog");
+  if (caption) await dialog.getByPlaceholder("Add a caption").fill(caption);
+  await dialog.getByRole("button", { name: "Send" }).click();
+}
+
+/** Ann and Bob, signed up, in a direct chat that each has open (Ann said "hi"). */
+export async function chatting(browser: Browser): Promise<[Person, Person]> {
+  const ann = await signUp(browser, "Ann");
+  const bob = await signUp(browser, "Bob");
+  await startDirectChat(ann, bob.handle);
+  await send(ann, "hi");
+  await openChat(bob, "Ann");
+  await expect(bubble(bob.page, "hi")).toBeVisible();
+  return [ann, bob];
 }
 
 export const test = base;

@@ -1,57 +1,4 @@
-import AxeBuilder from "@axe-core/playwright";
-import { type Page } from "@playwright/test";
-import { bubble, expect, openChat, type Person, signUp, startDirectChat, test } from "./fixtures";
-
-/** No serious or critical accessibility violations on what the page shows now. */
-async function scan(page: Page, screen: string): Promise<void> {
-  const results = await new AxeBuilder({ page }).analyze();
-  const bad = results.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-  expect(bad.map((v) => `${screen}: ${v.id} (${v.impact}) ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`)).toEqual([]);
-}
-
-/** A JPEG photo drawn in the browser (no image files kept in the repository). */
-async function photo(page: Page, width = 1600, height = 1200): Promise<Buffer> {
-  const data = await page.evaluate(
-    ([w, h]) => {
-      const canvas = document.createElement("canvas");
-      canvas.width = w as number;
-      canvas.height = h as number;
-      const context = canvas.getContext("2d") as CanvasRenderingContext2D;
-      const gradient = context.createLinearGradient(0, 0, w as number, h as number);
-      gradient.addColorStop(0, "#0b7f57");
-      gradient.addColorStop(1, "#f5c542");
-      context.fillStyle = gradient;
-      context.fillRect(0, 0, w as number, h as number);
-      context.fillStyle = "#ffffff";
-      context.font = "120px sans-serif";
-      context.fillText("Natter", 200, 400);
-      return canvas.toDataURL("image/jpeg", 0.92).split(",")[1] as string;
-    },
-    [width, height],
-  );
-  return Buffer.from(data, "base64");
-}
-
-async function attach(person: Person, file: { name: string; mimeType: string; buffer: Buffer }, caption = "", scanned = false): Promise<void> {
-  await person.page.getByTestId("attach-input").setInputFiles(file);
-  const dialog = person.page.getByRole("dialog");
-  await expect(dialog).toBeVisible();
-  if (scanned) await scan(person.page, "attach dialog");
-  if (caption) await dialog.getByPlaceholder("Add a caption").fill(caption);
-  await dialog.getByRole("button", { name: "Send" }).click();
-}
-
-async function chatting(browser: Parameters<typeof signUp>[0]): Promise<[Person, Person]> {
-  const ann = await signUp(browser, "Ann");
-  const bob = await signUp(browser, "Bob");
-  await startDirectChat(ann, bob.handle);
-  const box = ann.page.getByRole("textbox", { name: "Message" });
-  await box.fill("hi");
-  await box.press("Enter");
-  await openChat(bob, "Ann");
-  await expect(bubble(bob.page, "hi")).toBeVisible();
-  return [ann, bob];
-}
+import { attach, bubble, chatting, expect, photo, scan, test, TWO_PAGE_PDF } from "./fixtures";
 
 test("a photo: the other side sees its blurred placeholder, then its thumbnail, then the full photo", async ({ browser }) => {
   const [ann, bob] = await chatting(browser);
@@ -86,11 +33,7 @@ test("a photo: the other side sees its blurred placeholder, then its thumbnail, 
 
 test("a document shows its name, size and pages, and downloads under its name", async ({ browser }) => {
   const [ann, bob] = await chatting(browser);
-  const pdf = Buffer.from(
-    "%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R 4 0 R]/Count 2>>endobj\n" +
-      "3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>>endobj\n4 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>>endobj\n" +
-      "trailer<</Root 1 0 R>>\n%%EOF\n",
-  );
+  const pdf = TWO_PAGE_PDF;
   await attach(ann, { name: "minutes.pdf", mimeType: "application/pdf", buffer: pdf });
   const button = bob.page.getByRole("button", { name: "Download minutes.pdf" });
   await expect(button).toBeVisible({ timeout: 20_000 });

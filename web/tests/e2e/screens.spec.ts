@@ -1,19 +1,8 @@
 // Every screen scanned with axe-core (no serious or critical violations), and
 // screenshots of the main screens, light and dark, phone and desktop, as artefacts.
-import AxeBuilder from "@axe-core/playwright";
-import type { Page } from "@playwright/test";
-import { expect, newPage, registerByApi, send, signIn, startDirectChat, test, uniqueHandle } from "./fixtures";
+import { expect, newPage, registerByApi, scan, send, signIn, startDirectChat, test, uniqueHandle } from "./fixtures";
 
 const SHOTS = "artifacts/screenshots";
-
-async function scan(page: Page, screen: string): Promise<void> {
-  const results = await new AxeBuilder({ page }).analyze();
-  const bad = results.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-  expect(
-    bad.map((v) => `${screen}: ${v.id} (${v.impact}) ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`),
-    `accessibility violations on ${screen}`,
-  ).toEqual([]);
-}
 
 const SIZES = [
   { name: "desktop", viewport: { width: 1280, height: 800 } },

@@ -6,7 +6,7 @@ import { IconButton } from "@/components/IconButton";
 import { useApp } from "@/lib/app-state";
 import { lastSeen } from "@/lib/format";
 import { navigate } from "@/lib/router";
-import { chatTitle } from "@/features/chats/actions";
+import { chatPhoto, chatTitle } from "@/features/chats/actions";
 
 /** Who the chat is with, whether they are typing, online or when last seen. */
 export function ChatHeader({ chat, onSearch, onInfo }: { chat: ChatSummary; onSearch: () => void; onInfo: () => void }) {
@@ -46,7 +46,7 @@ export function ChatHeader({ chat, onSearch, onInfo }: { chat: ChatSummary; onSe
     <header className="flex items-center gap-2 bg-gray-100 px-2 py-1.5 dark:bg-gray-800">
       <IconButton icon="back" label="Back to chats" className="md:hidden" onClick={() => navigate("/")} />
       <button type="button" onClick={onInfo} className="flex min-w-0 flex-1 items-center gap-3 rounded-lg px-1 py-1 text-left">
-        <Avatar name={title} seed={chat.chat_id} />
+        <Avatar name={title} seed={chat.chat_id} photo={chatPhoto(chat, users)} />
         <span className="min-w-0">
           <h2 className="truncate font-medium">{title}</h2>
           <p className="truncate text-xs text-gray-600 dark:text-gray-400" aria-live="polite" data-testid="chat-status">

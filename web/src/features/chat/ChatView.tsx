@@ -43,7 +43,8 @@ export function ChatView({ chatId, focus }: { chatId: string; focus: number | nu
 
   useEffect(() => {
     if (chat?.peer_id) {
-      void ensureUser(chat.peer_id);
+      // Their profile as of now: a new name or photo shows when the chat is opened.
+      void ensureUser(chat.peer_id, true);
       realtime.watchPresence([chat.peer_id]);
     }
   }, [chat?.peer_id]);

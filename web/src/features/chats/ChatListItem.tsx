@@ -3,7 +3,7 @@ import type { ChatSummary, PublicProfile } from "@/api/client";
 import { Avatar } from "@/components/Avatar";
 import { Icon } from "@/components/Icon";
 import { listTime } from "@/lib/format";
-import { chatTitle, isMuted } from "./actions";
+import { chatPhoto, chatTitle, isMuted } from "./actions";
 
 /** One row of the chat list: who, the last message, and what is unread. */
 export function ChatListItem({ chat, users, me, active, typing, onOpen }: { chat: ChatSummary; users: Record<string, PublicProfile>; me: string; active: boolean; typing: boolean; onOpen: () => void }) {
@@ -21,7 +21,7 @@ export function ChatListItem({ chat, users, me, active, typing, onOpen }: { chat
         data-chat-id={chat.chat_id}
         className={`flex w-full items-center gap-3 px-3 py-2.5 text-left hover:bg-gray-100 focus-visible:outline-2 focus-visible:-outline-offset-2 focus-visible:outline-brand-600 dark:hover:bg-gray-800 ${active ? "bg-gray-200 dark:bg-gray-800" : ""}`}
       >
-        <Avatar name={title} seed={chat.chat_id} />
+        <Avatar name={title} seed={chat.chat_id} photo={chatPhoto(chat, users)} />
         <span className="min-w-0 flex-1 border-b border-gray-100 pb-2.5 dark:border-gray-800">
           <span className="flex items-baseline justify-between gap-2">
             <span className="truncate font-medium">{title}</span>

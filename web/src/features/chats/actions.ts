@@ -181,6 +181,12 @@ export function chatTitle(chat: Pick<ChatSummary, "kind" | "name" | "peer_id">, 
   return peer?.display_name ?? "…";
 }
 
+/** The chat's photo, a media id: the group's avatar, or the other person's photo. */
+export function chatPhoto(chat: Pick<ChatSummary, "kind" | "avatar_media_id" | "peer_id">, users: Record<string, Schemas["PublicProfile"]>): string | null {
+  if (chat.kind === "group") return chat.avatar_media_id ?? null;
+  return (chat.peer_id ? users[chat.peer_id]?.photo_media_id : null) ?? null;
+}
+
 export function isMuted(chat: ChatSummary, now = Date.now()): boolean {
   return chat.muted_until != null && Date.parse(chat.muted_until) > now;
 }

@@ -6,9 +6,11 @@ import { Button, ErrorText, Field } from "@/components/form";
 import { IconButton } from "@/components/IconButton";
 import { notify, useApp } from "@/lib/app-state";
 import { navigate } from "@/lib/router";
+import { PhotoChooser } from "@/features/photos/PhotoChooser";
 import {
   addMembers,
   changeSettings,
+  chatPhoto,
   chatTitle,
   createInvite,
   editGroup,
@@ -21,7 +23,10 @@ import {
   setAdmin,
 } from "@/features/chats/actions";
 
-/** A chat's info: its settings here, and for a group its name, members and invite links. */
+/**
+ * A chat's info: its photo and settings here, and for a group its name, photo, members
+ * and invite links.
+ */
 export function ChatInfo({ chat, onClose }: { chat: ChatSummary; onClose: () => void }) {
   const details = useApp((s) => s.details[chat.chat_id]);
   const users = useApp((s) => s.users);
@@ -54,13 +59,22 @@ export function ChatInfo({ chat, onClose }: { chat: ChatSummary; onClose: () => 
       </header>
       <div className="min-h-0 flex-1 space-y-6 overflow-y-auto p-4">
         <div className="flex flex-col items-center gap-2 text-center">
-          <Avatar name={title} seed={chat.chat_id} size="lg" />
+          <Avatar name={title} seed={chat.chat_id} photo={chatPhoto(chat, users)} size="xl" />
           <p className="text-xl font-medium">{title}</p>
           {peer && <p className="text-sm text-gray-600 dark:text-gray-400">@{peer.handle}</p>}
           {peer?.about && <p className="text-sm">{peer.about}</p>}
           {details && chat.kind === "group" && details.description && <p className="text-sm whitespace-pre-wrap">{details.description}</p>}
         </div>
         <ErrorText>{error}</ErrorText>
+        {chat.kind === "group" && details && canEdit && (
+          <PhotoChooser
+            label="group photo"
+            cropTitle="Crop the group photo"
+            hasPhoto={Boolean(details.avatar_media_id)}
+            onSave={(mediaId) => editGroup(chat.chat_id, { avatar_media_id: mediaId })}
+            onRemove={() => editGroup(chat.chat_id, { avatar_media_id: null })}
+          />
+        )}
         {chat.kind === "group" && details && canEdit && <EditGroup key={`${details.name}:${details.description}`} chatId={chat.chat_id} name={details.name ?? ""} description={details.description} run={run} />}
         <ChatSettings chat={chat} run={run} />
         {chat.kind === "group" && details && (
@@ -74,7 +88,7 @@ export function ChatInfo({ chat, onClose }: { chat: ChatSummary; onClose: () => 
                 const name = member.user_id === me ? "You" : (users[member.user_id]?.display_name ?? "…");
                 return (
                   <li key={member.user_id} className="flex items-center gap-3 py-2">
-                    <Avatar name={name} seed={member.user_id} size="sm" />
+                    <Avatar name={name} seed={member.user_id} photo={users[member.user_id]?.photo_media_id} size="sm" />
                     <span className="min-w-0 flex-1 truncate">{name}</span>
                     {member.admin && <span className="rounded bg-brand-50 px-1.5 text-xs text-brand-700 dark:bg-brand-700 dark:text-white">Admin</span>}
                     {amAdmin && member.user_id !== me && (

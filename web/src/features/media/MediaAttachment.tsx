@@ -10,7 +10,8 @@ import { notify } from "@/lib/app-state";
 import { chatPath, navigate } from "@/lib/router";
 import { openDirect } from "@/features/chats/actions";
 import type { Attachment, Msg } from "@/features/chat/timeline";
-import { download, mediaBlob, mediaItem, type MediaItem, mediaUrl } from "./media";
+import { useMediaItem, useMediaUrl } from "./hooks";
+import { download, mediaBlob } from "./media";
 
 const Viewer = lazy(() => import("./Viewer"));
 
@@ -23,36 +24,6 @@ export function formatSize(bytes: number): string {
 export function formatDuration(ms: number): string {
   const seconds = Math.round(ms / 1000);
   return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
-}
-
-function useItem(mediaId: string | null): MediaItem | null {
-  const [item, setItem] = useState<MediaItem | null>(null);
-  useEffect(() => {
-    if (!mediaId) return;
-    let live = true;
-    void mediaItem(mediaId)
-      .then((found) => live && setItem(found))
-      .catch(() => undefined);
-    return () => {
-      live = false;
-    };
-  }, [mediaId]);
-  return item;
-}
-
-function useBlob(mediaId: string | null, part: "thumbnail" | "content", wanted = true): string | null {
-  const [url, setUrl] = useState<string | null>(null);
-  useEffect(() => {
-    if (!mediaId || !wanted) return;
-    let live = true;
-    void mediaUrl(mediaId, part)
-      .then((found) => live && setUrl(found))
-      .catch(() => undefined);
-    return () => {
-      live = false;
-    };
-  }, [mediaId, part, wanted]);
-  return url;
 }
 
 export function MessageAttachment({ chatId, message, onCancel }: { chatId: string; message: Msg; onCancel: () => void }) {
@@ -134,11 +105,10 @@ function StoredAttachment({ chatId, attachment }: { chatId: string; attachment: 
 }
 
 function Media({ chatId, mediaId, kind }: { chatId: string; mediaId: string; kind: string }) {
-  const item = useItem(mediaId);
+  const item = useMediaItem(mediaId);
   const [viewing, setViewing] = useState(false);
-  const thumbnail = useBlob(mediaId, "thumbnail", item?.has_thumbnail ?? false);
-  const audio = useBlob(mediaId, "content", kind === "voice");
-  const name = item?.file_name ?? (kind === "document" ? "Document" : kind);
+  const thumbnail = useMediaUrl(mediaId, "thumbnail", { wanted: item?.has_thumbnail ?? false });
+  const audio = useMediaUrl(mediaId, "content", { wanted: kind === "voice" });
 
   if (kind === "image" || kind === "video") {
     const ratio = item?.width && item.height ? `${item.width} / ${item.height}` : "4 / 3";
@@ -172,21 +142,30 @@ function Media({ chatId, mediaId, kind }: { chatId: string; mediaId: string; kin
   if (kind === "voice") {
     return <VoicePlayer mediaId={mediaId} url={audio} durationMs={item?.duration_ms ?? null} />;
   }
+  return (
+    <div className="mb-1 w-64 max-w-full">
+      <DocumentCard mediaId={mediaId} />
+    </div>
+  );
+}
+
+/** A document: its name, size, pages and type, and a download under its name. */
+export function DocumentCard({ mediaId }: { mediaId: string }) {
+  const item = useMediaItem(mediaId);
+  const name = item?.file_name ?? "Document";
   const detail = [item ? formatSize(item.size) : null, item?.pages ? `${item.pages} page${item.pages === 1 ? "" : "s"}` : null, item?.content_type.split("/")[1]?.toUpperCase() ?? null]
     .filter(Boolean)
     .join(" · ");
   return (
-    <div className="mb-1 w-64 max-w-full">
-      <FileCard
-        name={name}
-        detail={detail}
-        action={
-          <button type="button" aria-label={`Download ${name}`} onClick={() => void download(mediaId, name)} className="rounded-full p-1.5 hover:bg-black/10 dark:hover:bg-white/10">
-            <Icon name="down" />
-          </button>
-        }
-      />
-    </div>
+    <FileCard
+      name={name}
+      detail={detail}
+      action={
+        <button type="button" aria-label={`Download ${name}`} onClick={() => void download(mediaId, name)} className="rounded-full p-1.5 hover:bg-black/10 dark:hover:bg-white/10">
+          <Icon name="down" />
+        </button>
+      }
+    />
   );
 }
 

@@ -54,16 +54,17 @@ export function mediaItem(mediaId: string): Promise<MediaItem> {
 const blobs = new Map<string, Promise<{ blob: Blob; url: string }>>();
 const BLOBS_KEPT = 200;
 
-function mediaBytes(mediaId: string, part: "thumbnail" | "content"): Promise<{ blob: Blob; url: string }> {
+function mediaBytes(mediaId: string, part: "thumbnail" | "content", patient = true): Promise<{ blob: Blob; url: string }> {
   const path = `/v1/media/${mediaId}/${part}`;
   let held = blobs.get(path);
   if (!held) {
-    held = patiently(async () => {
+    const fetchOnce = async () => {
       const response = await fetch(path, { headers: { authorization: `Bearer ${currentAccessToken() ?? ""}` } });
       if (!response.ok) throw new Error(`${path}: ${response.status}`);
       const blob = await response.blob();
       return { blob, url: URL.createObjectURL(blob) };
-    });
+    };
+    held = patient ? patiently(fetchOnce) : fetchOnce();
     held.catch(() => blobs.delete(path));
     blobs.set(path, held);
     if (blobs.size > BLOBS_KEPT) {
@@ -75,9 +76,12 @@ function mediaBytes(mediaId: string, part: "thumbnail" | "content"): Promise<{ b
   return held;
 }
 
-/** `/v1/media/{id}/thumbnail` or `/content` as a blob: URL for this page. */
-export async function mediaUrl(mediaId: string, part: "thumbnail" | "content"): Promise<string> {
-  return (await mediaBytes(mediaId, part)).url;
+/**
+ * `/v1/media/{id}/thumbnail` or `/content` as a blob: URL for this page. `patient`: asked
+ * again for a few seconds while it fails (see `patiently`).
+ */
+export async function mediaUrl(mediaId: string, part: "thumbnail" | "content", patient = true): Promise<string> {
+  return (await mediaBytes(mediaId, part, patient)).url;
 }
 
 /** An item's bytes (read once per page, as `mediaUrl` reads them). */

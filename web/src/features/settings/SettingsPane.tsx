@@ -1,6 +1,7 @@
 "use client";
 import { type FormEvent, useEffect, useState } from "react";
 import { api, type Audience, call, describeProblem, type SessionInfo } from "@/api/client";
+import { Avatar } from "@/components/Avatar";
 import { Button, ErrorText, Field } from "@/components/form";
 import { IconButton } from "@/components/IconButton";
 import { notify, useApp } from "@/lib/app-state";
@@ -9,8 +10,10 @@ import { pushState, type PushState, turnOff, turnOn } from "@/lib/push";
 import { navigate } from "@/lib/router";
 import { loadMe } from "@/lib/session";
 import { ensureUser } from "@/features/chats/actions";
+import { PhotoChooser } from "@/features/photos/PhotoChooser";
+import { removePhoto, setPhoto } from "./actions";
 
-/** The user's own settings: profile, privacy, blocked people and sessions. */
+/** The user's own settings: profile and photo, notifications, privacy, blocked people and sessions. */
 export function SettingsPane() {
   return (
     <section aria-label="Settings" className="flex h-full flex-col bg-white dark:bg-gray-900">
@@ -59,7 +62,13 @@ function Profile() {
   };
   return (
     <Section title="Profile">
-      <p className="text-sm text-gray-600 dark:text-gray-400">@{me?.handle}</p>
+      <div className="flex items-center gap-4">
+        <Avatar name={me?.display_name ?? ""} seed={me?.user_id ?? ""} photo={me?.photo_media_id} size="xl" />
+        <div className="min-w-0 space-y-2">
+          <p className="text-sm text-gray-600 dark:text-gray-400">@{me?.handle}</p>
+          <PhotoChooser label="photo" cropTitle="Crop your photo" hasPhoto={Boolean(me?.photo_media_id)} onSave={setPhoto} onRemove={removePhoto} />
+        </div>
+      </div>
       <form onSubmit={submit} className="space-y-3">
         <Field label="Your name" value={name} maxLength={64} onChange={(e) => setName(e.target.value)} />
         <Field label="About" value={about} maxLength={140} onChange={(e) => setAbout(e.target.value)} />
