@@ -1,8 +1,8 @@
-import type { ButtonHTMLAttributes } from "react";
+import type { ComponentProps } from "react";
 import { Icon, type IconName } from "./Icon";
 
 /** A round button with an icon; `label` is its accessible name and its tooltip. */
-export function IconButton({ icon, label, className = "", ...rest }: { icon: IconName; label: string } & ButtonHTMLAttributes<HTMLButtonElement>) {
+export function IconButton({ icon, label, className = "", ...rest }: { icon: IconName; label: string } & ComponentProps<"button">) {
   return (
     <button
       type="button"

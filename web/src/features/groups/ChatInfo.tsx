@@ -1,5 +1,5 @@
 "use client";
-import { type FormEvent, useEffect, useState } from "react";
+import { type FormEvent, lazy, Suspense, useEffect, useRef, useState } from "react";
 import { api, call, type ChatSummary, describeProblem } from "@/api/client";
 import { Avatar } from "@/components/Avatar";
 import { Button, ErrorText, Field } from "@/components/form";
@@ -23,15 +23,24 @@ import {
   setAdmin,
 } from "@/features/chats/actions";
 
+const Gallery = lazy(() => import("@/features/gallery/Gallery"));
+
 /**
- * A chat's info: its photo and settings here, and for a group its name, photo, members
- * and invite links.
+ * A chat's info: its photo, gallery and settings here, and for a group its name, photo,
+ * members and invite links.
  */
 export function ChatInfo({ chat, onClose }: { chat: ChatSummary; onClose: () => void }) {
   const details = useApp((s) => s.details[chat.chat_id]);
   const users = useApp((s) => s.users);
   const me = useApp((s) => s.me?.user_id ?? "");
   const [error, setError] = useState<string | null>(null);
+  const [gallery, setGallery] = useState<"closed" | "open" | "left">("closed");
+  const galleryButton = useRef<HTMLButtonElement>(null);
+
+  // Back from the gallery, focus returns to the button that opened it.
+  useEffect(() => {
+    if (gallery === "left") galleryButton.current?.focus();
+  }, [gallery]);
 
   useEffect(() => {
     void loadDetails(chat.chat_id).catch((problem: unknown) => setError(describeProblem(problem)));
@@ -50,6 +59,14 @@ export function ChatInfo({ chat, onClose }: { chat: ChatSummary; onClose: () => 
   const canEdit = amAdmin || (details?.members_can_edit_info ?? false);
   const title = chatTitle(chat, users);
   const peer = chat.peer_id ? users[chat.peer_id] : undefined;
+
+  if (gallery === "open") {
+    return (
+      <Suspense fallback={<p role="status" className="p-4 text-sm">Loading…</p>}>
+        <Gallery chatId={chat.chat_id} onBack={() => setGallery("left")} />
+      </Suspense>
+    );
+  }
 
   return (
     <aside aria-label="Chat info" className="flex h-full flex-col bg-white dark:bg-gray-900">
@@ -75,6 +92,17 @@ export function ChatInfo({ chat, onClose }: { chat: ChatSummary; onClose: () => 
             onRemove={() => editGroup(chat.chat_id, { avatar_media_id: null })}
           />
         )}
+        <button
+          ref={galleryButton}
+          type="button"
+          onClick={() => setGallery("open")}
+          className="flex w-full items-center justify-between rounded-lg bg-gray-50 px-3 py-2.5 text-left text-sm font-medium hover:bg-gray-100 focus-visible:outline-2 focus-visible:outline-brand-600 dark:bg-gray-800 dark:hover:bg-gray-700"
+        >
+          Media, links and docs
+          <span aria-hidden="true" className="text-lg text-gray-500">
+            ›
+          </span>
+        </button>
         {chat.kind === "group" && details && canEdit && <EditGroup key={`${details.name}:${details.description}`} chatId={chat.chat_id} name={details.name ?? ""} description={details.description} run={run} />}
         <ChatSettings chat={chat} run={run} />
         {chat.kind === "group" && details && (

@@ -1,17 +1,20 @@
 "use client";
 // The media viewer, loaded the first time a photo or video is opened: the item at full
-// size, the chat's other photos and videos a key (← →) or a button away, zoom on a click,
-// and a download under the item's name.
+// size, the chat's other photos and videos (those of its timeline, or `items` given, as
+// the gallery gives its own) a key (← →) or a button away, zoom on a click, and a
+// download under the item's name.
 import { useEffect, useRef, useState } from "react";
 import { useApp } from "@/lib/app-state";
 import { download, mediaItem, type MediaItem, mediaUrl } from "./media";
 
-export default function Viewer({ chatId, mediaId, onClose }: { chatId: string; mediaId: string; onClose: () => void }) {
+export default function Viewer({ chatId, mediaId, items: given, onClose }: { chatId: string; mediaId: string; items?: string[]; onClose: () => void }) {
   const ref = useRef<HTMLDialogElement>(null);
   const timeline = useApp((s) => s.timelines[chatId]);
-  const items = (timeline?.messages ?? []).flatMap((m) =>
-    m.attachment?.type === "media" && (m.attachment.kind === "image" || m.attachment.kind === "video") && !m.deleted ? [m.attachment.media_id] : [],
-  );
+  const items =
+    given ??
+    (timeline?.messages ?? []).flatMap((m) =>
+      m.attachment?.type === "media" && (m.attachment.kind === "image" || m.attachment.kind === "video") && !m.deleted ? [m.attachment.media_id] : [],
+    );
   const [current, setCurrent] = useState(mediaId);
   const [item, setItem] = useState<MediaItem | null>(null);
   const [url, setUrl] = useState<string | null>(null);
