@@ -95,3 +95,21 @@ test("the gallery pages back: 35 links, a page of 30, the rest once scrolled to 
   await expect(links.getByRole("button", { name: "Load more" })).toHaveCount(0);
   await bob.context.close();
 });
+
+test("message previews in notifications, turned off for one chat, stay off after a reload", async ({ browser }) => {
+  const [ann, bob] = await chatting(browser);
+  await ann.page.getByRole("button", { name: "Chat info" }).click();
+  const info = ann.page.getByRole("complementary", { name: "Chat info" });
+  const previews = info.getByRole("checkbox", { name: "Show message previews in notifications" });
+  await expect(previews).toBeChecked();
+  await scan(ann.page, "chat info: notifications");
+  await Promise.all([ann.page.waitForResponse((r) => r.url().includes("/settings") && r.request().method() === "PUT" && r.ok()), previews.uncheck()]);
+  await expect(previews).not.toBeChecked();
+
+  await ann.page.reload();
+  await ann.page.getByRole("button", { name: "Chat info" }).click();
+  await expect(ann.page.getByRole("complementary", { name: "Chat info" }).getByRole("checkbox", { name: "Show message previews in notifications" })).not.toBeChecked();
+
+  await ann.context.close();
+  await bob.context.close();
+});

@@ -183,28 +183,52 @@ function EditGroup({ chatId, name, description, run }: { chatId: string; name: s
 
 function ChatSettings({ chat, run }: { chat: ChatSummary; run: Run }) {
   const muted = isMuted(chat);
+  // The switch shows the choice at once; the chat list's answer settles it.
+  const [previews, setPreviews] = useState<boolean | null>(null);
   return (
-    <section aria-label="Chat settings" className="flex flex-wrap gap-2">
-      <Button variant="secondary" onClick={() => void run(() => changeSettings(chat.chat_id, { pinned: !chat.pinned }))}>
-        {chat.pinned ? "Unpin chat" : "Pin chat"}
-      </Button>
-      <Button variant="secondary" onClick={() => void run(() => changeSettings(chat.chat_id, { archived: !chat.archived }))}>
-        {chat.archived ? "Unarchive chat" : "Archive chat"}
-      </Button>
-      {muted ? (
-        <Button variant="secondary" onClick={() => void run(() => changeSettings(chat.chat_id, { muted_until: new Date(0).toISOString() }))}>
-          Unmute
+    <section aria-label="Chat settings" className="space-y-4">
+      <div className="flex flex-wrap gap-2">
+        <Button variant="secondary" onClick={() => void run(() => changeSettings(chat.chat_id, { pinned: !chat.pinned }))}>
+          {chat.pinned ? "Unpin chat" : "Pin chat"}
         </Button>
-      ) : (
-        <>
-          <Button variant="secondary" onClick={() => void run(() => changeSettings(chat.chat_id, { muted_until: new Date(Date.now() + 8 * 3_600_000).toISOString() }))}>
-            Mute for 8 hours
-          </Button>
-          <Button variant="secondary" onClick={() => void run(() => changeSettings(chat.chat_id, { muted_until: "9999-12-31T00:00:00Z" }))}>
-            Mute always
-          </Button>
-        </>
-      )}
+        <Button variant="secondary" onClick={() => void run(() => changeSettings(chat.chat_id, { archived: !chat.archived }))}>
+          {chat.archived ? "Unarchive chat" : "Archive chat"}
+        </Button>
+      </div>
+      <div role="group" aria-labelledby="chat-notifications-heading" className="space-y-2">
+        <h3 id="chat-notifications-heading" className="text-sm font-semibold text-gray-700 dark:text-gray-300">
+          Notifications
+        </h3>
+        <div className="flex flex-wrap gap-2">
+          {muted ? (
+            <Button variant="secondary" onClick={() => void run(() => changeSettings(chat.chat_id, { muted_until: new Date(0).toISOString() }))}>
+              Unmute
+            </Button>
+          ) : (
+            <>
+              <Button variant="secondary" onClick={() => void run(() => changeSettings(chat.chat_id, { muted_until: new Date(Date.now() + 8 * 3_600_000).toISOString() }))}>
+                Mute for 8 hours
+              </Button>
+              <Button variant="secondary" onClick={() => void run(() => changeSettings(chat.chat_id, { muted_until: "9999-12-31T00:00:00Z" }))}>
+                Mute always
+              </Button>
+            </>
+          )}
+        </div>
+        <label className="flex items-center justify-between gap-4 text-sm">
+          <span>Show message previews in notifications</span>
+          <input
+            type="checkbox"
+            className="h-5 w-5 shrink-0 accent-brand-700"
+            checked={previews ?? chat.previews}
+            onChange={(event) => {
+              const wanted = event.target.checked;
+              setPreviews(wanted);
+              void run(() => changeSettings(chat.chat_id, { previews: wanted })).finally(() => setPreviews(null));
+            }}
+          />
+        </label>
+      </div>
     </section>
   );
 }
