@@ -36,6 +36,10 @@ for (const scheme of ["light", "dark"] as const) {
       await ann.page.getByRole("button", { name: "Chat info" }).click();
       await expect(ann.page.getByRole("complementary", { name: "Chat info" })).toBeVisible();
       await scan(ann.page, "chat info");
+      await ann.page.getByRole("button", { name: "Media, links and docs" }).click();
+      await expect(ann.page.getByRole("complementary", { name: "Media, links and docs" }).getByText("No photos or videos yet.")).toBeVisible();
+      await scan(ann.page, "gallery");
+      await ann.page.getByRole("button", { name: "Back to chat info" }).click();
       await ann.page.getByRole("button", { name: "Close chat info" }).click();
 
       if (size.name === "phone") await ann.page.getByRole("button", { name: "Back to chats" }).click();
