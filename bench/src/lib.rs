@@ -36,6 +36,7 @@ mod media;
 mod messages;
 mod queries;
 mod rebuild;
+mod sends;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -50,6 +51,10 @@ pub enum BenchCommand {
     /// REST sends across Zipf-distributed chats against raw JetStream publishes, at
     /// saturation and at half that rate.
     Messages(messages::MessagesArgs),
+    /// REST sends driven by `wrk` from another process against the floor: a minimal
+    /// route checking the same JWT and appending the same bytes to the same stream; at
+    /// saturation, on one connection, and at half rate with the projector's lag.
+    Sends(sends::SendsArgs),
     /// Chat list, history page and search latency over a data set of a million
     /// messages, after timing the projection's catch-up on it against raw batched
     /// inserts of the same rows.
@@ -121,6 +126,7 @@ pub async fn run(settings: &Settings, command: BenchCommand) -> anyhow::Result<(
         BenchCommand::Append(args) => with_bench_log(settings, |log| bench_append(log, args)).await,
         BenchCommand::Auth(args) => auth::bench_auth(settings, args).await,
         BenchCommand::Messages(args) => messages::bench_messages(settings, args).await,
+        BenchCommand::Sends(args) => sends::bench_sends(settings, args).await,
         BenchCommand::Queries(args) => queries::bench_queries(settings, args).await,
         BenchCommand::Rebuild(args) => rebuild::bench_rebuild(settings, args).await,
         BenchCommand::Media(args) => media::bench_media(settings, args).await,

@@ -136,6 +136,20 @@ fn jpeg_with_gps() -> Vec<u8> {
     jpeg
 }
 
+/// A 120x80 JPEG whose EXIF says to turn it a quarter clockwise to show it, as phones
+/// held upright write them.
+fn jpeg_turned() -> Vec<u8> {
+    let plain = encoded(&picture(120, 80), ImageFormat::Jpeg);
+    // One IFD entry: Orientation (0x0112), a SHORT, 6.
+    let payload = b"Exif\0\0MM\0*\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0";
+    let mut jpeg = plain[..2].to_vec();
+    jpeg.extend_from_slice(&[0xFF, 0xE1]);
+    jpeg.extend_from_slice(&u16::try_from(payload.len() + 2).unwrap().to_be_bytes());
+    jpeg.extend_from_slice(payload);
+    jpeg.extend_from_slice(&plain[2..]);
+    jpeg
+}
+
 fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = 0xFFFF_FFFFu32;
     for byte in bytes {
@@ -271,7 +285,27 @@ async fn images(backend: Backend) {
         let (again, same) = media.upload(&ann, "image", bytes).await;
         assert_eq!(again, StatusCode::OK, "{name}: stored once");
         assert_eq!(same["media_id"], item["media_id"]);
+        if name == "jpeg" {
+            let plain = image::load_from_memory(&jpeg_with_gps()[..]).unwrap();
+            assert!(decoded == plain, "a JPEG loses no quality to the stripping");
+        }
     }
+
+    // A photo taken upright is stored upright, without the EXIF that turned it.
+    let (status, item) = media.upload(&ann, "image", jpeg_turned()).await;
+    assert_eq!(status, StatusCode::CREATED, "{item}");
+    assert_eq!(
+        (item["width"].as_u64(), item["height"].as_u64()),
+        (Some(80), Some(120))
+    );
+    let id = item["media_id"].as_str().unwrap();
+    let served = media
+        .get(&ann, &format!("/v1/media/{id}/content"), None)
+        .await;
+    let body = served.bytes().await.unwrap();
+    assert!(!body.windows(4).any(|w| w == b"Exif"));
+    let decoded = image::load_from_memory(&body).unwrap();
+    assert_eq!((decoded.width(), decoded.height()), (80, 120));
 }
 
 #[tokio::test]
