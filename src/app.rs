@@ -223,7 +223,7 @@ impl Application {
         let roles = self.roles.clone();
         let revocation_feed = self.revocation_feed;
         let keeper = self.keeper;
-        let state = natter_api::ApiState {
+        let state = natter_api::ApiState::new(natter_api::Services {
             pool: self.pool.clone(),
             log: self.log.clone(),
             registry: Arc::new(self.registry),
@@ -236,7 +236,7 @@ impl Application {
             presence: self.presence,
             media: self.media,
             web: self.web,
-        };
+        });
         let mut router = natter_api::router(state, rest);
         let gateway_task = self.gateway.map(|(gateway, task)| {
             router = router.clone().merge(gateway.router());
