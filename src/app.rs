@@ -225,6 +225,7 @@ impl Application {
         let keeper = self.keeper;
         let state = natter_api::ApiState::new(natter_api::Services {
             pool: self.pool.clone(),
+            sent_lookup: natter_projections::reads::messages::SentLookup::spawn(self.pool.clone()),
             log: self.log.clone(),
             registry: Arc::new(self.registry),
             accounts: self.accounts,

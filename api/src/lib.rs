@@ -122,6 +122,8 @@ impl std::ops::Deref for ApiState {
 #[derive(Debug)]
 pub struct Services {
     pub pool: PgPool,
+    /// Sends by client id, looked up in batches.
+    pub sent_lookup: natter_projections::reads::messages::SentLookup,
     pub log: EventLog,
     pub registry: Arc<Registry>,
     pub accounts: Accounts,

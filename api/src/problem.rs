@@ -183,7 +183,11 @@ impl From<natter_commands::Interrupted> for ApiError {
 /// Which store `error` failed to reach, if it is a connection failure of Postgres
 /// (refused, reset, timed out, pool closed) or of the log.
 fn unreachable_store(error: &dyn std::any::Any) -> Option<&'static str> {
-    if let Some(error) = error.downcast_ref::<sqlx::Error>() {
+    // One failure of a query shared by several requests (`SentLookup`) reaches each.
+    let shared = error
+        .downcast_ref::<std::sync::Arc<sqlx::Error>>()
+        .map(|error| &**error);
+    if let Some(error) = shared.or_else(|| error.downcast_ref::<sqlx::Error>()) {
         return matches!(
             error,
             sqlx::Error::Io(_)

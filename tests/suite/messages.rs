@@ -171,6 +171,81 @@ async fn a_retried_send_is_stored_once() {
 }
 
 #[tokio::test]
+async fn retries_after_the_logs_deduplication_window_are_found_in_the_read_model() {
+    let env = TestEnv::new().await;
+    // A log that forgets message ids after a second.
+    let mut settings = env.settings();
+    settings.duplicate_window_secs = 1;
+    let auth = natter::settings::AuthSettings {
+        login_per_address: 1_000,
+        register_per_address: 1_000,
+        ..natter::settings::AuthSettings::default()
+    };
+    let app = env
+        .spawn_app_as(
+            &settings,
+            natter::settings::ServeArgs {
+                push: Default::default(),
+                auto_rebuild: true,
+                web_dir: None,
+                media: Default::default(),
+                listen: "127.0.0.1:0".parse().unwrap(),
+                roles: vec![
+                    natter::settings::Role::Api,
+                    natter::settings::Role::Projector,
+                ],
+                auth,
+                gateway: Default::default(),
+            },
+        )
+        .await;
+    let api = Api {
+        app,
+        http: reqwest::Client::new(),
+    };
+    let (cy, di) = (api.user("cy").await, api.user("di").await);
+    let chat = direct(&api, &cy, &di).await;
+    let mut first = Vec::new();
+    for n in 0..20 {
+        let (status, sent) = send(&api, &chat, &cy, &format!("c{n}"), &format!("m{n}")).await;
+        assert_eq!(status, StatusCode::CREATED, "{sent}");
+        first.push(sent);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    // All retried at once, with one new send and one reused id among them: the lookups
+    // share queries, and each gets its own answer.
+    let texts: Vec<(String, String)> = (0..20)
+        .map(|n| (format!("c{n}"), format!("m{n}")))
+        .collect();
+    let retries = texts
+        .iter()
+        .map(|(id, text)| send(&api, &chat, &cy, id, text));
+    let (retried, fresh, reused) = tokio::join!(
+        futures::future::join_all(retries),
+        send(&api, &chat, &cy, "c20", "m20"),
+        send(&api, &chat, &cy, "c3", "not m3"),
+    );
+    for (n, (status, again)) in retried.iter().enumerate() {
+        assert_eq!(*status, StatusCode::OK, "{again}");
+        assert_eq!(again["message_id"], first[n]["message_id"], "{n}");
+        assert_eq!(again["sequence"], first[n]["sequence"], "{n}");
+    }
+    assert_eq!(fresh.0, StatusCode::CREATED, "{}", fresh.1);
+    assert_eq!(
+        (reused.0, reused.1["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("client_id_reused"))
+    );
+    let (_, all, _) = bodies(
+        &api,
+        &chat,
+        &cy,
+        &format!("min_sequence={}", fresh.1["sequence"]),
+    )
+    .await;
+    assert_eq!(all.len(), 21, "{all:?}");
+}
+
+#[tokio::test]
 async fn strangers_blocked_users_and_bad_bodies_are_refused() {
     let env = TestEnv::new().await;
     let api = Api::start(&env).await;

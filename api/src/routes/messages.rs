@@ -340,7 +340,9 @@ async fn earlier_send(
     sender: Uuid,
     message: &NewMessage,
 ) -> Result<Option<SentResponse>, ApiError> {
-    let earlier = messages::by_client_id(&state.pool, chat_id, sender, message.client_id.as_str())
+    let earlier = state
+        .sent_lookup
+        .find(chat_id, sender, message.client_id.as_str())
         .await
         .map_err(ApiError::internal)?;
     let Some(earlier) = earlier else {
