@@ -30,6 +30,35 @@ pub struct BenchApp {
     pub media_dir: std::path::PathBuf,
 }
 
+impl BenchApp {
+    /// Registers `count` accounts with handles `<prefix>_<n>` (straight to the log, with
+    /// a fixed hash: no password hashing) and issues each a token of this run's keys.
+    pub async fn users(&self, prefix: &str, count: usize) -> anyhow::Result<Vec<(Uuid, String)>> {
+        use natter_commands::accounts::NewAccount;
+        use natter_domain::user::{About, DisplayName, Handle, Password, PasswordHash};
+        let accounts = super::bench_accounts(&self.log);
+        let hash = PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$bench$bench");
+        let mut users = Vec::with_capacity(count);
+        for n in 0..count {
+            let account = NewAccount {
+                handle: Handle::parse(&format!("{prefix}_{n}"))?,
+                display_name: DisplayName::parse("Bench")?,
+                about: About::default(),
+                phone: None,
+                password: Password::parse("bench password")?,
+            };
+            let metadata = natter_schema::Metadata::new(None, Uuid::now_v7());
+            let id = accounts
+                .register_hashed(account, hash.clone(), metadata)
+                .await?
+                .user_id;
+            let (token, _) = self.keys.issue(id, Uuid::now_v7(), 0)?;
+            users.push((id, token));
+        }
+        Ok(users)
+    }
+}
+
 /// Runs `body` against a fresh app, then stops it and removes its stream and database.
 pub async fn with_bench_app<F, Fut>(settings: &Settings, body: F) -> anyhow::Result<()>
 where

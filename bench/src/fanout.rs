@@ -10,9 +10,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Args;
 use futures::{SinkExt, StreamExt};
-use natter_commands::accounts::NewAccount;
-use natter_domain::user::{About, DisplayName, Handle, Password, PasswordHash};
-use natter_schema::Metadata;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -59,28 +56,11 @@ async fn run(app: BenchApp, args: FanoutArgs) -> anyhow::Result<()> {
         .pool_max_idle_per_host(1_024)
         .build()?;
     let window = Duration::from_secs(args.seconds);
-    let accounts = super::bench_accounts(&app.log);
     let ws_url = format!("{}/v1/ws", app.base.replacen("http://", "ws://", 1));
     for &size in &args.sizes {
         let size = size.max(1) as usize;
         progress(&format!("group of {size}: members, chat and sockets"));
-        let mut members = Vec::new();
-        for i in 0..size {
-            let account = NewAccount {
-                handle: Handle::parse(&format!("fan{size}_{i}"))?,
-                display_name: DisplayName::parse("Fan")?,
-                about: About::default(),
-                phone: None,
-                password: Password::parse("bench password")?,
-            };
-            let hash = PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$bench$bench");
-            let id = accounts
-                .register_hashed(account, hash, Metadata::new(None, Uuid::now_v7()))
-                .await?
-                .user_id;
-            let (token, _) = app.keys.issue(id, Uuid::now_v7(), 0)?;
-            members.push((id, token));
-        }
+        let members = app.users(&format!("fan{size}"), size).await?;
         let others: Vec<Uuid> = members[1..].iter().map(|(id, _)| *id).collect();
         let created: serde_json::Value = http
             .post(format!("{}/v1/chats/groups", app.base))

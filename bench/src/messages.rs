@@ -168,21 +168,7 @@ async fn run(settings: &Settings, app: BenchApp, args: MessagesArgs) -> anyhow::
         "{} s of raw JetStream publishes ({} in flight)",
         args.seconds, args.in_flight
     ));
-    // An envelope of the size a send stores, of a kind no projection reads.
-    let payload = Bytes::from(serde_json::to_vec(&natter_schema::Envelope {
-        event_id: Uuid::now_v7(),
-        event_type: "RawBench".into(),
-        schema_version: 1,
-        aggregate_type: "rawbench".into(),
-        aggregate_id: Uuid::now_v7().to_string(),
-        actor: Some(Uuid::now_v7()),
-        occurred_at: time::OffsetDateTime::now_utc(),
-        correlation_id: Uuid::now_v7(),
-        causation_id: None,
-        payload: json!({"chat_id": Uuid::now_v7(), "message_id": Uuid::now_v7(), "sender": Uuid::now_v7(),
-                        "client_id": Uuid::now_v7().simple().to_string(), "body": body, "mentions": [],
-                        "forwarded": 0, "sent_at": "2026-11-26T12:00:00Z"}),
-    })?);
+    let payload = raw_send(&body)?;
     let raw = raw_phase(&log, &payload, args.in_flight, window).await?;
     let raw_rate = raw.count as f64 / raw.elapsed.as_secs_f64();
 
@@ -219,6 +205,25 @@ async fn run(settings: &Settings, app: BenchApp, args: MessagesArgs) -> anyhow::
     );
     catch_up.print();
     Ok(())
+}
+
+/// An envelope the size of a send of `body`, of a kind no projection reads: what the
+/// raw baselines append.
+pub(super) fn raw_send(body: &str) -> anyhow::Result<Bytes> {
+    Ok(Bytes::from(serde_json::to_vec(&natter_schema::Envelope {
+        event_id: Uuid::now_v7(),
+        event_type: "RawBench".into(),
+        schema_version: 1,
+        aggregate_type: "rawbench".into(),
+        aggregate_id: Uuid::now_v7().to_string(),
+        actor: Some(Uuid::now_v7()),
+        occurred_at: time::OffsetDateTime::now_utc(),
+        correlation_id: Uuid::now_v7(),
+        causation_id: None,
+        payload: json!({"chat_id": Uuid::now_v7(), "message_id": Uuid::now_v7(), "sender": Uuid::now_v7(),
+                        "client_id": Uuid::now_v7().simple().to_string(), "body": body, "mentions": [],
+                        "forwarded": 0, "sent_at": "2026-11-26T12:00:00Z"}),
+    })?))
 }
 
 struct Outcome {

@@ -15,10 +15,7 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 use clap::Args;
-use natter_commands::accounts::NewAccount;
-use natter_domain::user::{About, DisplayName, Handle, Password, PasswordHash};
 use natter_eventlog::EventLog;
-use natter_schema::Metadata;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -172,26 +169,11 @@ async fn measure(app: &BenchApp, args: &SendsArgs, work: &Path) -> anyhow::Resul
 /// Registers `users` accounts with tokens of this run's keys and pairs them in direct
 /// chats: the chat ids, each with its first member's token.
 async fn direct_chats(app: &BenchApp, users: u32) -> anyhow::Result<Vec<(String, String)>> {
-    let accounts = super::bench_accounts(&app.log);
     let http = reqwest::Client::new();
-    let hash = PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$bench$bench");
     let tag = Uuid::now_v7().simple().to_string();
-    let mut members = Vec::new();
-    for n in 0..users {
-        let account = NewAccount {
-            handle: Handle::parse(&format!("send{}_{n}", &tag[tag.len() - 6..]))?,
-            display_name: DisplayName::parse("Sender")?,
-            about: About::default(),
-            phone: None,
-            password: Password::parse("bench password")?,
-        };
-        let id = accounts
-            .register_hashed(account, hash.clone(), Metadata::new(None, Uuid::now_v7()))
-            .await?
-            .user_id;
-        let (token, _) = app.keys.issue(id, Uuid::now_v7(), 0)?;
-        members.push((id, token));
-    }
+    let members = app
+        .users(&format!("send{}", &tag[tag.len() - 6..]), users as usize)
+        .await?;
     let mut chats = Vec::new();
     for pair in members.chunks_exact(2) {
         let created: serde_json::Value = http
@@ -348,20 +330,7 @@ struct FloorState {
 
 impl Floor {
     async fn start(app: &BenchApp) -> anyhow::Result<Self> {
-        let payload = Bytes::from(serde_json::to_vec(&natter_schema::Envelope {
-            event_id: Uuid::now_v7(),
-            event_type: "RawBench".into(),
-            schema_version: 1,
-            aggregate_type: "rawbench".into(),
-            aggregate_id: Uuid::now_v7().to_string(),
-            actor: Some(Uuid::now_v7()),
-            occurred_at: time::OffsetDateTime::now_utc(),
-            correlation_id: Uuid::now_v7(),
-            causation_id: None,
-            payload: json!({"chat_id": Uuid::now_v7(), "message_id": Uuid::now_v7(), "sender": Uuid::now_v7(),
-                            "client_id": Uuid::now_v7().simple().to_string(), "body": "x".repeat(BODY_BYTES),
-                            "mentions": [], "forwarded": 0, "sent_at": "2026-11-26T12:00:00Z"}),
-        })?);
+        let payload = super::messages::raw_send(&"x".repeat(BODY_BYTES))?;
         let state = Arc::new(FloorState {
             keys: app.keys.clone(),
             log: app.log.clone(),
