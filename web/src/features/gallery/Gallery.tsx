@@ -7,8 +7,7 @@ import { describeProblem, type Message } from "@/api/client";
 import { Button, ErrorText } from "@/components/form";
 import { IconButton } from "@/components/IconButton";
 import { useApp } from "@/lib/app-state";
-import { useMediaItem, useMediaUrl } from "@/features/media/hooks";
-import { DocumentCard, formatDuration } from "@/features/media/MediaAttachment";
+import { DocumentCard, VisualTile } from "@/features/media/MediaAttachment";
 import { type Shelf, shelfPage } from "./actions";
 import { linkParts } from "./links";
 
@@ -126,7 +125,12 @@ function ShelfItems({ chatId, shelf, empty }: { chatId: string; shelf: Shelf; em
         <ul className="grid grid-cols-3 gap-1" aria-label="Photos and videos">
           {media.map(({ mediaId, kind, message }) => (
             <li key={message.sequence}>
-              <MediaTile mediaId={mediaId} kind={kind} onOpen={() => setViewing(mediaId)} />
+              <VisualTile
+                mediaId={mediaId}
+                kind={kind}
+                onOpen={() => setViewing(mediaId)}
+                className="aspect-square w-full rounded focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-brand-600 dark:bg-white/10"
+              />
             </li>
           ))}
         </ul>
@@ -192,28 +196,6 @@ function LoadMore({ onMore, auto }: { onMore: () => void; auto: boolean }) {
   );
 }
 
-function MediaTile({ mediaId, kind, onOpen }: { mediaId: string; kind: string; onOpen: () => void }) {
-  const item = useMediaItem(mediaId);
-  const thumbnail = useMediaUrl(mediaId, "thumbnail", { wanted: item?.has_thumbnail ?? false });
-  const shown = thumbnail ?? item?.placeholder ?? null;
-  return (
-    <button
-      type="button"
-      onClick={onOpen}
-      aria-label={kind === "image" ? `Photo${item?.file_name ? ` ${item.file_name}` : ""}: open` : `Video${item?.duration_ms ? ` of ${formatDuration(item.duration_ms)}` : ""}: play`}
-      className="relative block aspect-square w-full overflow-hidden rounded bg-black/10 focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-brand-600 dark:bg-white/10"
-      data-stage={thumbnail ? "thumbnail" : item?.placeholder ? "placeholder" : "loading"}
-    >
-      {/* eslint-disable-next-line @next/next/no-img-element */}
-      {shown && <img src={shown} alt="" className={`h-full w-full object-cover ${thumbnail ? "" : "blur-sm"}`} />}
-      {kind === "video" && (
-        <span className="absolute inset-0 flex items-center justify-center text-3xl text-white drop-shadow" aria-hidden="true">
-          ▶
-        </span>
-      )}
-    </button>
-  );
-}
 
 /** A message's text, its web addresses as links that open in a new tab. */
 function LinkedText({ text }: { text: string }) {

@@ -107,30 +107,19 @@ function StoredAttachment({ chatId, attachment }: { chatId: string; attachment: 
 function Media({ chatId, mediaId, kind }: { chatId: string; mediaId: string; kind: string }) {
   const item = useMediaItem(mediaId);
   const [viewing, setViewing] = useState(false);
-  const thumbnail = useMediaUrl(mediaId, "thumbnail", { wanted: item?.has_thumbnail ?? false });
   const audio = useMediaUrl(mediaId, "content", { wanted: kind === "voice" });
 
   if (kind === "image" || kind === "video") {
     const ratio = item?.width && item.height ? `${item.width} / ${item.height}` : "4 / 3";
-    const shown = thumbnail ?? item?.placeholder ?? null;
     return (
       <>
-        <button
-          type="button"
-          onClick={() => setViewing(true)}
-          aria-label={kind === "image" ? `Photo${item?.file_name ? ` ${item.file_name}` : ""}: open` : `Video${item?.duration_ms ? ` of ${formatDuration(item.duration_ms)}` : ""}: play`}
-          className="relative mb-1 block w-64 max-w-full overflow-hidden rounded-md bg-black/10"
+        <VisualTile
+          mediaId={mediaId}
+          kind={kind}
+          onOpen={() => setViewing(true)}
+          className="mb-1 w-64 max-w-full rounded-md"
           style={{ aspectRatio: ratio }}
-          data-stage={thumbnail ? "thumbnail" : item?.placeholder ? "placeholder" : "loading"}
-        >
-          {/* eslint-disable-next-line @next/next/no-img-element */}
-          {shown && <img src={shown} alt="" className={`h-full w-full object-cover ${thumbnail ? "" : "blur-sm"}`} />}
-          {kind === "video" && (
-            <span className="absolute inset-0 flex items-center justify-center text-4xl text-white drop-shadow" aria-hidden="true">
-              ▶
-            </span>
-          )}
-        </button>
+        />
         {viewing && (
           <Suspense fallback={null}>
             <Viewer chatId={chatId} mediaId={mediaId} onClose={() => setViewing(false)} />
@@ -146,6 +135,47 @@ function Media({ chatId, mediaId, kind }: { chatId: string; mediaId: string; kin
     <div className="mb-1 w-64 max-w-full">
       <DocumentCard mediaId={mediaId} />
     </div>
+  );
+}
+
+/**
+ * A photo or video as a button that opens it: its blurred placeholder, then its
+ * thumbnail (`data-stage` says which), with a play mark on a video. The chat and the
+ * gallery size and shape it.
+ */
+export function VisualTile({
+  mediaId,
+  kind,
+  onOpen,
+  className,
+  style,
+}: {
+  mediaId: string;
+  kind: string;
+  onOpen: () => void;
+  className: string;
+  style?: React.CSSProperties;
+}) {
+  const item = useMediaItem(mediaId);
+  const thumbnail = useMediaUrl(mediaId, "thumbnail", { wanted: item?.has_thumbnail ?? false });
+  const shown = thumbnail ?? item?.placeholder ?? null;
+  return (
+    <button
+      type="button"
+      onClick={onOpen}
+      aria-label={kind === "image" ? `Photo${item?.file_name ? ` ${item.file_name}` : ""}: open` : `Video${item?.duration_ms ? ` of ${formatDuration(item.duration_ms)}` : ""}: play`}
+      className={`relative block overflow-hidden bg-black/10 ${className}`}
+      style={style}
+      data-stage={thumbnail ? "thumbnail" : item?.placeholder ? "placeholder" : "loading"}
+    >
+      {/* eslint-disable-next-line @next/next/no-img-element */}
+      {shown && <img src={shown} alt="" className={`h-full w-full object-cover ${thumbnail ? "" : "blur-sm"}`} />}
+      {kind === "video" && (
+        <span className="absolute inset-0 flex items-center justify-center text-3xl text-white drop-shadow" aria-hidden="true">
+          ▶
+        </span>
+      )}
+    </button>
   );
 }
 
