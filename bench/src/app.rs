@@ -202,18 +202,20 @@ where
         &serve.auth.jwt_audience,
         time::Duration::hours(12),
     )?;
+    // The same app either way; only its address and log connection differ.
+    let bench = |base: String, log: EventLog| BenchApp {
+        base,
+        log,
+        hash_workers: natter::app::hash_workers(&serve.auth),
+        database_url: settings.database_url.expose().to_owned(),
+        keys,
+        keys_spec: keys_spec.clone(),
+        media_dir: media_root.join("store"),
+    };
     let result = match server {
         Server::InProcess => {
             let app = natter::Application::build(settings, &serve).await?;
-            let bench = BenchApp {
-                base: format!("http://{}", app.local_addr()?),
-                log: app.log().clone(),
-                hash_workers: natter::app::hash_workers(&serve.auth),
-                database_url: settings.database_url.expose().to_owned(),
-                keys,
-                keys_spec,
-                media_dir: media_root.join("store"),
-            };
+            let bench = bench(format!("http://{}", app.local_addr()?), app.log().clone());
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let server = tokio::spawn(app.run(async move {
                 let _ = stopped.await;
@@ -229,22 +231,13 @@ where
                 .port();
             let mut child = serve_process(settings, &keys_spec, &media_root, port)?;
             let base = format!("http://127.0.0.1:{port}");
-            let started = await_ready(&base, &mut child).await;
-            let result = match started {
-                Ok(()) => {
-                    let bench = BenchApp {
-                        base,
-                        log: natter::app::connect_log(settings).await?,
-                        hash_workers: natter::app::hash_workers(&serve.auth),
-                        database_url: settings.database_url.expose().to_owned(),
-                        keys,
-                        keys_spec,
-                        media_dir: media_root.join("store"),
-                    };
-                    body(bench).await
-                }
-                Err(error) => Err(error),
-            };
+            // Whatever fails once the process runs, it is stopped and the media removed.
+            let result = async {
+                await_ready(&base, &mut child).await?;
+                let log = natter::app::connect_log(settings).await?;
+                body(bench(base.clone(), log)).await
+            }
+            .await;
             stop_process(&mut child).await;
             result
         }

@@ -117,7 +117,7 @@ async fn run(app: BenchApp, args: FanoutArgs) -> anyhow::Result<()> {
         // First, while nothing else is in flight: the latency of a lone send.
         let trickle = f64::from(args.trickle);
         progress(&format!("group of {size}: latency at {trickle:.0} sends/s"));
-        let (_, mut answered) = target
+        let mut answered = target
             .phase(
                 TRICKLE_PHASE,
                 1,
@@ -129,7 +129,7 @@ async fn run(app: BenchApp, args: FanoutArgs) -> anyhow::Result<()> {
         tokio::time::sleep(DRAIN).await;
         progress(&format!("group of {size}: saturation"));
         let saturation_start = epoch.elapsed();
-        let (sent, _) = target.phase(0, args.in_flight, window, None).await;
+        let sent = target.phase(0, args.in_flight, window, None).await.len() as u64;
         tokio::time::sleep(DRAIN).await;
         // The maximum rate: messages sent at saturation over the time until the last of
         // their frames arrived, so that a group the gateway cannot keep up with counts
@@ -243,27 +243,23 @@ struct Target {
 
 impl Target {
     /// Sends for `window`: closed loop with `workers` if `rate` is `None`, else open
-    /// loop at `rate`. Each body carries its phase and when it was due. The count sent,
-    /// and the time from when each send was due until its answer.
+    /// loop at `rate`. Each body carries its phase and when it was due. For each send
+    /// accepted, the time from when it was due until its answer.
     async fn phase(
         &self,
         phase: u8,
         workers: u32,
         window: Duration,
         rate: Option<f64>,
-    ) -> (u64, Vec<Duration>) {
+    ) -> Vec<Duration> {
         let started = Instant::now();
-        let sent = Arc::new(AtomicU64::new(0));
-        let answered = Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut tasks = tokio::task::JoinSet::new();
         for w in 0..workers {
-            let (http, url, tokens, epoch, sent, answered) = (
+            let (http, url, tokens, epoch) = (
                 self.http.clone(),
                 self.url.clone(),
                 Arc::clone(&self.tokens),
                 self.epoch,
-                Arc::clone(&sent),
-                Arc::clone(&answered),
             );
             let interval = rate.map(|r| Duration::from_secs_f64(f64::from(workers) / r));
             tasks.spawn(async move {
@@ -272,6 +268,7 @@ impl Target {
                         i.mul_f64(f64::from(w) / f64::from(workers))
                     });
                 let mut n = u64::from(w);
+                let mut answered = Vec::new();
                 while started.elapsed() < window {
                     let due = match interval {
                         Some(interval) => {
@@ -295,17 +292,17 @@ impl Target {
                         .send()
                         .await;
                     if response.is_ok_and(|r| r.status().is_success()) {
-                        sent.fetch_add(1, Ordering::Relaxed);
-                        if let Ok(mut answered) = answered.lock() {
-                            answered.push(due.elapsed());
-                        }
+                        answered.push(due.elapsed());
                     }
                 }
+                answered
             });
         }
-        while tasks.join_next().await.is_some() {}
-        let answered = std::mem::take(&mut *answered.lock().unwrap_or_else(|e| e.into_inner()));
-        (sent.load(Ordering::Relaxed), answered)
+        let mut answered = Vec::new();
+        while let Some(worker) = tasks.join_next().await {
+            answered.extend(worker.unwrap_or_default());
+        }
+        answered
     }
 }
 
