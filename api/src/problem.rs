@@ -254,7 +254,7 @@ impl From<natter_commands::messages::MessagesError> for ApiError {
         use natter_commands::messages::MessagesError as E;
         match error {
             E::Chat(chat) => ChatsError::Chat(chat).into(),
-            E::ClientIdReused => Self::new(
+            E::ClientIdReused | E::ClientIdAhead => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 error.code(),
                 error.to_string(),

@@ -195,7 +195,7 @@ async fn direct_chats(app: &BenchApp, users: u32) -> anyhow::Result<Vec<(String,
 /// with `NATTER_BENCH_DELAY_MS`, each connection waits that long between sends; at the
 /// end one line of figures (latencies in microseconds).
 const SCRIPT: &str = r#"
-local targets, n, prefix = {}, 0, ""
+local targets, n, run = {}, 0, ""
 for line in io.lines(os.getenv("NATTER_BENCH_TARGETS")) do
   local chat, token = line:match("(%S+) (%S+)")
   targets[#targets + 1] = { "/v1/chats/" .. chat .. "/messages", "Bearer " .. token }
@@ -207,13 +207,20 @@ function setup(thread)
   thread:set("thread_id", threads)
 end
 function init(args)
-  prefix = os.getenv("NATTER_BENCH_RUN") .. "-" .. tostring(thread_id) .. "-"
+  run = os.getenv("NATTER_BENCH_RUN")
   n = thread_id * 7919
+end
+-- A UUIDv7 as apps make them (its time to the second is enough), unique by run, thread
+-- and count.
+function client_id()
+  local ms = os.time() * 1000
+  return string.format("%08x-%04x-7%s-8%s%02x-%012x", math.floor(ms / 65536), ms % 65536,
+    run:sub(1, 3), run:sub(4, 4), thread_id % 256, n)
 end
 function request()
   n = n + 1
   local target = targets[(n % #targets) + 1]
-  local body = '{"client_id":"' .. prefix .. n .. '","body":"BODY"}'
+  local body = '{"client_id":"' .. client_id() .. '","body":"BODY"}'
   return wrk.format("POST", target[1],
     { ["Authorization"] = target[2], ["Content-Type"] = "application/json" }, body)
 end
@@ -278,7 +285,11 @@ impl Wrk {
             .arg(&self.script)
             .arg(base)
             .env("NATTER_BENCH_TARGETS", &self.targets)
-            .env("NATTER_BENCH_RUN", Uuid::now_v7().simple().to_string())
+            // Four random hex digits: a run's client ids differ from another's.
+            .env(
+                "NATTER_BENCH_RUN",
+                &Uuid::new_v4().simple().to_string()[..4],
+            )
             .env("NATTER_BENCH_DELAY_MS", format!("{pause_ms:.0}"))
             .kill_on_drop(true)
             .output()

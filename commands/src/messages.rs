@@ -12,8 +12,18 @@
 //! tried first, but NATS serialises them, so the hot path uses none
 //! (`docs/performance.md`).
 //!
+//! The read model is asked only when the log's deduplication may not reach the first
+//! send: a client id that is a UUIDv7 says when the client made it, and a send stored
+//! with it was stored no earlier than [`CLIENT_CLOCK_LEAD`] before that (a UUIDv7 dated
+//! further ahead of the server's clock is refused, `ClientIdAhead`). A retry within the
+//! window less that lead, and a margin, is thus answered by the log alone
+//! ([`earlier_send_in`]); any other client id, or an older one, is looked up. The lookup
+//! cost a Postgres round trip on every send (issue 18).
+//!
 //! Read and delivered markers go the same way; a marker at or below where the caller
 //! knows it to be already appends nothing.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use natter_domain::Context;
 use natter_domain::chat::{
@@ -29,12 +39,60 @@ use crate::{Beside, CommandError, CommandHandler, CommandMetrics};
 
 const MAX_ATTEMPTS: u32 = 20;
 
+/// How far ahead of the server's clock a UUIDv7 client id may be dated. Clients whose
+/// clocks run further ahead send other ids (a UUIDv4, say), which are looked up.
+pub const CLIENT_CLOCK_LEAD: Duration = Duration::from_secs(30);
+
+/// Kept besides the lead: the server's clocks may disagree this much, and the log's
+/// window is not kept to the millisecond.
+const WINDOW_MARGIN: Duration = Duration::from_secs(5);
+
+/// Where an earlier send with the same client id is to be found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EarlierSend {
+    /// Within the log's deduplication window, which answers a send with the first:
+    /// the client id is a UUIDv7 made recently enough.
+    InLogWindow,
+    /// Perhaps past the window: ask the read model.
+    LookUp,
+}
+
+/// Where a send with `client_id`, made `now`, finds any earlier send with it, given the
+/// log's deduplication `window`. A UUIDv7 made after `now` plus [`CLIENT_CLOCK_LEAD`] is
+/// refused: its sends must not be stored, or a retry could not be judged by its age.
+pub fn earlier_send_in(
+    client_id: &ClientId,
+    window: Duration,
+    now: SystemTime,
+) -> Result<EarlierSend, MessagesError> {
+    let Some(made) = client_id.made_at_ms() else {
+        return Ok(EarlierSend::LookUp);
+    };
+    let made = UNIX_EPOCH + Duration::from_millis(made);
+    let age = match now.duration_since(made) {
+        Ok(age) => age,
+        Err(ahead) if ahead.duration() <= CLIENT_CLOCK_LEAD => Duration::ZERO,
+        Err(_) => return Err(MessagesError::ClientIdAhead),
+    };
+    // Stored no earlier than `made - LEAD`: a retry within `window - LEAD - margin` of
+    // `made` is within the window of the first send.
+    if age + CLIENT_CLOCK_LEAD + WINDOW_MARGIN < window {
+        Ok(EarlierSend::InLogWindow)
+    } else {
+        Ok(EarlierSend::LookUp)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MessagesError {
     #[error(transparent)]
     Chat(ChatError),
     #[error("this client id was used for a different message")]
     ClientIdReused,
+    #[error(
+        "this client id is a UUIDv7 dated more than 30 seconds after the server's clock; send another id (a UUIDv4, say) or correct the clock"
+    )]
+    ClientIdAhead,
     #[error("the chat kept changing; try again")]
     Conflict,
     #[error(transparent)]
@@ -49,6 +107,7 @@ impl MessagesError {
         match self {
             Self::Chat(chat) => crate::chats::chat_error_code(chat),
             Self::ClientIdReused => "client_id_reused",
+            Self::ClientIdAhead => "client_id_ahead",
             Self::Conflict => "conflict",
             Self::Interrupted(interrupted) => interrupted.code(),
             Self::Internal(_) => "internal",
@@ -352,4 +411,63 @@ fn fingerprint(body: &str, reply_to: Option<u64>) -> String {
         )
         .as_bytes(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const WINDOW: Duration = Duration::from_secs(120);
+
+    /// A UUIDv7 client id made at `millis` since the epoch.
+    fn v7(millis: u64) -> ClientId {
+        let id = Uuid::new_v7(uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            millis / 1000,
+            u32::try_from(millis % 1000).unwrap() * 1_000_000,
+        ));
+        ClientId::parse(&id.to_string()).unwrap()
+    }
+
+    fn at(millis: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(millis)
+    }
+
+    #[test]
+    fn a_recent_uuid_v7_is_left_to_the_logs_deduplication() {
+        let made = 1_800_000_000_000;
+        let place = |now: u64, window| earlier_send_in(&v7(made), window, at(now)).unwrap();
+        assert_eq!(place(made, WINDOW), EarlierSend::InLogWindow);
+        assert_eq!(place(made + 84_999, WINDOW), EarlierSend::InLogWindow);
+        // A retry later than the window less the clock's lead and the margin: the first
+        // send may have been stored 30 s before the id's time.
+        assert_eq!(place(made + 85_000, WINDOW), EarlierSend::LookUp);
+        assert_eq!(place(made + 3_600_000, WINDOW), EarlierSend::LookUp);
+        // Made a little after the server's now: the client's clock runs ahead.
+        assert_eq!(place(made - 30_000, WINDOW), EarlierSend::InLogWindow);
+        // A window too short for the lead leaves every send to the lookup.
+        assert_eq!(place(made, Duration::from_secs(35)), EarlierSend::LookUp);
+    }
+
+    #[test]
+    fn a_uuid_v7_from_further_ahead_is_refused() {
+        let made = 1_800_000_000_000;
+        assert!(matches!(
+            earlier_send_in(&v7(made), WINDOW, at(made - 30_001)),
+            Err(MessagesError::ClientIdAhead)
+        ));
+    }
+
+    #[test]
+    fn other_client_ids_are_looked_up() {
+        let now = SystemTime::now();
+        for id in [Uuid::new_v4().to_string(), "c-1".to_owned()] {
+            let id = ClientId::parse(&id).unwrap();
+            assert_eq!(
+                earlier_send_in(&id, WINDOW, now).unwrap(),
+                EarlierSend::LookUp
+            );
+        }
+    }
 }

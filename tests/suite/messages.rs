@@ -170,6 +170,67 @@ async fn a_retried_send_is_stored_once() {
     assert_eq!(all, ["hello", "hello"]);
 }
 
+/// A UUIDv7 client id made `offset_secs` from now (negative: in the past).
+fn v7_made(offset_secs: i64) -> String {
+    let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(offset_secs);
+    let millis = u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap();
+    uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        millis / 1_000,
+        u32::try_from(millis % 1_000).unwrap() * 1_000_000,
+    ))
+    .to_string()
+}
+
+#[tokio::test]
+async fn uuid_v7_client_ids_are_deduplicated_by_their_age() {
+    let env = TestEnv::new().await;
+    let api = Api::start(&env).await;
+    let (cy, di) = (api.user("cy").await, api.user("di").await);
+    let chat = direct(&api, &cy, &di).await;
+    // Made just now, an hour ago (past the log's window: looked up) or by a clock 20 s
+    // ahead, sent twice at once and then again: one message each.
+    for id in [v7_made(0), v7_made(-3_600), v7_made(20)] {
+        let (first, second) = tokio::join!(
+            send(&api, &chat, &cy, &id, "hello"),
+            send(&api, &chat, &cy, &id, "hello"),
+        );
+        let mut statuses = [first.0, second.0];
+        statuses.sort();
+        assert_eq!(statuses, [StatusCode::OK, StatusCode::CREATED], "{id}");
+        assert_eq!(first.1["message_id"], second.1["message_id"], "{id}");
+        let (status, again) = send(&api, &chat, &cy, &id, "hello").await;
+        assert_eq!(
+            (status, &again["message_id"]),
+            (StatusCode::OK, &first.1["message_id"]),
+            "{id}"
+        );
+        let (status, problem) = send(&api, &chat, &cy, &id, "something else").await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("client_id_reused")),
+            "{id}"
+        );
+    }
+    // Dated two minutes ahead of the server's clock: refused, and nothing stored.
+    let (status, problem) = send(&api, &chat, &cy, &v7_made(120), "from the future").await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("client_id_ahead")),
+        "{problem}"
+    );
+    let (status, last) = send(&api, &chat, &cy, &v7_made(0), "last").await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, all, _) = bodies(
+        &api,
+        &chat,
+        &cy,
+        &format!("min_sequence={}", last["sequence"]),
+    )
+    .await;
+    assert_eq!(all, ["hello", "hello", "hello", "last"]);
+}
+
 #[tokio::test]
 async fn retries_after_the_logs_deduplication_window_are_found_in_the_read_model() {
     let env = TestEnv::new().await;

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use natter_commands::chats::ChatsError;
-use natter_commands::messages::NewMessage;
+use natter_commands::messages::{EarlierSend, NewMessage, earlier_send_in};
 use natter_domain::chat::{Attachment, MessageAction};
 use natter_projections::reads::{chats, messages};
 use serde::{Deserialize, Serialize};
@@ -18,10 +18,13 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, wait_for};
 use crate::{ApiError, ApiState};
 
 #[derive(Debug, Deserialize, ToSchema)]
-#[schema(example = json!({"client_id": "b7c1e0d2-1", "body": "See you at 8, @Bo?", "reply_to": 1040, "mentions": ["0190f3a1-0000-7000-8000-000000000002"]}))]
+#[schema(example = json!({"client_id": "019af3a1-7b2c-7d3e-8f40-5a6b7c8d9e10", "body": "See you at 8, @Bo?", "reply_to": 1040, "mentions": ["0190f3a1-0000-7000-8000-000000000002"]}))]
 pub struct SendRequest {
     /// The client's id for this send (1 to 64 printable ASCII characters): a retry with
-    /// the same id is stored once, however much later it comes.
+    /// the same id is stored once, however much later it comes. A UUIDv7 made when the
+    /// message was written is the fastest (a retry within the event log's deduplication
+    /// window is then answered without a database lookup); one dated more than 30 s
+    /// ahead of the server's clock is refused (`client_id_ahead`).
     #[schema(min_length = 1, max_length = 64)]
     pub client_id: String,
     /// The text: not blank, at most 64 KiB of UTF-8. Required unless forwarding or
@@ -122,7 +125,7 @@ pub struct SentResponse {
         (status = 403, description = "Blocked"),
         (status = 404, description = "No such chat (or message to forward), or not a member"),
         (status = 409, description = "The message to forward was deleted, or the chat kept changing"),
-        (status = 422, description = "The client id was used for another message, or the reply is not in this chat"),
+        (status = 422, description = "The client id was used for another message (`client_id_reused`), is a UUIDv7 dated more than 30 s ahead of the server's clock (`client_id_ahead`), or the reply is not in this chat"),
     )
 )]
 pub async fn send_message(
@@ -182,7 +185,14 @@ pub async fn send_message(
             return Err(ChatsError::Chat(natter_domain::chat::ChatError::ReplyNotInChat).into());
         }
     }
-    if let Some(earlier) = earlier_send(&state, chat_id, caller.user_id, &message).await? {
+    let look_up = earlier_send_in(
+        &message.client_id,
+        state.log.config().duplicate_window,
+        std::time::SystemTime::now(),
+    )? == EarlierSend::LookUp;
+    if look_up
+        && let Some(earlier) = earlier_send(&state, chat_id, caller.user_id, &message).await?
+    {
         return Ok((StatusCode::OK, axum::Json(earlier)));
     }
     let sent = state
@@ -333,7 +343,8 @@ async fn forward_source(
     ))
 }
 
-/// A retry later than the log's deduplication window: the read model has the first.
+/// A retry perhaps later than the log's deduplication window: the read model has the
+/// first.
 async fn earlier_send(
     state: &ApiState,
     chat_id: Uuid,

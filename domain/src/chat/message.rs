@@ -84,6 +84,19 @@ impl ClientId {
             Err(ClientIdError)
         }
     }
+
+    /// When the client made this id, in milliseconds since the Unix epoch, if it is a
+    /// UUIDv7 (RFC 9562), which begins with that time; `None` for any other id.
+    pub fn made_at_ms(&self) -> Option<u64> {
+        let uuid = Uuid::try_parse(&self.0).ok()?;
+        if uuid.get_version_num() != 7 || uuid.get_variant() != uuid::Variant::RFC4122 {
+            return None;
+        }
+        let bytes = uuid.as_bytes();
+        let mut millis = [0_u8; 8];
+        millis[2..].copy_from_slice(&bytes[..6]);
+        Some(u64::from_be_bytes(millis))
+    }
 }
 
 crate::text::text_value!(ClientId, ClientIdError);

@@ -318,6 +318,26 @@ fn bodies_and_client_ids_are_checked() {
     assert!(ClientId::parse(&"a".repeat(65)).is_err());
 }
 
+#[test]
+fn a_uuid_v7_client_id_tells_when_it_was_made() {
+    let made = |id: &str| ClientId::parse(id).unwrap().made_at_ms();
+    // RFC 9562's example UUIDv7: Tuesday, February 22, 2022 2:22:22.00 PM GMT-05:00.
+    assert_eq!(
+        made("017F22E2-79B0-7CC3-98C4-DC0C0C07398F"),
+        Some(1_645_557_742_000)
+    );
+    assert_eq!(
+        made("017f22e279b07cc398c4dc0c0c07398f"),
+        Some(1_645_557_742_000)
+    );
+    let now = Uuid::now_v7();
+    assert!(made(&now.to_string()).is_some());
+    // Other versions, other variants and other ids carry no time.
+    assert_eq!(made(&Uuid::new_v4().to_string()), None);
+    assert_eq!(made("017F22E2-79B0-7CC3-18C4-DC0C0C07398F"), None);
+    assert_eq!(made("c-1"), None);
+}
+
 fn sent_by(sender: u128, minutes_ago: i64) -> MessageRef {
     MessageRef {
         chat_id: CHAT,

@@ -2,6 +2,7 @@
 // Every request carries the in-memory access token; problems become `ApiProblem`s.
 import createClient, { type Middleware } from "openapi-fetch";
 import type { components, paths } from "./schema";
+import { noteServerDate } from "@/lib/ids";
 
 export type Schemas = components["schemas"];
 export type ChatSummary = Schemas["ChatSummary"];
@@ -92,6 +93,7 @@ async function attempt<T>(request: () => Promise<{ data?: T; error?: unknown; re
   } catch {
     throw new ApiProblem(0, "network", "no connection to the server");
   }
+  noteServerDate(result.response.headers.get("Date"));
   return unwrap(result);
 }
 
@@ -137,6 +139,7 @@ const messages: Record<string, string> = {
   edit_window_closed: "Messages can only be edited within 15 minutes.",
   message_deleted: "That message was deleted.",
   reply_not_in_chat: "You can only reply to a message of this chat.",
+  client_id_ahead: "This device's clock is ahead of Natter's. Set it right and send again.",
   invite_not_found: "This invite link is not valid any more.",
   too_many_members: "This group is full.",
   too_many_invites: "This group has too many open invite links.",

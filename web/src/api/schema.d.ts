@@ -1656,7 +1656,7 @@ export interface components {
         /**
          * @example {
          *       "body": "See you at 8, @Bo?",
-         *       "client_id": "b7c1e0d2-1",
+         *       "client_id": "019af3a1-7b2c-7d3e-8f40-5a6b7c8d9e10",
          *       "mentions": [
          *         "0190f3a1-0000-7000-8000-000000000002"
          *       ],
@@ -1672,7 +1672,10 @@ export interface components {
             body?: string | null;
             /**
              * @description The client's id for this send (1 to 64 printable ASCII characters): a retry with
-             *     the same id is stored once, however much later it comes.
+             *     the same id is stored once, however much later it comes. A UUIDv7 made when the
+             *     message was written is the fastest (a retry within the event log's deduplication
+             *     window is then answered without a database lookup); one dated more than 30 s
+             *     ahead of the server's clock is refused (`client_id_ahead`).
              */
             client_id: string;
             forward?: null | components["schemas"]["ForwardSource"];
@@ -3268,7 +3271,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The client id was used for another message, or the reply is not in this chat */
+            /** @description The client id was used for another message (`client_id_reused`), is a UUIDv7 dated more than 30 s ahead of the server's clock (`client_id_ahead`), or the reply is not in this chat */
             422: {
                 headers: {
                     [name: string]: unknown;

@@ -5,6 +5,7 @@ import { api, ApiProblem, call, describeProblem, type Message } from "@/api/clie
 import { currentEpoch, notify, onReset, setIfCurrent, store } from "@/lib/app-state";
 import { currentSession, onSessionChange } from "@/lib/auth";
 import { addToOutbox, outbox, removeFromOutbox, type Outgoing } from "@/lib/offline";
+import { newClientId } from "@/lib/ids";
 import { realtime } from "@/lib/realtime";
 import { kindOf, upload, UploadError } from "@/features/media/media";
 import { scheduleChatsReload } from "@/features/chats/actions";
@@ -183,7 +184,7 @@ export interface Draft {
 export function send(chatId: string, draft: Draft): void {
   const me = store.get().me;
   if (!me) return;
-  const clientId = crypto.randomUUID();
+  const clientId = newClientId();
   // Sending from back in history goes to the newest messages first, as the send lands
   // there: a window that skipped the messages in between would hide them.
   if (store.get().timelines[chatId]?.hasNewer) {
@@ -292,7 +293,7 @@ const uploading = new Map<string, AbortController>();
 export function sendMedia(chatId: string, file: File, caption: string, replyTo: number | null = null): void {
   const me = store.get().me;
   if (!me) return;
-  const clientId = crypto.randomUUID();
+  const clientId = newClientId();
   const kind = kindOf(file);
   const previewUrl = kind === "image" || kind === "video" ? URL.createObjectURL(file) : null;
   files.set(clientId, file);
@@ -479,7 +480,7 @@ export function forward(fromChat: string, sequence: number, toChat: string): Pro
     const sent = await call(() =>
       api.POST("/v1/chats/{chat_id}/messages", {
         params: { path: { chat_id: toChat } },
-        body: { client_id: crypto.randomUUID(), forward: { chat_id: fromChat, sequence } },
+        body: { client_id: newClientId(), forward: { chat_id: fromChat, sequence } },
       }),
     );
     scheduleChatsReload(sent.sequence);
