@@ -202,6 +202,8 @@ struct Watched {
     baseline: u64,
     /// The last live sequence seen of the chat's own subject and of its messages.
     seen: [Option<u64>; 2],
+    /// Who a member's marker concerns.
+    receipts: Receipts,
 }
 
 impl Watched {
@@ -214,6 +216,101 @@ impl Watched {
         let seen = self.seen[kind].unwrap_or(self.baseline);
         self.seen[kind] = Some(seen.max(sequence));
         previous <= seen
+    }
+}
+
+/// A member's read and delivered markers go to the members they may concern: the
+/// member's own devices, and the senders of the messages the marker passes, whose ticks
+/// it moves. Sent to every member, each member's delivered marker in a busy group of n
+/// made n² frames a second, and each a reload of receipts in the web app (issue 18).
+///
+/// The hub knows, from what it saw live since the chat's baseline, each sender's latest
+/// message and each member's previous marker. A marker from `previous` on concerns a
+/// sender whose latest message is after `previous`; a sender with none after it had every
+/// message passed by the previous marker, which reached them. Without that knowledge (a
+/// member's first marker seen here, or a previous one below the baseline, before which
+/// the hub saw nothing), a marker goes to everyone. A resume replays every marker.
+#[derive(Debug, Default)]
+struct Receipts {
+    latest_sent: HashMap<Uuid, u64>,
+    markers: HashMap<(Uuid, MarkerKind), u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum MarkerKind {
+    Delivered,
+    Read,
+}
+
+/// Who gets an event.
+#[derive(Debug)]
+enum Audience {
+    Everyone,
+    /// A marker's own user, and the given senders.
+    MarkerOf {
+        user: Uuid,
+        senders: HashSet<Uuid>,
+    },
+}
+
+impl Audience {
+    fn admits(&self, user: Uuid) -> bool {
+        match self {
+            Self::Everyone => true,
+            Self::MarkerOf { user: own, senders } => *own == user || senders.contains(&user),
+        }
+    }
+}
+
+/// What the hub reads of a message event: who sent it, or whose marker moved where.
+#[derive(Debug, Deserialize)]
+struct Peek<'a> {
+    #[serde(borrow)]
+    event_type: std::borrow::Cow<'a, str>,
+    payload: PeekPayload,
+}
+
+#[derive(Debug, Deserialize)]
+struct PeekPayload {
+    sender: Option<Uuid>,
+    user: Option<Uuid>,
+    up_to: Option<u64>,
+}
+
+impl Receipts {
+    /// Notes the message event stored at `sequence` and says who gets it.
+    fn audience(&mut self, baseline: u64, sequence: u64, envelope: &[u8]) -> Audience {
+        let Ok(peek) = serde_json::from_slice::<Peek>(envelope) else {
+            return Audience::Everyone;
+        };
+        let kind = match peek.event_type.as_ref() {
+            "MessageSent" => {
+                if let Some(sender) = peek.payload.sender {
+                    self.latest_sent.insert(sender, sequence);
+                }
+                return Audience::Everyone;
+            }
+            "DeliveredMarked" => MarkerKind::Delivered,
+            "ReadMarked" => MarkerKind::Read,
+            _ => return Audience::Everyone,
+        };
+        let (Some(user), Some(up_to)) = (peek.payload.user, peek.payload.up_to) else {
+            return Audience::Everyone;
+        };
+        let marker = self.markers.entry((user, kind)).or_insert(0);
+        let previous = *marker;
+        *marker = previous.max(up_to);
+        // A baseline of 0 is not set yet: what came before the subscription is unknown.
+        if previous == 0 || baseline == 0 || previous < baseline {
+            return Audience::Everyone;
+        }
+        let senders = self
+            .latest_sent
+            .iter()
+            .filter(|&(_, &latest)| latest > previous)
+            .map(|(&sender, _)| sender)
+            .collect();
+        Audience::MarkerOf { user, senders }
     }
 }
 
@@ -448,6 +545,7 @@ impl Hub {
                     // previous event counts as missed.
                     baseline: 0,
                     seen: [None, None],
+                    receipts: Receipts::default(),
                 });
                 Ok(true)
             }
@@ -559,15 +657,24 @@ impl Hub {
             }
             let previous = header_u64(&message, "Nats-Last-Sequence");
             let index = usize::from(kind == MESSAGES_KIND);
-            if let Some(watched) = self.chats.get_mut(&chat_id)
-                && !watched.note(index, sequence, previous)
-            {
-                tracing::warn!(subject = %message.subject, sequence, previous, "a live event was lost; the chat's watchers resume");
-                self.resync(chat_id);
-                continue;
+            let mut audience = Audience::Everyone;
+            if let Some(watched) = self.chats.get_mut(&chat_id) {
+                if !watched.note(index, sequence, previous) {
+                    tracing::warn!(subject = %message.subject, sequence, previous, "a live event was lost; the chat's watchers resume");
+                    self.resync(chat_id);
+                    continue;
+                }
+                if kind == MESSAGES_KIND {
+                    audience =
+                        watched
+                            .receipts
+                            .audience(watched.baseline, sequence, &message.payload);
+                }
             }
             match kind {
-                MESSAGES_KIND => self.deliver(chat_id, sequence, &message.payload, None),
+                MESSAGES_KIND => {
+                    self.deliver(chat_id, sequence, &message.payload, None, &audience);
+                }
                 CHAT_KIND => {
                     let change = natter_eventlog::decode_envelope(&message.payload)
                         .ok()
@@ -577,7 +684,13 @@ impl Hub {
                             .await;
                     }
                     let change = change.map(Arc::new);
-                    self.deliver(chat_id, sequence, &message.payload, change.clone());
+                    self.deliver(
+                        chat_id,
+                        sequence,
+                        &message.payload,
+                        change.clone(),
+                        &Audience::Everyone,
+                    );
                     if let Some(change) = change {
                         for user in &change.left {
                             let conns: Vec<_> = self
@@ -664,6 +777,7 @@ impl Hub {
         sequence: u64,
         envelope: &[u8],
         change: Option<Arc<MembershipChange>>,
+        audience: &Audience,
     ) {
         let Some(watched) = self.chats.get(&chat_id) else {
             return;
@@ -677,6 +791,9 @@ impl Hub {
             let Some(entry) = self.conns.get(conn) else {
                 continue;
             };
+            if !audience.admits(entry.user) {
+                continue;
+            }
             let delivery = Delivery::Event {
                 sequence,
                 chat_id,

@@ -329,6 +329,61 @@ async fn delivered_acknowledgements_are_batched_into_one_marker_per_chat() {
     .await;
 }
 
+/// The next event frame is of `kind`, for a message at `number` or a marker up to it.
+async fn next_is(socket: &mut Socket, kind: &str, number: u64) {
+    let frame = socket.next_event().await;
+    assert_eq!(event_type(&frame), kind, "{frame}");
+    let found = match kind {
+        "MessageSent" => seq(&frame),
+        _ => frame["event"]["payload"]["up_to"].as_u64().unwrap(),
+    };
+    assert_eq!(found, number, "{frame}");
+}
+
+#[tokio::test]
+async fn a_members_markers_reach_their_own_devices_and_the_senders_they_concern() {
+    let env = TestEnv::new().await;
+    let rt = Realtime::start(&env).await;
+    let [ann, bob, cid] = rt.users(&env, ["ann", "bob", "cid"]).await;
+    let chat = rt.group(&[&ann, &bob, &cid]).await;
+    // Ann's, Cid's, and Bob's two devices, on both gateways.
+    let mut sockets = [
+        Socket::resume(&rt.main, &ann.token, None).await.0,
+        Socket::resume(&rt.second, &cid.token, None).await.0,
+        Socket::resume(&rt.main, &bob.token, None).await.0,
+        Socket::resume(&rt.second, &bob.token, None).await.0,
+    ];
+    // Everyone gets the message; Bob's device acknowledges it, the gateway writes his
+    // marker, and both his devices get it.
+    async fn round(rt: &Realtime, chat: &str, from: &User, sockets: &mut [Socket; 4]) -> u64 {
+        let sent = rt.send(chat, from, "hello").await;
+        for socket in sockets.iter_mut() {
+            next_is(socket, "MessageSent", sent).await;
+        }
+        sockets[2]
+            .send(json!({"type": "delivered", "chat_id": chat, "up_to": sent}))
+            .await;
+        next_is(&mut sockets[2], "DeliveredMarked", sent).await;
+        next_is(&mut sockets[3], "DeliveredMarked", sent).await;
+        sent
+    }
+
+    // Bob's first marker seen: the gateways know nothing before it, so everyone gets it.
+    let first = round(&rt, &chat, &ann, &mut sockets).await;
+    next_is(&mut sockets[0], "DeliveredMarked", first).await;
+    next_is(&mut sockets[1], "DeliveredMarked", first).await;
+    // His next passes only Cid's message: Cid gets it, Ann does not (her next frame is
+    // the next message).
+    let second = round(&rt, &chat, &cid, &mut sockets).await;
+    next_is(&mut sockets[1], "DeliveredMarked", second).await;
+    // The next passes Ann's message: she gets it, Cid does not.
+    let third = round(&rt, &chat, &ann, &mut sockets).await;
+    next_is(&mut sockets[0], "DeliveredMarked", third).await;
+    let last = rt.send(&chat, &bob, "from bob").await;
+    next_is(&mut sockets[0], "MessageSent", last).await;
+    next_is(&mut sockets[1], "MessageSent", last).await;
+}
+
 #[tokio::test]
 async fn a_slow_consumer_is_disconnected_and_resumes_without_loss() {
     let env = TestEnv::new().await;
