@@ -28,6 +28,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
 use futures::StreamExt as _;
 use natter_commands::media::{MediaError, MediaRecords};
+use natter_commands::tokens::hex;
 use natter_domain::media::MediaUploaded;
 use natter_media::{BlobStore, Format, ImageError, ImageLimits, Kind};
 use serde::Serialize;
@@ -527,10 +528,6 @@ fn media_id(owner: Uuid, sha256: &[u8; 32]) -> Uuid {
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
     uuid::Builder::from_random_bytes(bytes).into_uuid()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The uploads this process is receiving a `PATCH` for: a second one for the same upload

@@ -27,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
+use natter_commands::tokens::hex;
 use sha2::{Digest, Sha256};
 
 use crate::{ApiError, ApiState};
@@ -316,10 +317,6 @@ fn content_type(extension: &str) -> &'static str {
         "webm" => "video/webm",
         _ => "application/octet-stream",
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// The bodies of the page's inline scripts: `<script>` elements without a `src`

@@ -44,6 +44,7 @@ pub async fn bench_rebuild(settings: &Settings, args: RebuildArgs) -> anyhow::Re
                     chats: args.chats,
                     samples: 10,
                     batch: args.batch,
+                    explain: false,
                 },
             )
             .await?;

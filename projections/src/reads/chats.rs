@@ -96,6 +96,12 @@ static CHAT_LIST: LazyLock<String> = LazyLock::new(|| {
 /// One row per chat: the last message is kept on the chat, and looked up further back
 /// only where the member deleted it for themselves or it predates their joining; unread
 /// messages are counted only in chats with activity after the member's read marker.
+/// The chat list's query, whose one parameter is the user: for `EXPLAIN` (`natter bench
+/// queries --explain`).
+pub fn chat_list_query() -> &'static str {
+    &CHAT_LIST
+}
+
 pub async fn chat_list(pool: &PgPool, user: Uuid) -> Result<Vec<ChatListItem>, sqlx::Error> {
     let rows = sqlx::query(&CHAT_LIST).bind(user).fetch_all(pool).await?;
     rows.iter()

@@ -1,5 +1,11 @@
 //! Full-text search over the messages a member can see, in the chats read model: the
 //! matches in a band of sequences, counted or ranked. Deletes for oneself are left out.
+//!
+//! The queries are not prepared: each is planned for its own values. A prepared one
+//! soon runs a generic plan, which guesses one chat for any member and knows no chat in
+//! `$3 IS NULL OR chat_id = $3`. Once Postgres had statistics of a million messages, that
+//! plan probed the text index once per chat of the member: 200 to 600 ms a search where
+//! a plan for the values takes tens of milliseconds (`natter bench queries`, issue 18).
 
 use std::sync::LazyLock;
 
@@ -106,6 +112,7 @@ pub async fn count(
     at_most: i64,
 ) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(&COUNT)
+        .persistent(false)
         .bind(search.user)
         .bind(search.text)
         .bind(search.chat_id)
@@ -131,6 +138,7 @@ pub async fn page(
         &PAGE_IN_CHAT
     };
     let rows = sqlx::query(sql)
+        .persistent(false)
         .bind(search.user)
         .bind(search.text)
         .bind(search.chat_id)
