@@ -15,7 +15,10 @@
 //! Cached state is only a guess. The append's expectation proves a decision that yields
 //! events; a refusal, or a decision that changes nothing, is decided again after reading
 //! the log's newer events before it is answered, and the refreshed state is cached for
-//! the next command. `execute_beside` appends one event on a sibling subject (a chat's
+//! the next command. State read with direct gets is a guess as well: in a replicated
+//! stream a replica that lags the leader may answer them. So the newer events are read
+//! on to what the stream leader holds (`load_from_leader`, one get that finds nothing,
+//! in the usual case). `execute_beside` appends one event on a sibling subject (a chat's
 //! messages) guarded by the aggregate's subject, with the same loop.
 
 use std::time::Instant;
@@ -121,6 +124,30 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
             Some(cached) => Ok(cached),
             None => self.load(id).await,
         }
+    }
+
+    /// As [`Self::load`], and then on to what the stream leader holds: a direct read may
+    /// be answered by a replica that lags it, and a refusal decided on that (a member
+    /// added a moment ago is no member) would be wrong.
+    pub async fn load_current(&self, id: &str) -> Result<(A, u64), CommandError<A::Error>> {
+        let loaded = self.load(id).await?;
+        let current = self.catch_up_on_leader(id, loaded).await?;
+        self.cache.insert(id.to_owned(), current.clone());
+        Ok(current)
+    }
+
+    /// Applies the events the stream leader holds after `sequence` to `state`.
+    async fn catch_up_on_leader(
+        &self,
+        id: &str,
+        (mut state, mut sequence): (A, u64),
+    ) -> Result<(A, u64), CommandError<A::Error>> {
+        let subject = self.log.subject(A::KIND, id);
+        for stored in self.log.load_from_leader(&subject, sequence).await? {
+            state = state.evolve(&decode::<A>(&stored)?);
+            sequence = stored.sequence;
+        }
+        Ok((state, sequence))
     }
 
     /// Applies the events stored after `sequence` to `state`.
@@ -313,7 +340,8 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
                 Decision {
                     state,
                     sequence,
-                    fresh: true,
+                    // Read from a replica, which may lag the leader: a guess too.
+                    fresh: false,
                     conflicts: 0,
                 }
             }
@@ -343,7 +371,9 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
         decision: &mut Decision<A>,
     ) -> Result<(), CommandError<A::Error>> {
         let state = std::mem::take(&mut decision.state);
-        (decision.state, decision.sequence) = self.catch_up(id, (state, decision.sequence)).await?;
+        let caught_up = self.catch_up(id, (state, decision.sequence)).await?;
+        // A refusal is proven on what the leader holds, not on a replica that lags it.
+        (decision.state, decision.sequence) = self.catch_up_on_leader(id, caught_up).await?;
         decision.fresh = true;
         // What the log says now is the best guess for the next command too.
         self.cache

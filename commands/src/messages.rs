@@ -172,8 +172,9 @@ impl Messages {
         let id = chat_id.to_string();
         let (mut chat, _) = self.chats.cached(&id).await.map_err(failed)?;
         if !chat.is_member(sender) {
-            // The cache may not know of the sender's joining yet.
-            chat = self.chats.load(&id).await.map_err(failed)?.0;
+            // The cache may not know of the sender's joining yet, nor a replica of the
+            // log that lags its leader.
+            chat = self.chats.load_current(&id).await.map_err(failed)?.0;
         }
         // Only members learn whether a message replied to is in the chat.
         if !chat.is_member(sender) {

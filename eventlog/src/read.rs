@@ -71,6 +71,50 @@ impl EventLog {
         }
     }
 
+    /// The events of one subject stored after `after`, asked of the stream leader one at
+    /// a time: for a read that must see every acknowledged event (a direct get may be
+    /// answered by a replica that lags the leader). Meant for the few events a direct
+    /// read may have missed.
+    pub async fn load_from_leader(
+        &self,
+        subject: &str,
+        after: u64,
+    ) -> Result<Vec<StoredEvent>, LogError> {
+        use async_nats::jetstream::stream::RawMessageErrorKind;
+        let read_error = |e: &dyn std::fmt::Display| LogError::Read(e.to_string());
+        let stream = self
+            .js
+            .get_stream_no_info(&self.config.stream)
+            .await
+            .map_err(|e| read_error(&e))?;
+        let mut events: Vec<StoredEvent> = Vec::new();
+        loop {
+            let from = events.last().map_or(after, |last| last.sequence) + 1;
+            let message = match stream
+                .raw_message_builder()
+                .sequence(from)
+                .next_by_subject(subject)
+                .send()
+                .await
+            {
+                Ok(message) => message,
+                Err(error) if matches!(error.kind(), RawMessageErrorKind::NoMessageFound) => {
+                    return Ok(events);
+                }
+                Err(error) => return Err(read_error(&error)),
+            };
+            let sequence = message.sequence;
+            let envelope = decode_envelope(&message.payload)
+                .map_err(|reason| LogError::Malformed { sequence, reason })?;
+            events.push(StoredEvent {
+                sequence,
+                subject: message.subject.to_string(),
+                stored_at: message.time,
+                envelope,
+            });
+        }
+    }
+
     /// The newest event of one subject, if any.
     /// Up to `max` events of `subject` after `after` (one request), and how many remain.
     pub(crate) async fn read_subject_page(
