@@ -230,8 +230,13 @@ impl Watched {
 /// message passed by the previous marker, which reached them. Without that knowledge (a
 /// member's first marker seen here, or a previous one below the baseline, before which
 /// the hub saw nothing), a marker goes to everyone. A resume replays every marker.
+///
+/// A live event lost on its way may be a message the hub did not note: what it knew is
+/// forgotten then, and only what comes after the loss counts (`since`).
 #[derive(Debug, Default)]
 struct Receipts {
+    /// Every message event from this sequence on was seen here (with the baseline).
+    since: u64,
     latest_sent: HashMap<Uuid, u64>,
     markers: HashMap<(Uuid, MarkerKind), u64>,
 }
@@ -301,7 +306,7 @@ impl Receipts {
         let previous = *marker;
         *marker = previous.max(up_to);
         // A baseline of 0 is not set yet: what came before the subscription is unknown.
-        if previous == 0 || baseline == 0 || previous < baseline {
+        if previous == 0 || baseline == 0 || previous < baseline.max(self.since) {
             return Audience::Everyone;
         }
         let senders = self
@@ -661,6 +666,10 @@ impl Hub {
             if let Some(watched) = self.chats.get_mut(&chat_id) {
                 if !watched.note(index, sequence, previous) {
                     tracing::warn!(subject = %message.subject, sequence, previous, "a live event was lost; the chat's watchers resume");
+                    watched.receipts = Receipts {
+                        since: sequence + 1,
+                        ..Receipts::default()
+                    };
                     self.resync(chat_id);
                     continue;
                 }
@@ -948,4 +957,79 @@ fn now_micros() -> time::OffsetDateTime {
     let now = time::OffsetDateTime::now_utc();
     now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
         .unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn sent(sender: u128) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "event_type": "MessageSent",
+            "payload": {"sender": Uuid::from_u128(sender), "body": "hi"}
+        }))
+        .unwrap()
+    }
+
+    fn delivered(user: u128, up_to: u64) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "event_type": "DeliveredMarked",
+            "payload": {"user": Uuid::from_u128(user), "up_to": up_to}
+        }))
+        .unwrap()
+    }
+
+    fn admitted(audience: &Audience) -> Vec<u128> {
+        (1..=3)
+            .filter(|&user| audience.admits(Uuid::from_u128(user)))
+            .collect()
+    }
+
+    #[test]
+    fn a_marker_goes_to_its_user_and_the_senders_it_may_pass() {
+        let mut receipts = Receipts::default();
+        let baseline = 10;
+        assert!(matches!(
+            receipts.audience(baseline, 11, &sent(1)),
+            Audience::Everyone
+        ));
+        // User 3's first marker: its previous is unknown.
+        assert_eq!(
+            admitted(&receipts.audience(baseline, 12, &delivered(3, 11))),
+            [1, 2, 3]
+        );
+        receipts.audience(baseline, 13, &sent(2));
+        assert_eq!(
+            admitted(&receipts.audience(baseline, 14, &delivered(3, 13))),
+            [2, 3]
+        );
+        // Nothing new passed: only the user's own devices.
+        assert_eq!(
+            admitted(&receipts.audience(baseline, 15, &delivered(3, 13))),
+            [3]
+        );
+    }
+
+    #[test]
+    fn what_came_before_the_baseline_or_a_loss_sends_a_marker_to_everyone() {
+        let mut receipts = Receipts::default();
+        // A previous marker below the baseline: messages before it were not seen here.
+        receipts.audience(0, 5, &delivered(3, 4));
+        assert_eq!(
+            admitted(&receipts.audience(10, 11, &delivered(3, 9))),
+            [1, 2, 3]
+        );
+        // After a loss at 20, only markers whose previous is past it are filtered.
+        let mut receipts = Receipts {
+            since: 21,
+            ..Receipts::default()
+        };
+        receipts.audience(10, 22, &delivered(3, 19));
+        assert_eq!(
+            admitted(&receipts.audience(10, 23, &delivered(3, 22))),
+            [1, 2, 3]
+        );
+        assert_eq!(admitted(&receipts.audience(10, 24, &delivered(3, 23))), [3]);
+    }
 }
