@@ -140,18 +140,28 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
     async fn catch_up_on_leader(
         &self,
         id: &str,
-        from: (A, u64),
+        (mut state, mut sequence): (A, u64),
     ) -> Result<(A, u64), CommandError<A::Error>> {
         let subject = self.log.subject(A::KIND, id);
-        let stored = self.log.load_from_leader(&subject, from.1).await?;
-        evolve(from, &stored)
+        for stored in self.log.load_from_leader(&subject, sequence).await? {
+            state = state.evolve(&decode::<A>(&stored)?);
+            sequence = stored.sequence;
+        }
+        Ok((state, sequence))
     }
 
     /// Applies the events stored after `sequence` to `state`.
-    async fn catch_up(&self, id: &str, from: (A, u64)) -> Result<(A, u64), CommandError<A::Error>> {
+    async fn catch_up(
+        &self,
+        id: &str,
+        (mut state, mut sequence): (A, u64),
+    ) -> Result<(A, u64), CommandError<A::Error>> {
         let subject = self.log.subject(A::KIND, id);
-        let stored = self.log.load(&subject, from.1).await?;
-        evolve(from, &stored)
+        for stored in self.log.load(&subject, sequence).await? {
+            state = state.evolve(&decode::<A>(&stored)?);
+            sequence = stored.sequence;
+        }
+        Ok((state, sequence))
     }
 
     /// Decides `command` on aggregate `id` and appends the outcome. The cached state is
@@ -616,16 +626,4 @@ fn decode<A: Aggregate>(stored: &StoredEvent) -> Result<A::Event, SchemaError> {
         envelope.schema_version,
         &envelope.payload,
     )
-}
-
-/// `state` at `sequence`, with the `stored` events after it applied.
-fn evolve<A: Aggregate>(
-    (mut state, mut sequence): (A, u64),
-    stored: &[StoredEvent],
-) -> Result<(A, u64), CommandError<A::Error>> {
-    for event in stored {
-        state = state.evolve(&decode::<A>(event)?);
-        sequence = event.sequence;
-    }
-    Ok((state, sequence))
 }

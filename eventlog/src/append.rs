@@ -188,7 +188,7 @@ impl EventLog {
         });
         if let Some((index, event)) = own_guard {
             let after = event.expected_sequence.unwrap_or(0);
-            return match self.leader_next_event_id(&event.subject, after).await? {
+            return match self.leader_next_on_subject(&event.subject, after).await? {
                 Some((sequence, event_id)) if event_id == event.envelope.event_id => {
                     Ok(Some(stored(index, sequence)))
                 }
@@ -220,17 +220,29 @@ impl EventLog {
 
     /// The sequence and event id of the first event of `subject` after `after`, read on
     /// the stream leader.
-    async fn leader_next_event_id(
+    async fn leader_next_on_subject(
         &self,
         subject: &str,
         after: u64,
     ) -> Result<Option<(u64, uuid::Uuid)>, ()> {
-        let Some(message) = self
-            .leader_next_on_subject(subject, after)
+        use async_nats::jetstream::stream::RawMessageErrorKind;
+        let stream = self
+            .js
+            .get_stream_no_info(&self.config.stream)
             .await
-            .map_err(|_| ())?
-        else {
-            return Ok(None);
+            .map_err(|_| ())?;
+        let message = match stream
+            .raw_message_builder()
+            .sequence(after + 1)
+            .next_by_subject(subject)
+            .send()
+            .await
+        {
+            Ok(message) => message,
+            Err(error) if matches!(error.kind(), RawMessageErrorKind::NoMessageFound) => {
+                return Ok(None);
+            }
+            Err(_) => return Err(()),
         };
         let envelope = crate::read::decode_envelope(&message.payload).map_err(|_| ())?;
         Ok(Some((message.sequence, envelope.event_id)))

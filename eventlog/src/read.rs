@@ -80,15 +80,28 @@ impl EventLog {
         subject: &str,
         after: u64,
     ) -> Result<Vec<StoredEvent>, LogError> {
+        use async_nats::jetstream::stream::RawMessageErrorKind;
+        let read_error = |e: &dyn std::fmt::Display| LogError::Read(e.to_string());
+        let stream = self
+            .js
+            .get_stream_no_info(&self.config.stream)
+            .await
+            .map_err(|e| read_error(&e))?;
         let mut events: Vec<StoredEvent> = Vec::new();
         loop {
-            let from = events.last().map_or(after, |last| last.sequence);
-            let Some(message) = self
-                .leader_next_on_subject(subject, from)
+            let from = events.last().map_or(after, |last| last.sequence) + 1;
+            let message = match stream
+                .raw_message_builder()
+                .sequence(from)
+                .next_by_subject(subject)
+                .send()
                 .await
-                .map_err(|e| LogError::Read(e.to_string()))?
-            else {
-                return Ok(events);
+            {
+                Ok(message) => message,
+                Err(error) if matches!(error.kind(), RawMessageErrorKind::NoMessageFound) => {
+                    return Ok(events);
+                }
+                Err(error) => return Err(read_error(&error)),
             };
             let sequence = message.sequence;
             let envelope = decode_envelope(&message.payload)
@@ -99,30 +112,6 @@ impl EventLog {
                 stored_at: message.time,
                 envelope,
             });
-        }
-    }
-
-    /// The first message of `subject` after `after`, asked of the stream leader.
-    pub(crate) async fn leader_next_on_subject(
-        &self,
-        subject: &str,
-        after: u64,
-    ) -> Result<
-        Option<async_nats::jetstream::message::StreamMessage>,
-        Box<dyn std::error::Error + Send + Sync>,
-    > {
-        use async_nats::jetstream::stream::RawMessageErrorKind;
-        let stream = self.js.get_stream_no_info(&self.config.stream).await?;
-        match stream
-            .raw_message_builder()
-            .sequence(after + 1)
-            .next_by_subject(subject)
-            .send()
-            .await
-        {
-            Ok(message) => Ok(Some(message)),
-            Err(error) if matches!(error.kind(), RawMessageErrorKind::NoMessageFound) => Ok(None),
-            Err(error) => Err(error.into()),
         }
     }
 
