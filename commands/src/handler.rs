@@ -17,9 +17,10 @@
 //! the log's newer events before it is answered, and the refreshed state is cached for
 //! the next command. State read with direct gets is a guess as well: in a replicated
 //! stream a replica that lags the leader may answer them. So the newer events are read
-//! on to what the stream leader holds (`load_from_leader`, one get that finds nothing,
-//! in the usual case). `execute_beside` appends one event on a sibling subject (a chat's
-//! messages) guarded by the aggregate's subject, with the same loop.
+//! on to what the stream leader holds (`EventLog::load_current`: a direct get that only
+//! a server holding the leader's last sequence answers). `execute_beside` appends one
+//! event on a sibling subject (a chat's messages) guarded by the aggregate's subject,
+//! with the same loop.
 
 use std::time::Instant;
 
@@ -140,28 +141,22 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
     async fn catch_up_on_leader(
         &self,
         id: &str,
-        (mut state, mut sequence): (A, u64),
+        state: (A, u64),
     ) -> Result<(A, u64), CommandError<A::Error>> {
         let subject = self.log.subject(A::KIND, id);
-        for stored in self.log.load_from_leader(&subject, sequence).await? {
-            state = state.evolve(&decode::<A>(&stored)?);
-            sequence = stored.sequence;
-        }
-        Ok((state, sequence))
+        let newer = self.log.load_current(&subject, state.1).await?;
+        Ok(apply(state, &newer)?)
     }
 
     /// Applies the events stored after `sequence` to `state`.
     async fn catch_up(
         &self,
         id: &str,
-        (mut state, mut sequence): (A, u64),
+        state: (A, u64),
     ) -> Result<(A, u64), CommandError<A::Error>> {
         let subject = self.log.subject(A::KIND, id);
-        for stored in self.log.load(&subject, sequence).await? {
-            state = state.evolve(&decode::<A>(&stored)?);
-            sequence = stored.sequence;
-        }
-        Ok((state, sequence))
+        let newer = self.log.load(&subject, state.1).await?;
+        Ok(apply(state, &newer)?)
     }
 
     /// Decides `command` on aggregate `id` and appends the outcome. The cached state is
@@ -617,6 +612,18 @@ pub async fn claim_state(
         }
     };
     Ok((holder, stored.sequence))
+}
+
+/// `state` with `newer` (its subject's events after its sequence) applied.
+fn apply<A: Aggregate>(
+    (mut state, mut sequence): (A, u64),
+    newer: &[StoredEvent],
+) -> Result<(A, u64), SchemaError> {
+    for stored in newer {
+        state = state.evolve(&decode::<A>(stored)?);
+        sequence = stored.sequence;
+    }
+    Ok((state, sequence))
 }
 
 fn decode<A: Aggregate>(stored: &StoredEvent) -> Result<A::Event, SchemaError> {

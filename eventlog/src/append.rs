@@ -44,6 +44,7 @@ use bytes::Bytes;
 use natter_schema::Envelope;
 use natter_schema::envelope::{EVENT_TYPE_HEADER, SCHEMA_VERSION_HEADER};
 
+use crate::read::LeaderGet;
 use crate::{AppendError, AppendErrorKind, EventLog};
 
 /// One event to append.
@@ -188,9 +189,13 @@ impl EventLog {
         });
         if let Some((index, event)) = own_guard {
             let after = event.expected_sequence.unwrap_or(0);
-            return match self.leader_next_on_subject(&event.subject, after).await? {
-                Some((sequence, event_id)) if event_id == event.envelope.event_id => {
-                    Ok(Some(stored(index, sequence)))
+            let next = self
+                .leader_get(LeaderGet::Next(&event.subject, after + 1))
+                .await
+                .map_err(|_| ())?;
+            return match next {
+                Some(next) if next.envelope.event_id == event.envelope.event_id => {
+                    Ok(Some(stored(index, next.sequence)))
                 }
                 Some(_) => Ok(None),
                 None => Err(()),
@@ -216,36 +221,6 @@ impl EventLog {
             None if page.pending == 0 => Ok(None),
             None => Err(()),
         }
-    }
-
-    /// The sequence and event id of the first event of `subject` after `after`, read on
-    /// the stream leader.
-    async fn leader_next_on_subject(
-        &self,
-        subject: &str,
-        after: u64,
-    ) -> Result<Option<(u64, uuid::Uuid)>, ()> {
-        use async_nats::jetstream::stream::RawMessageErrorKind;
-        let stream = self
-            .js
-            .get_stream_no_info(&self.config.stream)
-            .await
-            .map_err(|_| ())?;
-        let message = match stream
-            .raw_message_builder()
-            .sequence(after + 1)
-            .next_by_subject(subject)
-            .send()
-            .await
-        {
-            Ok(message) => message,
-            Err(error) if matches!(error.kind(), RawMessageErrorKind::NoMessageFound) => {
-                return Ok(None);
-            }
-            Err(_) => return Err(()),
-        };
-        let envelope = crate::read::decode_envelope(&message.payload).map_err(|_| ())?;
-        Ok(Some((message.sequence, envelope.event_id)))
     }
 
     async fn append_one(&self, event: &NewEvent) -> Result<Appended, (Fault, AppendError)> {

@@ -7,8 +7,14 @@
 //! - `last_on_subject`: the newest event of one subject (a claim's holder, say);
 //! - `event_at`: the event at one sequence (a message named by its sequence).
 //!
-//! Every envelope read is upcast to its type's current version. In a replicated stream a
-//! direct get may be answered by a follower that lags the leader a little.
+//! Every envelope read is upcast to its type's current version.
+//!
+//! In a replicated stream a direct get may be answered by a follower that lags the
+//! leader a little: its copy of the log is a prefix of the leader's, so what it returns
+//! is right, but it may stop short. (NATS 2.15 has no `min_last_seq` to refuse such an
+//! answer.) A read that must see every acknowledged event up to a sequence asks the
+//! leader (`STREAM.MSG.GET`, which only the leader answers) for what comes after a short
+//! answer: one get that finds nothing, in the usual case. A log of one replica skips it.
 
 use std::time::Duration;
 
@@ -45,6 +51,35 @@ pub enum Start {
     Time(OffsetDateTime),
 }
 
+/// What a get asked of the stream leader names.
+pub(crate) enum LeaderGet<'a> {
+    /// The event at a sequence.
+    At(u64),
+    /// The first event matching a filter at or after a sequence.
+    Next(&'a str, u64),
+    /// The newest event of a subject.
+    Last(&'a str),
+}
+
+/// The parts of a `STREAM.MSG.GET` reply that a search by time reads.
+#[derive(serde::Deserialize)]
+struct LeaderReply {
+    message: Option<LeaderMessage>,
+    error: Option<ApiError>,
+}
+
+#[derive(serde::Deserialize)]
+struct LeaderMessage {
+    seq: u64,
+}
+
+#[derive(serde::Deserialize)]
+struct ApiError {
+    code: u16,
+    #[serde(default)]
+    description: String,
+}
+
 /// One page of a direct-get reply, and how many matching messages remain after it.
 pub(crate) struct Page {
     pub(crate) events: Vec<StoredEvent>,
@@ -71,15 +106,50 @@ impl EventLog {
         }
     }
 
-    /// The events of one subject stored after `after`, asked of the stream leader one at
-    /// a time: for a read that must see every acknowledged event (a direct get may be
-    /// answered by a replica that lags the leader). Meant for the few events a direct
-    /// read may have missed.
-    pub async fn load_from_leader(
+    /// As [`Self::load`], with every event acknowledged before the call.
+    pub async fn load_current(
         &self,
         subject: &str,
         after: u64,
     ) -> Result<Vec<StoredEvent>, LogError> {
+        let mut events = self.load(subject, after).await?;
+        self.read_on_at_leader(subject, &mut events, after + 1, u64::MAX, usize::MAX)
+            .await?;
+        Ok(events)
+    }
+
+    /// Adds to `events` (read with direct gets from `from` on) the events matching
+    /// `filter` that the leader holds after them, up to `up_to` and until there are
+    /// `max`: what a lagging replica left out. Nothing to add on one replica.
+    async fn read_on_at_leader(
+        &self,
+        filter: &str,
+        events: &mut Vec<StoredEvent>,
+        from: u64,
+        up_to: u64,
+        max: usize,
+    ) -> Result<(), LogError> {
+        if self.config.replicas <= 1 {
+            return Ok(());
+        }
+        while events.len() < max {
+            let next = events.last().map_or(from, |last| last.sequence + 1);
+            if next > up_to {
+                break;
+            }
+            match self.leader_get(LeaderGet::Next(filter, next)).await? {
+                Some(event) if event.sequence <= up_to => events.push(event),
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// One event, asked of the stream leader.
+    pub(crate) async fn leader_get(
+        &self,
+        get: LeaderGet<'_>,
+    ) -> Result<Option<StoredEvent>, LogError> {
         use async_nats::jetstream::stream::RawMessageErrorKind;
         let read_error = |e: &dyn std::fmt::Display| LogError::Read(e.to_string());
         let stream = self
@@ -87,35 +157,30 @@ impl EventLog {
             .get_stream_no_info(&self.config.stream)
             .await
             .map_err(|e| read_error(&e))?;
-        let mut events: Vec<StoredEvent> = Vec::new();
-        loop {
-            let from = events.last().map_or(after, |last| last.sequence) + 1;
-            let message = match stream
-                .raw_message_builder()
-                .sequence(from)
-                .next_by_subject(subject)
-                .send()
-                .await
-            {
-                Ok(message) => message,
-                Err(error) if matches!(error.kind(), RawMessageErrorKind::NoMessageFound) => {
-                    return Ok(events);
-                }
-                Err(error) => return Err(read_error(&error)),
-            };
-            let sequence = message.sequence;
-            let envelope = decode_envelope(&message.payload)
-                .map_err(|reason| LogError::Malformed { sequence, reason })?;
-            events.push(StoredEvent {
-                sequence,
-                subject: message.subject.to_string(),
-                stored_at: message.time,
-                envelope,
-            });
-        }
+        let request = stream.raw_message_builder();
+        let request = match get {
+            LeaderGet::At(sequence) => request.sequence(sequence),
+            LeaderGet::Next(filter, from) => request.sequence(from).next_by_subject(filter),
+            LeaderGet::Last(subject) => request.last_by_subject(subject),
+        };
+        let message = match request.send().await {
+            Ok(message) => message,
+            Err(error) if matches!(error.kind(), RawMessageErrorKind::NoMessageFound) => {
+                return Ok(None);
+            }
+            Err(error) => return Err(read_error(&error)),
+        };
+        let sequence = message.sequence;
+        let envelope = decode_envelope(&message.payload)
+            .map_err(|reason| LogError::Malformed { sequence, reason })?;
+        Ok(Some(StoredEvent {
+            sequence,
+            subject: message.subject.to_string(),
+            stored_at: message.time,
+            envelope,
+        }))
     }
 
-    /// The newest event of one subject, if any.
     /// Up to `max` events of `subject` after `after` (one request), and how many remain.
     pub(crate) async fn read_subject_page(
         &self,
@@ -127,9 +192,21 @@ impl EventLog {
             .await
     }
 
+    /// The newest event of one subject, if any, as the server that answers holds it.
     pub async fn last_on_subject(&self, subject: &str) -> Result<Option<StoredEvent>, LogError> {
         let page = self.direct_get(json!({"last_by_subj": subject})).await?;
         Ok(page.events.into_iter().next())
+    }
+
+    /// As [`Self::last_on_subject`], counting every event acknowledged before the call.
+    pub async fn last_on_subject_current(
+        &self,
+        subject: &str,
+    ) -> Result<Option<StoredEvent>, LogError> {
+        if self.config.replicas > 1 {
+            return self.leader_get(LeaderGet::Last(subject)).await;
+        }
+        self.last_on_subject(subject).await
     }
 
     /// The event stored at `sequence`, if any.
@@ -138,13 +215,16 @@ impl EventLog {
             return Ok(None);
         }
         let page = self.direct_get(json!({"seq": sequence})).await?;
-        Ok(page
-            .events
-            .into_iter()
-            .find(|event| event.sequence == sequence))
+        let found = page.events.into_iter().find(|e| e.sequence == sequence);
+        if found.is_some() || self.config.replicas <= 1 {
+            return Ok(found);
+        }
+        // Perhaps a replica that has not got there yet.
+        self.leader_get(LeaderGet::At(sequence)).await
     }
 
-    /// Up to `max` events matching `filter`, from sequence `from` on, not past `up_to`.
+    /// Up to `max` events matching `filter`, from sequence `from` on, not past `up_to`:
+    /// fewer only if no more are stored up to `up_to`.
     pub async fn read_page(
         &self,
         filter: &str,
@@ -163,6 +243,8 @@ impl EventLog {
         // The server applies `up_to_seq` to multi-last requests only: cut here.
         let mut events = self.direct_get(request).await?.events;
         events.retain(|event| event.sequence <= up_to);
+        self.read_on_at_leader(filter, &mut events, from, up_to, max.min(PAGE))
+            .await?;
         Ok(events)
     }
 
@@ -190,12 +272,33 @@ impl EventLog {
             .format(&Rfc3339)
             .map_err(|e| LogError::Read(e.to_string()))?;
         let request = json!({"start_time": start_time, "next_by_subj": filter, "batch": 1});
-        Ok(self
+        let first = self
             .direct_get(request)
             .await?
             .events
             .first()
-            .map(|e| e.sequence))
+            .map(|e| e.sequence);
+        if first.is_some() || self.config.replicas <= 1 {
+            return Ok(first);
+        }
+        // Perhaps a replica that has not got there yet: ask the leader.
+        let request = json!({"start_time": start_time, "next_by_subj": filter});
+        let api = format!("$JS.API.STREAM.MSG.GET.{}", self.config.stream);
+        let reply = self
+            .client
+            .request(api, request.to_string().into())
+            .await
+            .map_err(|e| LogError::Read(e.to_string()))?;
+        let reply: LeaderReply = serde_json::from_slice(&reply.payload)
+            .map_err(|e| LogError::Read(format!("a stream message get answered: {e}")))?;
+        match (reply.message, reply.error) {
+            (Some(message), _) => Ok(Some(message.seq)),
+            (None, Some(error)) if error.code == 404 => Ok(None),
+            (None, error) => Err(LogError::Read(format!(
+                "a stream message get failed: {}",
+                error.map_or_else(String::new, |e| e.description)
+            ))),
+        }
     }
 
     /// The whole log from `start`, in stream order, up to the newest event at the time of

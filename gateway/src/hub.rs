@@ -754,7 +754,7 @@ impl Hub {
         }
         let subject = self.log.subject(MESSAGES_KIND, &chat_id.to_string());
         let missed = match self.settle_subscriptions(&[chat_id]).await {
-            Ok(()) => match self.log.last_on_subject(&subject).await {
+            Ok(()) => match self.log.last_on_subject_current(&subject).await {
                 Ok(last) => last.is_some_and(|last| last.sequence > sequence),
                 Err(_) => true,
             },

@@ -261,6 +261,42 @@ async fn one_aggregate_loads_from_a_sequence() {
     );
 }
 
+/// Reads that must see every acknowledged event do, right after each append. In a
+/// replicated stream the followers apply an event after the leader has acknowledged
+/// it, and a direct get that one of them answers stops short: these reads complete it
+/// from the leader. CI runs this suite on three nodes, where eight writers, each on its
+/// own connection (to any node), keep the followers busy.
+#[tokio::test]
+async fn reads_right_after_an_append_see_it() {
+    let env = TestEnv::new().await;
+    let mut writers = tokio::task::JoinSet::new();
+    for writer in 0..8 {
+        let log = env.second_log().await;
+        writers.spawn(async move {
+            let id = format!("fresh{writer}");
+            let subject = log.subject("thing", &id);
+            for n in 0..100 {
+                let appended = log.append(&[event(&log, &id, None, n)]).await.unwrap();
+                let sequence = appended.sequences[0];
+                let page = log.read_page(&subject, 1, 1024, sequence).await.unwrap();
+                assert_eq!(page.len() as u64, n + 1, "a range read up to the append");
+                assert_eq!(page.last().unwrap().sequence, sequence);
+                let loaded = log.load_current(&subject, sequence - 1).await.unwrap();
+                assert_eq!(loaded.len(), 1, "a load from the sequence before it");
+                let last = log.last_on_subject_current(&subject).await.unwrap();
+                assert_eq!(last.unwrap().sequence, sequence, "the subject's last");
+                let at = log.event_at(sequence).await.unwrap();
+                assert_eq!(at.unwrap().sequence, sequence, "the event at its sequence");
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.unwrap();
+    }
+    let end = env.log.last_sequence().await.unwrap();
+    assert!(env.log.event_at(end + 1).await.unwrap().is_none());
+}
+
 #[tokio::test]
 async fn a_stored_version_1_event_is_upcast_when_read() {
     let env = TestEnv::new().await;
