@@ -5,6 +5,9 @@
 //!   that range and nothing after; one who rejoins sees history from the new join only.
 //! - `chats_v1` keeps each chat's last message, so the chat list reads one row per chat;
 //!   only where the caller deleted that message for themselves is an older one looked up.
+//!   The member rows name a direct chat's other member (`peer_id`) and the highest
+//!   sequence the member deleted for themselves (`hidden_up_to`), so the chat list needs
+//!   no lookup per chat to tell either.
 //! - A read or delivered marker counts up to its own place in the log at most: an `up_to`
 //!   beyond it is cut, so a wild value cannot mark future messages read.
 //! - Stars, deletes for oneself and pins are events on the chat's message subject; the
@@ -223,8 +226,11 @@ async fn apply_message(
                 .bind(to_i64(e.sequence))
         }
         MessageEvent::MessageHidden(e) => sqlx::query(
-            "INSERT INTO message_hidden_v1 (user_id, chat_id, sequence) VALUES ($1, $2, $3)
-             ON CONFLICT DO NOTHING",
+            "WITH hidden AS (
+                 INSERT INTO message_hidden_v1 (user_id, chat_id, sequence) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING)
+             UPDATE chat_members_v1 SET hidden_up_to = GREATEST(hidden_up_to, $3)
+             WHERE chat_id = $2 AND user_id = $1",
         )
         .bind(e.user)
         .bind(e.chat_id)
@@ -267,6 +273,17 @@ async fn apply_chat(
                 at,
                 sequence,
             )
+            .await?;
+            // Each member's row names the other, for the chat list.
+            let [one, other] = created.members;
+            sqlx::query(
+                "UPDATE chat_members_v1 SET peer_id = CASE user_id WHEN $2 THEN $3 ELSE $2 END
+                 WHERE chat_id = $1 AND $2 <> $3",
+            )
+            .bind(created.chat_id)
+            .bind(one)
+            .bind(other)
+            .execute(&mut *connection)
             .await?;
         }
         ChatEvent::GroupCreated(created) => {
