@@ -18,6 +18,8 @@ use natter_domain::chat::{
 };
 use natter_domain::prefs::PrefsEvent;
 use natter_eventlog::StoredEvent;
+use std::sync::LazyLock;
+
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -163,7 +165,8 @@ async fn apply_message(
              ), pins AS (
                  DELETE FROM chat_pins_v1 WHERE chat_id = $2 AND sequence = $3
              )
-             UPDATE chats_v1 SET last_message_preview = '', last_message_deleted = true
+             UPDATE chats_v1 SET last_message_preview = '', last_message_deleted = true,
+                                 last_message_attachment = NULL
              WHERE chat_id = $2 AND last_message_sequence = $3",
         )
         .bind(e.message_id)
@@ -462,6 +465,46 @@ async fn touch(
     Ok(())
 }
 
+/// Writes a run of sends in one statement: the rows, then each chat's newest message of
+/// the run as its last message (rows already there from an earlier run change nothing).
+/// The last activity is the latest send time of the whole run: sends decided on two
+/// processes may be stored in the other order than their times, and a batch's bounds
+/// must not change the result.
+static SENDS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH inserted AS (
+             INSERT INTO messages_v1 (chat_id, sequence, message_id, sender, client_id, body, reply_to,
+                                      sent_at, reply_to_sequence, mentions, forwarded, attachment)
+             SELECT c, s, i, f, k, b, r, t, rs, m::uuid[], fw, a::jsonb
+             FROM UNNEST($1::uuid[], $2::bigint[], $3::uuid[], $4::uuid[], $5::text[], $6::text[],
+                         $7::uuid[], $8::timestamptz[], $9::bigint[], $10::text[], $11::int[], $12::text[])
+                  AS u(c, s, i, f, k, b, r, t, rs, m, fw, a)
+             ON CONFLICT DO NOTHING
+             RETURNING chat_id, sequence, sender, body, sent_at, attachment
+         ), newest AS (
+             SELECT DISTINCT ON (chat_id) *, max(sent_at) OVER (PARTITION BY chat_id) AS latest
+             FROM inserted ORDER BY chat_id, sequence DESC
+         )
+         UPDATE chats_v1 AS c SET last_activity_at = GREATEST(c.last_activity_at, n.latest),
+             last_sequence = GREATEST(c.last_sequence, n.sequence),
+             last_message_sequence = n.sequence, last_message_sender = n.sender,
+             last_message_preview = left(n.body, 100), last_message_deleted = false,
+             last_message_sent_at = n.sent_at, last_message_attachment = {attachment}
+         FROM newest n
+         WHERE c.chat_id = n.chat_id AND COALESCE(c.last_message_sequence, 0) < n.sequence",
+        attachment = attachment_kind("n.attachment")
+    )
+});
+
+/// What the chat list shows of an attachment (a `messages_v1.attachment` value in
+/// `column`): a media item's kind (`image`, `voice`, `video`, `document`), `location`
+/// or `contact`.
+pub(crate) fn attachment_kind(column: &str) -> String {
+    format!(
+        "CASE {column} ->> 'type' WHEN 'media' THEN {column} ->> 'kind' ELSE {column} ->> 'type' END"
+    )
+}
+
 /// Messages sent, as the column arrays that `UNNEST` takes.
 #[derive(Default)]
 struct Sends {
@@ -509,47 +552,21 @@ impl Sends {
             return Ok(());
         }
         let batch = std::mem::take(self);
-        // One statement: the rows, then each chat's newest message of the run as its
-        // last message (rows already there from an earlier run change nothing). The
-        // last activity is the latest send time of the whole run: sends decided on two
-        // processes may be stored in the other order than their times, and a batch's
-        // bounds must not change the result.
-        sqlx::query(
-            "WITH inserted AS (
-                 INSERT INTO messages_v1 (chat_id, sequence, message_id, sender, client_id, body, reply_to,
-                                          sent_at, reply_to_sequence, mentions, forwarded, attachment)
-                 SELECT c, s, i, f, k, b, r, t, rs, m::uuid[], fw, a::jsonb
-                 FROM UNNEST($1::uuid[], $2::bigint[], $3::uuid[], $4::uuid[], $5::text[], $6::text[],
-                             $7::uuid[], $8::timestamptz[], $9::bigint[], $10::text[], $11::int[], $12::text[])
-                      AS u(c, s, i, f, k, b, r, t, rs, m, fw, a)
-                 ON CONFLICT DO NOTHING
-                 RETURNING chat_id, sequence, sender, body, sent_at
-             ), newest AS (
-                 SELECT DISTINCT ON (chat_id) *, max(sent_at) OVER (PARTITION BY chat_id) AS latest
-                 FROM inserted ORDER BY chat_id, sequence DESC
-             )
-             UPDATE chats_v1 AS c SET last_activity_at = GREATEST(c.last_activity_at, n.latest),
-                 last_sequence = GREATEST(c.last_sequence, n.sequence),
-                 last_message_sequence = n.sequence, last_message_sender = n.sender,
-                 last_message_preview = left(n.body, 100), last_message_deleted = false,
-                 last_message_sent_at = n.sent_at
-             FROM newest n
-             WHERE c.chat_id = n.chat_id AND COALESCE(c.last_message_sequence, 0) < n.sequence",
-        )
-        .bind(&batch.chats)
-        .bind(&batch.sequences)
-        .bind(&batch.ids)
-        .bind(&batch.senders)
-        .bind(&batch.client_ids)
-        .bind(&batch.bodies)
-        .bind(&batch.replies)
-        .bind(&batch.sent)
-        .bind(&batch.reply_sequences)
-        .bind(&batch.mentions)
-        .bind(&batch.forwarded)
-        .bind(&batch.attachments)
-        .execute(&mut *connection)
-        .await?;
+        sqlx::query(&SENDS)
+            .bind(&batch.chats)
+            .bind(&batch.sequences)
+            .bind(&batch.ids)
+            .bind(&batch.senders)
+            .bind(&batch.client_ids)
+            .bind(&batch.bodies)
+            .bind(&batch.replies)
+            .bind(&batch.sent)
+            .bind(&batch.reply_sequences)
+            .bind(&batch.mentions)
+            .bind(&batch.forwarded)
+            .bind(&batch.attachments)
+            .execute(&mut *connection)
+            .await?;
         Ok(())
     }
 }

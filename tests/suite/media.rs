@@ -666,6 +666,100 @@ async fn status_of(media: &Media, user: &User, id: &str) -> StatusCode {
         .status()
 }
 
+/// The last message of `chat` in `user`'s chat list, as of `at`.
+async fn last_message(media: &Media, user: &User, chat: &str, at: u64) -> Value {
+    let (_, list) = media
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/chats?min_sequence={at}"),
+            user,
+            None,
+        )
+        .await;
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["chat_id"] == chat)
+        .unwrap()["last_message"]
+        .clone()
+}
+
+/// The chat list says what a last message carries, so that a photo sent without a
+/// caption shows as a photo; also when it looks back past a message the member deleted
+/// for themselves, and not once the message is deleted for everyone.
+#[tokio::test]
+async fn the_chat_list_says_what_the_last_message_carries() {
+    use serde_json::json;
+    let env = TestEnv::new().await;
+    let media = Media::start(&env, Backend::Fs).await;
+    let [ann, bob] = [media.user("ann").await, media.user("bob").await];
+    let chat = media.group(&[&ann, &bob]).await;
+    let (_, item) = media
+        .upload(&ann, "image", encoded(&picture(32, 32), ImageFormat::Png))
+        .await;
+    let photo = json!({"type": "media", "media_id": item["media_id"]});
+    let (_, sent) = send(
+        &media,
+        &chat,
+        &ann,
+        json!({"client_id": "p", "attachment": photo}),
+    )
+    .await;
+    let at = sent["sequence"].as_u64().unwrap();
+    let shown = last_message(&media, &bob, &chat, at).await;
+    assert_eq!(
+        (shown["attachment"].as_str(), shown["preview"].as_str()),
+        (Some("image"), Some("")),
+        "{shown}"
+    );
+
+    let (_, sent) = send(&media, &chat, &ann, json!({"client_id": "l", "body": "here", "attachment": {"type": "location", "latitude": 1.0, "longitude": 2.0}})).await;
+    let place = sent["sequence"].as_u64().unwrap();
+    let (_, sent) = send(&media, &chat, &ann, json!({"client_id": "c", "attachment": {"type": "contact", "name": "Dora", "phone": "+49 30 1234567"}})).await;
+    let card = sent["sequence"].as_u64().unwrap();
+    assert_eq!(
+        last_message(&media, &bob, &chat, card).await["attachment"],
+        "contact"
+    );
+
+    let (_, hidden) = media
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/chats/{chat}/messages/{card}?scope=me"),
+            &bob,
+            None,
+        )
+        .await;
+    let shown = last_message(&media, &bob, &chat, hidden["sequence"].as_u64().unwrap()).await;
+    assert_eq!(shown["sequence"], place, "{shown}");
+    assert_eq!(
+        (shown["attachment"].as_str(), shown["preview"].as_str()),
+        (Some("location"), Some("here"))
+    );
+
+    let (_, deleted) = media
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/chats/{chat}/messages/{card}"),
+            &ann,
+            None,
+        )
+        .await;
+    let shown = last_message(&media, &ann, &chat, deleted["sequence"].as_u64().unwrap()).await;
+    assert_eq!(shown["deleted"], true, "{shown}");
+    assert!(shown.get("attachment").is_none(), "{shown}");
+    let (_, sent) = send(
+        &media,
+        &chat,
+        &bob,
+        json!({"client_id": "t", "body": "text"}),
+    )
+    .await;
+    let shown = last_message(&media, &ann, &chat, sent["sequence"].as_u64().unwrap()).await;
+    assert!(shown.get("attachment").is_none(), "{shown}");
+}
+
 #[tokio::test]
 async fn media_shared_in_a_chat_is_served_to_its_members_while_the_message_stands() {
     use serde_json::json;

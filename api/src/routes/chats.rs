@@ -136,6 +136,12 @@ pub struct LastMessage {
     pub deleted: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub sent_at: OffsetDateTime,
+    /// What the message carries besides its text, for a preview such as "Photo" when it
+    /// has no caption: a media item's kind (`image`, `voice`, `video`, `document`),
+    /// `location` or `contact`; absent for text alone and for a deleted message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "image")]
+    pub attachment: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -201,6 +207,7 @@ pub async fn list(
                 preview: last.preview,
                 deleted: last.deleted,
                 sent_at: last.sent_at,
+                attachment: last.attachment,
             }),
             unread_count: item.unread,
             mentioned: item.mentioned,

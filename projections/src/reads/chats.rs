@@ -44,6 +44,9 @@ pub struct LastMessage {
     pub preview: String,
     pub deleted: bool,
     pub sent_at: OffsetDateTime,
+    /// What it carries besides its text: a media item's kind (`image`, `voice`, `video`,
+    /// `document`), `location` or `contact`.
+    pub attachment: Option<String>,
 }
 
 static CHAT_LIST: LazyLock<String> = LazyLock::new(|| {
@@ -72,7 +75,7 @@ static CHAT_LIST: LazyLock<String> = LazyLock::new(|| {
         "SELECT c.chat_id, c.kind, c.name, c.avatar_media_id, c.last_activity_at,
                 m.pinned, m.archived, m.muted_until, m.push_previews, m.peer_id,
                 {} AS last_sequence, {} AS last_sender, {} AS preview,
-                {} AS last_deleted, {} AS last_sent_at,
+                {} AS last_deleted, {} AS last_sent_at, {} AS last_attachment,
                 CASE WHEN c.last_message_sequence > {read_from} THEN (
                     SELECT ARRAY[count(*), count(*) FILTER (WHERE x.mentions @> ARRAY[m.user_id])]
                     FROM {messages} x
@@ -87,6 +90,10 @@ static CHAT_LIST: LazyLock<String> = LazyLock::new(|| {
         last("left(x.body, 100)", "last_message_preview"),
         last("x.deleted", "last_message_deleted"),
         last("x.sent_at", "last_message_sent_at"),
+        last(
+            &crate::chats::attachment_kind("x.attachment"),
+            "last_message_attachment"
+        ),
     )
 });
 
@@ -117,6 +124,7 @@ pub async fn chat_list(pool: &PgPool, user: Uuid) -> Result<Vec<ChatListItem>, s
                     preview: row.try_get("preview")?,
                     deleted: row.try_get("last_deleted")?,
                     sent_at: row.try_get("last_sent_at")?,
+                    attachment: row.try_get("last_attachment")?,
                 }),
                 None => None,
             };

@@ -1187,6 +1187,13 @@ export interface components {
             codes: string[];
         };
         LastMessage: {
+            /**
+             * @description What the message carries besides its text, for a preview such as "Photo" when it
+             *     has no caption: a media item's kind (`image`, `voice`, `video`, `document`),
+             *     `location` or `contact`; absent for text alone and for a deleted message.
+             * @example image
+             */
+            attachment?: string | null;
             deleted: boolean;
             /** @description The first 100 characters; empty when the message was deleted for everyone. */
             preview: string;

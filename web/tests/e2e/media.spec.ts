@@ -102,6 +102,8 @@ test("a 3-second voice note from the fake microphone: the other side plays it, w
 
   const note = bob.page.getByRole("group", { name: /^Voice message of 0:0[34]$/ });
   await expect(note).toBeVisible({ timeout: 20_000 });
+  // Sent without a caption, it shows in the chat list as what it is.
+  await expect(bob.page.getByRole("list", { name: "Chat list" }).getByRole("button", { name: /Ann/ })).toContainText("Voice message");
   await note.getByRole("button", { name: "Play voice message" }).click();
   await expect(note.getByRole("button", { name: "Pause voice message" })).toBeVisible();
   await expect.poll(() => note.getByTestId("voice-audio").evaluate((audio: HTMLAudioElement) => audio.currentTime)).toBeGreaterThan(0.2);

@@ -4,13 +4,14 @@ import { Avatar } from "@/components/Avatar";
 import { Icon } from "@/components/Icon";
 import { listTime } from "@/lib/format";
 import { chatPhoto, chatTitle, isMuted } from "./actions";
+import { lastMessagePreview } from "./preview";
 
 /** One row of the chat list: who, the last message, and what is unread. */
 export function ChatListItem({ chat, users, me, active, typing, onOpen }: { chat: ChatSummary; users: Record<string, PublicProfile>; me: string; active: boolean; typing: boolean; onOpen: () => void }) {
   const title = chatTitle(chat, users);
   const last = chat.last_message;
   const sender = last && chat.kind === "group" ? (last.sender === me ? "You" : users[last.sender]?.display_name) : last?.sender === me ? "You" : null;
-  const preview = last ? (last.deleted ? "This message was deleted" : last.preview) : "No messages yet";
+  const preview = lastMessagePreview(last);
   const muted = isMuted(chat);
   return (
     <li>
