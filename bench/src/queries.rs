@@ -242,7 +242,12 @@ async fn run(app: BenchApp, data: DataSet, args: Arc<QueriesArgs>) -> anyhow::Re
         Arc::clone(&done),
     );
     loop {
-        let at = natter_projections::checkpoint(&pool, "chats", 1).await?;
+        let at = natter_projections::checkpoint(
+            &pool,
+            <natter_projections::Chats as natter_projections::Projection>::NAME,
+            <natter_projections::Chats as natter_projections::Projection>::VERSION,
+        )
+        .await?;
         done.store(at, Ordering::Relaxed);
         if at >= data.last_sequence {
             break;

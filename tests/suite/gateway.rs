@@ -3,6 +3,8 @@
 
 use crate::common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::TestEnv;
@@ -790,14 +792,21 @@ async fn an_overflowing_subscription_loses_nothing_a_resuming_client_sees() {
     let chat = rt.group(&[&ann, &bob]).await;
     let (mut socket, _, mut cursor) = Socket::resume(&rt.second, &bob.token, None).await;
 
+    let overflowed = Arc::new(AtomicBool::new(false));
     let mut sender = Some(tokio::spawn({
         let (app, chat, token) = (rt.main.address, chat.clone(), ann.token.clone());
+        let overflowed = Arc::clone(&overflowed);
         async move {
             let http = reqwest::Client::new();
             let mut sent = Vec::new();
             // Bursts of 100 at once: smaller ones, spread by a fast API, could all be
-            // taken in before the subscription filled.
-            for chunk in 0..3 {
+            // taken in before the subscription filled. At least three, and more (up to
+            // twenty) until one overflows: on a cluster, whose appends are slower,
+            // three bursts may all be taken in.
+            for chunk in 0..20 {
+                if chunk >= 3 && overflowed.load(Ordering::Relaxed) {
+                    break;
+                }
                 let sends = (0..100).map(|i| {
                     let (http, chat, token) = (&http, &chat, &token);
                     async move {
@@ -844,6 +853,7 @@ async fn an_overflowing_subscription_loses_nothing_a_resuming_client_sees() {
             Some("event") => cursor = seq(&frame),
             Some("closed") => {
                 resyncs += 1;
+                overflowed.store(true, Ordering::Relaxed);
                 let (again, missed, ready) =
                     Socket::resume(&rt.second, &bob.token, Some(cursor)).await;
                 for frame in missed {

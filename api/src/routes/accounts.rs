@@ -48,7 +48,11 @@ use super::{Consistency, SequenceResponse, metadata};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, ClientAddress, wait_for};
 use crate::{ApiError, ApiState};
 
-pub(crate) const DIRECTORY: (&str, i32) = ("user_directory", 1);
+/// The user directory read model, whose checkpoint a consistency token waits for.
+pub(crate) const DIRECTORY: (&str, i32) = (
+    <natter_projections::UserDirectory as natter_projections::Projection>::NAME,
+    <natter_projections::UserDirectory as natter_projections::Projection>::VERSION,
+);
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"handle": "alice", "display_name": "Alice", "password": "correct horse battery", "phone": "+4930123456", "about": "Hi!"}))]

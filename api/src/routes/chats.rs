@@ -15,7 +15,11 @@ use super::{Consistency, SequenceResponse, metadata};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, wait_for};
 use crate::{ApiError, ApiState};
 
-pub(crate) const CHATS: (&str, i32) = ("chats", 1);
+/// The chats read model, whose checkpoint a consistency token waits for.
+pub(crate) const CHATS: (&str, i32) = (
+    <natter_projections::Chats as natter_projections::Projection>::NAME,
+    <natter_projections::Chats as natter_projections::Projection>::VERSION,
+);
 
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"chat_id": "0190f3a1-7b2c-7d3e-8f40-5a6b7c8d9e0f", "sequence": 57}))]

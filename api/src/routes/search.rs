@@ -127,7 +127,8 @@ pub async fn search_messages(
             ApiError::bad_request("invalid_cursor", "not a cursor from this API")
         })?),
     };
-    wait_for(&state, "chats", 1, query.min_sequence).await?;
+    let (chats, version) = super::chats::CHATS;
+    wait_for(&state, chats, version, query.min_sequence).await?;
     let search = Search {
         state: &state,
         search: reads::search::Search {

@@ -455,7 +455,11 @@ pub async fn list(
     caller: Caller,
     ApiQuery(consistency): ApiQuery<Consistency>,
 ) -> Result<axum::Json<SessionList>, ApiError> {
-    wait_for(&state, "sessions", 1, consistency.min_sequence).await?;
+    let (sessions, version) = (
+        <natter_projections::Sessions as natter_projections::Projection>::NAME,
+        <natter_projections::Sessions as natter_projections::Projection>::VERSION,
+    );
+    wait_for(&state, sessions, version, consistency.min_sequence).await?;
     let items = reads::sessions::open(&state.pool, caller.user_id)
         .await
         .map_err(ApiError::internal)?
