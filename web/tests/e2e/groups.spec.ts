@@ -22,12 +22,25 @@ test("a group of three, renamed, and a fourth member joining by invite link", as
   await expect(bubble(ann.page, "I'm in")).toBeVisible();
   await expect(bubble(cid.page, "I'm in")).toBeVisible();
 
-  // Ann renames the group; the others see the new name.
+  // Only admins edit the group's info, until Ann lets every member do it.
+  await bob.page.getByRole("button", { name: "Chat info" }).click();
+  const bobInfo = bob.page.getByRole("complementary", { name: "Chat info" });
+  await expect(bobInfo.getByText("3 members")).toBeVisible();
+  await expect(bobInfo.getByLabel("Group name")).toHaveCount(0);
+  await bobInfo.getByRole("button", { name: "Close chat info" }).click();
   await ann.page.getByRole("button", { name: "Chat info" }).click();
   const info = ann.page.getByRole("complementary", { name: "Chat info" });
+  const membersEdit = info.getByLabel("Members can edit the group's name, description and photo");
+  await expect(membersEdit).not.toBeChecked();
+  await membersEdit.check();
+  await expect(membersEdit).toBeChecked();
+
+  // Ann renames the group; the others see the new name.
   await info.getByLabel("Group name").fill("Climbing club");
   await info.getByRole("button", { name: "Save group info" }).click();
   await expect(bob.page.getByRole("list", { name: "Chat list" })).toContainText("Climbing club");
+  await bob.page.getByRole("button", { name: "Chat info" }).click();
+  await expect(bobInfo.getByLabel("Group name")).toHaveValue("Climbing club");
 
   // An invite link, opened by someone new, who joins and reads along.
   await info.getByRole("button", { name: "Create invite link" }).click();

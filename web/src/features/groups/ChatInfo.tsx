@@ -104,6 +104,7 @@ export function ChatInfo({ chat, onClose }: { chat: ChatSummary; onClose: () => 
           </span>
         </button>
         {chat.kind === "group" && details && canEdit && <EditGroup key={`${details.name}:${details.description}`} chatId={chat.chat_id} name={details.name ?? ""} description={details.description} run={run} />}
+        {chat.kind === "group" && details && amAdmin && <MembersEditInfo chatId={chat.chat_id} allowed={details.members_can_edit_info} run={run} />}
         <ChatSettings chat={chat} run={run} />
         {chat.kind === "group" && details && (
           <section aria-labelledby="members-heading" className="space-y-2">
@@ -178,6 +179,27 @@ function EditGroup({ chatId, name, description, run }: { chatId: string; name: s
         Save group info
       </Button>
     </form>
+  );
+}
+
+/** An admin's switch: whether members who are not admins may edit the group's info. */
+function MembersEditInfo({ chatId, allowed, run }: { chatId: string; allowed: boolean; run: Run }) {
+  // The switch shows the choice at once; the reloaded details settle it.
+  const [wanted, setWanted] = useState<boolean | null>(null);
+  return (
+    <label className="flex items-center justify-between gap-4 text-sm">
+      <span>Members can edit the group's name, description and photo</span>
+      <input
+        type="checkbox"
+        className="h-5 w-5 shrink-0 accent-brand-700"
+        checked={wanted ?? allowed}
+        onChange={(event) => {
+          const choice = event.target.checked;
+          setWanted(choice);
+          void run(() => editGroup(chatId, { members_can_edit_info: choice })).finally(() => setWanted(null));
+        }}
+      />
+    </label>
   );
 }
 
