@@ -189,6 +189,11 @@ impl EventLog {
             .map(|subject| subject.kind)
     }
 
+    /// The subject filter that matches every event of one aggregate kind.
+    pub fn events_of(&self, kind: &str) -> String {
+        self.subjects().kind(Space::Evt, kind)
+    }
+
     /// The subject filter that matches every event in the log.
     pub fn all_events(&self) -> String {
         self.subjects().all(Space::Evt)

@@ -282,7 +282,24 @@ impl EventLog {
             return Ok(first);
         }
         // Perhaps a replica that has not got there yet: ask the leader.
-        let request = json!({"start_time": start_time, "next_by_subj": filter});
+        self.leader_sequence(json!({"start_time": start_time, "next_by_subj": filter}))
+            .await
+    }
+
+    /// The sequence of the first event matching `filter` at or after sequence `from`, as
+    /// the stream's leader holds it: every event acknowledged before the call counts, on
+    /// any number of replicas.
+    pub async fn first_sequence_from(
+        &self,
+        filter: &str,
+        from: u64,
+    ) -> Result<Option<u64>, LogError> {
+        self.leader_sequence(json!({"seq": from, "next_by_subj": filter}))
+            .await
+    }
+
+    /// The sequence a `STREAM.MSG.GET` request finds, which only the leader answers.
+    async fn leader_sequence(&self, request: serde_json::Value) -> Result<Option<u64>, LogError> {
         let api = format!("$JS.API.STREAM.MSG.GET.{}", self.config.stream);
         let reply = self
             .client

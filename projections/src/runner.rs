@@ -8,13 +8,18 @@
 //! - The checkpoint row is locked for the transaction (`lock_checkpoint`), and events at
 //!   or below it are skipped; rows carry `last_sequence`, and updates apply only to older
 //!   rows.
-//! - The checkpoint only moves across a contiguous run of stream sequences. The
-//!   consumer's filter is the whole stream, whose messages are never deleted, so it
-//!   delivers exactly checkpoint + 1, + 2, …; a redelivery is passed over, and a sequence
-//!   past the next one needed (a delivery lost on its way, as when a cluster node dies
-//!   with a pull request's messages in flight) ends the consumer's life: the runner
-//!   starts a new one at its checkpoint. Applying on across the hole would have
-//!   acknowledged the lost message unapplied and skipped it for good.
+//! - The consumer delivers only the projection's kinds (`Projection::KINDS`, as subject
+//!   filters): a projection of users never takes a message off the wire. The checkpoint
+//!   only moves across an unbroken run of deliveries: every new delivery carries the
+//!   consumer's next delivery number, so a redelivery (a stream sequence already taken)
+//!   is passed over, and a number past the next one (a delivery lost on its way, as when
+//!   a cluster node dies with a pull request's messages in flight) ends the consumer's
+//!   life: the runner starts a new one at its checkpoint. Applying on across the hole
+//!   would have acknowledged the lost message unapplied and skipped it for good.
+//! - Others' events still count for the checkpoint, so that a consistency token waits
+//!   no longer on one read model than another: after 100 ms without a delivery, the
+//!   runner reads the log's end and asks the stream's leader for its kinds' first event
+//!   past what it applied; with none up to the end, the checkpoint moves to the end.
 //! - A Postgres advisory lock, held on a dedicated connection, lets only one runner per
 //!   projection and database work at a time. Before each batch the runner checks that
 //!   connection: one that dropped took the lock with it, and the runner writes nothing
@@ -28,17 +33,14 @@
 //! - An event of the projection's kinds that it cannot read (a type or version of a newer
 //!   build) stops it there: it applies nothing past it, retries with backoff, records
 //!   the stall (`/readyz` answers `projection_stalled`) and reports the sequence in
-//!   `natter_projection_stalled_at`. Events of other kinds (`Projection::KINDS`) are
-//!   skipped without parsing and still count for the checkpoint.
+//!   `natter_projection_stalled_at`.
 //! - A read model built from another log (the stream made anew, by its creation time)
 //!   does not run on: `LogReplaced` until it is rebuilt.
 //!
 //! Batching: with nothing pending, a batch lingers 5 ms for more events (one transaction
-//! where there were dozens). A batch holding no event the projection uses is acknowledged
-//! at once; its checkpoint is written with the next batch that changes the read model, or
-//! after 100 ms, whichever comes first, so a stream of other projections' events costs
-//! this one a write now and then, and consistency tokens still resolve within the wait
-//! bound. The workers' pool commits with `synchronous_commit = off`: the log is durable
+//! where there were dozens). A batch holding no event the projection uses (of its kinds,
+//! but not its concern) is acknowledged at once; its checkpoint is written with the next
+//! batch that changes the read model, or after 100 ms, whichever comes first. The workers' pool commits with `synchronous_commit = off`: the log is durable
 //! and the checkpoint commits with the rows it covers, so a commit lost in a Postgres
 //! crash is applied again from the log. That needs the writer to notice: a runner that
 //! survives the crash still holds its consumer, which has read on past the lost batch.
@@ -96,9 +98,9 @@ pub enum RunnerError {
     Log(#[from] LogError),
     #[error("consumer: {0}")]
     Consumer(String),
-    /// A delivery went missing: the consumer handed over `found` while `expected` (the
-    /// next the read model needs) never came. Applying on would skip it for good.
-    #[error("delivery gap: expected stream sequence {expected}, got {found}")]
+    /// A delivery went missing: the consumer handed over its delivery `found` while
+    /// `expected` never came. Applying on would skip it for good.
+    #[error("delivery gap: expected the consumer's delivery {expected}, got {found}")]
     Gap { expected: u64, found: u64 },
     /// The connection holding the projection's advisory lock dropped, and with it the
     /// lock: another runner may be writing.
@@ -264,9 +266,8 @@ impl<P: Projection> Runner<P> {
         let (batches, mut ready) = mpsc::channel(2);
         let reader = tokio::spawn(read_batches(
             Arc::clone(&self.projection),
-            self.log.clone(),
             messages,
-            from + 1,
+            Cursor::after(from),
             self.max_batch,
             batches,
         ));
@@ -280,8 +281,11 @@ impl<P: Projection> Runner<P> {
         // database may lose some, and apply_batch checks).
         let mut written = from;
         let mut written_at = tokio::time::Instant::now();
+        // When the last batch came, or the log was last looked at for others' events.
+        let mut quiet_since = written_at;
         loop {
             let linger = tokio::time::sleep_until(written_at + CHECKPOINT_LINGER);
+            let quiet = tokio::time::sleep_until(quiet_since + CHECKPOINT_LINGER);
             let batch = tokio::select! {
                 biased;
                 () = &mut *shutdown => {
@@ -305,7 +309,26 @@ impl<P: Projection> Runner<P> {
                     continue;
                 }
                 batch = ready.recv() => batch,
+                // No event of this projection's kinds for a while: the checkpoint follows
+                // the log over the others' events, which its consumer does not deliver.
+                () = quiet => {
+                    let applied = written.max(unwritten.unwrap_or(0));
+                    match self.others_through(applied).await {
+                        Ok(Some(end)) => {
+                            advance_checkpoint(&self.pool, P::NAME, P::VERSION, end).await?;
+                            written = end;
+                            unwritten = None;
+                            written_at = tokio::time::Instant::now();
+                        }
+                        Ok(None) => {}
+                        // The next look may do; the consumer says if the log is gone.
+                        Err(error) => tracing::debug!(projection = P::NAME, %error, "log end"),
+                    }
+                    quiet_since = tokio::time::Instant::now();
+                    continue;
+                }
             };
+            quiet_since = tokio::time::Instant::now();
             let Batch { events, last } = match batch {
                 Some(Ok(batch)) => batch,
                 Some(Err(error)) => {
@@ -374,6 +397,26 @@ impl<P: Projection> Runner<P> {
         }
     }
 
+    /// The end of the log, if the events after `applied` up to it are all of other kinds
+    /// than this projection's: its checkpoint may move there. Read at the stream's
+    /// leader, so an event of its kinds acknowledged before the call is never passed
+    /// over; one appended after it lies past the end read first.
+    async fn others_through(&self, applied: u64) -> Result<Option<u64>, LogError> {
+        let end = self.log.last_sequence().await?;
+        if end <= applied {
+            return Ok(None);
+        }
+        for kind in P::KINDS {
+            let filter = self.log.events_of(kind);
+            if let Some(next) = self.log.first_sequence_from(&filter, applied + 1).await?
+                && next <= end
+            {
+                return Ok(None);
+            }
+        }
+        Ok(Some(end))
+    }
+
     /// The projection's durable consumer, recreated at the checkpoint.
     async fn recreate_consumer(&self, checkpoint: u64) -> Result<PullConsumer, RunnerError> {
         let name = consumer_name::<P>(&self.pool).await?;
@@ -389,7 +432,10 @@ impl<P: Projection> Runner<P> {
             .create_consumer(pull::Config {
                 durable_name: Some(name),
                 description: Some(format!("projection {} v{}", P::NAME, P::VERSION)),
-                filter_subject: self.log.all_events(),
+                filter_subjects: P::KINDS
+                    .iter()
+                    .map(|kind| self.log.events_of(kind))
+                    .collect(),
                 deliver_policy: if checkpoint == 0 {
                     DeliverPolicy::All
                 } else {
@@ -655,33 +701,23 @@ impl Drop for AbortOnDrop {
 
 /// Reads batches off the consumer and decodes them, until the receiver goes away.
 ///
-/// The consumer's filter is the whole stream, whose messages are never deleted, so the
-/// stream sequences it delivers are exactly `next`, `next + 1`, … Each batch holds only
-/// such a run: a redelivery of a sequence already taken is passed over, and a sequence
-/// past `next` (a delivery lost on its way, as when a cluster node dies with a pull
-/// request's messages in flight) ends this consumer's life with [`RunnerError::Gap`].
-/// The runner then starts a new consumer at its checkpoint. Acknowledging the later
-/// message instead (`AckPolicy::All`) would have acknowledged the lost one unapplied.
+/// Each batch holds only an unbroken run of new deliveries ([`Cursor`]): a redelivery of
+/// a stream sequence already taken is passed over, and a delivery number past the next
+/// (a delivery lost on its way, as when a cluster node dies with a pull request's
+/// messages in flight) ends this consumer's life with [`RunnerError::Gap`]. The runner
+/// then starts a new consumer at its checkpoint. Acknowledging the later message instead
+/// (`AckPolicy::All`) would have acknowledged the lost one unapplied.
 async fn read_batches<P: Projection>(
     projection: Arc<P>,
-    log: EventLog,
     mut messages: pull::Stream,
-    mut next: u64,
+    mut cursor: Cursor,
     max_batch: usize,
     batches: mpsc::Sender<Result<Batch<P::Event>, RunnerError>>,
 ) {
     loop {
         let batch = match messages.next().await {
             Some(first) => {
-                next_batch(
-                    &*projection,
-                    &log,
-                    first,
-                    &mut messages,
-                    &mut next,
-                    max_batch,
-                )
-                .await
+                next_batch(&*projection, first, &mut messages, &mut cursor, max_batch).await
             }
             None => return,
         };
@@ -703,10 +739,9 @@ async fn read_batches<P: Projection>(
 /// batch's first message.
 async fn next_batch<P: Projection>(
     projection: &P,
-    log: &EventLog,
     first: Result<jetstream::Message, MessagesError>,
     messages: &mut pull::Stream,
-    next: &mut u64,
+    cursor: &mut Cursor,
     max_batch: usize,
 ) -> Result<Option<Batch<P::Event>>, RunnerError> {
     let consumer_error = |e: &dyn std::fmt::Display| RunnerError::Consumer(e.to_string());
@@ -718,34 +753,27 @@ async fn next_batch<P: Projection>(
     while let Some(message) = received.take() {
         let info = message.info().map_err(|e| consumer_error(&e))?;
         let (sequence, pending) = (info.stream_sequence, info.pending);
-        match Delivery::of(sequence, *next) {
+        match cursor.take(sequence, info.consumer_sequence) {
             Delivery::Again => {}
-            Delivery::Gap => {
+            Delivery::Gap { expected } => {
                 return Err(RunnerError::Gap {
-                    expected: *next,
-                    found: sequence,
+                    expected,
+                    found: info.consumer_sequence,
                 });
             }
             Delivery::Next => {
-                *next += 1;
                 taken += 1;
-                // Another kind's event counts for the checkpoint, and is not even parsed.
-                let wanted = log
-                    .kind_of(&message.subject)
-                    .is_none_or(|kind| P::KINDS.contains(&kind));
-                if wanted {
-                    let stored = StoredEvent::from_consumed(&message).map_err(|error| {
-                        RunnerError::Unreadable {
-                            sequence,
-                            error: error.to_string(),
-                        }
-                    })?;
-                    let event = projection
-                        .decode(&stored)
-                        .map_err(|error| crate::Undecodable { sequence, error })?;
-                    if let Some(event) = event {
-                        events.push(Decoded { sequence, event });
+                let stored = StoredEvent::from_consumed(&message).map_err(|error| {
+                    RunnerError::Unreadable {
+                        sequence,
+                        error: error.to_string(),
                     }
+                })?;
+                let event = projection
+                    .decode(&stored)
+                    .map_err(|error| crate::Undecodable { sequence, error })?;
+                if let Some(event) = event {
+                    events.push(Decoded { sequence, event });
                 }
                 last = Some(message);
             }
@@ -769,24 +797,54 @@ async fn next_batch<P: Projection>(
     Ok(last.map(|last| Batch { events, last }))
 }
 
-/// Where a delivered stream sequence stands against the next one the read model needs.
+/// Where a delivery stands against what the reader has taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Delivery {
-    /// The one needed: take it.
+    /// The next one: take it.
     Next,
     /// Taken before (a redelivery): pass it over.
     Again,
-    /// Past the one needed, which went missing: never apply on across it.
-    Gap,
+    /// A new delivery past the one expected, which went missing: never apply on across
+    /// it.
+    Gap { expected: u64 },
 }
 
-impl Delivery {
-    fn of(sequence: u64, next: u64) -> Self {
-        match sequence.cmp(&next) {
-            std::cmp::Ordering::Equal => Self::Next,
-            std::cmp::Ordering::Less => Self::Again,
-            std::cmp::Ordering::Greater => Self::Gap,
+/// What a consumer's reader has taken: the stream sequences it has read through, and the
+/// consumer's count of deliveries. The consumer delivers only the projection's kinds, so
+/// stream sequences skip; its delivery count does not: every new delivery is the one
+/// after the last (which ordered consumers rely on too). A redelivery brings a stream
+/// sequence already taken, and may have used up a delivery number of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cursor {
+    /// The highest stream sequence taken.
+    through: u64,
+    /// The consumer's delivery number the next new delivery must carry.
+    next_delivery: u64,
+}
+
+impl Cursor {
+    /// A fresh consumer's, started after stream sequence `checkpoint`.
+    fn after(checkpoint: u64) -> Self {
+        Self {
+            through: checkpoint,
+            next_delivery: 1,
         }
+    }
+
+    /// Takes delivery `delivery` of stream sequence `sequence`, or says why not.
+    fn take(&mut self, sequence: u64, delivery: u64) -> Delivery {
+        if sequence <= self.through {
+            self.next_delivery = self.next_delivery.max(delivery + 1);
+            return Delivery::Again;
+        }
+        if delivery != self.next_delivery {
+            return Delivery::Gap {
+                expected: self.next_delivery,
+            };
+        }
+        self.through = sequence;
+        self.next_delivery += 1;
+        Delivery::Next
     }
 }
 
@@ -802,13 +860,27 @@ pub async fn consumer_name<P: Projection>(pool: &PgPool) -> Result<String, sqlx:
 
 #[cfg(test)]
 mod tests {
-    use super::Delivery;
+    use super::{Cursor, Delivery};
 
     #[test]
-    fn only_the_next_sequence_is_taken_and_a_jump_past_it_is_a_gap() {
-        assert_eq!(Delivery::of(7, 7), Delivery::Next);
-        assert_eq!(Delivery::of(5, 7), Delivery::Again);
-        assert_eq!(Delivery::of(8, 7), Delivery::Gap);
-        assert_eq!(Delivery::of(1, 1), Delivery::Next);
+    fn new_deliveries_are_taken_in_turn_and_a_missing_one_is_a_gap() {
+        let mut cursor = Cursor::after(10);
+        // Stream sequences skip other kinds' events; deliveries count on by one.
+        assert_eq!(cursor.take(12, 1), Delivery::Next);
+        assert_eq!(cursor.take(20, 2), Delivery::Next);
+        // A redelivery of what was taken, whatever number it carries.
+        assert_eq!(cursor.take(12, 1), Delivery::Again);
+        assert_eq!(cursor.take(20, 3), Delivery::Again);
+        // Delivery 3 went to that redelivery: the next new one is 4.
+        assert_eq!(cursor.take(25, 4), Delivery::Next);
+        // Delivery 5 never came.
+        assert_eq!(cursor.take(31, 6), Delivery::Gap { expected: 5 });
+        assert_eq!(
+            cursor,
+            Cursor {
+                through: 25,
+                next_delivery: 5
+            }
+        );
     }
 }

@@ -633,3 +633,76 @@ async fn a_batch_is_refused_when_the_checkpoint_lost_a_commit() {
         0
     );
 }
+
+/// A projection's consumer delivers only the projection's kinds: a directory of users
+/// never takes a chat's events off the wire. Its checkpoint still follows the log over
+/// them, so that a consistency token from any command resolves on it.
+#[tokio::test]
+async fn a_projection_takes_only_its_kinds_and_its_checkpoint_follows_the_log() {
+    let env = TestEnv::new().await;
+    let mut expected = seed(&env, 3).await;
+    run_to_end(&env, 100).await;
+    let from = checkpoint(&env.pool, UserDirectory::NAME, UserDirectory::VERSION)
+        .await
+        .unwrap();
+    let running = Running::start(&env, 100);
+    let others = |n: usize| -> Vec<natter_eventlog::NewEvent> {
+        (0..n)
+            .map(|_| {
+                let chat = Uuid::now_v7().to_string();
+                natter_eventlog::NewEvent {
+                    subject: env.log.subject("chat", &chat),
+                    expected_sequence: None,
+                    expected_subject: None,
+                    dedupe_id: None,
+                    envelope: natter_schema::Envelope {
+                        event_id: Uuid::now_v7(),
+                        event_type: "NotTheDirectorys".into(),
+                        schema_version: 1,
+                        aggregate_type: "chat".into(),
+                        aggregate_id: chat,
+                        actor: None,
+                        occurred_at: time::OffsetDateTime::now_utc(),
+                        correlation_id: Uuid::now_v7(),
+                        causation_id: None,
+                        payload: serde_json::json!({}),
+                    },
+                }
+            })
+            .collect()
+    };
+    env.log.append(&others(40)).await.unwrap();
+    let commands = common::accounts(&env.log);
+    let id = common::register_named(&commands, "among_others", "Among others")
+        .await
+        .user_id;
+    expected.insert(id, ("among_others".into(), "Among others".into()));
+    let last = env.log.append(&others(40)).await.unwrap().last_sequence();
+
+    // No event of the directory's after the registration: the checkpoint gets to the
+    // end of the log all the same.
+    caught_up(&env, last).await;
+    assert_matches(&rows(&env.pool).await, &expected);
+    let users_since = env
+        .log
+        .read(Start::Sequence(from + 1))
+        .try_collect::<Vec<StoredEvent>>()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|event| event.envelope.aggregate_type == "user")
+        .count();
+    let name = natter_projections::consumer_name::<UserDirectory>(&env.pool)
+        .await
+        .unwrap();
+    let stream = env.log.jetstream().get_stream(&env.stream).await.unwrap();
+    let info = stream.consumer_info(&name).await.unwrap();
+    assert!(users_since > 0);
+    assert_eq!(
+        info.delivered.consumer_sequence,
+        u64::try_from(users_since).unwrap(),
+        "the consumer delivered the users' events since {from}, and no other ({} in all)",
+        last - from
+    );
+    running.stop().await;
+}
