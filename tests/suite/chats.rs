@@ -525,3 +525,110 @@ async fn an_idempotency_key_makes_a_retried_group_creation_safe() {
         .unwrap();
     assert_eq!(theirs.status(), StatusCode::CREATED);
 }
+
+/// The chat list comes in pages: pinned chats first, then the most recently active, and
+/// following `next_cursor` gives every chat once, in the order of one whole page.
+#[tokio::test]
+async fn the_chat_list_comes_in_pages_that_add_up_to_the_whole() {
+    let env = TestEnv::new().await;
+    let api = Api::start(&env).await;
+    let me = api.user("pager").await;
+    let mut chats = Vec::new();
+    let mut sequence = 0;
+    for n in 0..7 {
+        let other = api.user(&format!("paged_{n}")).await;
+        let (_, chat) = api
+            .call(
+                Method::POST,
+                "/v1/chats/direct",
+                &me,
+                Some(json!({"user_id": other.id})),
+            )
+            .await;
+        let chat = chat["chat_id"].as_str().unwrap().to_owned();
+        let (_, sent) = api
+            .call(
+                Method::POST,
+                &format!("/v1/chats/{chat}/messages"),
+                &other,
+                Some(json!({"client_id": uuid::Uuid::now_v7().to_string(), "body": "hi"})),
+            )
+            .await;
+        sequence = sent["sequence"].as_u64().unwrap();
+        chats.push(chat);
+    }
+    // Two older chats pinned: they come first.
+    for chat in &chats[1..3] {
+        let (status, changed) = api
+            .call(
+                Method::PUT,
+                &format!("/v1/chats/{chat}/settings"),
+                &me,
+                Some(json!({"pinned": true})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{changed}");
+        sequence = changed["sequence"].as_u64().unwrap();
+    }
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["chat_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (status, whole) = api
+        .call(
+            Method::GET,
+            &format!("/v1/chats?min_sequence={sequence}"),
+            &me,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{whole}");
+    assert_eq!(whole["next_cursor"], Value::Null);
+    let whole = ids(&whole);
+    let mut expected: Vec<String> = chats[1..3].iter().rev().cloned().collect();
+    expected.extend([6, 5, 4, 3, 0].map(|n| chats[n].clone()));
+    // Pinned first (each pinned by a later event, but ordered by their activity).
+    assert_eq!(whole[2..], expected[2..], "{whole:?}");
+    assert_eq!(
+        whole[..2].iter().collect::<std::collections::BTreeSet<_>>(),
+        expected[..2].iter().collect()
+    );
+
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            None => "/v1/chats?limit=3".to_owned(),
+            Some(cursor) => format!("/v1/chats?limit=3&cursor={cursor}"),
+        };
+        let (status, page) = api.call(Method::GET, &path, &me, None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        paged.extend(ids(&page));
+        pages += 1;
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(paged, whole);
+
+    for (path, code) in [
+        ("/v1/chats?limit=0", "invalid_query"),
+        ("/v1/chats?limit=1001", "invalid_query"),
+        ("/v1/chats?cursor=bm90IGEgY3Vyc29y", "invalid_cursor"),
+        ("/v1/chats?cursor=%25%25", "invalid_cursor"),
+    ] {
+        let (status, problem) = api.call(Method::GET, path, &me, None).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(code)),
+            "{path}: {problem}"
+        );
+    }
+}

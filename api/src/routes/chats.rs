@@ -3,6 +3,8 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use natter_commands::chats::{ChatOutcome, ChatsError};
 use natter_domain::chat::{ChatCommand, ChatError, Description, GroupEdit, GroupName, InviteCode};
 use natter_projections::reads::chats;
@@ -180,24 +182,95 @@ pub struct ChatSummary {
 #[schema(example = json!({"items": [{"chat_id": "0190f3a1-7b2c-7d3e-8f40-5a6b7c8d9e0f", "kind": "group", "name": "Climbing", "peer_id": null, "last_activity_at": "2026-11-26T12:00:00Z", "last_message": {"sequence": 1043, "sender": "0190f3a1-0000-7000-8000-000000000001", "preview": "See you at 8?", "sent_at": "2026-11-26T12:00:00Z"}, "unread_count": 2}]}))]
 pub struct ChatList {
     pub items: Vec<ChatSummary>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
 }
 
-/// The caller's chats: pinned ones first, then the most recently active, each with
-/// its last message, the count of unread messages and the caller's settings.
+/// The largest page of the chat list.
+const MAX_CHAT_PAGE: u32 = 1_000;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ChatListQuery {
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Wait for the read model to reach this sequence.
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
+    pub min_sequence: Option<u64>,
+}
+
+/// A page's end as a cursor: `<pinned 0|1>.<last activity, Unix nanoseconds>.<chat id>`,
+/// base64url. Opaque to clients.
+fn chat_cursor(place: chats::ChatListPlace) -> String {
+    let text = format!(
+        "{}.{}.{}",
+        u8::from(place.pinned),
+        place.last_activity_at.unix_timestamp_nanos(),
+        place.chat_id
+    );
+    URL_SAFE_NO_PAD.encode(text)
+}
+
+fn chat_place(cursor: &str) -> Result<chats::ChatListPlace, ApiError> {
+    let invalid = || ApiError::bad_request("invalid_cursor", "not a cursor from this API");
+    let text = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(invalid)?;
+    let mut parts = text.splitn(3, '.');
+    let (Some(pinned), Some(nanos), Some(chat_id)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(invalid());
+    };
+    Ok(chats::ChatListPlace {
+        pinned: match pinned {
+            "0" => false,
+            "1" => true,
+            _ => return Err(invalid()),
+        },
+        last_activity_at: nanos
+            .parse::<i128>()
+            .ok()
+            .and_then(|nanos| OffsetDateTime::from_unix_timestamp_nanos(nanos).ok())
+            .ok_or_else(invalid)?,
+        chat_id: chat_id.parse().map_err(|_| invalid())?,
+    })
+}
+
+/// The caller's chats, a page at a time: pinned ones first, then the most recently
+/// active, each with its last message, the count of unread messages and the caller's
+/// settings. A chat that moves up while a client pages (a new message) is told by its
+/// live event.
 #[utoipa::path(
     get, path = "/v1/chats", tag = "chats", operation_id = "list_chats", security(("bearer" = [])),
-    params(Consistency),
+    params(ChatListQuery),
     responses((status = 200, body = ChatList))
 )]
 pub async fn list(
     State(state): State<ApiState>,
     caller: Caller,
-    ApiQuery(consistency): ApiQuery<Consistency>,
+    ApiQuery(query): ApiQuery<ChatListQuery>,
 ) -> Result<axum::Json<ChatList>, ApiError> {
-    wait_for(&state, CHATS.0, CHATS.1, consistency.min_sequence).await?;
-    let items = chats::chat_list(&state.pool, caller.user_id)
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_CHAT_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_query", "limit is 1 to 1000"));
+    }
+    let after = query.cursor.as_deref().map(chat_place).transpose()?;
+    wait_for(&state, CHATS.0, CHATS.1, query.min_sequence).await?;
+    let mut found = chats::chat_list(&state.pool, caller.user_id, after, limit + 1)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let next_cursor = if found.len() > limit as usize {
+        found.truncate(limit as usize);
+        found.last().map(|last| chat_cursor(last.place()))
+    } else {
+        None
+    };
+    let items = found
         .into_iter()
         .map(|item| ChatSummary {
             chat_id: item.chat_id,
@@ -222,7 +295,7 @@ pub async fn list(
             previews: item.previews,
         })
         .collect();
-    Ok(axum::Json(ChatList { items }))
+    Ok(axum::Json(ChatList { items, next_cursor }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

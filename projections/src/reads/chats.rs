@@ -84,7 +84,9 @@ static CHAT_LIST: LazyLock<String> = LazyLock::new(|| {
                 END AS unread
          FROM {members} m JOIN {chats} c USING (chat_id)
          WHERE m.user_id = $1 AND m.left_at IS NULL
-         ORDER BY m.pinned DESC, c.last_activity_at DESC, c.chat_id LIMIT 1000",
+           AND ($2::boolean IS NULL OR m.pinned < $2 OR (m.pinned = $2 AND (
+                c.last_activity_at < $3 OR (c.last_activity_at = $3 AND c.chat_id > $4))))
+         ORDER BY m.pinned DESC, c.last_activity_at DESC, c.chat_id LIMIT $5",
         last("x.sequence", "last_message_sequence"),
         last("x.sender", "last_message_sender"),
         last("left(x.body, 100)", "last_message_preview"),
@@ -97,23 +99,59 @@ static CHAT_LIST: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The chat list's query, whose one parameter is the user: for `EXPLAIN` (`natter bench
+/// The chat list's query, whose parameters are the user, the place after which the page
+/// starts (three nulls for the first) and the page size: for `EXPLAIN` (`natter bench
 /// queries --explain`).
 pub fn chat_list_query() -> &'static str {
     &CHAT_LIST
 }
 
-/// The chats `user` is in (at most 1,000): pinned ones first, then the most recently
-/// active, each with its last message, the count of unread messages and the user's
-/// settings.
+/// Where a page of the chat list ends: the next page starts after this chat, in the
+/// list's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChatListPlace {
+    pub pinned: bool,
+    pub last_activity_at: OffsetDateTime,
+    pub chat_id: Uuid,
+}
+
+impl ChatListItem {
+    /// Where a page ending with this chat ends.
+    pub fn place(&self) -> ChatListPlace {
+        ChatListPlace {
+            pinned: self.pinned,
+            last_activity_at: self.last_activity_at,
+            chat_id: self.chat_id,
+        }
+    }
+}
+
+/// Up to `limit` of the chats `user` is in, after `after` (from the first without it):
+/// pinned ones first, then the most recently active, each with its last message, the
+/// count of unread messages and the user's settings.
+///
+/// Only the page's chats have their last message looked back for and their unread
+/// messages counted: the planner puts those subqueries after the limit.
 ///
 /// One member row and one chat row per chat: the last message is kept on the chat, and
 /// looked up further back only where the member deleted it for themselves or it
 /// predates their joining; the other member of a direct chat is on the member row;
 /// unread messages are counted only in chats with messages after the member's read
 /// marker.
-pub async fn chat_list(pool: &PgPool, user: Uuid) -> Result<Vec<ChatListItem>, sqlx::Error> {
-    let rows = sqlx::query(&CHAT_LIST).bind(user).fetch_all(pool).await?;
+pub async fn chat_list(
+    pool: &PgPool,
+    user: Uuid,
+    after: Option<ChatListPlace>,
+    limit: u32,
+) -> Result<Vec<ChatListItem>, sqlx::Error> {
+    let rows = sqlx::query(&CHAT_LIST)
+        .bind(user)
+        .bind(after.map(|place| place.pinned))
+        .bind(after.map(|place| place.last_activity_at))
+        .bind(after.map(|place| place.chat_id))
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
     rows.iter()
         .map(|row| {
             let last_sequence: Option<i64> = row.try_get("last_sequence")?;

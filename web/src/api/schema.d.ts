@@ -29,8 +29,10 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The caller's chats: pinned ones first, then the most recently active, each with
-         *     its last message, the count of unread messages and the caller's settings.
+         * The caller's chats, a page at a time: pinned ones first, then the most recently
+         *     active, each with its last message, the count of unread messages and the caller's
+         *     settings. A chat that moves up while a client pages (a new message) is told by its
+         *     live event.
          */
         get: operations["list_chats"];
         put?: never;
@@ -1043,6 +1045,8 @@ export interface components {
          */
         ChatList: {
             items: components["schemas"]["ChatSummary"][];
+            /** @description Pass as `cursor` for the next page; absent on the last page. */
+            next_cursor?: string | null;
         };
         ChatMember: {
             admin: boolean;
@@ -1980,6 +1984,10 @@ export interface operations {
     list_chats: {
         parameters: {
             query?: {
+                /** @description Page size, 1 to 1000 (default 100). */
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
                 /** @description Wait (up to 3 s) until the read model has applied this stream sequence: the `sequence` of an earlier command's answer. 0 waits for nothing; a sequence past the end of the log was never handed out and is refused (400 `invalid_consistency_token`) */
                 min_sequence?: number;
             };

@@ -19,16 +19,28 @@ onReset(() => {
 export async function loadChats(minSequence = realtime.position()): Promise<void> {
   const epoch = currentEpoch();
   const asked = ++chatsAsked;
-  const list = await call(() =>
-    api.GET("/v1/chats", { params: { query: minSequence ? { min_sequence: minSequence } : {} } }),
-  );
+  const chats: ChatSummary[] = [];
+  let cursor: string | undefined;
+  do {
+    const query = {
+      limit: CHAT_PAGE,
+      ...(cursor ? { cursor } : {}),
+      ...(minSequence ? { min_sequence: minSequence } : {}),
+    };
+    const page = await call(() => api.GET("/v1/chats", { params: { query } }));
+    chats.push(...page.items);
+    cursor = page.next_cursor ?? undefined;
+  } while (cursor);
   if (asked < chatsApplied) return;
   chatsApplied = asked;
-  setIfCurrent(epoch, (s) => ({ ...s, chats: list.items }));
-  for (const chat of list.items) {
+  setIfCurrent(epoch, (s) => ({ ...s, chats }));
+  for (const chat of chats) {
     if (chat.peer_id) void ensureUser(chat.peer_id);
   }
 }
+
+/** The list is shown whole, so it comes in the largest pages the API gives. */
+const CHAT_PAGE = 1000;
 
 /**
  * Reloads the chat list soon, once its read model has the event at `sequence`. Counts
