@@ -51,6 +51,8 @@ impl Projection for Chats {
         "chat_pins_v1",
     ];
     const KINDS: &'static [&'static str] = &["chat", MESSAGES_KIND, "chatprefs"];
+    // Messages and chats are most of the log.
+    const WHOLE_LOG: bool = true;
     type Event = (ChatsEvent, OffsetDateTime);
 
     fn decode(

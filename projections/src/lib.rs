@@ -99,8 +99,15 @@ pub trait Projection: Send + Sync + 'static {
     const VERSION: i32;
 
     /// The aggregate kinds (subject tokens, `<prefix>.evt.<kind>.<id>`) whose events
-    /// this projection reads. The runner skips others without parsing them.
+    /// this projection reads. Its consumer delivers only those (see [`Self::WHOLE_LOG`]).
     const KINDS: &'static [&'static str];
+
+    /// The consumer takes the whole log and the runner skips other kinds without
+    /// parsing them, instead of the server picking out `KINDS`: for a projection whose
+    /// kinds make up most of the log. The pinned NATS delivers from a consumer filtered
+    /// by several subjects at less than half the rate of an unfiltered one (measured:
+    /// `docs/performance.md`), which a projection that skips little never makes up.
+    const WHOLE_LOG: bool = false;
 
     /// The tables of the read model, all named `<name>_v<VERSION>`. A rebuild builds copies
     /// of them beside the live ones and switches them in together.

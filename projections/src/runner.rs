@@ -9,7 +9,10 @@
 //!   or below it are skipped; rows carry `last_sequence`, and updates apply only to older
 //!   rows.
 //! - The consumer delivers only the projection's kinds (`Projection::KINDS`, as subject
-//!   filters): a projection of users never takes a message off the wire. The checkpoint
+//!   filters): a projection of users never takes a message off the wire. A projection
+//!   whose kinds are most of the log (`Projection::WHOLE_LOG`: chats) takes all of it
+//!   and skips the others unparsed, as the server's filter of several subjects costs
+//!   more per delivery than the skipping. The checkpoint
 //!   only moves across an unbroken run of deliveries: every new delivery carries the
 //!   consumer's next delivery number, so a redelivery (a stream sequence already taken)
 //!   is passed over, and a number past the next one (a delivery lost on its way, as when
@@ -266,6 +269,7 @@ impl<P: Projection> Runner<P> {
         let (batches, mut ready) = mpsc::channel(2);
         let reader = tokio::spawn(read_batches(
             Arc::clone(&self.projection),
+            self.log.clone(),
             messages,
             Cursor::after(from),
             self.max_batch,
@@ -432,10 +436,14 @@ impl<P: Projection> Runner<P> {
             .create_consumer(pull::Config {
                 durable_name: Some(name),
                 description: Some(format!("projection {} v{}", P::NAME, P::VERSION)),
-                filter_subjects: P::KINDS
-                    .iter()
-                    .map(|kind| self.log.events_of(kind))
-                    .collect(),
+                filter_subjects: if P::WHOLE_LOG {
+                    vec![self.log.all_events()]
+                } else {
+                    P::KINDS
+                        .iter()
+                        .map(|kind| self.log.events_of(kind))
+                        .collect()
+                },
                 deliver_policy: if checkpoint == 0 {
                     DeliverPolicy::All
                 } else {
@@ -709,6 +717,7 @@ impl Drop for AbortOnDrop {
 /// (`AckPolicy::All`) would have acknowledged the lost one unapplied.
 async fn read_batches<P: Projection>(
     projection: Arc<P>,
+    log: EventLog,
     mut messages: pull::Stream,
     mut cursor: Cursor,
     max_batch: usize,
@@ -717,7 +726,15 @@ async fn read_batches<P: Projection>(
     loop {
         let batch = match messages.next().await {
             Some(first) => {
-                next_batch(&*projection, first, &mut messages, &mut cursor, max_batch).await
+                next_batch(
+                    &*projection,
+                    &log,
+                    first,
+                    &mut messages,
+                    &mut cursor,
+                    max_batch,
+                )
+                .await
             }
             None => return,
         };
@@ -739,6 +756,7 @@ async fn read_batches<P: Projection>(
 /// batch's first message.
 async fn next_batch<P: Projection>(
     projection: &P,
+    log: &EventLog,
     first: Result<jetstream::Message, MessagesError>,
     messages: &mut pull::Stream,
     cursor: &mut Cursor,
@@ -763,17 +781,25 @@ async fn next_batch<P: Projection>(
             }
             Delivery::Next => {
                 taken += 1;
-                let stored = StoredEvent::from_consumed(&message).map_err(|error| {
-                    RunnerError::Unreadable {
-                        sequence,
-                        error: error.to_string(),
+                // From a whole-log consumer, another kind's event counts for the
+                // checkpoint, and is not even parsed.
+                let wanted = !P::WHOLE_LOG
+                    || log
+                        .kind_of(&message.subject)
+                        .is_none_or(|kind| P::KINDS.contains(&kind));
+                if wanted {
+                    let stored = StoredEvent::from_consumed(&message).map_err(|error| {
+                        RunnerError::Unreadable {
+                            sequence,
+                            error: error.to_string(),
+                        }
+                    })?;
+                    let event = projection
+                        .decode(&stored)
+                        .map_err(|error| crate::Undecodable { sequence, error })?;
+                    if let Some(event) = event {
+                        events.push(Decoded { sequence, event });
                     }
-                })?;
-                let event = projection
-                    .decode(&stored)
-                    .map_err(|error| crate::Undecodable { sequence, error })?;
-                if let Some(event) = event {
-                    events.push(Decoded { sequence, event });
                 }
                 last = Some(message);
             }
