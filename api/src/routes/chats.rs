@@ -248,7 +248,10 @@ fn chat_place(cursor: &str) -> Result<chats::ChatListPlace, ApiError> {
 #[utoipa::path(
     get, path = "/v1/chats", tag = "chats", operation_id = "list_chats", security(("bearer" = [])),
     params(ChatListQuery),
-    responses((status = 200, body = ChatList))
+    responses(
+        (status = 200, body = ChatList),
+        (status = 400, description = "A limit out of range (`invalid_query`) or a cursor not from this API (`invalid_cursor`)"),
+    )
 )]
 pub async fn list(
     State(state): State<ApiState>,

@@ -2005,7 +2005,7 @@ export interface operations {
                     "application/json": components["schemas"]["ChatList"];
                 };
             };
-            /** @description Malformed request: path, query or body. Or: `min_sequence` past the end of the log (`invalid_consistency_token`) */
+            /** @description A limit out of range (`invalid_query`) or a cursor not from this API (`invalid_cursor`). Or: `min_sequence` past the end of the log (`invalid_consistency_token`) */
             400: {
                 headers: {
                     [name: string]: unknown;
