@@ -546,15 +546,7 @@ async fn the_chat_list_comes_in_pages_that_add_up_to_the_whole() {
             )
             .await;
         let chat = chat["chat_id"].as_str().unwrap().to_owned();
-        let (_, sent) = api
-            .call(
-                Method::POST,
-                &format!("/v1/chats/{chat}/messages"),
-                &other,
-                Some(json!({"client_id": uuid::Uuid::now_v7().to_string(), "body": "hi"})),
-            )
-            .await;
-        sequence = sent["sequence"].as_u64().unwrap();
+        sequence = api.send(&chat, &other, "hi").await;
         chats.push(chat);
     }
     // Two older chats pinned: they come first.
