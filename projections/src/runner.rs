@@ -12,13 +12,14 @@
 //!   filters): a projection of users never takes a message off the wire. A projection
 //!   whose kinds are most of the log (`Projection::WHOLE_LOG`: chats) takes all of it
 //!   and skips the others unparsed, as the server's filter of several subjects costs
-//!   more per delivery than the skipping. The checkpoint
-//!   only moves across an unbroken run of deliveries: every new delivery carries the
-//!   consumer's next delivery number, so a redelivery (a stream sequence already taken)
-//!   is passed over, and a number past the next one (a delivery lost on its way, as when
-//!   a cluster node dies with a pull request's messages in flight) ends the consumer's
-//!   life: the runner starts a new one at its checkpoint. Applying on across the hole
-//!   would have acknowledged the lost message unapplied and skipped it for good.
+//!   more per delivery than the skipping.
+//! - The checkpoint only moves across an unbroken run of deliveries: every new delivery
+//!   carries the consumer's next delivery number, so a redelivery (a stream sequence
+//!   already taken) is passed over, and a number past the next one (a delivery lost on
+//!   its way, as when a cluster node dies with a pull request's messages in flight) ends
+//!   the consumer's life: the runner starts a new one at its checkpoint. Applying on
+//!   across the hole would have acknowledged the lost message unapplied and skipped it
+//!   for good.
 //! - Others' events still count for the checkpoint, so that a consistency token waits
 //!   no longer on one read model than another: after 100 ms without a delivery, the
 //!   runner reads the log's end and asks the stream's leader for its kinds' first event
@@ -43,7 +44,8 @@
 //! Batching: with nothing pending, a batch lingers 5 ms for more events (one transaction
 //! where there were dozens). A batch holding no event the projection uses (of its kinds,
 //! but not its concern) is acknowledged at once; its checkpoint is written with the next
-//! batch that changes the read model, or after 100 ms, whichever comes first. The workers' pool commits with `synchronous_commit = off`: the log is durable
+//! batch that changes the read model, or after 100 ms, whichever comes first. The
+//! workers' pool commits with `synchronous_commit = off`: the log is durable
 //! and the checkpoint commits with the rows it covers, so a commit lost in a Postgres
 //! crash is applied again from the log. That needs the writer to notice: a runner that
 //! survives the crash still holds its consumer, which has read on past the lost batch.
@@ -781,12 +783,11 @@ async fn next_batch<P: Projection>(
             }
             Delivery::Next => {
                 taken += 1;
-                // From a whole-log consumer, another kind's event counts for the
+                // Another kind's event (from a whole-log consumer) counts for the
                 // checkpoint, and is not even parsed.
-                let wanted = !P::WHOLE_LOG
-                    || log
-                        .kind_of(&message.subject)
-                        .is_none_or(|kind| P::KINDS.contains(&kind));
+                let wanted = log
+                    .kind_of(&message.subject)
+                    .is_none_or(|kind| P::KINDS.contains(&kind));
                 if wanted {
                     let stored = StoredEvent::from_consumed(&message).map_err(|error| {
                         RunnerError::Unreadable {
