@@ -363,15 +363,7 @@ async fn chat_settings_pin_at_most_three_archive_and_mute() {
     let mut chats = Vec::new();
     for n in 0..4 {
         let other = api.user(&format!("peer_{n}")).await;
-        let (_, chat) = api
-            .call(
-                Method::POST,
-                "/v1/chats/direct",
-                &me,
-                Some(json!({"user_id": other.id})),
-            )
-            .await;
-        chats.push(chat["chat_id"].as_str().unwrap().to_owned());
+        chats.push(api.direct(&me, &other).await);
     }
     let settings = |chat: &str| format!("/v1/chats/{chat}/settings");
     let mut last = Value::Null;
@@ -537,15 +529,7 @@ async fn the_chat_list_comes_in_pages_that_add_up_to_the_whole() {
     let mut sequence = 0;
     for n in 0..7 {
         let other = api.user(&format!("paged_{n}")).await;
-        let (_, chat) = api
-            .call(
-                Method::POST,
-                "/v1/chats/direct",
-                &me,
-                Some(json!({"user_id": other.id})),
-            )
-            .await;
-        let chat = chat["chat_id"].as_str().unwrap().to_owned();
+        let chat = api.direct(&me, &other).await;
         sequence = api.send(&chat, &other, "hi").await;
         chats.push(chat);
     }

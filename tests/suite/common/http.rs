@@ -85,6 +85,20 @@ impl Api {
     pub async fn send(&self, chat: &str, from: &User, body: &str) -> u64 {
         send(&self.http, &self.app, chat, from, body).await
     }
+
+    /// The direct chat of `from` with `to`, opened by `from`; its id.
+    pub async fn direct(&self, from: &User, to: &User) -> String {
+        let (status, chat) = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/chats/direct",
+                from,
+                Some(serde_json::json!({"user_id": to.id})),
+            )
+            .await;
+        assert!(status.is_success(), "{chat}");
+        chat["chat_id"].as_str().unwrap().to_owned()
+    }
 }
 
 /// A group of `members` created by the first, through `app`; its id.
