@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 use crate::passwords::{HashError, PasswordHasher};
 use crate::{
-    ClaimHolder, CommandError, CommandHandler, CommandMetrics, Executed, ExtraClaim, claim_state,
-    tokens,
+    ClaimHolder, CommandError, CommandHandler, CommandMetrics, Executed, ExtraClaim,
+    claim_state_current, tokens,
 };
 
 use crate::idempotency::IdempotencyError;
@@ -271,7 +271,7 @@ impl Accounts {
         device_name: DeviceName,
         metadata: Metadata,
     ) -> Result<Tokens, AccountError> {
-        let (holder, _) = claim_state(self.users.log(), HANDLE_CLAIM, handle.as_str())
+        let (holder, _) = claim_state_current(self.users.log(), HANDLE_CLAIM, handle.as_str())
             .await
             .map_err(|e| crate::failed(e, AccountError::Internal))?;
         let profile = match holder {
@@ -330,7 +330,9 @@ impl Accounts {
         let session_id =
             tokens::session_of(refresh_token).ok_or(AccountError::InvalidRefreshToken)?;
         let id = session_id.to_string();
-        let (session, _) = self.sessions.load(&id).await?;
+        // Current, not as a replica may hold it: a session opened or refreshed a moment
+        // ago must not look unknown, nor its new token like a spent one.
+        let (session, _) = self.sessions.load_current(&id).await?;
         let (user_id, epoch, expires_at) = match &session {
             Session::Open(open) => (open.user_id, open.epoch, open.expires_at),
             Session::Ended { .. } => return Err(AccountError::Session(SessionError::Ended)),
@@ -555,9 +557,16 @@ impl Accounts {
             .await
     }
 
-    /// The account's current state, if it exists and is not deleted.
+    /// The account's current state, if it exists and is not deleted. An account that
+    /// seems not to exist is looked for again at the stream leader: a replica a moment
+    /// behind may not have its registration yet.
     pub async fn profile(&self, user_id: Uuid) -> Result<Option<Profile>, AccountError> {
-        let (user, _) = self.users.load(&user_id.to_string()).await?;
+        let id = user_id.to_string();
+        let (user, _) = self.users.load(&id).await?;
+        if let Some(profile) = user.profile() {
+            return Ok(Some(profile.clone()));
+        }
+        let (user, _) = self.users.load_current(&id).await?;
         Ok(user.profile().cloned())
     }
 

@@ -21,7 +21,7 @@ use natter_schema::Metadata;
 use uuid::Uuid;
 
 use crate::idempotency::{IDEMPOTENCY_CLAIM, IdempotencyError, IdempotencyKey};
-use crate::{ClaimHolder, CommandError, CommandHandler, CommandMetrics, claim_state};
+use crate::{ClaimHolder, CommandError, CommandHandler, CommandMetrics, claim_state_current};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChatsError {
@@ -179,7 +179,7 @@ impl Chats {
     }
 
     async fn existing_direct(&self, a: Uuid, b: Uuid) -> Result<Option<ChatOutcome>, ChatsError> {
-        let (holder, _) = claim_state(self.chats.log(), DIRECT_CLAIM, &direct_key(a, b))
+        let (holder, _) = claim_state_current(self.chats.log(), DIRECT_CLAIM, &direct_key(a, b))
             .await
             .map_err(|e| crate::failed(e, ChatsError::Internal))?;
         match holder {
@@ -313,7 +313,7 @@ impl Chats {
         code: InviteCode,
         metadata: Metadata,
     ) -> Result<ChatOutcome, ChatsError> {
-        let (holder, _) = claim_state(self.chats.log(), INVITE_CLAIM, code.as_str())
+        let (holder, _) = claim_state_current(self.chats.log(), INVITE_CLAIM, code.as_str())
             .await
             .map_err(|e| crate::failed(e, ChatsError::Internal))?;
         let ClaimHolder::Held { owner: chat_id, .. } = holder else {
@@ -377,9 +377,10 @@ impl Chats {
             })
     }
 
-    /// The chat's state, for reads that must be exact (authorization).
+    /// The chat's state, for reads that must be exact (authorization): as the stream
+    /// leader holds it, so a member added a moment ago is one.
     pub async fn chat(&self, chat_id: Uuid) -> Result<Chat, ChatsError> {
-        Ok(self.chats.load(&chat_id.to_string()).await?.0)
+        Ok(self.chats.load_current(&chat_id.to_string()).await?.0)
     }
 
     async fn execute(
@@ -404,11 +405,15 @@ impl Chats {
         &self,
         user_id: Uuid,
     ) -> Result<Option<natter_domain::user::Profile>, ChatsError> {
-        let (user, _) = self
-            .users
-            .load(&user_id.to_string())
-            .await
-            .map_err(|e| crate::failed(e, ChatsError::Internal))?;
+        let failed = |e| crate::failed(e, ChatsError::Internal);
+        let id = user_id.to_string();
+        let (user, _) = self.users.load(&id).await.map_err(failed)?;
+        if let Some(profile) = user.profile() {
+            return Ok(Some(profile.clone()));
+        }
+        // Perhaps a replica a moment behind the registration: "unknown" is decided at
+        // the leader.
+        let (user, _) = self.users.load_current(&id).await.map_err(failed)?;
         Ok(user.profile().cloned())
     }
 

@@ -580,13 +580,30 @@ pub enum ClaimHolder {
     },
 }
 
-/// Who holds `<kind>.<key>`, and the last sequence of its subject (0 when never claimed).
+/// Who holds `<kind>.<key>`, and the last sequence of its subject (0 when never claimed),
+/// as the server that answers holds it: in a replicated log, a replica a moment behind
+/// the leader may not have the newest claim yet. Right for a guess that an append with
+/// the sequence checks (taking a claim), not for a refusal.
 pub async fn claim_state(
     log: &EventLog,
     kind: &str,
     key: &str,
 ) -> Result<(ClaimHolder, u64), LogError> {
-    let Some(stored) = log.last_on_subject(&log.subject(kind, key)).await? else {
+    holder(log.last_on_subject(&log.subject(kind, key)).await?)
+}
+
+/// As [`claim_state`], counting every claim acknowledged before the call: for a read
+/// that answers "no such key" (a sign-in, an invite code) or names the holder.
+pub async fn claim_state_current(
+    log: &EventLog,
+    kind: &str,
+    key: &str,
+) -> Result<(ClaimHolder, u64), LogError> {
+    holder(log.last_on_subject_current(&log.subject(kind, key)).await?)
+}
+
+fn holder(newest: Option<StoredEvent>) -> Result<(ClaimHolder, u64), LogError> {
+    let Some(stored) = newest else {
         return Ok((ClaimHolder::Free, 0));
     };
     let malformed = |e: serde_json::Error| LogError::Malformed {

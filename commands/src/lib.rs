@@ -25,6 +25,7 @@ pub mod tokens;
 
 pub use handler::{
     Beside, ClaimHolder, CommandError, CommandHandler, Executed, ExtraClaim, claim_state,
+    claim_state_current,
 };
 pub use metrics::CommandMetrics;
 
