@@ -3,8 +3,9 @@
 //!
 //! The pool has by default one thread fewer than the cores (`NATTER_HASH_WORKERS`), so a
 //! core is always left for requests; when the queue is full the answer is 503 `busy`, not
-//! a wait. The threads run at normal priority: `SCHED_IDLE` would need unsafe code, which
-//! the workspace forbids. An unknown handle is checked against a decoy hash, so its
+//! a wait. The threads run at normal priority: at nice 19 (tried, with `rustix`), logins
+//! fell by a tenth and `natter bench auth`'s GET p99 did not improve
+//! (docs/performance.md). An unknown handle is checked against a decoy hash, so its
 //! answer costs as much as a wrong password. (Rate limits are checked before any hashing,
 //! by the API.)
 
