@@ -203,6 +203,28 @@ fn refresh_token(body: &Value) -> &str {
 }
 
 #[tokio::test]
+async fn ones_own_profile_right_after_sign_up_is_waited_for_not_missing() {
+    let env = TestEnv::new().await;
+    // No projector yet: nothing builds the directory until one starts.
+    let api = Api {
+        app: env.spawn_app_with(&[Role::Api], auth_settings()).await,
+        http: reqwest::Client::new(),
+    };
+    api.register("joe").await;
+    let session = api.login("joe", "phone").await;
+    let ((status, me), _projector) =
+        tokio::join!(api.get("/v1/users/me", token(&session)), async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            env.spawn_app(&[Role::Projector]).await
+        });
+    assert_eq!(
+        (status, &me["handle"]),
+        (StatusCode::OK, &json!("joe")),
+        "{me}"
+    );
+}
+
+#[tokio::test]
 async fn register_log_in_and_read_your_own_profile() {
     let env = TestEnv::new().await;
     let api = Api::start(&env, auth_settings()).await;

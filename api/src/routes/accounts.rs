@@ -207,6 +207,9 @@ pub struct OwnProfile {
 }
 
 /// The caller's own profile and settings.
+///
+/// Right after signing up, with no `min_sequence`, the answer waits (briefly) for the
+/// directory to get to the registration rather than say "not found".
 #[utoipa::path(
     get, path = "/v1/users/me", tag = "accounts", security(("bearer" = [])),
     params(Consistency),
@@ -222,10 +225,24 @@ pub async fn me(
     ApiQuery(consistency): ApiQuery<Consistency>,
 ) -> Result<axum::Json<OwnProfile>, ApiError> {
     wait_for(&state, DIRECTORY.0, DIRECTORY.1, consistency.min_sequence).await?;
-    let account = users::account(&state.pool, caller.user_id)
+    let mut account = users::account(&state.pool, caller.user_id)
         .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(ApiError::not_found)?;
+        .map_err(ApiError::internal)?;
+    if account.is_none() {
+        // The caller's session says they exist: the directory has not got to their
+        // registration yet (a client that signed up and asked at once, with no
+        // consistency token). It is waited for up to the log's end, once.
+        let end = state
+            .log
+            .last_sequence()
+            .await
+            .map_err(ApiError::internal)?;
+        wait_for(&state, DIRECTORY.0, DIRECTORY.1, Some(end)).await?;
+        account = users::account(&state.pool, caller.user_id)
+            .await
+            .map_err(ApiError::internal)?;
+    }
+    let account = account.ok_or_else(ApiError::not_found)?;
     Ok(axum::Json(OwnProfile {
         user_id: account.user_id,
         handle: account.handle,

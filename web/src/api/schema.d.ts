@@ -741,7 +741,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The caller's own profile and settings. */
+        /**
+         * The caller's own profile and settings.
+         * @description Right after signing up, with no `min_sequence`, the answer waits (briefly) for the
+         *     directory to get to the registration rather than say "not found".
+         */
         get: operations["me"];
         put?: never;
         post?: never;
