@@ -52,7 +52,7 @@ impl Projection for Chats {
     ];
     const KINDS: &'static [&'static str] = &["chat", MESSAGES_KIND, "chatprefs"];
     // Messages and chats are most of the log.
-    const WHOLE_LOG: bool = true;
+    const WHOLE_LOG_TO_CATCH_UP: bool = true;
     type Event = (ChatsEvent, OffsetDateTime);
 
     fn decode(

@@ -99,15 +99,17 @@ pub trait Projection: Send + Sync + 'static {
     const VERSION: i32;
 
     /// The aggregate kinds (subject tokens, `<prefix>.evt.<kind>.<id>`) whose events
-    /// this projection reads. Its consumer delivers only those (see [`Self::WHOLE_LOG`]).
+    /// this projection reads. Its consumer delivers only those (but see
+    /// [`Self::WHOLE_LOG_TO_CATCH_UP`]).
     const KINDS: &'static [&'static str];
 
-    /// The consumer takes the whole log and the runner skips other kinds without
-    /// parsing them, instead of the server picking out `KINDS`: for a projection whose
-    /// kinds make up most of the log. The pinned NATS delivers from a consumer filtered
-    /// by several subjects at less than half the rate of an unfiltered one (measured:
-    /// `docs/performance.md`), which a projection that skips little never makes up.
-    const WHOLE_LOG: bool = false;
+    /// Far behind the log (a first start, a rebuild, a long stop), the consumer takes the
+    /// whole log and the runner skips other kinds without parsing them; once caught up
+    /// it takes only `KINDS` again. For a projection of several kinds that make up most
+    /// of the log: the pinned NATS delivers a backlog through several subject filters
+    /// at less than half the rate of no filter (measured: `docs/performance.md`), while
+    /// live, filtered, others' events cost it nothing.
+    const WHOLE_LOG_TO_CATCH_UP: bool = false;
 
     /// The tables of the read model, all named `<name>_v<VERSION>`. A rebuild builds copies
     /// of them beside the live ones and switches them in together.

@@ -10,9 +10,12 @@
 //!   rows.
 //! - The consumer delivers only the projection's kinds (`Projection::KINDS`, as subject
 //!   filters): a projection of users never takes a message off the wire. A projection
-//!   whose kinds are most of the log (`Projection::WHOLE_LOG`: chats) takes all of it
-//!   and skips the others unparsed, as the server's filter of several subjects costs
-//!   more per delivery than the skipping.
+//!   whose kinds are most of the log (`Projection::WHOLE_LOG_TO_CATCH_UP`: chats) takes
+//!   all of it while far behind (a backlog of `Runner::with_whole_log_from` events or
+//!   more) and skips the others unparsed, as the server delivers a backlog through
+//!   several subject filters at less than half the rate. Caught up (nothing pending),
+//!   the consumer's life ends and the next one is filtered; a filtered one that falls
+//!   that far behind ends for one of the whole log.
 //! - The checkpoint only moves across an unbroken run of deliveries: every new delivery
 //!   carries the consumer's next delivery number, so a redelivery (a stream sequence
 //!   already taken) is passed over, and a number past the next one (a delivery lost on
@@ -71,6 +74,10 @@ use crate::{Decoded, Projection, ProjectionMetrics};
 
 /// How long a checkpoint may trail events the projection has no use for.
 const CHECKPOINT_LINGER: Duration = Duration::from_millis(100);
+
+/// How far behind (events pending) a `WHOLE_LOG_TO_CATCH_UP` projection takes the whole
+/// log: about a second of the log at its busiest.
+const WHOLE_LOG_FROM: u64 = 10_000;
 
 /// How long a batch under backlog waits for the next message before it goes as it is.
 const BACKLOG_WAIT: Duration = Duration::from_millis(50);
@@ -150,6 +157,7 @@ pub struct Runner<P: Projection> {
     projection: Arc<P>,
     metrics: ProjectionMetrics,
     max_batch: usize,
+    whole_log_from: u64,
 }
 
 impl<P: Projection> Runner<P> {
@@ -160,6 +168,7 @@ impl<P: Projection> Runner<P> {
             projection: Arc::new(projection),
             metrics,
             max_batch: 2_000,
+            whole_log_from: WHOLE_LOG_FROM,
         }
     }
 
@@ -171,6 +180,13 @@ impl<P: Projection> Runner<P> {
     #[must_use]
     pub fn with_max_batch(mut self, max_batch: usize) -> Self {
         self.max_batch = max_batch.max(1);
+        self
+    }
+
+    /// How many events behind a `WHOLE_LOG_TO_CATCH_UP` projection takes the whole log.
+    #[must_use]
+    pub fn with_whole_log_from(mut self, events: u64) -> Self {
+        self.whole_log_from = events.max(1);
         self
     }
 
@@ -230,6 +246,18 @@ impl<P: Projection> Runner<P> {
                         "NATS reconnected; recreating the consumer at the checkpoint"
                     );
                 }
+                Ok(Ended::Switch { whole_log }) => {
+                    tracing::info!(
+                        projection = P::NAME,
+                        whole_log,
+                        "recreating the consumer at the checkpoint, {}",
+                        if whole_log {
+                            "of the whole log to catch up"
+                        } else {
+                            "caught up: of the projection's kinds only"
+                        }
+                    );
+                }
                 Ok(Ended::Shutdown) => break Ok(()),
                 Err(error) => break Err(error),
             }
@@ -257,7 +285,9 @@ impl<P: Projection> Runner<P> {
             }
             return Err(error);
         }
-        let consumer = self.recreate_consumer(from).await?;
+        let behind = self.log.last_sequence().await?.saturating_sub(from);
+        let whole_log = P::WHOLE_LOG_TO_CATCH_UP && behind >= self.whole_log_from;
+        let consumer = self.recreate_consumer(from, whole_log).await?;
         let messages = consumer
             .stream()
             .max_messages_per_batch(self.max_batch)
@@ -400,6 +430,14 @@ impl<P: Projection> Runner<P> {
                 pending,
                 "batch applied"
             );
+            if P::WHOLE_LOG_TO_CATCH_UP
+                && let Some(whole_log) = switch_to(whole_log, pending, self.whole_log_from)
+            {
+                if let Some(through) = unwritten {
+                    advance_checkpoint(&self.pool, P::NAME, P::VERSION, through).await?;
+                }
+                return Ok(Ended::Switch { whole_log });
+            }
         }
     }
 
@@ -423,8 +461,13 @@ impl<P: Projection> Runner<P> {
         Ok(Some(end))
     }
 
-    /// The projection's durable consumer, recreated at the checkpoint.
-    async fn recreate_consumer(&self, checkpoint: u64) -> Result<PullConsumer, RunnerError> {
+    /// The projection's durable consumer, recreated at the checkpoint: of the whole log,
+    /// or of the projection's kinds.
+    async fn recreate_consumer(
+        &self,
+        checkpoint: u64,
+        whole_log: bool,
+    ) -> Result<PullConsumer, RunnerError> {
         let name = consumer_name::<P>(&self.pool).await?;
         let stream = self
             .log
@@ -438,7 +481,7 @@ impl<P: Projection> Runner<P> {
             .create_consumer(pull::Config {
                 durable_name: Some(name),
                 description: Some(format!("projection {} v{}", P::NAME, P::VERSION)),
-                filter_subjects: if P::WHOLE_LOG {
+                filter_subjects: if whole_log {
                     vec![self.log.all_events()]
                 } else {
                     P::KINDS
@@ -468,6 +511,23 @@ impl<P: Projection> Runner<P> {
 enum Ended {
     Shutdown,
     Resumed,
+    /// Caught up on the whole log, or far behind on the projection's kinds: the next
+    /// life takes the whole log or not.
+    Switch {
+        whole_log: bool,
+    },
+}
+
+/// Whether a consumer with `pending` events still to deliver should give way to one of
+/// the whole log (`Some(true)`) or of the projection's kinds (`Some(false)`): the whole
+/// log only to catch up, until nothing is pending; the kinds until `whole_log_from`
+/// events are pending.
+fn switch_to(whole_log: bool, pending: u64, whole_log_from: u64) -> Option<bool> {
+    match whole_log {
+        true if pending == 0 => Some(false),
+        false if pending >= whole_log_from => Some(true),
+        _ => None,
+    }
 }
 
 /// Applies the events newer than the checkpoint and moves the checkpoint to `through`
@@ -887,7 +947,19 @@ pub async fn consumer_name<P: Projection>(pool: &PgPool) -> Result<String, sqlx:
 
 #[cfg(test)]
 mod tests {
-    use super::{Cursor, Delivery};
+    use super::{Cursor, Delivery, switch_to};
+
+    #[test]
+    fn the_whole_log_is_taken_only_to_catch_up() {
+        // Of the whole log: on while anything is pending, back to the kinds at none.
+        assert_eq!(switch_to(true, 50_000, 10_000), None);
+        assert_eq!(switch_to(true, 1, 10_000), None);
+        assert_eq!(switch_to(true, 0, 10_000), Some(false));
+        // Of the kinds: on until it falls that far behind.
+        assert_eq!(switch_to(false, 0, 10_000), None);
+        assert_eq!(switch_to(false, 9_999, 10_000), None);
+        assert_eq!(switch_to(false, 10_000, 10_000), Some(true));
+    }
 
     #[test]
     fn new_deliveries_are_taken_in_turn_and_a_missing_one_is_a_gap() {

@@ -11,7 +11,7 @@ use futures::TryStreamExt;
 use natter_domain::user::{About, ChangeProfile, DisplayName, UserEvent};
 use natter_eventlog::{Start, StoredEvent};
 use natter_projections::{
-    Decoded, Projection, ProjectionMetrics, Runner, UserDirectory, apply_batch, checkpoint,
+    Chats, Decoded, Projection, ProjectionMetrics, Runner, UserDirectory, apply_batch, checkpoint,
     decode_all,
 };
 use natter_schema::Metadata;
@@ -637,6 +637,157 @@ async fn a_batch_is_refused_when_the_checkpoint_lost_a_commit() {
 /// A projection's consumer delivers only the projection's kinds: a directory of users
 /// never takes a chat's events off the wire. Its checkpoint still follows the log over
 /// them, so that a consistency token from any command resolves on it.
+/// `n` events of `kind` no projection reads (each of a new aggregate).
+fn others(env: &TestEnv, kind: &str, n: usize) -> Vec<natter_eventlog::NewEvent> {
+    (0..n)
+        .map(|_| {
+            let id = Uuid::now_v7().to_string();
+            natter_eventlog::NewEvent {
+                subject: env.log.subject(kind, &id),
+                expected_sequence: None,
+                expected_subject: None,
+                dedupe_id: None,
+                envelope: natter_schema::Envelope {
+                    event_id: Uuid::now_v7(),
+                    event_type: "NoProjectionsConcern".into(),
+                    schema_version: 1,
+                    aggregate_type: kind.into(),
+                    aggregate_id: id,
+                    actor: None,
+                    occurred_at: time::OffsetDateTime::now_utc(),
+                    correlation_id: Uuid::now_v7(),
+                    causation_id: None,
+                    payload: serde_json::json!({}),
+                },
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_chats_projection_catches_up_on_the_whole_log_then_takes_only_its_kinds() {
+    use natter_domain::chat::{ClientId, MessageBody};
+    let env = TestEnv::new().await;
+    let accounts = common::accounts(&env.log);
+    let (ann, bob) = (
+        common::register(&accounts, "ann").await,
+        common::register(&accounts, "bob").await,
+    );
+    let metrics = natter_commands::CommandMetrics::default();
+    let metadata = || Metadata::new(Some(ann), Uuid::now_v7());
+    let chat = natter_commands::chats::Chats::new(env.log.clone(), metrics.clone())
+        .open_direct(ann, bob, metadata())
+        .await
+        .unwrap()
+        .chat_id;
+    let messages = natter_commands::messages::Messages::new(env.log.clone(), metrics);
+    let send = |n: usize| {
+        let messages = &messages;
+        async move {
+            let message = natter_commands::messages::NewMessage {
+                client_id: ClientId::parse(&format!("m{n}")).unwrap(),
+                body: MessageBody::parse(&format!("message {n}")).unwrap(),
+                reply_to: None,
+                mentions: Vec::new(),
+                forwarded: 0,
+                attachment: None,
+            };
+            messages.send(chat, ann, message, metadata()).await.unwrap();
+        }
+    };
+    // A backlog of 30 messages among 300 events of no projection's.
+    for n in 0..30 {
+        send(n).await;
+        env.log.append(&others(&env, "other", 10)).await.unwrap();
+    }
+    let stored = |pool: PgPool| async move {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM messages_v1 WHERE chat_id = $1")
+            .bind(chat)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let at_end = |through: u64| {
+        let pool = env.pool.clone();
+        async move {
+            checkpoint(&pool, Chats::NAME, Chats::VERSION)
+                .await
+                .unwrap()
+                >= through
+        }
+    };
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runner = Runner::new(
+        env.log.clone(),
+        env.pool.clone(),
+        Chats,
+        ProjectionMetrics::default(),
+    )
+    .with_max_batch(25)
+    .with_whole_log_from(50);
+    let task = tokio::spawn(runner.run(async move {
+        let _ = stopped.await;
+    }));
+    let last = env.log.last_sequence().await.unwrap();
+    eventually(Duration::from_secs(30), "the backlog applied", || {
+        at_end(last)
+    })
+    .await;
+    assert_eq!(stored(env.pool.clone()).await, 30);
+
+    // Caught up, its consumer takes the chats' kinds only.
+    let name = natter_projections::consumer_name::<Chats>(&env.pool)
+        .await
+        .unwrap();
+    let stream = env.log.jetstream().get_stream(&env.stream).await.unwrap();
+    let kinds: Vec<String> = Chats::KINDS.iter().map(|k| env.log.events_of(k)).collect();
+    eventually(
+        Duration::from_secs(10),
+        "a consumer of the chats' kinds",
+        || {
+            let (stream, name, kinds) = (stream.clone(), name.clone(), kinds.clone());
+            async move {
+                let info = stream.consumer_info(&name).await.unwrap();
+                info.config.filter_subjects == kinds
+            }
+        },
+    )
+    .await;
+    // Live, others' events are not delivered to it.
+    let before = stream.consumer_info(&name).await.unwrap().delivered;
+    env.log.append(&others(&env, "other", 100)).await.unwrap();
+    send(30).await;
+    let last = env.log.last_sequence().await.unwrap();
+    eventually(Duration::from_secs(30), "the live message applied", || {
+        at_end(last)
+    })
+    .await;
+    assert_eq!(stored(env.pool.clone()).await, 31);
+    let chats_since = env
+        .log
+        .read(Start::Sequence(before.stream_sequence + 1))
+        .try_collect::<Vec<StoredEvent>>()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|event| {
+            env.log
+                .kind_of(&event.subject)
+                .is_some_and(|kind| Chats::KINDS.contains(&kind))
+        })
+        .count();
+    let after = stream.consumer_info(&name).await.unwrap().delivered;
+    assert!(chats_since > 0);
+    assert_eq!(
+        after.consumer_sequence - before.consumer_sequence,
+        u64::try_from(chats_since).unwrap(),
+        "delivered: the chats' events since, none of the 100 others"
+    );
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn a_projection_takes_only_its_kinds_and_its_checkpoint_follows_the_log() {
     let env = TestEnv::new().await;
@@ -646,38 +797,18 @@ async fn a_projection_takes_only_its_kinds_and_its_checkpoint_follows_the_log() 
         .await
         .unwrap();
     let running = Running::start(&env, 100);
-    let others = |n: usize| -> Vec<natter_eventlog::NewEvent> {
-        (0..n)
-            .map(|_| {
-                let chat = Uuid::now_v7().to_string();
-                natter_eventlog::NewEvent {
-                    subject: env.log.subject("chat", &chat),
-                    expected_sequence: None,
-                    expected_subject: None,
-                    dedupe_id: None,
-                    envelope: natter_schema::Envelope {
-                        event_id: Uuid::now_v7(),
-                        event_type: "NotTheDirectorys".into(),
-                        schema_version: 1,
-                        aggregate_type: "chat".into(),
-                        aggregate_id: chat,
-                        actor: None,
-                        occurred_at: time::OffsetDateTime::now_utc(),
-                        correlation_id: Uuid::now_v7(),
-                        causation_id: None,
-                        payload: serde_json::json!({}),
-                    },
-                }
-            })
-            .collect()
-    };
-    env.log.append(&others(40)).await.unwrap();
+    env.log.append(&others(&env, "chat", 40)).await.unwrap();
     let commands = common::accounts(&env.log);
     let id = common::register_named(&commands, "among_others", "Among others")
         .await
         .user_id;
     expected.insert(id, ("among_others".into(), "Among others".into()));
-    let last = env.log.append(&others(40)).await.unwrap().last_sequence();
+    let last = env
+        .log
+        .append(&others(&env, "chat", 40))
+        .await
+        .unwrap()
+        .last_sequence();
 
     // No event of the directory's after the registration: the checkpoint gets to the
     // end of the log all the same.
