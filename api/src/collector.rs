@@ -57,26 +57,43 @@ pub async fn sweep(
     older_than: std::time::Duration,
     grace: std::time::Duration,
 ) -> Result<Swept, ApiError> {
-    let mut connection = pool.acquire().await.map_err(ApiError::internal)?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+    let sweeping = sweep_unless(media, pool, log, older_than, grace, std::future::pending());
+    sweeping.await.unwrap_or(Ok(Swept::default()))
+}
+
+/// As [`sweep`], given up (`None`, nothing done) if `stop` completes while it waits for
+/// the read models: at shutdown they stop too, and would be waited for in vain.
+async fn sweep_unless(
+    media: &MediaService,
+    pool: &sqlx::PgPool,
+    log: &natter_eventlog::EventLog,
+    older_than: std::time::Duration,
+    grace: std::time::Duration,
+    stop: impl std::future::Future<Output = ()>,
+) -> Option<Result<Swept, ApiError>> {
+    let mut connection = match pool.acquire().await {
+        Ok(connection) => connection,
+        Err(error) => return Some(Err(ApiError::internal(error))),
+    };
+    let locked = sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
         .bind(SWEEP_LOCK)
         .fetch_one(&mut *connection)
-        .await
-        .map_err(ApiError::internal)?;
-    if !locked {
-        return Ok(Swept::default());
+        .await;
+    match locked {
+        Ok(true) => {}
+        Ok(false) => return Some(Ok(Swept::default())),
+        Err(error) => return Some(Err(ApiError::internal(error))),
     }
     let swept = async {
-        if !settle(pool, log).await? {
-            return Ok(Swept::default());
+        tokio::select! {
+            () = stop => return None,
+            settled = settle(pool, log) => match settled {
+                Ok(true) => {}
+                Ok(false) => return Some(Ok(Swept::default())),
+                Err(error) => return Some(Err(error)),
+            },
         }
-        let (restored, purged) = finish_collections(media, pool, grace).await?;
-        let collected = mark_unreferenced(media, pool, older_than).await?;
-        Ok(Swept {
-            collected,
-            restored,
-            purged,
-        })
+        Some(sweep_settled(media, pool, older_than, grace).await)
     }
     .await;
     let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
@@ -84,6 +101,22 @@ pub async fn sweep(
         .execute(&mut *connection)
         .await;
     swept
+}
+
+/// The sweep's two steps, once the read models have reached the log's end.
+async fn sweep_settled(
+    media: &MediaService,
+    pool: &sqlx::PgPool,
+    older_than: std::time::Duration,
+    grace: std::time::Duration,
+) -> Result<Swept, ApiError> {
+    let (restored, purged) = finish_collections(media, pool, grace).await?;
+    let collected = mark_unreferenced(media, pool, older_than).await?;
+    Ok(Swept {
+        collected,
+        restored,
+        purged,
+    })
 }
 
 /// Records the collection of every item uploaded more than `older_than` ago that the
@@ -190,7 +223,17 @@ pub async fn collect_unreferenced_forever(
             () = &mut stop => return,
             _ = ticks.tick() => {}
         }
-        match sweep(media, pool, log, media.keep_unreferenced, COLLECT_GRACE).await {
+        let sweeping = sweep_unless(
+            media,
+            pool,
+            log,
+            media.keep_unreferenced,
+            COLLECT_GRACE,
+            &mut stop,
+        );
+        // Stopped while it waited for the read models: `stop` is done, so no more.
+        let Some(swept) = sweeping.await else { return };
+        match swept {
             Ok(swept) if swept == Swept::default() => {}
             Ok(swept) => tracing::info!(
                 collected = swept.collected,
