@@ -38,24 +38,13 @@ async fn a_shutdown_does_not_wait_for_a_media_sweep_waiting_on_a_stalled_read_mo
     // An event of a newer build stops the directory there; the media sweep, which first
     // waits (up to a minute) for the read models to reach the log's end, waits on it.
     let id = uuid::Uuid::now_v7().to_string();
-    let newer = natter_eventlog::NewEvent {
-        subject: env.log.subject("user", &id),
-        expected_sequence: None,
-        expected_subject: None,
-        dedupe_id: None,
-        envelope: natter_schema::Envelope {
-            event_id: uuid::Uuid::now_v7(),
-            event_type: "NicknameChosen".into(),
-            schema_version: 1,
-            aggregate_type: "user".into(),
-            aggregate_id: id,
-            actor: None,
-            occurred_at: time::OffsetDateTime::now_utc(),
-            correlation_id: uuid::Uuid::now_v7(),
-            causation_id: None,
-            payload: serde_json::json!({"nickname": "x"}),
-        },
-    };
+    let newer = common::raw_event(
+        &env.log,
+        "user",
+        &id,
+        "NicknameChosen",
+        serde_json::json!({"nickname": "x"}),
+    );
     env.log.append(&[newer]).await.unwrap();
     let app = env.spawn_app(&[Role::Projector]).await;
     // The first sweep starts at once, and is waiting by now.

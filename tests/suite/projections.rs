@@ -468,24 +468,13 @@ async fn an_event_the_projection_cannot_read_stops_it_there() {
     let expected = seed(&env, 2).await;
     run_to_end(&env, 100).await;
     let id = expected.keys().next().unwrap().to_string();
-    let newer = natter_eventlog::NewEvent {
-        subject: env.log.subject("user", &id),
-        expected_sequence: None,
-        expected_subject: None,
-        dedupe_id: None,
-        envelope: natter_schema::Envelope {
-            event_id: Uuid::now_v7(),
-            event_type: "NicknameChosen".into(),
-            schema_version: 1,
-            aggregate_type: "user".into(),
-            aggregate_id: id,
-            actor: None,
-            occurred_at: time::OffsetDateTime::now_utc(),
-            correlation_id: Uuid::now_v7(),
-            causation_id: None,
-            payload: serde_json::json!({"nickname": "x"}),
-        },
-    };
+    let newer = common::raw_event(
+        &env.log,
+        "user",
+        &id,
+        "NicknameChosen",
+        serde_json::json!({"nickname": "x"}),
+    );
     let at = env.log.append(&[newer]).await.unwrap().last_sequence();
     // A registration after it, which must wait behind it.
     common::register_named(&common::accounts(&env.log), "after_it", "After it").await;
@@ -642,26 +631,31 @@ fn others(env: &TestEnv, kind: &str, n: usize) -> Vec<natter_eventlog::NewEvent>
     (0..n)
         .map(|_| {
             let id = Uuid::now_v7().to_string();
-            natter_eventlog::NewEvent {
-                subject: env.log.subject(kind, &id),
-                expected_sequence: None,
-                expected_subject: None,
-                dedupe_id: None,
-                envelope: natter_schema::Envelope {
-                    event_id: Uuid::now_v7(),
-                    event_type: "NoProjectionsConcern".into(),
-                    schema_version: 1,
-                    aggregate_type: kind.into(),
-                    aggregate_id: id,
-                    actor: None,
-                    occurred_at: time::OffsetDateTime::now_utc(),
-                    correlation_id: Uuid::now_v7(),
-                    causation_id: None,
-                    payload: serde_json::json!({}),
-                },
-            }
+            common::raw_event(
+                &env.log,
+                kind,
+                &id,
+                "NoProjectionsConcern",
+                serde_json::json!({}),
+            )
         })
         .collect()
+}
+
+/// How many events of `kinds` the log holds after sequence `from`.
+async fn events_since(env: &TestEnv, from: u64, kinds: &[&str]) -> u64 {
+    let events: Vec<StoredEvent> = env
+        .log
+        .read(Start::Sequence(from + 1))
+        .try_collect()
+        .await
+        .unwrap();
+    let of_kinds = events.iter().filter(|event| {
+        env.log
+            .kind_of(&event.subject)
+            .is_some_and(|kind| kinds.contains(&kind))
+    });
+    u64::try_from(of_kinds.count()).unwrap()
 }
 
 #[tokio::test]
@@ -766,24 +760,12 @@ async fn the_chats_projection_catches_up_on_the_whole_log_then_takes_only_its_ki
     })
     .await;
     assert_eq!(stored(env.pool.clone()).await, 31);
-    let chats_since = env
-        .log
-        .read(Start::Sequence(from + 1))
-        .try_collect::<Vec<StoredEvent>>()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|event| {
-            env.log
-                .kind_of(&event.subject)
-                .is_some_and(|kind| Chats::KINDS.contains(&kind))
-        })
-        .count();
+    let chats_since = events_since(&env, from, Chats::KINDS).await;
     let after = stream.consumer_info(&name).await.unwrap().delivered;
     assert!(chats_since > 0);
     assert_eq!(
         after.consumer_sequence - before.consumer_sequence,
-        u64::try_from(chats_since).unwrap(),
+        chats_since,
         "delivered: the chats' events since, none of the 100 others"
     );
     stop.send(()).unwrap();
@@ -816,15 +798,7 @@ async fn a_projection_takes_only_its_kinds_and_its_checkpoint_follows_the_log() 
     // end of the log all the same.
     caught_up(&env, last).await;
     assert_matches(&rows(&env.pool).await, &expected);
-    let users_since = env
-        .log
-        .read(Start::Sequence(from + 1))
-        .try_collect::<Vec<StoredEvent>>()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|event| event.envelope.aggregate_type == "user")
-        .count();
+    let users_since = events_since(&env, from, UserDirectory::KINDS).await;
     let name = natter_projections::consumer_name::<UserDirectory>(&env.pool)
         .await
         .unwrap();
@@ -833,7 +807,7 @@ async fn a_projection_takes_only_its_kinds_and_its_checkpoint_follows_the_log() 
     assert!(users_since > 0);
     assert_eq!(
         info.delivered.consumer_sequence,
-        u64::try_from(users_since).unwrap(),
+        users_since,
         "the consumer delivered the users' events since {from}, and no other ({} in all)",
         last - from
     );

@@ -302,6 +302,35 @@ where
 }
 
 /// The account commands on `log`, as a process would build them.
+/// An event of `kind` for aggregate `id`, of any type (one this build may not know),
+/// to append unconditionally.
+pub fn raw_event(
+    log: &EventLog,
+    kind: &str,
+    id: &str,
+    event_type: &str,
+    payload: serde_json::Value,
+) -> natter_eventlog::NewEvent {
+    natter_eventlog::NewEvent {
+        subject: log.subject(kind, id),
+        expected_sequence: None,
+        expected_subject: None,
+        dedupe_id: None,
+        envelope: natter_schema::Envelope {
+            event_id: Uuid::now_v7(),
+            event_type: event_type.into(),
+            schema_version: 1,
+            aggregate_type: kind.into(),
+            aggregate_id: id.into(),
+            actor: None,
+            occurred_at: time::OffsetDateTime::now_utc(),
+            correlation_id: Uuid::now_v7(),
+            causation_id: None,
+            payload,
+        },
+    }
+}
+
 pub fn accounts(log: &EventLog) -> natter_commands::accounts::Accounts {
     accounts_with(log, natter_commands::CommandMetrics::default())
 }
