@@ -561,12 +561,10 @@ impl Accounts {
     /// seems not to exist is looked for again at the stream leader: a replica a moment
     /// behind may not have its registration yet.
     pub async fn profile(&self, user_id: Uuid) -> Result<Option<Profile>, AccountError> {
-        let id = user_id.to_string();
-        let (user, _) = self.users.load(&id).await?;
-        if let Some(profile) = user.profile() {
-            return Ok(Some(profile.clone()));
-        }
-        let (user, _) = self.users.load_current(&id).await?;
+        let (user, _) = self
+            .users
+            .load_found(&user_id.to_string(), |user| user.profile().is_some())
+            .await?;
         Ok(user.profile().cloned())
     }
 

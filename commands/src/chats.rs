@@ -405,15 +405,13 @@ impl Chats {
         &self,
         user_id: Uuid,
     ) -> Result<Option<natter_domain::user::Profile>, ChatsError> {
-        let failed = |e| crate::failed(e, ChatsError::Internal);
-        let id = user_id.to_string();
-        let (user, _) = self.users.load(&id).await.map_err(failed)?;
-        if let Some(profile) = user.profile() {
-            return Ok(Some(profile.clone()));
-        }
-        // Perhaps a replica a moment behind the registration: "unknown" is decided at
-        // the leader.
-        let (user, _) = self.users.load_current(&id).await.map_err(failed)?;
+        // "Unknown" is decided at the leader: a replica a moment behind may not have
+        // the registration yet.
+        let (user, _) = self
+            .users
+            .load_found(&user_id.to_string(), |user| user.profile().is_some())
+            .await
+            .map_err(|e| crate::failed(e, ChatsError::Internal))?;
         Ok(user.profile().cloned())
     }
 

@@ -137,6 +137,23 @@ impl<A: Aggregate + std::fmt::Debug> CommandHandler<A> {
         Ok(current)
     }
 
+    /// As [`Self::load`], going on to what the stream leader holds only when `found`
+    /// says the state lacks what was looked for: an answer "there is none" (an account,
+    /// a media item) counts every event acknowledged before the call.
+    pub async fn load_found(
+        &self,
+        id: &str,
+        found: impl Fn(&A) -> bool,
+    ) -> Result<(A, u64), CommandError<A::Error>> {
+        let loaded = self.load(id).await?;
+        if found(&loaded.0) {
+            return Ok(loaded);
+        }
+        let current = self.catch_up_on_leader(id, loaded).await?;
+        self.cache.insert(id.to_owned(), current.clone());
+        Ok(current)
+    }
+
     /// Applies the events the stream leader holds after `sequence` to `state`.
     async fn catch_up_on_leader(
         &self,

@@ -101,13 +101,12 @@ impl MediaRecords {
     /// is not live is looked at again at the stream leader: a replica a moment behind
     /// may not have its upload yet.
     pub async fn state(&self, id: uuid::Uuid) -> Result<Media, MediaError> {
-        let failed = |e| crate::failed(e, MediaError::Internal);
-        let id = id.to_string();
-        let (state, _) = self.media.load(&id).await.map_err(failed)?;
-        if state.live().is_some() {
-            return Ok(state);
-        }
-        Ok(self.media.load_current(&id).await.map_err(failed)?.0)
+        let (state, _) = self
+            .media
+            .load_found(&id.to_string(), |media| media.live().is_some())
+            .await
+            .map_err(|e| crate::failed(e, MediaError::Internal))?;
+        Ok(state)
     }
 
     /// Collects the item, as the system rather than a user: whether it did (not if it
